@@ -1,0 +1,38 @@
+# LUMA-RAG — `make` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help setup test lint typecheck unit bench bench-1m demo eval clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml scripts/setup_env.sh
+	bash scripts/setup_env.sh $(PYTHON) $(VENV)
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install the project with every extra (idempotent)
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy on luma_rag/
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy luma_rag
+
+test: lint ## the full check a fresh clone must pass: lint, mypy, pytest
+	$(PY) -m pytest -q
+
+unit: $(STAMP) ## fast unit tests only
+	$(PY) -m pytest -q tests/unit
+
+bench: $(STAMP) ## benchmark at 10k and 100k (prints a table, writes bench/results/)
+	$(PY) -m bench.run --sizes 10000 100000
+
+bench-1m: $(STAMP) ## benchmark including 1M items (slow, ~memory hungry)
+	$(PY) -m bench.run --sizes 10000 100000 1000000
+
+clean: ## remove the environment and generated files
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/results
