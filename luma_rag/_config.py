@@ -41,8 +41,10 @@ class ConfigBase:
         kwargs: dict[str, Any] = {}
         for name, value in data.items():
             hint = hints.get(name)
-            if isinstance(hint, type) and issubclass(hint, ConfigBase) and isinstance(value, dict):
-                value = hint.from_dict(value)
+            options = typing.get_args(hint) or (hint,)
+            nested = [h for h in options if isinstance(h, type) and issubclass(h, ConfigBase)]
+            if nested and isinstance(value, dict):
+                value = nested[0].from_dict(value)
             elif isinstance(value, list):
                 value = tuple(value)
             kwargs[name] = value

@@ -1,0 +1,225 @@
+"""Targets (PASS / MISS / N/A computed from measured figures) and the printed table."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["Target", "evaluate_targets", "format_table", "format_targets"]
+
+RECALL_MIN = 0.95
+SPEEDUP_VS_SIMPLE = 100.0
+SPEEDUP_VS_LANGCHAIN = 10.0
+HNSW_P50_RATIO_MAX = 1.5
+HOT_BYTES_PER_ITEM_MAX = 2400.0  # 2.4 KB, decimal
+WARM_OVERHEAD_MAX = 1.1  # × (code bytes + 8-byte id)
+SPILL_P99_OVER_P50_MAX = 5.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """One goal: the measured value, the bound it is held to and the verdict."""
+
+    name: str
+    value: float | None
+    bound: float | None
+    op: str  # ">=" or "<="
+    status: str  # "PASS", "MISS" or "N/A"
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+def _num(x: Any) -> float | None:
+    if x is None:
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
+
+
+def _judge(name: str, value: float | None, bound: float | None, op: str, why_na: str) -> Target:
+    if value is None or bound is None:
+        return Target(name, value, bound, op, "N/A", why_na)
+    ok = value >= bound if op == ">=" else value <= bound
+    return Target(name, value, bound, op, "PASS" if ok else "MISS")
+
+
+def _method(res: dict[str, Any], name: str) -> dict[str, Any] | None:
+    m = res["methods"].get(name)
+    return m if m is not None and m.get("status") == "ok" else None
+
+
+def _p50(m: dict[str, Any] | None) -> float | None:
+    return _num(m["latency"]["p50_ms"]) if m is not None else None
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    if num is None or den is None or den <= 0:
+        return None
+    return num / den
+
+
+def evaluate_targets(res: dict[str, Any]) -> list[Target]:
+    """Judge the size's measured figures against every target.
+
+    Args:
+        res: the per-size results dict built by ``bench.run`` (``methods``, ``luma``, ``k``).
+
+    Returns:
+        One :class:`Target` per goal; ``N/A`` (with the reason) where a figure is missing.
+    """
+    luma = _method(res, "luma")
+    info: dict[str, Any] = res.get("luma") or {}
+    no_luma = "LUMA row missing: " + str((res["methods"].get("luma") or {}).get("reason", ""))
+    k = res["k"]
+    p50 = _p50(luma)
+
+    def speed(base: str) -> tuple[float | None, str]:
+        b = _method(res, base)
+        why = no_luma if luma is None else f"{base} not measured"
+        return _ratio(_p50(b), p50), why
+
+    targets = [
+        _judge(
+            f"recall@{k} (merged tiers)",
+            _num(luma["recall_at_k"]) if luma else None,
+            RECALL_MIN,
+            ">=",
+            no_luma,
+        ),
+    ]
+    vs_simple, why = speed("llamaindex-simple")
+    targets.append(
+        _judge("p50 speedup vs LlamaIndex simple", vs_simple, SPEEDUP_VS_SIMPLE, ">=", why)
+    )
+    vs_lc, why = speed("langchain-faiss")
+    targets.append(_judge("p50 speedup vs LangChain FAISS", vs_lc, SPEEDUP_VS_LANGCHAIN, ">=", why))
+    hnsw = _p50(_method(res, "faiss-hnsw"))
+    targets.append(
+        _judge(
+            "p50 LUMA / bare HNSW",
+            _ratio(p50, hnsw),
+            HNSW_P50_RATIO_MAX,
+            "<=",
+            no_luma if luma is None else "faiss-hnsw not measured",
+        )
+    )
+    hot = _num(info.get("hot_bytes_per_item"))
+    targets.append(
+        _judge(
+            "hot RAM bytes/item",
+            hot,
+            HOT_BYTES_PER_ITEM_MAX,
+            "<=",
+            no_luma if luma is None else "stats() lacks hot_bytes (or hot tier empty)",
+        )
+    )
+    warm = _num(info.get("warm_bytes_per_item"))
+    code = _num(info.get("warm_code_bytes"))
+    targets.append(
+        _judge(
+            "warm RAM bytes/item",
+            warm,
+            WARM_OVERHEAD_MAX * (code + 8) if code is not None else None,
+            "<=",
+            no_luma
+            if luma is None
+            else "stats() lacks warm_bytes or warm_code_bytes (or warm tier empty)",
+        )
+    )
+    spill = info.get("spill") or {}
+    spill_p99 = _num((spill.get("latency") or {}).get("p99_ms"))
+    why = no_luma if luma is None else str(spill.get("reason", "spill window not measured"))
+    targets.append(
+        _judge(
+            "p99 during spill / quiet p50",
+            _ratio(spill_p99, p50),
+            SPILL_P99_OVER_P50_MAX,
+            "<=",
+            why,
+        )
+    )
+    return targets
+
+
+def _fmt(x: Any, spec: str) -> str:
+    v = _num(x)
+    return "-" if v is None else format(v, spec)
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    first, *rest = cells
+    return "  ".join(
+        [first.ljust(widths[0])] + [c.rjust(w) for c, w in zip(rest, widths[1:], strict=True)]
+    )
+
+
+def format_table(res: dict[str, Any]) -> str:
+    """The per-size table: latency percentiles, QPS, recall, RAM per item, ingest rate."""
+    k = res["k"]
+    header = [
+        "method",
+        "queries",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "QPS",
+        f"recall@{k}",
+        "RAM B/item",
+        "ingest/s",
+    ]
+    rows: list[list[str]] = []
+    for name, m in res["methods"].items():
+        if m.get("status") != "ok":
+            rows.append([name, f"{m.get('status')}: {m.get('reason', '')}"])
+            continue
+        lat = m["latency"]
+        ram = _fmt(m.get("bytes_per_item"), ",.0f")
+        if name == "luma":
+            info = res.get("luma") or {}
+            hot = _fmt(info.get("hot_bytes_per_item"), ",.0f")
+            warm = _fmt(info.get("warm_bytes_per_item"), ",.0f")
+            ram = f"h{hot}/w{warm}"
+        rows.append(
+            [
+                name,
+                str(lat["n"]),
+                _fmt(lat["p50_ms"], ".3f"),
+                _fmt(lat["p95_ms"], ".3f"),
+                _fmt(lat["p99_ms"], ".3f"),
+                _fmt(lat["qps"], ",.1f"),
+                _fmt(m["recall_at_k"], ".4f"),
+                ram,
+                _fmt(m["build"]["items_per_s"], ",.0f"),
+            ]
+        )
+    floor = res["scan_floor"]
+    floor_ms = _fmt(floor["ms"], ".3f")
+    floor_qps = _fmt(1000 / floor["ms"], ",.1f")
+    scan_ram = str(res["dim"] * 4)
+    rows.append(["scan floor", "-", floor_ms, "-", "-", floor_qps, "1.0000", scan_ram, "-"])
+    full = [r for r in [header, *rows] if len(r) == len(header)]
+    widths = [max(len(r[i]) for r in full) for i in range(len(header))]
+    lines = [_row(header, widths), "  ".join("-" * w for w in widths)]
+    for r in rows:
+        lines.append(
+            _row(r, widths) if len(r) == len(header) else f"{r[0].ljust(widths[0])}  {r[1]}"
+        )
+    return "\n".join(lines)
+
+
+def format_targets(targets: list[Target]) -> str:
+    """One line per target: verdict, value, bound."""
+    width = max(len(t.name) for t in targets)
+    lines = []
+    for t in targets:
+        value, bound = _fmt(t.value, ",.3f"), _fmt(t.bound, ",.3f")
+        line = f"  [{t.status:4}] {t.name.ljust(width)}  {value} {t.op} {bound}"
+        lines.append(line + (f"  ({t.note})" if t.note else ""))
+    return "\n".join(lines)

@@ -1,0 +1,542 @@
+"""The facade a user holds: open a store, add vectors, search with a certificate, delete.
+
+``Luma`` composes the parts and owns no algorithm: the durable record (:mod:`luma_rag.store`),
+the two-tier memory (:mod:`luma_rag.memory`), the bridge (:mod:`luma_rag.bridge`) and the
+certificate (:mod:`luma_rag.safety`).
+
+Write path: validate everything -> append raw vectors (fsync) -> commit records (SQLite WAL)
+-> update the in-memory tiers. A call returns only after the commit, so an acknowledged item
+survives a crash; on open, the tiers are rebuilt from snapshots reconciled with the record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import numpy as np
+
+from luma_rag._arrays import as_query, as_unit_matrix
+from luma_rag._rwlock import RWLock
+from luma_rag.bridge import ProcrustesBridge
+from luma_rag.config import LumaConfig
+from luma_rag.errors import (
+    ConfigError,
+    DimensionMismatchError,
+    InvalidInputError,
+    NotFoundError,
+    StoreClosedError,
+    StoreCorruptedError,
+)
+from luma_rag.filters import compile_filter
+from luma_rag.memory.tiered import TIER_NAMES, WARM, Candidates, TieredMemory
+from luma_rag.results import Hit, QueryResult, Telemetry
+from luma_rag.safety import certify, completeness, perturbation_bound
+from luma_rag.store import (
+    NewRecord,
+    RecordStore,
+    VectorFile,
+    read_snapshot,
+    row_crc,
+    write_snapshot,
+)
+
+__all__ = ["Luma"]
+
+logger = logging.getLogger(__name__)
+
+_CONFIG_FILE = "config.json"
+
+
+class Luma:
+    """A lifelong multimodal memory in one directory.
+
+    Example:
+        >>> import numpy as np
+        >>> from luma_rag import Luma, LumaConfig
+        >>> vecs = np.random.default_rng(0).standard_normal((100, 64)).astype("float32")
+        >>> with Luma.open(tmp_path / "store", LumaConfig(dim=64, hot_budget=50)) as luma:
+        ...     ids = luma.add_vectors(vecs, metadata=[{"n": i} for i in range(100)])
+        ...     res = luma.search(vecs[0], k=5)
+        ...     res.hits[0].id == ids[0], res.telemetry.safe1
+    """
+
+    def __init__(self, path: Path, config: LumaConfig) -> None:
+        """Use :meth:`open`."""
+        self.path = path
+        self.config = config
+        self._lock = RWLock()
+        self._ingest = threading.Lock()
+        self._closed = False
+        self._records = RecordStore(path / "records.sqlite")
+        self._vectors = VectorFile(path / "vectors.f32", config.dim)
+        self.memory = TieredMemory(
+            config.dim,
+            config.hot_budget,
+            fetch=self._vectors.get,
+            lock=self._lock,
+            hot=config.hot,
+            warm=config.warm,
+            spill=config.spill,
+        )
+        self.bridge: ProcrustesBridge | None = None
+        self._ids: dict[str, int] = {}
+        self._bridge_version = np.zeros(0, dtype=np.int32)
+        self._promote: set[int] = set()
+        self._recover()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], config: LumaConfig | None = None) -> Self:
+        """Create a store at ``path``, or reopen it.
+
+        Args:
+            path: a directory (created if missing).
+            config: required to create; when reopening, ``dim`` must match the store's and the
+                other settings apply to this session (None: the stored settings).
+
+        Raises:
+            ConfigError: no config for a new store. DimensionMismatchError: wrong ``dim``.
+            StoreCorruptedError: files fail their checks and cannot be recovered.
+        """
+        path = Path(path)
+        cfg_file = path / _CONFIG_FILE
+        stored: LumaConfig | None = None
+        if cfg_file.exists():
+            try:
+                stored = LumaConfig.from_json(cfg_file.read_text())
+            except (ConfigError, OSError, UnicodeDecodeError) as e:
+                raise StoreCorruptedError(f"{cfg_file}: unreadable store config ({e})") from e
+        if stored is None and config is None:
+            raise ConfigError(f"{path} holds no store; pass LumaConfig(dim=...) to create one")
+        if stored is not None and config is not None and stored.dim != config.dim:
+            raise DimensionMismatchError(
+                f"{path} holds {stored.dim}-d vectors but the config says dim={config.dim}; "
+                f"open it with dim={stored.dim} or use another path"
+            )
+        cfg = config or stored
+        assert cfg is not None
+        path.mkdir(parents=True, exist_ok=True)
+        if stored is None or stored != cfg:
+            tmp = cfg_file.with_name(_CONFIG_FILE + ".tmp")
+            tmp.write_text(cfg.to_json())
+            os.replace(tmp, cfg_file)
+        return cls(path, cfg)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Finish background work, write index snapshots, close files. Idempotent."""
+        if self._closed:
+            return
+        self.wait_idle()
+        with self._ingest, self._lock.write():
+            self._closed = True
+            for tier in (self.memory.hot, self.memory.warm):
+                arrays, header = tier.snapshot()
+                write_snapshot(self.path / f"{tier.name}.snapshot", arrays, header)
+            keys = np.array(sorted(self._ids.values()), dtype=np.int64)
+            if keys.size:
+                hits, last = self.memory.usage(keys)
+                self._records.set_usage(keys, hits, last)
+            self._records.close()
+            self._vectors.close()
+
+    def wait_idle(self, timeout: float | None = None) -> None:
+        """Wait for a background warm-tier retrain to finish."""
+        self.memory.warm.wait(timeout)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"the store at {self.path} is closed; reopen it with Luma.open")
+
+    def _recover(self) -> None:
+        """Rebuild in-memory state from the durable record (+ snapshots where valid)."""
+        table = self._records.load()
+        next_key = int(self._records.get_kv("next_key") or 0)
+        if table.keys.size and int(table.keys.max()) >= next_key:
+            raise StoreCorruptedError(
+                f"{self.path}: record keys exceed the recorded high-water mark"
+            )
+        if self._vectors.rows < next_key:
+            raise StoreCorruptedError(
+                f"{self.path}: records reference {next_key} vector rows but vectors.f32 holds "
+                f"{self._vectors.rows}; the vector file is truncated"
+            )
+        self._vectors.truncate(next_key)  # drop the tail of an append that never committed
+        bad = self._vectors.verify(table.keys, table.crcs)
+        if bad.size:
+            raise StoreCorruptedError(
+                f"{self.path}: {bad.size} raw vectors fail their checksum (keys {bad[:5].tolist()}); "
+                "restore vectors.f32 from a backup"
+            )
+        self._next_key = next_key
+        self._ids = dict(zip(table.ids, table.keys.tolist(), strict=True))
+        self._bridge_version = np.full(max(next_key, 1), -1, dtype=np.int32)
+        self._bridge_version[table.keys] = table.bridge_versions
+        snaps: dict[str, Any] = {}
+        for name in ("hot", "warm"):
+            try:
+                snaps[name] = read_snapshot(self.path / f"{name}.snapshot")
+            except FileNotFoundError:
+                snaps[name] = None
+            except StoreCorruptedError as e:
+                logger.warning("%s; rebuilding that tier from the raw vectors", e)
+                snaps[name] = None
+        with self._lock.write():
+            self.memory.load(
+                table.keys, table.tiers, table.hits, table.last_hit, table.novelty, snaps
+            )
+        self.wait_idle()
+        if self.config.bridge is not None:
+            bpath = self.path / "bridge.safetensors"
+            self.bridge = (
+                ProcrustesBridge.load(bpath)
+                if bpath.exists()
+                else ProcrustesBridge(self.config.bridge)
+            )
+
+    # -- writes ----------------------------------------------------------------------------------
+    def add_vectors(
+        self,
+        vectors: Any,
+        metadata: Sequence[Mapping[str, Any]] | None = None,
+        ids: Sequence[str] | None = None,
+        *,
+        modality: str = "vector",
+        bridged: bool = False,
+    ) -> list[str]:
+        """Add (or upsert) a batch of vectors; durable when this returns.
+
+        Args:
+            vectors: (n, dim) float array (normalised here). With ``bridged=True``: (n, source_dim)
+                vectors in the bridge's source space (CLAP), projected into the store's space.
+            metadata: n JSON-serialisable dicts (str keys).
+            ids: n unique non-empty strings; an existing id is replaced (upsert). None: new uuids.
+            modality: recorded with each item ("text", "image", "audio", "video", "vector").
+
+        Returns:
+            The n ids, in order.
+
+        Raises:
+            InvalidInputError / DimensionMismatchError: nothing is written.
+        """
+        self._check_open()
+        version = -1
+        if bridged:
+            bridge = self._need_bridge()
+            vecs = as_unit_matrix(vectors, bridge.config.source_dim, name="vectors")
+            vecs, version = bridge.project_with_version(vecs)
+            vecs = as_unit_matrix(vecs, self.config.dim)
+        else:
+            vecs = as_unit_matrix(vectors, self.config.dim)
+        n = len(vecs)
+        metas = _check_metadata(metadata, n)
+        new_ids = _check_ids(ids, n)
+        if not isinstance(modality, str) or not modality:
+            raise InvalidInputError("modality must be a non-empty string such as 'text' or 'image'")
+        with self._ingest:
+            self._check_open()
+            now = time.time()
+            keys = np.arange(self._next_key, self._next_key + n, dtype=np.int64)
+            with self._lock.read():
+                novelty = self.memory.novelty(vecs)
+            replaced = [self._ids[i] for i in new_ids if i in self._ids]
+            crcs = row_crc(vecs)
+            records = [
+                NewRecord(int(k), i, c, 0, modality, m, now, version, float(nv))
+                for k, i, c, m, nv in zip(keys, new_ids, crcs, metas, novelty, strict=True)
+            ]
+            self._vectors.append(vecs, self._next_key)
+            self._records.commit(records, replaced, self._next_key + n)
+            self._next_key += n
+            with self._lock.write():
+                if len(self._bridge_version) < self._next_key:
+                    grow = max(self._next_key, 2 * len(self._bridge_version)) - len(
+                        self._bridge_version
+                    )
+                    self._bridge_version = np.concatenate(
+                        [self._bridge_version, np.full(grow, -1, np.int32)]
+                    )
+                self._bridge_version[keys] = version
+                if replaced:
+                    self.memory.remove(np.array(replaced, dtype=np.int64))
+                for i, k in zip(new_ids, keys.tolist(), strict=True):
+                    self._ids[i] = k
+                moved = self.memory.add(keys, vecs, novelty, now)
+                moved = np.concatenate([moved, self._apply_promotions(now)])
+            self._persist_tiers(moved)
+        return new_ids
+
+    def _persist_tiers(self, keys: np.ndarray) -> None:
+        if keys.size:
+            tiers = self.memory.tier_of(keys)
+            for code in (0, 1):
+                sel = keys[tiers == code]
+                if sel.size:
+                    self._records.set_tiers(sel, code)
+
+    def _apply_promotions(self, now: float) -> np.ndarray:
+        """Promote queued warm items (under the write lock). Returns keys whose tier changed."""
+        if not self._promote:
+            return np.zeros(0, dtype=np.int64)
+        live = [k for k in self._promote if k in set(self._ids.values())]
+        self._promote.clear()
+        promoted, spilled = self.memory.promote(np.array(live, dtype=np.int64), now)
+        return np.concatenate([promoted, spilled])
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete items by id. All ids must exist (else NotFoundError and nothing is deleted)."""
+        self._check_open()
+        if isinstance(ids, str) or not isinstance(ids, Sequence):
+            raise InvalidInputError("delete takes a list of ids, e.g. luma.delete([id])")
+        with self._ingest:
+            unknown = [i for i in ids if not isinstance(i, str) or i not in self._ids]
+            if unknown:
+                raise NotFoundError(f"unknown id(s) {unknown[:5]!r}; nothing was deleted")
+            keys = [self._ids[i] for i in ids]
+            self._records.commit([], keys, self._next_key)
+            with self._lock.write():
+                for i in ids:
+                    self._ids.pop(i, None)
+                self.memory.remove(np.array(keys, dtype=np.int64))
+
+    def add_bridge_pairs(self, x_source: Any, y_target: Any) -> list[float]:
+        """Feed co-occurring (CLAP, CLIP) pairs to the bridge; returns ε of any refreshes."""
+        self._check_open()
+        bridge = self._need_bridge()
+        with self._ingest:
+            eps = bridge.add_pairs(np.asarray(x_source), np.asarray(y_target))
+            bridge.save(self.path / "bridge.safetensors")
+        return eps
+
+    def _need_bridge(self) -> ProcrustesBridge:
+        if self.bridge is None:
+            raise ConfigError(
+                "this store has no bridge; create it with LumaConfig(bridge=BridgeConfig(...))"
+            )
+        return self.bridge
+
+    # -- reads -----------------------------------------------------------------------------------
+    def search(
+        self,
+        query: Any,
+        k: int = 10,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        rho: float | None = None,
+        bridged: bool = False,
+    ) -> QueryResult:
+        """Top ``k`` by exact cosine, with the Safe@k certificate.
+
+        Args:
+            query: (dim,) vector (or (source_dim,) with ``bridged=True``).
+            k: number of hits, >= 1.
+            filters: metadata filter (see :mod:`luma_rag.filters`).
+            rho: encoder radius for this query (default ``SafetyConfig.rho``).
+        """
+        t0 = time.perf_counter()
+        self._check_open()
+        k = _check_k(k)
+        rho = self.config.safety.rho if rho is None else _check_rho(rho)
+        eps_q = 0.0
+        if bridged:
+            bridge = self._need_bridge()
+            q = as_query(query, bridge.config.source_dim)
+            q = as_query(bridge.project(q[None, :])[0], self.config.dim)
+            eps_q = bridge.epsilon
+        else:
+            q = as_query(query, self.config.dim)
+        with self._lock.read():
+            self._check_open()
+            cands = self._candidates(q, k, filters)
+            eps_items = self._item_drift(cands.keys)
+            r = rho + eps_q
+            tau = perturbation_bound(r, eps_items, self.config.safety.multiplier)
+            cert = certify(cands.scores, tau, k)
+            top = cands.keys[:k]
+            details = self._records.details(top.tolist())
+            now = time.time()
+            due = self.memory.record_hits(top, now)
+        if due.size:
+            self._promote.update(due.tolist())
+        complete = self._complete(cands, cert.floor_k, r)
+        hits = [
+            Hit(
+                id=details[kk][0],
+                score=float(s),
+                tier=TIER_NAMES[int(t)],
+                rank=rank,
+                modality=details[kk][1],
+                metadata=details[kk][2],
+            )  # type: ignore[arg-type]
+            for rank, (kk, s, t) in enumerate(
+                zip(top.tolist(), cands.scores[:k], cands.tiers[:k], strict=True)
+            )
+            if kk in details
+        ]
+        warm = cands.tiers == WARM
+        zeta = cands.zeta[warm]
+        tel = Telemetry(
+            margin_top2=cert.margin_top2,
+            delta_k=cert.delta_k,
+            epsilon=eps_q,
+            epsilon_items=float(eps_items.max(initial=0.0)),
+            zeta_mean=float(zeta.mean()) if zeta.size else 0.0,
+            zeta_max=float(zeta.max()) if zeta.size else 0.0,
+            rho=rho,
+            safe1=cert.safe1,
+            safek=cert.safek,
+            safe_k_min=cert.safe_prefix,
+            complete=bool(complete),
+            k=k,
+            n_candidates=int(cands.keys.size),
+            latency_ms=(time.perf_counter() - t0) * 1000.0,
+        )
+        return QueryResult(hits=hits, telemetry=tel, certificate=cert)
+
+    def _candidates(self, q: np.ndarray, k: int, filters: Mapping[str, Any] | None) -> Candidates:
+        fetch_k = max(k, self.config.rerank_depth)
+        compiled = compile_filter(filters, self._records.meta_keys()) if filters else None
+        if compiled is None:
+            return self.memory.search(q, fetch_k, None)
+        keys = self._records.select_keys(compiled.sql, compiled.params)
+        keys = keys[self.memory.tier_of(keys) >= 0]
+        if keys.size <= self.config.exact_filter_below:
+            scores = (self._vectors.get(keys) @ q).astype(np.float32)
+            order = np.argsort(-scores, kind="stable")
+            keys = keys[order]
+            return Candidates(
+                keys,
+                scores[order],
+                self.memory.tier_of(keys),
+                np.zeros(len(keys), np.float32),
+                float("-inf"),
+            )
+        allowed = np.zeros(self._next_key, dtype=bool)
+        allowed[keys] = True
+        return self.memory.search(q, fetch_k, allowed)
+
+    def _complete(self, cands: Candidates, floor_k: float, r: float) -> bool:
+        """Whether no item outside the candidates can overtake the top k under the same bounds."""
+        if math.isinf(cands.outside_bound):
+            return cands.outside_bound < 0  # -inf: nothing was left out; +inf: not certifiable
+        if cands.keys.size == 0:
+            return False
+        worst_drift = 0.0
+        if self.bridge is not None:
+            versions = self._bridge_version[self._bridge_version >= 0]
+            if versions.size:
+                worst_drift = self.bridge.drift_since(int(versions.min()))
+        slack = float(perturbation_bound(r, [worst_drift], self.config.safety.multiplier)[0])
+        return completeness(floor_k, np.array([cands.outside_bound + slack]))
+
+    def _item_drift(self, keys: np.ndarray) -> np.ndarray:
+        """ε_i per candidate: bridge drift since the item was projected (0 if it was not)."""
+        out = np.zeros(len(keys), dtype=np.float64)
+        if self.bridge is None or keys.size == 0:
+            return out
+        versions = self._bridge_version[keys]
+        for v in np.unique(versions[versions >= 0]).tolist():
+            out[versions == v] = self.bridge.drift_since(int(v))
+        return out
+
+    def get(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Stored items by id (unknown ids are skipped): dicts with id, modality, metadata, vector."""
+        self._check_open()
+        with self._lock.read():
+            keys = [self._ids[i] for i in ids if i in self._ids]
+            details = self._records.details(keys)
+            vecs = self._vectors.get(np.array(keys, dtype=np.int64))
+        return [
+            {"id": details[k][0], "modality": details[k][1], "metadata": details[k][2], "vector": v}
+            for k, v in zip(keys, vecs, strict=True)
+            if k in details
+        ]
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._ids
+
+    def stats(self) -> dict[str, Any]:
+        """Counts per tier, RAM per tier, bridge state."""
+        with self._lock.read():
+            out = self.memory.stats()
+        out["total"] = len(self._ids)
+        out["bridge_version"] = self.bridge.version if self.bridge else None
+        out["bridge_epsilon"] = self.bridge.epsilon if self.bridge else None
+        return out
+
+
+def _check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InvalidInputError(f"k must be an integer >= 1, got {k!r}")
+    return int(k)
+
+
+def _check_rho(rho: Any) -> float:
+    if (
+        isinstance(rho, bool)
+        or not isinstance(rho, (int, float))
+        or not math.isfinite(rho)
+        or rho < 0
+    ):
+        raise InvalidInputError(f"rho (encoder radius) must be a finite number >= 0, got {rho!r}")
+    return float(rho)
+
+
+def _check_metadata(metadata: Sequence[Mapping[str, Any]] | None, n: int) -> list[dict[str, Any]]:
+    if metadata is None:
+        return [{} for _ in range(n)]
+    if isinstance(metadata, Mapping) or not isinstance(metadata, Sequence):
+        raise InvalidInputError("metadata must be a list with one dict per vector")
+    if len(metadata) != n:
+        raise InvalidInputError(
+            f"got {len(metadata)} metadata dicts for {n} vectors; pass one per vector"
+        )
+    out = []
+    for i, m in enumerate(metadata):
+        if m is None:
+            m = {}
+        if not isinstance(m, Mapping) or not all(isinstance(key, str) for key in m):
+            raise InvalidInputError(f"metadata[{i}] must be a dict with string keys")
+        try:
+            json.dumps(m, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise InvalidInputError(f"metadata[{i}] is not JSON-serialisable ({e})") from e
+        out.append(dict(m))
+    return out
+
+
+def _check_ids(ids: Sequence[str] | None, n: int) -> list[str]:
+    if ids is None:
+        return [uuid.uuid4().hex for _ in range(n)]
+    if isinstance(ids, str) or not isinstance(ids, Sequence):
+        raise InvalidInputError("ids must be a list of strings, one per vector")
+    if len(ids) != n:
+        raise InvalidInputError(f"got {len(ids)} ids for {n} vectors; pass one per vector")
+    if not all(isinstance(i, str) and i for i in ids):
+        raise InvalidInputError("every id must be a non-empty string")
+    if len(set(ids)) != n:
+        raise InvalidInputError("ids within one batch must be unique")
+    return list(ids)

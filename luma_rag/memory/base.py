@@ -1,0 +1,87 @@
+"""The interface every memory tier implements, so a tier (e.g. a Milvus-backed one) can be
+swapped in without touching the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+__all__ = ["Tier", "TierHits", "bitmap_from_mask", "empty_hits"]
+
+
+@dataclass(frozen=True)
+class TierHits:
+    """What one tier found for one query.
+
+    Attributes:
+        keys: int64 (m,) item keys, best first.
+        scores: float32 (m,) the tier's own scores (exact or from codes).
+        zeta: float32 (m,) per-item quantization error ||x - x_hat|| (0 where stored exactly).
+        outside_bound: an upper bound on the true score of any allowed item of this tier that is
+            *not* in ``keys``: ``-inf`` when the tier returned everything that could match,
+            ``+inf`` when the tier cannot certify its misses (HNSW).
+    """
+
+    keys: np.ndarray
+    scores: np.ndarray
+    zeta: np.ndarray
+    outside_bound: float
+
+
+def empty_hits() -> TierHits:
+    """The answer of an empty tier: nothing found, nothing missed."""
+    return TierHits(
+        keys=np.zeros(0, dtype=np.int64),
+        scores=np.zeros(0, dtype=np.float32),
+        zeta=np.zeros(0, dtype=np.float32),
+        outside_bound=float("-inf"),
+    )
+
+
+def bitmap_from_mask(mask: np.ndarray) -> np.ndarray:
+    """Pack a bool mask into the little-endian bitmap that ``faiss.IDSelectorBitmap`` reads."""
+    return np.packbits(np.ascontiguousarray(mask, dtype=bool), bitorder="little")
+
+
+class Tier(Protocol):
+    """A store of unit vectors keyed by int64 keys, searchable by inner product."""
+
+    name: str
+
+    def __len__(self) -> int:
+        """Number of live items."""
+        ...
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        """Add (n,) int64 keys with (n, d) float32 unit vectors."""
+        ...
+
+    def remove(self, keys: np.ndarray) -> None:
+        """Remove keys (unknown keys are ignored)."""
+        ...
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> TierHits:
+        """Top ``k`` for a (d,) float32 unit query; ``allowed`` is a bool mask over keys or None."""
+        ...
+
+    def train(self) -> bool:
+        """(Re)train the tier's index if its data calls for it; True when it did or started."""
+        ...
+
+    def snapshot(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Arrays and a JSON header from which :meth:`restore` rebuilds the tier."""
+        ...
+
+    def restore(self, arrays: dict[str, np.ndarray], header: dict[str, Any]) -> None:
+        """Replace the tier's state with a snapshot's."""
+        ...
+
+    def keys(self) -> np.ndarray:
+        """int64 keys currently in the tier."""
+        ...
+
+    def nbytes(self) -> int:
+        """RAM held by the tier's index structures, in bytes."""
+        ...

@@ -1,0 +1,218 @@
+"""Hot tier: FAISS ``IndexHNSWFlat`` (inner product on unit vectors) under a budget.
+
+HNSW cannot delete, so removed items become tombstones that a bitmap ID selector filters
+out at search time; the graph is rebuilt only once tombstones pass a fraction of the tier.
+When the tier is small it is scanned exactly instead, which makes its misses certifiable.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from luma_rag._config import ConfigBase, check
+from luma_rag.memory.base import TierHits, bitmap_from_mask, empty_hits
+
+__all__ = ["HotTier", "HotTierConfig"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HotTierConfig(ConfigBase):
+    """HNSW settings of the hot tier.
+
+    Attributes:
+        M: graph degree. ef_construction / ef_search: HNSW beam widths.
+        exact_below: scan exactly (certifiable) while the tier holds at most this many items.
+        tombstone_fraction: rebuild the graph when this share of its nodes are tombstones.
+    """
+
+    M: int = 32
+    ef_construction: int = 200
+    ef_search: int = 64
+    exact_below: int = 2048
+    tombstone_fraction: float = 0.25
+
+    def __post_init__(self) -> None:
+        check(4 <= self.M <= 256, f"HotTierConfig.M must be in [4, 256], got {self.M}")
+        check(self.ef_construction >= self.M, "HotTierConfig.ef_construction must be >= M")
+        check(self.ef_search >= 1, "HotTierConfig.ef_search must be >= 1")
+        check(self.exact_below >= 0, "HotTierConfig.exact_below must be >= 0")
+        check(
+            0.0 < self.tombstone_fraction < 1.0,
+            "HotTierConfig.tombstone_fraction must be in (0, 1)",
+        )
+
+
+class HotTier:
+    """HNSW over unit vectors with tombstones. Not thread-safe: the engine's lock guards it."""
+
+    name = "hot"
+
+    def __init__(self, dim: int, config: HotTierConfig | None = None) -> None:
+        self.dim = dim
+        self.config = config or HotTierConfig()
+        self._reset()
+
+    def _reset(self) -> None:
+        import faiss
+
+        index = faiss.IndexHNSWFlat(self.dim, self.config.M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = self.config.ef_construction
+        index.hnsw.efSearch = self.config.ef_search
+        self._index = index
+        self._pos_keys = np.zeros(0, dtype=np.int64)  # position -> key
+        self._alive = np.zeros(0, dtype=bool)  # position -> not a tombstone
+        self._pos_of: dict[int, int] = {}  # key -> position
+        self._xb: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self._pos_of)
+
+    @property
+    def tombstones(self) -> int:
+        """Removed items still in the graph."""
+        return int(self._index.ntotal) - len(self._pos_of)
+
+    def keys(self) -> np.ndarray:
+        """int64 keys currently live in the tier."""
+        return self._pos_keys[self._alive].copy()
+
+    def _vectors_view(self) -> np.ndarray:
+        """A no-copy (ntotal, d) float32 view of the HNSW's flat storage."""
+        if self._xb is None or self._xb.shape[0] != self._index.ntotal:
+            import faiss
+
+            storage = faiss.downcast_index(self._index.storage)
+            n = int(self._index.ntotal)
+            flat = faiss.rev_swig_ptr(storage.get_xb(), n * self.dim) if n else np.zeros(0)
+            self._xb = np.asarray(flat, dtype=np.float32).reshape(n, self.dim)
+        return self._xb
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        """Add (n,) int64 keys with (n, d) float32 unit vectors (keys must be new)."""
+        keys = np.asarray(keys, dtype=np.int64)
+        if keys.size == 0:
+            return
+        start = int(self._index.ntotal)
+        self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self._xb = None
+        self._pos_keys = np.concatenate([self._pos_keys, keys])
+        self._alive = np.concatenate([self._alive, np.ones(len(keys), dtype=bool)])
+        for i, k in enumerate(keys.tolist()):
+            self._pos_of[k] = start + i
+
+    def remove(self, keys: np.ndarray) -> None:
+        """Tombstone ``keys``; rebuild the graph when tombstones pass the configured share."""
+        for k in np.asarray(keys, dtype=np.int64).tolist():
+            pos = self._pos_of.pop(k, None)
+            if pos is not None:
+                self._alive[pos] = False
+        total = int(self._index.ntotal)
+        if total and self.tombstones > self.config.tombstone_fraction * total:
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        keys = self._pos_keys[self._alive]
+        vectors = self._vectors_view()[self._alive].copy()
+        logger.debug(
+            "hot tier: rebuilding HNSW with %d items (%d tombstones)", len(keys), self.tombstones
+        )
+        self._reset()
+        self.add(keys, vectors)
+
+    def vectors(self, keys: np.ndarray) -> np.ndarray:
+        """Stored (exact) vectors of live ``keys``: (n, d) float32 copy."""
+        pos = np.array([self._pos_of[int(k)] for k in keys], dtype=np.int64)
+        return self._vectors_view()[pos].copy()
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> TierHits:
+        """Top ``k`` live (and allowed) items for a (d,) unit query.
+
+        Exact scan while the tier has at most ``exact_below`` items (then ``outside_bound``
+        is the best score left out); HNSW otherwise (``outside_bound`` = +inf: HNSW misses
+        cannot be certified).
+        """
+        n = int(self._index.ntotal)
+        if n == 0 or not self._pos_of:
+            return empty_hits()
+        mask = self._alive
+        if allowed is not None:
+            inside = self._pos_keys < len(allowed)
+            mask = mask & inside & allowed[np.minimum(self._pos_keys, len(allowed) - 1)]
+        n_ok = int(mask.sum())
+        if n_ok == 0:
+            return empty_hits()
+        if len(self._pos_of) <= self.config.exact_below:
+            return self._exact(query, k, mask)
+        import faiss
+
+        bitmap = bitmap_from_mask(mask)
+        sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
+        params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.config.ef_search, k))
+        scores, pos = self._index.search(query[None, :], min(k, n_ok), params=params)
+        ok = pos[0] >= 0
+        return TierHits(
+            keys=self._pos_keys[pos[0][ok]],
+            scores=scores[0][ok].astype(np.float32),
+            zeta=np.zeros(int(ok.sum()), dtype=np.float32),
+            outside_bound=float("inf") if n_ok > ok.sum() else float("-inf"),
+        )
+
+    def _exact(self, query: np.ndarray, k: int, mask: np.ndarray) -> TierHits:
+        pos = np.flatnonzero(mask)
+        scores = self._vectors_view()[pos] @ query
+        take = min(k, len(pos))
+        top = np.argpartition(-scores, take - 1)[:take] if take < len(pos) else np.arange(len(pos))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        rest = np.ones(len(pos), dtype=bool)
+        rest[top] = False
+        outside = float(scores[rest].max()) if rest.any() else float("-inf")
+        return TierHits(
+            keys=self._pos_keys[pos[top]],
+            scores=scores[top].astype(np.float32),
+            zeta=np.zeros(take, dtype=np.float32),
+            outside_bound=outside,
+        )
+
+    def train(self) -> bool:
+        """HNSW needs no training."""
+        return False
+
+    def snapshot(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Serialized graph, position->key map and tombstones."""
+        import faiss
+
+        arrays = {
+            "index": faiss.serialize_index(self._index),
+            "pos_keys": self._pos_keys,
+            "alive": self._alive.astype(np.uint8),
+        }
+        return arrays, {"kind": "hnsw", "dim": self.dim, "ntotal": int(self._index.ntotal)}
+
+    def restore(self, arrays: dict[str, np.ndarray], header: dict[str, Any]) -> None:
+        """Load a verified snapshot (see :mod:`luma_rag.store.snapshot`)."""
+        import faiss
+
+        index = faiss.deserialize_index(arrays["index"])
+        if index.d != self.dim or index.ntotal != len(arrays["pos_keys"]):
+            raise ValueError("hot snapshot does not match its key map")
+        index.hnsw.efSearch = self.config.ef_search
+        self._index = index
+        self._xb = None
+        self._pos_keys = arrays["pos_keys"].astype(np.int64)
+        self._alive = arrays["alive"].astype(bool)
+        self._pos_of = {int(k): i for i, k in enumerate(self._pos_keys.tolist()) if self._alive[i]}
+
+    def nbytes(self) -> int:
+        """Vectors + graph links + bookkeeping held in RAM."""
+        n = int(self._index.ntotal)
+        links = (
+            int(self._index.hnsw.neighbors.size()) * 4 + int(self._index.hnsw.offsets.size()) * 8
+        )
+        levels = int(self._index.hnsw.levels.size()) * 4
+        return n * self.dim * 4 + links + levels + self._pos_keys.nbytes + self._alive.nbytes

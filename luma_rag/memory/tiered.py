@@ -1,0 +1,261 @@
+"""The two-tier memory: hot HNSW under a budget, warm IVF-PQ below it, exact rerank on top.
+
+New items enter the hot tier. When it passes its budget the lowest-scoring items (see
+:mod:`luma_rag.memory.spill`) move to the warm tier; warm items that keep being hit are
+promoted back. A query probes both tiers, merges the candidates and rescores them by exact
+cosine against the raw vectors, so the scores it returns are exact.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from luma_rag._rwlock import RWLock
+from luma_rag.memory.base import Tier, TierHits
+from luma_rag.memory.hot import HotTier, HotTierConfig
+from luma_rag.memory.spill import SpillConfig, spill_order, spill_scores
+from luma_rag.memory.warm import WarmTier, WarmTierConfig
+
+__all__ = ["Candidates", "TieredMemory"]
+
+logger = logging.getLogger(__name__)
+
+HOT, WARM, ABSENT = 0, 1, -1
+TIER_NAMES = {HOT: "hot", WARM: "warm"}
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Merged, exactly rescored candidates of one query, best first.
+
+    Attributes:
+        keys: int64 (m,). scores: float32 (m,) exact cosine. tiers: int8 (m,) 0 hot / 1 warm.
+        zeta: float32 (m,) quantization error of the item's code (0 when stored exactly).
+        outside_bound: upper bound on the exact score of any allowed item not in ``keys``
+            (+inf when not certifiable, -inf when nothing was left out).
+    """
+
+    keys: np.ndarray
+    scores: np.ndarray
+    tiers: np.ndarray
+    zeta: np.ndarray
+    outside_bound: float
+
+
+class TieredMemory:
+    """Hot + warm tiers and the per-item usage the spill policy reads.
+
+    Mutating methods must be called under ``lock.write()``; :meth:`search` under ``lock.read()``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        hot_budget: int,
+        *,
+        fetch: Callable[[np.ndarray], np.ndarray],
+        lock: RWLock,
+        hot: HotTierConfig | None = None,
+        warm: WarmTierConfig | None = None,
+        spill: SpillConfig | None = None,
+    ) -> None:
+        self.dim = dim
+        self.hot_budget = hot_budget
+        self.spill_config = spill or SpillConfig()
+        self._fetch = fetch
+        self.hot = HotTier(dim, hot)
+        self.warm = WarmTier(dim, warm, fetch=fetch, write_lock=lock.write, read_lock=lock.read)
+        self._tier = np.full(0, ABSENT, dtype=np.int8)
+        self._hits = np.zeros(0, dtype=np.int32)
+        self._last = np.zeros(0, dtype=np.float64)
+        self._novelty = np.zeros(0, dtype=np.float32)
+
+    # -- per-key state ---------------------------------------------------------------------------
+    def _grow(self, hi: int) -> None:
+        n = len(self._tier)
+        if hi <= n:
+            return
+        cap = max(hi, 2 * n, 1024)
+        self._tier = np.concatenate([self._tier, np.full(cap - n, ABSENT, np.int8)])
+        self._hits = np.concatenate([self._hits, np.zeros(cap - n, np.int32)])
+        self._last = np.concatenate([self._last, np.zeros(cap - n, np.float64)])
+        self._novelty = np.concatenate([self._novelty, np.zeros(cap - n, np.float32)])
+
+    def tier_of(self, keys: np.ndarray) -> np.ndarray:
+        """int8 tier of each key (-1 when absent)."""
+        return self._tier[np.asarray(keys, dtype=np.int64)]
+
+    def usage(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(hits, last_access) of ``keys``."""
+        keys = np.asarray(keys, dtype=np.int64)
+        return self._hits[keys].copy(), self._last[keys].copy()
+
+    def novelty(self, vectors: np.ndarray) -> np.ndarray:
+        """1 − cosine to the nearest hot item, per (n, d) unit vector: float32 (n,)."""
+        if len(self.hot) == 0:
+            return np.ones(len(vectors), dtype=np.float32)
+        out = np.empty(len(vectors), dtype=np.float32)
+        for i, v in enumerate(vectors):
+            h = self.hot.search(v, 1, None)
+            out[i] = 1.0 - float(h.scores[0]) if len(h.scores) else 1.0
+        return np.clip(out, 0.0, 1.0)
+
+    # -- mutation ---------------------------------------------------------------------------------
+    def load(
+        self,
+        keys: np.ndarray,
+        tiers: np.ndarray,
+        hits: np.ndarray,
+        last_access: np.ndarray,
+        novelty: np.ndarray,
+        snapshots: dict[str, tuple[dict[str, np.ndarray], dict[str, Any]] | None],
+    ) -> None:
+        """Rebuild from the durable record, reusing index snapshots where they are valid.
+
+        Each tier is restored from its snapshot (when given), then reconciled with the record:
+        keys the snapshot has but the record does not are removed, keys the record assigns to
+        the tier but the snapshot lacks are added from the raw vectors.
+        """
+        keys = np.asarray(keys, dtype=np.int64)
+        self._grow(int(keys.max()) + 1 if keys.size else 0)
+        self._tier[keys] = tiers
+        self._hits[keys] = hits
+        self._last[keys] = last_access
+        self._novelty[keys] = novelty
+        tiers_: tuple[tuple[Tier, int], ...] = ((self.hot, HOT), (self.warm, WARM))
+        for tier, code in tiers_:
+            snap = snapshots.get(tier.name)
+            if snap is not None:
+                try:
+                    tier.restore(*snap)
+                except Exception as e:  # a snapshot that does not fit is rebuilt, not trusted
+                    logger.warning(
+                        "%s tier snapshot unusable (%s); rebuilding from raw vectors", tier.name, e
+                    )
+                    self._fresh(tier)
+            want = keys[tiers == code]
+            have = tier.keys()
+            extra = np.setdiff1d(have, want)
+            missing = np.setdiff1d(want, have)
+            if extra.size:
+                tier.remove(extra)
+            for start in range(0, len(missing), 8192):
+                chunk = missing[start : start + 8192]
+                tier.add(chunk, self._fetch(chunk))
+
+    def _fresh(self, tier: Tier) -> None:
+        if tier is self.hot:
+            self.hot = HotTier(self.dim, self.hot.config)
+        else:
+            w = self.warm
+            self.warm = WarmTier(
+                self.dim, w.config, fetch=w._fetch, write_lock=w._write_lock, read_lock=w._read_lock
+            )
+
+    def add(
+        self, keys: np.ndarray, vectors: np.ndarray, novelty: np.ndarray, now: float
+    ) -> np.ndarray:
+        """Insert into the hot tier; returns the keys spilled to warm as a consequence."""
+        keys = np.asarray(keys, dtype=np.int64)
+        self._grow(int(keys.max()) + 1)
+        self.hot.add(keys, vectors)
+        self._tier[keys] = HOT
+        self._hits[keys] = 0
+        self._last[keys] = now
+        self._novelty[keys] = novelty
+        return self.spill(now)
+
+    def remove(self, keys: np.ndarray) -> None:
+        """Remove keys from whichever tier holds them."""
+        keys = np.asarray(keys, dtype=np.int64)
+        keys = keys[keys < len(self._tier)]
+        tiers = self._tier[keys]
+        self.hot.remove(keys[tiers == HOT])
+        self.warm.remove(keys[tiers == WARM])
+        self._tier[keys] = ABSENT
+
+    def spill(self, now: float) -> np.ndarray:
+        """Move the lowest-scoring hot items to warm until the hot tier is within budget."""
+        over = len(self.hot) - self.hot_budget
+        if over <= 0:
+            return np.zeros(0, dtype=np.int64)
+        count = over + int(self.spill_config.slack * self.hot_budget)
+        hot_keys = self.hot.keys()
+        scores = spill_scores(
+            self.spill_config,
+            now,
+            self._last[hot_keys],
+            self._hits[hot_keys],
+            self._novelty[hot_keys],
+        )
+        out = hot_keys[spill_order(scores, min(count, len(hot_keys)))]
+        self.warm.add(out, self.hot.vectors(out))
+        self.hot.remove(out)
+        self._tier[out] = WARM
+        logger.debug("spilled %d items hot -> warm", len(out))
+        return out
+
+    def record_hits(self, keys: np.ndarray, now: float) -> np.ndarray:
+        """Count a hit for ``keys``; return the warm ones that have earned promotion.
+
+        Safe under the read lock: it only writes per-key counters (races lose a count at most).
+        """
+        keys = np.asarray(keys, dtype=np.int64)
+        self._hits[keys] += 1
+        self._last[keys] = now
+        due = (self._tier[keys] == WARM) & (self._hits[keys] >= self.spill_config.promote_hits)
+        return keys[due]
+
+    def promote(self, keys: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """Move warm ``keys`` to hot. Returns (promoted, spilled as a consequence)."""
+        keys = np.asarray(keys, dtype=np.int64)
+        keys = keys[self._tier[keys] == WARM]
+        if keys.size == 0:
+            return keys, np.zeros(0, dtype=np.int64)
+        vectors = self._fetch(keys)
+        self.warm.remove(keys)
+        self.hot.add(keys, vectors)
+        self._tier[keys] = HOT
+        self._last[keys] = now
+        return keys, self.spill(now)
+
+    # -- search --------------------------------------------------------------------------------------
+    def search(self, query: np.ndarray, fetch_k: int, allowed: np.ndarray | None) -> Candidates:
+        """Probe both tiers for ``fetch_k`` each, merge, rescore exactly, sort."""
+        parts: list[TierHits] = [
+            self.hot.search(query, fetch_k, allowed),
+            self.warm.search(query, fetch_k, allowed),
+        ]
+        keys = np.concatenate([p.keys for p in parts])
+        tiers = np.concatenate(
+            [
+                np.full(len(p.keys), code, np.int8)
+                for p, code in zip(parts, (HOT, WARM), strict=True)
+            ]
+        )
+        zeta = np.concatenate([p.zeta for p in parts])
+        outside = max(p.outside_bound for p in parts)
+        if keys.size == 0:
+            return Candidates(keys, np.zeros(0, np.float32), tiers, zeta, outside)
+        exact = (self._fetch(keys) @ query).astype(np.float32)
+        order = np.argsort(-exact, kind="stable")
+        return Candidates(keys[order], exact[order], tiers[order], zeta[order], outside)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and RAM of each tier."""
+        return {
+            "hot": len(self.hot),
+            "warm": len(self.warm),
+            "hot_budget": self.hot_budget,
+            "hot_tombstones": self.hot.tombstones,
+            "hot_bytes": self.hot.nbytes(),
+            "warm_bytes": self.warm.nbytes(),
+            "warm_trained": self.warm.trained,
+            "warm_code_bytes": self.warm.code_bytes,
+            "warm_retraining": self.warm.retraining,
+        }

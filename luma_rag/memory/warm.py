@@ -1,0 +1,459 @@
+"""Warm tier: exact (flat) while small, FAISS IVF-PQ once it has enough data to train.
+
+Sizing follows the data: ``nlist = min(4·sqrt(n), n / points_per_list)`` and ``m`` sub-quantizers
+of about 8 dimensions each (``m = d/8``: PQ64 at d=512; PQ8 there is far too coarse). The index
+retrains when the tier has grown by ``retrain_growth`` or its quantization error has drifted,
+in a background thread; the new index is swapped in atomically under the engine's write lock
+after the changes made meanwhile are replayed onto it. Training is never attempted with fewer
+points than it needs, so FAISS's "nx >= k" error cannot happen.
+
+Per item it keeps ζ_i = ||x_i − x̂_i|| (the real PQ reconstruction error), and per inverted list
+the largest residual norm R_l, which gives a sound bound on anything the search did not return
+(see :meth:`WarmTier.search`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from luma_rag._config import ConfigBase, check
+from luma_rag.memory.base import TierHits, bitmap_from_mask, empty_hits
+
+__all__ = ["WarmTier", "WarmTierConfig"]
+
+logger = logging.getLogger(__name__)
+
+_NEG = float("-inf")
+
+
+@dataclass(frozen=True)
+class WarmTierConfig(ConfigBase):
+    """Settings of the warm tier.
+
+    Attributes:
+        min_train: below this many items the tier stays exact (flat); PQ with 8 bits needs
+            at least 256 training points, so values under 256 are refused.
+        points_per_list: training points per IVF list (FAISS wants ~39).
+        lists_per_sqrt: ``nlist ≈ lists_per_sqrt · sqrt(n)``.
+        dims_per_subquantizer: PQ ``m = d / dims_per_subquantizer`` (rounded to a divisor of d).
+        nbits: bits per PQ code (8: exact float ADC, sound completeness bound; 4: fast-scan).
+        nprobe_fraction: share of lists probed per query (at least ``min_nprobe``).
+        retrain_growth: retrain when the tier has grown by this factor since the last training.
+        retrain_drift: retrain when the mean ζ of items added since training exceeds the
+            training-time mean by this factor.
+        background: retrain in a background thread (False: inline, deterministic).
+    """
+
+    min_train: int = 2048
+    points_per_list: int = 39
+    lists_per_sqrt: float = 4.0
+    dims_per_subquantizer: int = 8
+    nbits: int = 8
+    nprobe_fraction: float = 0.1
+    min_nprobe: int = 8
+    retrain_growth: float = 2.0
+    retrain_drift: float = 1.5
+    background: bool = True
+
+    def __post_init__(self) -> None:
+        check(
+            self.min_train >= 256,
+            "WarmTierConfig.min_train must be >= 256 (PQ training needs 256 points)",
+        )
+        check(self.points_per_list >= 1, "WarmTierConfig.points_per_list must be >= 1")
+        check(self.lists_per_sqrt > 0, "WarmTierConfig.lists_per_sqrt must be > 0")
+        check(self.dims_per_subquantizer >= 1, "WarmTierConfig.dims_per_subquantizer must be >= 1")
+        check(self.nbits in (4, 8), "WarmTierConfig.nbits must be 4 (fast-scan) or 8")
+        check(0 < self.nprobe_fraction <= 1, "WarmTierConfig.nprobe_fraction must be in (0, 1]")
+        check(self.min_nprobe >= 1, "WarmTierConfig.min_nprobe must be >= 1")
+        check(self.retrain_growth > 1, "WarmTierConfig.retrain_growth must be > 1")
+        check(self.retrain_drift > 1, "WarmTierConfig.retrain_drift must be > 1")
+
+
+def _pq_m(dim: int, dims_per_sub: int, nbits: int) -> int:
+    """Largest divisor of ``dim`` not above ``dim / dims_per_sub`` (even for fast-scan)."""
+    target = max(1, dim // dims_per_sub)
+    for m in range(target, 0, -1):
+        if dim % m == 0 and (nbits == 8 or m % 2 == 0):
+            return m
+    return 1 if nbits == 8 else 2
+
+
+@dataclass
+class _State:
+    """One generation of the warm index; replaced whole on retrain."""
+
+    index: Any
+    trained: bool
+    centroids: np.ndarray  # (nlist, d) float32; empty when flat
+    list_radius: np.ndarray  # (nlist,) float32 max residual norm per list; -inf when empty
+    n_trained: int
+    zeta_train_mean: float
+    nprobe: int
+
+
+class WarmTier:
+    """The warm tier. Mutations happen under the engine's write lock."""
+
+    name = "warm"
+
+    def __init__(
+        self,
+        dim: int,
+        config: WarmTierConfig | None = None,
+        *,
+        fetch: Callable[[np.ndarray], np.ndarray],
+        write_lock: Callable[[], AbstractContextManager[None]],
+        read_lock: Callable[[], AbstractContextManager[None]],
+    ) -> None:
+        """Args:
+        dim: vector dimension.
+        config: tier settings.
+        fetch: keys (m,) int64 -> raw vectors (m, d) float32, used to (re)train.
+        write_lock / read_lock: the engine's lock, taken by the background retrainer.
+        """
+        self.dim = dim
+        self.config = config or WarmTierConfig()
+        self._fetch = fetch
+        self._write_lock = write_lock
+        self._read_lock = read_lock
+        self._state = self._flat_state()
+        self._present = np.zeros(0, dtype=bool)  # key -> in this tier
+        self._zeta = np.zeros(0, dtype=np.float32)  # key -> quantization error
+        self._count = 0
+        self._added_since_train = 0
+        self._zeta_since_train = 0.0
+        self._log: list[tuple[str, np.ndarray]] | None = None  # changes during a retrain
+        self._thread: threading.Thread | None = None
+        self._retrain_error: BaseException | None = None
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._count
+
+    def keys(self) -> np.ndarray:
+        """int64 keys currently in the tier."""
+        return np.flatnonzero(self._present).astype(np.int64)
+
+    @property
+    def trained(self) -> bool:
+        """Whether the tier is an IVF-PQ index (False: exact flat storage)."""
+        return self._state.trained
+
+    @property
+    def code_bytes(self) -> int:
+        """Bytes of one PQ code (4 * d when flat)."""
+        idx = self._state.index
+        return int(idx.code_size) if self._state.trained else 4 * self.dim
+
+    def zeta_of(self, keys: np.ndarray) -> np.ndarray:
+        """Quantization error of ``keys`` (0 for items stored exactly)."""
+        keys = np.asarray(keys, dtype=np.int64)
+        out = np.zeros(len(keys), dtype=np.float32)
+        ok = keys < len(self._zeta)
+        out[ok] = self._zeta[keys[ok]]
+        return out
+
+    def zeta_max(self) -> float:
+        """Largest ζ of any item in the tier (0 when exact)."""
+        if not self._state.trained or self._count == 0:
+            return 0.0
+        return float(self._zeta[self._present].max())
+
+    def _grow(self, hi: int) -> None:
+        if hi > len(self._present):
+            cap = max(hi, 2 * len(self._present), 1024)
+            self._present = np.concatenate(
+                [self._present, np.zeros(cap - len(self._present), bool)]
+            )
+            self._zeta = np.concatenate([self._zeta, np.zeros(cap - len(self._zeta), np.float32)])
+
+    # -- index construction -----------------------------------------------------------------
+    def _flat_state(self) -> _State:
+        import faiss
+
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        return _State(
+            index, False, np.zeros((0, self.dim), np.float32), np.zeros(0, np.float32), 0, 0.0, 1
+        )
+
+    def _nlist(self, n: int) -> int:
+        c = self.config
+        return max(1, min(int(c.lists_per_sqrt * math.sqrt(n)), n // c.points_per_list))
+
+    def _trained_state(self, vectors: np.ndarray) -> _State:
+        import faiss
+
+        n = len(vectors)
+        nlist = self._nlist(n)
+        m = _pq_m(self.dim, self.config.dims_per_subquantizer, self.config.nbits)
+        spec = f"IVF{nlist},PQ{m}" + ("x4fs" if self.config.nbits == 4 else "")
+        index = faiss.index_factory(self.dim, spec, faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+        ivf.cp.min_points_per_centroid = 1  # sizes above already respect points_per_list
+        if hasattr(ivf, "do_polysemous_training"):
+            ivf.do_polysemous_training = False  # index_factory turns it on; costs ~25x the training
+        pq = getattr(ivf, "pq", None)
+        if pq is not None:
+            pq.cp.min_points_per_centroid = 1  # 256 codewords from >= 256 points: no warning spam
+        index.train(vectors)
+        centroids = ivf.quantizer.reconstruct_n(0, nlist).astype(np.float32)
+        nprobe = min(
+            nlist, max(self.config.min_nprobe, math.ceil(self.config.nprobe_fraction * nlist))
+        )
+        ivf.nprobe = nprobe
+        logger.info("warm tier: trained %s on %d vectors (nprobe=%d)", spec, n, nprobe)
+        return _State(index, True, centroids, np.full(nlist, _NEG, np.float32), n, 0.0, nprobe)
+
+    def _encode_into(self, state: _State, keys: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        """Add to ``state``'s index; update list radii; return ζ per vector."""
+        state.index.add_with_ids(vectors, keys)
+        if not state.trained:
+            return np.zeros(len(keys), dtype=np.float32)
+        recon = state.index.sa_decode(state.index.sa_encode(vectors))
+        zeta = np.linalg.norm(vectors - recon, axis=1).astype(np.float32)
+        lists = np.argmax(vectors @ state.centroids.T, axis=1)
+        resid = np.linalg.norm(vectors - state.centroids[lists], axis=1).astype(np.float32)
+        np.maximum.at(state.list_radius, lists, resid)
+        return zeta
+
+    # -- mutation --------------------------------------------------------------------------------
+    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        """Add (n,) new int64 keys with (n, d) float32 unit vectors."""
+        keys = np.asarray(keys, dtype=np.int64)
+        if keys.size == 0:
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        zeta = self._encode_into(self._state, keys, vectors)
+        self._grow(int(keys.max()) + 1)
+        self._present[keys] = True
+        self._zeta[keys] = zeta
+        self._count += len(keys)
+        self._added_since_train += len(keys)
+        self._zeta_since_train += float(zeta.sum())
+        if self._log is not None:
+            self._log.append(("add", keys.copy()))
+        self.train()
+
+    def remove(self, keys: np.ndarray) -> None:
+        """Remove keys (unknown keys are ignored)."""
+        import faiss
+
+        keys = np.asarray(keys, dtype=np.int64)
+        keys = keys[(keys < len(self._present))]
+        keys = keys[self._present[keys]]
+        if keys.size == 0:
+            return
+        self._state.index.remove_ids(faiss.IDSelectorBatch(keys))
+        self._present[keys] = False
+        self._zeta[keys] = 0.0
+        self._count -= len(keys)
+        if self._log is not None:
+            self._log.append(("remove", keys.copy()))
+
+    # -- training --------------------------------------------------------------------------------
+    def _needs_training(self) -> bool:
+        s, c = self._state, self.config
+        if self._count < c.min_train:
+            return False
+        if not s.trained:
+            return True
+        if self._count >= c.retrain_growth * s.n_trained:
+            return True
+        if self._added_since_train >= max(256, s.n_trained // 4) and s.zeta_train_mean > 0:
+            recent = self._zeta_since_train / self._added_since_train
+            return recent > c.retrain_drift * s.zeta_train_mean
+        return False
+
+    def train(self) -> bool:
+        """Start a (re)training if the data calls for it. Returns True when one started."""
+        if self._thread is not None or not self._needs_training():
+            return False
+        if not self.config.background:
+            self._retrain(self.keys())
+            return True
+        keys = self.keys()
+        self._log = []
+        self._thread = threading.Thread(
+            target=self._retrain_bg, args=(keys,), daemon=True, name="luma-warm-retrain"
+        )
+        self._thread.start()
+        return True
+
+    def _retrain_bg(self, keys: np.ndarray) -> None:
+        try:
+            self._retrain(keys)
+        except BaseException as e:  # reported by wait(); the old index keeps serving
+            logger.exception("warm tier: background retrain failed; keeping the previous index")
+            self._retrain_error = e
+            with self._write_lock():
+                self._log = None
+        finally:
+            self._thread = None
+
+    def _retrain(self, keys: np.ndarray) -> None:
+        """Train a new index on the raw vectors of ``keys``, replay changes, swap it in."""
+        vectors = self._fetch(keys)
+        # Train on 90% and take the drift baseline from the held-out 10%: ζ of the training
+        # points themselves is optimistic, and new items would look "drifted" at once.
+        rng = np.random.default_rng(len(keys))
+        holdout = rng.random(len(keys)) < 0.1
+        state = self._trained_state(vectors[~holdout])
+        zeta = self._encode_into(state, keys, vectors)
+        base = zeta[holdout] if holdout.any() else zeta
+        state.zeta_train_mean = float(base.mean()) if len(base) else 0.0
+        with self._write_lock():
+            present = np.zeros(len(self._present), dtype=bool)
+            present[keys] = True
+            new_zeta = np.zeros(len(self._zeta), dtype=np.float32)
+            new_zeta[keys] = zeta
+            for op, ks in self._log or []:
+                if op == "add":
+                    ks = ks[~present[ks]]
+                    z = self._encode_into(state, ks, self._fetch(ks))
+                    present[ks] = True
+                    new_zeta[ks] = z
+                else:
+                    ks = ks[present[ks]]
+                    if ks.size:
+                        import faiss
+
+                        state.index.remove_ids(faiss.IDSelectorBatch(ks))
+                    present[ks] = False
+                    new_zeta[ks] = 0.0
+            if not np.array_equal(present, self._present):
+                raise RuntimeError("warm tier: replayed key set disagrees with the live tier")
+            self._state, self._zeta, self._log = state, new_zeta, None
+            self._added_since_train, self._zeta_since_train = 0, 0.0
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until a background retrain (if any) has finished."""
+        t = self._thread
+        if t is not None:
+            t.join(timeout)
+
+    @property
+    def retraining(self) -> bool:
+        """Whether a background retrain is running."""
+        return self._thread is not None
+
+    # -- search ------------------------------------------------------------------------------
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> TierHits:
+        """Top ``k`` for a (d,) unit query, with a sound bound on what was not returned.
+
+        Flat: exact, and the best score left out bounds the rest. IVF-PQ: for the probed lists,
+        an item's true score is at most its ADC score + ζ_i (exact float ADC with 8-bit codes), so
+        the lowest returned ADC score + ζ_max bounds what those lists held back; for every other
+        list l, ⟨q, c_l⟩ + R_l bounds its items. With 4-bit fast-scan (quantized lookup tables,
+        not exact ADC) the per-list bound is used for every list.
+        """
+        import faiss
+
+        s = self._state
+        if self._count == 0:
+            return empty_hits()
+        sel = None
+        if allowed is not None:
+            mask = np.zeros(len(self._present), dtype=bool)
+            n = min(len(allowed), len(mask))
+            mask[:n] = allowed[:n] & self._present[:n]
+            if not mask.any():
+                return empty_hits()
+            bitmap = bitmap_from_mask(mask)
+            sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
+        if s.trained:
+            params: Any = faiss.SearchParametersIVF(sel=sel, nprobe=s.nprobe)
+        else:
+            params = faiss.SearchParameters(sel=sel) if sel is not None else None
+        kk = min(k, self._count)
+        scores, keys = s.index.search(query[None, :], kk, params=params)
+        ok = keys[0] >= 0
+        keys_, scores_ = keys[0][ok], scores[0][ok].astype(np.float32)
+        full = len(keys_) == kk
+        if not s.trained:
+            outside = float(scores_[-1]) if full and self._count > kk else _NEG
+            return TierHits(keys_, scores_, np.zeros(len(keys_), np.float32), outside)
+        return TierHits(
+            keys_, scores_, self.zeta_of(keys_), self._outside_bound(s, query, scores_, full)
+        )
+
+    def _outside_bound(self, s: _State, query: np.ndarray, scores: np.ndarray, full: bool) -> float:
+        ub = s.centroids @ query + s.list_radius  # -inf for empty lists
+        probed = np.argsort(-(s.centroids @ query))[: s.nprobe]
+        rest = np.ones(len(ub), dtype=bool)
+        rest[probed] = False
+        bound = float(ub[rest].max()) if rest.any() else _NEG
+        if full:
+            if self.config.nbits == 8:
+                bound = max(bound, float(scores[-1]) + self.zeta_max())
+            else:
+                bound = max(bound, float(ub[probed].max()))
+        return bound
+
+    # -- persistence -----------------------------------------------------------------------------
+    def snapshot(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Serialized index, ζ of every key, list radii and centroids."""
+        import faiss
+
+        s = self._state
+        keys = self.keys()
+        arrays = {
+            "index": faiss.serialize_index(s.index),
+            "keys": keys,
+            "zeta": self._zeta[keys],
+            "centroids": s.centroids,
+            "list_radius": s.list_radius,
+        }
+        header = {
+            "kind": "ivfpq" if s.trained else "flat",
+            "dim": self.dim,
+            "n_trained": s.n_trained,
+            "zeta_train_mean": s.zeta_train_mean,
+            "nprobe": s.nprobe,
+        }
+        return arrays, header
+
+    def restore(self, arrays: dict[str, np.ndarray], header: dict[str, Any]) -> None:
+        """Load a verified snapshot."""
+        import faiss
+
+        index = faiss.deserialize_index(arrays["index"])
+        keys = arrays["keys"].astype(np.int64)
+        if index.d != self.dim or index.ntotal != len(keys):
+            raise ValueError("warm snapshot does not match its key list")
+        trained = header["kind"] == "ivfpq"
+        if trained:
+            faiss.extract_index_ivf(index).nprobe = int(header["nprobe"])
+        self._state = _State(
+            index,
+            trained,
+            arrays["centroids"].astype(np.float32),
+            arrays["list_radius"].astype(np.float32),
+            int(header["n_trained"]),
+            float(header["zeta_train_mean"]),
+            int(header["nprobe"]),
+        )
+        self._present = np.zeros(0, dtype=bool)
+        self._zeta = np.zeros(0, dtype=np.float32)
+        self._grow(int(keys.max()) + 1 if keys.size else 0)
+        self._present[keys] = True
+        self._zeta[keys] = arrays["zeta"].astype(np.float32)
+        self._count = len(keys)
+        self._added_since_train, self._zeta_since_train = 0, 0.0
+
+    def nbytes(self) -> int:
+        """Codes + ids (+ per-key ζ and presence) in RAM."""
+        s = self._state
+        per_item = self.code_bytes + 8
+        fixed = s.centroids.nbytes + s.list_radius.nbytes
+        if s.trained and self.config.nbits == 8:
+            fixed += 4 * 256 * self.dim  # PQ codebooks: m * 256 centroids of d/m floats
+        return self._count * per_item + fixed + self._present.nbytes + self._zeta.nbytes

@@ -1,0 +1,229 @@
+"""Item records and metadata in SQLite (WAL, synchronous=FULL).
+
+One row per live item: its string id, its integer key (= its row in the vector file), the
+CRC32 of that row, its tier, its metadata as JSON, and the bookkeeping the spill policy
+uses. A batch is committed in one transaction; once :meth:`RecordStore.commit` returns the
+records survive a crash (SQLite's WAL with full sync).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from luma_rag.errors import StoreCorruptedError
+
+__all__ = ["NewRecord", "RecordStore", "RecordTable"]
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    key INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    crc INTEGER NOT NULL,
+    tier INTEGER NOT NULL,
+    modality TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    created REAL NOT NULL,
+    bridge_version INTEGER NOT NULL,
+    hits INTEGER NOT NULL DEFAULT 0,
+    last_hit REAL NOT NULL,
+    novelty REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta_keys (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS kv (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class NewRecord:
+    """One item to insert. ``key`` is its vector row; ``tier`` 0 = hot, 1 = warm."""
+
+    key: int
+    id: str
+    crc: int
+    tier: int
+    modality: str
+    metadata: dict[str, Any]
+    created: float
+    bridge_version: int
+    novelty: float
+
+
+@dataclass(frozen=True)
+class RecordTable:
+    """Every live record, column-wise, as loaded on open (arrays indexed like ``keys``)."""
+
+    keys: np.ndarray  # int64 (n,)
+    ids: list[str]
+    crcs: np.ndarray  # int64 (n,)
+    tiers: np.ndarray  # int8 (n,)
+    bridge_versions: np.ndarray  # int32 (n,)
+    hits: np.ndarray  # int32 (n,)
+    last_hit: np.ndarray  # float64 (n,)
+    novelty: np.ndarray  # float32 (n,)
+
+
+class RecordStore:
+    """SQLite-backed records. Thread-safe: one connection behind a mutex."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                str(self.path), check_same_thread=False, isolation_level=None
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            row = self._db.execute("PRAGMA quick_check").fetchone()
+            if row is None or row[0] != "ok":
+                raise StoreCorruptedError(f"{self.path}: SQLite integrity check failed: {row}")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise StoreCorruptedError(f"{self.path}: record store is unreadable ({e})") from e
+
+    # -- key/value -------------------------------------------------------------------------
+    def get_kv(self, name: str) -> str | None:
+        """Value stored under ``name``, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM kv WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_kv(self, name: str, value: str) -> None:
+        """Store ``value`` under ``name`` (committed)."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO kv(name, value) VALUES (?, ?)", (name, value))
+
+    # -- writes ------------------------------------------------------------------------------
+    def commit(
+        self, inserts: Sequence[NewRecord], delete_keys: Iterable[int], next_key: int
+    ) -> None:
+        """Insert and delete in one durable transaction, recording the key high-water mark."""
+        rows = [
+            (
+                r.key,
+                r.id,
+                r.crc,
+                r.tier,
+                r.modality,
+                json.dumps(r.metadata, sort_keys=True),
+                r.created,
+                r.bridge_version,
+                r.created,
+                r.novelty,
+            )
+            for r in inserts
+        ]
+        names = sorted({k for r in inserts for k in r.metadata})
+        dels = [(int(k),) for k in delete_keys]
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                if dels:
+                    self._db.executemany("DELETE FROM items WHERE key = ?", dels)
+                self._db.executemany(
+                    "INSERT INTO items(key, id, crc, tier, modality, metadata, created, "
+                    "bridge_version, last_hit, novelty) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    rows,
+                )
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO meta_keys(name) VALUES (?)", [(n,) for n in names]
+                )
+                self._db.execute(
+                    "INSERT OR REPLACE INTO kv(name, value) VALUES ('next_key', ?)",
+                    (str(next_key),),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def set_tiers(self, keys: np.ndarray, tier: int) -> None:
+        """Record that ``keys`` moved to ``tier`` (0 hot, 1 warm)."""
+        self._transaction("UPDATE items SET tier = ? WHERE key = ?", [(tier, int(k)) for k in keys])
+
+    def set_usage(self, keys: np.ndarray, hits: np.ndarray, last_hit: np.ndarray) -> None:
+        """Persist hit counts and last-access times (best effort, not part of durability)."""
+        self._transaction(
+            "UPDATE items SET hits = ?, last_hit = ? WHERE key = ?",
+            [(int(h), float(t), int(k)) for k, h, t in zip(keys, hits, last_hit, strict=True)],
+        )
+
+    def _transaction(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(sql, rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    # -- reads -------------------------------------------------------------------------------
+    def load(self) -> RecordTable:
+        """Every live record, ordered by key."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, id, crc, tier, bridge_version, hits, last_hit, novelty "
+                "FROM items ORDER BY key"
+            ).fetchall()
+        cols = list(zip(*rows, strict=True)) if rows else [[] for _ in range(8)]
+        return RecordTable(
+            keys=np.array(cols[0], dtype=np.int64),
+            ids=[str(x) for x in cols[1]],
+            crcs=np.array(cols[2], dtype=np.int64),
+            tiers=np.array(cols[3], dtype=np.int8),
+            bridge_versions=np.array(cols[4], dtype=np.int32),
+            hits=np.array(cols[5], dtype=np.int32),
+            last_hit=np.array(cols[6], dtype=np.float64),
+            novelty=np.array(cols[7], dtype=np.float32),
+        )
+
+    def details(self, keys: Sequence[int]) -> dict[int, tuple[str, str, dict[str, Any]]]:
+        """``key -> (id, modality, metadata)`` for the given keys (missing keys are omitted)."""
+        if not keys:
+            return {}
+        marks = ",".join("?" * len(keys))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT key, id, modality, metadata FROM items WHERE key IN ({marks})",
+                [int(k) for k in keys],
+            ).fetchall()
+        return {int(k): (str(i), str(m), json.loads(md)) for k, i, m, md in rows}
+
+    def meta_keys(self) -> set[str]:
+        """Every metadata key any stored item has used."""
+        with self._lock:
+            return {str(r[0]) for r in self._db.execute("SELECT name FROM meta_keys")}
+
+    def select_keys(self, where_sql: str, params: Sequence[Any]) -> np.ndarray:
+        """Keys of the items whose metadata satisfy a compiled filter expression."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT key FROM items WHERE {where_sql}", list(params)
+            ).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def count(self) -> int:
+        """Number of live items."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+
+    def close(self) -> None:
+        """Checkpoint the WAL and close."""
+        with self._lock:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                self._db.close()

@@ -1,0 +1,158 @@
+"""Append-only file of raw float32 vectors, fsync'd on write, memory-mapped for reading.
+
+Layout: a 16-byte header (magic ``LUMAVEC1``, little-endian uint32 dim, 4 reserved bytes)
+followed by rows of ``dim`` float32. Row ``r`` is the vector of the item whose key is ``r``.
+A CRC32 of every row is returned on append and kept in the record store, so a flipped or
+truncated file is detected on open instead of silently returning wrong scores.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from luma_rag.errors import StoreCorruptedError
+
+__all__ = ["VectorFile", "row_crc"]
+
+logger = logging.getLogger(__name__)
+
+_MAGIC = b"LUMAVEC1"
+_HEADER = struct.Struct("<8sI4x")
+
+
+def row_crc(rows: np.ndarray) -> list[int]:
+    """CRC32 of each float32 row. ``rows``: (n, d) float32 -> list of n ints."""
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    return [zlib.crc32(r.tobytes()) for r in rows]
+
+
+class VectorFile:
+    """Raw vectors on disk. Thread-safe; appends are durable when :meth:`append` returns."""
+
+    def __init__(self, path: str | os.PathLike[str], dim: int) -> None:
+        self.path = Path(path)
+        self.dim = dim
+        self._row_bytes = 4 * dim
+        self._lock = threading.Lock()
+        self._map: np.ndarray | None = None
+        if not self.path.exists():
+            with open(self.path, "wb") as f:
+                f.write(_HEADER.pack(_MAGIC, dim))
+                f.flush()
+                os.fsync(f.fileno())
+            _fsync_dir(self.path.parent)
+        self._check_header()
+        self._fh = open(self.path, "r+b")  # noqa: SIM115 - kept open for the store's lifetime
+        size = os.fstat(self._fh.fileno()).st_size - _HEADER.size
+        self._rows = size // self._row_bytes
+
+    def _check_header(self) -> None:
+        with open(self.path, "rb") as f:
+            head = f.read(_HEADER.size)
+        if len(head) < _HEADER.size:
+            raise StoreCorruptedError(f"{self.path}: vector file header is truncated")
+        magic, dim = _HEADER.unpack(head)
+        if magic != _MAGIC:
+            raise StoreCorruptedError(f"{self.path}: not a LUMA vector file (bad magic)")
+        if dim != self.dim:
+            raise StoreCorruptedError(
+                f"{self.path}: vector file holds {dim}-d rows but the store says {self.dim}-d"
+            )
+
+    @property
+    def rows(self) -> int:
+        """Number of complete rows in the file."""
+        return self._rows
+
+    def truncate(self, rows: int) -> None:
+        """Drop everything after ``rows`` rows (an interrupted append's tail)."""
+        with self._lock:
+            if rows > self._rows:
+                raise StoreCorruptedError(
+                    f"{self.path}: the record store references {rows} vector rows "
+                    f"but the file holds only {self._rows}; the vector file was truncated"
+                )
+            self._fh.truncate(_HEADER.size + rows * self._row_bytes)
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._rows = rows
+            self._map = None
+
+    def append(self, vectors: np.ndarray, first_row: int) -> None:
+        """Write ``vectors`` (n, dim) float32 at ``first_row`` and fsync before returning."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self._lock:
+            if first_row != self._rows:
+                # An earlier failed write left a tail: overwrite from the expected row.
+                self._fh.truncate(_HEADER.size + first_row * self._row_bytes)
+            self._fh.seek(_HEADER.size + first_row * self._row_bytes)
+            self._fh.write(vectors.tobytes())
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._rows = first_row + len(vectors)
+
+    def _mapped(self, needed: int) -> np.ndarray:
+        m = self._map
+        if m is None or m.shape[0] < needed:
+            self._fh.flush()
+            m = np.memmap(
+                self.path,
+                dtype=np.float32,
+                mode="r",
+                offset=_HEADER.size,
+                shape=(self._rows, self.dim),
+            )
+            self._map = m
+        return m
+
+    def get(self, keys: np.ndarray) -> np.ndarray:
+        """Rows for ``keys`` (m,) int64 -> (m, dim) float32 (a copy)."""
+        keys = np.asarray(keys, dtype=np.int64)
+        if keys.size == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            hi = int(keys.max()) + 1
+            if hi > self._rows or int(keys.min()) < 0:
+                raise StoreCorruptedError(
+                    f"{self.path}: asked for row {hi - 1} but the file holds {self._rows} rows"
+                )
+            m = self._mapped(hi)
+        return np.array(m[keys], dtype=np.float32)
+
+    def verify(self, keys: np.ndarray, crcs: np.ndarray) -> np.ndarray:
+        """Return the keys whose stored CRC32 does not match the bytes on disk."""
+        bad: list[int] = []
+        chunk = 8192
+        for start in range(0, len(keys), chunk):
+            ks = keys[start : start + chunk]
+            rows = self.get(ks)
+            got = np.array(row_crc(rows), dtype=np.int64)
+            bad.extend(ks[got != crcs[start : start + chunk]].tolist())
+        return np.array(bad, dtype=np.int64)
+
+    def close(self) -> None:
+        """Close the file handle and drop the mapping."""
+        with self._lock:
+            self._map = None
+            self._fh.close()
+
+
+def _fsync_dir(path: Path) -> None:
+    """fsync a directory so a new or renamed file's entry is durable (no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
