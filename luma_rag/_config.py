@@ -20,7 +20,7 @@ class ConfigBase:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict (nested configs become dicts)."""
-        return dataclasses.asdict(self)  # type: ignore[call-overload, no-any-return]
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     def to_json(self) -> str:
         """Serialise to a JSON string."""

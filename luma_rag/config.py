@@ -52,6 +52,7 @@ class LumaConfig(ConfigBase):
         if self.bridge is not None:
             check(
                 self.bridge.target_dim == self.dim,
-                f"LumaConfig.bridge.target_dim ({self.bridge.target_dim}) must equal dim ({self.dim}): "
+                f"LumaConfig.bridge.target_dim ({self.bridge.target_dim}) must equal "
+                f"dim ({self.dim}): "
                 "the bridge maps into the store's space",
             )

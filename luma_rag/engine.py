@@ -185,7 +185,8 @@ class Luma:
         bad = self._vectors.verify(table.keys, table.crcs)
         if bad.size:
             raise StoreCorruptedError(
-                f"{self.path}: {bad.size} raw vectors fail their checksum (keys {bad[:5].tolist()}); "
+                f"{self.path}: {bad.size} raw vectors fail their checksum "
+                f"(keys {bad[:5].tolist()}); "
                 "restore vectors.f32 from a backup"
             )
         self._next_key = next_key
@@ -387,7 +388,7 @@ class Luma:
                 rank=rank,
                 modality=details[kk][1],
                 metadata=details[kk][2],
-            )  # type: ignore[arg-type]
+            )
             for rank, (kk, s, t) in enumerate(
                 zip(top.tolist(), cands.scores[:k], cands.tiers[:k], strict=True)
             )
@@ -460,7 +461,7 @@ class Luma:
         return out
 
     def get(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Stored items by id (unknown ids are skipped): dicts with id, modality, metadata, vector."""
+        """Stored items by id (unknown ids skipped): dicts of id, modality, metadata, vector."""
         self._check_open()
         with self._lock.read():
             keys = [self._ids[i] for i in ids if i in self._ids]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -26,7 +26,7 @@ __all__ = ["Candidates", "TieredMemory"]
 logger = logging.getLogger(__name__)
 
 HOT, WARM, ABSENT = 0, 1, -1
-TIER_NAMES = {HOT: "hot", WARM: "warm"}
+TIER_NAMES: dict[int, Literal["hot", "warm"]] = {HOT: "hot", WARM: "warm"}
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,7 @@ class TieredMemory:
         self._last[keys] = now
         return keys, self.spill(now)
 
-    # -- search --------------------------------------------------------------------------------------
+    # -- search ----------------------------------------------------------------------------
     def search(self, query: np.ndarray, fetch_k: int, allowed: np.ndarray | None) -> Candidates:
         """Probe both tiers for ``fetch_k`` each, merge, rescore exactly, sort."""
         parts: list[TierHits] = [

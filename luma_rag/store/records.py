@@ -178,7 +178,7 @@ class RecordStore:
                 "SELECT key, id, crc, tier, bridge_version, hits, last_hit, novelty "
                 "FROM items ORDER BY key"
             ).fetchall()
-        cols = list(zip(*rows, strict=True)) if rows else [[] for _ in range(8)]
+        cols: list[Any] = list(zip(*rows, strict=True)) if rows else [() for _ in range(8)]
         return RecordTable(
             keys=np.array(cols[0], dtype=np.int64),
             ids=[str(x) for x in cols[1]],
