@@ -7,11 +7,12 @@ import importlib.metadata
 import os
 import platform
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["machine_info", "measure_bandwidth", "rss_bytes"]
+__all__ = ["last_level_cache_bytes", "machine_info", "measure_bandwidth", "rss_bytes"]
 
 _PACKAGES = (
     "numpy",
@@ -34,6 +35,30 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _parse_size(text: str) -> int | None:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip()
+    try:
+        if text and text[-1].upper() in units:
+            return int(text[:-1]) * units[text[-1].upper()]
+        return int(text)
+    except ValueError:
+        return None
+
+
+def last_level_cache_bytes() -> int | None:
+    """Size of the largest CPU cache seen by cpu0 (Linux sysfs), or ``None`` if unknown."""
+    best: int | None = None
+    for size_file in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        try:
+            size = _parse_size(size_file.read_text(encoding="ascii"))
+        except OSError:
+            continue
+        if size is not None and (best is None or size > best):
+            best = size
+    return best
+
+
 def _version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
@@ -53,6 +78,7 @@ def machine_info() -> dict[str, Any]:
         "cpu_affinity": len(affinity) if affinity is not None else None,
         "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "mem_total_bytes": mem_total,
+        "llc_bytes": last_level_cache_bytes(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "versions": {name: _version(name) for name in _PACKAGES},

@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Target", "evaluate_targets", "format_table", "format_targets"]
+__all__ = ["Target", "evaluate_targets", "format_luma", "format_table", "format_targets"]
 
 RECALL_MIN = 0.95
 SPEEDUP_VS_SIMPLE = 100.0
@@ -222,4 +222,37 @@ def format_targets(targets: list[Target]) -> str:
         value, bound = _fmt(t.value, ",.3f"), _fmt(t.bound, ",.3f")
         line = f"  [{t.status:4}] {t.name.ljust(width)}  {value} {t.op} {bound}"
         lines.append(line + (f"  ({t.note})" if t.note else ""))
+    return "\n".join(lines)
+
+
+def format_luma(res: dict[str, Any]) -> str:
+    """Engine details under the table: tiers, ingest split, telemetry, the spill window."""
+    info: dict[str, Any] = res.get("luma") or {}
+    if not info:
+        return ""
+    stats = info.get("stats", {})
+    ingest = info.get("ingest", {})
+    tele = info.get("telemetry", {})
+    share = ", ".join(f"{t} {v:.0%}" for t, v in tele.get("hit_tier_share", {}).items())
+    settle = _fmt(ingest.get("settle_seconds"), ".1f")
+    lines = [
+        f"  luma: hot_budget {info['hot_budget']:,}; hot {stats.get('hot', '-')}, "
+        f"warm {stats.get('warm', '-')}, warm code bytes {info.get('warm_code_bytes', '-')}",
+        f"  luma ingest: add_vectors {_fmt(ingest.get('add_seconds'), '.1f')}s "
+        f"(batches of {ingest.get('batch')}) + wait_idle {settle}s"
+        f" -> {_fmt(ingest.get('items_per_s_incl_settle'), ',.0f')} items/s including settle",
+        f"  luma telemetry: safe1 {_fmt(tele.get('safe1_rate'), '.2f')}, "
+        f"complete {_fmt(tele.get('complete_rate'), '.2f')}, hits by tier: {share or '-'}",
+    ]
+    spill = info.get("spill") or {}
+    lat = spill.get("latency") or {}
+    if lat:
+        lines.append(
+            f"  luma spill window: {lat['n']} queries while adding {spill['rows_added']} rows "
+            f"(warm +{spill['warm_growth']}) in {_fmt(spill['add_seconds'], '.1f')}s "
+            f"+ {_fmt(spill['settle_seconds'], '.1f')}s settle: p50 {_fmt(lat['p50_ms'], '.3f')} "
+            f"p99 {_fmt(lat['p99_ms'], '.3f')} max {_fmt(lat['max_ms'], '.3f')} ms"
+        )
+    elif spill.get("reason"):
+        lines.append(f"  luma spill window: {spill['reason']}")
     return "\n".join(lines)

@@ -24,7 +24,7 @@ from bench.data import Dataset, exact_topk, make_dataset
 from bench.luma_bench import LumaMethod, luma_available, measure_spill, telemetry_summary
 from bench.machine import machine_info, measure_bandwidth, rss_bytes
 from bench.measure import BuildResult, Method, build_method, time_queries
-from bench.report import evaluate_targets, format_table, format_targets
+from bench.report import evaluate_targets, format_luma, format_table, format_targets
 
 METHODS = (*BASELINES, "luma")
 SIMPLE = "llamaindex-simple"
@@ -87,8 +87,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--bandwidth-mb",
         type=int,
-        default=512,
-        help="buffer size (MiB) for the memory-bandwidth probe",
+        default=0,
+        help="buffer size (MiB) for the memory-bandwidth probe (default: max(512, 4 x LLC))",
     )
     p.add_argument(
         "--store-dir",
@@ -277,7 +277,11 @@ def run_size(
         "params": vars(args),
         "machine": machine,
         "bandwidth": bandwidth,
-        "scan_floor": {"bytes": scan_bytes, "ms": 1000 * scan_bytes / bandwidth["bytes_per_s"]},
+        "scan_floor": {
+            "bytes": scan_bytes,
+            "ms": 1000 * scan_bytes / bandwidth["bytes_per_s"],
+            "fits_in_llc": bool(machine["llc_bytes"] and scan_bytes <= machine["llc_bytes"]),
+        },
         "methods": {},
         "luma": {},
     }
@@ -309,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {machine['cpu_model']}, {machine['cpu_count']} CPUs "
         f"(affinity {machine['cpu_affinity']}), load {machine['load_avg']}"
     )
-    bandwidth = measure_bandwidth(args.bandwidth_mb)
+    llc = machine["llc_bytes"] or 0
+    bandwidth = measure_bandwidth(args.bandwidth_mb or max(512, 4 * llc >> 20))
     print(
         f"memory bandwidth: read {bandwidth['read_bytes_per_s'] / 1e9:.1f} GB/s, "
         f"copy {bandwidth['copy_bytes_per_s'] / 1e9:.1f} GB/s"
@@ -321,9 +326,15 @@ def main(argv: list[str] | None = None) -> int:
         any_failed |= failed
         print()
         print(format_table(res))
+        if res["luma"]:
+            print(format_luma(res))
         for name, m in res["methods"].items():
             if m.get("note"):
                 print(f"  note: {name} {m['note']}")
+        if res["scan_floor"]["fits_in_llc"]:
+            llc_mib = machine["llc_bytes"] >> 20
+            print(f"  note: the corpus fits in the {llc_mib} MiB last-level cache, so scans can")
+            print("        beat the DRAM scan floor at this size")
         print(f"\ntargets at {n:,}:")
         targets = evaluate_targets(res)
         res["targets"] = [t.to_dict() for t in targets]

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from luma_rag.datasets.attributes import ShapeAttributes, relevant
     from luma_rag.datasets.captions import parse_query_attributes
-    from luma_rag.datasets.shapes import ShapeItem, generate, load_manifest
+    from luma_rag.datasets.manifest import ShapeItem, load_manifest
+    from luma_rag.datasets.shapes import generate
     from luma_rag.datasets.splits import held_out_combos, split_for
 
 __all__ = [
@@ -31,9 +32,9 @@ _HOMES = {
     "ShapeAttributes": "luma_rag.datasets.attributes",
     "relevant": "luma_rag.datasets.attributes",
     "parse_query_attributes": "luma_rag.datasets.captions",
-    "ShapeItem": "luma_rag.datasets.shapes",
+    "ShapeItem": "luma_rag.datasets.manifest",
     "generate": "luma_rag.datasets.shapes",
-    "load_manifest": "luma_rag.datasets.shapes",
+    "load_manifest": "luma_rag.datasets.manifest",
     "held_out_combos": "luma_rag.datasets.splits",
     "split_for": "luma_rag.datasets.splits",
 }

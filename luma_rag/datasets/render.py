@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from luma_rag.errors import MissingDependencyError
+from luma_rag.datasets.vocab import BACKGROUNDS, SHAPES
+from luma_rag.errors import InvalidInputError, MissingDependencyError
 
 if TYPE_CHECKING:
     import PIL.Image
@@ -103,7 +104,7 @@ def background_array(bg: Background, size: int) -> np.ndarray:
         band = np.floor(u / (bg.period / 2.0)).astype(np.int64) % 2
         gray = bg.gray + np.where(band == 0, -_STRIPE_CONTRAST, _STRIPE_CONTRAST).astype(float)
     else:
-        raise ValueError(f"unknown background kind {bg.kind!r}")
+        raise InvalidInputError(f"unknown background kind {bg.kind!r}; use {list(BACKGROUNDS)}")
     level = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
     return np.repeat(level[:, :, None], 3, axis=2)
 
@@ -140,7 +141,7 @@ def _unit_outline(shape: str) -> list[tuple[float, float]]:
             (-w, -a), (w, -a), (w, -w), (a, -w), (a, w), (w, w),
             (w, a), (-w, a), (-w, w), (-a, w), (-a, -w), (-w, -w),
         ]  # fmt: skip
-    raise ValueError(f"no outline for shape {shape!r}")
+    raise InvalidInputError(f"no outline for shape {shape!r}; use one of {list(SHAPES)}")
 
 
 def shape_polygon(

@@ -30,7 +30,6 @@ Python::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -38,17 +37,18 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 
 from luma_rag.datasets.attributes import ShapeAttributes, relevant
 from luma_rag.datasets.captions import parse_query_attributes
+from luma_rag.datasets.manifest import MANIFEST, ShapeItem, load_manifest
 from luma_rag.datasets.render import background_array, render_frame, require_pillow
 from luma_rag.datasets.sampling import ItemPlan, plan_item
-from luma_rag.datasets.speech import SAMPLE_RATE, SpeechParams, find_espeak, synthesize, write_wav
+from luma_rag.datasets.speech import SAMPLE_RATE, find_espeak, synthesize, write_wav
 from luma_rag.datasets.splits import SPLITS, Split, held_out_combos
 from luma_rag.datasets.video import VIDEO_FORMATS, VideoFormat, require_av, write_video
 from luma_rag.errors import InvalidInputError, LumaError
@@ -65,104 +65,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MANIFEST: Final = "manifest.jsonl"
 INFO: Final = "info.json"
 FORMAT_VERSION: Final = 1
 _PREFIX = "shape-"
 _MEDIA_DIRS: Final = ("images", "audio", "video")
-
-
-@dataclass(frozen=True)
-class ShapeItem:
-    """One manifest line.
-
-    Attributes:
-        id: "shape-000123".
-        image: PNG path relative to the corpus directory.
-        caption: Primary caption (the one spoken in ``audio``).
-        captions: 3-5 paraphrases of the same content, ``captions[0] == caption``.
-        audio: WAV path relative to the corpus directory, or ``None``.
-        video: Clip path relative to the corpus directory, or ``None``.
-        split: "train", "val" or "test".
-        attributes: What the item shows.
-        speech: espeak-ng voice, rate and pitch of ``audio``, or ``None``.
-        audio_seconds: Length of ``audio`` in seconds, or ``None``.
-        video_fps: Frame rate of ``video``, or ``None``.
-        video_frames: Frame count of ``video``, or ``None``.
-        root: Corpus directory the relative paths start from (not compared).
-    """
-
-    id: str
-    image: str
-    caption: str
-    captions: tuple[str, ...]
-    audio: str | None
-    video: str | None
-    split: Split
-    attributes: ShapeAttributes
-    speech: SpeechParams | None = None
-    audio_seconds: float | None = None
-    video_fps: int | None = None
-    video_frames: int | None = None
-    root: Path = field(default=Path("."), compare=False)
-
-    @property
-    def image_path(self) -> Path:
-        """Absolute-or-root-relative path of the PNG."""
-        return self.root / self.image
-
-    @property
-    def audio_path(self) -> Path | None:
-        """Path of the WAV, or ``None``."""
-        return None if self.audio is None else self.root / self.audio
-
-    @property
-    def video_path(self) -> Path | None:
-        """Path of the clip, or ``None``."""
-        return None if self.video is None else self.root / self.video
-
-    def to_record(self) -> dict[str, Any]:
-        """Return the manifest line as a dict (fixed key order)."""
-        return {
-            "id": self.id,
-            "split": self.split,
-            "image": self.image,
-            "caption": self.caption,
-            "captions": list(self.captions),
-            "audio": self.audio,
-            "video": self.video,
-            "attributes": self.attributes.as_dict(),
-            "speech": None if self.speech is None else dataclasses.asdict(self.speech),
-            "audio_seconds": self.audio_seconds,
-            "video_fps": self.video_fps,
-            "video_frames": self.video_frames,
-        }
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any], root: Path = Path(".")) -> ShapeItem:
-        """Build from a manifest line; raises :class:`InvalidInputError` on a bad schema."""
-        required = ("id", "split", "image", "caption", "captions", "audio", "video", "attributes")
-        missing = [k for k in required if k not in record]
-        if missing:
-            raise InvalidInputError(f"manifest record lacks {missing}")
-        if record["split"] not in SPLITS:
-            raise InvalidInputError(f"split {record['split']!r} is not one of {list(SPLITS)}")
-        speech = record.get("speech")
-        return cls(
-            id=str(record["id"]),
-            image=str(record["image"]),
-            caption=str(record["caption"]),
-            captions=tuple(str(c) for c in record["captions"]),
-            audio=record["audio"],
-            video=record["video"],
-            split=record["split"],
-            attributes=ShapeAttributes.from_dict(record["attributes"]),
-            speech=None if speech is None else SpeechParams(**speech),
-            audio_seconds=record.get("audio_seconds"),
-            video_fps=record.get("video_fps"),
-            video_frames=record.get("video_frames"),
-            root=root,
-        )
 
 
 @dataclass(frozen=True)
@@ -242,8 +148,8 @@ def _prepare_dir(out: Path, overwrite: bool) -> None:
                 f"{out / MANIFEST} exists; pass overwrite=True (--overwrite) or another --out"
             )
         for sub in _MEDIA_DIRS:  # remove only files this generator writes
-            for old in sorted((out / sub).glob(f"{_PREFIX}*")) if (out / sub).is_dir() else []:
-                old.unlink()
+            for stale in sorted((out / sub).glob(f"{_PREFIX}*")):
+                stale.unlink()
     out.mkdir(parents=True, exist_ok=True)
 
 
@@ -263,6 +169,36 @@ class _Progress:
             print(f"\rLUMA-Shapes {done}/{self.total}", end=end, file=sys.stderr, flush=True)
         elif done % self.step == 0 or done == self.total:
             print(f"LUMA-Shapes {done}/{self.total}", file=sys.stderr, flush=True)
+
+
+def _write_items(
+    job: _Job, n: int, workers: int, progress: bool
+) -> tuple[dict[Split, int], dict[str, float]]:
+    """Write the media of items ``0..n-1`` and the manifest to ``.manifest.jsonl.tmp``.
+
+    Returns:
+        Items per split, and seconds spent per modality summed over items.
+    """
+    totals = {"image": 0.0, "audio": 0.0, "video": 0.0}
+    counts = dict.fromkeys(SPLITS, 0)
+    counter = _Progress(n, progress)
+    tmp = job.out / f".{MANIFEST}.tmp"
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="luma-shapes")
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            results = pool.map(lambda i: _make_item(job, i), range(n))
+            for done, (item, timings) in enumerate(results, start=1):
+                f.write(json.dumps(item.to_record()) + "\n")
+                counts[item.split] += 1
+                for key, seconds in timings.items():
+                    totals[key] += seconds
+                counter.update(done)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        tmp.unlink(missing_ok=True)
+        raise
+    pool.shutdown()
+    return counts, totals
 
 
 def generate(
@@ -335,28 +271,10 @@ def generate(
             (job.out / sub).mkdir(exist_ok=True)
 
     started = time.perf_counter()
-    totals = {"image": 0.0, "audio": 0.0, "video": 0.0}
-    counts = dict.fromkeys(SPLITS, 0)
-    counter = _Progress(n, progress)
-    tmp = job.out / f".{MANIFEST}.tmp"
-    pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="luma-shapes")
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            results = pool.map(lambda i: _make_item(job, i), range(n))
-            for done, (item, timings) in enumerate(results, start=1):
-                f.write(json.dumps(item.to_record()) + "\n")
-                counts[item.split] += 1
-                for key, seconds in timings.items():
-                    totals[key] += seconds
-                counter.update(done)
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        tmp.unlink(missing_ok=True)
-        raise
-    pool.shutdown()
+    counts, totals = _write_items(job, n, n_workers, progress)
     _write_info(job, n, counts)
     manifest = job.out / MANIFEST
-    tmp.replace(manifest)
+    (job.out / f".{MANIFEST}.tmp").replace(manifest)
     wall = time.perf_counter() - started
     per_item = ", ".join(
         f"{key} {1000 * totals[key] / n:.1f} ms/item"
@@ -395,42 +313,13 @@ def _write_info(job: _Job, n: int, counts: dict[Split, int]) -> None:
     (job.out / INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
 
-def load_manifest(path: str | Path) -> list[ShapeItem]:
-    """Read a corpus written by :func:`generate`.
-
-    Args:
-        path: ``manifest.jsonl`` or the corpus directory holding it.
-
-    Returns:
-        Items in manifest order, their ``root`` set to the manifest's directory.
-
-    Raises:
-        InvalidInputError: The file is missing or a line is not a valid record.
-    """
-    p = Path(path)
-    if p.is_dir():
-        p = p / MANIFEST
-    if not p.is_file():
-        raise InvalidInputError(f"no LUMA-Shapes manifest at {p}; generate one with `generate()`")
-    items = []
-    with p.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                items.append(ShapeItem.from_record(json.loads(line), root=p.parent))
-            except (json.JSONDecodeError, TypeError, InvalidInputError) as e:
-                raise InvalidInputError(f"{p}:{number}: bad manifest line ({e})") from e
-    return items
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m luma_rag.datasets.shapes",
         description="Generate the LUMA-Shapes synthetic corpus (images, captions, audio, video).",
     )
     parser.add_argument("--out", required=True, type=Path, help="corpus directory")
-    parser.add_argument("--n", type=int, default=1000, help="number of items (default 1000)")
+    parser.add_argument("--n", type=int, required=True, help="number of items")
     parser.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
     parser.add_argument("--audio", action="store_true", help="speak captions (needs espeak-ng)")
     parser.add_argument("--video", action="store_true", help="write clips of moving shapes")
