@@ -32,6 +32,7 @@ __all__ = ["WarmTier", "WarmTierConfig"]
 logger = logging.getLogger(__name__)
 
 _NEG = float("-inf")
+_PQ_MIN_TRAIN = 256  # k-means of 8-bit PQ needs at least 2**8 training points ("nx >= k")
 
 
 @dataclass(frozen=True)
@@ -303,9 +304,13 @@ class WarmTier:
         """Train a new index on the raw vectors of ``keys``, replay changes, swap it in."""
         vectors = self._fetch(keys)
         # Train on 90% and take the drift baseline from the held-out 10%: ζ of the training
-        # points themselves is optimistic, and new items would look "drifted" at once.
+        # points themselves is optimistic, and new items would look "drifted" at once. The
+        # held-out share never takes the training set below what PQ needs ("nx >= k").
         rng = np.random.default_rng(len(keys))
-        holdout = rng.random(len(keys)) < 0.1
+        n_hold = min(len(keys) // 10, len(keys) - _PQ_MIN_TRAIN)
+        holdout = np.zeros(len(keys), dtype=bool)
+        if n_hold > 0:
+            holdout[rng.choice(len(keys), n_hold, replace=False)] = True
         state = self._trained_state(vectors[~holdout])
         zeta = self._encode_into(state, keys, vectors)
         base = zeta[holdout] if holdout.any() else zeta
