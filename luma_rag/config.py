@@ -47,8 +47,26 @@ class LumaConfig(ConfigBase):
             isinstance(self.hot_budget, int) and self.hot_budget >= 1,
             f"LumaConfig.hot_budget must be an int >= 1, got {self.hot_budget!r}",
         )
-        check(self.rerank_depth >= 1, "LumaConfig.rerank_depth must be >= 1")
-        check(self.exact_filter_below >= 0, "LumaConfig.exact_filter_below must be >= 0")
+        for name, least in (("rerank_depth", 1), ("exact_filter_below", 0)):
+            value = getattr(self, name)
+            check(
+                isinstance(value, int) and not isinstance(value, bool) and value >= least,
+                f"LumaConfig.{name} must be an int >= {least}, got {value!r}",
+            )
+        for name, kind in (
+            ("hot", HotTierConfig),
+            ("warm", WarmTierConfig),
+            ("spill", SpillConfig),
+            ("safety", SafetyConfig),
+        ):
+            check(
+                isinstance(getattr(self, name), kind),
+                f"LumaConfig.{name} must be a {kind.__name__}, got {getattr(self, name)!r}",
+            )
+        check(
+            self.bridge is None or isinstance(self.bridge, BridgeConfig),
+            f"LumaConfig.bridge must be None or a BridgeConfig, got {self.bridge!r}",
+        )
         if self.bridge is not None:
             check(
                 self.bridge.target_dim == self.dim,

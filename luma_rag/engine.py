@@ -78,7 +78,11 @@ class Luma:
         self._ingest = threading.Lock()
         self._closed = False
         self._records = RecordStore(path / "records.sqlite")
-        self._vectors = VectorFile(path / "vectors.f32", config.dim)
+        try:
+            self._vectors = VectorFile(path / "vectors.f32", config.dim)
+        except BaseException:
+            self._records.close()
+            raise
         self.memory = TieredMemory(
             config.dim,
             config.hot_budget,
@@ -92,7 +96,13 @@ class Luma:
         self._ids: dict[str, int] = {}
         self._bridge_version = np.zeros(0, dtype=np.int32)
         self._promote: set[int] = set()
-        self._recover()
+        self._promote_lock = threading.Lock()  # readers add to _promote concurrently
+        try:
+            self._recover()
+        except BaseException:
+            self._records.close()
+            self._vectors.close()
+            raise
 
     # -- lifecycle -------------------------------------------------------------------------------
     @classmethod
@@ -114,8 +124,12 @@ class Luma:
         if cfg_file.exists():
             try:
                 stored = LumaConfig.from_json(cfg_file.read_text())
-            except (ConfigError, OSError, UnicodeDecodeError) as e:
-                raise StoreCorruptedError(f"{cfg_file}: unreadable store config ({e})") from e
+            except (ConfigError, OSError, UnicodeDecodeError, TypeError, AttributeError) as e:
+                # TypeError / AttributeError: a field missing or of the wrong JSON type
+                raise StoreCorruptedError(
+                    f"{cfg_file}: unreadable store config ({e}); fix it, or delete it and reopen "
+                    "with LumaConfig(dim=<the store's dim>)"
+                ) from e
         if stored is None and config is None:
             raise ConfigError(f"{path} holds no store; pass LumaConfig(dim=...) to create one")
         if stored is not None and config is not None and stored.dim != config.dim:
@@ -126,11 +140,12 @@ class Luma:
         cfg = config or stored
         assert cfg is not None
         path.mkdir(parents=True, exist_ok=True)
+        luma = cls(path, cfg)  # first: a config that does not fit the files is not persisted
         if stored is None or stored != cfg:
             tmp = cfg_file.with_name(_CONFIG_FILE + ".tmp")
             tmp.write_text(cfg.to_json())
             os.replace(tmp, cfg_file)
-        return cls(path, cfg)
+        return luma
 
     def __enter__(self) -> Self:
         return self
@@ -147,18 +162,21 @@ class Luma:
         """Finish background work, write index snapshots, close files. Idempotent."""
         if self._closed:
             return
-        self.wait_idle()
-        with self._ingest, self._lock.write():
-            self._closed = True
-            for tier in (self.memory.hot, self.memory.warm):
-                arrays, header = tier.snapshot()
-                write_snapshot(self.path / f"{tier.name}.snapshot", arrays, header)
-            keys = np.array(sorted(self._ids.values()), dtype=np.int64)
-            if keys.size:
-                hits, last = self.memory.usage(keys)
-                self._records.set_usage(keys, hits, last)
-            self._records.close()
-            self._vectors.close()
+        with self._ingest:  # no write, hence no new background retrain, can start now
+            self.wait_idle()
+            with self._lock.write():
+                if self._closed:
+                    return
+                self._closed = True
+                for tier in (self.memory.hot, self.memory.warm):
+                    arrays, header = tier.snapshot()
+                    write_snapshot(self.path / f"{tier.name}.snapshot", arrays, header)
+                keys = np.array(sorted(self._ids.values()), dtype=np.int64)
+                if keys.size:
+                    hits, last = self.memory.usage(keys)
+                    self._records.set_usage(keys, hits, last)
+                self._records.close()
+                self._vectors.close()
 
     def wait_idle(self, timeout: float | None = None) -> None:
         """Wait for a background warm-tier retrain to finish."""
@@ -170,8 +188,16 @@ class Luma:
 
     def _recover(self) -> None:
         """Rebuild in-memory state from the durable record (+ snapshots where valid)."""
+        recorded = self._records.get_kv("next_key")
+        if recorded is None:  # a new store records its high-water mark before any write
+            if self._vectors.rows:
+                raise StoreCorruptedError(
+                    f"{self.path}: records.sqlite is missing or empty but vectors.f32 holds "
+                    f"{self._vectors.rows} rows; restore records.sqlite from a backup"
+                )
+            self._records.set_kv("next_key", "0")
         table = self._records.load()
-        next_key = int(self._records.get_kv("next_key") or 0)
+        next_key = int(recorded or 0)
         if table.keys.size and int(table.keys.max()) >= next_key:
             raise StoreCorruptedError(
                 f"{self.path}: record keys exceed the recorded high-water mark"
@@ -206,6 +232,9 @@ class Luma:
             self.memory.load(
                 table.keys, table.tiers, table.hits, table.last_hit, table.novelty, snaps
             )
+            # A crash between a commit and its tier update leaves the hot tier over budget.
+            moved = self.memory.spill(time.time())
+        self._persist_tiers(moved)
         self.wait_idle()
         if self.config.bridge is not None:
             bpath = self.path / "bridge.safetensors"
@@ -299,7 +328,8 @@ class Luma:
         """Promote queued warm items (under the write lock). Returns keys whose tier changed."""
         if not self._promote:
             return np.zeros(0, dtype=np.int64)
-        live = [k for k in self._promote if k in set(self._ids.values())]
+        alive = set(self._ids.values())
+        live = [k for k in self._promote if k in alive]
         self._promote.clear()
         promoted, spilled = self.memory.promote(np.array(live, dtype=np.int64), now)
         return np.concatenate([promoted, spilled])
@@ -310,9 +340,11 @@ class Luma:
         if isinstance(ids, str) or not isinstance(ids, Sequence):
             raise InvalidInputError("delete takes a list of ids, e.g. luma.delete([id])")
         with self._ingest:
+            self._check_open()
             unknown = [i for i in ids if not isinstance(i, str) or i not in self._ids]
             if unknown:
                 raise NotFoundError(f"unknown id(s) {unknown[:5]!r}; nothing was deleted")
+            ids = list(dict.fromkeys(ids))  # a repeated id is deleted once
             keys = [self._ids[i] for i in ids]
             self._records.commit([], keys, self._next_key)
             with self._lock.write():
@@ -377,8 +409,9 @@ class Luma:
             details = self._records.details(top.tolist())
             now = time.time()
             due = self.memory.record_hits(top, now)
-        if due.size:
-            self._promote.update(due.tolist())
+            if due.size:  # under the read lock: the writer drains this set under the write lock
+                with self._promote_lock:
+                    self._promote.update(due.tolist())
         complete = self._complete(cands, cert.floor_k, r)
         hits = [
             Hit(

@@ -87,8 +87,12 @@ class TieredMemory:
         self._novelty = np.concatenate([self._novelty, np.zeros(cap - n, np.float32)])
 
     def tier_of(self, keys: np.ndarray) -> np.ndarray:
-        """int8 tier of each key (-1 when absent)."""
-        return self._tier[np.asarray(keys, dtype=np.int64)]
+        """int8 tier of each key (-1 when absent, e.g. committed but not yet inserted)."""
+        keys = np.asarray(keys, dtype=np.int64)
+        out = np.full(len(keys), ABSENT, dtype=np.int8)
+        ok = keys < len(self._tier)
+        out[ok] = self._tier[keys[ok]]
+        return out
 
     def usage(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(hits, last_access) of ``keys``."""
@@ -137,7 +141,7 @@ class TieredMemory:
                     logger.warning(
                         "%s tier snapshot unusable (%s); rebuilding from raw vectors", tier.name, e
                     )
-                    self._fresh(tier)
+                    tier = self._fresh(tier)  # reconcile into the fresh tier, not the broken one
             want = keys[tiers == code]
             have = tier.keys()
             extra = np.setdiff1d(have, want)
@@ -148,14 +152,16 @@ class TieredMemory:
                 chunk = missing[start : start + 8192]
                 tier.add(chunk, self._fetch(chunk))
 
-    def _fresh(self, tier: Tier) -> None:
+    def _fresh(self, tier: Tier) -> Tier:
+        """Replace ``tier`` with an empty one of the same kind and settings; return it."""
         if tier is self.hot:
             self.hot = HotTier(self.dim, self.hot.config)
-        else:
-            w = self.warm
-            self.warm = WarmTier(
-                self.dim, w.config, fetch=w._fetch, write_lock=w._write_lock, read_lock=w._read_lock
-            )
+            return self.hot
+        w = self.warm
+        self.warm = WarmTier(
+            self.dim, w.config, fetch=w._fetch, write_lock=w._write_lock, read_lock=w._read_lock
+        )
+        return self.warm
 
     def add(
         self, keys: np.ndarray, vectors: np.ndarray, novelty: np.ndarray, now: float
@@ -171,8 +177,8 @@ class TieredMemory:
         return self.spill(now)
 
     def remove(self, keys: np.ndarray) -> None:
-        """Remove keys from whichever tier holds them."""
-        keys = np.asarray(keys, dtype=np.int64)
+        """Remove keys from whichever tier holds them (duplicates and unknown keys ignored)."""
+        keys = np.unique(np.asarray(keys, dtype=np.int64))
         keys = keys[keys < len(self._tier)]
         tiers = self._tier[keys]
         self.hot.remove(keys[tiers == HOT])

@@ -88,6 +88,13 @@ def _pq_m(dim: int, dims_per_sub: int, nbits: int) -> int:
     return 1 if nbits == 8 else 2
 
 
+def _ivf(index: Any) -> Any:
+    """The IVF layer of a trained index (for its coarse quantizer)."""
+    import faiss
+
+    return faiss.extract_index_ivf(index)
+
+
 @dataclass
 class _State:
     """One generation of the warm index; replaced whole on retrain."""
@@ -221,7 +228,9 @@ class WarmTier:
             return np.zeros(len(keys), dtype=np.float32)
         recon = state.index.sa_decode(state.index.sa_encode(vectors))
         zeta = np.linalg.norm(vectors - recon, axis=1).astype(np.float32)
-        lists = np.argmax(vectors @ state.centroids.T, axis=1)
+        # The lists FAISS itself put them in (same call, same batch), not a numpy argmax that
+        # can break near-ties differently and leave an item outside its list's radius.
+        lists = _ivf(state.index).quantizer.assign(vectors, 1).ravel()
         resid = np.linalg.norm(vectors - state.centroids[lists], axis=1).astype(np.float32)
         np.maximum.at(state.list_radius, lists, resid)
         return zeta
@@ -248,7 +257,7 @@ class WarmTier:
         """Remove keys (unknown keys are ignored)."""
         import faiss
 
-        keys = np.asarray(keys, dtype=np.int64)
+        keys = np.unique(np.asarray(keys, dtype=np.int64))  # a repeated key counts once
         keys = keys[(keys < len(self._present))]
         keys = keys[self._present[keys]]
         if keys.size == 0:
@@ -392,7 +401,9 @@ class WarmTier:
 
     def _outside_bound(self, s: _State, query: np.ndarray, scores: np.ndarray, full: bool) -> float:
         ub = s.centroids @ query + s.list_radius  # -inf for empty lists
-        probed = np.argsort(-(s.centroids @ query))[: s.nprobe]
+        # The lists the search probed, chosen by the same quantizer call FAISS makes.
+        _, probed = _ivf(s.index).quantizer.search(query[None, :], s.nprobe)
+        probed = probed[0][probed[0] >= 0]
         rest = np.ones(len(ub), dtype=bool)
         rest[probed] = False
         bound = float(ub[rest].max()) if rest.any() else _NEG
