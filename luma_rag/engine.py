@@ -11,6 +11,7 @@ survives a crash; on open, the tiers are rebuilt from snapshots reconciled with 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -21,13 +22,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
 from luma_rag._arrays import as_query, as_unit_matrix
 from luma_rag._rwlock import RWLock
-from luma_rag.bridge import ProcrustesBridge
+from luma_rag.bridge import BridgeConfig, ProcrustesBridge
 from luma_rag.config import LumaConfig
 from luma_rag.errors import (
     ConfigError,
@@ -49,6 +50,10 @@ from luma_rag.store import (
     row_crc,
     write_snapshot,
 )
+
+if TYPE_CHECKING:
+    from luma_rag.embedder import MediaEmbedder
+    from luma_rag.encoders.base import Encoder
 
 __all__ = ["Luma"]
 
@@ -97,6 +102,8 @@ class Luma:
         self._bridge_version = np.zeros(0, dtype=np.int32)
         self._promote: set[int] = set()
         self._promote_lock = threading.Lock()  # readers add to _promote concurrently
+        self._embedder: MediaEmbedder | None = None
+        self.rho: dict[str, float] = {}
         try:
             self._recover()
         except BaseException:
@@ -106,13 +113,25 @@ class Luma:
 
     # -- lifecycle -------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike[str], config: LumaConfig | None = None) -> Self:
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        config: LumaConfig | None = None,
+        *,
+        encoder: Encoder | str | None = None,
+        audio_encoder: Encoder | str | None = None,
+    ) -> Self:
         """Create a store at ``path``, or reopen it.
 
         Args:
             path: a directory (created if missing).
-            config: required to create; when reopening, ``dim`` must match the store's and the
-                other settings apply to this session (None: the stored settings).
+            config: required to create without an encoder; when reopening, ``dim`` must match
+                the store's and the other settings apply to this session (None: the stored ones).
+            encoder: a CLIP-space :class:`~luma_rag.encoders.base.Encoder`, or a registry name
+                (``"luma-tiny"``: the shipped offline model; ``"ViT-B-32"``: production).
+                Enables :meth:`ingest` / :meth:`query` on text, images and video.
+            audio_encoder: a CLAP encoder or name (``"luma-tiny-clap"``); audio then crosses
+                the CLAP→CLIP bridge, which a store gets automatically when one is given.
 
         Raises:
             ConfigError: no config for a new store. DimensionMismatchError: wrong ``dim``.
@@ -130,8 +149,18 @@ class Luma:
                     f"{cfg_file}: unreadable store config ({e}); fix it, or delete it and reopen "
                     "with LumaConfig(dim=<the store's dim>)"
                 ) from e
-        if stored is None and config is None:
+        enc = _resolve_encoder(encoder)
+        aenc = _resolve_encoder(audio_encoder)
+        if stored is None and config is None and enc is not None:
+            config = LumaConfig(dim=enc.dim)
+        base = config or stored
+        if base is None:
             raise ConfigError(f"{path} holds no store; pass LumaConfig(dim=...) to create one")
+        if enc is not None and enc.dim != base.dim:
+            raise DimensionMismatchError(
+                f"the encoder {enc.name} gives {enc.dim}-d vectors but the store at {path} is "
+                f"{base.dim}-d; use a matching encoder or another path"
+            )
         if stored is not None and config is not None and stored.dim != config.dim:
             raise DimensionMismatchError(
                 f"{path} holds {stored.dim}-d vectors but the config says dim={config.dim}; "
@@ -139,12 +168,23 @@ class Luma:
             )
         cfg = config or stored
         assert cfg is not None
+        if aenc is not None and cfg.bridge is None:
+            cfg = dataclasses.replace(
+                cfg, bridge=BridgeConfig(source_dim=aenc.dim, target_dim=cfg.dim)
+            )
+        if aenc is not None and cfg.bridge is not None and cfg.bridge.source_dim != aenc.dim:
+            raise DimensionMismatchError(
+                f"the audio encoder {aenc.name} gives {aenc.dim}-d vectors but the store's bridge "
+                f"expects {cfg.bridge.source_dim}-d"
+            )
         path.mkdir(parents=True, exist_ok=True)
         luma = cls(path, cfg)  # first: a config that does not fit the files is not persisted
         if stored is None or stored != cfg:
             tmp = cfg_file.with_name(_CONFIG_FILE + ".tmp")
             tmp.write_text(cfg.to_json())
             os.replace(tmp, cfg_file)
+        if enc is not None:
+            luma.attach_encoders(enc, aenc)
         return luma
 
     def __enter__(self) -> Self:
@@ -253,6 +293,8 @@ class Luma:
         *,
         modality: str = "vector",
         bridged: bool = False,
+        texts: Sequence[str | None] | None = None,
+        sources: Sequence[str | None] | None = None,
     ) -> list[str]:
         """Add (or upsert) a batch of vectors; durable when this returns.
 
@@ -262,6 +304,8 @@ class Luma:
             metadata: n JSON-serialisable dicts (str keys).
             ids: n unique non-empty strings; an existing id is replaced (upsert). None: new uuids.
             modality: recorded with each item ("text", "image", "audio", "video", "vector").
+            texts: n captions / texts / transcripts (or None), returned as ``Hit.text``.
+            sources: n media paths or URIs (or None), returned as ``Hit.source``.
 
         Returns:
             The n ids, in order.
@@ -281,6 +325,8 @@ class Luma:
         n = len(vecs)
         metas = _check_metadata(metadata, n)
         new_ids = _check_ids(ids, n)
+        texts_ = _check_optional_strings(texts, n, "texts")
+        sources_ = _check_optional_strings(sources, n, "sources")
         if not isinstance(modality, str) or not modality:
             raise InvalidInputError("modality must be a non-empty string such as 'text' or 'image'")
         with self._ingest:
@@ -292,8 +338,10 @@ class Luma:
             replaced = [self._ids[i] for i in new_ids if i in self._ids]
             crcs = row_crc(vecs)
             records = [
-                NewRecord(int(k), i, c, 0, modality, m, now, version, float(nv))
-                for k, i, c, m, nv in zip(keys, new_ids, crcs, metas, novelty, strict=True)
+                NewRecord(int(k), i, c, 0, modality, m, now, version, float(nv), t, src)
+                for k, i, c, m, nv, t, src in zip(
+                    keys, new_ids, crcs, metas, novelty, texts_, sources_, strict=True
+                )
             ]
             self._vectors.append(vecs, self._next_key)
             self._records.commit(records, replaced, self._next_key + n)
@@ -415,12 +463,14 @@ class Luma:
         complete = self._complete(cands, cert.floor_k, r)
         hits = [
             Hit(
-                id=details[kk][0],
+                id=details[kk].id,
                 score=float(s),
                 tier=TIER_NAMES[int(t)],
                 rank=rank,
-                modality=details[kk][1],
-                metadata=details[kk][2],
+                modality=details[kk].modality,
+                metadata=details[kk].metadata,
+                text=details[kk].text,
+                source=details[kk].source,
             )
             for rank, (kk, s, t) in enumerate(
                 zip(top.tolist(), cands.scores[:k], cands.tiers[:k], strict=True)
@@ -493,15 +543,177 @@ class Luma:
             out[versions == v] = self.bridge.drift_since(int(v))
         return out
 
-    def get(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Stored items by id (unknown ids skipped): dicts of id, modality, metadata, vector."""
+    # -- media -----------------------------------------------------------------------------------
+    @property
+    def encoder(self) -> Encoder | None:
+        """The CLIP-space encoder attached to this store (None: vectors only)."""
+        return self._embedder.encoder if self._embedder else None
+
+    def attach_encoders(self, encoder: Encoder, audio_encoder: Encoder | None = None) -> None:
+        """Attach encoders; calibrate ρ and warm-start the bridge when the store has none yet.
+
+        ρ per query modality is read from the store (``luma.rho``); text ρ is calibrated on
+        first attach from paraphrased LUMA-Shapes captions (0.9-quantile of their distances).
+        An unfitted bridge is warm-started from caption pairs through both text towers.
+        """
+        from luma_rag.calibration import radius_from_groups
+        from luma_rag.datasets.captions import paraphrase_groups
+        from luma_rag.embedder import MediaEmbedder
+
         self._check_open()
+        if encoder.dim != self.config.dim:
+            raise DimensionMismatchError(
+                f"encoder {encoder.name} gives {encoder.dim}-d vectors; "
+                f"the store is {self.config.dim}-d"
+            )
+        self._embedder = MediaEmbedder(encoder, audio_encoder)
+        stored = self._records.get_kv("rho")
+        self.rho = {k: float(v) for k, v in json.loads(stored).items()} if stored else {}
+        if "text" not in self.rho:
+            self.rho["text"] = radius_from_groups(
+                encoder.encode_text, paraphrase_groups(128, seed=1)
+            )
+            self._records.set_kv("rho", json.dumps(self.rho))
+        if audio_encoder is not None and self.bridge is not None and not self.bridge.fitted:
+            captions = [
+                c
+                for g in paraphrase_groups(self.bridge.config.resolved_min_pairs // 2 + 1, seed=2)
+                for c in g[:2]
+            ]
+            self.add_bridge_pairs(
+                audio_encoder.encode_text(captions), encoder.encode_text(captions)
+            )
+
+    def set_rho(self, modality: str, value: float) -> None:
+        """Set the encoder radius ρ used for queries of ``modality`` (persisted)."""
+        self._check_open()
+        self.rho[str(modality)] = _check_rho(value)
+        self._records.set_kv("rho", json.dumps(self.rho))
+
+    def _need_embedder(self) -> MediaEmbedder:
+        if self._embedder is None:
+            raise ConfigError(
+                "this store has no encoder; open it with Luma.open(path, encoder='luma-tiny') "
+                "(or another model) to ingest and query media, or use add_vectors/search"
+            )
+        return self._embedder
+
+    def ingest(
+        self,
+        text: str | None = None,
+        *,
+        image: str | os.PathLike[str] | None = None,
+        audio: str | os.PathLike[str] | None = None,
+        video: str | os.PathLike[str] | None = None,
+        caption: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        id: str | None = None,
+    ) -> str:
+        """Embed and store one item (exactly one of text / image / audio / video).
+
+        Args:
+            caption: what the item shows or says; returned as ``Hit.text`` and, with an audio
+                encoder attached, fed to the bridge as a (CLAP-text, CLIP-text) pair (plus
+                (CLAP-audio, CLIP-text) for audio items).
+
+        Returns:
+            The item's id.
+        """
+        self._check_open()
+        metas = _check_metadata([metadata or {}], 1)
+        ids = _check_ids([id], 1) if id is not None else None
+        emb = self._need_embedder().embed(
+            text=text, image=image, audio=audio, video=video, caption=caption
+        )
+        if emb.pairs is not None and self.bridge is not None:
+            self.add_bridge_pairs(*emb.pairs)
+        return self.add_vectors(
+            emb.vector[None, :],
+            metas,
+            ids,
+            modality=emb.modality,
+            bridged=emb.bridged,
+            texts=[caption if caption is not None else text],
+            sources=[emb.source],
+        )[0]
+
+    def ingest_texts(
+        self,
+        texts: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any]] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Embed and store a batch of texts (one encoder call)."""
+        self._check_open()
+        if (
+            isinstance(texts, str)
+            or not texts
+            or not all(isinstance(t, str) and t.strip() for t in texts)
+        ):
+            raise InvalidInputError("texts must be a non-empty list of non-empty strings")
+        metas = _check_metadata(metadatas, len(texts))
+        ids_ = _check_ids(ids, len(texts))
+        vecs = self._need_embedder().encoder.encode_text(list(texts))
+        return self.add_vectors(vecs, metas, ids_, modality="text", texts=list(texts))
+
+    def ingest_images(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        captions: Sequence[str | None] | None = None,
+        metadatas: Sequence[Mapping[str, Any]] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Embed and store a batch of images (one encoder call; captions optional)."""
+        self._check_open()
+        if isinstance(paths, (str, os.PathLike)) or not paths:
+            raise InvalidInputError("paths must be a non-empty list of image files")
+        n = len(paths)
+        caps = _check_optional_strings(captions, n, "captions")
+        metas = _check_metadata(metadatas, n)
+        ids_ = _check_ids(ids, n)
+        vecs = self._need_embedder().encoder.encode_image(list(paths))
+        return self.add_vectors(
+            vecs, metas, ids_, modality="image", texts=caps, sources=[os.fspath(p) for p in paths]
+        )
+
+    def query(
+        self,
+        text: str | None = None,
+        *,
+        image: str | os.PathLike[str] | None = None,
+        audio: str | os.PathLike[str] | None = None,
+        video: str | os.PathLike[str] | None = None,
+        k: int = 10,
+        filters: Mapping[str, Any] | None = None,
+        rho: float | None = None,
+    ) -> QueryResult:
+        """Search with a text, image, audio or video query (exactly one).
+
+        ρ defaults to the store's calibrated radius for the query's modality (``luma.rho``),
+        else ``SafetyConfig.rho``. Audio queries cross the bridge, so ε_q enters the bound.
+        """
+        self._check_open()
+        k = _check_k(k)
+        emb = self._need_embedder().embed(text=text, image=image, audio=audio, video=video)
+        if rho is None:
+            rho = self.rho.get(emb.modality, self.config.safety.rho)
+        return self.search(emb.vector, k, filters=filters, rho=rho, bridged=emb.bridged)
+
+    def get(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Stored items by id (unknown ids skipped).
+
+        Returns:
+            dicts with id, modality, metadata, text, source and vector ((dim,) float32).
+        """
+        self._check_open()
+        if isinstance(ids, str) or not isinstance(ids, Sequence):
+            raise InvalidInputError("get takes a list of ids, e.g. luma.get([id])")
         with self._lock.read():
             keys = [self._ids[i] for i in ids if i in self._ids]
             details = self._records.details(keys)
             vecs = self._vectors.get(np.array(keys, dtype=np.int64))
         return [
-            {"id": details[k][0], "modality": details[k][1], "metadata": details[k][2], "vector": v}
+            {**details[k]._asdict(), "vector": v}
             for k, v in zip(keys, vecs, strict=True)
             if k in details
         ]
@@ -520,6 +732,18 @@ class Luma:
         out["bridge_version"] = self.bridge.version if self.bridge else None
         out["bridge_epsilon"] = self.bridge.epsilon if self.bridge else None
         return out
+
+
+def _resolve_encoder(encoder: Encoder | str | None) -> Encoder | None:
+    if encoder is None or not isinstance(encoder, str):
+        return encoder
+    if encoder.startswith("luma-tiny-clap") or "clap" in encoder.lower():
+        from luma_rag.encoders.clap.backend import ClapEncoder
+
+        return ClapEncoder(encoder)
+    from luma_rag.encoders.registry import get_encoder
+
+    return get_encoder(encoder)
 
 
 def _check_k(k: Any) -> int:
@@ -560,6 +784,20 @@ def _check_metadata(metadata: Sequence[Mapping[str, Any]] | None, n: int) -> lis
             raise InvalidInputError(f"metadata[{i}] is not JSON-serialisable ({e})") from e
         out.append(dict(m))
     return out
+
+
+def _check_optional_strings(
+    values: Sequence[str | None] | None, n: int, name: str
+) -> list[str | None]:
+    if values is None:
+        return [None] * n
+    if isinstance(values, str) or not isinstance(values, Sequence):
+        raise InvalidInputError(f"{name} must be a list with one string (or None) per vector")
+    if len(values) != n:
+        raise InvalidInputError(f"got {len(values)} {name} for {n} vectors; pass one per vector")
+    if not all(v is None or isinstance(v, str) for v in values):
+        raise InvalidInputError(f"every entry of {name} must be a string or None")
+    return list(values)
 
 
 def _check_ids(ids: Sequence[str] | None, n: int) -> list[str]:

@@ -14,7 +14,10 @@ __all__ = ["Hit", "QueryResult", "Telemetry"]
 
 @dataclass(frozen=True)
 class Hit:
-    """One retrieved item. ``score`` is the exact cosine against its raw vector."""
+    """One retrieved item. ``score`` is the exact cosine against its raw vector.
+
+    ``text`` is the item's caption / text / transcript, ``source`` the media file it came from.
+    """
 
     id: str
     score: float
@@ -22,6 +25,8 @@ class Hit:
     rank: int
     modality: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    text: str | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True)

@@ -265,3 +265,19 @@ def parse_query_attributes(text: str) -> dict[str, Any]:
         if value is not None:
             out[name] = value
     return out
+
+
+def paraphrase_groups(n: int, seed: int = 0, k: int = 4) -> list[list[str]]:
+    """``n`` groups of ``k`` paraphrases, each group describing one random LUMA-Shapes item.
+
+    Used to calibrate the text encoder radius ρ and to warm-start the CLAP→CLIP bridge with
+    caption pairs, without rendering anything.
+    """
+    from luma_rag.datasets.sampling import _attributes
+
+    rng = np.random.default_rng(seed)
+    groups = []
+    for _ in range(n):
+        attrs = _attributes(rng, video=bool(rng.random() < 0.3))
+        groups.append(make_captions(attrs, rng, k=k, mention_background=bool(rng.random() < 0.5)))
+    return groups

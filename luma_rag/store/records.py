@@ -16,13 +16,13 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from luma_rag.errors import StoreCorruptedError
 
-__all__ = ["NewRecord", "RecordStore", "RecordTable"]
+__all__ = ["ItemDetails", "NewRecord", "RecordStore", "RecordTable"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,9 @@ CREATE TABLE IF NOT EXISTS items (
     bridge_version INTEGER NOT NULL,
     hits INTEGER NOT NULL DEFAULT 0,
     last_hit REAL NOT NULL,
-    novelty REAL NOT NULL
+    novelty REAL NOT NULL,
+    text TEXT,
+    source TEXT
 );
 CREATE TABLE IF NOT EXISTS meta_keys (name TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS kv (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -58,6 +60,18 @@ class NewRecord:
     created: float
     bridge_version: int
     novelty: float
+    text: str | None = None
+    source: str | None = None
+
+
+class ItemDetails(NamedTuple):
+    """What a search result shows of an item."""
+
+    id: str
+    modality: str
+    metadata: dict[str, Any]
+    text: str | None
+    source: str | None
 
 
 @dataclass(frozen=True)
@@ -122,6 +136,8 @@ class RecordStore:
                 r.bridge_version,
                 r.created,
                 r.novelty,
+                r.text,
+                r.source,
             )
             for r in inserts
         ]
@@ -134,7 +150,7 @@ class RecordStore:
                     self._db.executemany("DELETE FROM items WHERE key = ?", dels)
                 self._db.executemany(
                     "INSERT INTO items(key, id, crc, tier, modality, metadata, created, "
-                    "bridge_version, last_hit, novelty) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    "bridge_version, last_hit, novelty, text, source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     rows,
                 )
                 self._db.executemany(
@@ -190,17 +206,21 @@ class RecordStore:
             novelty=np.array(cols[7], dtype=np.float32),
         )
 
-    def details(self, keys: Sequence[int]) -> dict[int, tuple[str, str, dict[str, Any]]]:
-        """``key -> (id, modality, metadata)`` for the given keys (missing keys are omitted)."""
+    def details(self, keys: Sequence[int]) -> dict[int, ItemDetails]:
+        """``key -> ItemDetails`` for the given keys (missing keys are omitted)."""
         if not keys:
             return {}
         marks = ",".join("?" * len(keys))
         with self._lock:
             rows = self._db.execute(
-                f"SELECT key, id, modality, metadata FROM items WHERE key IN ({marks})",
+                "SELECT key, id, modality, metadata, text, source FROM items "
+                f"WHERE key IN ({marks})",
                 [int(k) for k in keys],
             ).fetchall()
-        return {int(k): (str(i), str(m), json.loads(md)) for k, i, m, md in rows}
+        return {
+            int(k): ItemDetails(str(i), str(m), json.loads(md), t, src)
+            for k, i, m, md, t, src in rows
+        }
 
     def meta_keys(self) -> set[str]:
         """Every metadata key any stored item has used."""
