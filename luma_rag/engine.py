@@ -699,6 +699,26 @@ class Luma:
             rho = self.rho.get(emb.modality, self.config.safety.rho)
         return self.search(emb.vector, k, filters=filters, rho=rho, bridged=emb.bridged)
 
+    def record_gap(self, query: str, detail: Mapping[str, Any]) -> int:
+        """Log a knowledge gap: a query the memory could not settle (the gate's CLARIFY).
+
+        Args:
+            query: the user's question (or a description of a media query).
+            detail: JSON-serialisable context, e.g. candidates and margins.
+        """
+        self._check_open()
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInputError("a knowledge gap needs the query text")
+        try:
+            return self._records.add_gap(time.time(), query, dict(detail))
+        except (TypeError, ValueError) as e:
+            raise InvalidInputError(f"gap detail is not JSON-serialisable ({e})") from e
+
+    def knowledge_gaps(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Recent knowledge gaps, newest first: dicts with gap, time, query and the detail."""
+        self._check_open()
+        return self._records.gaps(_check_k(limit))
+
     def get(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Stored items by id (unknown ids skipped).
 

@@ -44,6 +44,12 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE TABLE IF NOT EXISTS meta_keys (name TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS kv (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS gaps (
+    gap INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    query TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
 """
 
 
@@ -150,7 +156,8 @@ class RecordStore:
                     self._db.executemany("DELETE FROM items WHERE key = ?", dels)
                 self._db.executemany(
                     "INSERT INTO items(key, id, crc, tier, modality, metadata, created, "
-                    "bridge_version, last_hit, novelty, text, source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "bridge_version, last_hit, novelty, text, source) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     rows,
                 )
                 self._db.executemany(
@@ -234,6 +241,23 @@ class RecordStore:
                 f"SELECT key FROM items WHERE {where_sql}", list(params)
             ).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def add_gap(self, when: float, query: str, detail: dict[str, Any]) -> int:
+        """Record a knowledge gap (a query the memory could not settle); returns its number."""
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO gaps(time, query, detail) VALUES (?, ?, ?)",
+                (float(when), query, json.dumps(detail, sort_keys=True, allow_nan=False)),
+            )
+            return int(cur.lastrowid or 0)
+
+    def gaps(self, limit: int) -> list[dict[str, Any]]:
+        """The most recent knowledge gaps, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT gap, time, query, detail FROM gaps ORDER BY gap DESC LIMIT ?", (int(limit),)
+            ).fetchall()
+        return [{"gap": g, "time": t, "query": q, **json.loads(d)} for g, t, q, d in rows]
 
     def count(self) -> int:
         """Number of live items."""
