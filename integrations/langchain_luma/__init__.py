@@ -1,0 +1,12 @@
+"""LangChain integration of LUMA-RAG: a multimodal retriever, a vector store, embeddings.
+
+>>> from langchain_luma import LumaEmbeddings, LumaRetriever, LumaVectorStore
+"""
+
+from __future__ import annotations
+
+from langchain_luma.embeddings import LumaEmbeddings
+from langchain_luma.retrievers import LumaRetriever
+from langchain_luma.vectorstores import LumaVectorStore
+
+__all__ = ["LumaEmbeddings", "LumaRetriever", "LumaVectorStore"]

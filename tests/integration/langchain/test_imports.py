@@ -1,0 +1,13 @@
+"""The public names of ``langchain_luma`` are pinned."""
+
+from __future__ import annotations
+
+import langchain_luma
+
+EXPECTED_ALL = ["LumaEmbeddings", "LumaRetriever", "LumaVectorStore"]
+
+
+def test_all_imports() -> None:
+    assert sorted(langchain_luma.__all__) == sorted(EXPECTED_ALL)
+    for name in EXPECTED_ALL:
+        assert getattr(langchain_luma, name).__name__ == name
