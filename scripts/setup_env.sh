@@ -24,4 +24,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
-"${PIP[@]}" -e ".[dev,datasets]"
+# torch first, pinned to the builds this machine keeps on disk (a CUDA build that runs on CPU;
+# open_clip needs torchvision), so that no later requirement pulls a different one.
+if ! "$VENV/bin/python" -c "import torch, torchvision" >/dev/null 2>&1; then
+  echo "setup: installing torch 2.14.1 + torchvision 0.29.1 (a few minutes)"
+  "${PIP[@]}" "torch==2.14.1" "torchvision==0.29.1"
+fi
+"${PIP[@]}" -e ".[dev,datasets,models,langchain,llama-index,llava]"
