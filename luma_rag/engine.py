@@ -738,6 +738,18 @@ class Luma:
             if k in details
         ]
 
+    def ids(self, filters: Mapping[str, Any] | None = None) -> list[str]:
+        """Ids of the stored items, or of those whose metadata match ``filters``."""
+        self._check_open()
+        with self._lock.read():
+            if not filters:
+                return list(self._ids)
+            compiled = compile_filter(filters, self._records.meta_keys())
+            if compiled is None:
+                return list(self._ids)
+            keys = set(self._records.select_keys(compiled.sql, compiled.params).tolist())
+            return [i for i, k in self._ids.items() if k in keys]
+
     def __len__(self) -> int:
         return len(self._ids)
 

@@ -517,3 +517,15 @@ def test_complete_means_the_true_top_k(make_store, make_vectors, warm):
                 got = {ids.index(h.id) for h in res.hits}
                 assert all(exact[i] >= kth - 1e-5 for i in got), "complete, but not the top k"
     assert completes > 0
+
+
+def test_ids_lists_all_or_filtered(tmp_path) -> None:
+    import numpy as np
+
+    from luma_rag import Luma, LumaConfig
+
+    vecs = np.random.default_rng(3).standard_normal((6, 8)).astype("float32")
+    with Luma.open(tmp_path / "s", LumaConfig(dim=8)) as luma:
+        ids = luma.add_vectors(vecs, metadata=[{"even": i % 2 == 0} for i in range(6)])
+        assert sorted(luma.ids()) == sorted(ids)
+        assert sorted(luma.ids({"even": True})) == sorted(ids[0::2])
