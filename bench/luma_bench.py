@@ -113,8 +113,8 @@ def telemetry_summary(results: list[Any]) -> dict[str, Any]:
     for key in ("safe1", "complete"):
         values = [getattr(t, key) for t in tele if t is not None and hasattr(t, key)]
         out[f"{key}_rate"] = float(np.mean([bool(v) for v in values])) if values else None
-    lat = [getattr(t, "latency_ms", None) for t in tele if t is not None]
-    lat = [float(v) for v in lat if v is not None]
+    raw = [getattr(t, "latency_ms", None) for t in tele if t is not None]
+    lat = [float(v) for v in raw if v is not None]
     out["telemetry_latency_ms_mean"] = float(np.mean(lat)) if lat else None
     tiers: dict[str, int] = {}
     for r in results:

@@ -76,7 +76,11 @@ def evaluate_targets(res: dict[str, Any]) -> list[Target]:
     """
     luma = _method(res, "luma")
     info: dict[str, Any] = res.get("luma") or {}
-    no_luma = "LUMA row missing: " + str((res["methods"].get("luma") or {}).get("reason", ""))
+    luma_row = res["methods"].get("luma")
+    if luma_row is None:
+        no_luma = "LUMA not run (not in --methods)"
+    else:
+        no_luma = f"LUMA {luma_row.get('status')}: {luma_row.get('reason', '')}"
     k = res["k"]
     p50 = _p50(luma)
 
@@ -214,12 +218,19 @@ def format_table(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _fmt_target(x: float | None) -> str:
+    """Four decimals below 10 (so 0.9495 is not shown as 0.950), one above."""
+    if x is None:
+        return "-"
+    return f"{x:.4f}" if abs(x) < 10 else f"{x:,.1f}"
+
+
 def format_targets(targets: list[Target]) -> str:
     """One line per target: verdict, value, bound."""
     width = max(len(t.name) for t in targets)
     lines = []
     for t in targets:
-        value, bound = _fmt(t.value, ",.3f"), _fmt(t.bound, ",.3f")
+        value, bound = _fmt_target(t.value), _fmt_target(t.bound)
         line = f"  [{t.status:4}] {t.name.ljust(width)}  {value} {t.op} {bound}"
         lines.append(line + (f"  ({t.note})" if t.note else ""))
     return "\n".join(lines)
