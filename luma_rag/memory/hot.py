@@ -163,6 +163,27 @@ class HotTier:
             outside_bound=float("inf") if n_ok > ok.sum() else float("-inf"),
         )
 
+    def nearest(self, vectors: np.ndarray) -> np.ndarray:
+        """Best score of each (n, d) unit vector against the live items (one batched call).
+
+        Returns float32 (n,); -1 where the tier is empty.
+        """
+        n = int(self._index.ntotal)
+        if n == 0 or not self._pos_of:
+            return np.full(len(vectors), -1.0, dtype=np.float32)
+        if len(self._pos_of) <= self.config.exact_below:
+            scores = vectors @ self._vectors_view()[self._alive].T
+            return scores.max(axis=1).astype(np.float32)
+        import faiss
+
+        bitmap = bitmap_from_mask(self._alive)
+        sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
+        params = faiss.SearchParametersHNSW(sel=sel, efSearch=self.config.ef_search)
+        scores, pos = self._index.search(
+            np.ascontiguousarray(vectors, np.float32), 1, params=params
+        )
+        return np.where(pos[:, 0] >= 0, scores[:, 0], -1.0).astype(np.float32)
+
     def _exact(self, query: np.ndarray, k: int, mask: np.ndarray) -> TierHits:
         pos = np.flatnonzero(mask)
         scores = self._vectors_view()[pos] @ query

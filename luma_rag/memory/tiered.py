@@ -101,13 +101,7 @@ class TieredMemory:
 
     def novelty(self, vectors: np.ndarray) -> np.ndarray:
         """1 − cosine to the nearest hot item, per (n, d) unit vector: float32 (n,)."""
-        if len(self.hot) == 0:
-            return np.ones(len(vectors), dtype=np.float32)
-        out = np.empty(len(vectors), dtype=np.float32)
-        for i, v in enumerate(vectors):
-            h = self.hot.search(v, 1, None)
-            out[i] = 1.0 - float(h.scores[0]) if len(h.scores) else 1.0
-        return np.clip(out, 0.0, 1.0)
+        return np.clip(1.0 - self.hot.nearest(vectors), 0.0, 1.0).astype(np.float32)
 
     # -- mutation ---------------------------------------------------------------------------------
     def load(

@@ -315,3 +315,26 @@ def test_tiered_load_rebuilds_from_unusable_snapshots(make_vectors):
         got, want = fresh.search(x[k], 50, None), mem.search(x[k], 50, None)
         assert int(got.keys[0]) == k
         assert np.array_equal(got.keys[:10], want.keys[:10])
+
+
+@pytest.mark.parametrize("exact_below", [0, 10_000])
+def test_hot_nearest_matches_brute_force(exact_below: int) -> None:
+    from luma_rag.memory.hot import HotTier, HotTierConfig
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((400, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    tier = HotTier(16, HotTierConfig(exact_below=exact_below, ef_search=128))
+    assert (tier.nearest(x[:3]) == -1.0).all()
+    tier.add(np.arange(400, dtype=np.int64), x)
+    tier.remove(np.arange(0, 400, 4, dtype=np.int64))  # tombstones must be ignored
+    alive = np.ones(400, dtype=bool)
+    alive[::4] = False
+    q = x[::4] * 0.9 + 0.1 * rng.standard_normal((100, 16)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    want = (q @ x[alive].T).max(axis=1)
+    got = tier.nearest(q)
+    if exact_below:
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    else:  # HNSW: approximate, never above the truth
+        assert (got <= want + 1e-5).all() and np.mean(np.isclose(got, want, atol=1e-5)) > 0.9
