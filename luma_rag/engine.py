@@ -219,8 +219,8 @@ class Luma:
                 self._vectors.close()
 
     def wait_idle(self, timeout: float | None = None) -> None:
-        """Wait for a background warm-tier retrain to finish."""
-        self.memory.warm.wait(timeout)
+        """Wait for background work (hot graph rebuild, warm-tier retrain) to finish."""
+        self.memory.wait(timeout)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -8,6 +8,9 @@ When the tier is small it is scanned exactly instead, which makes its misses cer
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +32,9 @@ class HotTierConfig(ConfigBase):
         M: graph degree. ef_construction / ef_search: HNSW beam widths.
         exact_below: scan exactly (certifiable) while the tier holds at most this many items.
         tombstone_fraction: rebuild the graph when this share of its nodes are tombstones.
+        background_rebuild: rebuild in a background thread and swap the new graph in under the
+            engine's write lock (queries keep using the old graph meanwhile). Needs the lock,
+            so a tier built without one rebuilds inline.
     """
 
     M: int = 32
@@ -36,6 +42,7 @@ class HotTierConfig(ConfigBase):
     ef_search: int = 64
     exact_below: int = 2048
     tombstone_fraction: float = 0.25
+    background_rebuild: bool = True
 
     def __post_init__(self) -> None:
         check(4 <= self.M <= 256, f"HotTierConfig.M must be in [4, 256], got {self.M}")
@@ -53,9 +60,18 @@ class HotTier:
 
     name = "hot"
 
-    def __init__(self, dim: int, config: HotTierConfig | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        config: HotTierConfig | None = None,
+        *,
+        write_lock: Callable[[], AbstractContextManager[None]] | None = None,
+    ) -> None:
         self.dim = dim
         self.config = config or HotTierConfig()
+        self._write_lock = write_lock
+        self._log: list[tuple[str, np.ndarray, np.ndarray | None]] | None = None
+        self._thread: threading.Thread | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -105,25 +121,68 @@ class HotTier:
         self._alive = np.concatenate([self._alive, np.ones(len(keys), dtype=bool)])
         for i, k in enumerate(keys.tolist()):
             self._pos_of[k] = start + i
+        if self._log is not None:
+            self._log.append(("add", keys.copy(), np.array(vectors, dtype=np.float32)))
 
     def remove(self, keys: np.ndarray) -> None:
         """Tombstone ``keys``; rebuild the graph when tombstones pass the configured share."""
-        for k in np.asarray(keys, dtype=np.int64).tolist():
+        keys = np.asarray(keys, dtype=np.int64)
+        for k in keys.tolist():
             pos = self._pos_of.pop(k, None)
             if pos is not None:
                 self._alive[pos] = False
+        if self._log is not None:
+            self._log.append(("remove", keys.copy(), None))
         total = int(self._index.ntotal)
         if total and self.tombstones > self.config.tombstone_fraction * total:
             self._rebuild()
 
     def _rebuild(self) -> None:
-        keys = self._pos_keys[self._alive]
+        if self._thread is not None:
+            return  # one rebuild at a time; the running one swaps in a clean graph
+        keys = self._pos_keys[self._alive].copy()
         vectors = self._vectors_view()[self._alive].copy()
         logger.debug(
             "hot tier: rebuilding HNSW with %d items (%d tombstones)", len(keys), self.tombstones
         )
-        self._reset()
-        self.add(keys, vectors)
+        if self._write_lock is None or not self.config.background_rebuild:
+            self._reset()
+            self.add(keys, vectors)
+            return
+        self._log = []
+        self._thread = threading.Thread(
+            target=self._rebuild_bg, args=(keys, vectors), daemon=True, name="luma-hot-rebuild"
+        )
+        self._thread.start()
+
+    def _rebuild_bg(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        assert self._write_lock is not None
+        try:
+            fresh = HotTier(self.dim, self.config)
+            fresh.add(keys, vectors)
+            with self._write_lock():
+                for op, ks, vs in self._log or []:
+                    if op == "add" and vs is not None:
+                        fresh.add(ks, vs)
+                    else:
+                        fresh.remove(ks)
+                self._index, self._pos_keys, self._alive = (
+                    fresh._index,
+                    fresh._pos_keys,
+                    fresh._alive,
+                )
+                self._pos_of, self._xb, self._log = fresh._pos_of, None, None
+        except Exception:  # the old graph keeps serving; tombstones stay filtered
+            logger.exception("hot tier: background rebuild failed; keeping the current graph")
+            self._log = None
+        finally:
+            self._thread = None
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until a background rebuild (if any) has finished."""
+        t = self._thread
+        if t is not None:
+            t.join(timeout)
 
     def vectors(self, keys: np.ndarray) -> np.ndarray:
         """Stored (exact) vectors of live ``keys``: (n, d) float32 copy."""

@@ -68,7 +68,7 @@ class TieredMemory:
         self.hot_budget = hot_budget
         self.spill_config = spill or SpillConfig()
         self._fetch = fetch
-        self.hot = HotTier(dim, hot)
+        self.hot = HotTier(dim, hot, write_lock=lock.write)
         self.warm = WarmTier(dim, warm, fetch=fetch, write_lock=lock.write, read_lock=lock.read)
         self._tier = np.full(0, ABSENT, dtype=np.int8)
         self._hits = np.zeros(0, dtype=np.int32)
@@ -149,7 +149,7 @@ class TieredMemory:
     def _fresh(self, tier: Tier) -> Tier:
         """Replace ``tier`` with an empty one of the same kind and settings; return it."""
         if tier is self.hot:
-            self.hot = HotTier(self.dim, self.hot.config)
+            self.hot = HotTier(self.dim, self.hot.config, write_lock=self.hot._write_lock)
             return self.hot
         w = self.warm
         self.warm = WarmTier(
@@ -245,6 +245,11 @@ class TieredMemory:
         exact = (self._fetch(keys) @ query).astype(np.float32)
         order = np.argsort(-exact, kind="stable")
         return Candidates(keys[order], exact[order], tiers[order], zeta[order], outside)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for background work of both tiers (graph rebuild, IVF-PQ retrain)."""
+        self.hot.wait(timeout)
+        self.warm.wait(timeout)
 
     def stats(self) -> dict[str, Any]:
         """Counts and RAM of each tier."""

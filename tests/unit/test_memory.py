@@ -279,6 +279,7 @@ def _tiered(x: np.ndarray, budget: int, warm: WarmTierConfig | None = None) -> T
         budget,
         fetch=lambda k: x[k],
         lock=RWLock(),
+        hot=HotTierConfig(background_rebuild=False),  # these tests mutate without the lock
         warm=warm or WarmTierConfig(min_train=256, background=False),
     )
 
@@ -338,3 +339,22 @@ def test_hot_nearest_matches_brute_force(exact_below: int) -> None:
         np.testing.assert_allclose(got, want, atol=1e-5)
     else:  # HNSW: approximate, never above the truth
         assert (got <= want + 1e-5).all() and np.mean(np.isclose(got, want, atol=1e-5)) > 0.9
+
+
+def test_hot_background_rebuild_replays_changes_made_meanwhile(make_vectors):
+    x = make_vectors(600, 16, seed=5)
+    lock = RWLock()
+    hot = HotTier(16, HotTierConfig(exact_below=0, tombstone_fraction=0.25), write_lock=lock.write)
+    with lock.write():
+        hot.add(np.arange(400), x[:400])
+        hot.remove(np.arange(0, 101))  # 101 of 400 tombstones: a background rebuild starts
+        old = hot._index
+        hot.add(np.arange(400, 600), x[400:])  # made while the new graph is being built
+        hot.remove(np.array([450, 451]))
+    hot.wait()
+    assert hot._index is not old, "the rebuilt graph was not swapped in"
+    want = set(range(101, 600)) - {450, 451}
+    assert set(hot.keys().tolist()) == want and len(hot) == len(want)
+    assert hot.tombstones == 2  # the two removals made during the rebuild, replayed
+    found = sum(int(hot.search(x[k], 1, None).keys[0] == k) for k in range(101, 600, 10))
+    assert found >= 48
