@@ -1,0 +1,48 @@
+"""The answer gate (ANSWER / WIDEN / CLARIFY) and the answerers that act on its decision.
+
+Example:
+    >>> from luma_rag.answer import EvidenceAnswerer, GateConfig, gated_query
+    >>> decision = gated_query(luma, "a red circle on the left", config=GateConfig(k=5))
+    >>> EvidenceAnswerer().answer("a red circle on the left", decision).text
+
+Nothing here imports torch or transformers until :class:`LlavaAnswerer` loads its model.
+"""
+
+from __future__ import annotations
+
+from luma_rag.answer.base import Answer, Answerer, Citation, Evidence, StreamingAnswerer
+from luma_rag.answer.clarify import clarifying_question, describe_hit
+from luma_rag.answer.evidence import EvidenceAnswerer
+from luma_rag.answer.gate import (
+    Decision,
+    GateConfig,
+    GateDecision,
+    GatedRetriever,
+    GateNumbers,
+    decide,
+    gated_query,
+)
+from luma_rag.answer.llava import DEFAULT_LLAVA_MODEL, LlavaAnswerer
+from luma_rag.answer.prompts import build_messages, build_prompt_text
+
+__all__ = [
+    "DEFAULT_LLAVA_MODEL",
+    "Answer",
+    "Answerer",
+    "Citation",
+    "Decision",
+    "Evidence",
+    "EvidenceAnswerer",
+    "GateConfig",
+    "GateDecision",
+    "GateNumbers",
+    "GatedRetriever",
+    "LlavaAnswerer",
+    "StreamingAnswerer",
+    "build_messages",
+    "build_prompt_text",
+    "clarifying_question",
+    "decide",
+    "describe_hit",
+    "gated_query",
+]
