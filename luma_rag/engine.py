@@ -738,17 +738,25 @@ class Luma:
             if k in details
         ]
 
-    def ids(self, filters: Mapping[str, Any] | None = None) -> list[str]:
-        """Ids of the stored items, or of those whose metadata match ``filters``."""
+    def ids(
+        self, filters: Mapping[str, Any] | None = None, *, check_keys: bool = True
+    ) -> list[str]:
+        """Ids of the stored items (oldest first), or of those whose metadata match ``filters``.
+
+        Args:
+            check_keys: refuse filters on keys no item has (as :meth:`search` does); False lets
+                such a filter match nothing.
+        """
         self._check_open()
         with self._lock.read():
             if not filters:
-                return list(self._ids)
-            compiled = compile_filter(filters, self._records.meta_keys())
+                return sorted(self._ids, key=self._ids.__getitem__)
+            known = self._records.meta_keys() if check_keys else None
+            compiled = compile_filter(filters, known)
             if compiled is None:
                 return list(self._ids)
             keys = set(self._records.select_keys(compiled.sql, compiled.params).tolist())
-            return [i for i, k in self._ids.items() if k in keys]
+            return sorted((i for i, k in self._ids.items() if k in keys), key=self._ids.__getitem__)
 
     def __len__(self) -> int:
         return len(self._ids)
