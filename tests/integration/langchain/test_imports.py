@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import langchain_luma
 
-EXPECTED_ALL = ["LumaEmbeddings", "LumaRetriever", "LumaVectorStore"]
+EXPECTED_ALL = ["LumaEmbeddings", "LumaRetriever", "LumaVectorStore", "build_gated_chain"]
 
 
 def test_all_imports() -> None:

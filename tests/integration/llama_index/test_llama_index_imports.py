@@ -15,7 +15,12 @@ PORTION = REPO / "integrations" / "llama_index"
 
 
 def test_all() -> None:
-    assert luma_pkg.__all__ == ["LumaEmbedding", "LumaVectorStore", "to_luma_filter"]
+    assert luma_pkg.__all__ == [
+        "LumaEmbedding",
+        "LumaGatedQueryEngine",
+        "LumaVectorStore",
+        "to_luma_filter",
+    ]
     for name in luma_pkg.__all__:
         assert getattr(luma_pkg, name).__module__.startswith("llama_index.vector_stores.luma")
 

@@ -1,4 +1,5 @@
-"""LUMA-RAG for LlamaIndex: ``LumaVectorStore``, ``LumaEmbedding`` and the filter translator.
+"""LUMA-RAG for LlamaIndex: ``LumaVectorStore``, ``LumaEmbedding``, the filter translator and
+``LumaGatedQueryEngine`` (the Safe@k answer gate as a query engine).
 
 ``llama_index.vector_stores.luma`` is a namespace-package portion, as LlamaIndex's own
 integrations are: it installs beside ``llama-index-core`` without shadowing it.
@@ -7,5 +8,6 @@ integrations are: it installs beside ``llama-index-core`` without shadowing it.
 from llama_index.vector_stores.luma.base import LumaVectorStore
 from llama_index.vector_stores.luma.embeddings import LumaEmbedding
 from llama_index.vector_stores.luma.filters import to_luma_filter
+from llama_index.vector_stores.luma.gated import LumaGatedQueryEngine
 
-__all__ = ["LumaEmbedding", "LumaVectorStore", "to_luma_filter"]
+__all__ = ["LumaEmbedding", "LumaGatedQueryEngine", "LumaVectorStore", "to_luma_filter"]
