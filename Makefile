@@ -34,5 +34,11 @@ bench: $(STAMP) ## benchmark at 10k and 100k (prints a table, writes bench/resul
 bench-1m: $(STAMP) ## benchmark including 1M items (slow, ~memory hungry)
 	$(PY) -m bench.run --sizes 10000 100000 1000000
 
+demo: $(STAMP) ## the Gradio chat on 127.0.0.1:7860 over a LUMA-Shapes sample, offline (tiny models)
+	$(PY) -m apps.demo $(DEMO_ARGS)
+
+eval: $(STAMP) ## run the evaluation protocol on a LUMA-Shapes sample (metrics JSON)
+	$(PY) -m luma_rag.eval.experiments $(EVAL_ARGS)
+
 clean: ## remove the environment and generated files
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/results
