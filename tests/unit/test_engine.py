@@ -338,6 +338,7 @@ def bad_input_store(tmp_path_factory, make_vectors):
     cfg = LumaConfig(dim=D, hot_budget=100, warm=WarmTierConfig(min_train=256, background=False))
     luma = Luma.open(tmp_path_factory.mktemp("bad") / "store", cfg)
     ids = luma.add_vectors(x, metadata=[_meta(i) for i in range(400)])
+    luma.wait_idle()  # a background graph rebuild is maintenance, not a change of content
     yield luma, x, ids
     luma.close()
 
@@ -347,6 +348,7 @@ def test_bad_input_raises_typed_error_and_changes_nothing(bad_input_store, case)
     luma, x, ids = bad_input_store
     call, error = BAD_CALLS[case]
     queries = x[[0, 150, 399]]
+    luma.wait_idle()
     before = (luma.stats(), _fingerprint(luma, queries), [luma.get([i]) for i in ids[:2]])
     with pytest.raises(error) as info:
         call(luma, x, ids)
