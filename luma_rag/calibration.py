@@ -11,12 +11,19 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from luma_rag.errors import InvalidInputError
 
-__all__ = ["group_pairs", "radius_from_groups", "radius_from_pairs"]
+__all__ = [
+    "augment_image",
+    "group_pairs",
+    "radius_from_augmentations",
+    "radius_from_groups",
+    "radius_from_pairs",
+]
 
 
 def radius_from_pairs(a: np.ndarray, b: np.ndarray, quantile: float = 0.9) -> float:
@@ -65,3 +72,32 @@ def radius_from_groups(
     emb = embed(flat)
     rho = radius_from_pairs(emb[left], emb[right], quantile)
     return rho if math.isfinite(rho) else 0.0
+
+
+def augment_image(image: Any, rng: np.random.Generator) -> Any:
+    """A meaning-preserving variant of a Pillow image: a shift of a few pixels and a small
+    brightness / contrast change (no flips or crops: position is part of the meaning)."""
+    from PIL import ImageChops, ImageEnhance
+
+    w = image.size[0]
+    dx, dy = (int(v) for v in rng.integers(-max(1, w // 32), max(1, w // 32) + 1, 2))
+    out = ImageChops.offset(image, dx, dy)
+    out = ImageEnhance.Brightness(out).enhance(float(rng.uniform(0.9, 1.1)))
+    return ImageEnhance.Contrast(out).enhance(float(rng.uniform(0.9, 1.1)))
+
+
+def radius_from_augmentations(
+    embed: Callable[[list[Any]], np.ndarray],
+    images: Sequence[Any],
+    *,
+    n_aug: int = 2,
+    quantile: float = 0.9,
+    seed: int = 0,
+) -> float:
+    """ρ for an image encoder: distances between each image and ``n_aug`` augmentations of it."""
+    if len(images) == 0 or n_aug < 1:
+        raise InvalidInputError("need at least one image and one augmentation")
+    rng = np.random.default_rng(seed)
+    originals = list(images) * n_aug
+    variants = [augment_image(im, rng) for im in originals]
+    return radius_from_pairs(embed(originals), embed(variants), quantile)

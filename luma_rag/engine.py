@@ -552,11 +552,12 @@ class Luma:
     def attach_encoders(self, encoder: Encoder, audio_encoder: Encoder | None = None) -> None:
         """Attach encoders; calibrate ρ and warm-start the bridge when the store has none yet.
 
-        ρ per query modality is read from the store (``luma.rho``); text ρ is calibrated on
-        first attach from paraphrased LUMA-Shapes captions (0.9-quantile of their distances).
-        An unfitted bridge is warm-started from caption pairs through both text towers.
+        ρ per query modality is read from the store (``luma.rho``); the ones missing are
+        calibrated on first attach (see :func:`_calibrate_radii`: text from paraphrases, image
+        and video from shifted / re-lit renders, audio from the bridge's residual), so no
+        encoder modality is certified with the vacuous ρ = 0. An unfitted bridge is
+        warm-started from caption pairs through both text towers first.
         """
-        from luma_rag.calibration import radius_from_groups
         from luma_rag.datasets.captions import paraphrase_groups
         from luma_rag.embedder import MediaEmbedder
 
@@ -569,11 +570,6 @@ class Luma:
         self._embedder = MediaEmbedder(encoder, audio_encoder)
         stored = self._records.get_kv("rho")
         self.rho = {k: float(v) for k, v in json.loads(stored).items()} if stored else {}
-        if "text" not in self.rho:
-            self.rho["text"] = radius_from_groups(
-                encoder.encode_text, paraphrase_groups(128, seed=1)
-            )
-            self._records.set_kv("rho", json.dumps(self.rho))
         if audio_encoder is not None and self.bridge is not None and not self.bridge.fitted:
             captions = [
                 c
@@ -583,6 +579,12 @@ class Luma:
             self.add_bridge_pairs(
                 audio_encoder.encode_text(captions), encoder.encode_text(captions)
             )
+        missing = {"text", "image", "video"} - set(self.rho)
+        if audio_encoder is not None and self.bridge is not None:
+            missing |= {"audio"} - set(self.rho)
+        if missing:
+            self.rho.update(_calibrate_radii(encoder, audio_encoder, self.bridge, missing))
+            self._records.set_kv("rho", json.dumps(self.rho))
 
     def set_rho(self, modality: str, value: float) -> None:
         """Set the encoder radius ρ used for queries of ``modality`` (persisted)."""
@@ -772,6 +774,49 @@ class Luma:
         out["bridge_version"] = self.bridge.version if self.bridge else None
         out["bridge_epsilon"] = self.bridge.epsilon if self.bridge else None
         return out
+
+
+def _calibrate_radii(
+    encoder: Encoder,
+    audio_encoder: Encoder | None,
+    bridge: ProcrustesBridge | None,
+    modalities: set[str],
+) -> dict[str, float]:
+    """ρ per query modality from inputs that mean the same (DESIGN.md, "Safe@k").
+
+    text: paraphrased LUMA-Shapes captions; image (and video, whose vector pools image
+    embeddings): rendered LUMA-Shapes images vs. shifted / re-lit copies; audio: the bridge's
+    residual ‖T·CLAP(caption) − CLIP(caption)‖ on held-out captions (drift ε is added apart).
+    """
+    import tempfile
+
+    from PIL import Image
+
+    from luma_rag.calibration import (
+        radius_from_augmentations,
+        radius_from_groups,
+        radius_from_pairs,
+    )
+    from luma_rag.datasets.captions import paraphrase_groups
+    from luma_rag.datasets.shapes import generate, load_manifest
+
+    out: dict[str, float] = {}
+    if "text" in modalities:
+        out["text"] = radius_from_groups(encoder.encode_text, paraphrase_groups(128, seed=1))
+    if modalities & {"image", "video"}:
+        with tempfile.TemporaryDirectory() as tmp:
+            manifest = generate(tmp, 48, seed=3)
+            images = [
+                Image.open(Path(tmp) / it.image).convert("RGB") for it in load_manifest(manifest)
+            ]
+            rho_image = radius_from_augmentations(encoder.encode_image, images, seed=3)
+        out["image"] = out["video"] = rho_image
+    if "audio" in modalities and audio_encoder is not None and bridge is not None and bridge.fitted:
+        captions = [g[0] for g in paraphrase_groups(128, seed=4)]
+        projected = bridge.project(audio_encoder.encode_text(captions))
+        out["audio"] = radius_from_pairs(projected, encoder.encode_text(captions))
+    logger.info("calibrated encoder radii: %s", out)
+    return out
 
 
 def _resolve_encoder(encoder: Encoder | str | None) -> Encoder | None:
