@@ -34,6 +34,7 @@ from luma_rag.errors import (
     ConfigError,
     DimensionMismatchError,
     InvalidInputError,
+    LumaError,
     NotFoundError,
     StoreClosedError,
     StoreCorruptedError,
@@ -803,14 +804,20 @@ def _calibrate_radii(
     out: dict[str, float] = {}
     if "text" in modalities:
         out["text"] = radius_from_groups(encoder.encode_text, paraphrase_groups(128, seed=1))
-    if modalities & {"image", "video"}:
+    if modalities & {"image", "video"} and "image" in encoder.modalities:
         with tempfile.TemporaryDirectory() as tmp:
             manifest = generate(tmp, 48, seed=3)
             images = [
                 Image.open(Path(tmp) / it.image).convert("RGB") for it in load_manifest(manifest)
             ]
-            rho_image = radius_from_augmentations(encoder.encode_image, images, seed=3)
-        out["image"] = out["video"] = rho_image
+            try:
+                rho_image = radius_from_augmentations(encoder.encode_image, images, seed=3)
+            except (LumaError, NotImplementedError, TypeError, ValueError, OSError) as e:
+                # e.g. a custom encoder that takes only paths: say so, certify image queries
+                # with SafetyConfig.rho until luma.set_rho("image", ...) is called
+                logger.warning("could not calibrate the image radius with %s: %s", encoder.name, e)
+            else:
+                out["image"] = out["video"] = rho_image
     if "audio" in modalities and audio_encoder is not None and bridge is not None and bridge.fitted:
         captions = [g[0] for g in paraphrase_groups(128, seed=4)]
         projected = bridge.project(audio_encoder.encode_text(captions))

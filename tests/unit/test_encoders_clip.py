@@ -308,7 +308,32 @@ def test_quality_on_held_out_combinations(
 ) -> None:
     test = [it for it in heldout if it.split == "test"]
     assert len(test) >= 80
-    metrics = evaluate_retrieval(encoder, test)
+    metrics = evaluate_retrieval(
+        encoder, test
+    )  # targets 0.90 / - / 0.90; measured ~1.0 / 0.9 / 0.95
     assert metrics["t2i_recall@10"] >= 0.85, metrics
-    assert metrics["t2i_mrr"] >= 0.45, metrics
+    assert metrics["t2i_mrr"] >= 0.6, metrics
     assert metrics["i2i_nn_shape_color"] >= 0.85, metrics
+    # Text queries for unseen combinations still find them among the seen ones.
+    harder = evaluate_retrieval(encoder, test, gallery=heldout)
+    assert harder["t2i_recall@10"] >= 0.85, harder
+
+
+def test_train_clip_smoke_run_writes_loadable_weights(tmp_path: Path) -> None:
+    import torch
+
+    from luma_rag.training.train_clip import main
+
+    data = tmp_path / "shapes"
+    generate(data, n=80, seed=5)
+    threads = torch.get_num_threads()
+    argv = ["--data", str(data), "--out", str(tmp_path / "out"), "--epochs", "1"]
+    assert main([*argv, "--batch-size", "16", "--eval-every", "0", "--threads", "1"]) == 0
+    assert torch.get_num_threads() == threads
+    report = json.loads((tmp_path / "out" / "training.json").read_text())
+    assert report["config"]["epochs"] == 1 and len(report["history"]) == 1
+    assert 0.0 <= report["metrics"]["test"]["t2i_recall@10"] <= 1.0
+    weights = tmp_path / "out" / "open_clip_model.safetensors"
+    assert report["weights"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    enc = get_encoder("luma-tiny-clip", pretrained=str(weights))
+    assert enc.encode_text(["a red circle"]).shape == (1, enc.dim)
