@@ -42,7 +42,7 @@ from luma_rag.errors import (
 from luma_rag.filters import compile_filter
 from luma_rag.memory.tiered import TIER_NAMES, WARM, Candidates, TieredMemory
 from luma_rag.results import Hit, QueryResult, Telemetry
-from luma_rag.safety import certify, completeness, perturbation_bound
+from luma_rag.safety import certify, completeness, perturbation_bound, refine_with_geometry
 from luma_rag.store import (
     NewRecord,
     RecordStore,
@@ -454,6 +454,10 @@ class Luma:
             r = rho + eps_q
             tau = perturbation_bound(r, eps_items, self.config.safety.multiplier)
             cert = certify(cands.scores, tau, k)
+            if cands.keys.size > 1:  # the shared query perturbation: a sharper, still sound test
+                vecs = self._vectors.get(cands.keys)
+                mult = self.config.safety.multiplier
+                cert = refine_with_geometry(cert, cands.scores, vecs, r, eps_items, mult)
             top = cands.keys[:k]
             details = self._records.details(top.tolist())
             now = time.time()

@@ -27,6 +27,7 @@ Everything here is pure numpy on float64 and allocation-light; it runs once per 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ __all__ = [
     "certify",
     "completeness",
     "perturbation_bound",
+    "refine_with_geometry",
     "smallest_safe_k",
 ]
 
@@ -388,3 +390,68 @@ def completeness(kth_score: float, outside_upper_bounds: ArrayLike, kth_tau: flo
     if bounds.size == 0:
         return True
     return bool(float(kth_score) - kth_tau >= float(bounds.max()))
+
+
+def refine_with_geometry(
+    certificate: Certificate,
+    scores: ArrayLike,
+    vectors: ArrayLike,
+    r: float,
+    e: ArrayLike,
+    multiplier: float = 2.0,
+) -> Certificate:
+    """Sharpen Safe@1 / Safe@k using that one query perturbation moves every score together.
+
+    With a shared query perturbation Δu (‖Δu‖ ≤ r) and item perturbations Δv_i (‖Δv_i‖ ≤ e_i),
+    for unit u, v_i::
+
+        (s'_i − s'_j) − (s_i − s_j) = ⟨Δu, v_i − v_j⟩ + ⟨u + Δu, Δv_i − Δv_j⟩
+        |…| ≤ r·‖v_i − v_j‖ + (1 + r)(e_i + e_j)
+
+    so item i stays ahead of j when s_i − s_j exceeds that bound (scaled by multiplier / 2).
+    Since ‖v_i − v_j‖ ≤ 2 this is never stricter than the per-item test of :func:`certify`
+    (which charges 2r), and it is sound for the same perturbations. Safe@k' holds when every
+    pair (i ≤ k', j > k') passes.
+
+    Args:
+        certificate: the per-item certificate of the same ranking (its τ, ``floor_k`` and the
+            completeness reading built on them are kept).
+        scores: exact scores, float (n,), sorted descending.
+        vectors: the candidates' unit vectors, float (n, d), in score order.
+        r: query-side radius (ρ + ε_q). e: item-side radii (n,).
+
+    Returns:
+        A certificate whose safe1 / safek / slack_1 / slack_k / safe_prefix come from the
+        pairwise test.
+    """
+    s, _ = _ranked(scores, certificate.tau)  # validates order, finiteness and shapes
+    v = np.asarray(vectors, dtype=np.float64)
+    radii = _as_vector("e", e)
+    r = _check_radius("r", r)
+    n = s.size
+    if v.ndim != 2 or v.shape[0] != n or radii.shape != (n,):
+        raise InvalidInputError(
+            f"scores ({n},), vectors (n, d) and e (n,) must agree; got {v.shape} and {radii.shape}"
+        )
+    if n == 0:
+        return certificate
+    gram = np.clip(v @ v.T, -1.0, 1.0)
+    dist = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * gram))
+    need = (r * dist + (1.0 + r) * (radii[:, None] + radii[None, :])) * (float(multiplier) / 2.0)
+    margin = s[:, None] - s[None, :] - need  # margin[i, j]: how safely i stays ahead of j
+    # slack of prefix k' = min over i < k' <= j of margin[i, j]; +inf when nothing is outside
+    slack = np.full(n, np.inf)
+    for kk in range(1, n):
+        slack[kk - 1] = float(margin[:kk, kk:].min())
+    safe = slack > 0
+    k = certificate.k
+    kk = min(k, n)
+    prefix = np.flatnonzero(safe[:kk])
+    return dataclasses.replace(
+        certificate,
+        safe1=bool(safe[0]),
+        safek=bool(safe[kk - 1]),
+        slack_1=float(slack[0]),
+        slack_k=float(slack[kk - 1]),
+        safe_prefix=int(prefix[0]) + 1 if prefix.size else None,
+    )

@@ -488,3 +488,62 @@ def test_safety_config_rejects_unknown_fields_and_bad_json() -> None:
         SafetyConfig.from_dict({"multiplier": 2.0, "margin": 1.0})
     with pytest.raises(ConfigError):
         SafetyConfig.from_json("{not json")
+
+
+# -- the shared-query-perturbation refinement ----------------------------------------------------
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    dim=st.integers(3, 12),
+    n=st.integers(2, 8),
+    k=st.integers(1, 4),
+    r=st.floats(0.0, 0.6),
+    e_max=st.floats(0.0, 0.2),
+)
+def test_refined_certificate_is_sound_and_never_stricter(seed, dim, n, k, r, e_max) -> None:
+    from luma_rag.safety import refine_with_geometry
+
+    rng = np.random.default_rng(seed)
+    u = _unit_rows(rng.standard_normal(dim))
+    v = _unit_rows(u + rng.uniform(0.2, 2.0) * rng.standard_normal((n, dim)))
+    order = np.argsort(-(v @ u), kind="stable")
+    v = v[order]
+    s = v @ u
+    e = rng.uniform(0.0, e_max, n)
+    base = certify(s, perturbation_bound(r, e), k)
+    cert = refine_with_geometry(base, s, v, r, e)
+    # never stricter than the per-item test
+    assert cert.safe1 >= base.safe1 and cert.safek >= base.safek
+    kk = min(k, n)
+    for _ in range(40):  # random and adversarial perturbations within the stated radii
+        du = _unit_rows(rng.standard_normal(dim)) * r * rng.uniform(0.5, 1.0)
+        if rng.random() < 0.5 and n > kk:  # push towards the best outsider, away from the top
+            direction = v[kk] - v[kk - 1]
+            du = r * direction / max(np.linalg.norm(direction), 1e-12)
+        dv = _unit_rows(rng.standard_normal((n, dim))) * e[:, None]
+        s2 = (v + dv) @ (u + du)
+        top2 = set(np.argsort(-s2, kind="stable")[:kk].tolist())
+        if cert.safe1:
+            assert int(np.argmax(s2)) == 0
+        if cert.safek:
+            assert top2 == set(range(kk))
+
+
+def test_refinement_certifies_a_clear_winner_the_per_item_test_cannot() -> None:
+    from luma_rag.safety import refine_with_geometry
+
+    u = np.array([1.0, 0.0, 0.0])
+    v = np.array([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.6, 0.0, 0.8]])  # scores 1.0, 0.8, 0.6
+    s = v @ u
+    r = 0.15  # per-item: 1 - 0.15 > 0.8 + 0.15 fails; pairwise: 0.2 > 0.15 * ||v1 - v2|| holds
+    base = certify(s, perturbation_bound(r, np.zeros(3)), 2)
+    cert = refine_with_geometry(base, s, v, r, np.zeros(3))
+    assert not base.safe1 and cert.safe1
+    assert cert.slack_1 == pytest.approx(0.2 - r * np.linalg.norm(v[0] - v[1]))
+    assert cert.tau is base.tau and cert.floor_k == base.floor_k  # completeness inputs kept

@@ -114,9 +114,10 @@ def test_call_time_arguments(retriever: LumaRetriever) -> None:
     assert {d.metadata["shape"] for d in docs} == {"square", "star"}
     docs = retriever.invoke("a red circle", filter={"color": "green"})  # LangChain's name
     assert [d.metadata["shape"] for d in docs] == ["triangle"]
-    docs = retriever.invoke("a red circle", rho=0.5)
-    assert docs[0].metadata["luma"]["rho"] == 0.5
-    assert not docs[0].metadata["safe1"]  # a radius this large certifies nothing here
+    docs = retriever.invoke("a red circle", rho=1.0)
+    assert docs[0].metadata["luma"]["rho"] == 1.0
+    # s1 - sj = <q, v1 - vj> <= ||v1 - vj||, so a radius of 1 can never certify a winner
+    assert not docs[0].metadata["safe1"]
     assert len(retriever.invoke("a red circle")) == 3  # defaults untouched
 
 
