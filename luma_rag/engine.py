@@ -455,9 +455,8 @@ class Luma:
             tau = perturbation_bound(r, eps_items, self.config.safety.multiplier)
             cert = certify(cands.scores, tau, k)
             if cands.keys.size > 1:  # the shared query perturbation: a sharper, still sound test
-                vecs = self._vectors.get(cands.keys)
                 mult = self.config.safety.multiplier
-                cert = refine_with_geometry(cert, cands.scores, vecs, r, eps_items, mult)
+                cert = refine_with_geometry(cert, cands.scores, cands.vectors, r, eps_items, mult)
             top = cands.keys[:k]
             details = self._records.details(top.tolist())
             now = time.time()
@@ -510,7 +509,8 @@ class Luma:
         keys = self._records.select_keys(compiled.sql, compiled.params)
         keys = keys[self.memory.tier_of(keys) >= 0]
         if keys.size <= self.config.exact_filter_below:
-            scores = (self._vectors.get(keys) @ q).astype(np.float32)
+            vectors = self._vectors.get(keys)
+            scores = (vectors @ q).astype(np.float32)
             order = np.argsort(-scores, kind="stable")
             keys = keys[order]
             return Candidates(
@@ -519,6 +519,7 @@ class Luma:
                 self.memory.tier_of(keys),
                 np.zeros(len(keys), np.float32),
                 float("-inf"),
+                vectors[order],
             )
         allowed = np.zeros(self._next_key, dtype=bool)
         allowed[keys] = True

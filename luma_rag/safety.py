@@ -435,18 +435,18 @@ def refine_with_geometry(
         )
     if n == 0:
         return certificate
-    gram = np.clip(v @ v.T, -1.0, 1.0)
+    kk = min(certificate.k, n)  # only prefixes up to k are certified: rows i < kk suffice
+    gram = np.clip(v[:kk] @ v.T, -1.0, 1.0)
     dist = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * gram))
-    need = (r * dist + (1.0 + r) * (radii[:, None] + radii[None, :])) * (float(multiplier) / 2.0)
-    margin = s[:, None] - s[None, :] - need  # margin[i, j]: how safely i stays ahead of j
-    # slack of prefix k' = min over i < k' <= j of margin[i, j]; +inf when nothing is outside
-    slack = np.full(n, np.inf)
-    for kk in range(1, n):
-        slack[kk - 1] = float(margin[:kk, kk:].min())
+    item = radii[:kk, None] + radii[None, :]
+    need = (r * dist + (1.0 + r) * item) * (float(multiplier) / 2.0)
+    margin = s[:kk, None] - s[None, :] - need  # margin[i, j]: how safely i stays ahead of j
+    # slack of prefix p = min over i < p <= j of margin[i, j]; +inf when nothing is outside
+    slack = np.full(kk, np.inf)
+    for p in range(1, min(kk, n - 1) + 1):
+        slack[p - 1] = float(margin[:p, p:].min())
     safe = slack > 0
-    k = certificate.k
-    kk = min(k, n)
-    prefix = np.flatnonzero(safe[:kk])
+    prefix = np.flatnonzero(safe)
     return dataclasses.replace(
         certificate,
         safe1=bool(safe[0]),

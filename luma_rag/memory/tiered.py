@@ -38,6 +38,7 @@ class Candidates:
         zeta: float32 (m,) quantization error of the item's code (0 when stored exactly).
         outside_bound: upper bound on the exact score of any allowed item not in ``keys``
             (+inf when not certifiable, -inf when nothing was left out).
+        vectors: float32 (m, d) the raw vectors the scores were computed from.
     """
 
     keys: np.ndarray
@@ -45,6 +46,7 @@ class Candidates:
     tiers: np.ndarray
     zeta: np.ndarray
     outside_bound: float
+    vectors: np.ndarray
 
 
 class TieredMemory:
@@ -240,11 +242,12 @@ class TieredMemory:
         )
         zeta = np.concatenate([p.zeta for p in parts])
         outside = max(p.outside_bound for p in parts)
-        if keys.size == 0:
-            return Candidates(keys, np.zeros(0, np.float32), tiers, zeta, outside)
-        exact = (self._fetch(keys) @ query).astype(np.float32)
+        vectors = self._fetch(keys)
+        exact = (vectors @ query).astype(np.float32)
         order = np.argsort(-exact, kind="stable")
-        return Candidates(keys[order], exact[order], tiers[order], zeta[order], outside)
+        return Candidates(
+            keys[order], exact[order], tiers[order], zeta[order], outside, vectors[order]
+        )
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for background work of both tiers (graph rebuild, IVF-PQ retrain)."""
