@@ -37,10 +37,10 @@ bench-1m: $(STAMP) ## benchmark including 1M items (slow, ~memory hungry)
 demo: $(STAMP) ## the Gradio chat on 127.0.0.1:7860 over a LUMA-Shapes sample, offline (tiny models)
 	$(PY) -m apps.demo $(DEMO_ARGS)
 
-eval: $(STAMP) ## text->image and text->video retrieval + Safe@1 calibration on held-out LUMA-Shapes
+eval: $(STAMP) ## the paper's protocol on held-out LUMA-Shapes: tables + plots in data/eval-results/
 	@test -f data/eval-images/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-images --n 1200 --seed 7
 	@test -f data/eval-video/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-video --n 400 --seed 13 --video
-	$(PY) -m luma_rag.eval.experiments --data data/eval-images --video-data data/eval-video --out data/eval-results $(EVAL_ARGS)
+	$(PY) -m luma_rag.eval.run --data data/eval-images --video-data data/eval-video --out data/eval-results $(EVAL_ARGS)
 
 clean: ## remove the environment and generated files
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/results

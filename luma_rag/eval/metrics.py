@@ -27,7 +27,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from luma_rag.errors import InvalidInputError
 
-__all__ = ["coverage_risk", "latency_summary", "mrr", "ndcg_at_k", "recall_at_k"]
+__all__ = [
+    "coverage_risk",
+    "latency_summary",
+    "mrr",
+    "ndcg_at_k",
+    "ranking_summary",
+    "recall_at_k",
+]
 
 
 def _lists(ranked_relevance: Sequence[ArrayLike]) -> list[NDArray[np.bool_]]:
@@ -184,4 +191,23 @@ def latency_summary(ms: ArrayLike) -> dict[str, float | int]:
         "mean": float(a.mean()),
         "max": float(a.max()),
         "n": int(a.size),
+    }
+
+
+def ranking_summary(
+    ranked_relevance: Sequence[ArrayLike], k: int, n_relevant: Sequence[int] | None = None
+) -> dict[str, float]:
+    """Recall@k, MRR@k and nDCG@k of one run, keyed ``recall@k``, ``mrr@k``, ``ndcg@k``.
+
+    Args:
+        ranked_relevance: one bool ``(n_i,)`` array per query, in rank order.
+        k: cut-off, >= 1.
+        n_relevant: relevant items per query in the whole collection (see :func:`ndcg_at_k`).
+    """
+    lists = _lists(ranked_relevance)
+    k = _check_k(k)
+    return {
+        f"recall@{k}": recall_at_k(lists, k),
+        f"mrr@{k}": mrr([r[:k] for r in lists]),
+        f"ndcg@{k}": ndcg_at_k(lists, k, n_relevant=n_relevant),
     }
