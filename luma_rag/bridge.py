@@ -85,6 +85,14 @@ class BridgeConfig(ConfigBase):
             cadence, and never from a correlation that cannot have full rank (with fewer pairs
             than ``min(source_dim, target_dim)`` part of ``T`` is arbitrary). After the first
             fit, refreshes follow every ``refresh_every`` pairs.
+        inertia: Weight ``μ`` of the previous map in each refit, relative to ``‖M‖₂``: the
+            refit maximises ``tr(Tᵀ (M + μ‖M‖₂ T_prev))``, i.e. it solves Procrustes with a
+            proximal term ``‖T − T_prev‖_F²``. Where the pairs pin ``T`` down (directions with
+            singular values of ``M`` well above ``μ‖M‖₂``) this is plain Procrustes; in the
+            directions no pair visits, plain Procrustes returns an arbitrary rotation that
+            changes at every refit, so ε (a worst case over all unit queries) saturates at 2
+            whatever the data do. With inertia those directions keep their previous map and ε
+            measures how the map really moved. ``0`` is plain Procrustes at every refit.
     """
 
     source_dim: int
@@ -92,6 +100,7 @@ class BridgeConfig(ConfigBase):
     refresh_every: int = 512
     forgetting: float = 1.0
     min_pairs: int | None = None
+    inertia: float = 0.01
 
     def __post_init__(self) -> None:
         for name in ("source_dim", "target_dim", "refresh_every"):
@@ -112,6 +121,12 @@ class BridgeConfig(ConfigBase):
             f"0.999 ≈ a memory of 1000 pairs), got {f!r}",
         )
         object.__setattr__(self, "forgetting", float(f))
+        mu = self.inertia
+        check(
+            isinstance(mu, int | float) and not isinstance(mu, bool) and 0.0 <= mu <= 1.0,
+            f"BridgeConfig.inertia must be in [0, 1] (0 = plain Procrustes), got {mu!r}",
+        )
+        object.__setattr__(self, "inertia", float(mu))
 
     @property
     def resolved_min_pairs(self) -> int:
@@ -282,7 +297,7 @@ class ProcrustesBridge:
                 seen += stop - start
                 since += stop - start
                 if stop - start >= due:
-                    t, eps = _fit(m, t)
+                    t, eps = _fit(m, t, cfg.inertia)
                     history.append(_Refresh(len(history) + 1, seen, eps, time.time()))
                     epsilons.append(eps)
                     since = 0
@@ -320,7 +335,7 @@ class ProcrustesBridge:
                     state.pairs_seen,
                     rank_needed,
                 )
-            t, eps = _fit(state.m, state.t)
+            t, eps = _fit(state.m, state.t, self._config.inertia)
             entry = _Refresh(state.version + 1, state.pairs_seen, eps, time.time())
             self._state = _State(state.m, t, state.pairs_seen, (*state.history, entry))
         logger.debug("bridge refresh v%d (forced) at %d pairs: eps=%.3g", *entry[:3])
@@ -547,15 +562,21 @@ def _accumulate(m: np.ndarray, x: np.ndarray, y: np.ndarray, forgetting: float) 
     return forgetting**n * m + (x * weights[:, None]).T @ y
 
 
-def _fit(m: np.ndarray, t_prev: np.ndarray | None) -> tuple[np.ndarray, float]:
-    """Procrustes solution ``U Vᵀ`` of ``M`` and its spectral distance to ``t_prev``."""
+def _fit(
+    m: np.ndarray, t_prev: np.ndarray | None, inertia: float = 0.0
+) -> tuple[np.ndarray, float]:
+    """Procrustes solution ``U Vᵀ`` of ``M`` (+ ``inertia``·‖M‖₂·``t_prev``) and its spectral
+    distance to ``t_prev``."""
     if not np.any(m):
         raise InvalidInputError(
             "the accumulated pair correlation M is zero (the pairs cancel out); feed pairs "
             "whose source and target agree"
         )
     try:
-        u, _, vt = np.linalg.svd(m, full_matrices=False)
+        target = m
+        if t_prev is not None and inertia > 0:
+            target = m + inertia * float(np.linalg.norm(m, 2)) * t_prev
+        u, _, vt = np.linalg.svd(target, full_matrices=False)
         t = u @ vt
         eps = 0.0 if t_prev is None else float(np.linalg.norm(t - t_prev, 2))
     except np.linalg.LinAlgError as e:

@@ -507,3 +507,59 @@ def test_concurrent_writers_and_readers_stay_consistent() -> None:
     total = 10 + sum(len(x) for x, _ in batches)
     assert bridge.pairs_seen == total
     assert [h["pairs_seen"] for h in bridge.history] == list(range(10, total + 1, 10))
+
+
+def _subspace_stream(rank: int, dim: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs that live in a ``rank``-dim subspace, mapped by one fixed rotation."""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.normal(size=(dim, rank)))[0]  # (dim, rank)
+    x = rng.normal(size=(n, rank)) @ basis.T
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    t_true = np.linalg.qr(np.random.default_rng(99).normal(size=(dim, dim)))[0]
+    return x, x @ t_true
+
+
+@pytest.mark.parametrize("inertia", [0.0, 0.01])
+def test_inertia_keeps_unvisited_directions_so_epsilon_measures_real_drift(
+    inertia: float,
+) -> None:
+    # Every pair obeys one rotation, restricted to a 6-dim subspace of a 32-dim space: the
+    # map of that subspace never changes. Plain Procrustes is free in the other 26
+    # directions and its refits jump there (ε of order 1); with inertia they stay put and ε
+    # reflects only the (tiny) change on the data.
+    x, y = _subspace_stream(rank=6, dim=32, n=640, seed=3)
+    bridge = ProcrustesBridge(
+        BridgeConfig(source_dim=32, target_dim=32, refresh_every=64, min_pairs=64, inertia=inertia)
+    )
+    bridge.add_pairs(x, y)
+    later = [h["epsilon"] for h in bridge.history[1:]]
+    assert len(later) >= 8
+    if inertia == 0.0:
+        assert max(later) > 0.5
+    else:
+        assert max(later) < 1e-6
+    # Either way the map is right on the data's subspace.
+    np.testing.assert_allclose(bridge.project(x[:20]), y[:20], atol=1e-6)
+
+
+def test_inertia_still_follows_a_real_change_of_the_map() -> None:
+    # Full-rank pairs from one rotation, then from another: the refit must move to the new
+    # one (the proximal term only breaks ties the data leave open).
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2048, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    t1, t2 = (np.linalg.qr(rng.normal(size=(16, 16)))[0] for _ in range(2))
+    bridge = ProcrustesBridge(
+        BridgeConfig(source_dim=16, target_dim=16, refresh_every=256, forgetting=0.99)
+    )
+    bridge.add_pairs(x[:1024], x[:1024] @ t1)
+    np.testing.assert_allclose(bridge.transform, t1, atol=1e-6)
+    eps = bridge.add_pairs(x[1024:], x[1024:] @ t2)
+    assert max(eps) > 0.5
+    np.testing.assert_allclose(bridge.transform, t2, atol=0.05)
+
+
+def test_inertia_must_be_in_unit_interval() -> None:
+    for bad in (-0.1, 1.5, float("nan"), True):
+        with pytest.raises(ConfigError, match="inertia"):
+            BridgeConfig(source_dim=4, target_dim=4, inertia=bad)
