@@ -40,7 +40,8 @@ demo: $(STAMP) ## the Gradio chat on 127.0.0.1:7860 over a LUMA-Shapes sample, o
 eval: $(STAMP) ## the paper's protocol on held-out LUMA-Shapes: tables + plots in data/eval-results/
 	@test -f data/eval-images/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-images --n 1200 --seed 7
 	@test -f data/eval-video/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-video --n 400 --seed 13 --video
-	$(PY) -m luma_rag.eval.run --data data/eval-images --video-data data/eval-video --out data/eval-results $(EVAL_ARGS)
+	@test -f data/eval-audio/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-audio --n 1200 --seed 17 --audio
+	$(PY) -m luma_rag.eval.run --data data/eval-images --video-data data/eval-video --audio-data data/eval-audio --out data/eval-results $(EVAL_ARGS)
 
 clean: ## remove the environment and generated files
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/results

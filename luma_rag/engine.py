@@ -440,6 +440,7 @@ class Luma:
         k = _check_k(k)
         rho = self.config.safety.rho if rho is None else _check_rho(rho)
         eps_q = 0.0
+        t_bridge = time.perf_counter()
         if bridged:
             bridge = self._need_bridge()
             q = as_query(query, bridge.config.source_dim)
@@ -447,9 +448,13 @@ class Luma:
             eps_q = bridge.epsilon
         else:
             q = as_query(query, self.config.dim)
+        stages = {"bridge": time.perf_counter() - t_bridge if bridged else 0.0}
         with self._lock.read():
             self._check_open()
+            t_stage = time.perf_counter()
             cands = self._candidates(q, k, filters)
+            stages["candidates"] = time.perf_counter() - t_stage
+            t_stage = time.perf_counter()
             eps_items = self._item_drift(cands.keys)
             r = rho + eps_q
             tau = perturbation_bound(r, eps_items, self.config.safety.multiplier)
@@ -457,6 +462,8 @@ class Luma:
             if cands.keys.size > 1:  # the shared query perturbation: a sharper, still sound test
                 mult = self.config.safety.multiplier
                 cert = refine_with_geometry(cert, cands.scores, cands.vectors, r, eps_items, mult)
+            stages["certify"] = time.perf_counter() - t_stage
+            t_stage = time.perf_counter()
             top = cands.keys[:k]
             details = self._records.details(top.tolist())
             now = time.time()
@@ -464,7 +471,10 @@ class Luma:
             if due.size:  # under the read lock: the writer drains this set under the write lock
                 with self._promote_lock:
                     self._promote.update(due.tolist())
+            stages["records"] = time.perf_counter() - t_stage
+        t_stage = time.perf_counter()
         complete = self._complete(cands, cert.floor_k, r)
+        stages["complete"] = time.perf_counter() - t_stage
         hits = [
             Hit(
                 id=details[kk].id,
@@ -498,6 +508,7 @@ class Luma:
             k=k,
             n_candidates=int(cands.keys.size),
             latency_ms=(time.perf_counter() - t0) * 1000.0,
+            stages_ms={name: seconds * 1000.0 for name, seconds in stages.items()},
         )
         return QueryResult(hits=hits, telemetry=tel, certificate=cert)
 
@@ -702,10 +713,18 @@ class Luma:
         """
         self._check_open()
         k = _check_k(k)
+        t0 = time.perf_counter()
         emb = self._need_embedder().embed(text=text, image=image, audio=audio, video=video)
+        encode_ms = (time.perf_counter() - t0) * 1000.0
         if rho is None:
             rho = self.rho.get(emb.modality, self.config.safety.rho)
-        return self.search(emb.vector, k, filters=filters, rho=rho, bridged=emb.bridged)
+        res = self.search(emb.vector, k, filters=filters, rho=rho, bridged=emb.bridged)
+        tel = dataclasses.replace(
+            res.telemetry,
+            latency_ms=(time.perf_counter() - t0) * 1000.0,
+            stages_ms={"encode": encode_ms, **res.telemetry.stages_ms},
+        )
+        return dataclasses.replace(res, telemetry=tel)
 
     def record_gap(self, query: str, detail: Mapping[str, Any]) -> int:
         """Log a knowledge gap: a query the memory could not settle (the gate's CLARIFY).

@@ -41,6 +41,10 @@ class Telemetry:
         rho: encoder radius used. safe1 / safek: the certificate. safe_k_min: smallest k' ≤ k
             with Safe@k' (None if none). complete: no item outside the candidates can overtake
             the top k even under the same perturbations. latency_ms: wall time of the query.
+        stages_ms: wall time per stage, in order: ``encode`` (only for :meth:`Luma.query`),
+            ``bridge`` (projection, 0 when not bridged), ``candidates`` (both tiers, filters
+            and the exact rerank), ``certify`` (Safe@k and its pairwise refinement),
+            ``complete`` (the completeness bound) and ``records`` (hit details from SQLite).
     """
 
     margin_top2: float
@@ -57,6 +61,7 @@ class Telemetry:
     k: int
     n_candidates: int
     latency_ms: float
+    stages_ms: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (NaN becomes None)."""

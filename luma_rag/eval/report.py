@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from luma_rag.errors import MissingDependencyError
+from luma_rag.eval.latency import STAGES
 
 __all__ = ["markdown_tables", "write_plots"]
 
@@ -171,11 +172,7 @@ def markdown_tables(results: dict[str, Any]) -> str:
         lines += [f"## Latency per stage (ms, {lat.get('n_items')} items)", ""]
         lines += _table(
             ["stage", "p50", "p95", "p99"],
-            [
-                [s, lat[s]["p50"], lat[s]["p95"], lat[s]["p99"]]
-                for s in ("encode", "search", "certify", "end_to_end")
-                if s in lat
-            ],
+            [[s, lat[s]["p50"], lat[s]["p95"], lat[s]["p99"]] for s in STAGES if s in lat],
         )
     return "\n".join(lines)
 
@@ -296,7 +293,7 @@ def write_plots(results: dict[str, Any], out_dir: PathLike) -> list[Path]:
 
     lat = results.get("latency_ms")
     if lat:
-        stages = [s for s in ("encode", "search", "certify", "end_to_end") if s in lat]
+        stages = [s for s in STAGES if s in lat]
         fig = Figure(figsize=(6, 3.5), layout="constrained")
         ax = fig.add_subplot()
         for j, p in enumerate(("p50", "p95")):

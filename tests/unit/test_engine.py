@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from typing import Any
 
@@ -534,3 +535,16 @@ def test_ids_lists_all_or_filtered(tmp_path) -> None:
         ids = luma.add_vectors(vecs, metadata=[{"even": i % 2 == 0} for i in range(6)])
         assert sorted(luma.ids()) == sorted(ids)
         assert sorted(luma.ids({"even": True})) == sorted(ids[0::2])
+
+
+def test_telemetry_times_each_stage(tmp_path, make_vectors) -> None:
+    x = make_vectors(300, D, seed=21)
+    cfg = LumaConfig(dim=D, hot_budget=100, warm=WarmTierConfig(min_train=256, background=False))
+    with Luma.open(tmp_path / "s", cfg) as luma:
+        luma.add_vectors(x)
+        tel = luma.search(x[0], k=5).telemetry
+    assert list(tel.stages_ms) == ["bridge", "candidates", "certify", "records", "complete"]
+    assert all(v >= 0.0 for v in tel.stages_ms.values())
+    assert tel.stages_ms["bridge"] == 0.0  # not bridged
+    assert sum(tel.stages_ms.values()) <= tel.latency_ms
+    assert json.loads(json.dumps(tel.to_dict()))["stages_ms"].keys() == tel.stages_ms.keys()

@@ -16,6 +16,7 @@ import pytest
 
 from luma_rag.errors import ConfigError, InvalidInputError
 from luma_rag.eval.drift import DriftConfig, swap_targets
+from luma_rag.eval.latency import STAGES
 from luma_rag.eval.report import markdown_tables
 from luma_rag.eval.run import ProtocolConfig, run_protocol
 from luma_rag.eval.spill import SpillExperimentConfig
@@ -112,7 +113,7 @@ def test_failure_injections_are_reported(protocol: tuple[Path, dict[str, Any]]) 
 def test_latency_per_stage(protocol: tuple[Path, dict[str, Any]]) -> None:
     _, r = protocol
     lat = r["latency_ms"]
-    for stage in ("encode", "search", "certify", "end_to_end"):
+    for stage in STAGES:
         assert 0.0 <= lat[stage]["p50"] <= lat[stage]["p95"] <= lat[stage]["p99"]
         assert lat[stage]["n"] == r["spill"]["n_queries"]
 
