@@ -111,6 +111,11 @@ class ClapTrainConfig:
         freq_masks: Mel bands masked per spectrogram per step.
         eval_items: Test items evaluated (the first ones of the test split).
         threads: torch intra-op threads.
+        anchor: Name of a CLIP encoder (registry) whose text embeddings anchor the joint space:
+            both towers are also pulled, with group-aware InfoNCE, towards the frozen CLIP text
+            embedding of their caption. ``None`` trains CLAP on its own.
+        anchor_weight: Weight of the anchor terms.
+        anchor_scale: Fixed logit scale of the anchor InfoNCE.
     """
 
     seed: int = 0
@@ -126,6 +131,9 @@ class ClapTrainConfig:
     freq_masks: int = 1
     eval_items: int = 400
     threads: int = 2
+    anchor: str | None = "luma-tiny"
+    anchor_weight: float = 1.0
+    anchor_scale: float = 20.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "threads", "eval_items"):
@@ -136,6 +144,8 @@ class ClapTrainConfig:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.lr > 0 or self.weight_decay < 0 or self.aux_weight < 0:
             raise ConfigError("need lr > 0, weight_decay >= 0 and aux_weight >= 0")
+        if self.anchor_weight < 0 or not self.anchor_scale > 0:
+            raise ConfigError("need anchor_weight >= 0 and anchor_scale > 0")
         if not 0.0 <= self.primary_p <= 1.0:
             raise ConfigError(f"primary_p must be in [0, 1], got {self.primary_p}")
         if self.minutes is not None and not self.minutes > 0:
@@ -333,9 +343,27 @@ class _Run:
     feats: Any  # float16 tensor (n, frames, mels)
     audio_targets: Any  # int64 tensor (n, attributes), from the spoken captions
     group: Any  # int64 tensor (n,): items with equal attributes share a group id
+    anchors: dict[str, Any] = dataclasses.field(default_factory=dict)  # caption -> CLIP text
 
 
-def _prepare(train: list[ShapeItem], spec: TinyClapSpec, torch: Any) -> _Run:
+def _anchors(captions: Sequence[str], name: str, dim: int, torch: Any) -> dict[str, Any]:
+    """Frozen CLIP text embeddings of ``captions`` (the anchor of the joint space)."""
+    from luma_rag.encoders.registry import get_encoder
+
+    encoder = get_encoder(name)
+    if encoder.dim != dim:
+        raise ConfigError(
+            f"anchor {name!r} embeds in {encoder.dim} dimensions, CLAP projects to {dim}; "
+            "pick an anchor of the same width or --anchor none"
+        )
+    unique = sorted(set(captions))
+    vectors = torch.from_numpy(np.asarray(encoder.encode_text(unique), dtype=np.float32))
+    return dict(zip(unique, vectors, strict=True))
+
+
+def _prepare(
+    train: list[ShapeItem], spec: TinyClapSpec, torch: Any, anchor: str | None = None
+) -> _Run:
     tokenizer = build_tokenizer(
         [c for it in train for c in it.captions],
         vocab_size=spec.vocab_size,
@@ -359,6 +387,11 @@ def _prepare(train: list[ShapeItem], spec: TinyClapSpec, torch: Any) -> _Run:
         feats=_features(train, spec, processor.feature_extractor, torch),
         audio_targets=_targets([it.caption for it in train], torch),
         group=torch.tensor(group),
+        anchors=(
+            _anchors([c for it in train for c in it.captions], anchor, spec.projection_dim, torch)
+            if anchor
+            else {}
+        ),
     )
 
 
@@ -385,9 +418,16 @@ def _loss(run: _Run, idx: Any, cfg: ClapTrainConfig, gen: Any, torch: Any) -> An
         ).pooler_output
     )
     scales = model.logit_scale_a.exp(), model.logit_scale_t.exp()
-    loss = _group_loss(
-        normalize(audio, dim=-1), normalize(text, dim=-1), *scales, run.group[idx], torch
-    )
+    audio_n, text_n, group = normalize(audio, dim=-1), normalize(text, dim=-1), run.group[idx]
+    loss = _group_loss(audio_n, text_n, *scales, group, torch)
+    if run.anchors and cfg.anchor_weight > 0:
+        spoken = torch.stack([run.anchors[run.train[i].caption] for i in idx.tolist()])
+        written = torch.stack([run.anchors[c] for c in captions])
+        scale = torch.tensor(cfg.anchor_scale)
+        loss = loss + cfg.anchor_weight * (
+            _group_loss(audio_n, spoken, scale, scale, group, torch)
+            + _group_loss(text_n, written, scale, scale, group, torch)
+        )
     if cfg.aux_weight > 0:
         aux = _aux_loss(run.heads, audio, run.audio_targets[idx], torch)
         aux = aux + _aux_loss(run.heads, text, _targets(captions, torch), torch)
@@ -466,7 +506,7 @@ def train_clap(
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     splits = _load_splits(dirs)
-    run = _prepare(splits["train"], spec, torch)
+    run = _prepare(splits["train"], spec, torch, cfg.anchor)
     logger.info("prepared %d train clips in %.1f s", len(run.train), time.perf_counter() - started)
     history, steps, seconds = _fit(run, cfg, torch)
     return _save_and_report(
@@ -654,6 +694,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--primary-p", type=float, default=d.primary_p)
     p.add_argument("--eval-items", type=int, default=d.eval_items)
     p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument(
+        "--anchor",
+        default=d.anchor,
+        type=lambda v: None if v.lower() == "none" else v,
+        help="CLIP encoder whose text space anchors the joint space ('none': no anchor)",
+    )
+    p.add_argument("--anchor-weight", type=float, default=d.anchor_weight)
     return p
 
 
@@ -674,6 +721,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             primary_p=args.primary_p,
             eval_items=args.eval_items,
             threads=args.threads,
+            anchor=args.anchor,
+            anchor_weight=args.anchor_weight,
         )
         spec = TinyClapSpec()
         print(
