@@ -22,11 +22,12 @@ from luma_rag.answer.gate import (
     decide,
     gated_query,
 )
-from luma_rag.answer.llava import DEFAULT_LLAVA_MODEL, LlavaAnswerer
+from luma_rag.answer.llava import DEFAULT_LLAVA_MODEL, OFFLINE_LLAVA_MODEL, LlavaAnswerer
 from luma_rag.answer.prompts import build_messages, build_prompt_text
 
 __all__ = [
     "DEFAULT_LLAVA_MODEL",
+    "OFFLINE_LLAVA_MODEL",
     "Answer",
     "Answerer",
     "Citation",

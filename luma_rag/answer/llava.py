@@ -14,6 +14,10 @@ Placement and precision:
 * CPU: full precision (float32), unless ``load_in_4bit=True`` forces 4-bit NF4 through
   bitsandbytes' CPU backend (compute in float32; needs bitsandbytes >= 0.48).
 
+Offline, ``LlavaAnswerer("luma-tiny-llava")`` loads the shipped tiny LLaVA (see
+:mod:`luma_rag.answer.tiny_llava`) from the package directory, through the same
+``from_pretrained`` calls.
+
 The prompt is built by :func:`~luma_rag.answer.prompts.build_messages` and rendered with the
 processor's chat template; only the generated tokens are decoded (the prompt is sliced off).
 """
@@ -30,6 +34,7 @@ from typing import Any
 from luma_rag.answer.base import Answer, Evidence
 from luma_rag.answer.gate import GateDecision
 from luma_rag.answer.prompts import build_messages
+from luma_rag.answer.tiny_llava import TINY_LLAVA_DIR, TINY_LLAVA_MODEL
 from luma_rag.errors import (
     InvalidInputError,
     MissingDependencyError,
@@ -37,11 +42,13 @@ from luma_rag.errors import (
     UnsupportedMediaError,
 )
 
-__all__ = ["DEFAULT_LLAVA_MODEL", "LlavaAnswerer"]
+__all__ = ["DEFAULT_LLAVA_MODEL", "OFFLINE_LLAVA_MODEL", "LlavaAnswerer"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_LLAVA_MODEL = "llava-hf/llava-1.5-7b-hf"
+#: The shipped tiny LLaVA, resolved to its package directory (no hub involved).
+OFFLINE_LLAVA_MODEL = TINY_LLAVA_MODEL
 
 
 def _torch() -> Any:
@@ -71,8 +78,9 @@ class LlavaAnswerer:
     """Answers with LLaVA-1.5 from the gate's evidence, showing it the top image.
 
     Args:
-        model_id: A Hugging Face model id already in the local cache, or a local directory
-            holding a LLaVA checkpoint and its processor (``save_pretrained`` output).
+        model_id: A Hugging Face model id already in the local cache, a local directory
+            holding a LLaVA checkpoint and its processor (``save_pretrained`` output), or
+            ``"luma-tiny-llava"``: the tiny LLaVA shipped inside the package (offline).
         device: ``"cuda"``, ``"cuda:1"``, ``"cpu"``, ...; None: CUDA when available, else CPU.
         load_in_4bit: Load 4-bit NF4 weights (bitsandbytes). None: on CUDA only.
         max_new_tokens: Most tokens generated per answer; ``>= 1``.
@@ -80,6 +88,7 @@ class LlavaAnswerer:
 
     Example:
         >>> answerer = LlavaAnswerer("/models/llava-1.5-7b-hf")  # a local snapshot
+        >>> answerer = LlavaAnswerer("luma-tiny-llava")  # the shipped tiny model
         >>> answer = answerer.answer("What colour is the circle?", gated_query(luma, "circle"))
         >>> answer.text, [c.id for c in answer.citations]
     """
@@ -158,13 +167,12 @@ class LlavaAnswerer:
         else:
             kwargs[dtype_kw] = torch.float16 if cuda else torch.float32
             kwargs["device_map"] = {"": device}
+        source = self._source()
         try:
             processor = transformers.AutoProcessor.from_pretrained(
-                self.model_id, local_files_only=self.local_files_only
+                source, local_files_only=self.local_files_only
             )
-            model = transformers.LlavaForConditionalGeneration.from_pretrained(
-                self.model_id, **kwargs
-            )
+            model = transformers.LlavaForConditionalGeneration.from_pretrained(source, **kwargs)
         except (OSError, ValueError) as e:  # missing files; HF id validation is a ValueError
             raise ModelNotAvailableError(self._missing_message(e)) from e
         model.eval()
@@ -176,10 +184,20 @@ class LlavaAnswerer:
             "4-bit NF4" if quantize else str(getattr(model, "dtype", "?")),
         )
 
+    def _source(self) -> str:
+        """What ``from_pretrained`` is given: the shipped directory for the tiny model's name."""
+        return os.fspath(TINY_LLAVA_DIR) if self.model_id == TINY_LLAVA_MODEL else self.model_id
+
     def _missing_message(self, error: BaseException) -> str:
+        if self.model_id == TINY_LLAVA_MODEL:
+            return (
+                f"the shipped tiny LLaVA is missing or incomplete at {TINY_LLAVA_DIR} ({error}); "
+                "reinstall luma-rag, or rebuild it as its README.md describes "
+                "(python -m luma_rag.training.train_llava)"
+            )
         where = (
             "the directory exists but does not hold a LLaVA checkpoint and processor"
-            if os.path.isdir(self.model_id)
+            if os.path.isdir(self._source())
             else "it is neither a local directory nor in the local Hugging Face cache"
         )
         return (

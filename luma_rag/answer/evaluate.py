@@ -1,0 +1,333 @@
+"""Coverage and risk of gated answering on LUMA-Shapes held-out questions.
+
+A store is filled with the test split's images (unseen shape/colour combinations) and their
+captions. Each question targets one item: it asks one attribute ("What color is the small
+circle on the left?") about a referent naming some of the item's other attributes; the
+referent ("a small circle on the left") is what the store is queried with. The gate decides
+ANSWER, WIDEN or CLARIFY, and the answerer answers the question from the decision's evidence.
+
+* An answer is **correct** when it names the target's value of the asked attribute
+  (:func:`~luma_rag.datasets.questions.parse_answer`). When every gallery item the referent
+  matches shares that value, any of them gives the correct answer (group-aware); when they
+  disagree the question is **ambiguous**: only the target's value counts, and the gate should
+  not answer it confidently.
+* **coverage**: share of questions answered (ANSWER or WIDEN); **risk**: share of the
+  answered that are wrong. CLARIFY answers nothing.
+* **top-1 matches**: share of a decision's questions whose top hit matches everything the
+  referent names; it separates retrieval errors from the answerer's.
+* The **no-gate baseline** always answers from the top-1 hit (the same answerer, given an
+  ANSWER decision over the same hits): coverage 1.
+
+Command line::
+
+    python -m luma_rag.datasets.shapes --out data/eval-images --n 1200 --seed 7
+    python -m luma_rag.answer.evaluate --data data/eval-images --questions 400 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import numpy as np
+
+from luma_rag.answer.base import Answerer
+from luma_rag.answer.gate import GateConfig, GateDecision, GatedRetriever
+from luma_rag.datasets.attributes import relevant
+from luma_rag.datasets.manifest import ShapeItem, load_manifest
+from luma_rag.datasets.questions import QUESTION_KINDS, Question, make_question, parse_answer
+from luma_rag.errors import InvalidInputError, LumaError
+
+__all__ = ["AMBIGUOUS_QUERIES", "evaluate_gated_answers", "main", "markdown_table"]
+
+logger = logging.getLogger(__name__)
+
+#: ``(question, retrieval text)`` pairs that name nothing that tells the gallery apart.
+AMBIGUOUS_QUERIES: Final = (
+    ("What color is the shape?", "a shape"),
+    ("What shape is it?", "an object"),
+    ("Where is the shape?", "a picture of a shape"),
+    ("How big is the object?", "an image"),
+    ("What color is the figure?", "a figure"),
+)
+
+
+#: How much of the target a question's referent names: every other attribute, or a random
+#: subset (each of size, colour, shape, position with probability 1/2).
+Referent = Literal["full", "random"]
+_FULL_REFERENT: Final = ("size", "color", "shape", "position")
+
+
+@dataclasses.dataclass
+class _Record:
+    kind: str
+    decision: str
+    ambiguous: bool
+    correct: bool
+    baseline_correct: bool
+    answer: str
+    top1_relevant: bool
+
+
+def _answer_top1(decision: GateDecision, k: int) -> GateDecision:
+    """An ANSWER decision over the same hits: what a system without the gate would do."""
+    return dataclasses.replace(
+        decision, decision="answer", k_used=1, evidence=decision.hits[:k], clarification=None
+    )
+
+
+def _ingest(luma: Any, items: Sequence[ShapeItem], batch: int = 64) -> None:
+    for i in range(0, len(items), batch):
+        chunk = items[i : i + batch]
+        luma.ingest_images(
+            [it.image_path for it in chunk],
+            captions=[it.caption for it in chunk],
+            metadatas=[{"split": it.split} for it in chunk],
+            ids=[it.id for it in chunk],
+        )
+
+
+def _questions(
+    items: Sequence[ShapeItem], n: int, seed: int, referent: Referent
+) -> list[tuple[ShapeItem, Question]]:
+    rng = np.random.default_rng([seed, 7])
+    picks = rng.integers(len(items), size=n)
+    named = _FULL_REFERENT if referent == "full" else None
+    return [
+        (
+            items[int(i)],
+            make_question(items[int(i)].attributes, QUESTION_KINDS[j % 5], rng, named=named),
+        )
+        for j, i in enumerate(picks)
+    ]
+
+
+def _ambiguous(q: Question, target: ShapeItem, gallery: Sequence[ShapeItem]) -> bool:
+    """Whether items the referent matches disagree on the asked attribute."""
+    value = getattr(target.attributes, q.kind)
+    return any(
+        relevant(q.named, it.attributes) and getattr(it.attributes, q.kind) != value
+        for it in gallery
+    )
+
+
+def _rates(records: Sequence[_Record]) -> dict[str, Any]:
+    n = len(records)
+    answered = [r for r in records if r.decision in ("answer", "widen")]
+    out: dict[str, Any] = {"n": n, "coverage": len(answered) / n if n else None}
+    out["risk"] = float(np.mean([not r.correct for r in answered])) if answered else None
+    for name in ("answer", "widen", "clarify"):
+        part = [r for r in records if r.decision == name]
+        out[name] = {
+            "n": len(part),
+            "share": len(part) / n if n else None,
+            "risk": float(np.mean([not r.correct for r in part]))
+            if part and name != "clarify"
+            else None,
+            "accuracy_if_answered": float(np.mean([r.correct for r in part]))
+            if part and name != "clarify"
+            else None,
+            "top1_relevant": float(np.mean([r.top1_relevant for r in part])) if part else None,
+        }
+    out["baseline"] = {
+        "coverage": 1.0 if n else None,
+        "risk": float(np.mean([not r.baseline_correct for r in records])) if n else None,
+    }
+    return out
+
+
+def evaluate_gated_answers(
+    data_dir: str | Path,
+    answerer: Answerer | None = None,
+    *,
+    n_questions: int = 400,
+    seed: int = 0,
+    gate: GateConfig | None = None,
+    encoder: Any = "luma-tiny",
+    referent: Referent = "full",
+) -> dict[str, Any]:
+    """Coverage / risk of the gate + answerer against the no-gate baseline (module docstring).
+
+    Args:
+        data_dir: A LUMA-Shapes corpus; its test split is the gallery and the targets.
+        answerer: Default ``LlavaAnswerer("luma-tiny-llava", device="cpu")``.
+        n_questions: Targeted questions (kinds in turn, targets drawn with ``seed``).
+        seed: Seed of targets and questions.
+        gate: Gate settings (default ``GateConfig()``).
+        encoder: The store's encoder (an :class:`~luma_rag.encoders.base.Encoder` or name).
+        referent: ``"full"``: questions name every attribute of the target but the asked one
+            ("What color is the small circle on the left?"); ``"random"``: a random subset
+            ("What color is the circle?"), so many are ambiguous.
+
+    Returns:
+        ``{"all", "unambiguous", "ambiguous", "by_kind", "ambiguous_probe", ...}``: each a
+        :func:`_rates` dict (coverage, risk, per-decision shares and risks, baseline risk).
+
+    Raises:
+        InvalidInputError: No test split, or ``n_questions < 1``.
+    """
+    from luma_rag.answer.llava import OFFLINE_LLAVA_MODEL, LlavaAnswerer
+    from luma_rag.engine import Luma
+
+    if referent not in ("full", "random"):
+        raise InvalidInputError(f"referent must be 'full' or 'random', got {referent!r}")
+    if n_questions < 1:
+        raise InvalidInputError(f"n_questions must be >= 1, got {n_questions}")
+    items = [it for it in load_manifest(Path(data_dir)) if it.split == "test"]
+    if not items:
+        raise InvalidInputError(f"{data_dir} has no test-split items; generate a larger corpus")
+    bot = answerer or LlavaAnswerer(OFFLINE_LLAVA_MODEL, device="cpu", max_new_tokens=8)
+    cfg = gate or GateConfig()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="luma-gate-eval-") as tmp:
+        luma = Luma.open(tmp, encoder=encoder)
+        try:
+            _ingest(luma, items)
+            retriever = GatedRetriever(luma, cfg, record_gaps=False)
+            by_id = {it.id: it for it in items}
+            records = [
+                _ask(retriever, bot, q, cfg, _ambiguous(q, target, items), target, by_id)
+                for target, q in _questions(items, n_questions, seed, referent)
+            ]
+            probe = [_probe(retriever, bot, question, text) for question, text in AMBIGUOUS_QUERIES]
+        finally:
+            luma.close()
+    return {
+        "n_gallery": len(items),
+        "gate": dataclasses.asdict(cfg),
+        "n_questions": n_questions,
+        "seed": seed,
+        "referent": referent,
+        "all": _rates(records),
+        "unambiguous": _rates([r for r in records if not r.ambiguous]),
+        "ambiguous": _rates([r for r in records if r.ambiguous]),
+        "by_kind": {k: _rates([r for r in records if r.kind == k]) for k in QUESTION_KINDS},
+        "ambiguous_probe": probe,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _ask(
+    retriever: GatedRetriever,
+    answerer: Answerer,
+    q: Question,
+    cfg: GateConfig,
+    ambiguous: bool,
+    target: ShapeItem,
+    gallery: dict[str, ShapeItem],
+) -> _Record:
+    value = getattr(target.attributes, q.kind)
+    decision = retriever.query(q.retrieval_text)
+    top = gallery.get(decision.hits[0].id) if decision.hits else None
+    answer = answerer.answer(q.text, decision)
+    baseline = answerer.answer(q.text, _answer_top1(decision, cfg.k))
+    return _Record(
+        kind=q.kind,
+        decision=decision.decision,
+        ambiguous=ambiguous,
+        correct=parse_answer(answer.text, q.kind) == value,
+        baseline_correct=parse_answer(baseline.text, q.kind) == value,
+        answer=answer.text,
+        top1_relevant=top is not None and relevant(q.named, top.attributes),
+    )
+
+
+def _probe(
+    retriever: GatedRetriever, answerer: Answerer, question: str, text: str
+) -> dict[str, Any]:
+    decision = retriever.query(text)
+    answer = answerer.answer(question, decision)
+    return {
+        "question": question,
+        "query": text,
+        "decision": decision.decision,
+        "k_used": decision.k_used,
+        "answer": answer.text,
+    }
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f} %"
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """The coverage / risk table of :func:`evaluate_gated_answers`'s report, in markdown."""
+    rows = [
+        "| questions | n | ANSWER share / risk (top-1 matches) | WIDEN share / risk "
+        "| CLARIFY share | gated coverage / risk | no gate (top-1) risk |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    groups = [("all", "all"), ("unambiguous", "unambiguous"), ("ambiguous", "ambiguous")]
+    groups += [(f"kind: {k}", k) for k in QUESTION_KINDS]
+    for label, key in groups:
+        r = report[key] if key in report else report["by_kind"][key]
+        if not r["n"]:
+            continue
+        rows.append(
+            f"| {label} | {r['n']} | {_pct(r['answer']['share'])} / {_pct(r['answer']['risk'])} "
+            f"({_pct(r['answer']['top1_relevant'])}) "
+            f"| {_pct(r['widen']['share'])} / {_pct(r['widen']['risk'])} "
+            f"| {_pct(r['clarify']['share'])} | {_pct(r['coverage'])} / {_pct(r['risk'])} "
+            f"| {_pct(r['baseline']['risk'])} |"
+        )
+    rows += ["", "| ambiguous query | decision | k | answer |", "|---|---|---|---|"]
+    rows += [
+        f'| {p["question"]} (retrieval: "{p["query"]}") | {p["decision"].upper()} '
+        f"| {p['k_used']} | {p['answer']} |"
+        for p in report["ambiguous_probe"]
+    ]
+    return "\n".join(rows)
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = GateConfig()
+    p = argparse.ArgumentParser(
+        prog="python -m luma_rag.answer.evaluate",
+        description="Coverage / risk of gated answering with the tiny LLaVA on LUMA-Shapes.",
+    )
+    p.add_argument("--data", required=True, type=Path, help="LUMA-Shapes corpus (test split)")
+    p.add_argument("--model", default=None, help="LLaVA id or directory (default: tiny)")
+    p.add_argument("--questions", type=int, default=400)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--referent", choices=("full", "random"), default="full")
+    p.add_argument("--k", type=int, default=d.k)
+    p.add_argument("--k-max", type=int, default=d.k_max)
+    p.add_argument("--json", type=Path, default=None, help="also write the report here")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; prints the markdown table; returns the exit status."""
+    from luma_rag.answer.llava import OFFLINE_LLAVA_MODEL, LlavaAnswerer
+
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        answerer = LlavaAnswerer(args.model or OFFLINE_LLAVA_MODEL, device="cpu", max_new_tokens=8)
+        report = evaluate_gated_answers(
+            args.data,
+            answerer,
+            n_questions=args.questions,
+            seed=args.seed,
+            gate=GateConfig(k=args.k, k_max=args.k_max),
+            referent=args.referent,
+        )
+    except LumaError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(markdown_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,725 @@
+"""Train the tiny LLaVA (``luma-tiny-llava``) on LUMA-Shapes questions, on CPU, in minutes.
+
+Command line (the shipped checkpoint's recipe is in
+``luma_rag/encoders/checkpoints/luma-tiny-llava/README.md``)::
+
+    python -m luma_rag.datasets.shapes --out /tmp/clip_shapes8k --n 8000 --seed 0
+    python -m luma_rag.training.train_llava --data /tmp/clip_shapes8k --out OUT --seed 0
+
+Recipe: the model is :func:`luma_rag.answer.tiny_llava.build_model` (vision tower = the shipped
+tiny CLIP's image tower; projector and a small Llama trained from scratch). By default the
+tower is frozen (it keeps computing the tiny CLIP's features) and its output is computed once
+per image, through the processor the checkpoint ships, and cached. ``vision_layers`` > 0
+fine-tunes the tower's last blocks too, at ``vision_lr_scale`` x the learning rate (the frozen
+blocks before them are still cached); on the shipped recipe that made held-out colour answers
+worse without helping shape (see the checkpoint's README).
+
+Each step draws a batch of train-split items and one question per item
+(:func:`luma_rag.datasets.questions.make_question`: what shape / colour / size, where, how
+many, about a referent naming a random subset of the other attributes); a few prompts carry
+the CLARIFY instructions and are trained to reply ``CLARIFY_REPLY``. The loss is next-token
+cross-entropy on the answer and the end-of-sequence token only. AdamW, warmup then cosine
+decay. Everything random comes from generators seeded by ``--seed``.
+
+Held-out accuracy is measured on the test split (unseen shape/colour combinations) of the
+saved float16 files loaded back with ``from_pretrained``, through the full model (pixels in):
+an answer counts when the greedy answer is exactly the canonical word (teacher-forced argmax of
+every answer token and of the end token, which is what greedy decoding would produce).
+
+Writes ``OUT/`` (``save_pretrained`` of the model and processor, safetensors only) and
+``OUT/training.json`` (config, data sizes, seconds, sha256 of every file, metrics, versions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from luma_rag.answer.tiny_llava import (
+    CLARIFY_MARKER,
+    CLARIFY_REPLY,
+    TinyLlavaSpec,
+    build_model,
+    build_processor,
+    build_tokenizer,
+    image_token_count,
+)
+from luma_rag.datasets.manifest import ShapeItem, load_manifest
+from luma_rag.datasets.questions import QUESTION_KINDS, Question, make_question, question_words
+from luma_rag.encoders._images import load_image
+from luma_rag.errors import ConfigError, InvalidInputError, LumaError, MissingDependencyError
+
+__all__ = ["REPORT_NAME", "LlavaTrainConfig", "evaluate_questions", "main", "train_llava"]
+
+logger = logging.getLogger(__name__)
+
+REPORT_NAME: Final = "training.json"
+
+
+@dataclass(frozen=True)
+class LlavaTrainConfig:
+    """Hyper-parameters of one training run.
+
+    Attributes:
+        seed: Seed of initialisation, batch order and question choice.
+        steps: Optimisation steps.
+        minutes: Wall-clock cap; training stops early (and says so) when it is reached.
+        batch_size: Questions per step (one per drawn item).
+        lr: Peak AdamW learning rate.
+        weight_decay: AdamW weight decay of matrices.
+        warmup_steps: Linear warmup before the cosine decay.
+        clarify_share: Share of prompts that carry the CLARIFY instructions.
+        eval_every: Measure val accuracy every this many steps (0: never).
+        val_items: Val items asked (every question kind) at each ``eval_every``; 0: all. The
+            final evaluation always covers the whole val and test splits.
+        threads: torch intra-op threads (1 is deterministic and fastest on a shared machine).
+        vision_layers: Last vision-tower blocks fine-tuned (0: frozen tower).
+        vision_lr_scale: Learning rate of those blocks relative to ``lr``.
+        grayscale: Probability that the image of a question that is not about colour is
+            shown in greyscale (luminance), so that shape, size, position and count must be
+            read from form rather than colour. 0: never (the vision features are then cached).
+        spec: Architecture of the trained parts.
+    """
+
+    seed: int = 0
+    steps: int = 1500
+    minutes: float | None = None
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    clarify_share: float = 0.05
+    eval_every: int = 250
+    val_items: int = 200
+    threads: int = 1
+    vision_layers: int = 0
+    vision_lr_scale: float = 0.5
+    grayscale: float = 0.0
+    spec: TinyLlavaSpec = dataclasses.field(default_factory=TinyLlavaSpec)
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "threads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("warmup_steps", "eval_every", "val_items", "seed", "vision_layers"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.lr > 0 or self.weight_decay < 0:
+            raise ConfigError(
+                f"need lr > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}"
+            )
+        if not self.vision_lr_scale > 0:
+            raise ConfigError(f"vision_lr_scale must be > 0, got {self.vision_lr_scale}")
+        if not 0.0 <= self.grayscale <= 1.0:
+            raise ConfigError(f"grayscale must be in [0, 1], got {self.grayscale}")
+        if not 0.0 <= self.clarify_share < 1.0:
+            raise ConfigError(f"clarify_share must be in [0, 1), got {self.clarify_share}")
+        if self.minutes is not None and not self.minutes > 0:
+            raise ConfigError(f"minutes must be > 0, got {self.minutes}")
+
+
+@dataclass
+class _Run:
+    """What training and evaluation share: model, processor, ids, cached features."""
+
+    model: Any
+    processor: Any
+    image_id: int
+    n_image_tokens: int
+    features: dict[str, Any]  # split -> float32 (n, 65, vision width): input of block `start`
+    start: int = 0  # first vision block run at every step (the ones before it are cached)
+    stop: int = 0  # vision blocks up to the feature layer
+    pixels: Any = None  # train pixels (n, 3, H, W), normalised; only with grayscale > 0
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError as e:
+        raise MissingDependencyError.for_extra("torch", "llava") from e
+    return torch
+
+
+# --------------------------------------------------------------------------------------------
+# Prompts and batches
+# --------------------------------------------------------------------------------------------
+
+
+def _conversation(question: str, clarify: bool, answer: str | None) -> list[dict[str, Any]]:
+    """A conversation as :func:`~luma_rag.answer.prompts.build_messages` shapes it."""
+    instructions = f"{CLARIFY_MARKER}." if clarify else "Answer the question."
+    text = f"{instructions}\n\nQuestion: {question}"
+    turns: list[dict[str, Any]] = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}
+    ]
+    if answer is not None:
+        turns.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
+    return turns
+
+
+def _encode(run: _Run, question: str, clarify: bool, answer: str) -> tuple[list[int], int]:
+    """Token ids of prompt + answer (image token expanded) and the prompt's length."""
+    proc = run.processor
+    prompt = proc.apply_chat_template(
+        _conversation(question, clarify, None), add_generation_prompt=True
+    )
+    full = proc.apply_chat_template(_conversation(question, clarify, answer))
+    prompt_ids = _expand(proc.tokenizer(prompt)["input_ids"], run)
+    full_ids = _expand(proc.tokenizer(full.rstrip())["input_ids"], run)
+    if full_ids[: len(prompt_ids)] != prompt_ids:
+        raise ConfigError("the chat template renders the prompt differently with an answer")
+    return full_ids, len(prompt_ids)
+
+
+def _expand(ids: list[int], run: _Run) -> list[int]:
+    out: list[int] = []
+    for i in ids:
+        out.extend([i] * run.n_image_tokens if i == run.image_id else [i])
+    return out
+
+
+def _batch(run: _Run, encoded: list[tuple[list[int], int]], torch: Any) -> dict[str, Any]:
+    """Right-padded ``input_ids``, ``attention_mask`` and answer-only ``labels``."""
+    width = max(len(ids) for ids, _ in encoded)
+    pad = int(run.processor.tokenizer.pad_token_id)
+    input_ids = torch.full((len(encoded), width), pad, dtype=torch.long)
+    labels = torch.full((len(encoded), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    for row, (ids, start) in enumerate(encoded):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, start : len(ids)] = torch.tensor(ids[start:])
+        mask[row, : len(ids)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+def _vision_tail(run: _Run, cached: Any) -> Any:
+    """Run the vision blocks after the cache and select the feature tokens."""
+    states = cached
+    for layer in run.model.model.vision_tower.encoder.layers[run.start : run.stop]:
+        states = layer(states, None)
+        states = states[0] if isinstance(states, tuple) else states
+    if run.model.config.vision_feature_select_strategy == "default":
+        states = states[:, 1:]
+    return states
+
+
+def _embed(run: _Run, input_ids: Any, cached: Any) -> Any:
+    """Token embeddings with the projected vision features at the image positions."""
+    model = run.model
+    embeds = model.get_input_embeddings()(input_ids)
+    image = model.model.multi_modal_projector(_vision_tail(run, cached)).to(embeds.dtype)
+    slots = (input_ids == run.image_id).unsqueeze(-1).expand_as(embeds)
+    return embeds.masked_scatter(slots, image.reshape(-1))
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+
+
+def _splits(data: Sequence[Path]) -> dict[str, list[ShapeItem]]:
+    items = [it for d in data for it in load_manifest(d)]
+    splits = {s: [it for it in items if it.split == s] for s in ("train", "val", "test")}
+    for name in ("train", "test"):
+        if not splits[name]:
+            raise ConfigError(
+                f"the {name} split of {[str(d) for d in data]} is empty; generate a larger corpus"
+            )
+    return splits
+
+
+def _vision_features(run: _Run, items: Sequence[ShapeItem], torch: Any, batch: int = 128) -> Any:
+    """Vision hidden states entering block ``run.start``: float32 ``(n, 1 + patches, width)``."""
+    vision = run.model.config.vision_config
+    if not items:
+        tokens = (int(vision.image_size) // int(vision.patch_size)) ** 2 + 1
+        return torch.zeros((0, tokens, int(vision.hidden_size)))
+    parts = []
+    for i in range(0, len(items), batch):
+        with torch.inference_mode():
+            parts.append(_vision_head(run, _pixels(run, items[i : i + batch])))
+    return torch.cat(parts)
+
+
+def _pixels(run: _Run, items: Sequence[ShapeItem]) -> Any:
+    """Processor pixels of ``items``: float32 ``(n, 3, H, W)``."""
+    images = [load_image(it.image_path) for it in items]
+    return run.processor.image_processor(images, return_tensors="pt")["pixel_values"].float()
+
+
+def _vision_head(run: _Run, pixels: Any) -> Any:
+    """The frozen vision blocks: hidden states entering block ``run.start``."""
+    tower = run.model.model.vision_tower
+    return tower(pixels, output_hidden_states=True).hidden_states[run.start].float()
+
+
+def _to_gray(pixels: Any, rows: Any, torch: Any) -> Any:
+    """``pixels`` with the images at bool ``rows`` replaced by their luminance (normalised)."""
+    mean, std = _image_norm(torch)
+    raw = pixels * std + mean
+    lum = (raw * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    gray = (lum.expand_as(raw) - mean) / std
+    return torch.where(rows.view(-1, 1, 1, 1), gray, pixels)
+
+
+def _image_norm(torch: Any) -> tuple[Any, Any]:
+    from luma_rag.answer.tiny_llava import CLIP_MEAN, CLIP_STD
+
+    return torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+
+
+def _eval_questions(items: Sequence[ShapeItem], seed: int) -> list[tuple[int, Question]]:
+    """One question of every kind about every item; the same for the same seed."""
+    out: list[tuple[int, Question]] = []
+    for index, it in enumerate(items):
+        rng = np.random.default_rng([seed, index])
+        out.extend((index, make_question(it.attributes, kind, rng)) for kind in QUESTION_KINDS)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+
+
+def _lr_at(step: int, cfg: LlavaTrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _optimizer(model: Any, cfg: LlavaTrainConfig, torch: Any) -> Any:
+    """AdamW; groups ``(decay?, vision?)``, each with its ``lr_scale``."""
+    groups: dict[tuple[bool, bool], list[Any]] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            key = (p.ndim >= 2 and "embed" not in name, "vision_tower" in name)
+            groups.setdefault(key, []).append(p)
+    return torch.optim.AdamW(
+        [
+            {
+                "params": params,
+                "weight_decay": cfg.weight_decay if decay else 0.0,
+                "lr_scale": cfg.vision_lr_scale if vision else 1.0,
+            }
+            for (decay, vision), params in sorted(groups.items())
+        ],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+    )
+
+
+def _step_batch(
+    run: _Run, items: list[ShapeItem], idx: list[int], rng: np.random.Generator, cfg: Any
+) -> tuple[list[tuple[list[int], int]], list[bool]]:
+    """Encoded questions for items ``idx``, and which of their images to show in grey."""
+    encoded, gray = [], []
+    for i in idx:
+        kind = QUESTION_KINDS[int(rng.integers(len(QUESTION_KINDS)))]
+        q = make_question(items[i].attributes, kind, rng)
+        clarify = bool(rng.random() < cfg.clarify_share)
+        encoded.append(_encode(run, q.text, clarify, CLARIFY_REPLY if clarify else q.answer))
+        gray.append(bool(rng.random() < cfg.grayscale) and kind != "color")
+    return encoded, gray
+
+
+def _fit(
+    run: _Run, splits: dict[str, list[ShapeItem]], cfg: LlavaTrainConfig, torch: Any
+) -> tuple[list[dict[str, Any]], bool, int]:
+    """The optimisation loop; returns the history, whether time ran out, and steps done."""
+    started = time.perf_counter()
+    model, feats, items = run.model, run.features["train"], splits["train"]
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng([cfg.seed, 1])
+    optimizer = _optimizer(model, cfg, torch)
+    history: list[dict[str, Any]] = []
+    order: list[int] = []
+    losses: list[float] = []
+    for step in range(cfg.steps):
+        if len(order) < cfg.batch_size:
+            order += torch.randperm(len(items), generator=gen).tolist()
+        idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
+        encoded, gray = _step_batch(run, items, idx, rng, cfg)
+        batch = _batch(run, encoded, torch)
+        if run.pixels is not None:
+            pixels = _to_gray(run.pixels[idx], torch.tensor(gray), torch)
+            with torch.no_grad():
+                cached = _vision_head(run, pixels)
+        else:
+            cached = feats[idx]
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(step, cfg) * group["lr_scale"]
+        model.train()
+        embeds = _embed(run, batch["input_ids"], cached)
+        loss = model(
+            inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"]
+        ).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        losses.append(float(loss.item()))
+        done = step + 1
+        last = done == cfg.steps
+        out_of_time = cfg.minutes is not None and time.perf_counter() - started > 60 * cfg.minutes
+        if (cfg.eval_every and done % cfg.eval_every == 0) or last or out_of_time:
+            record: dict[str, Any] = {
+                "step": done,
+                "loss": float(np.mean(losses)),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+            losses = []
+            if cfg.eval_every and splits["val"] and not last and not out_of_time:
+                record["val"] = _cached_accuracy(run, splits["val"], "val", cfg, torch)
+            history.append(record)
+            logger.info("step %s", json.dumps(record))
+        if out_of_time:
+            return history, not last, done
+    return history, False, cfg.steps
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def _exact(logits: Any, batch: dict[str, Any]) -> Any:
+    """bool (n,): every answer token (and the end token) is the argmax of its position."""
+    labels = batch["labels"][:, 1:]
+    pred = logits[:, :-1].argmax(-1)
+    scored = labels != -100
+    return ((pred == labels) | ~scored).all(dim=1)
+
+
+def _score(questions: list[tuple[int, Question]], correct: list[bool]) -> dict[str, Any]:
+    out: dict[str, Any] = {"n_questions": len(questions), "accuracy": float(np.mean(correct))}
+    for kind in QUESTION_KINDS:
+        hits = [c for (_, q), c in zip(questions, correct, strict=True) if q.kind == kind]
+        out[f"accuracy_{kind}"] = float(np.mean(hits)) if hits else None
+    return out
+
+
+def _cached_accuracy(
+    run: _Run, items: list[ShapeItem], split: str, cfg: LlavaTrainConfig, torch: Any
+) -> dict[str, Any]:
+    """Exact-answer accuracy from the cached vision features (monitoring during training)."""
+    limit = cfg.val_items or len(items)
+    questions = _eval_questions(items[:limit], cfg.seed)
+    correct: list[bool] = []
+    run.model.eval()
+    for i in range(0, len(questions), 256):
+        chunk = questions[i : i + 256]
+        batch = _batch(run, [_encode(run, q.text, False, q.answer) for _, q in chunk], torch)
+        feats = run.features[split][[j for j, _ in chunk]]
+        with torch.inference_mode():
+            embeds = _embed(run, batch["input_ids"], feats)
+            logits = run.model(inputs_embeds=embeds, attention_mask=batch["attention_mask"]).logits
+        correct += _exact(logits, batch).tolist()
+    return _score(questions, correct)
+
+
+def evaluate_questions(
+    model_dir: str | Path,
+    items: Sequence[ShapeItem],
+    *,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Held-out question accuracy of a saved tiny LLaVA, pixels in, through ``from_pretrained``.
+
+    Each item is asked one question of every kind (seeded). An answer is correct when greedy
+    decoding gives exactly the canonical answer word and then stops; this is measured in one
+    teacher-forced forward pass (the argmax of every answer token and of the end token).
+
+    Args:
+        model_dir: A directory written by ``save_pretrained`` (model + processor).
+        items: LUMA-Shapes items to ask about.
+        seed: Seed of the questions.
+        batch_size: Questions per forward pass.
+
+    Returns:
+        ``{"n_questions", "accuracy", "accuracy_<kind>" per kind}``.
+
+    Raises:
+        InvalidInputError: ``items`` is empty.
+    """
+    if not items:
+        raise InvalidInputError("items is empty; pass the items to ask about")
+    torch = _import_torch()
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
+    model = LlavaForConditionalGeneration.from_pretrained(
+        model_dir, dtype=torch.float32, local_files_only=True
+    ).eval()
+    run = _make_run(model, processor)
+    questions = _eval_questions(items, seed)
+    correct: list[bool] = []
+    for i in range(0, len(questions), batch_size):
+        chunk = questions[i : i + batch_size]
+        batch = _batch(run, [_encode(run, q.text, False, q.answer) for _, q in chunk], torch)
+        images = [load_image(items[j].image_path) for j, _ in chunk]
+        pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
+        with torch.inference_mode():
+            logits = model(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                pixel_values=pixels,
+            ).logits
+        correct += _exact(logits, batch).tolist()
+    return _score(questions, correct)
+
+
+# --------------------------------------------------------------------------------------------
+# Driver
+# --------------------------------------------------------------------------------------------
+
+
+def _make_run(model: Any, processor: Any, trained_layers: int = 0) -> _Run:
+    """Bookkeeping for ``model``; its last ``trained_layers`` vision blocks train (rest frozen)."""
+    cfg = model.config
+    n_layers = int(cfg.vision_config.num_hidden_layers)
+    layer = int(cfg.vision_feature_layer)
+    stop = layer + n_layers + 1 if layer < 0 else layer  # hidden_states has n_layers + 1 entries
+    if not 0 < stop <= n_layers or trained_layers > stop:
+        raise ConfigError(
+            f"cannot fine-tune {trained_layers} vision blocks below feature layer {layer} of "
+            f"{n_layers}; use vision_layers <= {stop}"
+        )
+    start = stop - trained_layers
+    tower = model.model.vision_tower
+    for name, p in tower.named_parameters():
+        block = name.split("layers.")[1].split(".")[0] if "layers." in name else None
+        p.requires_grad_(block is not None and start <= int(block) < stop)
+    return _Run(
+        model=model,
+        processor=processor,
+        image_id=int(cfg.image_token_index),
+        n_image_tokens=image_token_count(cfg.vision_config, cfg.vision_feature_select_strategy),
+        features={},
+        start=start,
+        stop=stop,
+    )
+
+
+def train_llava(
+    data: Sequence[str | Path], out: str | Path, cfg: LlavaTrainConfig
+) -> dict[str, Any]:
+    """Build, train, save and evaluate a tiny LLaVA.
+
+    Sets torch's thread count to ``cfg.threads`` for the run and restores it after.
+
+    Args:
+        data: LUMA-Shapes corpus directories (their train splits are trained on, val
+            monitored, test - held-out shape/colour combinations - reported).
+        out: Output directory (created): ``save_pretrained`` files and ``training.json``.
+        cfg: Hyper-parameters.
+
+    Returns:
+        The report written to ``training.json``.
+
+    Raises:
+        InvalidInputError: No corpus at a ``data`` path.
+        ConfigError: A needed split is empty.
+        MissingDependencyError: torch, transformers or tokenizers is missing.
+        ModelNotAvailableError: The tiny CLIP's weights are missing.
+    """
+    if not data:
+        raise InvalidInputError("pass at least one LUMA-Shapes corpus directory")
+    torch = _import_torch()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        return _train([Path(d) for d in data], Path(out), cfg, torch)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(data: list[Path], out: Path, cfg: LlavaTrainConfig, torch: Any) -> dict[str, Any]:
+    started, cpu_started = time.perf_counter(), time.process_time()
+    splits = _splits(data)
+    torch.manual_seed(cfg.seed)
+    tokenizer = build_tokenizer(question_words())
+    model = build_model(cfg.spec, tokenizer)
+    processor = build_processor(cfg.spec, tokenizer, model.config.vision_config)
+    out.mkdir(parents=True, exist_ok=True)
+    processor.save_pretrained(out)  # preprocess with the processor exactly as it is shipped
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(out, local_files_only=True)
+    run = _make_run(model, processor, cfg.vision_layers)
+    run.features = {s: _vision_features(run, part, torch) for s, part in splits.items()}
+    if cfg.grayscale > 0:
+        run.pixels = torch.cat(
+            [
+                _pixels(run, splits["train"][i : i + 128])
+                for i in range(0, len(splits["train"]), 128)
+            ]
+        )
+    prepared = time.perf_counter() - started
+    n_items = sum(len(part) for part in splits.values())
+    logger.info("cached vision features of %d items in %.1f s", n_items, prepared)
+    history, stopped_early, steps = _fit(run, splits, cfg, torch)
+    seconds = {
+        "prepare_wall": round(prepared, 1),
+        "train_wall": round(time.perf_counter() - started, 1),
+        "train_cpu": round(time.process_time() - cpu_started, 1),
+    }
+    return _save_and_report(run, cfg, out, splits, history, seconds, stopped_early, steps)
+
+
+def _save_and_report(
+    run: _Run,
+    cfg: LlavaTrainConfig,
+    out: Path,
+    splits: dict[str, list[ShapeItem]],
+    history: list[dict[str, Any]],
+    seconds: dict[str, float],
+    stopped_early: bool,
+    steps: int,
+) -> dict[str, Any]:
+    import tokenizers
+    import torch
+    import transformers
+
+    model = run.model.eval()
+    trained = sum(int(p.numel()) for p in model.parameters() if p.requires_grad)
+    total = sum(int(p.numel()) for p in model.parameters())
+    model.requires_grad_(True)
+    model.to(torch.float16).save_pretrained(out)  # transformers 5: safetensors only
+    model.to(torch.float32)
+    pickles = sorted(p.name for p in out.iterdir() if p.suffix in (".bin", ".pt", ".pkl"))
+    if pickles:
+        raise LumaError(f"save_pretrained wrote pickle files {pickles}; remove them")
+    eval_started = time.perf_counter()
+    metrics = {
+        name: evaluate_questions(out, splits[name], seed=cfg.seed)
+        for name in ("test", "val")
+        if splits[name]
+    }
+    seconds["final_eval"] = round(time.perf_counter() - eval_started, 1)
+    files = sorted(p for p in out.iterdir() if p.is_file() and p.suffix != ".md")
+    report = {
+        "model": "luma-tiny-llava",
+        "spec": dataclasses.asdict(cfg.spec),
+        "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "spec"},
+        "data": {name: len(part) for name, part in splits.items()},
+        "steps_done": steps,
+        "seconds": seconds,
+        "stopped_early": stopped_early,
+        "parameters": {"total": total, "trained": trained, "frozen": total - trained},
+        "files": {
+            p.name: {
+                "bytes": p.stat().st_size,
+                "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+            }
+            for p in files
+            if p.name != REPORT_NAME
+        },
+        "metrics": metrics,
+        "history": history,
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "tokenizers": tokenizers.__version__,
+            "numpy": np.__version__,
+        },
+    }
+    (out / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = LlavaTrainConfig()
+    s = d.spec
+    p = argparse.ArgumentParser(
+        prog="python -m luma_rag.training.train_llava",
+        description="Train the tiny LLaVA on LUMA-Shapes questions (CPU, minutes).",
+    )
+    p.add_argument("--data", required=True, nargs="+", type=Path, help="LUMA-Shapes corpus dirs")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--minutes", type=float, default=None, help="wall-clock cap")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    p.add_argument("--clarify-share", type=float, default=d.clarify_share)
+    p.add_argument("--eval-every", type=int, default=d.eval_every)
+    p.add_argument("--val-items", type=int, default=d.val_items, help="0: all")
+    p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--vision-layers", type=int, default=d.vision_layers, help="0: frozen tower")
+    p.add_argument("--vision-lr-scale", type=float, default=d.vision_lr_scale)
+    p.add_argument("--grayscale", type=float, default=d.grayscale)
+    p.add_argument("--hidden-size", type=int, default=s.hidden_size)
+    p.add_argument("--layers", type=int, default=s.layers)
+    p.add_argument("--heads", type=int, default=s.heads)
+    p.add_argument("--intermediate-size", type=int, default=s.intermediate_size)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        spec = TinyLlavaSpec(
+            hidden_size=args.hidden_size,
+            layers=args.layers,
+            heads=args.heads,
+            intermediate_size=args.intermediate_size,
+        )
+        cfg = LlavaTrainConfig(
+            seed=args.seed,
+            steps=args.steps,
+            minutes=args.minutes,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            warmup_steps=args.warmup_steps,
+            clarify_share=args.clarify_share,
+            eval_every=args.eval_every,
+            val_items=args.val_items,
+            threads=args.threads,
+            vision_layers=args.vision_layers,
+            vision_lr_scale=args.vision_lr_scale,
+            grayscale=args.grayscale,
+            spec=spec,
+        )
+        print(
+            json.dumps(
+                {
+                    "data": [str(d) for d in args.data],
+                    "out": str(args.out),
+                    **dataclasses.asdict(cfg),
+                }
+            )
+        )
+        started = time.perf_counter()
+        report = train_llava(args.data, args.out, cfg)
+        report["seconds"]["total_wall"] = round(time.perf_counter() - started, 1)
+    except LumaError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({**report["seconds"], **report["metrics"]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
