@@ -29,12 +29,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import logging
 import math
-import platform
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,6 +65,7 @@ from luma_rag.encoders.clap.backend import ClapEncoder
 from luma_rag.encoders.clap.tiny import TinyClapSpec, build_model, build_processor
 from luma_rag.encoders.clap.tokenizer import build_tokenizer
 from luma_rag.errors import ConfigError, InvalidInputError, LumaError, MissingDependencyError
+from luma_rag.training._cli import add_config_flags, config_kwargs, file_digests, run_main, versions
 from luma_rag.training.evaluate import first_relevant_ranks, relevance_matrix
 
 __all__ = ["REPORT_NAME", "ClapTrainConfig", "evaluate_clap", "main", "train_clap"]
@@ -628,9 +626,6 @@ def _save_and_report(
     stopped_early: bool,
     started: float,
 ) -> dict[str, Any]:
-    import tokenizers
-    import torch
-    import transformers
 
     out.mkdir(parents=True, exist_ok=True)
     model = run.model
@@ -652,29 +647,16 @@ def _save_and_report(
         "stopped_early": stopped_early,
         "steps_done": history[-1]["step"] if history else 0,
         "parameters": sum(int(p.numel()) for p in model.parameters()),
-        "files": {
-            p.name: {
-                "bytes": p.stat().st_size,
-                "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
-            }
-            for p in files
-        },
+        "files": file_digests(p for p in files if p.name != REPORT_NAME),
         "metrics": {"test": test},
         "history": history,
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "tokenizers": tokenizers.__version__,
-            "numpy": np.__version__,
-        },
+        "versions": versions("torch", "transformers", "tokenizers", "numpy"),
     }
     (out / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
 
 
 def _parser() -> argparse.ArgumentParser:
-    d = ClapTrainConfig()
     p = argparse.ArgumentParser(
         prog="python -m luma_rag.training.train_clap",
         description="Train the tiny CLAP on spoken LUMA-Shapes captions (CPU, minutes).",
@@ -683,66 +665,28 @@ def _parser() -> argparse.ArgumentParser:
         "--data", required=True, type=Path, nargs="+", help="corpus director(ies) with audio"
     )
     p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--minutes", type=float, default=None, help="wall-clock cap on training")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
-    p.add_argument("--aux-weight", type=float, default=d.aux_weight)
-    p.add_argument("--primary-p", type=float, default=d.primary_p)
-    p.add_argument("--eval-items", type=int, default=d.eval_items)
-    p.add_argument("--threads", type=int, default=d.threads)
-    p.add_argument(
-        "--anchor",
-        default=d.anchor,
-        type=lambda v: None if v.lower() == "none" else v,
-        help="CLIP encoder whose text space anchors the joint space ('none': no anchor)",
-    )
-    p.add_argument("--anchor-weight", type=float, default=d.anchor_weight)
+    add_config_flags(p, ClapTrainConfig)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        cfg = ClapTrainConfig(
-            seed=args.seed,
-            steps=args.steps,
-            minutes=args.minutes,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            weight_decay=args.weight_decay,
-            warmup_steps=args.warmup_steps,
-            aux_weight=args.aux_weight,
-            primary_p=args.primary_p,
-            eval_items=args.eval_items,
-            threads=args.threads,
-            anchor=args.anchor,
-            anchor_weight=args.anchor_weight,
-        )
-        spec = TinyClapSpec()
-        print(
-            json.dumps(
-                {
-                    "data": [str(d) for d in args.data],
-                    "out": str(args.out),
-                    "config": dataclasses.asdict(cfg),
-                    "spec": spec.to_dict(),
-                }
-            ),
-            flush=True,
-        )
-        report = train_clap(args.data, args.out, cfg, spec)
-    except LumaError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({"train_seconds": report["train_seconds"], **report["metrics"]["test"]}))
-    print(f"wall time {report['total_seconds']:.1f} s (training {report['train_seconds']:.1f} s)")
-    return 0
+    spec = TinyClapSpec()
+
+    def config(args: argparse.Namespace) -> ClapTrainConfig:
+        return ClapTrainConfig(**config_kwargs(ClapTrainConfig, args))
+
+    return run_main(
+        _parser(),
+        argv,
+        train=lambda args: train_clap(args.data, args.out, config(args), spec),
+        describe=lambda args: {
+            "data": [str(d) for d in args.data],
+            "out": str(args.out),
+            "config": dataclasses.asdict(config(args)),
+            "spec": spec.to_dict(),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,6 @@ import hashlib
 import json
 import logging
 import math
-import platform
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,7 +40,8 @@ from luma_rag.datasets.shapes import ShapeItem, load_manifest
 from luma_rag.encoders._images import load_image
 from luma_rag.encoders.open_clip_backend import OpenClipEncoder, import_open_clip
 from luma_rag.encoders.registry import ensure_open_clip_configs, get_model_config
-from luma_rag.errors import ConfigError, LumaError
+from luma_rag.errors import ConfigError
+from luma_rag.training._cli import add_config_flags, config_kwargs, run_main, versions
 from luma_rag.training.evaluate import evaluate_retrieval
 
 __all__ = ["WEIGHTS_NAME", "ClipTrainConfig", "main", "train_clip"]
@@ -311,7 +310,6 @@ def _save_and_report(
     seconds: dict[str, float],
     stopped_early: bool,
 ) -> dict[str, Any]:
-    import open_clip
     import torch
     from safetensors.torch import save_file
 
@@ -343,66 +341,39 @@ def _save_and_report(
             ),
         },
         "history": history,
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "open_clip": open_clip.__version__,
-            "numpy": np.__version__,
-        },
+        "versions": versions("torch", "open_clip", "numpy"),
     }
     (out / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
 
 
 def _parser() -> argparse.ArgumentParser:
-    d = ClipTrainConfig()
     p = argparse.ArgumentParser(
         prog="python -m luma_rag.training.train_clip",
         description="Train the tiny CLIP on a LUMA-Shapes corpus (CPU, minutes).",
     )
     p.add_argument("--data", required=True, type=Path, help="LUMA-Shapes corpus directory")
     p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--minutes", type=float, default=None, help="wall-clock cap")
-    p.add_argument("--model", default=d.model, help="architecture in the encoder registry")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
-    p.add_argument("--max-shift", type=int, default=d.max_shift)
-    p.add_argument("--eval-every", type=int, default=d.eval_every)
-    p.add_argument("--threads", type=int, default=d.threads)
+    add_config_flags(p, ClipTrainConfig)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        cfg = ClipTrainConfig(
-            model=args.model,
-            seed=args.seed,
-            epochs=args.epochs,
-            minutes=args.minutes,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            weight_decay=args.weight_decay,
-            warmup_steps=args.warmup_steps,
-            max_shift=args.max_shift,
-            eval_every=args.eval_every,
-            threads=args.threads,
-        )
-        print(json.dumps({"data": str(args.data), "out": str(args.out), **dataclasses.asdict(cfg)}))
-        started = time.perf_counter()
-        report = train_clip(args.data, args.out, cfg)
-        report["seconds"]["total_wall"] = round(time.perf_counter() - started, 1)
-    except LumaError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({**report["seconds"], **report["metrics"]}, indent=2))
-    return 0
+
+    def config(args: argparse.Namespace) -> ClipTrainConfig:
+        return ClipTrainConfig(**config_kwargs(ClipTrainConfig, args))
+
+    return run_main(
+        _parser(),
+        argv,
+        train=lambda args: train_clip(args.data, args.out, config(args)),
+        describe=lambda args: {
+            "data": str(args.data),
+            "out": str(args.out),
+            **dataclasses.asdict(config(args)),
+        },
+    )
 
 
 if __name__ == "__main__":

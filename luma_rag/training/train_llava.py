@@ -34,12 +34,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import logging
 import math
-import platform
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,6 +58,7 @@ from luma_rag.datasets.manifest import ShapeItem, load_manifest
 from luma_rag.datasets.questions import QUESTION_KINDS, Question, make_question, question_words
 from luma_rag.encoders._images import load_image
 from luma_rag.errors import ConfigError, InvalidInputError, LumaError, MissingDependencyError
+from luma_rag.training._cli import add_config_flags, config_kwargs, file_digests, run_main, versions
 
 __all__ = ["REPORT_NAME", "LlavaTrainConfig", "evaluate_questions", "main", "train_llava"]
 
@@ -592,9 +590,7 @@ def _save_and_report(
     stopped_early: bool,
     steps: int,
 ) -> dict[str, Any]:
-    import tokenizers
     import torch
-    import transformers
 
     model = run.model.eval()
     trained = sum(int(p.numel()) for p in model.parameters() if p.requires_grad)
@@ -622,103 +618,44 @@ def _save_and_report(
         "seconds": seconds,
         "stopped_early": stopped_early,
         "parameters": {"total": total, "trained": trained, "frozen": total - trained},
-        "files": {
-            p.name: {
-                "bytes": p.stat().st_size,
-                "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
-            }
-            for p in files
-            if p.name != REPORT_NAME
-        },
+        "files": file_digests(p for p in files if p.name != REPORT_NAME),
         "metrics": metrics,
         "history": history,
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "tokenizers": tokenizers.__version__,
-            "numpy": np.__version__,
-        },
+        "versions": versions("torch", "transformers", "tokenizers", "numpy"),
     }
     (out / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
 
 
 def _parser() -> argparse.ArgumentParser:
-    d = LlavaTrainConfig()
-    s = d.spec
     p = argparse.ArgumentParser(
         prog="python -m luma_rag.training.train_llava",
         description="Train the tiny LLaVA on LUMA-Shapes questions (CPU, minutes).",
     )
     p.add_argument("--data", required=True, nargs="+", type=Path, help="LUMA-Shapes corpus dirs")
     p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--minutes", type=float, default=None, help="wall-clock cap")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
-    p.add_argument("--clarify-share", type=float, default=d.clarify_share)
-    p.add_argument("--eval-every", type=int, default=d.eval_every)
-    p.add_argument("--val-items", type=int, default=d.val_items, help="0: all")
-    p.add_argument("--threads", type=int, default=d.threads)
-    p.add_argument("--vision-layers", type=int, default=d.vision_layers, help="0: frozen tower")
-    p.add_argument("--vision-lr-scale", type=float, default=d.vision_lr_scale)
-    p.add_argument("--grayscale", type=float, default=d.grayscale)
-    p.add_argument("--hidden-size", type=int, default=s.hidden_size)
-    p.add_argument("--layers", type=int, default=s.layers)
-    p.add_argument("--heads", type=int, default=s.heads)
-    p.add_argument("--intermediate-size", type=int, default=s.intermediate_size)
+    add_config_flags(p, LlavaTrainConfig)
+    add_config_flags(p, TinyLlavaSpec)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        spec = TinyLlavaSpec(
-            hidden_size=args.hidden_size,
-            layers=args.layers,
-            heads=args.heads,
-            intermediate_size=args.intermediate_size,
-        )
-        cfg = LlavaTrainConfig(
-            seed=args.seed,
-            steps=args.steps,
-            minutes=args.minutes,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            weight_decay=args.weight_decay,
-            warmup_steps=args.warmup_steps,
-            clarify_share=args.clarify_share,
-            eval_every=args.eval_every,
-            val_items=args.val_items,
-            threads=args.threads,
-            vision_layers=args.vision_layers,
-            vision_lr_scale=args.vision_lr_scale,
-            grayscale=args.grayscale,
-            spec=spec,
-        )
-        print(
-            json.dumps(
-                {
-                    "data": [str(d) for d in args.data],
-                    "out": str(args.out),
-                    **dataclasses.asdict(cfg),
-                }
-            )
-        )
-        started = time.perf_counter()
-        report = train_llava(args.data, args.out, cfg)
-        report["seconds"]["total_wall"] = round(time.perf_counter() - started, 1)
-    except LumaError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({**report["seconds"], **report["metrics"]}, indent=2))
-    return 0
+
+    def config(args: argparse.Namespace) -> LlavaTrainConfig:
+        spec = TinyLlavaSpec(**config_kwargs(TinyLlavaSpec, args))
+        return LlavaTrainConfig(**config_kwargs(LlavaTrainConfig, args), spec=spec)
+
+    return run_main(
+        _parser(),
+        argv,
+        train=lambda args: train_llava(args.data, args.out, config(args)),
+        describe=lambda args: {
+            "data": [str(d) for d in args.data],
+            "out": str(args.out),
+            **dataclasses.asdict(config(args)),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,140 @@
+"""What the three training commands share: flags from a config dataclass, the report's
+file digests and library versions, and the ``main`` skeleton (print the config, train, print
+the figures, exit 2 with the message on a :class:`~luma_rag.errors.LumaError`).
+
+A training config is a frozen dataclass whose scalar fields (``int``, ``float``, ``str``,
+optionally ``| None``) become ``--kebab-case`` flags with the dataclass default, and whose
+docstring ``Attributes:`` section gives each flag its help text. Fields of other types (a
+nested architecture spec) are left to the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import importlib
+import json
+import logging
+import platform
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from luma_rag.errors import LumaError
+
+__all__ = [
+    "add_config_flags",
+    "config_kwargs",
+    "file_digests",
+    "run_main",
+    "versions",
+]
+
+
+def _optional_str(value: str) -> str | None:
+    return None if value.lower() == "none" else value
+
+
+#: Field annotation (as written, ``from __future__ import annotations``) -> argparse type.
+_FLAG_TYPES: dict[str, Callable[[str], Any]] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "float | None": float,
+    "int | None": int,
+    "str | None": _optional_str,
+}
+
+
+def _attribute_help(config_type: type) -> dict[str, str]:
+    """First sentence of each ``name: text`` entry of the class docstring's Attributes."""
+    doc = config_type.__doc__ or ""
+    out: dict[str, str] = {}
+    for match in re.finditer(r"^\s{8}(\w+): (.+?)(?=\n\s{8}\w+: |\n\s*\n|\Z)", doc, re.M | re.S):
+        text = " ".join(match.group(2).split())
+        out[match.group(1)] = text.split(". ")[0].rstrip(".")
+    return out
+
+
+def add_config_flags(
+    parser: argparse.ArgumentParser, config_type: type, *, exclude: Iterable[str] = ()
+) -> None:
+    """Add one ``--flag`` per scalar field of the dataclass ``config_type``."""
+    defaults = config_type()
+    helps = _attribute_help(config_type)
+    skip = set(exclude)
+    for f in dataclasses.fields(config_type):
+        kind = _FLAG_TYPES.get(str(f.type))
+        if f.name in skip or kind is None:
+            continue
+        default = getattr(defaults, f.name)
+        help_text = helps.get(f.name, "")
+        if "None" in str(f.type):
+            help_text += " ('none' or omitted: unset)" if kind is _optional_str else ""
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"),
+            type=kind,
+            default=default,
+            help=f"{help_text} (default: {default})".lstrip(),
+        )
+
+
+def config_kwargs(config_type: type, args: argparse.Namespace) -> dict[str, Any]:
+    """The dataclass fields that ``args`` carries, by name (for ``config_type(**kwargs)``)."""
+    return {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(config_type)
+        if hasattr(args, f.name)
+    }
+
+
+def file_digests(files: Iterable[Path]) -> dict[str, dict[str, Any]]:
+    """``{name: {bytes, sha256}}`` of each file, sorted by name."""
+    return {
+        p.name: {"bytes": p.stat().st_size, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+        for p in sorted(files, key=lambda p: p.name)
+    }
+
+
+def versions(*modules: str) -> dict[str, str]:
+    """Python's version and each named module's ``__version__`` (those that import)."""
+    out = {"python": platform.python_version()}
+    for name in modules:
+        try:
+            out[name] = str(importlib.import_module(name).__version__)
+        except (ImportError, AttributeError):
+            continue
+    return out
+
+
+def run_main(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    train: Callable[[argparse.Namespace], Mapping[str, Any]],
+    describe: Callable[[argparse.Namespace], Mapping[str, Any]],
+) -> int:
+    """Parse, print ``describe(args)`` as JSON, ``train(args)``, print its summary; exit code.
+
+    ``train`` returns the report; its ``seconds`` (a dict, when present) and ``metrics`` are
+    printed. A :class:`LumaError` (bad flags, missing data or dependencies) prints
+    ``error: ...`` on stderr and returns 2.
+    """
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        print(json.dumps(describe(args), default=str), flush=True)
+        started = time.perf_counter()
+        report = dict(train(args))
+    except LumaError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    seconds = report.get("seconds")
+    summary = dict(seconds) if isinstance(seconds, Mapping) else {}
+    summary["total_wall"] = round(time.perf_counter() - started, 1)
+    metrics = report.get("metrics", {})
+    print(json.dumps({**summary, **metrics}, indent=2, default=str))
+    return 0
