@@ -117,18 +117,18 @@ class ClapTrainConfig:
     """
 
     seed: int = 0
-    steps: int = 600
+    steps: int = 5000
     minutes: float | None = None
     batch_size: int = 64
-    lr: float = 2e-3
+    lr: float = 5e-4
     weight_decay: float = 0.05
-    warmup_steps: int = 30
+    warmup_steps: int = 50
     aux_weight: float = 0.5
     primary_p: float = 0.5
     time_masks: int = 2
     freq_masks: int = 1
     eval_items: int = 400
-    threads: int = 2
+    threads: int = 1
     anchor: str | None = "luma-tiny"
     anchor_weight: float = 1.0
     anchor_scale: float = 20.0

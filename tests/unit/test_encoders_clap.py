@@ -33,12 +33,12 @@ RATE = 16_000
 FRESH_N = 800
 #: Floors a little under what the shipped checkpoint measures on that corpus (150 val+test
 #: clips; audio → image: 70 test clips against their 70 images, 1.5 relevant per query):
-#: a2t recall@10 0.527, t2a 0.766, a2a 0.527, audio → image through the bridge 0.486. Random
+#: a2t recall@10 0.827, t2a 0.961, a2a 0.873, audio → image through the bridge 0.814. Random
 #: embeddings score about 0.17, 0.17, 0.18 and 0.20 there.
-A2T_RECALL10_FLOOR = 0.45
-T2A_RECALL10_FLOOR = 0.68
-A2A_RECALL10_FLOOR = 0.45
-A2I_RECALL10_FLOOR = 0.40
+A2T_RECALL10_FLOOR = 0.75
+T2A_RECALL10_FLOOR = 0.90
+A2A_RECALL10_FLOOR = 0.80
+A2I_RECALL10_FLOOR = 0.70
 
 
 def _tone(seconds: float = 1.0, rate: int = RATE, freq: float = 440.0) -> np.ndarray:
