@@ -11,7 +11,9 @@ Nothing here imports torch or transformers until :class:`LlavaAnswerer` loads it
 from __future__ import annotations
 
 from luma_rag.answer.base import Answer, Answerer, Citation, Evidence, StreamingAnswerer
+from luma_rag.answer.calibrate import GateCalibration, RadiusCalibrationConfig, calibrate_gate
 from luma_rag.answer.clarify import clarifying_question, describe_hit
+from luma_rag.answer.consensus import ConsensusAnswerer, ConsensusConfig
 from luma_rag.answer.evidence import EvidenceAnswerer
 from luma_rag.answer.gate import (
     Decision,
@@ -31,17 +33,22 @@ __all__ = [
     "Answer",
     "Answerer",
     "Citation",
+    "ConsensusAnswerer",
+    "ConsensusConfig",
     "Decision",
     "Evidence",
     "EvidenceAnswerer",
+    "GateCalibration",
     "GateConfig",
     "GateDecision",
     "GateNumbers",
     "GatedRetriever",
     "LlavaAnswerer",
+    "RadiusCalibrationConfig",
     "StreamingAnswerer",
     "build_messages",
     "build_prompt_text",
+    "calibrate_gate",
     "clarifying_question",
     "decide",
     "describe_hit",

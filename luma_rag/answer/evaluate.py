@@ -18,10 +18,16 @@ ANSWER, WIDEN or CLARIFY, and the answerer answers the question from the decisio
 * The **no-gate baseline** always answers from the top-1 hit (the same answerer, given an
   ANSWER decision over the same hits): coverage 1.
 
+:func:`compare_gates` compares gate variants on the same test questions: the gate with the
+store's ρ, with a ρ calibrated on the corpus's **val** split (disjoint items, other question
+seed; :mod:`luma_rag.answer.calibrate`), and each with answer-level consensus
+(:mod:`luma_rag.answer.consensus`).
+
 Command line::
 
     python -m luma_rag.datasets.shapes --out data/eval-images --n 1200 --seed 7
     python -m luma_rag.answer.evaluate --data data/eval-images --questions 400 --seed 0
+    python -m luma_rag.answer.evaluate --data data/eval-images --compare --alpha 0.1
 """
 
 from __future__ import annotations
@@ -30,23 +36,34 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import numpy as np
 
-from luma_rag.answer.base import Answerer
+from luma_rag.answer.base import Answer, Answerer
+from luma_rag.answer.calibrate import GateCalibration, RadiusCalibrationConfig, calibrate_gate
+from luma_rag.answer.consensus import ConsensusAnswerer, ConsensusConfig
 from luma_rag.answer.gate import GateConfig, GateDecision, GatedRetriever
 from luma_rag.datasets.attributes import relevant
 from luma_rag.datasets.manifest import ShapeItem, load_manifest
 from luma_rag.datasets.questions import QUESTION_KINDS, Question, make_question, parse_answer
 from luma_rag.errors import InvalidInputError, LumaError
 
-__all__ = ["AMBIGUOUS_QUERIES", "evaluate_gated_answers", "main", "markdown_table"]
+__all__ = [
+    "AMBIGUOUS_QUERIES",
+    "GATE_VARIANTS",
+    "compare_gates",
+    "compare_tables",
+    "evaluate_gated_answers",
+    "main",
+    "markdown_table",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -287,6 +304,296 @@ def markdown_table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+# -- comparing gate variants: store ρ / calibrated ρ, with and without consensus -----------------
+
+#: ``(name, calibrated ρ, consensus)`` per compared variant, in table order.
+GATE_VARIANTS: Final = (
+    ("gate, store ρ", False, False),
+    ("gate, store ρ + consensus", False, True),
+    ("gate, calibrated ρ", True, False),
+    ("gate, calibrated ρ + consensus", True, True),
+)
+#: The kind each ambiguous probe question asks (for the consensus normaliser).
+_PROBE_KINDS: Final = ("color", "shape", "position", "size", "color")
+
+
+class _CachedAnswerer:
+    """Memoises an answerer on what its prompt depends on (variants share most calls)."""
+
+    def __init__(self, inner: Answerer) -> None:
+        self.inner = inner
+        self.cache: dict[tuple[Any, ...], Answer] = {}
+        self.calls = 0
+
+    def answer(self, question: str, decision: GateDecision) -> Answer:
+        key = (
+            question,
+            decision.decision,
+            decision.k_used,
+            tuple(h.id for h in decision.evidence),
+            decision.clarification,
+        )
+        if key not in self.cache:
+            self.calls += 1
+            self.cache[key] = self.inner.answer(question, decision)
+        return dataclasses.replace(self.cache[key], decision=decision)
+
+
+def _normaliser(kind: str) -> Callable[[str], str | None]:
+    def read(text: str) -> str | None:
+        value = parse_answer(text, kind)
+        return None if value is None else str(value)
+
+    return read
+
+
+def _split_items(data_dir: str | Path, split: str) -> list[ShapeItem]:
+    items = [it for it in load_manifest(Path(data_dir)) if it.split == split]
+    if not items:
+        raise InvalidInputError(f"{data_dir} has no {split}-split items; generate a larger corpus")
+    return items
+
+
+def _calibrate_on_split(
+    data_dir: str | Path,
+    split: str,
+    *,
+    n_questions: int,
+    seed: int,
+    referents: Sequence[Referent],
+    config: RadiusCalibrationConfig,
+    encoder: Any,
+) -> tuple[GateCalibration, dict[str, Any]]:
+    """Calibrate ρ with a store of ``split``'s items and their own questions (top-1 labels)."""
+    from luma_rag.engine import Luma
+
+    items = _split_items(data_dir, split)
+    queries: list[tuple[str, frozenset[str]]] = []
+    for referent in referents:
+        for _, q in _questions(items, n_questions, seed, referent):
+            right = frozenset(it.id for it in items if relevant(q.named, it.attributes))
+            queries.append((q.retrieval_text, right))
+    with tempfile.TemporaryDirectory(prefix="luma-gate-cal-") as tmp:
+        luma = Luma.open(tmp, encoder=encoder)
+        try:
+            _ingest(luma, items)
+            store_rho = dict(luma.rho)
+            cal, radii = calibrate_gate(luma, queries, config)
+        finally:
+            luma.close()
+    finite = np.asarray([r for r in radii if math.isfinite(r)])
+    info = {
+        "split": split,
+        "n_items": len(items),
+        "n_queries": len(queries),
+        "seed": seed,
+        "referents": list(referents),
+        "store_rho": store_rho,
+        "critical_radius_median": float(np.median(finite)) if finite.size else None,
+        **cal.to_dict(),
+    }
+    return cal, info
+
+
+def _groups(records: Sequence[_Record]) -> dict[str, Any]:
+    return {
+        "all": _rates(records),
+        "unambiguous": _rates([r for r in records if not r.ambiguous]),
+        "ambiguous": _rates([r for r in records if r.ambiguous]),
+        "no_shape": _rates([r for r in records if r.kind != "shape"]),
+        "by_kind": {k: _rates([r for r in records if r.kind == k]) for k in QUESTION_KINDS},
+    }
+
+
+def compare_gates(
+    data_dir: str | Path,
+    answerer: Answerer | None = None,
+    *,
+    n_questions: int = 400,
+    seed: int = 0,
+    referents: Sequence[Referent] = ("full", "random"),
+    gate: GateConfig | None = None,
+    encoder: Any = "luma-tiny",
+    calibration_split: str = "val",
+    calibration_questions: int = 400,
+    calibration_seed: int = 1,
+    calibration: RadiusCalibrationConfig | None = None,
+    consensus: ConsensusConfig | None = None,
+) -> dict[str, Any]:
+    """Coverage / risk of the :data:`GATE_VARIANTS` on the test split's questions.
+
+    ρ is calibrated on ``calibration_split`` (default ``val``: other items, other shape/colour
+    combinations, questions drawn with ``calibration_seed``), never on the test items; the
+    calibration target is the top-1 matching the referent, for every referent kind asked.
+
+    Returns:
+        ``{"calibration", "referents": {referent: {variant: groups}}, "probe", ...}``, where
+        ``groups`` holds :func:`_rates` dicts for all / unambiguous / ambiguous / no_shape
+        questions and per kind.
+
+    Raises:
+        InvalidInputError: a split without items, or ``n_questions < 1``.
+    """
+    from luma_rag.answer.llava import OFFLINE_LLAVA_MODEL, LlavaAnswerer
+    from luma_rag.engine import Luma
+
+    if n_questions < 1 or calibration_questions < 1:
+        raise InvalidInputError("n_questions and calibration_questions must be >= 1")
+    if calibration_split == "test":
+        raise InvalidInputError("calibrate on a split other than the test split")
+    for referent in referents:
+        if referent not in ("full", "random"):
+            raise InvalidInputError(f"referent must be 'full' or 'random', got {referent!r}")
+    started = time.perf_counter()
+    base = gate or GateConfig()
+    cal, cal_info = _calibrate_on_split(
+        data_dir,
+        calibration_split,
+        n_questions=calibration_questions,
+        seed=calibration_seed,
+        referents=referents,
+        config=calibration or RadiusCalibrationConfig(),
+        encoder=encoder,
+    )
+    items = _split_items(data_dir, "test")
+    bot = _CachedAnswerer(
+        answerer or LlavaAnswerer(OFFLINE_LLAVA_MODEL, device="cpu", max_new_tokens=8)
+    )
+    ccfg = consensus or ConsensusConfig()
+    agree: dict[str, ConsensusAnswerer] = {
+        k: ConsensusAnswerer(bot, ccfg, normalise=_normaliser(k)) for k in QUESTION_KINDS
+    }
+    out: dict[str, Any] = {
+        "calibration": cal_info,
+        "gate": dataclasses.asdict(base),
+        "consensus": dataclasses.asdict(ccfg),
+        "n_gallery": len(items),
+        "n_questions": n_questions,
+        "seed": seed,
+        "referents": {},
+    }
+    by_id = {it.id: it for it in items}
+    with tempfile.TemporaryDirectory(prefix="luma-gate-cmp-") as tmp:
+        luma = Luma.open(tmp, encoder=encoder)
+        try:
+            _ingest(luma, items)
+            gates = {
+                False: GatedRetriever(luma, base, record_gaps=False),
+                True: GatedRetriever(luma, cal.gate_config(base), record_gaps=False),
+            }
+            for referent in referents:
+                records: dict[str, list[_Record]] = {name: [] for name, _, _ in GATE_VARIANTS}
+                for target, q in _questions(items, n_questions, seed, referent):
+                    decisions = {c: g.query(q.retrieval_text) for c, g in gates.items()}
+                    top_hits = decisions[False].hits
+                    top = by_id.get(top_hits[0].id) if top_hits else None
+                    value = getattr(target.attributes, q.kind)
+                    baseline = bot.answer(q.text, _answer_top1(decisions[False], base.k))
+                    ambiguous = _ambiguous(q, target, items)
+                    for name, calibrated, checked in GATE_VARIANTS:
+                        who: Answerer = agree[q.kind] if checked else bot
+                        ans = who.answer(q.text, decisions[calibrated])
+                        records[name].append(
+                            _Record(
+                                kind=q.kind,
+                                decision=ans.decision.decision,
+                                ambiguous=ambiguous,
+                                correct=parse_answer(ans.text, q.kind) == value,
+                                baseline_correct=parse_answer(baseline.text, q.kind) == value,
+                                answer=ans.text,
+                                top1_relevant=top is not None and relevant(q.named, top.attributes),
+                            )
+                        )
+                out["referents"][referent] = {n: _groups(r) for n, r in records.items()}
+            out["probe"] = [
+                _compare_probe(gates, agree[kind], bot, question, text)
+                for (question, text), kind in zip(AMBIGUOUS_QUERIES, _PROBE_KINDS, strict=True)
+            ]
+        finally:
+            luma.close()
+    out["answerer_calls"] = bot.calls
+    out["seconds"] = round(time.perf_counter() - started, 1)
+    return out
+
+
+def _compare_probe(
+    gates: dict[bool, GatedRetriever],
+    checked: Answerer,
+    plain: Answerer,
+    question: str,
+    text: str,
+) -> dict[str, Any]:
+    decisions = {c: g.query(text) for c, g in gates.items()}
+    row: dict[str, Any] = {"question": question, "query": text}
+    for name, calibrated, use in GATE_VARIANTS:
+        ans = (checked if use else plain).answer(question, decisions[calibrated])
+        row[name] = {"decision": ans.decision.decision, "answer": ans.text}
+    return row
+
+
+def _cell(r: dict[str, Any], name: str) -> str:
+    part = r[name]
+    return f"{_pct(part['share'])} / {_pct(part['risk'])}"
+
+
+def compare_tables(report: dict[str, Any]) -> str:
+    """Markdown tables of :func:`compare_gates`'s report."""
+    cal = report["calibration"]
+    lines = [
+        f"Calibration ({cal['split']} split: {cal['n_items']} items, {cal['n_queries']} "
+        f"queries, seed {cal['seed']}; α = {cal['alpha']}, δ = {cal['delta']}): "
+        f"ρ = {cal['rho']:.4f} (store ρ_text = {cal['store_rho'].get('text', float('nan')):.4f}); "
+        f"at that ρ {cal['n_certified']} calibration queries are Safe@1, {cal['n_errors']} "
+        f"with a wrong top-1 (risk {_pct(cal['risk'])}, p = {cal['p_value']}), "
+        f"feasible: {cal['feasible']}.",
+        "",
+    ]
+    for referent, variants in report["referents"].items():
+        lines += [
+            f"Referents: {referent} (n = {next(iter(variants.values()))['all']['n']})",
+            "",
+            "| variant | ANSWER share / risk (top-1 matches) | ANSWER risk w/o shape "
+            "| WIDEN share / risk "
+            "| CLARIFY share | gated coverage / risk | no gate (top-1) risk "
+            "| ambiguous: ANSWER share / risk |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, g in variants.items():
+            a, ns, amb = g["all"], g["no_shape"], g["ambiguous"]
+            lines.append(
+                f"| {name} | {_cell(a, 'answer')} ({_pct(a['answer']['top1_relevant'])}) "
+                f"| {_pct(ns['answer']['risk'])} "
+                f"(n {ns['answer']['n']}) | {_cell(a, 'widen')} | {_pct(a['clarify']['share'])} "
+                f"| {_pct(a['coverage'])} / {_pct(a['risk'])} | {_pct(a['baseline']['risk'])} "
+                f"| {_cell(amb, 'answer') if amb['n'] else '–'} |"
+            )
+        lines += [
+            "",
+            "| kind (n) | "
+            + " | ".join(f"{name}: ANSWER share / risk" for name in variants)
+            + " | no gate risk |",
+            "|---|" + "---|" * (len(variants) + 1),
+        ]
+        for kind in QUESTION_KINDS:
+            first = next(iter(variants.values()))["by_kind"][kind]
+            cells = " | ".join(_cell(g["by_kind"][kind], "answer") for g in variants.values())
+            lines.append(f"| {kind} ({first['n']}) | {cells} | {_pct(first['baseline']['risk'])} |")
+        lines.append("")
+    names = [name for name, _, _ in GATE_VARIANTS]
+    lines += [
+        "| ambiguous query | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for p in report["probe"]:
+        cells = " | ".join(p[n]["decision"].upper() for n in names)
+        lines.append(f'| {p["question"]} ("{p["query"]}") | {cells} |')
+    return "\n".join(lines)
+
+
+def _optional_float(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     d = GateConfig()
     p = argparse.ArgumentParser(
@@ -301,6 +608,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=d.k)
     p.add_argument("--k-max", type=int, default=d.k_max)
     p.add_argument("--json", type=Path, default=None, help="also write the report here")
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="compare store ρ / calibrated ρ, with and without consensus (both referents)",
+    )
+    p.add_argument("--alpha", type=float, default=0.1, help="calibration target risk")
+    p.add_argument(
+        "--delta",
+        type=_optional_float,
+        default=0.1,
+        help="calibration confidence; 'none' for the empirical risk (no correction)",
+    )
+    p.add_argument(
+        "--consensus-rho",
+        type=float,
+        default=None,
+        help="radius of the consensus contender bound (default: the query's own ρ)",
+    )
+    p.add_argument("--calibration-questions", type=int, default=400)
+    p.add_argument("--calibration-seed", type=int, default=1)
     return p
 
 
@@ -312,20 +639,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         answerer = LlavaAnswerer(args.model or OFFLINE_LLAVA_MODEL, device="cpu", max_new_tokens=8)
-        report = evaluate_gated_answers(
-            args.data,
-            answerer,
-            n_questions=args.questions,
-            seed=args.seed,
-            gate=GateConfig(k=args.k, k_max=args.k_max),
-            referent=args.referent,
-        )
+        gate = GateConfig(k=args.k, k_max=args.k_max)
+        if args.compare:
+            report = compare_gates(
+                args.data,
+                answerer,
+                n_questions=args.questions,
+                seed=args.seed,
+                gate=gate,
+                calibration_questions=args.calibration_questions,
+                calibration_seed=args.calibration_seed,
+                calibration=RadiusCalibrationConfig(alpha=args.alpha, delta=args.delta),
+                consensus=ConsensusConfig(rho=args.consensus_rho),
+            )
+        else:
+            report = evaluate_gated_answers(
+                args.data,
+                answerer,
+                n_questions=args.questions,
+                seed=args.seed,
+                gate=gate,
+                referent=args.referent,
+            )
     except LumaError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(markdown_table(report))
+    print(compare_tables(report) if args.compare else markdown_table(report))
     return 0
 
 

@@ -64,15 +64,20 @@ class GateConfig(ConfigBase):
         k: Hits fetched first, and the context an ANSWER carries; ``>= 1``.
         k_max: Largest set the gate may WIDEN to; ``>= k``.
         max_options: Most candidates a clarifying question names; ``>= 2``.
+        rho: Encoder radius ρ the gate certifies its queries with, e.g. one calibrated for
+            the gate's own queries by :func:`luma_rag.answer.calibrate.calibrate_gate`;
+            ``None`` (default) keeps the store's radius for the query's modality.
+            Finite, ``>= 0``.
 
     Example:
         >>> GateConfig.from_json(GateConfig(k=3, k_max=8).to_json())
-        GateConfig(k=3, k_max=8, max_options=3)
+        GateConfig(k=3, k_max=8, max_options=3, rho=None)
     """
 
     k: int = 5
     k_max: int = 10
     max_options: int = 3
+    rho: float | None = None
 
     def __post_init__(self) -> None:
         check(_is_int(self.k) and self.k >= 1, f"GateConfig.k must be an int >= 1, got {self.k!r}")
@@ -84,6 +89,15 @@ class GateConfig(ConfigBase):
             _is_int(self.max_options) and self.max_options >= 2,
             f"GateConfig.max_options must be an int >= 2, got {self.max_options!r}",
         )
+        if self.rho is not None:
+            check(
+                isinstance(self.rho, int | float)
+                and not isinstance(self.rho, bool)
+                and math.isfinite(self.rho)
+                and self.rho >= 0,
+                f"GateConfig.rho must be None or a finite number >= 0, got {self.rho!r}",
+            )
+            object.__setattr__(self, "rho", float(self.rho))
 
 
 @dataclass(frozen=True)
@@ -373,9 +387,12 @@ class GatedRetriever:
             )
         )
 
+        # Only pass rho when the gate has its own, so stand-ins for Luma need not take it.
+        extra: dict[str, Any] = {} if self.config.rho is None else {"rho": self.config.rho}
+
         def fetch(k: int) -> QueryResult:
             return self.luma.query(
-                text, image=image, audio=audio, video=video, k=k, filters=filters
+                text, image=image, audio=audio, video=video, k=k, filters=filters, **extra
             )
 
         return self._gate(fetch, label)
@@ -394,11 +411,13 @@ class GatedRetriever:
         Args:
             vector: (dim,) float query vector.
             question: The text the vector stands for; what a knowledge gap records.
-            filters, rho, bridged: passed to ``Luma.search``.
+            filters, rho, bridged: passed to ``Luma.search``; ``rho`` defaults to the gate's
+                ``config.rho`` (then ``SafetyConfig.rho``).
 
         Returns:
             The :class:`GateDecision`.
         """
+        rho = self.config.rho if rho is None else rho
 
         def fetch(k: int) -> QueryResult:
             return self.luma.search(vector, k, filters=filters, rho=rho, bridged=bridged)
