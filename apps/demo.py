@@ -9,11 +9,14 @@ http://127.0.0.1:7860 (localhost unless ``--host`` says otherwise). Later runs r
 Usage::
 
     python -m apps.demo [--store PATH] [--n 300] [--n-audio 100] [--host 127.0.0.1]
-                        [--port 7860] [--production] [--llava MODEL_DIR] [--no-audio]
+                        [--port 7860] [--production] [--llava MODEL] [--evidence-only]
+                        [--no-audio]
 
-* default: ``luma-tiny`` (CLIP) + ``luma-tiny-clap``, answers by ``EvidenceAnswerer``
-  (a cited summary of the evidence, no language model);
-* ``--llava MODEL_DIR``: answers by LLaVA-1.5 loaded from a local directory;
+* default: ``luma-tiny`` (CLIP) + ``luma-tiny-clap``, answers by the shipped tiny LLaVA
+  (``luma-tiny-llava``: it answers what shape, colour, size, position or count the top image
+  shows), with the cited evidence beside it;
+* ``--evidence-only``: answers by ``EvidenceAnswerer`` (a cited summary, no language model);
+* ``--llava MODEL``: answers by LLaVA-1.5 loaded from a local directory;
 * ``--production``: ``ViT-B-32`` / ``openai`` + ``laion/clap-htsat-unfused`` + LLaVA-1.5, all
   from local files (``$LUMA_MODEL_DIR`` or the Hugging Face cache); a model that is not on
   disk is reported and the demo exits with status 1.
@@ -82,7 +85,12 @@ def _parser() -> argparse.ArgumentParser:
         "--llava",
         metavar="MODEL_DIR",
         default=None,
-        help="answer with LLaVA-1.5 from this local directory (default: EvidenceAnswerer)",
+        help="answer with LLaVA from this local directory (default: luma-tiny-llava)",
+    )
+    p.add_argument(
+        "--evidence-only",
+        action="store_true",
+        help="answer with a cited summary of the evidence, no language model",
     )
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     p.add_argument("--no-audio", action="store_true", help="skip spoken captions and CLAP")
@@ -180,11 +188,16 @@ def _clap(name: str, device: str) -> Encoder:
 
 def _answerer(args: argparse.Namespace, device: str) -> Answerer:
     """EvidenceAnswerer, or LLaVA (loaded now, so a missing model fails before serving)."""
-    from luma_rag.answer import DEFAULT_LLAVA_MODEL, EvidenceAnswerer, LlavaAnswerer
+    from luma_rag.answer import (
+        DEFAULT_LLAVA_MODEL,
+        OFFLINE_LLAVA_MODEL,
+        EvidenceAnswerer,
+        LlavaAnswerer,
+    )
 
-    if args.llava is None and not args.production:
+    if args.evidence_only:
         return EvidenceAnswerer()
-    model = args.llava or DEFAULT_LLAVA_MODEL
+    model = args.llava or (DEFAULT_LLAVA_MODEL if args.production else OFFLINE_LLAVA_MODEL)
     answerer = LlavaAnswerer(model, device=device)
     print(f"demo: loading LLaVA from {model} ...", file=sys.stderr)
     answerer.load()

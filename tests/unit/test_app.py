@@ -364,3 +364,32 @@ def test_demo_reports_a_missing_production_model_and_exits_1(
     err = capsys.readouterr().err
     assert status == 1 and "demo:" in err and "ViT-B-32" in err
     assert not (tmp_path / "s").exists()
+
+
+def test_chat_answers_with_the_shipped_tiny_llava(luma: Luma, shapes_root: Path) -> None:
+    """The demo's default answerer: the chat shows its reply, and a colour question about the
+    top image is answered with that image's colour (held-out colour accuracy 0.996)."""
+    import dataclasses
+
+    from apps.chat import ask_handler
+    from apps.service import AppService
+    from luma_rag.answer import OFFLINE_LLAVA_MODEL, LlavaAnswerer, gated_query
+    from luma_rag.datasets import load_manifest
+    from luma_rag.datasets.questions import make_question, parse_answer
+
+    pytest.importorskip("transformers")
+    answerer = LlavaAnswerer(OFFLINE_LLAVA_MODEL, device="cpu")
+    items = load_manifest(shapes_root / "corpus")
+    rng = np.random.default_rng(0)
+    questions = [make_question(it.attributes, "color", rng) for it in items[:6]]
+    *_, reply = ask_handler(AppService(luma, answerer), questions[0].text, None, None, [])
+    assert reply.answer.text.strip() and reply.decision in ("answer", "widen", "clarify")
+    right = 0
+    for q in questions:  # answered from the top image, whatever the gate would decide
+        decision = gated_query(luma, q.retrieval_text)
+        forced = dataclasses.replace(
+            decision, decision="answer", k_used=1, evidence=decision.hits[:1], clarification=None
+        )
+        top = luma.get([decision.hits[0].id])[0]["metadata"]
+        right += parse_answer(answerer.answer(q.text, forced).text, "color") == top["color"]
+    assert right >= 5, f"{right}/6 colour answers match the top image"
