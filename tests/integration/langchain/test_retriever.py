@@ -33,6 +33,7 @@ LUMA_KEYS = {
     "k",
     "n_candidates",
     "latency_ms",
+    "stages_ms",
 }
 Shapes = list[tuple[str, dict[str, Any]]]
 
@@ -65,6 +66,7 @@ def test_telemetry_is_nested_and_flags_copied(retriever: LumaRetriever) -> None:
         assert details["modality"] == "text"
         assert details["tier"] in ("hot", "warm")
         assert details["k"] == 3
+        assert {"candidates", "certify"} <= details["stages_ms"].keys()
         for key in ("score", "safe1", "safek"):
             assert doc.metadata[key] == details[key]
         json.dumps(doc.metadata, allow_nan=False)  # a chain can log or serialise it
