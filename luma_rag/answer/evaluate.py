@@ -101,17 +101,6 @@ def _answer_top1(decision: GateDecision, k: int) -> GateDecision:
     )
 
 
-def _ingest(luma: Any, items: Sequence[ShapeItem], batch: int = 64) -> None:
-    for i in range(0, len(items), batch):
-        chunk = items[i : i + batch]
-        luma.ingest_images(
-            [it.image_path for it in chunk],
-            captions=[it.caption for it in chunk],
-            metadatas=[{"split": it.split} for it in chunk],
-            ids=[it.id for it in chunk],
-        )
-
-
 def _questions(
     items: Sequence[ShapeItem], n: int, seed: int, referent: Referent
 ) -> list[tuple[ShapeItem, Question]]:
@@ -193,6 +182,7 @@ def evaluate_gated_answers(
     """
     from luma_rag.answer.llava import OFFLINE_LLAVA_MODEL, LlavaAnswerer
     from luma_rag.engine import Luma
+    from luma_rag.eval.experiments import ingest_items
 
     if referent not in ("full", "random"):
         raise InvalidInputError(f"referent must be 'full' or 'random', got {referent!r}")
@@ -207,7 +197,7 @@ def evaluate_gated_answers(
     with tempfile.TemporaryDirectory(prefix="luma-gate-eval-") as tmp:
         luma = Luma.open(tmp, encoder=encoder)
         try:
-            _ingest(luma, items)
+            ingest_items(luma, items)
             retriever = GatedRetriever(luma, cfg, record_gaps=False)
             by_id = {it.id: it for it in items}
             records = [
@@ -366,6 +356,7 @@ def _calibrate_on_split(
 ) -> tuple[GateCalibration, dict[str, Any]]:
     """Calibrate ρ with a store of ``split``'s items and their own questions (top-1 labels)."""
     from luma_rag.engine import Luma
+    from luma_rag.eval.experiments import ingest_items
 
     items = _split_items(data_dir, split)
     queries: list[tuple[str, frozenset[str]]] = []
@@ -376,7 +367,7 @@ def _calibrate_on_split(
     with tempfile.TemporaryDirectory(prefix="luma-gate-cal-") as tmp:
         luma = Luma.open(tmp, encoder=encoder)
         try:
-            _ingest(luma, items)
+            ingest_items(luma, items)
             store_rho = dict(luma.rho)
             cal, radii = calibrate_gate(luma, queries, config)
         finally:
@@ -436,6 +427,7 @@ def compare_gates(
     """
     from luma_rag.answer.llava import OFFLINE_LLAVA_MODEL, LlavaAnswerer
     from luma_rag.engine import Luma
+    from luma_rag.eval.experiments import ingest_items
 
     if n_questions < 1 or calibration_questions < 1:
         raise InvalidInputError("n_questions and calibration_questions must be >= 1")
@@ -476,7 +468,7 @@ def compare_gates(
     with tempfile.TemporaryDirectory(prefix="luma-gate-cmp-") as tmp:
         luma = Luma.open(tmp, encoder=encoder)
         try:
-            _ingest(luma, items)
+            ingest_items(luma, items)
             gates = {
                 False: GatedRetriever(luma, base, record_gaps=False),
                 True: GatedRetriever(luma, cal.gate_config(base), record_gaps=False),

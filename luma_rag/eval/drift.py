@@ -34,7 +34,7 @@ from luma_rag.datasets.manifest import load_manifest
 from luma_rag.encoders.base import Encoder
 from luma_rag.engine import Luma
 from luma_rag.errors import InvalidInputError
-from luma_rag.eval.experiments import _ingest_test_images, _test_items
+from luma_rag.eval.experiments import _test_items, ingest_items
 from luma_rag.eval.metrics import recall_at_k
 
 __all__ = ["DriftConfig", "caption_stream", "run_drift", "swap_targets"]
@@ -179,7 +179,7 @@ def run_drift(
             raise InvalidInputError(f"{store_dir} already holds items; pass an empty directory")
         bridge = luma.bridge
         assert bridge is not None  # an audio encoder gives the store a bridge
-        _ingest_test_images(luma, test)
+        ingest_items(luma, test)
         gallery = {it.id: it.attributes.as_dict() for it in test}
         queries = [it.captions[0] for it in test[: config.n_queries]]
         x_q = clap.encode_text(queries)

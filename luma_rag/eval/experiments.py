@@ -43,7 +43,7 @@ from luma_rag.errors import InvalidInputError
 from luma_rag.eval.metrics import coverage_risk, latency_summary, mrr, ndcg_at_k, recall_at_k
 from luma_rag.results import QueryResult
 
-__all__ = ["main", "run_audio", "run_baseline", "run_video"]
+__all__ = ["ingest_items", "main", "run_audio", "run_baseline", "run_video"]
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,8 @@ def _audio_query(path: PathLike, k: int) -> QueryFn:
     return lambda luma, rho: luma.query(audio=path, k=k, rho=rho)
 
 
-def _ingest_test_images(luma: Luma, items: Sequence[ShapeItem], batch: int = 64) -> None:
+def ingest_items(luma: Luma, items: Sequence[ShapeItem], batch: int = 64) -> None:
+    """Ingest LUMA-Shapes items' images with their captions, ids and split, in batches."""
     for i in range(0, len(items), batch):
         chunk = items[i : i + batch]
         luma.ingest_images(
@@ -187,7 +188,7 @@ def run_baseline(store_dir: PathLike, data_dir: PathLike, k: int = 10) -> dict[s
     items = _test_items(data_dir, "image")
     t0 = time.perf_counter()
     with _open_fresh(store_dir) as luma:
-        _ingest_test_images(luma, items)
+        ingest_items(luma, items)
         t1 = time.perf_counter()
         gallery = {it.id: it.attributes.as_dict() for it in items}
         queries = [
@@ -233,7 +234,7 @@ def run_audio(
     t0 = time.perf_counter()
     clip, clap = get_encoder("luma-tiny"), ClapEncoder("luma-tiny-clap")
     with _open_fresh(store_dir, clip, clap) as luma:
-        _ingest_test_images(luma, test)
+        ingest_items(luma, test)
         bridge = luma.bridge
         assert bridge is not None  # an audio encoder gives the store a bridge
         train = _with_audio(items, "train") if fit_bridge else []
