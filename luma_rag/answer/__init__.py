@@ -26,12 +26,14 @@ from luma_rag.answer.gate import (
 )
 from luma_rag.answer.llava import DEFAULT_LLAVA_MODEL, OFFLINE_LLAVA_MODEL, LlavaAnswerer
 from luma_rag.answer.prompts import build_messages, build_prompt_text
+from luma_rag.answer.verify import AttributeVerifier, Verifier, VerifyConfig, VerifyingAnswerer
 
 __all__ = [
     "DEFAULT_LLAVA_MODEL",
     "OFFLINE_LLAVA_MODEL",
     "Answer",
     "Answerer",
+    "AttributeVerifier",
     "Citation",
     "ConsensusAnswerer",
     "ConsensusConfig",
@@ -46,6 +48,9 @@ __all__ = [
     "LlavaAnswerer",
     "RadiusCalibrationConfig",
     "StreamingAnswerer",
+    "Verifier",
+    "VerifyConfig",
+    "VerifyingAnswerer",
     "build_messages",
     "build_prompt_text",
     "calibrate_gate",

@@ -28,6 +28,14 @@ Command line::
     python -m luma_rag.datasets.shapes --out data/eval-images --n 1200 --seed 7
     python -m luma_rag.answer.evaluate --data data/eval-images --questions 400 --seed 0
     python -m luma_rag.answer.evaluate --data data/eval-images --compare --alpha 0.1
+    python -m luma_rag.answer.evaluate --data data/eval-images --verify --k-verify 40
+
+:func:`compare_verification` (``--verify``) compares, on the same questions, the gate alone
+with the gate + evidence verification (:mod:`luma_rag.answer.verify`: the top hits are checked
+against the referent's reliably readable attributes, and verified hits must agree), with and
+without abstention on question kinds the answerer reads unreliably. The verifier looks at the
+top ``k_verify`` hits of the gate's own ranking (fetched that deep; the gate's decision and
+evidence are unchanged), so that a second item fitting the referent is seen.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from luma_rag.answer.base import Answer, Answerer
 from luma_rag.answer.calibrate import GateCalibration, RadiusCalibrationConfig, calibrate_gate
 from luma_rag.answer.consensus import ConsensusAnswerer, ConsensusConfig
 from luma_rag.answer.gate import GateConfig, GateDecision, GatedRetriever
+from luma_rag.answer.verify import AttributeVerifier, VerifyConfig, VerifyingAnswerer
 from luma_rag.datasets.attributes import relevant
 from luma_rag.datasets.manifest import ShapeItem, load_manifest
 from luma_rag.datasets.questions import QUESTION_KINDS, Question, make_question, parse_answer
@@ -58,11 +67,14 @@ from luma_rag.errors import InvalidInputError, LumaError
 __all__ = [
     "AMBIGUOUS_QUERIES",
     "GATE_VARIANTS",
+    "VERIFY_VARIANTS",
     "compare_gates",
     "compare_tables",
+    "compare_verification",
     "evaluate_gated_answers",
     "main",
     "markdown_table",
+    "verification_tables",
 ]
 
 logger = logging.getLogger(__name__)
@@ -582,6 +594,213 @@ def compare_tables(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- verification: gate alone / + verified evidence / + abstention on unreliable kinds ----------
+
+#: ``(name, verify, abstain)`` per compared variant, in table order.
+VERIFY_VARIANTS: Final = (
+    ("gate", False, False),
+    ("gate + abstention", False, True),
+    ("gate + verification", True, False),
+    ("gate + verification + abstention", True, True),
+)
+
+
+class _Abstaining:
+    """The gate alone with abstention only: unreliable kinds go to the verifying answerer
+    (which refuses them before verifying anything), the rest straight to the answerer."""
+
+    def __init__(self, inner: VerifyingAnswerer) -> None:
+        self.inner = inner
+
+    def answer(self, question: str, decision: GateDecision) -> Answer:
+        kind = self.inner.kind_of(question)
+        if decision.decision != "clarify" and self.inner.unreliable(kind):
+            return self.inner.answer(question, decision)
+        return self.inner.answerer.answer(question, decision)
+
+
+def compare_verification(
+    data_dir: str | Path,
+    answerer: Answerer | None = None,
+    *,
+    n_questions: int = 400,
+    seed: int = 0,
+    referents: Sequence[Referent] = ("full", "random"),
+    gate: GateConfig | None = None,
+    encoder: Any = "luma-tiny",
+    verify: VerifyConfig | None = None,
+    kind_accuracy: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Coverage / risk of the :data:`VERIFY_VARIANTS` on the test split's questions.
+
+    The verifier is an :class:`~luma_rag.answer.verify.AttributeVerifier` over the same
+    answerer; reliable kinds and abstention read the per-kind **val** accuracy of the
+    answerer's checkpoint (``kind_accuracy`` overrides it), never the test questions.
+
+    Returns:
+        ``{"referents": {referent: {variant: groups}}, "probe", "kind_accuracy",
+        "reliable_kinds", ...}`` with :func:`_groups` dicts per variant.
+
+    Raises:
+        InvalidInputError: no test split, ``n_questions < 1``, a bad referent, or no per-kind
+            accuracy for the answerer.
+    """
+    from luma_rag.answer.llava import OFFLINE_LLAVA_MODEL, LlavaAnswerer
+    from luma_rag.answer.verify import answerer_kind_accuracy
+    from luma_rag.engine import Luma
+    from luma_rag.eval.experiments import ingest_items
+
+    if n_questions < 1:
+        raise InvalidInputError(f"n_questions must be >= 1, got {n_questions}")
+    for referent in referents:
+        if referent not in ("full", "random"):
+            raise InvalidInputError(f"referent must be 'full' or 'random', got {referent!r}")
+    started = time.perf_counter()
+    raw = answerer or LlavaAnswerer(OFFLINE_LLAVA_MODEL, device="cpu", max_new_tokens=8)
+    acc = kind_accuracy if kind_accuracy is not None else answerer_kind_accuracy(raw)
+    if acc is None:
+        raise InvalidInputError("no per-kind accuracy for the answerer: pass kind_accuracy=")
+    base = gate or GateConfig()
+    vcfg = verify or VerifyConfig()
+    bot = _CachedAnswerer(raw)
+    verifier = AttributeVerifier(bot, kind_accuracy=acc, min_accuracy=vcfg.min_kind_accuracy)
+    plain_cfg = dataclasses.replace(vcfg, abstain_unreliable=False)
+    abstain_cfg = dataclasses.replace(vcfg, abstain_unreliable=True)
+    checked = VerifyingAnswerer(bot, verifier, plain_cfg, kind_accuracy=acc)
+    strict = VerifyingAnswerer(bot, verifier, abstain_cfg, kind_accuracy=acc)
+    variants: dict[str, Answerer] = {
+        "gate": bot,
+        "gate + abstention": _Abstaining(strict),
+        "gate + verification": checked,
+        "gate + verification + abstention": strict,
+    }
+    items = _split_items(data_dir, "test")
+    by_id = {it.id: it for it in items}
+    out: dict[str, Any] = {
+        "gate": dataclasses.asdict(base),
+        "verify": dataclasses.asdict(vcfg),
+        "kind_accuracy": acc,
+        "reliable_kinds": list(verifier.reliable_kinds),
+        "n_gallery": len(items),
+        "n_questions": n_questions,
+        "seed": seed,
+        "referents": {},
+        "outcomes": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="luma-gate-verify-") as tmp:
+        luma = Luma.open(tmp, encoder=encoder)
+        try:
+            ingest_items(luma, items)
+            retriever = GatedRetriever(luma, base, record_gaps=False)
+            # The same gate, fetching the ranking k_verify deep for the verifier to look at.
+            fetch_k = max(base.k, vcfg.k_verify)
+            deep_retriever = GatedRetriever(
+                luma, dataclasses.replace(base, fetch_k=fetch_k), record_gaps=False
+            )
+            for referent in referents:
+                records: dict[str, list[_Record]] = {name: [] for name, _, _ in VERIFY_VARIANTS}
+                outcomes: dict[str, dict[str, int]] = {name: {} for name, _, _ in VERIFY_VARIANTS}
+                for target, q in _questions(items, n_questions, seed, referent):
+                    decision = retriever.query(q.retrieval_text)
+                    deep = deep_retriever.query(q.retrieval_text)
+                    top = by_id.get(decision.hits[0].id) if decision.hits else None
+                    value = getattr(target.attributes, q.kind)
+                    baseline = bot.answer(q.text, _answer_top1(decision, base.k))
+                    ambiguous = _ambiguous(q, target, items)
+                    for name, verifies, _ in VERIFY_VARIANTS:
+                        given = deep if verifies else decision
+                        ans = variants[name].answer(q.text, given)
+                        info = ans.telemetry.get("verification") or {}
+                        outcome = str(info.get("outcome", decision.decision))
+                        outcomes[name][outcome] = outcomes[name].get(outcome, 0) + 1
+                        records[name].append(
+                            _Record(
+                                kind=q.kind,
+                                decision=ans.decision.decision,
+                                ambiguous=ambiguous,
+                                correct=parse_answer(ans.text, q.kind) == value,
+                                baseline_correct=parse_answer(baseline.text, q.kind) == value,
+                                answer=ans.text,
+                                top1_relevant=top is not None and relevant(q.named, top.attributes),
+                            )
+                        )
+                out["referents"][referent] = {n: _groups(r) for n, r in records.items()}
+                out["outcomes"][referent] = outcomes
+            out["probe"] = []
+            for question, text in AMBIGUOUS_QUERIES:
+                decision = retriever.query(text)
+                deep = deep_retriever.query(text)
+                row: dict[str, Any] = {"question": question, "query": text}
+                for name, verifies, _ in VERIFY_VARIANTS:
+                    ans = variants[name].answer(question, deep if verifies else decision)
+                    row[name] = {"decision": ans.decision.decision, "answer": ans.text}
+                out["probe"].append(row)
+        finally:
+            luma.close()
+    out["answerer_calls"] = bot.calls
+    out["verifier_reads"] = verifier.reads
+    out["seconds"] = round(time.perf_counter() - started, 1)
+    return out
+
+
+def verification_tables(report: dict[str, Any]) -> str:
+    """Markdown tables of :func:`compare_verification`'s report."""
+    acc = ", ".join(f"{k} {v:.3f}" for k, v in report["kind_accuracy"].items())
+    vcfg = report["verify"]
+    lines = [
+        f"Answerer per-kind val accuracy: {acc}; verified with: "
+        f"{', '.join(report['reliable_kinds'])} (accuracy >= {vcfg['min_kind_accuracy']}); "
+        f"top {vcfg['k_verify']} hits verified; {report['n_gallery']} test images, "
+        f"{report['n_questions']} questions per referent (seed {report['seed']}).",
+        "",
+    ]
+    for referent, variants in report["referents"].items():
+        first = next(iter(variants.values()))["all"]
+        lines += [
+            f"Referents: {referent} (n = {first['n']}; no-gate baseline: coverage 100 %, "
+            f"risk {_pct(first['baseline']['risk'])})",
+            "",
+            "| variant | ANSWER share / risk | WIDEN share / risk | CLARIFY share "
+            "| answered coverage / risk | ANSWER correct | ambiguous: ANSWER share / risk |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, g in variants.items():
+            a, amb = g["all"], g["ambiguous"]
+            lines.append(
+                f"| {name} | {_cell(a, 'answer')} | {_cell(a, 'widen')} "
+                f"| {_pct(a['clarify']['share'])} | {_pct(a['coverage'])} / {_pct(a['risk'])} "
+                f"| {_pct(a['answer']['accuracy_if_answered'])} "
+                f"| {_cell(amb, 'answer') if amb['n'] else '–'} |"
+            )
+        lines += [
+            "",
+            "| kind (n) | "
+            + " | ".join(f"{name}: answered coverage / risk" for name in variants)
+            + " | no gate risk |",
+            "|---|" + "---|" * (len(variants) + 1),
+        ]
+        for kind in QUESTION_KINDS:
+            k0 = next(iter(variants.values()))["by_kind"][kind]
+            cells = " | ".join(
+                f"{_pct(g['by_kind'][kind]['coverage'])} / {_pct(g['by_kind'][kind]['risk'])}"
+                for g in variants.values()
+            )
+            lines.append(f"| {kind} ({k0['n']}) | {cells} | {_pct(k0['baseline']['risk'])} |")
+        outcomes = report.get("outcomes", {}).get(referent, {})
+        if outcomes:
+            lines += ["", "| variant | outcomes |", "|---|---|"]
+            for name, counts in outcomes.items():
+                shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                lines.append(f"| {name} | {shown} |")
+        lines.append("")
+    names = [name for name, _, _ in VERIFY_VARIANTS]
+    lines += ["| ambiguous query | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for p in report["probe"]:
+        cells = " | ".join(p[n]["decision"].upper() for n in names)
+        lines.append(f'| {p["question"]} ("{p["query"]}") | {cells} |')
+    return "\n".join(lines)
+
+
 def _optional_float(text: str) -> float | None:
     return None if text.lower() == "none" else float(text)
 
@@ -604,6 +823,17 @@ def _parser() -> argparse.ArgumentParser:
         "--compare",
         action="store_true",
         help="compare store ρ / calibrated ρ, with and without consensus (both referents)",
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare the gate with evidence verification and abstention (both referents)",
+    )
+    p.add_argument(
+        "--k-verify",
+        type=int,
+        default=VerifyConfig().k_verify,
+        help="hits verified per question (--verify): the gate's ranking, fetched this deep",
     )
     p.add_argument("--alpha", type=float, default=0.1, help="calibration target risk")
     p.add_argument(
@@ -632,7 +862,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         answerer = LlavaAnswerer(args.model or OFFLINE_LLAVA_MODEL, device="cpu", max_new_tokens=8)
         gate = GateConfig(k=args.k, k_max=args.k_max)
-        if args.compare:
+        if args.verify:
+            report = compare_verification(
+                args.data,
+                answerer,
+                n_questions=args.questions,
+                seed=args.seed,
+                gate=gate,
+                verify=VerifyConfig(k_verify=args.k_verify),
+            )
+        elif args.compare:
             report = compare_gates(
                 args.data,
                 answerer,
@@ -658,7 +897,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(compare_tables(report) if args.compare else markdown_table(report))
+    if args.verify:
+        print(verification_tables(report))
+    else:
+        print(compare_tables(report) if args.compare else markdown_table(report))
     return 0
 
 

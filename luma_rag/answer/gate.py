@@ -68,16 +68,22 @@ class GateConfig(ConfigBase):
             the gate's own queries by :func:`luma_rag.answer.calibrate.calibrate_gate`;
             ``None`` (default) keeps the store's radius for the query's modality.
             Finite, ``>= 0``.
+        fetch_k: Hits the decision carries for a downstream check such as
+            :class:`~luma_rag.answer.verify.VerifyingAnswerer` (which looks for a second item
+            that fits the question): after deciding, the same ranking is fetched this deep.
+            The decision, its evidence and numbers are those of ``k`` / ``k_max``. ``None``
+            (default): no extra fetch. ``>= k``.
 
     Example:
         >>> GateConfig.from_json(GateConfig(k=3, k_max=8).to_json())
-        GateConfig(k=3, k_max=8, max_options=3, rho=None)
+        GateConfig(k=3, k_max=8, max_options=3, rho=None, fetch_k=None)
     """
 
     k: int = 5
     k_max: int = 10
     max_options: int = 3
     rho: float | None = None
+    fetch_k: int | None = None
 
     def __post_init__(self) -> None:
         check(_is_int(self.k) and self.k >= 1, f"GateConfig.k must be an int >= 1, got {self.k!r}")
@@ -98,6 +104,10 @@ class GateConfig(ConfigBase):
                 f"GateConfig.rho must be None or a finite number >= 0, got {self.rho!r}",
             )
             object.__setattr__(self, "rho", float(self.rho))
+        check(
+            self.fetch_k is None or (_is_int(self.fetch_k) and self.fetch_k >= self.k),
+            f"GateConfig.fetch_k must be None or an int >= k ({self.k!r}), got {self.fetch_k!r}",
+        )
 
 
 @dataclass(frozen=True)
@@ -434,6 +444,12 @@ class GatedRetriever:
         ):
             logger.debug("gate: re-querying with k=%d (%s)", wide, decision.reason)
             decision = dataclasses.replace(decide(fetch(wide), cfg), requeried=True)
+        if cfg.fetch_k is not None and cfg.fetch_k > len(decision.hits):
+            deeper = fetch(cfg.fetch_k).hits
+            if [h.id for h in deeper[: len(decision.hits)]] == [h.id for h in decision.hits]:
+                decision = dataclasses.replace(decision, hits=tuple(deeper))
+            else:  # a store changed in between: keep what the decision was made on
+                logger.warning("gate: the deeper fetch ranks differently; keeping the hits")
         if decision.decision == "clarify" and self.record_gaps:
             gap = self.luma.record_gap(label or "(empty query)", _gap_detail(decision))
             decision = dataclasses.replace(decision, gap_id=gap)

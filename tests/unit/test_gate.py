@@ -350,3 +350,23 @@ def test_gated_text_query_through_an_encoder(tmp_path: Path, make_vectors: Any) 
         assert d.clarification in ("Did you mean “sq” or “ci”?", "Did you mean “ci” or “sq”?")
         assert luma.knowledge_gaps()[0]["query"] == "a circle or a square"
         assert math.isfinite(d.numbers.rho) and d.numbers.rho == pytest.approx(0.05)
+
+
+def test_fetch_k_carries_the_deeper_ranking_without_changing_the_decision(
+    make_store: Any, make_vectors: Any
+) -> None:
+    luma, base = _store_with_cluster(make_store, make_vectors, 2)
+    plain = GatedRetriever(luma, GateConfig(k=3, k_max=5)).search(base, rho=0.05)
+    counting = CountingLuma(luma)
+    deep = GatedRetriever(counting, GateConfig(k=3, k_max=5, fetch_k=12)).search(  # type: ignore[arg-type]
+        base, rho=0.05
+    )
+    assert counting.ks[-1] == 12 and len(deep.hits) == 12
+    assert [h.id for h in deep.hits[: len(plain.hits)]] == [h.id for h in plain.hits]
+    assert (deep.decision, deep.k_used, deep.evidence) == (
+        plain.decision,
+        plain.k_used,
+        plain.evidence,
+    )
+    with pytest.raises(ConfigError, match="fetch_k"):
+        GateConfig(k=5, fetch_k=4)
