@@ -21,7 +21,7 @@ from typing import Any
 
 from luma_rag.results import Hit
 
-__all__ = ["clarifying_question", "describe_hit", "item_attributes"]
+__all__ = ["clarifying_question", "describe_hit", "item_attributes", "one_per_answer"]
 
 logger = logging.getLogger(__name__)
 
@@ -233,3 +233,24 @@ def describe_hit(hit: Hit) -> str:
     if hit.source:
         return os.path.basename(hit.source) or hit.source
     return f"item {hit.id}"
+
+
+def one_per_answer(
+    pool: Sequence[Hit], answers: Mapping[str, str | None], limit: int
+) -> tuple[Hit, ...]:
+    """The options a clarifying question names: one hit per distinct answer (best first),
+    padded to two, at most ``limit``. ``answers`` maps hit id → normalised answer; a hit it
+    does not cover counts as an answer of its own."""
+    seen: set[str | None] = set()
+    picked: list[Hit] = []
+    for hit in pool:
+        value = answers.get(hit.id, hit.id)
+        if value not in seen:
+            seen.add(value)
+            picked.append(hit)
+    for hit in pool:
+        if len(picked) >= 2:
+            break
+        if hit not in picked:
+            picked.append(hit)
+    return tuple(picked[:limit])

@@ -34,7 +34,7 @@ import numpy as np
 
 from luma_rag._config import ConfigBase, check
 from luma_rag.answer.base import Answer, Answerer
-from luma_rag.answer.clarify import clarifying_question
+from luma_rag.answer.clarify import clarifying_question, one_per_answer
 from luma_rag.answer.gate import GateDecision
 from luma_rag.errors import InvalidInputError
 from luma_rag.results import Hit
@@ -203,7 +203,7 @@ class ConsensusAnswerer:
         }
         if agreed:
             return dataclasses.replace(first, telemetry={**first.telemetry, "consensus": info})
-        options = _distinct(pool, per_item, self.max_options)
+        options = one_per_answer(pool, per_item, self.max_options)
         reason = (
             f"consensus: {len(pool)} items could be the one meant and the answers differ "
             f"({sorted(str(v) for v in values)})"
@@ -230,20 +230,3 @@ def _answer_from(decision: GateDecision, hit: Hit) -> GateDecision:
     return dataclasses.replace(
         decision, decision="answer", k_used=1, evidence=(hit, *rest), clarification=None
     )
-
-
-def _distinct(pool: list[Hit], answers: dict[str, str | None], limit: int) -> tuple[Hit, ...]:
-    """One contender per distinct answer (best first), padded to two, at most ``limit``."""
-    seen: set[str | None] = set()
-    picked: list[Hit] = []
-    for hit in pool:
-        value = answers.get(hit.id, hit.id)
-        if value not in seen:
-            seen.add(value)
-            picked.append(hit)
-    for hit in pool:
-        if len(picked) >= 2:
-            break
-        if hit not in picked:
-            picked.append(hit)
-    return tuple(picked[:limit])

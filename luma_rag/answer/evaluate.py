@@ -234,6 +234,26 @@ def evaluate_gated_answers(
     }
 
 
+def _record(
+    q: Question,
+    value: Any,
+    answer: Answer,
+    baseline: Answer,
+    ambiguous: bool,
+    top: ShapeItem | None,
+) -> _Record:
+    """Score one answer (and the no-gate baseline's) against the intended item's ``value``."""
+    return _Record(
+        kind=q.kind,
+        decision=answer.decision.decision,
+        ambiguous=ambiguous,
+        correct=parse_answer(answer.text, q.kind) == value,
+        baseline_correct=parse_answer(baseline.text, q.kind) == value,
+        answer=answer.text,
+        top1_relevant=top is not None and relevant(q.named, top.attributes),
+    )
+
+
 def _ask(
     retriever: GatedRetriever,
     answerer: Answerer,
@@ -248,15 +268,7 @@ def _ask(
     top = gallery.get(decision.hits[0].id) if decision.hits else None
     answer = answerer.answer(q.text, decision)
     baseline = answerer.answer(q.text, _answer_top1(decision, cfg.k))
-    return _Record(
-        kind=q.kind,
-        decision=decision.decision,
-        ambiguous=ambiguous,
-        correct=parse_answer(answer.text, q.kind) == value,
-        baseline_correct=parse_answer(baseline.text, q.kind) == value,
-        answer=answer.text,
-        top1_relevant=top is not None and relevant(q.named, top.attributes),
-    )
+    return _record(q, value, answer, baseline, ambiguous, top)
 
 
 def _probe(
@@ -497,17 +509,7 @@ def compare_gates(
                     for name, calibrated, checked in GATE_VARIANTS:
                         who: Answerer = agree[q.kind] if checked else bot
                         ans = who.answer(q.text, decisions[calibrated])
-                        records[name].append(
-                            _Record(
-                                kind=q.kind,
-                                decision=ans.decision.decision,
-                                ambiguous=ambiguous,
-                                correct=parse_answer(ans.text, q.kind) == value,
-                                baseline_correct=parse_answer(baseline.text, q.kind) == value,
-                                answer=ans.text,
-                                top1_relevant=top is not None and relevant(q.named, top.attributes),
-                            )
-                        )
+                        records[name].append(_record(q, value, ans, baseline, ambiguous, top))
                 out["referents"][referent] = {n: _groups(r) for n, r in records.items()}
             out["probe"] = [
                 _compare_probe(gates, agree[kind], bot, question, text)
@@ -713,17 +715,7 @@ def compare_verification(
                         info = ans.telemetry.get("verification") or {}
                         outcome = str(info.get("outcome", decision.decision))
                         outcomes[name][outcome] = outcomes[name].get(outcome, 0) + 1
-                        records[name].append(
-                            _Record(
-                                kind=q.kind,
-                                decision=ans.decision.decision,
-                                ambiguous=ambiguous,
-                                correct=parse_answer(ans.text, q.kind) == value,
-                                baseline_correct=parse_answer(baseline.text, q.kind) == value,
-                                answer=ans.text,
-                                top1_relevant=top is not None and relevant(q.named, top.attributes),
-                            )
-                        )
+                        records[name].append(_record(q, value, ans, baseline, ambiguous, top))
                 out["referents"][referent] = {n: _groups(r) for n, r in records.items()}
                 out["outcomes"][referent] = outcomes
             out["probe"] = []

@@ -53,7 +53,7 @@ from typing import Any, Final
 
 from luma_rag._config import ConfigBase, check
 from luma_rag.answer.base import VISUAL_MODALITIES, Answer, Answerer
-from luma_rag.answer.clarify import clarifying_question, describe_hit
+from luma_rag.answer.clarify import clarifying_question, describe_hit, one_per_answer
 from luma_rag.answer.gate import GateDecision, GateNumbers
 from luma_rag.datasets.captions import parse_query_attributes
 from luma_rag.datasets.questions import QUESTION_KINDS, QUESTION_TEMPLATES, Question, parse_answer
@@ -516,7 +516,7 @@ class VerifyingAnswerer:
             telemetry = {**out.telemetry, "verified": ids, "verification": info}
             return dataclasses.replace(out, decision=final, telemetry=telemetry)
         info["outcome"] = "ambiguous"
-        options = _distinct(verified, values, cfg.max_options)
+        options = one_per_answer(verified, values, cfg.max_options)
         shown = sorted(str(v) for v in distinct)
         reason = (
             f"verification: {len(verified)} verified items fit the question and their answers "
@@ -558,22 +558,3 @@ def _pool(decision: GateDecision, k: int) -> list[Hit]:
             pool.append(hit)
     pool.sort(key=lambda h: -h.score)
     return pool
-
-
-def _distinct(
-    pool: Sequence[Hit], answers: Mapping[str, str | None], limit: int
-) -> tuple[Hit, ...]:
-    """One hit per distinct answer (best first), padded to two, at most ``limit``."""
-    seen: set[str | None] = set()
-    picked: list[Hit] = []
-    for hit in pool:
-        value = answers.get(hit.id)
-        if value not in seen:
-            seen.add(value)
-            picked.append(hit)
-    for hit in pool:
-        if len(picked) >= 2:
-            break
-        if hit not in picked:
-            picked.append(hit)
-    return tuple(picked[:limit])
