@@ -41,6 +41,7 @@ evidence are unchanged), so that a second item fitting the referent is seen.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -48,7 +49,7 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -162,6 +163,34 @@ def _rates(records: Sequence[_Record]) -> dict[str, Any]:
     return out
 
 
+def _check_referents(referents: Sequence[str]) -> None:
+    for referent in referents:
+        if referent not in ("full", "random"):
+            raise InvalidInputError(f"referent must be 'full' or 'random', got {referent!r}")
+
+
+def _default_answerer() -> Answerer:
+    """The shipped tiny LLaVA on CPU, short answers."""
+    from luma_rag.answer.llava import OFFLINE_LLAVA_MODEL, LlavaAnswerer
+
+    return LlavaAnswerer(OFFLINE_LLAVA_MODEL, device="cpu", max_new_tokens=8)
+
+
+@contextlib.contextmanager
+def _gallery(items: Sequence[ShapeItem], encoder: Any, prefix: str) -> Iterator[Any]:
+    """A temporary store holding ``items``' images (closed and deleted afterwards)."""
+    from luma_rag.engine import Luma
+    from luma_rag.eval.experiments import ingest_items
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        luma = Luma.open(tmp, encoder=encoder)
+        try:
+            ingest_items(luma, items)
+            yield luma
+        finally:
+            luma.close()
+
+
 def evaluate_gated_answers(
     data_dir: str | Path,
     answerer: Answerer | None = None,
@@ -192,33 +221,27 @@ def evaluate_gated_answers(
     Raises:
         InvalidInputError: No test split, or ``n_questions < 1``.
     """
-    from luma_rag.answer.llava import OFFLINE_LLAVA_MODEL, LlavaAnswerer
-    from luma_rag.engine import Luma
-    from luma_rag.eval.experiments import ingest_items
-
-    if referent not in ("full", "random"):
-        raise InvalidInputError(f"referent must be 'full' or 'random', got {referent!r}")
+    _check_referents([referent])
     if n_questions < 1:
         raise InvalidInputError(f"n_questions must be >= 1, got {n_questions}")
-    items = [it for it in load_manifest(Path(data_dir)) if it.split == "test"]
-    if not items:
-        raise InvalidInputError(f"{data_dir} has no test-split items; generate a larger corpus")
-    bot = answerer or LlavaAnswerer(OFFLINE_LLAVA_MODEL, device="cpu", max_new_tokens=8)
+    items = _split_items(data_dir, "test")
+    bot = answerer or _default_answerer()
     cfg = gate or GateConfig()
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="luma-gate-eval-") as tmp:
-        luma = Luma.open(tmp, encoder=encoder)
-        try:
-            ingest_items(luma, items)
-            retriever = GatedRetriever(luma, cfg, record_gaps=False)
-            by_id = {it.id: it for it in items}
-            records = [
-                _ask(retriever, bot, q, cfg, _ambiguous(q, target, items), target, by_id)
-                for target, q in _questions(items, n_questions, seed, referent)
-            ]
-            probe = [_probe(retriever, bot, question, text) for question, text in AMBIGUOUS_QUERIES]
-        finally:
-            luma.close()
+    with _gallery(items, encoder, "luma-gate-eval-") as luma:
+        retriever = GatedRetriever(luma, cfg, record_gaps=False)
+        by_id = {it.id: it for it in items}
+        records = []
+        for target, q in _questions(items, n_questions, seed, referent):
+            decision = retriever.query(q.retrieval_text)
+            records.append(
+                _record(
+                    q,
+                    bot.answer(q.text, decision),
+                    _Context.of(q, target, decision, bot, cfg.k, items, by_id),
+                )
+            )
+        probe = [_probe(retriever, bot, question, text) for question, text in AMBIGUOUS_QUERIES]
     return {
         "n_gallery": len(items),
         "gate": dataclasses.asdict(cfg),
@@ -234,41 +257,45 @@ def evaluate_gated_answers(
     }
 
 
-def _record(
-    q: Question,
-    value: Any,
-    answer: Answer,
-    baseline: Answer,
-    ambiguous: bool,
-    top: ShapeItem | None,
-) -> _Record:
-    """Score one answer (and the no-gate baseline's) against the intended item's ``value``."""
+@dataclasses.dataclass(frozen=True)
+class _Context:
+    """What scoring one question's answers needs, whatever variant answered it."""
+
+    value: Any  # the intended item's value of the asked attribute
+    baseline: Answer  # the no-gate answer: always from the top-1 hit
+    ambiguous: bool
+    top: ShapeItem | None
+
+    @classmethod
+    def of(
+        cls,
+        q: Question,
+        target: ShapeItem,
+        decision: GateDecision,
+        answerer: Answerer,
+        k: int,
+        items: Sequence[ShapeItem],
+        by_id: dict[str, ShapeItem],
+    ) -> _Context:
+        return cls(
+            value=getattr(target.attributes, q.kind),
+            baseline=answerer.answer(q.text, _answer_top1(decision, k)),
+            ambiguous=_ambiguous(q, target, items),
+            top=by_id.get(decision.hits[0].id) if decision.hits else None,
+        )
+
+
+def _record(q: Question, answer: Answer, ctx: _Context) -> _Record:
+    """Score one answer (and the no-gate baseline's) against the intended item's value."""
     return _Record(
         kind=q.kind,
         decision=answer.decision.decision,
-        ambiguous=ambiguous,
-        correct=parse_answer(answer.text, q.kind) == value,
-        baseline_correct=parse_answer(baseline.text, q.kind) == value,
+        ambiguous=ctx.ambiguous,
+        correct=parse_answer(answer.text, q.kind) == ctx.value,
+        baseline_correct=parse_answer(ctx.baseline.text, q.kind) == ctx.value,
         answer=answer.text,
-        top1_relevant=top is not None and relevant(q.named, top.attributes),
+        top1_relevant=ctx.top is not None and relevant(q.named, ctx.top.attributes),
     )
-
-
-def _ask(
-    retriever: GatedRetriever,
-    answerer: Answerer,
-    q: Question,
-    cfg: GateConfig,
-    ambiguous: bool,
-    target: ShapeItem,
-    gallery: dict[str, ShapeItem],
-) -> _Record:
-    value = getattr(target.attributes, q.kind)
-    decision = retriever.query(q.retrieval_text)
-    top = gallery.get(decision.hits[0].id) if decision.hits else None
-    answer = answerer.answer(q.text, decision)
-    baseline = answerer.answer(q.text, _answer_top1(decision, cfg.k))
-    return _record(q, value, answer, baseline, ambiguous, top)
 
 
 def _probe(
@@ -379,23 +406,15 @@ def _calibrate_on_split(
     encoder: Any,
 ) -> tuple[GateCalibration, dict[str, Any]]:
     """Calibrate ρ with a store of ``split``'s items and their own questions (top-1 labels)."""
-    from luma_rag.engine import Luma
-    from luma_rag.eval.experiments import ingest_items
-
     items = _split_items(data_dir, split)
     queries: list[tuple[str, frozenset[str]]] = []
     for referent in referents:
         for _, q in _questions(items, n_questions, seed, referent):
             right = frozenset(it.id for it in items if relevant(q.named, it.attributes))
             queries.append((q.retrieval_text, right))
-    with tempfile.TemporaryDirectory(prefix="luma-gate-cal-") as tmp:
-        luma = Luma.open(tmp, encoder=encoder)
-        try:
-            ingest_items(luma, items)
-            store_rho = dict(luma.rho)
-            cal, radii = calibrate_gate(luma, queries, config)
-        finally:
-            luma.close()
+    with _gallery(items, encoder, "luma-gate-cal-") as luma:
+        store_rho = dict(luma.rho)
+        cal, radii = calibrate_gate(luma, queries, config)
     finite = np.asarray([r for r in radii if math.isfinite(r)])
     info = {
         "split": split,
@@ -449,17 +468,11 @@ def compare_gates(
     Raises:
         InvalidInputError: a split without items, or ``n_questions < 1``.
     """
-    from luma_rag.answer.llava import OFFLINE_LLAVA_MODEL, LlavaAnswerer
-    from luma_rag.engine import Luma
-    from luma_rag.eval.experiments import ingest_items
-
     if n_questions < 1 or calibration_questions < 1:
         raise InvalidInputError("n_questions and calibration_questions must be >= 1")
     if calibration_split == "test":
         raise InvalidInputError("calibrate on a split other than the test split")
-    for referent in referents:
-        if referent not in ("full", "random"):
-            raise InvalidInputError(f"referent must be 'full' or 'random', got {referent!r}")
+    _check_referents(referents)
     started = time.perf_counter()
     base = gate or GateConfig()
     cal, cal_info = _calibrate_on_split(
@@ -472,9 +485,7 @@ def compare_gates(
         encoder=encoder,
     )
     items = _split_items(data_dir, "test")
-    bot = _CachedAnswerer(
-        answerer or LlavaAnswerer(OFFLINE_LLAVA_MODEL, device="cpu", max_new_tokens=8)
-    )
+    bot = _CachedAnswerer(answerer or _default_answerer())
     ccfg = consensus or ConsensusConfig()
     agree: dict[str, ConsensusAnswerer] = {
         k: ConsensusAnswerer(bot, ccfg, normalise=_normaliser(k)) for k in QUESTION_KINDS
@@ -489,34 +500,24 @@ def compare_gates(
         "referents": {},
     }
     by_id = {it.id: it for it in items}
-    with tempfile.TemporaryDirectory(prefix="luma-gate-cmp-") as tmp:
-        luma = Luma.open(tmp, encoder=encoder)
-        try:
-            ingest_items(luma, items)
-            gates = {
-                False: GatedRetriever(luma, base, record_gaps=False),
-                True: GatedRetriever(luma, cal.gate_config(base), record_gaps=False),
-            }
-            for referent in referents:
-                records: dict[str, list[_Record]] = {name: [] for name, _, _ in GATE_VARIANTS}
-                for target, q in _questions(items, n_questions, seed, referent):
-                    decisions = {c: g.query(q.retrieval_text) for c, g in gates.items()}
-                    top_hits = decisions[False].hits
-                    top = by_id.get(top_hits[0].id) if top_hits else None
-                    value = getattr(target.attributes, q.kind)
-                    baseline = bot.answer(q.text, _answer_top1(decisions[False], base.k))
-                    ambiguous = _ambiguous(q, target, items)
-                    for name, calibrated, checked in GATE_VARIANTS:
-                        who: Answerer = agree[q.kind] if checked else bot
-                        ans = who.answer(q.text, decisions[calibrated])
-                        records[name].append(_record(q, value, ans, baseline, ambiguous, top))
-                out["referents"][referent] = {n: _groups(r) for n, r in records.items()}
-            out["probe"] = [
-                _compare_probe(gates, agree[kind], bot, question, text)
-                for (question, text), kind in zip(AMBIGUOUS_QUERIES, _PROBE_KINDS, strict=True)
-            ]
-        finally:
-            luma.close()
+    with _gallery(items, encoder, "luma-gate-cmp-") as luma:
+        gates = {
+            False: GatedRetriever(luma, base, record_gaps=False),
+            True: GatedRetriever(luma, cal.gate_config(base), record_gaps=False),
+        }
+        for referent in referents:
+            records: dict[str, list[_Record]] = {name: [] for name, _, _ in GATE_VARIANTS}
+            for target, q in _questions(items, n_questions, seed, referent):
+                decisions = {c: g.query(q.retrieval_text) for c, g in gates.items()}
+                ctx = _Context.of(q, target, decisions[False], bot, base.k, items, by_id)
+                for name, calibrated, checked in GATE_VARIANTS:
+                    who: Answerer = agree[q.kind] if checked else bot
+                    records[name].append(_record(q, who.answer(q.text, decisions[calibrated]), ctx))
+            out["referents"][referent] = {n: _groups(r) for n, r in records.items()}
+        out["probe"] = [
+            _compare_probe(gates, agree[kind], bot, question, text)
+            for (question, text), kind in zip(AMBIGUOUS_QUERIES, _PROBE_KINDS, strict=True)
+        ]
     out["answerer_calls"] = bot.calls
     out["seconds"] = round(time.perf_counter() - started, 1)
     return out
@@ -647,18 +648,13 @@ def compare_verification(
         InvalidInputError: no test split, ``n_questions < 1``, a bad referent, or no per-kind
             accuracy for the answerer.
     """
-    from luma_rag.answer.llava import OFFLINE_LLAVA_MODEL, LlavaAnswerer
     from luma_rag.answer.verify import answerer_kind_accuracy
-    from luma_rag.engine import Luma
-    from luma_rag.eval.experiments import ingest_items
 
     if n_questions < 1:
         raise InvalidInputError(f"n_questions must be >= 1, got {n_questions}")
-    for referent in referents:
-        if referent not in ("full", "random"):
-            raise InvalidInputError(f"referent must be 'full' or 'random', got {referent!r}")
+    _check_referents(referents)
     started = time.perf_counter()
-    raw = answerer or LlavaAnswerer(OFFLINE_LLAVA_MODEL, device="cpu", max_new_tokens=8)
+    raw = answerer or _default_answerer()
     acc = kind_accuracy if kind_accuracy is not None else answerer_kind_accuracy(raw)
     if acc is None:
         raise InvalidInputError("no per-kind accuracy for the answerer: pass kind_accuracy=")
@@ -689,46 +685,37 @@ def compare_verification(
         "referents": {},
         "outcomes": {},
     }
-    with tempfile.TemporaryDirectory(prefix="luma-gate-verify-") as tmp:
-        luma = Luma.open(tmp, encoder=encoder)
-        try:
-            ingest_items(luma, items)
-            retriever = GatedRetriever(luma, base, record_gaps=False)
-            # The same gate, fetching the ranking k_verify deep for the verifier to look at.
-            fetch_k = max(base.k, vcfg.k_verify)
-            deep_retriever = GatedRetriever(
-                luma, dataclasses.replace(base, fetch_k=fetch_k), record_gaps=False
-            )
-            for referent in referents:
-                records: dict[str, list[_Record]] = {name: [] for name, _, _ in VERIFY_VARIANTS}
-                outcomes: dict[str, dict[str, int]] = {name: {} for name, _, _ in VERIFY_VARIANTS}
-                for target, q in _questions(items, n_questions, seed, referent):
-                    decision = retriever.query(q.retrieval_text)
-                    deep = deep_retriever.query(q.retrieval_text)
-                    top = by_id.get(decision.hits[0].id) if decision.hits else None
-                    value = getattr(target.attributes, q.kind)
-                    baseline = bot.answer(q.text, _answer_top1(decision, base.k))
-                    ambiguous = _ambiguous(q, target, items)
-                    for name, verifies, _ in VERIFY_VARIANTS:
-                        given = deep if verifies else decision
-                        ans = variants[name].answer(q.text, given)
-                        info = ans.telemetry.get("verification") or {}
-                        outcome = str(info.get("outcome", decision.decision))
-                        outcomes[name][outcome] = outcomes[name].get(outcome, 0) + 1
-                        records[name].append(_record(q, value, ans, baseline, ambiguous, top))
-                out["referents"][referent] = {n: _groups(r) for n, r in records.items()}
-                out["outcomes"][referent] = outcomes
-            out["probe"] = []
-            for question, text in AMBIGUOUS_QUERIES:
-                decision = retriever.query(text)
-                deep = deep_retriever.query(text)
-                row: dict[str, Any] = {"question": question, "query": text}
+    with _gallery(items, encoder, "luma-gate-verify-") as luma:
+        retriever = GatedRetriever(luma, base, record_gaps=False)
+        # The same gate, fetching the ranking k_verify deep for the verifier to look at.
+        fetch_k = max(base.k, vcfg.k_verify)
+        deep_retriever = GatedRetriever(
+            luma, dataclasses.replace(base, fetch_k=fetch_k), record_gaps=False
+        )
+        for referent in referents:
+            records: dict[str, list[_Record]] = {name: [] for name, _, _ in VERIFY_VARIANTS}
+            outcomes: dict[str, dict[str, int]] = {name: {} for name, _, _ in VERIFY_VARIANTS}
+            for target, q in _questions(items, n_questions, seed, referent):
+                decision = retriever.query(q.retrieval_text)
+                deep = deep_retriever.query(q.retrieval_text)
+                ctx = _Context.of(q, target, decision, bot, base.k, items, by_id)
                 for name, verifies, _ in VERIFY_VARIANTS:
-                    ans = variants[name].answer(question, deep if verifies else decision)
-                    row[name] = {"decision": ans.decision.decision, "answer": ans.text}
-                out["probe"].append(row)
-        finally:
-            luma.close()
+                    ans = variants[name].answer(q.text, deep if verifies else decision)
+                    info = ans.telemetry.get("verification") or {}
+                    outcome = str(info.get("outcome", decision.decision))
+                    outcomes[name][outcome] = outcomes[name].get(outcome, 0) + 1
+                    records[name].append(_record(q, ans, ctx))
+            out["referents"][referent] = {n: _groups(r) for n, r in records.items()}
+            out["outcomes"][referent] = outcomes
+        out["probe"] = []
+        for question, text in AMBIGUOUS_QUERIES:
+            decision = retriever.query(text)
+            deep = deep_retriever.query(text)
+            row: dict[str, Any] = {"question": question, "query": text}
+            for name, verifies, _ in VERIFY_VARIANTS:
+                ans = variants[name].answer(question, deep if verifies else decision)
+                row[name] = {"decision": ans.decision.decision, "answer": ans.text}
+            out["probe"].append(row)
     out["answerer_calls"] = bot.calls
     out["verifier_reads"] = verifier.reads
     out["seconds"] = round(time.perf_counter() - started, 1)
