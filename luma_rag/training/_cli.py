@@ -1,6 +1,7 @@
-"""What the three training commands share: flags from a config dataclass, the report's
-file digests and library versions, and the ``main`` skeleton (print the config, train, print
-the figures, exit 2 with the message on a :class:`~luma_rag.errors.LumaError`).
+"""What the three training commands share: the checks every run config needs, flags from a
+config dataclass, the report's file digests and library versions, and the ``main`` skeleton
+(print the config, train, print the figures, exit 2 with the message on a
+:class:`~luma_rag.errors.LumaError`).
 
 A training config is a frozen dataclass whose scalar fields (``int``, ``float``, ``str``,
 optionally ``| None``) become ``--kebab-case`` flags with the dataclass default, and whose
@@ -24,15 +25,35 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from luma_rag.errors import LumaError
+from luma_rag.errors import ConfigError, LumaError
 
 __all__ = [
     "add_config_flags",
+    "check_run_config",
     "config_kwargs",
     "file_digests",
     "run_main",
     "versions",
 ]
+
+
+def check_run_config(cfg: Any, *, at_least_one: Iterable[str], non_negative: Iterable[str]) -> None:
+    """The checks every training config shares: counts ``>= 1`` and ``>= 0``, ``lr > 0``,
+    ``weight_decay >= 0`` and a positive ``minutes`` budget when one is set.
+
+    Raises:
+        ConfigError: naming the first field out of range.
+    """
+    for name in at_least_one:
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    for name in non_negative:
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    if not cfg.lr > 0 or cfg.weight_decay < 0:
+        raise ConfigError(f"need lr > 0 and weight_decay >= 0, got {cfg.lr}, {cfg.weight_decay}")
+    if cfg.minutes is not None and not cfg.minutes > 0:
+        raise ConfigError(f"minutes must be > 0, got {cfg.minutes}")
 
 
 def _optional_str(value: str) -> str | None:

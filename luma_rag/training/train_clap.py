@@ -65,7 +65,14 @@ from luma_rag.encoders.clap.backend import ClapEncoder
 from luma_rag.encoders.clap.tiny import TinyClapSpec, build_model, build_processor
 from luma_rag.encoders.clap.tokenizer import build_tokenizer
 from luma_rag.errors import ConfigError, InvalidInputError, LumaError, MissingDependencyError
-from luma_rag.training._cli import add_config_flags, config_kwargs, file_digests, run_main, versions
+from luma_rag.training._cli import (
+    add_config_flags,
+    check_run_config,
+    config_kwargs,
+    file_digests,
+    run_main,
+    versions,
+)
 from luma_rag.training.evaluate import first_relevant_ranks, relevance_matrix
 
 __all__ = ["REPORT_NAME", "ClapTrainConfig", "evaluate_clap", "main", "train_clap"]
@@ -134,20 +141,15 @@ class ClapTrainConfig:
     anchor_scale: float = 20.0
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "threads", "eval_items"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "seed", "time_masks", "freq_masks"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not self.lr > 0 or self.weight_decay < 0 or self.aux_weight < 0:
-            raise ConfigError("need lr > 0, weight_decay >= 0 and aux_weight >= 0")
+        check_run_config(
+            self,
+            at_least_one=("steps", "batch_size", "threads", "eval_items"),
+            non_negative=("warmup_steps", "seed", "time_masks", "freq_masks", "aux_weight"),
+        )
         if self.anchor_weight < 0 or not self.anchor_scale > 0:
             raise ConfigError("need anchor_weight >= 0 and anchor_scale > 0")
         if not 0.0 <= self.primary_p <= 1.0:
             raise ConfigError(f"primary_p must be in [0, 1], got {self.primary_p}")
-        if self.minutes is not None and not self.minutes > 0:
-            raise ConfigError(f"minutes must be > 0, got {self.minutes}")
 
 
 def _torch() -> Any:

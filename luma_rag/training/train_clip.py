@@ -41,7 +41,13 @@ from luma_rag.encoders._images import load_image
 from luma_rag.encoders.open_clip_backend import OpenClipEncoder, import_open_clip
 from luma_rag.encoders.registry import ensure_open_clip_configs, get_model_config
 from luma_rag.errors import ConfigError
-from luma_rag.training._cli import add_config_flags, config_kwargs, run_main, versions
+from luma_rag.training._cli import (
+    add_config_flags,
+    check_run_config,
+    config_kwargs,
+    run_main,
+    versions,
+)
 from luma_rag.training.evaluate import evaluate_retrieval
 
 __all__ = ["WEIGHTS_NAME", "ClipTrainConfig", "main", "train_clip"]
@@ -84,18 +90,11 @@ class ClipTrainConfig:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "threads"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "max_shift", "eval_every", "seed"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not self.lr > 0 or self.weight_decay < 0:
-            raise ConfigError(
-                f"need lr > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}"
-            )
-        if self.minutes is not None and not self.minutes > 0:
-            raise ConfigError(f"minutes must be > 0, got {self.minutes}")
+        check_run_config(
+            self,
+            at_least_one=("epochs", "batch_size", "threads"),
+            non_negative=("warmup_steps", "max_shift", "eval_every", "seed"),
+        )
 
 
 @dataclass

@@ -58,7 +58,14 @@ from luma_rag.datasets.manifest import ShapeItem, load_manifest
 from luma_rag.datasets.questions import QUESTION_KINDS, Question, make_question, question_words
 from luma_rag.encoders._images import load_image
 from luma_rag.errors import ConfigError, InvalidInputError, LumaError, MissingDependencyError
-from luma_rag.training._cli import add_config_flags, config_kwargs, file_digests, run_main, versions
+from luma_rag.training._cli import (
+    add_config_flags,
+    check_run_config,
+    config_kwargs,
+    file_digests,
+    run_main,
+    versions,
+)
 
 __all__ = ["REPORT_NAME", "LlavaTrainConfig", "evaluate_questions", "main", "train_llava"]
 
@@ -109,24 +116,17 @@ class LlavaTrainConfig:
     spec: TinyLlavaSpec = dataclasses.field(default_factory=TinyLlavaSpec)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "threads"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "eval_every", "val_items", "seed", "vision_layers"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not self.lr > 0 or self.weight_decay < 0:
-            raise ConfigError(
-                f"need lr > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}"
-            )
+        check_run_config(
+            self,
+            at_least_one=("steps", "batch_size", "threads"),
+            non_negative=("warmup_steps", "eval_every", "val_items", "seed", "vision_layers"),
+        )
         if not self.vision_lr_scale > 0:
             raise ConfigError(f"vision_lr_scale must be > 0, got {self.vision_lr_scale}")
         if not 0.0 <= self.grayscale <= 1.0:
             raise ConfigError(f"grayscale must be in [0, 1], got {self.grayscale}")
         if not 0.0 <= self.clarify_share < 1.0:
             raise ConfigError(f"clarify_share must be in [0, 1), got {self.clarify_share}")
-        if self.minutes is not None and not self.minutes > 0:
-            raise ConfigError(f"minutes must be > 0, got {self.minutes}")
 
 
 @dataclass

@@ -86,3 +86,31 @@ def test_run_main_prints_and_maps_luma_errors_to_exit_2(
     assert summary["acc"] == 0.5 and summary["train"] == 1.0 and summary["total_wall"] >= 0
     assert run_main(_parser(), ["--steps", "-1"], train, lambda a: {}) == 2
     assert "error: steps must be >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"steps": 0}, "steps must be >= 1"),
+        ({"seed": -1}, "seed must be >= 0"),
+        ({"lr": 0.0}, "need lr > 0"),
+        ({"weight_decay": -0.1}, "weight_decay >= 0"),
+        ({"minutes": 0.0}, "minutes must be > 0"),
+    ],
+)
+def test_every_training_config_shares_the_run_checks(
+    changes: dict[str, float], message: str
+) -> None:
+    from luma_rag.training.train_clap import ClapTrainConfig
+    from luma_rag.training.train_clip import ClipTrainConfig
+    from luma_rag.training.train_llava import LlavaTrainConfig
+
+    for config_type in (ClapTrainConfig, ClipTrainConfig, LlavaTrainConfig):
+        bad = {
+            ("epochs" if k == "steps" and config_type is ClipTrainConfig else k): v
+            for k, v in changes.items()
+        }
+        with pytest.raises(ConfigError, match=message.replace("steps", "(steps|epochs)")):
+            config_type(**bad)
+    with pytest.raises(ConfigError, match="aux_weight must be >= 0"):
+        ClapTrainConfig(aux_weight=-1.0)
