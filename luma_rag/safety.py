@@ -23,6 +23,14 @@ Inequalities are strict, so tied scores are never safe. With a uniform τ = ε +
 paper's ``γ > 2(ε+ζ)`` and ``δ_k > 2(ε+ζ)``.
 
 Everything here is pure numpy on float64 and allocation-light; it runs once per query.
+
+Floating point. Scores arrive as float32 inner products, so two items whose exact scores differ
+by less than the rounding of a dot product may come back in the wrong order. Every comparison
+therefore carries a rounding allowance η (:func:`score_rounding_error`): the worst-case error of
+a length-``d`` float32 dot product of vectors of norm at most ``1 + d·u`` (Higham's γ_d bound,
+any summation order), which callers add to τ. Distances between candidates are computed from
+the vector differences in float64 (never as ``sqrt(2 − 2⟨v_i, v_j⟩)``, which cancels to 0 for
+items closer than ~1e-4 in float32).
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ __all__ = [
     "completeness",
     "perturbation_bound",
     "refine_with_geometry",
+    "score_rounding_error",
     "smallest_safe_k",
 ]
 
@@ -113,6 +122,42 @@ def _check_radius(name: str, value: float) -> float:
     if not _is_real(value) or not math.isfinite(value) or value < 0:
         raise InvalidInputError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
+
+
+_UNIT_ROUNDOFF = {np.dtype(np.float32): 2.0**-24, np.dtype(np.float64): 2.0**-53}
+
+
+def score_rounding_error(dim: int, dtype: Any = np.float32) -> float:
+    """Worst-case rounding error of one score ``⟨q, v⟩`` computed in ``dtype``.
+
+    For a length-``d`` dot product in floating point with unit roundoff ``u``, any summation
+    order gives ``|fl(⟨q, v⟩) − ⟨q, v⟩| <= γ_d · Σ|q_i v_i| <= γ_d ‖q‖‖v‖`` with
+    ``γ_d = d·u / (1 − d·u)`` (Higham, *Accuracy and Stability*, §3.1). Stored unit vectors are
+    themselves unit only up to rounding, ``‖v‖ <= 1 + γ_d``; both norms are charged. The
+    result is doubled as a safety factor for the inputs' own conversion (float64 → float32)
+    and for the comparison itself, so it is a deliberate overestimate: at ``d = 512`` in
+    float32 it is ≈ 6e-5, far below any margin a calibrated ρ certifies.
+
+    Args:
+        dim: Vector dimension ``d``, ``>= 1``.
+        dtype: The dtype scores were computed in (float32 or float64).
+
+    Returns:
+        η, the allowance to add to every τ (and to every outside bound).
+
+    Raises:
+        InvalidInputError: ``dim < 1`` or an unsupported dtype.
+    """
+    if not isinstance(dim, int | np.integer) or isinstance(dim, bool) or dim < 1:
+        raise InvalidInputError(f"dim must be an integer >= 1, got {dim!r}")
+    u = _UNIT_ROUNDOFF.get(np.dtype(dtype))
+    if u is None:
+        raise InvalidInputError(f"dtype must be float32 or float64, got {dtype!r}")
+    du = float(dim) * u
+    if du >= 0.5:
+        raise InvalidInputError(f"dim {dim} is too large to bound rounding in {dtype!r}")
+    gamma = du / (1.0 - du)
+    return 2.0 * gamma * (1.0 + gamma) ** 2
 
 
 def perturbation_bound(r: float, e: ArrayLike, multiplier: float = 2.0) -> NDArray[np.float64]:
@@ -399,26 +444,34 @@ def refine_with_geometry(
     r: float,
     e: ArrayLike,
     multiplier: float = 2.0,
+    *,
+    score_dtype: Any = np.float32,
 ) -> Certificate:
     """Sharpen Safe@1 / Safe@k using that one query perturbation moves every score together.
 
     With a shared query perturbation Δu (‖Δu‖ ≤ r) and item perturbations Δv_i (‖Δv_i‖ ≤ e_i),
-    for unit u, v_i::
+    for a unit query u::
 
         (s'_i − s'_j) − (s_i − s_j) = ⟨Δu, v_i − v_j⟩ + ⟨u + Δu, Δv_i − Δv_j⟩
         |…| ≤ r·‖v_i − v_j‖ + (1 + r)(e_i + e_j)
 
-    so item i stays ahead of j when s_i − s_j exceeds that bound (scaled by multiplier / 2).
-    Since ‖v_i − v_j‖ ≤ 2 this is never stricter than the per-item test of :func:`certify`
-    (which charges 2r), and it is sound for the same perturbations. Safe@k' holds when every
+    so item i stays ahead of j when s_i − s_j exceeds that bound (scaled by multiplier / 2)
+    plus the rounding allowance 2η of the two float scores (:func:`score_rounding_error`).
+    ``‖v_i − v_j‖`` is computed from the float64 difference of the vectors — never as
+    ``sqrt(2 − 2⟨v_i, v_j⟩)``, which in float32 collapses to 0 for near-duplicates and would
+    certify a pair that any query move towards the runner-up flips — and is rounded up.
+    Since ‖v_i − v_j‖ ≤ 2 (up to rounding) this is never much stricter than the per-item test
+    of :func:`certify`, and it is sound for the same perturbations. Safe@k' holds when every
     pair (i ≤ k', j > k') passes.
 
     Args:
         certificate: the per-item certificate of the same ranking (its τ, ``floor_k`` and the
             completeness reading built on them are kept).
-        scores: exact scores, float (n,), sorted descending.
-        vectors: the candidates' unit vectors, float (n, d), in score order.
+        scores: exact scores, float (n,), sorted descending, as computed in ``score_dtype``.
+        vectors: the candidates' (unit) vectors, float (n, d), in score order.
         r: query-side radius (ρ + ε_q). e: item-side radii (n,).
+        multiplier: scale of the perturbation terms (2.0: sound).
+        score_dtype: dtype the scores were computed in; sets the rounding allowance.
 
     Returns:
         A certificate whose safe1 / safek / slack_1 / slack_k / safe_prefix come from the
@@ -435,16 +488,22 @@ def refine_with_geometry(
         )
     if n == 0:
         return certificate
+    eta = score_rounding_error(max(1, v.shape[1]), score_dtype)
     kk = min(certificate.k, n)  # only prefixes up to k are certified: rows i < kk suffice
-    gram = np.clip(v[:kk] @ v.T, -1.0, 1.0)
-    dist = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * gram))
+    dist = np.empty((kk, n))
+    for i in range(kk):  # row by row: (n, d) temporaries, not (kk, n, d)
+        diff = v - v[i]  # float64 differences of float32 vectors: (nearly) exact
+        dist[i] = np.sqrt(np.einsum("jd,jd->j", diff, diff))
+    dist *= 1.0 + 1e-12  # round the float64 norm up
     item = radii[:kk, None] + radii[None, :]
-    need = (r * dist + (1.0 + r) * item) * (float(multiplier) / 2.0)
+    need = (r * dist + (1.0 + r + eta) * item) * (float(multiplier) / 2.0) + 2.0 * eta
     margin = s[:kk, None] - s[None, :] - need  # margin[i, j]: how safely i stays ahead of j
     # slack of prefix p = min over i < p <= j of margin[i, j]; +inf when nothing is outside
-    slack = np.full(kk, np.inf)
-    for p in range(1, min(kk, n - 1) + 1):
-        slack[p - 1] = float(margin[:p, p:].min())
+    suffix = np.minimum.accumulate(margin[:, ::-1], axis=1)[:, ::-1]  # min over j' >= j
+    cols = np.full((kk, kk), np.inf)
+    width = min(kk, n - 1)
+    cols[:, :width] = suffix[:, 1 : width + 1]  # column p-1: min over j >= p
+    slack = np.diagonal(np.minimum.accumulate(cols, axis=0)).copy()  # min over i < p
     safe = slack > 0
     prefix = np.flatnonzero(safe)
     return dataclasses.replace(
