@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -141,6 +142,9 @@ class _Refresh(NamedTuple):
     pairs_seen: int
     epsilon: float
     time: float
+    # Smallest ‖x T‖ of a stored item projected with this version before renormalisation
+    # (1.0 until one is; only below 1 when source_dim > target_dim).
+    min_norm: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -358,10 +362,31 @@ class ProcrustesBridge:
                 dimensions (``source_dim > target_dim``).
             DimensionMismatchError: The last dimension is not ``source_dim``.
         """
-        return self.project_with_version(x_source)[0]
+        return self._project(x_source)[0]
+
+    def project_query(self, x_source: np.ndarray) -> tuple[np.ndarray, float]:
+        """Project one query and bound how far the last refresh can have moved it.
+
+        ``ε_q`` is the last refresh's ε, corrected for renormalisation: when
+        ``source_dim > target_dim`` the projection ``x T`` has norm ``n_x <= 1`` and is
+        rescaled to unit length, which magnifies a change of ``T`` by up to ``2 / n_x``
+        (``‖a/‖a‖ − b/‖b‖‖ <= 2‖a − b‖ / ‖a‖``), capped at 2.
+
+        Args:
+            x_source: Shape ``(source_dim,)`` or ``(1, source_dim)``.
+
+        Returns:
+            ``(y, eps_q)``: ``y`` float32 unit, shape as :meth:`project`; ``eps_q`` ``>= 0``.
+        """
+        y, _, norms = self._project(x_source)
+        eps = self.epsilon
+        return y, self._renormalised(eps if math.isfinite(eps) else 0.0, float(norms.min()))
 
     def project_with_version(self, x_source: np.ndarray) -> tuple[np.ndarray, int]:
-        """Like :meth:`project`, also returning the version of ``T`` used (for drift_since).
+        """Like :meth:`project`, for vectors that will be *stored*: also returns the version.
+
+        The smallest pre-normalisation norm ``‖x T‖`` of the batch is recorded with the
+        version, so :meth:`drift_since` can bound the drift of the renormalised items.
 
         Args:
             x_source: Shape ``(n, source_dim)`` or ``(source_dim,)``.
@@ -370,6 +395,20 @@ class ProcrustesBridge:
             ``(y, version)``: ``y`` float32 L2-normalised, shape ``(n, target_dim)`` or
             ``(target_dim,)``; ``version`` the refresh count of the map that produced it.
         """
+        y, version, norms = self._project(x_source)
+        low = float(norms.min())
+        if self._config.source_dim > self._config.target_dim and norms.size:
+            with self._lock:
+                state = self._state
+                entry = state.history[version - 1]
+                if low < entry.min_norm:
+                    history = list(state.history)
+                    history[version - 1] = entry._replace(min_norm=low)
+                    self._state = dataclasses.replace(state, history=tuple(history))
+        return y, version
+
+    def _project(self, x_source: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+        """``(unit y float32, version, pre-normalisation norms (n,) float64)``."""
         state = self._state  # one snapshot: T and version agree
         if state.t is None:
             raise InvalidInputError(self._not_fitted_message(state))
@@ -382,12 +421,23 @@ class ProcrustesBridge:
                 f"row {int(lost[0])} of x_source maps to ~zero in target space (it lies in "
                 "the null space of T, which drops source dimensions); it has no direction there"
             )
-        return (y / norms).astype(np.float32), state.version
+        return (y / norms).astype(np.float32), state.version, norms.reshape(-1)
+
+    def _renormalised(self, eps: float, norm: float) -> float:
+        """Drift of a renormalised projection whose map moved by ``eps`` (spectral norm)."""
+        if eps <= 0.0:
+            return 0.0
+        if self._config.source_dim <= self._config.target_dim:
+            return eps  # T Tᵀ = I: ‖x T‖ = ‖x‖ = 1, nothing is rescaled
+        return min(2.0, 2.0 * eps / norm) if norm > 0 else 2.0
 
     def drift_since(self, version: int) -> float:
-        """Upper bound on ``‖T_now − T_version‖₂``: the sum of ε over later refreshes.
+        """Upper bound on how far a stored item projected with version ``v`` has moved.
 
-        An item projected with the map of version ``v`` has ``ε_i = drift_since(v)``.
+        ``‖T_now − T_v‖₂ <= Σ ε`` over later refreshes; when ``source_dim > target_dim`` the
+        stored vector was renormalised from a projection of norm ``>= min_norm`` (recorded by
+        :meth:`project_with_version`), so the bound is ``min(2, 2 Σε / min_norm)``. An item
+        projected with the map of version ``v`` has ``ε_i = drift_since(v)``.
 
         Args:
             version: A version in ``[1, self.version]``.
@@ -407,7 +457,8 @@ class ProcrustesBridge:
             raise InvalidInputError(
                 f"version {version} is out of range: this bridge has versions 1..{state.version}"
             )
-        return math.fsum(r.epsilon for r in state.history[int(version) :])
+        eps = math.fsum(r.epsilon for r in state.history[int(version) :])
+        return self._renormalised(eps, state.history[int(version) - 1].min_norm)
 
     def _not_fitted_message(self, state: _State) -> str:
         left = self._config.resolved_min_pairs - state.pairs_seen
@@ -435,6 +486,7 @@ class ProcrustesBridge:
             "history_pairs_seen": np.array([r.pairs_seen for r in history], dtype=np.int64),
             "history_epsilon": np.array([r.epsilon for r in history], dtype=np.float64),
             "history_time": np.array([r.time for r in history], dtype=np.float64),
+            "history_min_norm": np.array([r.min_norm for r in history], dtype=np.float64),
         }
         if state.t is not None:
             out["T"] = np.array(state.t, dtype=np.float64)
@@ -599,7 +651,7 @@ def _restore(config: BridgeConfig, state: dict[str, np.ndarray]) -> _State:
     if not isinstance(state, dict):
         raise bad(f"expected a dict of arrays, got {type(state).__name__}")
     keys = set(state)
-    missing, unknown = _REQUIRED_KEYS - keys, keys - _REQUIRED_KEYS - {"T"}
+    missing, unknown = _REQUIRED_KEYS - keys, keys - _REQUIRED_KEYS - {"T", "history_min_norm"}
     if missing or unknown:
         raise bad(f"missing keys {sorted(missing)}, unknown keys {sorted(unknown)}")
     arrays: dict[str, np.ndarray] = {}
@@ -615,6 +667,11 @@ def _restore(config: BridgeConfig, state: dict[str, np.ndarray]) -> _State:
     m, t = arrays["M"], arrays.get("T")
     hist_pairs, hist_eps = arrays["history_pairs_seen"], arrays["history_epsilon"]
     hist_time = arrays["history_time"]
+    # Stores written before the norms were recorded: unknown, so as small as possible (sound).
+    unknown_norm = 0.0 if config.source_dim > config.target_dim else 1.0
+    hist_norm = arrays.get("history_min_norm", np.full(hist_eps.shape, unknown_norm))
+    if hist_norm.shape != hist_eps.shape or np.any(hist_norm < 0) or np.any(hist_norm > 1 + 1e-6):
+        raise bad("history_min_norm must match the history and lie in [0, 1]")
     if m.shape != shape or (t is not None and t.shape != shape):
         shapes = f"M {m.shape}" + ("" if t is None else f", T {t.shape}")
         raise bad(f"{shapes}; the config expects {shape}")
@@ -638,8 +695,10 @@ def _restore(config: BridgeConfig, state: dict[str, np.ndarray]) -> _State:
         if a is not None:
             a.setflags(write=False)
     history = tuple(
-        _Refresh(i + 1, int(p), float(e), float(s))
-        for i, (p, e, s) in enumerate(zip(hist_pairs, hist_eps, hist_time, strict=True))
+        _Refresh(i + 1, int(p), float(e), float(s), float(nm))
+        for i, (p, e, s, nm) in enumerate(
+            zip(hist_pairs, hist_eps, hist_time, hist_norm, strict=True)
+        )
     )
     return _State(m=m, t=t, pairs_seen=pairs_seen, history=history)
 

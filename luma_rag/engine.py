@@ -444,8 +444,8 @@ class Luma:
         if bridged:
             bridge = self._need_bridge()
             q = as_query(query, bridge.config.source_dim)
-            q = as_query(bridge.project(q[None, :])[0], self.config.dim)
-            eps_q = bridge.epsilon
+            projected, eps_q = bridge.project_query(q[None, :])  # ε_q with renormalisation
+            q = as_query(projected[0], self.config.dim)
         else:
             q = as_query(query, self.config.dim)
         stages = {"bridge": time.perf_counter() - t_bridge if bridged else 0.0}
