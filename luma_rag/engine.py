@@ -42,7 +42,15 @@ from luma_rag.errors import (
 from luma_rag.filters import compile_filter
 from luma_rag.memory.tiered import TIER_NAMES, WARM, Candidates, TieredMemory
 from luma_rag.results import Hit, QueryResult, Telemetry
-from luma_rag.safety import certify, completeness, perturbation_bound, refine_with_geometry
+from luma_rag.memory.exact import exact_candidates
+from luma_rag.safety import (
+    Certificate,
+    certify,
+    completeness,
+    perturbation_bound,
+    refine_with_geometry,
+    score_rounding_error,
+)
 from luma_rag.store import (
     NewRecord,
     RecordStore,
@@ -455,14 +463,20 @@ class Luma:
             cands = self._candidates(q, k, filters)
             stages["candidates"] = time.perf_counter() - t_stage
             t_stage = time.perf_counter()
-            eps_items = self._item_drift(cands.keys)
             r = rho + eps_q
-            tau = perturbation_bound(r, eps_items, self.config.safety.multiplier)
-            cert = certify(cands.scores, tau, k)
-            if cands.keys.size > 1:  # the shared query perturbation: a sharper, still sound test
-                mult = self.config.safety.multiplier
-                cert = refine_with_geometry(cert, cands.scores, cands.vectors, r, eps_items, mult)
+            cert, eps_items = self._certify(cands, k, r)
             stages["certify"] = time.perf_counter() - t_stage
+            t_stage = time.perf_counter()
+            complete_at = self._complete_at(cands, cert, k, r)
+            stages["rescan"] = 0.0
+            if cert.safe1 and complete_at < 1 and self.config.safety.complete_on_demand:
+                # the gate would ANSWER on a set not proven complete: scan exactly, recertify
+                cands = self._rescan(q, k, filters)
+                cert, eps_items = self._certify(cands, k, r)
+                complete_at = self._complete_at(cands, cert, k, r)
+                stages["rescan"] = time.perf_counter() - t_stage
+            complete = cands.keys.size > 0 and complete_at >= min(k, cands.keys.size)
+            stages["complete"] = time.perf_counter() - t_stage
             t_stage = time.perf_counter()
             top = cands.keys[:k]
             details = self._records.details(top.tolist())
@@ -472,9 +486,6 @@ class Luma:
                 with self._promote_lock:
                     self._promote.update(due.tolist())
             stages["records"] = time.perf_counter() - t_stage
-        t_stage = time.perf_counter()
-        complete = self._complete(cands, cert.floor_k, r)
-        stages["complete"] = time.perf_counter() - t_stage
         hits = [
             Hit(
                 id=details[kk].id,
@@ -505,6 +516,7 @@ class Luma:
             safek=cert.safek,
             safe_k_min=cert.safe_prefix,
             complete=bool(complete),
+            complete_at=int(complete_at),
             k=k,
             n_candidates=int(cands.keys.size),
             latency_ms=(time.perf_counter() - t0) * 1000.0,
@@ -536,8 +548,40 @@ class Luma:
         allowed[keys] = True
         return self.memory.search(q, fetch_k, allowed)
 
+    def _certify(self, cands: Candidates, k: int, r: float) -> tuple[Certificate, np.ndarray]:
+        """Safe@k of the candidates: per-item τ (+ float32 rounding), then the pairwise test."""
+        eps_items = self._item_drift(cands.keys)
+        mult = self.config.safety.multiplier
+        eta = score_rounding_error(self.config.dim)
+        cert = certify(cands.scores, perturbation_bound(r, eps_items, mult) + eta, k)
+        if cands.keys.size > 1:  # the shared query perturbation: a sharper, still sound test
+            cert = refine_with_geometry(cert, cands.scores, cands.vectors, r, eps_items, mult)
+        return cert, eps_items
+
+    def _rescan(self, q: np.ndarray, k: int, filters: Mapping[str, Any] | None) -> Candidates:
+        """Exact top candidates over every allowed live item (see :mod:`luma_rag.memory.exact`)."""
+        compiled = compile_filter(filters, self._records.meta_keys()) if filters else None
+        if compiled is not None:
+            keys = self._records.select_keys(compiled.sql, compiled.params)
+        else:
+            keys = np.arange(self._next_key, dtype=np.int64)
+        keys = keys[self.memory.tier_of(keys) >= 0]
+        fetch_k = max(k, self.config.rerank_depth)
+        return exact_candidates(q, keys, self._vectors.get, self.memory.tier_of, fetch_k)
+
+    def _complete_at(self, cands: Candidates, cert: Certificate, k: int, r: float) -> int:
+        """Largest k' <= k whose top k' no outside item can overtake under the same bounds."""
+        kk = min(k, int(cands.keys.size))
+        if kk == 0:
+            return 0
+        if math.isinf(cands.outside_bound):  # -inf: nothing was left out; +inf: not certifiable
+            return kk if cands.outside_bound < 0 else 0
+        floors = np.minimum.accumulate(cands.scores[:kk].astype(np.float64) - cert.tau[:kk])
+        ok = [self._complete(cands, float(f), r) for f in floors]
+        return int(np.argmin(ok)) if not all(ok) else kk
+
     def _complete(self, cands: Candidates, floor_k: float, r: float) -> bool:
-        """Whether no item outside the candidates can overtake the top k under the same bounds."""
+        """Whether no item outside the candidates can overtake a floor under the same bounds."""
         if math.isinf(cands.outside_bound):
             return cands.outside_bound < 0  # -inf: nothing was left out; +inf: not certifiable
         if cands.keys.size == 0:
@@ -548,6 +592,7 @@ class Luma:
             if versions.size:
                 worst_drift = self.bridge.drift_since(int(versions.min()))
         slack = float(perturbation_bound(r, [worst_drift], self.config.safety.multiplier)[0])
+        slack += score_rounding_error(self.config.dim)  # the outside bound is a float32 score
         return completeness(floor_k, np.array([cands.outside_bound + slack]))
 
     def _item_drift(self, keys: np.ndarray) -> np.ndarray:

@@ -80,6 +80,11 @@ class SafetyConfig(ConfigBase):
         rho: Encoder radius ρ used for queries given as raw vectors (no encoder attached, so
             nothing calibrated it). ``0.0`` means such queries are treated as exact.
             Must be finite and ``>= 0``.
+        complete_on_demand: When a query is Safe@1 (the gate would ANSWER) but its candidate
+            set is not proven complete (an HNSW or IVF-PQ tier may have missed a better item),
+            rescan the allowed items exactly from the raw vectors and certify again, so that
+            ``safe1 and complete`` means the certified top-1 is the store's exact top-1.
+            ``False`` skips the rescan (``complete`` is then reported as it is).
 
     Example:
         >>> cfg = SafetyConfig(multiplier=2.0, rho=0.05)
@@ -89,6 +94,7 @@ class SafetyConfig(ConfigBase):
 
     multiplier: float = 2.0
     rho: float = 0.0
+    complete_on_demand: bool = True
 
     def __post_init__(self) -> None:
         check(
@@ -100,6 +106,11 @@ class SafetyConfig(ConfigBase):
             _is_real(self.rho) and math.isfinite(self.rho) and self.rho >= 0,
             f"SafetyConfig.rho must be a finite number >= 0 (0.0 treats raw-vector queries as "
             f"exact), got {self.rho!r}",
+        )
+        check(
+            isinstance(self.complete_on_demand, bool),
+            f"SafetyConfig.complete_on_demand must be True or False, "
+            f"got {self.complete_on_demand!r}",
         )
         # Store plain floats so to_json() is stable whatever numeric type came in.
         object.__setattr__(self, "multiplier", float(self.multiplier))

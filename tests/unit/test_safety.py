@@ -459,7 +459,11 @@ def test_safety_config_defaults_and_json_round_trip() -> None:
     assert isinstance(cfg.multiplier, float) and cfg.multiplier == 3.0
     assert SafetyConfig.from_json(cfg.to_json()) == cfg
     assert SafetyConfig.from_dict(cfg.to_dict()) == cfg
-    assert json.loads(cfg.to_json()) == {"multiplier": 3.0, "rho": 0.05}
+    assert json.loads(cfg.to_json()) == {
+        "multiplier": 3.0,
+        "rho": 0.05,
+        "complete_on_demand": True,
+    }
     with pytest.raises(AttributeError):
         cfg.rho = 0.1  # type: ignore[misc]
 
