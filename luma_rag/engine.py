@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import numpy as np
 
@@ -113,6 +113,7 @@ class Luma:
         self._promote_lock = threading.Lock()  # readers add to _promote concurrently
         self._embedder: MediaEmbedder | None = None
         self.rho: dict[str, float] = {}
+        self.rho_source: dict[str, str] = {}  # per modality: "calibrated" or "user"
         try:
             self._recover()
         except BaseException:
@@ -434,6 +435,7 @@ class Luma:
         filters: Mapping[str, Any] | None = None,
         rho: float | None = None,
         bridged: bool = False,
+        rho_source: Literal["calibrated", "user", "unset"] | None = None,
     ) -> QueryResult:
         """Top ``k`` by exact cosine, with the Safe@k certificate.
 
@@ -442,10 +444,16 @@ class Luma:
             k: number of hits, >= 1.
             filters: metadata filter (see :mod:`luma_rag.filters`).
             rho: encoder radius for this query (default ``SafetyConfig.rho``).
+            rho_source: where ``rho`` came from, reported in the telemetry; default ``"user"``
+                when ``rho`` is given, else ``"user"`` for a nonzero ``SafetyConfig.rho`` and
+                ``"unset"`` for 0.
         """
         t0 = time.perf_counter()
         self._check_open()
         k = _check_k(k)
+        if rho_source is None:
+            given = rho is not None or self.config.safety.rho > 0
+            rho_source = "user" if given else "unset"
         rho = self.config.safety.rho if rho is None else _check_rho(rho)
         eps_q = 0.0
         t_bridge = time.perf_counter()
@@ -517,6 +525,7 @@ class Luma:
             safe_k_min=cert.safe_prefix,
             complete=bool(complete),
             complete_at=int(complete_at),
+            rho_source=rho_source,
             k=k,
             n_candidates=int(cands.keys.size),
             latency_ms=(time.perf_counter() - t0) * 1000.0,
@@ -632,6 +641,8 @@ class Luma:
         self._embedder = MediaEmbedder(encoder, audio_encoder)
         stored = self._records.get_kv("rho")
         self.rho = {k: float(v) for k, v in json.loads(stored).items()} if stored else {}
+        sources = self._records.get_kv("rho_source")
+        self.rho_source = dict(json.loads(sources)) if sources else {}
         if audio_encoder is not None and self.bridge is not None and not self.bridge.fitted:
             captions = [
                 c
@@ -646,13 +657,48 @@ class Luma:
             missing |= {"audio"} - set(self.rho)
         if missing:
             self.rho.update(_calibrate_radii(encoder, audio_encoder, self.bridge, missing))
+            self.rho_source.update({m: "calibrated" for m in missing})
             self._records.set_kv("rho", json.dumps(self.rho))
+            self._records.set_kv("rho_source", json.dumps(self.rho_source))
 
-    def set_rho(self, modality: str, value: float) -> None:
-        """Set the encoder radius ρ used for queries of ``modality`` (persisted)."""
+    def set_rho(
+        self, modality: str, value: float, *, source: Literal["calibrated", "user"] = "user"
+    ) -> None:
+        """Set the encoder radius ρ used for queries of ``modality`` (persisted).
+
+        Args:
+            modality: ``"text"``, ``"image"``, ``"audio"`` or ``"video"``.
+            value: ρ, finite and ``>= 0``.
+            source: ``"calibrated"`` when measured (e.g. by :mod:`luma_rag.rho`), else
+                ``"user"``; reported as ``Telemetry.rho_source``.
+        """
         self._check_open()
+        if source not in ("calibrated", "user"):
+            raise InvalidInputError(f"source must be 'calibrated' or 'user', got {source!r}")
         self.rho[str(modality)] = _check_rho(value)
+        self.rho_source[str(modality)] = source
         self._records.set_kv("rho", json.dumps(self.rho))
+        self._records.set_kv("rho_source", json.dumps(self.rho_source))
+
+    def calibration(self, name: str) -> dict[str, Any] | None:
+        """A calibration stored with :meth:`set_calibration` (``None`` if there is none)."""
+        self._check_open()
+        stored = self._records.get_kv(f"calibration:{name}")
+        return dict(json.loads(stored)) if stored else None
+
+    def set_calibration(self, name: str, value: Mapping[str, Any]) -> None:
+        """Persist a JSON-serialisable calibration (ρ of a foreign embedder, relevance floors).
+
+        Args:
+            name: Key, e.g. ``"rho:langchain:HuggingFaceEmbeddings"`` or ``"relevance:text"``.
+            value: JSON-serialisable mapping.
+        """
+        self._check_open()
+        try:
+            text = json.dumps(dict(value))
+        except (TypeError, ValueError) as e:
+            raise InvalidInputError(f"calibration {name!r} must be JSON-serialisable ({e})") from e
+        self._records.set_kv(f"calibration:{name}", text)
 
     def _need_embedder(self) -> MediaEmbedder:
         if self._embedder is None:
@@ -761,9 +807,13 @@ class Luma:
         t0 = time.perf_counter()
         emb = self._need_embedder().embed(text=text, image=image, audio=audio, video=video)
         encode_ms = (time.perf_counter() - t0) * 1000.0
-        if rho is None:
-            rho = self.rho.get(emb.modality, self.config.safety.rho)
-        res = self.search(emb.vector, k, filters=filters, rho=rho, bridged=emb.bridged)
+        source: Literal["calibrated", "user", "unset"] | None = None
+        if rho is None and emb.modality in self.rho:
+            rho = self.rho[emb.modality]
+            source = "user" if self.rho_source.get(emb.modality) == "user" else "calibrated"
+        res = self.search(
+            emb.vector, k, filters=filters, rho=rho, bridged=emb.bridged, rho_source=source
+        )
         tel = dataclasses.replace(
             res.telemetry,
             latency_ms=(time.perf_counter() - t0) * 1000.0,
