@@ -40,9 +40,9 @@ from luma_rag.errors import (
     StoreCorruptedError,
 )
 from luma_rag.filters import compile_filter
+from luma_rag.memory.exact import exact_candidates
 from luma_rag.memory.tiered import TIER_NAMES, WARM, Candidates, TieredMemory
 from luma_rag.results import Hit, QueryResult, Telemetry
-from luma_rag.memory.exact import exact_candidates
 from luma_rag.safety import (
     Certificate,
     certify,

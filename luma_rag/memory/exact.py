@@ -50,10 +50,8 @@ def exact_candidates(
         part = keys[start : start + chunk]
         scores[start : start + len(part)] = read(part) @ query
     take = min(fetch_k, len(keys))
-    if take < len(keys):
-        top = np.argpartition(-scores, take - 1)[:take]
-    else:
-        top = np.arange(len(keys))
+    everything = take >= len(keys)
+    top = np.arange(len(keys)) if everything else np.argpartition(-scores, take - 1)[:take]
     top = top[np.argsort(-scores[top], kind="stable")]
     rest = np.ones(len(keys), dtype=bool)
     rest[top] = False

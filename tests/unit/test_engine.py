@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from luma_rag import BridgeConfig, Luma, LumaConfig, SpillConfig, WarmTierConfig
-from luma_rag.safety import SafetyConfig
 from luma_rag.errors import (
     ConfigError,
     DimensionMismatchError,
@@ -20,6 +19,7 @@ from luma_rag.errors import (
     NotFoundError,
     StoreClosedError,
 )
+from luma_rag.safety import SafetyConfig
 
 pytestmark = pytest.mark.timeout(120)
 
