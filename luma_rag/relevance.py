@@ -11,7 +11,8 @@ Two checks, both calibrated on the store's own data (:func:`calibrate_relevance`
   pairs are the store's own items queried by perturbed versions of their own text
   (:mod:`luma_rag.perturb`: word dropout, swaps, casing, typos); the floor is the conformal
   lower ``α``-quantile of their scores — the ``⌊α(n+1)⌋``-th smallest of ``n`` — so a new
-  matched query (exchangeable with them) falls below it with probability at most ``α``;
+  matched query (exchangeable with them) falls below it with probability at most ``α``
+  (``1/(n+1)`` when ``n`` is too small for ``α``: the smallest score is used);
 * **grounding** (text queries over stores whose items carry text): the share of the query's
   content words (stop words and generic words such as "image", "shape", "thing" aside) found
   in the store's vocabulary must reach a floor, calibrated the same way on held-out texts
@@ -86,9 +87,15 @@ def _coverage(text: str, vocabulary: frozenset[str] | set[str]) -> float:
 
 
 def _conformal_floor(values: np.ndarray, alpha: float) -> float:
-    """The ``⌊α(n+1)⌋``-th smallest value (``-inf`` when too few values for that α)."""
-    rank = math.floor(alpha * (values.size + 1))
-    return float(np.sort(values)[rank - 1]) if rank >= 1 else float("-inf")
+    """The ``⌊α(n+1)⌋``-th smallest value; the smallest when ``n + 1 < 1/α``.
+
+    A new exchangeable value falls below it with probability ``<= max(α, 1/(n+1))``;
+    ``-inf`` for no values.
+    """
+    if values.size == 0:
+        return float("-inf")
+    rank = max(1, math.floor(alpha * (values.size + 1)))
+    return float(np.sort(values)[rank - 1])
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from luma_rag._config import ConfigBase, check
 from luma_rag.answer.clarify import clarifying_question
 from luma_rag.errors import InvalidInputError
+from luma_rag.relevance import RelevanceModel, RelevanceVerdict
 from luma_rag.results import Hit, QueryResult
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Decision = Literal["answer", "widen", "clarify"]
+Decision = Literal["answer", "widen", "clarify", "not_in_memory"]
 
 
 def _is_int(value: object) -> bool:
@@ -127,6 +128,10 @@ class GateNumbers:
         safe1: Safe@1. safe_k: the smallest safe ``k'`` the gate accepted (None: none).
         complete: No item outside the candidates can overtake the top ``k``.
         n_candidates: Candidates the certificate covers. k_checked: largest ``k'`` examined.
+        complete_at: Largest ``k'`` whose top ``k'`` no outside item can overtake (ANSWER needs
+            ``>= 1``, WIDEN to ``k'`` needs ``>= k'``).
+        rho_source: Where ρ came from: ``"calibrated"``, ``"user"`` or ``"unset"`` (nobody
+            calibrated or set it; the certificate then only covers float rounding).
     """
 
     margin_top2: float
@@ -142,6 +147,8 @@ class GateNumbers:
     complete: bool
     n_candidates: int
     k_checked: int
+    complete_at: int = 0
+    rho_source: str = "unset"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict; NaN and ±inf become ``None``."""
@@ -156,9 +163,10 @@ class GateDecision:
     """What the gate decided for one query, with its evidence and the numbers behind it.
 
     Attributes:
-        decision: ``"answer"``, ``"widen"`` or ``"clarify"``.
+        decision: ``"answer"``, ``"widen"``, ``"clarify"`` or ``"not_in_memory"`` (the
+            relevance test failed: nothing in memory answers the question).
         k_used: Size of the certified set the decision rests on: 1 for ANSWER, ``k'`` for
-            WIDEN, 0 for CLARIFY.
+            WIDEN, 0 for CLARIFY and NOT_IN_MEMORY.
         evidence: Hits to answer from, best first: the top ``k`` for ANSWER (the first is the
             answer, the rest context), the top ``k'`` for WIDEN, the leading candidates for
             CLARIFY.
@@ -168,8 +176,9 @@ class GateDecision:
         settled: False when the result could not show whether some ``k'`` up to ``k_max`` is
             safe (it was fetched with a smaller ``k``); re-query with ``k_max`` to settle it.
         requeried: The decision came from a second query with ``k_max``.
-        gap_id: Id of the knowledge gap recorded for a CLARIFY, if one was recorded.
+        gap_id: Id of the knowledge gap recorded for a CLARIFY / NOT_IN_MEMORY, if any.
         hits: Every hit of the result it was decided on.
+        relevance: The relevance verdict the gate read (None: no relevance model).
     """
 
     decision: Decision
@@ -182,6 +191,7 @@ class GateDecision:
     requeried: bool = False
     gap_id: int | None = None
     hits: tuple[Hit, ...] = field(default=(), repr=False)
+    relevance: RelevanceVerdict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary for result metadata (LangChain / LlamaIndex / the app)."""
@@ -195,6 +205,7 @@ class GateDecision:
             "gap_id": self.gap_id,
             "evidence": [h.id for h in self.evidence],
             "numbers": self.numbers.to_dict(),
+            "relevance": self.relevance.to_dict() if self.relevance is not None else None,
         }
 
 
@@ -216,6 +227,8 @@ def _numbers(
         complete=bool(tel.complete),
         n_candidates=int(result.certificate.n),
         k_checked=int(k_checked),
+        complete_at=int(getattr(tel, "complete_at", 0)),
+        rho_source=str(getattr(tel, "rho_source", "unset")),
     )
 
 
@@ -251,10 +264,17 @@ def _leading(result: QueryResult, limit: int) -> tuple[Hit, ...]:
     return tuple(lead[:limit])
 
 
-def decide(result: QueryResult, config: GateConfig | None = None) -> GateDecision:
-    """Decide ANSWER, WIDEN or CLARIFY for one query result. Pure.
+def decide(
+    result: QueryResult,
+    config: GateConfig | None = None,
+    relevance: RelevanceVerdict | None = None,
+) -> GateDecision:
+    """Decide ANSWER, WIDEN, CLARIFY or NOT_IN_MEMORY for one query result. Pure.
 
-    ANSWER when the result is Safe@1; else WIDEN to the certificate's ``safe_prefix`` (the
+    NOT_IN_MEMORY first, when ``relevance`` says the best evidence is not relevant: nothing
+    irrelevant is ever answered from or widened to. ANSWER when the result is Safe@1 *and*
+    complete at 1 (no item outside the candidates can overtake the top-1; see
+    ``Telemetry.complete_at``); else WIDEN to the certificate's ``safe_prefix`` (the
     smallest safe ``k'``, computed by the engine over all reranked candidates) when it is
     ``<= k_max`` and leaves a candidate out; else CLARIFY. The certificate checks prefixes up
     to the ``k`` the result was fetched with only; when that is below ``min(k_max, n − 1)``
@@ -263,6 +283,7 @@ def decide(result: QueryResult, config: GateConfig | None = None) -> GateDecisio
     Args:
         result: A query's hits, telemetry and certificate.
         config: Gate settings (default :class:`GateConfig`).
+        relevance: The relevance verdict for this query (None: not checked).
 
     Returns:
         The :class:`GateDecision`.
@@ -270,7 +291,25 @@ def decide(result: QueryResult, config: GateConfig | None = None) -> GateDecisio
     Raises:
         InvalidInputError: the result holds more hits than its certificate covers.
     """
-    cfg = config if config is not None else GateConfig()
+    decision = _decide(result, config if config is not None else GateConfig(), relevance)
+    return dataclasses.replace(decision, relevance=relevance)
+
+
+NOT_IN_MEMORY_QUESTION = (
+    "Nothing in memory answers this. Could you add material about it, or rephrase the question?"
+)
+
+
+def _complete_at(result: QueryResult) -> int:
+    """Largest k' the result is complete at (``complete`` alone implies the full k)."""
+    tel, cert = result.telemetry, result.certificate
+    full = min(int(cert.k), int(cert.n)) if tel.complete else 0
+    return max(int(getattr(tel, "complete_at", 0)), full)
+
+
+def _decide(
+    result: QueryResult, cfg: GateConfig, relevance: RelevanceVerdict | None
+) -> GateDecision:
     cert, hits = result.certificate, list(result.hits)
     n = int(cert.n)
     if len(hits) > n:
@@ -293,7 +332,15 @@ def decide(result: QueryResult, config: GateConfig | None = None) -> GateDecisio
             question,
             hits=all_hits,
         )
-    if result.telemetry.safe1:
+    if relevance is not None and not relevance.relevant:
+        numbers = _numbers(
+            result, slack=cert.slack_1, delta_k=cert.delta_k, safe_k=None, k_checked=0
+        )
+        return GateDecision(
+            "not_in_memory", 0, (), relevance.reason, numbers, NOT_IN_MEMORY_QUESTION, hits=all_hits
+        )
+    complete_at = _complete_at(result)
+    if result.telemetry.safe1 and complete_at >= 1:
         numbers = _numbers(result, slack=cert.slack_1, delta_k=cert.delta_k, safe_k=1, k_checked=1)
         reason = (
             f"Safe@1: the top item's lower bound beats every rival's upper bound "
@@ -302,7 +349,7 @@ def decide(result: QueryResult, config: GateConfig | None = None) -> GateDecisio
         return GateDecision("answer", 1, tuple(hits[: cfg.k]), reason, numbers, hits=all_hits)
 
     kp = cert.safe_prefix
-    if kp is not None and 1 < kp <= k_checked:
+    if kp is not None and 1 < kp <= min(k_checked, complete_at):
         slack = _widened_slack(result, kp)
         delta = hits[kp - 1].score - hits[kp].score if kp < len(hits) else cert.delta_k
         numbers = _numbers(result, slack=slack, delta_k=delta, safe_k=kp, k_checked=k_checked)
@@ -317,7 +364,12 @@ def decide(result: QueryResult, config: GateConfig | None = None) -> GateDecisio
     numbers = _numbers(
         result, slack=cert.slack_1, delta_k=cert.delta_k, safe_k=None, k_checked=k_checked
     )
-    if settled:
+    if result.telemetry.safe1 and complete_at < 1:
+        reason = (
+            "Safe@1 among the candidates, but the candidate set is not proven complete (an "
+            "approximate tier may have missed a better item); not answering from it"
+        )
+    elif settled:
         reason = (
             f"no set of k' <= {widen_limit} results is stable (Safe@1 slack "
             f"{cert.slack_1:.4g}); the leading candidates are too close to tell apart"
@@ -341,6 +393,8 @@ def _gap_detail(decision: GateDecision) -> dict[str, Any]:
         "margins": decision.numbers.to_dict(),
         "reason": decision.reason,
         "clarification": decision.clarification,
+        "decision": decision.decision,
+        "relevance": decision.relevance.to_dict() if decision.relevance is not None else None,
     }
 
 
@@ -360,18 +414,44 @@ class GatedRetriever:
     """
 
     def __init__(
-        self, luma: Luma, config: GateConfig | None = None, *, record_gaps: bool = True
+        self,
+        luma: Luma,
+        config: GateConfig | None = None,
+        *,
+        record_gaps: bool = True,
+        relevance: RelevanceModel | Literal["auto"] | None = "auto",
     ) -> None:
         """Wrap ``luma``.
 
         Args:
             luma: An open store (with an encoder for :meth:`query`).
             config: Gate settings (default :class:`GateConfig`).
-            record_gaps: Log every CLARIFY as a knowledge gap.
+            record_gaps: Log every CLARIFY and NOT_IN_MEMORY as a knowledge gap.
+            relevance: The relevance test (:mod:`luma_rag.relevance`). ``"auto"`` (default):
+                the store's own calibration, calibrated on first use from its items' texts
+                and persisted (see :func:`luma_rag.answer.relevance_auto.store_relevance`);
+                ``None``: no relevance test.
         """
         self.luma = luma
         self.config = config if config is not None else GateConfig()
         self.record_gaps = record_gaps
+        self._relevance_arg = relevance
+        self._relevance: RelevanceModel | None = None
+        self._relevance_ready = False
+
+    @property
+    def relevance(self) -> RelevanceModel | None:
+        """The relevance model in use (calibrated on first use with ``"auto"``)."""
+        if not self._relevance_ready:
+            arg = self._relevance_arg
+            if arg == "auto":
+                from luma_rag.answer.relevance_auto import store_relevance
+
+                self._relevance = store_relevance(self.luma)
+            else:
+                self._relevance = arg if isinstance(arg, RelevanceModel) else None
+            self._relevance_ready = True
+        return self._relevance
 
     def query(
         self,
@@ -405,7 +485,12 @@ class GatedRetriever:
                 text, image=image, audio=audio, video=video, k=k, filters=filters, **extra
             )
 
-        return self._gate(fetch, label)
+        modality = (
+            "text"
+            if text is not None
+            else next((kind for kind, p in media.items() if p is not None), "text")
+        )
+        return self._gate(fetch, label, text, modality)
 
     def search(
         self,
@@ -432,25 +517,42 @@ class GatedRetriever:
         def fetch(k: int) -> QueryResult:
             return self.luma.search(vector, k, filters=filters, rho=rho, bridged=bridged)
 
-        return self._gate(fetch, question or "vector query")
+        return self._gate(fetch, question or "vector query", question, "text")
 
-    def _gate(self, fetch: Callable[[int], QueryResult], label: str) -> GateDecision:
+    def _judge(
+        self, result: QueryResult, text: str | None, modality: str
+    ) -> RelevanceVerdict | None:
+        model = self.relevance
+        if model is None:
+            return None
+        top = result.hits[0].score if result.hits else None
+        return model.judge(text, modality, top)
+
+    def _gate(
+        self,
+        fetch: Callable[[int], QueryResult],
+        label: str,
+        text: str | None = None,
+        modality: str = "text",
+    ) -> GateDecision:
         cfg = self.config
         wide = max(cfg.k_max, cfg.max_options)
-        decision = decide(fetch(cfg.k), cfg)
+        first = fetch(cfg.k)
+        verdict = self._judge(first, text, modality)
+        decision = decide(first, cfg, verdict)
         few_options = len(decision.hits) < min(cfg.max_options, decision.numbers.n_candidates)
         if wide > cfg.k and (
             not decision.settled or (decision.decision == "clarify" and few_options)
         ):
             logger.debug("gate: re-querying with k=%d (%s)", wide, decision.reason)
-            decision = dataclasses.replace(decide(fetch(wide), cfg), requeried=True)
+            decision = dataclasses.replace(decide(fetch(wide), cfg, verdict), requeried=True)
         if cfg.fetch_k is not None and cfg.fetch_k > len(decision.hits):
             deeper = fetch(cfg.fetch_k).hits
             if [h.id for h in deeper[: len(decision.hits)]] == [h.id for h in decision.hits]:
                 decision = dataclasses.replace(decision, hits=tuple(deeper))
             else:  # a store changed in between: keep what the decision was made on
                 logger.warning("gate: the deeper fetch ranks differently; keeping the hits")
-        if decision.decision == "clarify" and self.record_gaps:
+        if decision.decision in ("clarify", "not_in_memory") and self.record_gaps:
             gap = self.luma.record_gap(label or "(empty query)", _gap_detail(decision))
             decision = dataclasses.replace(decision, gap_id=gap)
         return decision
