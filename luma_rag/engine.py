@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -22,20 +21,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from luma_rag import _checks as checks
-from luma_rag import ingest as _ingest
+import luma_rag._checks as checks
+import luma_rag.encoding as _encoding
 from luma_rag._arrays import as_query, as_unit_matrix
 from luma_rag.bridge import ProcrustesBridge
 from luma_rag.config import LumaConfig, session_config
 from luma_rag.encoders.resolve import resolve_encoder as _resolve_encoder
-from luma_rag.errors import ConfigError, DimensionMismatchError, InvalidInputError
+from luma_rag.errors import ConfigError, InvalidInputError
 from luma_rag.pipeline import run_query
 from luma_rag.results import QueryResult
 from luma_rag.store.local import LocalStore
 from luma_rag.store.recovery import read_config, write_config
 
 if TYPE_CHECKING:
-    from luma_rag.calibration import CalibrationInputs
     from luma_rag.embedder import MediaEmbedder
     from luma_rag.encoders.base import Encoder
     from luma_rag.memory.tiered import TieredMemory
@@ -268,70 +266,6 @@ class Luma:
         """The CLIP-space encoder attached to this store (None: vectors only)."""
         return self._embedder.encoder if self._embedder else None
 
-    def attach_encoders(
-        self,
-        encoder: Encoder,
-        audio_encoder: Encoder | None = None,
-        *,
-        calibration: CalibrationInputs | None = None,
-    ) -> None:
-        """Attach encoders; calibrate ρ and warm-start the bridge when the store has none yet.
-
-        ρ per query modality is read from the store (``luma.rho``); the ones missing are
-        measured on first attach by :func:`~luma_rag.calibration.calibrate_radii` (text from
-        paraphrases, image and video from shifted / re-lit images, audio from the bridge's
-        residual), so no encoder modality is certified with the vacuous ρ = 0. An unfitted
-        bridge is warm-started from caption pairs through both text towers first.
-
-        Args:
-            calibration: inputs that mean the same, for ρ and the bridge warm start (default:
-                the set shipped beside the tiny checkpoints, read only when something is
-                missing).
-        """
-        from luma_rag.calibration import calibrate_radii, load_calibration_inputs
-        from luma_rag.embedder import MediaEmbedder
-
-        self._store.check_open()
-        if encoder.dim != self.config.dim:
-            raise DimensionMismatchError(
-                f"encoder {encoder.name} gives {encoder.dim}-d vectors; "
-                f"the store is {self.config.dim}-d"
-            )
-        self._embedder = MediaEmbedder(encoder, audio_encoder)
-        stored = self._store.get_kv("rho")
-        self.rho = {k: float(v) for k, v in json.loads(stored).items()} if stored else {}
-        bridge = self.bridge
-        warm_start = audio_encoder is not None and bridge is not None and not bridge.fitted
-        missing = {"text", "image", "video"} - set(self.rho)
-        if audio_encoder is not None and bridge is not None:
-            missing |= {"audio"} - set(self.rho)
-        if not (warm_start or missing):
-            return
-        inputs = calibration if calibration is not None else load_calibration_inputs()
-        if warm_start and audio_encoder is not None and bridge is not None:
-            need = 2 * (bridge.config.resolved_min_pairs // 2 + 1)
-            captions = inputs.bridge_captions[:need]
-            if len(captions) < bridge.config.resolved_min_pairs:
-                logger.warning(
-                    "only %d warm-start captions for a bridge that fits after %d pairs; audio "
-                    "needs more caption pairs (ingest captioned items)",
-                    len(captions),
-                    bridge.config.resolved_min_pairs,
-                )
-            if captions:
-                self.add_bridge_pairs(
-                    audio_encoder.encode_text(captions), encoder.encode_text(captions)
-                )
-        if missing:
-            self.rho.update(calibrate_radii(encoder, audio_encoder, self.bridge, missing, inputs))
-            self._store.set_kv("rho", json.dumps(self.rho))
-
-    def set_rho(self, modality: str, value: float) -> None:
-        """Set the encoder radius ρ used for queries of ``modality`` (persisted)."""
-        self._store.check_open()
-        self.rho[str(modality)] = checks.check_rho(value)
-        self._store.set_kv("rho", json.dumps(self.rho))
-
     def _need_embedder(self) -> MediaEmbedder:
         if self._embedder is None:
             raise ConfigError(
@@ -340,11 +274,14 @@ class Luma:
             )
         return self._embedder
 
-    # Embedding media, then the vector API above; the bodies live in luma_rag/ingest.py.
-    ingest = _ingest.ingest_item
-    ingest_texts = _ingest.ingest_texts
-    ingest_images = _ingest.ingest_images
-    query = _ingest.query_media
+    # The encoder side (attach + calibrate, embed media, then the vector API above); the
+    # bodies and their docstrings live in luma_rag/encoding.py.
+    attach_encoders = _encoding.attach_encoders
+    set_rho = _encoding.set_rho
+    ingest = _encoding.ingest_item
+    ingest_texts = _encoding.ingest_texts
+    ingest_images = _encoding.ingest_images
+    query = _encoding.query_media
 
     # -- records ---------------------------------------------------------------------------------
     def record_gap(self, query: str, detail: Mapping[str, Any]) -> int:

@@ -1,28 +1,41 @@
-"""Media in and out of a store: embed with the attached encoders, then add or search vectors.
+"""The encoder side of the facade: attach encoders, embed media, add or search the vectors.
 
-These are the bodies of :meth:`Luma.ingest`, :meth:`Luma.ingest_texts`,
-:meth:`Luma.ingest_images` and :meth:`Luma.query`: validate, embed (through
-:class:`~luma_rag.embedder.MediaEmbedder`; audio is marked ``bridged``), feed caption pairs to
-the bridge, then call the facade's vector API, so every write takes the same validated path.
+These functions are :class:`~luma_rag.Luma` methods (``attach_encoders``, ``set_rho``,
+``ingest``, ``ingest_texts``, ``ingest_images``, ``query``), kept here so the facade stays a
+page long. Attaching measures the missing radii ρ (:func:`~luma_rag.calibration.calibrate_radii`
+on inputs passed in, default the shipped set) and warm-starts an unfitted bridge; ingest and
+query validate, embed (through :class:`~luma_rag.embedder.MediaEmbedder`; audio is marked
+``bridged``), feed caption pairs to the bridge, then call the facade's vector API, so every
+write takes the same validated path.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from luma_rag import _checks as checks
-from luma_rag.errors import InvalidInputError
+import luma_rag._checks as checks
+from luma_rag.errors import DimensionMismatchError, InvalidInputError
 from luma_rag.results import QueryResult
 
 if TYPE_CHECKING:
+    from luma_rag.calibration import CalibrationInputs
+    from luma_rag.encoders.base import Encoder
     from luma_rag.engine import Luma
 
-__all__ = ["ingest_images", "ingest_item", "ingest_texts", "query_media"]
+__all__ = [
+    "attach_encoders",
+    "ingest_images",
+    "ingest_item",
+    "ingest_texts",
+    "query_media",
+    "set_rho",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -146,3 +159,69 @@ def query_media(
         stages_ms={"encode": encode_ms, **res.telemetry.stages_ms},
     )
     return dataclasses.replace(res, telemetry=tel)
+
+
+def attach_encoders(
+    luma: Luma,
+    encoder: Encoder,
+    audio_encoder: Encoder | None = None,
+    *,
+    calibration: CalibrationInputs | None = None,
+) -> None:
+    """Attach encoders; calibrate ρ and warm-start the bridge when the store has none yet.
+
+    ρ per query modality is read from the store (``luma.rho``); the ones missing are
+    measured on first attach by :func:`~luma_rag.calibration.calibrate_radii` (text from
+    paraphrases, image and video from shifted / re-lit images, audio from the bridge's
+    residual), so no encoder modality is certified with the vacuous ρ = 0. An unfitted
+    bridge is warm-started from caption pairs through both text towers first.
+
+    Args:
+        calibration: inputs that mean the same, for ρ and the bridge warm start (default:
+            the set shipped beside the tiny checkpoints, read only when something is
+            missing).
+    """
+    from luma_rag.calibration import calibrate_radii, load_calibration_inputs
+    from luma_rag.embedder import MediaEmbedder
+
+    luma._store.check_open()
+    if encoder.dim != luma.config.dim:
+        raise DimensionMismatchError(
+            f"encoder {encoder.name} gives {encoder.dim}-d vectors; "
+            f"the store is {luma.config.dim}-d"
+        )
+    luma._embedder = MediaEmbedder(encoder, audio_encoder)
+    stored = luma._store.get_kv("rho")
+    luma.rho = {k: float(v) for k, v in json.loads(stored).items()} if stored else {}
+    bridge = luma.bridge
+    warm_start = audio_encoder is not None and bridge is not None and not bridge.fitted
+    missing = {"text", "image", "video"} - set(luma.rho)
+    if audio_encoder is not None and bridge is not None:
+        missing |= {"audio"} - set(luma.rho)
+    if not (warm_start or missing):
+        return
+    inputs = calibration if calibration is not None else load_calibration_inputs()
+    if warm_start and audio_encoder is not None and bridge is not None:
+        need = 2 * (bridge.config.resolved_min_pairs // 2 + 1)
+        captions = inputs.bridge_captions[:need]
+        if len(captions) < bridge.config.resolved_min_pairs:
+            logger.warning(
+                "only %d warm-start captions for a bridge that fits after %d pairs; audio "
+                "needs more caption pairs (ingest captioned items)",
+                len(captions),
+                bridge.config.resolved_min_pairs,
+            )
+        if captions:
+            luma.add_bridge_pairs(
+                audio_encoder.encode_text(captions), encoder.encode_text(captions)
+            )
+    if missing:
+        luma.rho.update(calibrate_radii(encoder, audio_encoder, luma.bridge, missing, inputs))
+        luma._store.set_kv("rho", json.dumps(luma.rho))
+
+
+def set_rho(luma: Luma, modality: str, value: float) -> None:
+    """Set the encoder radius ρ used for queries of ``modality`` (persisted)."""
+    luma._store.check_open()
+    luma.rho[str(modality)] = checks.check_rho(value)
+    luma._store.set_kv("rho", json.dumps(luma.rho))
