@@ -20,8 +20,8 @@ from luma_rag.memory import (
     TierHits,
     WarmTierConfig,
 )
-from luma_rag.memory.spill import spill_order, spill_scores
 from luma_rag.memory.ivfpq import pq_m
+from luma_rag.memory.spill import spill_order, spill_scores
 from luma_rag.memory.warm import WarmTier
 
 pytestmark = pytest.mark.timeout(120)
