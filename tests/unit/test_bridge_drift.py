@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from luma_rag.bridge import BridgeConfig, ProcrustesBridge
+from luma_rag.store.bridge_file import load_bridge, save_bridge
 
 
 def _two_versions(source_dim: int, target_dim: int, seed: int) -> ProcrustesBridge:
@@ -104,7 +105,7 @@ def test_min_norm_survives_a_round_trip(tmp_path) -> None:
     x = _adversarial(np.array(bridge.transform), 10, np.random.default_rng(2), 0.05)
     _, version = bridge.project_with_version(x)
     _refit(bridge, 9)
-    bridge.save(tmp_path / "b.safetensors")
-    again = ProcrustesBridge.load(tmp_path / "b.safetensors")
+    save_bridge(bridge, tmp_path / "b.safetensors")
+    again = load_bridge(tmp_path / "b.safetensors")
     assert again.drift_since(version) == pytest.approx(bridge.drift_since(version))
     assert again.history[0]["min_norm"] < 0.1

@@ -1,0 +1,100 @@
+"""The pairwise (geometric) refinement of Safe@1 / Safe@k: one query perturbation for all.
+
+Distances between candidates are computed from the vector differences in float64 — never as
+``sqrt(2 − 2⟨v_i, v_j⟩)``, which in float32 cancels to 0 for items closer than ~1e-4 and
+would certify near-duplicates that a query move towards the runner-up flips — and every
+pairwise comparison carries the scores' rounding allowance (:func:`score_rounding_error`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from luma_rag.errors import InvalidInputError
+from luma_rag.safety.bounds import as_vector, check_radius, score_rounding_error
+from luma_rag.safety.certificate import Certificate, ranked
+
+__all__ = ["refine_with_geometry"]
+
+
+def refine_with_geometry(
+    certificate: Certificate,
+    scores: ArrayLike,
+    vectors: ArrayLike,
+    r: float,
+    e: ArrayLike,
+    multiplier: float = 2.0,
+    *,
+    score_dtype: Any = np.float32,
+) -> Certificate:
+    """Sharpen Safe@1 / Safe@k using that one query perturbation moves every score together.
+
+    With a shared query perturbation Δu (‖Δu‖ ≤ r) and item perturbations Δv_i (‖Δv_i‖ ≤ e_i),
+    for a unit query u::
+
+        (s'_i − s'_j) − (s_i − s_j) = ⟨Δu, v_i − v_j⟩ + ⟨u + Δu, Δv_i − Δv_j⟩
+        |…| ≤ r·‖v_i − v_j‖ + (1 + r)(e_i + e_j)
+
+    so item i stays ahead of j when s_i − s_j exceeds that bound (scaled by multiplier / 2)
+    plus the rounding allowance 2η of the two float scores (:func:`score_rounding_error`).
+    ``‖v_i − v_j‖`` is computed from the float64 difference of the vectors — never as
+    ``sqrt(2 − 2⟨v_i, v_j⟩)``, which in float32 collapses to 0 for near-duplicates and would
+    certify a pair that any query move towards the runner-up flips — and is rounded up.
+    Since ‖v_i − v_j‖ ≤ 2 (up to rounding) this is never much stricter than the per-item test
+    of :func:`certify`, and it is sound for the same perturbations. Safe@k' holds when every
+    pair (i ≤ k', j > k') passes.
+
+    Args:
+        certificate: the per-item certificate of the same ranking (its τ, ``floor_k`` and the
+            completeness reading built on them are kept).
+        scores: exact scores, float (n,), sorted descending, as computed in ``score_dtype``.
+        vectors: the candidates' (unit) vectors, float (n, d), in score order.
+        r: query-side radius (ρ + ε_q). e: item-side radii (n,).
+        multiplier: scale of the perturbation terms (2.0: sound).
+        score_dtype: dtype the scores were computed in; sets the rounding allowance.
+
+    Returns:
+        A certificate whose safe1 / safek / slack_1 / slack_k / safe_prefix come from the
+        pairwise test.
+    """
+    s, _ = ranked(scores, certificate.tau)  # validates order, finiteness and shapes
+    v = np.asarray(vectors, dtype=np.float64)
+    radii = as_vector("e", e)
+    r = check_radius("r", r)
+    n = s.size
+    if v.ndim != 2 or v.shape[0] != n or radii.shape != (n,):
+        raise InvalidInputError(
+            f"scores ({n},), vectors (n, d) and e (n,) must agree; got {v.shape} and {radii.shape}"
+        )
+    if n == 0:
+        return certificate
+    eta = score_rounding_error(max(1, v.shape[1]), score_dtype)
+    kk = min(certificate.k, n)  # only prefixes up to k are certified: rows i < kk suffice
+    dist = np.empty((kk, n))
+    for i in range(kk):  # row by row: (n, d) temporaries, not (kk, n, d)
+        diff = v - v[i]  # float64 differences of float32 vectors: (nearly) exact
+        dist[i] = np.sqrt(np.einsum("jd,jd->j", diff, diff))
+    dist *= 1.0 + 1e-12  # round the float64 norm up
+    item = radii[:kk, None] + radii[None, :]
+    need = (r * dist + (1.0 + r + eta) * item) * (float(multiplier) / 2.0) + 2.0 * eta
+    margin = s[:kk, None] - s[None, :] - need  # margin[i, j]: how safely i stays ahead of j
+    # slack of prefix p = min over i < p <= j of margin[i, j]; +inf when nothing is outside
+    suffix = np.minimum.accumulate(margin[:, ::-1], axis=1)[:, ::-1]  # min over j' >= j
+    cols = np.full((kk, kk), np.inf)
+    width = min(kk, n - 1)
+    cols[:, :width] = suffix[:, 1 : width + 1]  # column p-1: min over j >= p
+    slack = np.diagonal(np.minimum.accumulate(cols, axis=0)).copy()  # min over i < p
+    safe = slack > 0
+    prefix = np.flatnonzero(safe)
+    return dataclasses.replace(
+        certificate,
+        safe1=bool(safe[0]),
+        safek=bool(safe[kk - 1]),
+        slack_1=float(slack[0]),
+        slack_k=float(slack[kk - 1]),
+        safe_prefix=int(prefix[0]) + 1 if prefix.size else None,
+    )
