@@ -31,8 +31,8 @@ from luma_rag.encoders import (
     list_pretrained,
     registry,
 )
-from luma_rag.encoders._images import load_image
 from luma_rag.errors import InvalidInputError, ModelNotAvailableError, UnsupportedMediaError
+from luma_rag.media import load_image
 from luma_rag.training.evaluate import evaluate_retrieval, relevance_matrix
 
 CHECKPOINT_DIR = registry.PACKAGE_DIR / "checkpoints" / "luma-tiny-clip"

@@ -72,7 +72,7 @@ def _decision(kind: str, sources: list[str]) -> GateDecision:
 
 def test_converted_vision_tower_matches_open_clip(corpus: list[ShapeItem]) -> None:
     from luma_rag.encoders import get_encoder
-    from luma_rag.encoders._images import load_image
+    from luma_rag.media import load_image
 
     clip: Any = get_encoder("luma-tiny")
     visual = copy.deepcopy(clip.model.visual).eval()
