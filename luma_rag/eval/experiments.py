@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from luma_rag._json import to_jsonable
 from luma_rag.datasets.attributes import relevant
 from luma_rag.datasets.captions import parse_query_attributes
 from luma_rag.datasets.manifest import ShapeItem, load_manifest
@@ -312,14 +313,6 @@ def run_video(store_dir: PathLike, data_dir: PathLike, k: int = 10) -> dict[str,
     return out
 
 
-def _json_safe(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m luma_rag.eval.experiments",
@@ -350,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         with tempfile.TemporaryDirectory(prefix=f"luma-eval-{name}-") as tmp:
             results[name] = fn(Path(tmp) / "store", data, args.k)
-    text = json.dumps(_json_safe(results), indent=2)
+    text = json.dumps(to_jsonable(results), indent=2)
     (args.out / "metrics.json").write_text(text + "\n")
     sys.stdout.write(text + "\n")
     return 0
