@@ -40,7 +40,7 @@ from luma_rag.datasets.captions import parse_query_attributes
 from luma_rag.datasets.manifest import ShapeItem, load_manifest
 from luma_rag.encoders.base import Encoder
 from luma_rag.engine import Luma
-from luma_rag.errors import InvalidInputError
+from luma_rag.errors import ConfigError, InvalidInputError
 from luma_rag.eval.metrics import coverage_risk, latency_summary, mrr, ndcg_at_k, recall_at_k
 from luma_rag.results import QueryResult
 
@@ -237,7 +237,8 @@ def run_audio(
     with _open_fresh(store_dir, clip, clap) as luma:
         ingest_items(luma, test)
         bridge = luma.bridge
-        assert bridge is not None  # an audio encoder gives the store a bridge
+        if bridge is None:  # an audio encoder gives the store a bridge
+            raise ConfigError("this experiment needs a store with a CLAP->CLIP bridge")
         train = _with_audio(items, "train") if fit_bridge else []
         if train:
             luma.add_bridge_pairs(
@@ -299,7 +300,8 @@ def run_video(store_dir: PathLike, data_dir: PathLike, k: int = 10) -> dict[str,
     t0 = time.perf_counter()
     with _open_fresh(store_dir) as luma:
         for it in items:
-            assert it.video_path is not None  # checked by _test_items
+            if it.video_path is None:  # _test_items keeps items with a clip only
+                raise InvalidInputError(f"item {it.id} has no video clip")
             luma.ingest(video=it.video_path, caption=it.caption, id=it.id)
         t1 = time.perf_counter()
         gallery = {it.id: it.attributes.as_dict() for it in items}
