@@ -64,6 +64,12 @@ GENERIC_WORDS: Final = frozenset(
     colours size sizes position positions where count number big small""".split()  # noqa: SIM905
 )
 
+#: Generic nouns a vague but on-topic question refers with ("What color is the shape?").
+_REFERRING: Final = frozenset(
+    {"image", "images", "picture", "pictures", "photo", "photos", "shape", "shapes", "object"}
+    | {"objects", "figure", "figures", "thing", "things", "item", "items", "one"}
+)
+
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
@@ -196,6 +202,14 @@ class RelevanceModel:
             )
         if text is not None and self.lexical_floor is not None and self.vocabulary:
             words = content_words(text)
+            if not words and not _REFERRING & set(_TOKEN.findall(text.lower())):
+                return RelevanceVerdict(
+                    False,
+                    "nothing in memory answers this: the question names nothing to look for",
+                    coverage=0.0,
+                    lexical_floor=self.lexical_floor,
+                    **common,
+                )
             if words:
                 cov = _coverage(text, self.vocabulary)
                 if cov < self.lexical_floor:
