@@ -29,6 +29,7 @@ from luma_rag.errors import (
     DimensionMismatchError,
     InvalidInputError,
 )
+from luma_rag.foreign import embedder_rho
 from luma_rag.results import QueryResult
 
 __all__ = ["LumaVectorStore"]
@@ -340,14 +341,18 @@ class LumaVectorStore(ItemsMixin, VectorStore):
         filters = kwargs.get("filters")
         if filter is not None and filters is not None:
             raise InvalidInputError("pass filter= or filters=, not both")
-        rho = kwargs.get("rho")
+        rho, source = kwargs.get("rho"), None
         if rho is None and text and self._embeds_with_engine_encoder():
             rho = self._luma.rho.get("text")  # the radius calibrated for this encoder
+            source = "calibrated" if rho is not None else None
+        elif rho is None and text:  # foreign embeddings: calibrated on first use, or unset
+            rho, source = embedder_rho(self._luma, self._embedding)
         return self._luma.search(
             np.asarray(vector, dtype=np.float32),
             k=check_k(k),
             filters=filter if filter is not None else filters,
             rho=rho,
+            rho_source=source,
         )
 
     def _embeds_with_engine_encoder(self) -> bool:

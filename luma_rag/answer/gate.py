@@ -216,6 +216,7 @@ class GatedRetriever:
         filters: Mapping[str, Any] | None = None,
         rho: float | None = None,
         bridged: bool = False,
+        rho_source: Literal["calibrated", "user", "unset"] | None = None,
     ) -> GateDecision:
         """Gate a raw-vector query, as ``Luma.search`` takes.
 
@@ -224,14 +225,17 @@ class GatedRetriever:
             question: The text the vector stands for; what a knowledge gap records.
             filters, rho, bridged: passed to ``Luma.search``; ``rho`` defaults to the gate's
                 ``config.rho`` (then ``SafetyConfig.rho``).
+            rho_source: where ``rho`` came from (see ``Luma.search``).
 
         Returns:
             The :class:`GateDecision`.
         """
         rho = self.config.rho if rho is None else rho
 
+        extra = {} if rho_source is None else {"rho_source": rho_source}
+
         def fetch(k: int) -> QueryResult:
-            return self.luma.search(vector, k, filters=filters, rho=rho, bridged=bridged)
+            return self.luma.search(vector, k, filters=filters, rho=rho, bridged=bridged, **extra)
 
         return self._gate(fetch, question or "vector query", question, "text")
 

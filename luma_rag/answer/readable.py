@@ -28,7 +28,13 @@ from luma_rag.answer.base import Answer, Answerer, Evidence
 from luma_rag.answer.gate import GateDecision
 from luma_rag.errors import InvalidInputError
 
-__all__ = ["ReadableAnswerer", "clean_text", "not_in_memory_text"]
+__all__ = [
+    "ReadableAnswerer",
+    "ReadableStreamingAnswerer",
+    "clean_text",
+    "not_in_memory_text",
+    "readable",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -97,13 +103,44 @@ class ReadableAnswerer:
                 text = f"I could not phrase an answer; the best evidence is {first}."
                 change = "fallback_to_evidence"
             elif not _CITATION.search(text) and evidence.hits:
-                k = final.k_used if final.decision == "widen" else 1
-                marks = "[1]" if k <= 1 else f"[1]–[{k}]"
-                text = f"{text.rstrip()} {marks}"
+                text = f"{text.rstrip()} {_marks(final)}"
                 change = "citations_added"
         telemetry = {**raw.telemetry, "readable": change}
         return dataclasses.replace(raw, text=text, telemetry=telemetry)
 
+
+def _marks(decision: GateDecision) -> str:
+    k = decision.k_used if decision.decision == "widen" else 1
+    return "[1]" if k <= 1 else f"[1]–[{k}]"
+
+
+class ReadableStreamingAnswerer(ReadableAnswerer):
+    """:class:`ReadableAnswerer` over an answerer that streams: its pieces pass through
+    (node fields removed), with the citation marks or the evidence fallback appended."""
+
     def stream(self, question: str, decision: GateDecision) -> Iterator[str]:
-        """The readable text in one piece (a fallback cannot be decided token by token)."""
-        yield self.answer(question, decision).text
+        """Yield the wrapped answerer's pieces, then whatever makes the whole readable."""
+        if decision.decision in ("not_in_memory", "clarify"):
+            yield self.answer(question, decision).text
+            return
+        pieces: list[str] = []
+        for piece in self.answerer.stream(question, decision):  # type: ignore[attr-defined]
+            piece = clean_text(piece) if _NODE_FIELDS.search(piece) else piece
+            pieces.append(piece)
+            yield piece
+        text = "".join(pieces)
+        evidence = Evidence.from_decision(decision)
+        if not _has_words(text):
+            first = evidence.line(0) if evidence.hits else "nothing I can cite"
+            yield f"I could not phrase an answer; the best evidence is {first}."
+        elif not _CITATION.search(text) and evidence.hits:
+            yield f" {_marks(decision)}"
+
+
+def readable(answerer: Answerer) -> ReadableAnswerer:
+    """Wrap ``answerer`` (streaming when it streams); an already readable one is kept."""
+    if isinstance(answerer, ReadableAnswerer):
+        return answerer
+    if callable(getattr(answerer, "stream", None)):
+        return ReadableStreamingAnswerer(answerer)
+    return ReadableAnswerer(answerer)

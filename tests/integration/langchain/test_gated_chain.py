@@ -245,8 +245,10 @@ async def test_an_answerer_that_cannot_stream_yields_one_chunk(luma: Luma) -> No
     answerer = PlainAnswerer()
     chain = build_gated_chain(LumaRetriever(luma=luma), answerer)
     out = chain.invoke("the hexagon")
-    assert out == {"answer": "answer: the hexagon", "decision": out["decision"],
-                   "citations": [], "telemetry": {"answerer": "plain"}}  # fmt: skip
+    # the chain makes answers readable: an uncited ANSWER gets its inline citation [1]
+    assert out == {"answer": "answer: the hexagon [1]", "decision": out["decision"],
+                   "citations": [], "telemetry": {"answerer": "plain",
+                                                  "readable": "citations_added"}}  # fmt: skip
     assert list(chain.stream("the hexagon")) == [out]
     assert [c async for c in chain.astream("the hexagon")] == [out]
     assert answerer.questions == ["the hexagon"] * 3

@@ -40,6 +40,8 @@ from luma_rag.answer import (
     StreamingAnswerer,
 )
 from luma_rag.answer.base import Evidence
+from luma_rag.answer.readable import readable
+from luma_rag.foreign import embedder_relevance, embedder_rho
 
 __all__ = ["LumaGatedQueryEngine"]
 
@@ -130,8 +132,12 @@ class LumaGatedQueryEngine(BaseQueryEngine):
             raise ValueError(f"rho must be a finite number >= 0, got {rho!r}")
         super().__init__(callback_manager=callback_manager)
         self.vector_store = vector_store
-        self.answerer = answerer
-        self.gate = GatedRetriever(vector_store.client, gate_config, record_gaps=record_gaps)
+        self.answerer = readable(answerer)  # never empty, cited, no node fields
+        client = vector_store.client
+        relevance = embedder_relevance(client, embed_model) if embed_model is not None else "auto"
+        self.gate = GatedRetriever(
+            client, gate_config, record_gaps=record_gaps, relevance=relevance
+        )
         self.embed_model = embed_model
         self.filters = filters
         self.rho = rho
@@ -182,8 +188,11 @@ class LumaGatedQueryEngine(BaseQueryEngine):
             raise ValueError("empty query: give query text, an image_path or an embedding")
         vector = self._vector(query_bundle)
         if vector is not None:
+            rho, source = self.rho, None
+            if rho is None and self.embed_model is not None and image is None:
+                rho, source = embedder_rho(self.gate.luma, self.embed_model)  # or "unset"
             return question, self.gate.search(
-                vector, question=question, filters=self._where, rho=self.rho
+                vector, question=question, filters=self._where, rho=rho, rho_source=source
             )
         if image is not None:
             return question, self.gate.query(image=image, filters=self._where)
