@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from langchain_core.embeddings import DeterministicFakeEmbedding
-
 from langchain_luma import LumaRetriever, LumaVectorStore, build_gated_chain
 
 TEXTS = [
