@@ -164,6 +164,9 @@ class HotTier:
         vectors: np.ndarray,
         write_lock: Callable[[], AbstractContextManager[None]],
     ) -> None:
+        import faiss
+
+        faiss.omp_set_num_threads(1)  # this thread only: leave the cores to the queries
         try:
             fresh = HotTier(self.dim, self.config)
             fresh.add(keys, vectors)

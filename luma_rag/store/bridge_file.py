@@ -11,13 +11,17 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from luma_rag.bridge import BridgeConfig, ProcrustesBridge
 from luma_rag.errors import InvalidInputError, LumaError, StoreCorruptedError
 from luma_rag.store.snapshot import read_snapshot, write_snapshot
 
-__all__ = ["load_bridge", "save_bridge"]
+if TYPE_CHECKING:
+    from luma_rag.store.records import RecordStore
+
+__all__ = ["load_bridge", "open_bound_bridge", "save_bridge"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,3 +79,38 @@ def load_bridge(
     except (LumaError, TypeError, ValueError, AttributeError) as e:
         raise StoreCorruptedError(f"bridge file {path} has an invalid config: {e}") from e
     return ProcrustesBridge.from_state_dict(config, arrays)
+
+
+def open_bound_bridge(
+    path: Path,
+    config: BridgeConfig,
+    store_id: str,
+    records: RecordStore,
+    read_only: bool,
+) -> ProcrustesBridge:
+    """The store's bridge file, bound to ``store_id`` and the recorded bridge generation.
+
+    The record counts every bridge update (kv ``bridge_generation``); the file carries the
+    count it was written at. No file and no update yet: a fresh bridge.
+
+    Raises:
+        StoreCorruptedError: the file is missing although updates were recorded, damaged, from
+            another store, or older than the record (a lost bridge cannot be rebuilt: the
+            pairs that fitted it are not kept).
+    """
+    gen = int(records.get_kv("bridge_generation") or 0)
+    if not path.exists():
+        if gen:
+            raise StoreCorruptedError(
+                f"{path} is missing but the store recorded {gen} bridge updates; restore it "
+                "from a backup (audio items cannot be searched consistently without it)"
+            )
+        return ProcrustesBridge(config)
+    try:
+        return load_bridge(path, {"store_id": store_id, "bridge_generation": gen})
+    except StoreCorruptedError:
+        # A crash after the file was written but before the record counted it.
+        bridge = load_bridge(path, {"store_id": store_id, "bridge_generation": gen + 1})
+        if not read_only:
+            records.set_kv("bridge_generation", str(gen + 1))
+        return bridge

@@ -9,9 +9,16 @@ tiers. A write returns only after the commit, so an acknowledged item survives a
 :func:`~luma_rag.store.recovery.recover` rebuilds the tiers from snapshots reconciled with the
 record. Implements :class:`~luma_rag.store.base.StoreBackend`.
 
-Locking: ``lock`` (readers-writer) guards the in-memory state: searches hold it for reading,
-tier mutations for writing. ``_ingest`` serialises writers so that key allocation and the
-append/commit order are one sequence.
+Locking: one writer per directory (:class:`~luma_rag.store.lock.WriterLock`, an OS file lock;
+a second writer gets :class:`~luma_rag.errors.StoreLockedError`). ``read_only=True`` opens a
+reader beside the writer: no lock, nothing written, a consistent view of the last committed
+state (:meth:`LocalStore.reopen` gives a fresh one). Inside a process, ``lock``
+(readers-writer) guards the in-memory state: searches hold it for reading, tier mutations for
+writing; ``_ingest`` serialises writers so that key allocation and the append/commit order are
+one sequence.
+
+Every derived file carries the store's id and the record's generation (index snapshots) or
+the bridge generation (``bridge.safetensors``); see :mod:`luma_rag.store.recovery`.
 """
 
 from __future__ import annotations
@@ -29,12 +36,19 @@ import numpy as np
 from luma_rag._rwlock import RWLock
 from luma_rag.bridge import ProcrustesBridge
 from luma_rag.config import LumaConfig
-from luma_rag.errors import ConfigError, InvalidInputError, NotFoundError, StoreClosedError
+from luma_rag.errors import (
+    ConfigError,
+    InvalidInputError,
+    NotFoundError,
+    StoreClosedError,
+    StoreReadOnlyError,
+)
 from luma_rag.filters import compile_filter
 from luma_rag.memory.tiered import Candidates, TieredMemory
-from luma_rag.store.bridge_file import load_bridge, save_bridge
+from luma_rag.store.bridge_file import open_bound_bridge, save_bridge
+from luma_rag.store.lock import WriterLock
 from luma_rag.store.records import ItemDetails, NewRecord, RecordStore
-from luma_rag.store.recovery import recover
+from luma_rag.store.recovery import encode_keys, recover
 from luma_rag.store.snapshot import write_snapshot
 from luma_rag.store.vectors import VectorFile, row_crc
 
@@ -48,47 +62,76 @@ _BRIDGE_FILE = "bridge.safetensors"
 class LocalStore:
     """Records, raw vectors, the two-tier memory and the bridge state of one directory."""
 
-    def __init__(self, path: Path, config: LumaConfig) -> None:
-        """Open (or create) the files under ``path`` and recover; see :mod:`luma_rag.store`."""
+    def __init__(
+        self,
+        path: Path,
+        config: LumaConfig,
+        *,
+        store_id: str | None = None,
+        read_only: bool = False,
+    ) -> None:
+        """Open (or create) the files under ``path`` and recover; see the module docstring.
+
+        Raises:
+            StoreLockedError: another writer holds the store (writers only).
+            StoreCorruptedError: files fail their checks and cannot be recovered.
+        """
         self.path = path
         self.config = config
+        self.read_only = read_only
         self.lock = RWLock()
         self._ingest = threading.Lock()
         self._closed = False
-        self._records = RecordStore(path / "records.sqlite")
-        try:
-            self._vectors = VectorFile(path / "vectors.f32", config.dim)
-        except BaseException:
-            self._records.close()
-            raise
-        self.memory = TieredMemory(
-            config.dim,
-            config.hot_budget,
-            fetch=self._vectors.get,
-            lock=self.lock,
-            hot=config.hot,
-            warm=config.warm,
-            spill=config.spill,
-        )
+        self._writer = None if read_only else WriterLock(path)
         self._bridge: ProcrustesBridge | None = None
         self._promote: set[int] = set()
         self._promote_lock = threading.Lock()  # readers add to _promote concurrently
+        opened: list[Any] = []
         try:
-            state = recover(path, self._records, self._vectors, self.memory, self.lock)
+            self._records = RecordStore(path / "records.sqlite", read_only=read_only)
+            opened.append(self._records)
+            self._vectors = VectorFile(path / "vectors.f32", config.dim, read_only=read_only)
+            opened.append(self._vectors)
+            self.memory = TieredMemory(
+                config.dim,
+                config.hot_budget,
+                fetch=self._vectors.get,
+                lock=self.lock,
+                hot=config.hot,
+                warm=config.warm,
+                spill=config.spill,
+            )
+            state = recover(
+                path,
+                self._records,
+                self._vectors,
+                self.memory,
+                self.lock,
+                store_id=store_id,
+                read_only=read_only,
+            )
+            self.store_id = state.store_id
+            self.notes = state.notes
             self._next_key = state.next_key
             self._ids = state.ids
             self._bridge_version = state.bridge_versions
-            self._persist_tiers(state.moved)
+            if not read_only:
+                self._persist_tiers(state.moved)
             self.wait_idle()
             if config.bridge is not None:
-                bpath = path / _BRIDGE_FILE
-                self._bridge = (
-                    load_bridge(bpath) if bpath.exists() else ProcrustesBridge(config.bridge)
+                self._bridge = open_bound_bridge(
+                    path / _BRIDGE_FILE, config.bridge, self.store_id, self._records, read_only
                 )
         except BaseException:
-            self._records.close()
-            self._vectors.close()
+            for f in opened:
+                f.close()
+            if self._writer is not None:
+                self._writer.release()
             raise
+
+    def reopen(self) -> LocalStore:
+        """A fresh view of the same directory (for a reader: the latest committed state)."""
+        return LocalStore(self.path, self.config, store_id=self.store_id, read_only=self.read_only)
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -118,7 +161,7 @@ class LocalStore:
         self.memory.wait(timeout)
 
     def close(self) -> None:
-        """Finish background work, write index snapshots, close files. Idempotent."""
+        """Finish background work, write bound index snapshots, close files. Idempotent."""
         if self._closed:
             return
         with self._ingest:  # no write, hence no new background retrain, can start now
@@ -127,15 +170,40 @@ class LocalStore:
                 if self._closed:
                     return
                 self._closed = True
-                for tier in (self.memory.hot, self.memory.warm):
-                    arrays, header = tier.snapshot()
-                    write_snapshot(self.path / f"{tier.name}.snapshot", arrays, header)
-                keys = np.array(sorted(self._ids.values()), dtype=np.int64)
-                if keys.size:
-                    hits, last = self.memory.usage(keys)
-                    self._records.set_usage(keys, hits, last)
-                self._records.close()
-                self._vectors.close()
+                try:
+                    if not self.read_only:
+                        self._write_derived()
+                finally:
+                    self._records.close()
+                    self._vectors.close()
+                    if self._writer is not None:
+                        self._writer.release()
+
+    def _write_derived(self) -> None:
+        """Snapshots bound to (store id, generation), the warm training keys, usage."""
+        self.memory.warm.tighten_radii()
+        binding = {
+            "store_id": self.store_id,
+            "generation": int(self._records.get_kv("generation") or 0),
+        }
+        for tier in (self.memory.hot, self.memory.warm):
+            arrays, header = tier.snapshot()
+            write_snapshot(self.path / f"{tier.name}.snapshot", arrays, {**header, **binding})
+        train_keys = self.memory.warm.train_keys
+        if train_keys is not None:
+            self._records.set_kv("warm_train_keys", encode_keys(train_keys))
+        keys = np.array(sorted(self._ids.values()), dtype=np.int64)
+        if keys.size:
+            hits, last = self.memory.usage(keys)
+            self._records.set_usage(keys, hits, last)
+
+    def _check_writable(self) -> None:
+        self.check_open()
+        if self.read_only:
+            raise StoreReadOnlyError(
+                f"the store at {self.path} is open read-only; open it with Luma.open(path) "
+                "(one writer at a time) to change it"
+            )
 
     # -- writes ----------------------------------------------------------------------------------
     def add(
@@ -151,7 +219,7 @@ class LocalStore:
         """Append, commit, then insert into the tiers (see the module docstring)."""
         n = len(vectors)
         with self._ingest:
-            self.check_open()
+            self._check_writable()
             now = time.time()
             keys = np.arange(self._next_key, self._next_key + n, dtype=np.int64)
             with self.lock.read():
@@ -206,7 +274,7 @@ class LocalStore:
     def delete(self, ids: list[str]) -> None:
         """Delete items by id. All ids must exist (else NotFoundError and nothing is deleted)."""
         with self._ingest:
-            self.check_open()
+            self._check_writable()
             unknown = [i for i in ids if not isinstance(i, str) or i not in self._ids]
             if unknown:
                 raise NotFoundError(f"unknown id(s) {unknown[:5]!r}; nothing was deleted")
@@ -225,9 +293,12 @@ class LocalStore:
                 "this store has no bridge; create it with LumaConfig(bridge=BridgeConfig(...))"
             )
         with self._ingest:
-            self.check_open()
+            self._check_writable()
             eps = self._bridge.add_pairs(x_source, y_target)
-            save_bridge(self._bridge, self.path / _BRIDGE_FILE)
+            gen = int(self._records.get_kv("bridge_generation") or 0) + 1
+            binding = {"store_id": self.store_id, "bridge_generation": gen}
+            save_bridge(self._bridge, self.path / _BRIDGE_FILE, binding)
+            self._records.set_kv("bridge_generation", str(gen))
         return eps
 
     # -- the query pipeline's reads (under reading()) -------------------------------------------
@@ -321,10 +392,12 @@ class LocalStore:
 
     def set_kv(self, name: str, value: str) -> None:
         """Persist a setting."""
+        self._check_writable()
         self._records.set_kv(name, value)
 
     def add_gap(self, when: float, query: str, detail: dict[str, Any]) -> int:
         """Log a knowledge gap."""
+        self._check_writable()
         try:
             return self._records.add_gap(when, query, detail)
         except (TypeError, ValueError) as e:

@@ -3,17 +3,23 @@
 One row per live item: its string id, its integer key (= its row in the vector file), the
 CRC32 of that row, its tier, its metadata as JSON, and the bookkeeping the spill policy
 uses. A batch is committed in one transaction; once :meth:`RecordStore.commit` returns the
-records survive a crash (SQLite's WAL with full sync).
+records survive a crash (SQLite's WAL with full sync). Each commit also bumps the record's
+``generation`` (kv), which derived files are bound to.
+
+Every SQLite or decoding failure (a damaged page, a non-UTF-8 id, malformed metadata JSON) is
+a :class:`~luma_rag.errors.StoreCorruptedError` naming the file. ``read_only=True`` opens the
+database with ``mode=ro`` (a reader beside the writer: WAL gives it a consistent snapshot).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -97,32 +103,73 @@ class RecordTable:
 class RecordStore:
     """SQLite-backed records. Thread-safe: one connection behind a mutex."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only
         self._lock = threading.Lock()
         try:
-            self._db = sqlite3.connect(
-                str(self.path), check_same_thread=False, isolation_level=None
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            if read_only:
+                if not self.path.exists():
+                    raise StoreCorruptedError(
+                        f"{self.path} is missing; a read-only open needs an existing store"
+                    )
+                uri = f"file:{self.path.resolve()}?mode=ro"
+                self._db = sqlite3.connect(
+                    uri, uri=True, check_same_thread=False, isolation_level=None
+                )
+            else:
+                self._db = sqlite3.connect(
+                    str(self.path), check_same_thread=False, isolation_level=None
+                )
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
             row = self._db.execute("PRAGMA quick_check").fetchone()
             if row is None or row[0] != "ok":
                 raise StoreCorruptedError(f"{self.path}: SQLite integrity check failed: {row}")
-            self._db.executescript(_SCHEMA)
+            if not read_only:
+                self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as e:
-            raise StoreCorruptedError(f"{self.path}: record store is unreadable ({e})") from e
+            raise StoreCorruptedError(
+                f"{self.path}: record store is unreadable ({e}); restore records.sqlite from "
+                "a backup"
+            ) from e
+
+    @contextlib.contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        """Hold the connection's mutex; turn SQLite / decoding failures into StoreCorruptedError."""
+        with self._lock:
+            try:
+                yield
+            except StoreCorruptedError:
+                raise
+            except (sqlite3.Error, UnicodeDecodeError, ValueError, TypeError) as e:
+                raise StoreCorruptedError(
+                    f"{self.path}: {what} failed ({type(e).__name__}: {e}); the record store "
+                    "is damaged: restore records.sqlite from a backup (check_store(path) lists "
+                    "what is affected)"
+                ) from e
+
+    @contextlib.contextmanager
+    def consistent_read(self) -> Iterator[None]:
+        """Reads inside see one committed state (a read transaction; WAL keeps writers going)."""
+        with self._guard("starting a read"):
+            self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            with self._guard("ending a read"):
+                self._db.execute("COMMIT")
 
     # -- key/value -------------------------------------------------------------------------
     def get_kv(self, name: str) -> str | None:
         """Value stored under ``name``, or None."""
-        with self._lock:
+        with self._guard(f"reading setting {name!r}"):
             row = self._db.execute("SELECT value FROM kv WHERE name = ?", (name,)).fetchone()
         return None if row is None else str(row[0])
 
     def set_kv(self, name: str, value: str) -> None:
         """Store ``value`` under ``name`` (committed)."""
-        with self._lock:
+        with self._guard(f"writing setting {name!r}"):
             self._db.execute("INSERT OR REPLACE INTO kv(name, value) VALUES (?, ?)", (name, value))
 
     # -- writes ------------------------------------------------------------------------------
@@ -149,7 +196,7 @@ class RecordStore:
         ]
         names = sorted({k for r in inserts for k in r.metadata})
         dels = [(int(k),) for k in delete_keys]
-        with self._lock:
+        with self._guard("committing records"):
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 if dels:
@@ -166,6 +213,11 @@ class RecordStore:
                 self._db.execute(
                     "INSERT OR REPLACE INTO kv(name, value) VALUES ('next_key', ?)",
                     (str(next_key),),
+                )
+                self._db.execute(
+                    "INSERT OR REPLACE INTO kv(name, value) VALUES ('generation', "
+                    "CAST(COALESCE((SELECT value FROM kv WHERE name = 'generation'), '0') "
+                    "AS INTEGER) + 1)"
                 )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -184,7 +236,7 @@ class RecordStore:
         )
 
     def _transaction(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        with self._lock:
+        with self._guard("updating records"):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(sql, rows)
@@ -196,7 +248,7 @@ class RecordStore:
     # -- reads -------------------------------------------------------------------------------
     def load(self) -> RecordTable:
         """Every live record, ordered by key."""
-        with self._lock:
+        with self._guard("loading the records"):
             rows = self._db.execute(
                 "SELECT key, id, crc, tier, bridge_version, hits, last_hit, novelty "
                 "FROM items ORDER BY key"
@@ -218,25 +270,28 @@ class RecordStore:
         if not keys:
             return {}
         marks = ",".join("?" * len(keys))
-        with self._lock:
+        with self._guard("reading item details"):
             rows = self._db.execute(
                 "SELECT key, id, modality, metadata, text, source FROM items "
                 f"WHERE key IN ({marks})",
                 [int(k) for k in keys],
             ).fetchall()
-        return {
-            int(k): ItemDetails(str(i), str(m), json.loads(md), t, src)
-            for k, i, m, md, t, src in rows
-        }
+            out = {
+                int(k): ItemDetails(str(i), str(m), json.loads(md), t, src)
+                for k, i, m, md, t, src in rows
+            }
+            if not all(isinstance(d.metadata, dict) for d in out.values()):
+                raise ValueError("an item's metadata is not a JSON object")
+        return out
 
     def meta_keys(self) -> set[str]:
         """Every metadata key any stored item has used."""
-        with self._lock:
+        with self._guard("reading metadata keys"):
             return {str(r[0]) for r in self._db.execute("SELECT name FROM meta_keys")}
 
     def select_keys(self, where_sql: str, params: Sequence[Any]) -> np.ndarray:
         """Keys of the items whose metadata satisfy a compiled filter expression."""
-        with self._lock:
+        with self._guard("filtering by metadata"):
             rows = self._db.execute(
                 f"SELECT key FROM items WHERE {where_sql}", list(params)
             ).fetchall()
@@ -244,30 +299,34 @@ class RecordStore:
 
     def add_gap(self, when: float, query: str, detail: dict[str, Any]) -> int:
         """Record a knowledge gap (a query the memory could not settle); returns its number."""
-        with self._lock:
+        detail_json = json.dumps(detail, sort_keys=True, allow_nan=False)  # TypeError: caller's
+        with self._guard("recording a knowledge gap"):
             cur = self._db.execute(
                 "INSERT INTO gaps(time, query, detail) VALUES (?, ?, ?)",
-                (float(when), query, json.dumps(detail, sort_keys=True, allow_nan=False)),
+                (float(when), query, detail_json),
             )
             return int(cur.lastrowid or 0)
 
     def gaps(self, limit: int) -> list[dict[str, Any]]:
         """The most recent knowledge gaps, newest first."""
-        with self._lock:
+        with self._guard("reading knowledge gaps"):
             rows = self._db.execute(
                 "SELECT gap, time, query, detail FROM gaps ORDER BY gap DESC LIMIT ?", (int(limit),)
             ).fetchall()
-        return [{"gap": g, "time": t, "query": q, **json.loads(d)} for g, t, q, d in rows]
+            return [{"gap": g, "time": t, "query": q, **json.loads(d)} for g, t, q, d in rows]
 
     def count(self) -> int:
         """Number of live items."""
-        with self._lock:
+        with self._guard("counting items"):
             return int(self._db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
 
     def close(self) -> None:
-        """Checkpoint the WAL and close."""
+        """Checkpoint the WAL (writers only) and close."""
         with self._lock:
             try:
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                if not self.read_only:
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as e:
+                logger.warning("%s: WAL checkpoint at close failed (%s)", self.path, e)
             finally:
                 self._db.close()
