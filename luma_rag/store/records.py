@@ -19,6 +19,7 @@ import logging
 import os
 import sqlite3
 import threading
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,8 @@ CREATE TABLE IF NOT EXISTS items (
     last_hit REAL NOT NULL,
     novelty REAL NOT NULL,
     text TEXT,
-    source TEXT
+    source TEXT,
+    rowsum INTEGER
 );
 CREATE TABLE IF NOT EXISTS meta_keys (name TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS kv (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,6 +59,38 @@ CREATE TABLE IF NOT EXISTS gaps (
     detail TEXT NOT NULL
 );
 """
+
+
+_SEP = "\x1f"  # kv values are stored as value + _SEP + crc32 hex
+
+
+def _rowsum(
+    key: int,
+    item_id: str,
+    crc: int,
+    tier: int,
+    modality: str,
+    metadata: str,
+    bridge_version: int,
+    text: str | None,
+    source: str | None,
+) -> int:
+    """CRC32 over what a search shows of an item (its usage counters aside)."""
+    data = [int(key), item_id, int(crc), int(tier), modality, metadata, int(bridge_version)]
+    return zlib.crc32(json.dumps([*data, text, source]).encode("utf-8", "surrogatepass"))
+
+
+def _seal(value: str) -> str:
+    return f"{value}{_SEP}{zlib.crc32(value.encode('utf-8', 'surrogatepass')):08x}"
+
+
+def _unseal(name: str, stored: str) -> str:
+    value, sep, crc = stored.rpartition(_SEP)
+    if not sep:
+        return stored  # written before values were sealed
+    if f"{zlib.crc32(value.encode('utf-8', 'surrogatepass')):08x}" != crc:
+        raise ValueError(f"setting {name!r} fails its checksum")
+    return value
 
 
 @dataclass(frozen=True)
@@ -128,6 +162,9 @@ class RecordStore:
                 raise StoreCorruptedError(f"{self.path}: SQLite integrity check failed: {row}")
             if not read_only:
                 self._db.executescript(_SCHEMA)
+                columns = {r[1] for r in self._db.execute("PRAGMA table_info(items)")}
+                if "rowsum" not in columns:  # a store written before rows were checksummed
+                    self._db.execute("ALTER TABLE items ADD COLUMN rowsum INTEGER")
         except sqlite3.DatabaseError as e:
             raise StoreCorruptedError(
                 f"{self.path}: record store is unreadable ({e}); restore records.sqlite from "
@@ -165,35 +202,43 @@ class RecordStore:
         """Value stored under ``name``, or None."""
         with self._guard(f"reading setting {name!r}"):
             row = self._db.execute("SELECT value FROM kv WHERE name = ?", (name,)).fetchone()
-        return None if row is None else str(row[0])
+            return None if row is None else _unseal(name, str(row[0]))
 
     def set_kv(self, name: str, value: str) -> None:
         """Store ``value`` under ``name`` (committed)."""
         with self._guard(f"writing setting {name!r}"):
-            self._db.execute("INSERT OR REPLACE INTO kv(name, value) VALUES (?, ?)", (name, value))
+            self._db.execute(
+                "INSERT OR REPLACE INTO kv(name, value) VALUES (?, ?)", (name, _seal(value))
+            )
 
     # -- writes ------------------------------------------------------------------------------
     def commit(
         self, inserts: Sequence[NewRecord], delete_keys: Iterable[int], next_key: int
     ) -> None:
         """Insert and delete in one durable transaction, recording the key high-water mark."""
-        rows = [
-            (
-                r.key,
-                r.id,
-                r.crc,
-                r.tier,
-                r.modality,
-                json.dumps(r.metadata, sort_keys=True),
-                r.created,
-                r.bridge_version,
-                r.created,
-                r.novelty,
-                r.text,
-                r.source,
+        rows = []
+        for r in inserts:
+            meta = json.dumps(r.metadata, sort_keys=True)
+            rowsum = _rowsum(
+                r.key, r.id, r.crc, r.tier, r.modality, meta, r.bridge_version, r.text, r.source
             )
-            for r in inserts
-        ]
+            rows.append(
+                (
+                    r.key,
+                    r.id,
+                    r.crc,
+                    r.tier,
+                    r.modality,
+                    meta,
+                    r.created,
+                    r.bridge_version,
+                    r.created,
+                    r.novelty,
+                    r.text,
+                    r.source,
+                    rowsum,
+                )
+            )
         names = sorted({k for r in inserts for k in r.metadata})
         dels = [(int(k),) for k in delete_keys]
         with self._guard("committing records"):
@@ -203,21 +248,18 @@ class RecordStore:
                     self._db.executemany("DELETE FROM items WHERE key = ?", dels)
                 self._db.executemany(
                     "INSERT INTO items(key, id, crc, tier, modality, metadata, created, "
-                    "bridge_version, last_hit, novelty, text, source) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "bridge_version, last_hit, novelty, text, source, rowsum) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     rows,
                 )
                 self._db.executemany(
                     "INSERT OR IGNORE INTO meta_keys(name) VALUES (?)", [(n,) for n in names]
                 )
-                self._db.execute(
-                    "INSERT OR REPLACE INTO kv(name, value) VALUES ('next_key', ?)",
-                    (str(next_key),),
-                )
-                self._db.execute(
-                    "INSERT OR REPLACE INTO kv(name, value) VALUES ('generation', "
-                    "CAST(COALESCE((SELECT value FROM kv WHERE name = 'generation'), '0') "
-                    "AS INTEGER) + 1)"
+                row = self._db.execute("SELECT value FROM kv WHERE name = 'generation'").fetchone()
+                generation = int(_unseal("generation", str(row[0]))) + 1 if row else 1
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO kv(name, value) VALUES (?, ?)",
+                    [("next_key", _seal(str(next_key))), ("generation", _seal(str(generation)))],
                 )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -225,8 +267,20 @@ class RecordStore:
                 raise
 
     def set_tiers(self, keys: np.ndarray, tier: int) -> None:
-        """Record that ``keys`` moved to ``tier`` (0 hot, 1 warm)."""
-        self._transaction("UPDATE items SET tier = ? WHERE key = ?", [(tier, int(k)) for k in keys])
+        """Record that ``keys`` moved to ``tier`` (0 hot, 1 warm); their row checksums follow."""
+        updates = []
+        keys_ = [int(k) for k in keys]
+        for start in range(0, len(keys_), 900):
+            chunk = keys_[start : start + 900]
+            with self._guard("reading records to move"):
+                rows = self._db.execute(
+                    "SELECT key, id, crc, modality, metadata, bridge_version, text, source "
+                    f"FROM items WHERE key IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+            for k, i, c, m, md, bv, t, src in rows:
+                updates.append((tier, _rowsum(k, i, c, tier, m, md, bv, t, src), k))
+        self._transaction("UPDATE items SET tier = ?, rowsum = ? WHERE key = ?", updates)
 
     def set_usage(self, keys: np.ndarray, hits: np.ndarray, last_hit: np.ndarray) -> None:
         """Persist hit counts and last-access times (best effort, not part of durability)."""
@@ -250,10 +304,15 @@ class RecordStore:
         """Every live record, ordered by key."""
         with self._guard("loading the records"):
             rows = self._db.execute(
-                "SELECT key, id, crc, tier, bridge_version, hits, last_hit, novelty "
-                "FROM items ORDER BY key"
+                "SELECT key, id, crc, tier, bridge_version, hits, last_hit, novelty, "
+                "modality, metadata, text, source, rowsum FROM items ORDER BY key"
             ).fetchall()
-        cols: list[Any] = list(zip(*rows, strict=True)) if rows else [() for _ in range(8)]
+            for k, i, c, tier, bv, _, _, _, m, md, t, src, rs in rows:
+                if rs is not None and rs != _rowsum(k, i, c, tier, m, md, bv, t, src):
+                    raise ValueError(f"the record of key {k} fails its checksum")
+                if not isinstance(json.loads(md), dict):
+                    raise ValueError(f"the metadata of key {k} is not a JSON object")
+        cols: list[Any] = list(zip(*rows, strict=True)) if rows else [() for _ in range(13)]
         return RecordTable(
             keys=np.array(cols[0], dtype=np.int64),
             ids=[str(x) for x in cols[1]],
@@ -272,13 +331,16 @@ class RecordStore:
         marks = ",".join("?" * len(keys))
         with self._guard("reading item details"):
             rows = self._db.execute(
-                "SELECT key, id, modality, metadata, text, source FROM items "
-                f"WHERE key IN ({marks})",
+                "SELECT key, id, modality, metadata, text, source, crc, tier, bridge_version, "
+                f"rowsum FROM items WHERE key IN ({marks})",
                 [int(k) for k in keys],
             ).fetchall()
+            for k, i, m, md, t, src, c, tier, bv, rs in rows:
+                if rs is not None and rs != _rowsum(k, i, c, tier, m, md, bv, t, src):
+                    raise ValueError(f"the record of key {k} fails its checksum")
             out = {
                 int(k): ItemDetails(str(i), str(m), json.loads(md), t, src)
-                for k, i, m, md, t, src in rows
+                for k, i, m, md, t, src, *_ in rows
             }
             if not all(isinstance(d.metadata, dict) for d in out.values()):
                 raise ValueError("an item's metadata is not a JSON object")

@@ -16,6 +16,7 @@ id). :func:`recover` reconciles the durable record (``records.sqlite``), the raw
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -64,8 +65,11 @@ def read_config(path: Path) -> tuple[LumaConfig | None, str | None]:
         if not isinstance(data, dict):
             raise ConfigError("config.json must hold a JSON object")
         store_id = data.pop("store_id", None)
+        digest = data.pop("sha256", None)
         if store_id is not None and not isinstance(store_id, str):
             raise ConfigError(f"store_id must be a string, got {store_id!r}")
+        if digest is not None and digest != _digest(store_id, data):
+            raise ConfigError("the file fails its checksum (edited or damaged)")
         return LumaConfig.from_dict(data), store_id
     except (ConfigError, OSError, ValueError, TypeError, AttributeError, RecursionError) as e:
         # TypeError / AttributeError: a field missing or of the wrong JSON type
@@ -79,12 +83,18 @@ def write_config(path: Path, config: LumaConfig, store_id: str) -> None:
     """Write ``config.json`` atomically (temp file, fsync, rename)."""
     cfg_file = path / CONFIG_FILE
     tmp = cfg_file.with_name(CONFIG_FILE + ".tmp")
-    data = {"store_id": store_id, **json.loads(config.to_json())}
+    settings = json.loads(config.to_json())
+    data = {"store_id": store_id, "sha256": _digest(store_id, settings), **settings}
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(json.dumps(data, indent=2, sort_keys=True))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, cfg_file)
+
+
+def _digest(store_id: str | None, settings: dict[str, Any]) -> str:
+    text = json.dumps([store_id, settings], sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def encode_keys(keys: np.ndarray) -> str:
