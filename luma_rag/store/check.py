@@ -106,6 +106,11 @@ def _check_record(
             f"{recorded_id}; put the matching file back"
         )
     report.info.append(f"{len(details)} items, generation {generation}, {next_key} vector rows")
+    if table.keys.size and int(table.keys.max()) >= next_key:
+        report.errors.append(
+            f"{root}/records.sqlite: item keys exceed the recorded high-water mark "
+            f"({int(table.keys.max())} >= {next_key}); restore records.sqlite from a backup"
+        )
     vectors = VectorFile(root / "vectors.f32", dim, read_only=True)
     try:
         if vectors.rows < next_key:

@@ -309,6 +309,8 @@ class LocalStore:
         fetch_k = max(k, self.config.rerank_depth)
         compiled = compile_filter(filters, self._records.meta_keys()) if filters else None
         if compiled is None:
+            if k >= len(self._ids):  # everything asked for: one exact, complete scan
+                return self.memory.exact(query, np.fromiter(self._ids.values(), np.int64))
             return self.memory.search(query, fetch_k, None)
         keys = self._records.select_keys(compiled.sql, compiled.params)
         keys = keys[self.memory.tier_of(keys) >= 0]
