@@ -162,6 +162,11 @@ class Luma:
         return memory
 
     @property
+    def backend(self) -> StoreBackend:
+        """The storage backend this facade runs on."""
+        return self._store
+
+    @property
     def bridge(self) -> ProcrustesBridge | None:
         """The store's CLAP→CLIP bridge (None: no bridge)."""
         return self._store.bridge

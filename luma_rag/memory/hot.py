@@ -137,6 +137,10 @@ class HotTier:
         if total and self.tombstones > self.config.tombstone_fraction * total:
             self._rebuild()
 
+    def rebuild(self) -> None:
+        """Rebuild the graph without tombstones (in the background when configured so)."""
+        self._rebuild()
+
     def _rebuild(self) -> None:
         if self._thread is not None:
             return  # one rebuild at a time; the running one swaps in a clean graph

@@ -169,9 +169,12 @@ class WarmTier:
             return recent > c.retrain_drift * s.zeta_train_mean
         return False
 
-    def train(self) -> bool:
-        """Start a (re)training if the data calls for it. Returns True when one started."""
-        if self._thread is not None or not self._needs_training():
+    def train(self, force: bool = False) -> bool:
+        """Start a (re)training if the data calls for it (or ``force`` and the tier has enough
+        points). Call under the write lock. Returns True when one started."""
+        if self._thread is not None:
+            return False
+        if not (self._needs_training() or (force and self._count >= self.config.min_train)):
             return False
         if not self.config.background:
             self._retrain(self.keys())

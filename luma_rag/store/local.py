@@ -1,24 +1,16 @@
-"""The embedded backend: one local directory holding everything a store is.
+"""The embedded backend (:class:`~luma_rag.store.base.StoreBackend`): one local directory.
 
-Files: ``config.json`` (:func:`~luma_rag.store.recovery.read_config`), ``records.sqlite``
-(records, metadata, settings, knowledge gaps), ``vectors.f32`` (raw vectors), ``hot.snapshot``
-/ ``warm.snapshot`` (index snapshots) and ``bridge.safetensors`` (the bridge state).
+Files: ``config.json``, ``records.sqlite`` (records, metadata, settings, knowledge gaps),
+``vectors.f32`` (raw vectors), ``hot.snapshot`` / ``warm.snapshot`` and ``bridge.safetensors``
+(derived, each bound to the store's id and generation: see :mod:`luma_rag.store.recovery`).
 
 Write path: append raw vectors (fsync) -> commit records (SQLite WAL) -> update the in-memory
-tiers. A write returns only after the commit, so an acknowledged item survives a crash; on open,
-:func:`~luma_rag.store.recovery.recover` rebuilds the tiers from snapshots reconciled with the
-record. Implements :class:`~luma_rag.store.base.StoreBackend`.
+tiers; a write returns only after the commit, so an acknowledged item survives a crash.
 
-Locking: one writer per directory (:class:`~luma_rag.store.lock.WriterLock`, an OS file lock;
-a second writer gets :class:`~luma_rag.errors.StoreLockedError`). ``read_only=True`` opens a
-reader beside the writer: no lock, nothing written, a consistent view of the last committed
-state (:meth:`LocalStore.reopen` gives a fresh one). Inside a process, ``lock``
-(readers-writer) guards the in-memory state: searches hold it for reading, tier mutations for
-writing; ``_ingest`` serialises writers so that key allocation and the append/commit order are
-one sequence.
-
-Every derived file carries the store's id and the record's generation (index snapshots) or
-the bridge generation (``bridge.safetensors``); see :mod:`luma_rag.store.recovery`.
+Locking: one writer per directory (an OS file lock, :mod:`luma_rag.store.lock`); readers
+(``read_only=True``) take none, write nothing and see the last committed state (:meth:`reopen`
+for a fresh one). In a process, ``lock`` (readers-writer) guards the in-memory state, and
+``_ingest`` serialises writers so that key allocation and append/commit are one sequence.
 """
 
 from __future__ import annotations
@@ -48,8 +40,7 @@ from luma_rag.memory.tiered import Candidates, TieredMemory
 from luma_rag.store.bridge_file import open_bound_bridge, save_bridge
 from luma_rag.store.lock import WriterLock
 from luma_rag.store.records import ItemDetails, NewRecord, RecordStore
-from luma_rag.store.recovery import encode_keys, recover
-from luma_rag.store.snapshot import write_snapshot
+from luma_rag.store.recovery import recover, write_derived
 from luma_rag.store.vectors import VectorFile, row_crc
 
 __all__ = ["LocalStore"]
@@ -156,6 +147,20 @@ class LocalStore:
             self.check_open()
             yield
 
+    def maintain(self, what: str) -> None:
+        """Start a warm-tier retrain (``"retrain"``) or a hot graph rebuild (``"rebuild"``) now.
+
+        The work runs in the background; queries keep being served and wait only for the swap.
+        """
+        self._check_writable()
+        with self.lock.write():
+            if what == "retrain":
+                self.memory.warm.train(force=True)
+            elif what == "rebuild":
+                self.memory.hot.rebuild()
+            else:
+                raise InvalidInputError(f"maintain takes 'retrain' or 'rebuild', got {what!r}")
+
     def wait_idle(self, timeout: float | None = None) -> None:
         """Wait for background work (hot graph rebuild, warm-tier retrain) to finish."""
         self.memory.wait(timeout)
@@ -172,30 +177,12 @@ class LocalStore:
                 self._closed = True
                 try:
                     if not self.read_only:
-                        self._write_derived()
+                        write_derived(self.path, self._records, self.memory, self.store_id)
                 finally:
                     self._records.close()
                     self._vectors.close()
                     if self._writer is not None:
                         self._writer.release()
-
-    def _write_derived(self) -> None:
-        """Snapshots bound to (store id, generation), the warm training keys, usage."""
-        self.memory.warm.tighten_radii()
-        binding = {
-            "store_id": self.store_id,
-            "generation": int(self._records.get_kv("generation") or 0),
-        }
-        for tier in (self.memory.hot, self.memory.warm):
-            arrays, header = tier.snapshot()
-            write_snapshot(self.path / f"{tier.name}.snapshot", arrays, {**header, **binding})
-        train_keys = self.memory.warm.train_keys
-        if train_keys is not None:
-            self._records.set_kv("warm_train_keys", encode_keys(train_keys))
-        keys = np.array(sorted(self._ids.values()), dtype=np.int64)
-        if keys.size:
-            hits, last = self.memory.usage(keys)
-            self._records.set_usage(keys, hits, last)
 
     def _check_writable(self) -> None:
         self.check_open()
@@ -246,12 +233,9 @@ class LocalStore:
             self._persist_tiers(moved)
 
     def _grow_versions(self, hi: int) -> None:
-        have = len(self._bridge_version)
-        if have < hi:
-            grow = max(hi, 2 * have) - have
-            self._bridge_version = np.concatenate(
-                [self._bridge_version, np.full(grow, -1, np.int32)]
-            )
+        if (have := len(self._bridge_version)) < hi:
+            grow = np.full(max(hi, 2 * have) - have, -1, np.int32)
+            self._bridge_version = np.concatenate([self._bridge_version, grow])
 
     def _persist_tiers(self, keys: np.ndarray) -> None:
         if keys.size:

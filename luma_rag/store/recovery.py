@@ -33,7 +33,7 @@ from luma_rag.config import LumaConfig
 from luma_rag.errors import ConfigError, StoreCorruptedError
 from luma_rag.memory.tiered import TieredMemory
 from luma_rag.store.records import RecordStore
-from luma_rag.store.snapshot import read_snapshot
+from luma_rag.store.snapshot import read_snapshot, write_snapshot
 from luma_rag.store.vectors import VectorFile
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "read_config",
     "recover",
     "write_config",
+    "write_derived",
 ]
 
 logger = logging.getLogger(__name__)
@@ -244,3 +245,20 @@ def recover(
 def _report(read_only: bool, message: str, *args: Any) -> None:
     """A writer warns (a derived file was lost or stale); a reader expects stale snapshots."""
     logger.log(logging.INFO if read_only else logging.WARNING, message, *args)
+
+
+def write_derived(path: Path, records: RecordStore, memory: TieredMemory, store_id: str) -> None:
+    """At a writer's close: snapshots bound to (store id, generation), the warm tier's training
+    keys (for a deterministic rebuild), usage counters. Call under the write lock."""
+    memory.warm.tighten_radii()
+    binding = {"store_id": store_id, "generation": int(records.get_kv("generation") or 0)}
+    for tier in (memory.hot, memory.warm):
+        arrays, header = tier.snapshot()
+        write_snapshot(path / f"{tier.name}.snapshot", arrays, {**header, **binding})
+    train_keys = memory.warm.train_keys
+    if train_keys is not None:
+        records.set_kv("warm_train_keys", encode_keys(train_keys))
+    keys = records.load().keys
+    if keys.size:
+        hits, last = memory.usage(keys)
+        records.set_usage(keys, hits, last)
