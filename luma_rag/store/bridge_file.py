@@ -68,11 +68,21 @@ def load_bridge(
         arrays, header = read_snapshot(path, expect)
     except FileNotFoundError as e:
         raise InvalidInputError(f"cannot read bridge file {path}: no such file") from e
+    except StoreCorruptedError:
+        if expect and expect.get("bridge_generation"):  # the store has bound bridge files
+            raise
+        legacy = _load_v1(Path(path))  # written before files were bound to their store
+        if legacy is not None:
+            return legacy
+        arrays, header = read_snapshot(path)  # an unbound format-2 file (same transition)
+        if "store_id" in header:
+            raise
+        logger.warning("%s is not bound to its store (an older version wrote it); accepted", path)
     if header.get("format") != _FORMAT or header.get("format_version") != _FORMAT_VERSION:
         raise StoreCorruptedError(
             f"{path} is not a LUMA-RAG bridge file of format version {_FORMAT_VERSION} "
             f"(format={header.get('format')!r}, version={header.get('format_version')!r}); "
-            "restore it from a backup or run repair_store to rebuild it"
+            "restore it from a backup"
         )
     try:
         config = BridgeConfig.from_json(str(header.get("config")))
@@ -114,3 +124,41 @@ def open_bound_bridge(
         if not read_only:
             records.set_kv("bridge_generation", str(gen + 1))
         return bridge
+
+
+def _load_v1(path: Path) -> ProcrustesBridge | None:
+    """A bridge file of format 1 (before binding), verified by its own digest; else None."""
+    import hashlib
+    import json
+
+    import numpy as np
+    import safetensors.numpy
+    from safetensors import SafetensorError
+
+    try:
+        data = path.read_bytes()
+        tensors = safetensors.numpy.load(data)
+        meta = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])["__metadata__"]
+        if meta.get("format") != _FORMAT or meta.get("format_version") != "1":
+            return None
+        h = hashlib.sha256(str(meta["config"]).encode())
+        for name in sorted(tensors):
+            a = np.ascontiguousarray(tensors[name], dtype=tensors[name].dtype.newbyteorder("<"))
+            h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+            h.update(a.tobytes())
+        if h.hexdigest() != meta.get("sha256"):
+            return None
+        bridge = ProcrustesBridge.from_state_dict(BridgeConfig.from_json(meta["config"]), tensors)
+    except (
+        SafetensorError,
+        LumaError,
+        OSError,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+    ) as e:
+        logger.debug("%s is not a readable format-1 bridge file (%s)", path, e)
+        return None
+    logger.warning("%s is a format-1 bridge file (not bound to its store); accepted", path)
+    return bridge
