@@ -104,6 +104,9 @@ def run_query(
         )
         if kk in details
     ]
+    notes = list(notes or ())
+    if len(hits) < k:  # fewer matches than asked (a filter), or an index probe fell short
+        notes.append(f"only {len(hits)} of the k={k} hits asked for were found")
     zeta = cands.zeta[cands.tiers == WARM]
     tel = Telemetry(  # 5. telemetry
         margin_top2=cert.margin_top2,
@@ -121,7 +124,7 @@ def run_query(
         n_candidates=int(cands.keys.size),
         latency_ms=(time.perf_counter() - started) * 1000.0,
         stages_ms={name: seconds * 1000.0 for name, seconds in stages.items()},
-        notes=(*(notes or ()), *backend.notes),
+        notes=(*notes, *backend.notes),
     )
     return QueryResult(hits=hits, telemetry=tel, certificate=cert)
 
