@@ -74,7 +74,10 @@ def embedder_rho(
     except LumaError as e:
         logger.warning("rho calibration for %s failed (%s): unset", key, e)
         return 0.0, "unset"
-    luma.set_calibration(key, est.to_dict())
+    try:
+        luma.set_calibration(key, est.to_dict())
+    except LumaError as e:  # a read-only store: use it for this session, unsaved
+        logger.info("rho calibration for %s not saved (%s)", key, e)
     logger.info("rho for %s calibrated: %.4f (%d pairs)", key, est.rho, est.n_pairs)
     return est.rho, "calibrated"
 

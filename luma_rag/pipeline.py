@@ -60,6 +60,7 @@ def run_query(
     stages: dict[str, float],
     started: float,
     rho_source: str = "unset",
+    notes: list[str] | None = None,
 ) -> QueryResult:
     """Search ``backend`` for the top ``k`` of a validated query and certify the result.
 
@@ -73,6 +74,7 @@ def run_query(
         stages: seconds already spent per stage (e.g. ``bridge``); completed here.
         started: ``time.perf_counter()`` when the caller started (for ``latency_ms``).
         rho_source: where ``rho`` came from (``"calibrated"``, ``"user"``, ``"unset"``).
+        notes: the caller's notes on this query (e.g. ``k`` clamped); the backend's are added.
     """
     mult = safety.multiplier
     r = rho + eps_q
@@ -115,6 +117,9 @@ def run_query(
         )
         if kk in details
     ]
+    notes = list(notes or ())
+    if len(hits) < k:  # fewer matches than asked (a filter), or an index probe fell short
+        notes.append(f"only {len(hits)} of the k={k} hits asked for were found")
     zeta = cands.zeta[cands.tiers == WARM]
     tel = Telemetry(  # 5. telemetry
         margin_top2=cert.margin_top2,
@@ -134,6 +139,7 @@ def run_query(
         n_candidates=int(cands.keys.size),
         latency_ms=(time.perf_counter() - started) * 1000.0,
         stages_ms={name: seconds * 1000.0 for name, seconds in stages.items()},
+        notes=(*notes, *backend.notes),
     )
     return QueryResult(hits=hits, telemetry=tel, certificate=cert)
 

@@ -55,6 +55,9 @@ class Telemetry:
             the embedder in use), ``"user"`` (set by the caller), or ``"unset"`` (nobody
             calibrated or set it: ρ is the config default, usually 0, and the certificate
             then only says the ranking is stable under float rounding).
+        notes: what this result should be read with: ``k`` clamped to the items stored, a
+            query text truncated to the encoder's context, an index rebuilt after a damaged
+            snapshot (recall may differ). Empty when nothing applies.
     """
 
     margin_top2: float
@@ -74,6 +77,7 @@ class Telemetry:
     stages_ms: dict[str, float] = field(default_factory=dict)
     complete_at: int = 0
     rho_source: Literal["calibrated", "user", "unset"] = "unset"
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (NaN becomes None)."""

@@ -79,6 +79,9 @@ def store_relevance(
     except LumaError as e:
         logger.warning("relevance calibration failed (%s); no relevance test", e)
         return None
-    luma.set_calibration(key, model.to_dict())
+    try:
+        luma.set_calibration(key, model.to_dict())
+    except LumaError as e:  # a read-only store: use it for this session, unsaved
+        logger.info("relevance calibration not saved (%s)", e)
     logger.info("relevance calibrated in %.1f s and saved as %r", time.perf_counter() - start, key)
     return model

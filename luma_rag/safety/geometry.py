@@ -28,6 +28,7 @@ def refine_with_geometry(
     r: float,
     e: ArrayLike,
     multiplier: float = 2.0,
+    max_rows: int = 256,
     *,
     score_dtype: Any = np.float32,
 ) -> Certificate:
@@ -55,6 +56,8 @@ def refine_with_geometry(
         vectors: the candidates' (unit) vectors, float (n, d), in score order.
         r: query-side radius (ρ + ε_q). e: item-side radii (n,).
         multiplier: scale of the perturbation terms (2.0: sound).
+        max_rows: refine prefixes up to this length only (cost O(max_rows · n · d)); longer
+            prefixes keep the per-item verdict, which is sound and never looser.
         score_dtype: dtype the scores were computed in; sets the rounding allowance.
 
     Returns:
@@ -74,22 +77,31 @@ def refine_with_geometry(
         return certificate
     eta = score_rounding_error(max(1, v.shape[1]), score_dtype)
     kk = min(certificate.k, n)  # only prefixes up to k are certified: rows i < kk suffice
-    dist = np.empty((kk, n))
-    for i in range(kk):  # row by row: (n, d) temporaries, not (kk, n, d)
+    rows = min(kk, max(1, int(max_rows)))
+    dist = np.empty((rows, n))
+    for i in range(rows):  # row by row: (n, d) temporaries, not (rows, n, d)
         diff = v - v[i]  # float64 differences of float32 vectors: (nearly) exact
         dist[i] = np.sqrt(np.einsum("jd,jd->j", diff, diff))
     dist *= 1.0 + 1e-12  # round the float64 norm up
-    item = radii[:kk, None] + radii[None, :]
+    item = radii[:rows, None] + radii[None, :]
     need = (r * dist + (1.0 + r + eta) * item) * (float(multiplier) / 2.0) + 2.0 * eta
-    margin = s[:kk, None] - s[None, :] - need  # margin[i, j]: how safely i stays ahead of j
+    margin = s[:rows, None] - s[None, :] - need  # margin[i, j]: how safely i stays ahead of j
     # slack of prefix p = min over i < p <= j of margin[i, j]; +inf when nothing is outside
     suffix = np.minimum.accumulate(margin[:, ::-1], axis=1)[:, ::-1]  # min over j' >= j
-    cols = np.full((kk, kk), np.inf)
-    width = min(kk, n - 1)
+    cols = np.full((rows, rows), np.inf)
+    width = min(rows, n - 1)
     cols[:, :width] = suffix[:, 1 : width + 1]  # column p-1: min over j >= p
     slack = np.diagonal(np.minimum.accumulate(cols, axis=0)).copy()  # min over i < p
     safe = slack > 0
     prefix = np.flatnonzero(safe)
+    if rows < kk:  # prefixes beyond max_rows keep the per-item verdict
+        safe_prefix = int(prefix[0]) + 1 if prefix.size else certificate.safe_prefix
+        return dataclasses.replace(
+            certificate,
+            safe1=bool(safe[0]),
+            slack_1=float(slack[0]),
+            safe_prefix=safe_prefix,
+        )
     return dataclasses.replace(
         certificate,
         safe1=bool(safe[0]),
