@@ -34,7 +34,7 @@ def exact_candidates(
 
     Args:
         query: Unit query, float32 ``(d,)``.
-        keys: Allowed item keys, int64 ``(n,)``.
+        keys: Allowed item keys, int64 ``(n,)``; keys of no tier (deleted) are skipped.
         read: Raw vectors of keys, ``(m,) -> (m, d)`` float32.
         tier_of: Tier of keys, ``(m,) -> (m,)`` int8.
         fetch_k: Candidates to keep, ``>= 1``.
@@ -45,6 +45,7 @@ def exact_candidates(
         the best float32 score left out (``-inf`` when nothing was).
     """
     keys = np.asarray(keys, dtype=np.int64)
+    keys = keys[tier_of(keys) >= 0]  # live items only
     scores = np.empty(len(keys), dtype=np.float32)
     for start in range(0, len(keys), chunk):
         part = keys[start : start + chunk]

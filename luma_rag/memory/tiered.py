@@ -271,6 +271,13 @@ class TieredMemory:
         zeta = np.zeros(len(keys), np.float32)
         return self.rerank(query, keys, self.tier_of(keys), zeta, float("-inf"))
 
+    def exact_top(self, query: np.ndarray, keys: np.ndarray, fetch_k: int) -> Candidates:
+        """The exact top ``fetch_k`` of ``keys``, with an exact outside bound (chunked scan;
+        :func:`luma_rag.memory.exact.exact_candidates`)."""
+        from luma_rag.memory.exact import exact_candidates
+
+        return exact_candidates(query, keys, self._fetch, self.tier_of, fetch_k)
+
     def rerank(
         self,
         query: np.ndarray,

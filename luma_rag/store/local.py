@@ -36,7 +36,6 @@ from luma_rag.errors import (
     StoreReadOnlyError,
 )
 from luma_rag.filters import compile_filter
-from luma_rag.memory.exact import exact_candidates
 from luma_rag.memory.tiered import Candidates, TieredMemory
 from luma_rag.store.bridge_file import open_bound_bridge, save_bridge
 from luma_rag.store.lock import WriterLock
@@ -306,15 +305,10 @@ class LocalStore:
         return self.memory.search(query, fetch_k, allowed)
 
     def rescan(self, query: np.ndarray, k: int, filters: Mapping[str, Any] | None) -> Candidates:
-        """Exact top candidates over every allowed live item (see :mod:`luma_rag.memory.exact`)."""
-        compiled = compile_filter(filters, self._records.meta_keys()) if filters else None
-        if compiled is not None:
-            keys = self._records.select_keys(compiled.sql, compiled.params)
-        else:
-            keys = np.arange(self._next_key, dtype=np.int64)
-        keys = keys[self.memory.tier_of(keys) >= 0]
-        fetch_k = max(k, self.config.rerank_depth)
-        return exact_candidates(query, keys, self._vectors.get, self.memory.tier_of, fetch_k)
+        """Exact top candidates over every allowed live item (:mod:`luma_rag.memory.exact`)."""
+        c = compile_filter(filters, self._records.meta_keys()) if filters else None
+        keys = self._records.select_keys(c.sql, c.params) if c else np.arange(self._next_key)
+        return self.memory.exact_top(query, keys, max(k, self.config.rerank_depth))
 
     def item_drift(self, keys: np.ndarray) -> np.ndarray:
         """ε_i per candidate: bridge drift since the item was projected (0 if it was not)."""
