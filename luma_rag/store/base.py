@@ -90,7 +90,7 @@ class StoreBackend(Protocol):
 
     def rescan(self, query: np.ndarray, k: int, filters: Mapping[str, Any] | None) -> Candidates:
         """The exact top candidates over every allowed live item, with an exact outside bound
-        (the completeness fallback; :mod:`luma_rag.memory.exact`)."""
+        (the completeness fallback; ``TieredMemory.exact_top``)."""
 
     def item_drift(self, keys: np.ndarray) -> np.ndarray:
         """ε_i per key, float64 (m,): bridge drift since the item was projected (0: never)."""
