@@ -33,6 +33,7 @@ __all__ = [
     "FusedHit",
     "FusedResult",
     "TextExtractor",
+    "add_linked_text",
     "ingest_with_text",
     "parent_id",
     "query_fused",
@@ -94,18 +95,41 @@ def ingest_with_text(
     if len(given) != 1:
         raise InvalidInputError("pass exactly one of image=, audio=, video=")
     ((kind, path),) = given.items()
-    media_id = luma.ingest(**given, caption=caption, metadata=metadata, id=id)
+    saved = luma.enrichers.pop(kind, None)  # this call's extractor, not the store's
+    try:
+        media_id = luma.ingest(**given, caption=caption, metadata=metadata, id=id)
+    finally:
+        if saved is not None:
+            luma.enrichers[kind] = saved
     if extractor is None:
         return media_id, None
+    return media_id, add_linked_text(luma, media_id, path, kind, extractor, metadata or {})
+
+
+def add_linked_text(
+    luma: Luma,
+    media_id: str,
+    path: MediaPath,
+    modality: str,
+    extractor: TextExtractor,
+    metadata: Mapping[str, Any],
+) -> str | None:
+    """Store the words ``extractor`` finds in ``path`` as the linked item of ``media_id``.
+
+    Returns:
+        The linked item's id, or None when no words were found (nothing is stored).
+    """
+    if modality not in _KINDS:
+        raise InvalidInputError(f"no linked text for {modality!r} items; use {sorted(_KINDS)}")
     words = extractor.extract(path)
     if not words.strip():
-        return media_id, None
+        return None
     encoder = luma.encoder
-    if encoder is None:  # ingest above would have failed first
-        raise InvalidInputError("the store has no encoder for the linked text")
-    link_kind = _KINDS[kind]
-    meta = {**(metadata or {}), LINK_KEY: media_id, "extractor": extractor.name}
-    linked = luma.add_vectors(
+    if encoder is None:
+        raise InvalidInputError("the store has no encoder to embed the linked text")
+    link_kind = _KINDS[modality]
+    meta = {**metadata, LINK_KEY: media_id, "extractor": extractor.name}
+    return luma.add_vectors(
         encoder.encode_text([words]),
         [meta],
         [f"{media_id}#{link_kind}"],
@@ -113,7 +137,6 @@ def ingest_with_text(
         texts=[words],
         sources=[os.fspath(path)],
     )[0]
-    return media_id, linked
 
 
 @dataclass(frozen=True)
@@ -182,7 +205,8 @@ def query_fused(
     """Query every route the input has and fuse them over media items.
 
     Routes: ``"media"`` (the query as ``Luma.query`` takes it) and, for an audio / video query
-    with a ``transcriber``, ``"transcript"`` (its words as a text query). Linked items found
+    with a ``transcriber`` (default: the store's ``luma.enrichers`` for that modality),
+    ``"transcript"`` (its words as a text query). Linked items found
     by either route count for their media item.
 
     Args:
@@ -196,6 +220,8 @@ def query_fused(
     }
     words = None
     spoken = audio if audio is not None else video
+    if transcriber is None and spoken is not None:
+        transcriber = luma.enrichers.get("audio" if audio is not None else "video")
     if spoken is not None and transcriber is not None:
         words = transcriber.extract(spoken)
         if words.strip():

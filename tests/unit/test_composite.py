@@ -181,6 +181,21 @@ def test_a_colour_modifier_moves_the_image_query_to_the_edited_image(edit_store)
     assert comp_right > len(pairs) // 2
 
 
+def test_luma_query_with_several_inputs_is_a_composite(edit_store) -> None:
+    luma, pairs = edit_store
+    e = pairs[0]
+    via_query = luma.query(f"a {e.new_color} shape", image=e.source, weights={"text": 0.75}, k=4)
+    direct = luma.query_parts(
+        [Part(image=e.source), Part(text=f"a {e.new_color} shape", weight=0.75)], k=4
+    )
+    assert via_query.ids == direct.ids
+    assert via_query.telemetry.rho == pytest.approx(direct.telemetry.rho)
+    with pytest.raises(InvalidInputError, match="rho"):
+        luma.query("red", image=e.source, rho=0.1)
+    with pytest.raises(InvalidInputError, match="weights"):
+        luma.query("red", weights={"image": 2.0})
+
+
 def test_audio_part_needs_a_bridge(edit_store, tmp_path: Path) -> None:
     luma, _ = edit_store
     wav = tmp_path / "a.wav"
