@@ -17,15 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-from luma_rag.answer import Answer, EvidenceAnswerer
+from luma_rag.answer import Answer, EvidenceAnswerer, GateConfig, GatedRetriever
 from luma_rag.conversation import TURN_MODALITY, Conversation, ConversationConfig, TurnMemory
 from luma_rag.datasets import ShapeItem, generate, load_manifest
 from luma_rag.engine import Luma
@@ -48,7 +50,7 @@ FOLLOWUPS: Final = (
     "the {color} one you showed earlier",
     "what was the {size} {shape} you found?",
 )
-MIN_SCORES: Final = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+MIN_SCORES: Final = (-1.0, 0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 def _question(it: ShapeItem) -> str:
@@ -80,38 +82,75 @@ def _sessions(items: Sequence[ShapeItem], n: int, seed: int) -> list[tuple[list[
     return out
 
 
-def _run(
-    luma: Luma,
-    items: Sequence[ShapeItem],
-    sessions: Sequence[tuple[list[int], int]],
-    config: ConversationConfig,
-) -> dict[str, Any]:
-    right = answered = asked = from_turn = unfounded_turn = 0
-    with TurnMemory(luma, config) as memory:
-        memory.forget()  # every run starts from an empty turn store
+@dataclass(frozen=True)
+class _FollowUp:
+    """One follow-up, answered both ways: from the best earlier turn, and by the store."""
+
+    expected: str | None  # the item the original answer rested on (None: unfounded)
+    turn_score: float  # cosine of the best earlier turn (-inf: no turn decision)
+    from_turn: str | None  # the item the turn answer rests on
+    from_store: str | None  # the item the plain gate's answer rests on
+
+
+def _observe(
+    luma: Luma, items: Sequence[ShapeItem], sessions: Sequence[tuple[list[int], int]]
+) -> list[_FollowUp]:
+    """Ask each session's questions (remembered), then answer each follow-up both ways.
+
+    Mirrors :meth:`Conversation.ask` for a question that refers back: the turn answer is used
+    when the gate over earlier turns has evidence scoring at least ``min_score``, so one pass
+    serves every threshold. Follow-ups are not remembered (each comes right after the three
+    questions of its session).
+    """
+    out: list[_FollowUp] = []
+    store_gate = GatedRetriever(luma, GateConfig(), record_gaps=False)
+    with TurnMemory(luma, ConversationConfig()) as memory:
+        memory.forget()
         for s, (topic, other) in enumerate(sessions):
             chat = Conversation(luma, EvidenceAnswerer(), session=f"s{s}", memory=memory)
             firsts = [_item_of(chat.ask(_question(items[i]))) for i in topic]
-            for j, (i, first) in enumerate(zip(topic, firsts, strict=True)):
-                if first is None:
-                    continue  # nothing was answered to refer back to
-                reply = chat.ask(_followup(items[i], s + j))
-                asked += 1
-                got = _item_of(reply)
-                answered += got is not None
-                right += got == first
-                from_turn += reply.telemetry.get("source") == "turn"
-            stray = chat.ask(_followup(items[other], s))
-            unfounded_turn += stray.telemetry.get("source") == "turn"
-    lo, hi = wilson_interval(right, asked)
+            asks: list[tuple[str | None, str]] = [
+                (first, _followup(items[i], s + j))
+                for j, (i, first) in enumerate(zip(topic, firsts, strict=True))
+                if first is not None
+            ]
+            asks.append((None, _followup(items[other], s)))
+            for expected, question in asks:
+                if not memory.config.refers_back(question):
+                    raise RuntimeError(f"follow-up template without a cue: {question!r}")
+                decision = memory.recall(chat.session, question)
+                turn_item, score = None, -math.inf
+                if decision is not None and decision.evidence:
+                    turn_item = _item_of(chat._from_turns(decision))
+                    score = decision.evidence[0].score
+                plain = EvidenceAnswerer().answer(question, store_gate.query(question))
+                out.append(_FollowUp(expected, score, turn_item, _item_of(plain)))
+    return out
+
+
+def _score(observed: Sequence[_FollowUp], min_score: float | None) -> dict[str, Any]:
+    """Figures with memory at ``min_score`` (None: memory off, the plain gate)."""
+    founded = [f for f in observed if f.expected is not None]
+    unfounded = [f for f in observed if f.expected is None]
+
+    def answer(f: _FollowUp) -> tuple[str | None, bool]:
+        use = min_score is not None and f.turn_score >= min_score
+        return (f.from_turn, True) if use else (f.from_store, False)
+
+    got = [answer(f) for f in founded]
+    right = sum(item == f.expected for (item, _), f in zip(got, founded, strict=True))
+    n = len(founded)
+    lo, hi = wilson_interval(right, n)
     return {
-        "followups": asked,
-        "right": right / asked if asked else None,
+        "followups": n,
+        "right": right / n if n else None,
         "right_ci95": [lo, hi],
-        "answered": answered / asked if asked else None,
-        "from_turn": from_turn / asked if asked else None,
-        "unfounded": len(sessions),
-        "unfounded_from_turn": unfounded_turn / len(sessions),
+        "answered": sum(item is not None for item, _ in got) / n if n else None,
+        "from_turn": sum(turn for _, turn in got) / n if n else None,
+        "unfounded": len(unfounded),
+        "unfounded_from_turn": (
+            sum(answer(f)[1] for f in unfounded) / len(unfounded) if unfounded else None
+        ),
     }
 
 
@@ -129,10 +168,8 @@ def evaluate_followups(
     with tempfile.TemporaryDirectory() as tmp:
         for name, corpus_seed in (("val", val_seed), ("test", seed)):
             root = Path(tmp) / name
-            items = load_manifest(
-                generate(root / "corpus", n=gallery, seed=corpus_seed, size=64, workers=1)
-            )
-            plan = _sessions(items, sessions, corpus_seed)
+            corpus = generate(root / "corpus", n=gallery, seed=corpus_seed, size=64, workers=1)
+            items = load_manifest(corpus)
             with Luma.open(root / "store", encoder=encoder) as luma:
                 luma.ingest_images(
                     [it.image_path for it in items],
@@ -140,24 +177,22 @@ def evaluate_followups(
                     metadatas=[it.attributes.as_dict() for it in items],
                     ids=[it.id for it in items],
                 )
-                if name == "val":
-                    grid = {}
-                    for m in MIN_SCORES:
-                        grid[m] = _run(luma, items, plan, ConversationConfig(min_score=m))
-                    # right follow-ups minus unfounded ones answered from a turn; ties: stricter
-                    best = max(
-                        MIN_SCORES,
-                        key=lambda m: (
-                            (grid[m]["right"] or 0.0) - grid[m]["unfounded_from_turn"],
-                            m,
-                        ),
-                    )
-                    out["val"] = {str(m): r for m, r in grid.items()}
-                    out["min_score"] = best
-                else:
-                    on = _run(luma, items, plan, ConversationConfig(min_score=out["min_score"]))
-                    off = _run(luma, items, plan, ConversationConfig(enabled=False))
-                    out["test"] = {"memory": on, "no_memory": off}
+                observed = _observe(luma, items, _sessions(items, sessions, corpus_seed))
+            if name == "val":
+                grid = {m: _score(observed, m) for m in MIN_SCORES}
+                # right follow-ups minus unfounded ones answered from a turn; ties: stricter
+                best = max(
+                    MIN_SCORES,
+                    key=lambda m: (
+                        (grid[m]["right"] or 0.0) - (grid[m]["unfounded_from_turn"] or 0.0),
+                        m,
+                    ),
+                )
+                out["val"] = {str(m): r for m, r in grid.items()}
+                out["min_score"] = best
+            else:
+                out["test"] = {"memory": _score(observed, out["min_score"]),
+                               "no_memory": _score(observed, None)}  # fmt: skip
     return out
 
 
