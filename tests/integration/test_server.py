@@ -306,3 +306,11 @@ def test_luma_serve_main_binds_127_0_0_1_and_stops_cleanly(
     assert health == {"status": "ok", "items": len(server["luma"])}, output
     assert rc == 0, output
     assert f"127.0.0.1:{port}" in output
+
+
+def test_luma_serve_is_a_cli_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from luma_rag.cli import main
+
+    assert main(["serve", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--max-body-mb" in out and "127.0.0.1" in out
