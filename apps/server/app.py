@@ -28,7 +28,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -92,12 +92,18 @@ class ServerConfig(ConfigBase):
 
 
 class _ObservedStore:
-    """Stands in for the store inside the gate: every query it makes is recorded in metrics."""
+    """Stands in for the store inside the gate: every query it makes is recorded in metrics.
+
+    Everything else (``encoder``, ``rho``, ``config``, ``record_gap``, ...) is the store's own.
+    """
 
     def __init__(self, luma: "Luma", metrics: ServiceMetrics, kind: str) -> None:
         self._luma = luma
         self._metrics = metrics
         self._kind = kind
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._luma, name)
 
     def query(self, *args: Any, **kwargs: Any) -> QueryResult:
         result = self._luma.query(*args, **kwargs)
@@ -106,11 +112,8 @@ class _ObservedStore:
 
     def search(self, *args: Any, **kwargs: Any) -> QueryResult:
         result = self._luma.search(*args, **kwargs)
-        self._metrics.observe_query("vector", result.telemetry)
+        self._metrics.observe_query(self._kind, result.telemetry)
         return result
-
-    def record_gap(self, query: str, detail: Mapping[str, Any]) -> int:
-        return self._luma.record_gap(query, detail)
 
 
 def _media_kind(filename: str | None) -> tuple[str, str]:
