@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
@@ -10,6 +12,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
+from luma_rag import Luma, QueryResult
 from luma_rag.errors import InvalidInputError
 from luma_rag.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
@@ -20,7 +23,10 @@ __all__ = [
     "QueryModality",
     "check_k",
     "parse_query",
+    "search_or_none",
 ]
+
+logger = logging.getLogger(__name__)
 
 QueryModality = Literal["text", "image", "audio", "video"]
 #: The modalities a query can have ("auto" picks one of them from the query itself).
@@ -109,3 +115,27 @@ def check_k(k: Any, name: str = "k") -> int:
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise InvalidInputError(f"{name} must be an integer >= 1, got {k!r}")
     return int(k)
+
+
+def search_or_none(
+    luma: Luma, filters: Mapping[str, Any] | None, run: Callable[[], QueryResult]
+) -> QueryResult | None:
+    """``run()`` (a filtered engine search), or None when its filter can match no item.
+
+    The engine refuses a filter on a metadata key no stored item has (a typo guard). Stores
+    in LangChain (``InMemoryVectorStore``) return no documents for such a filter instead, so
+    the integration does too, with a warning in the log: when the search is refused and the
+    filter, evaluated with absent keys as absent, matches no stored item, None comes back.
+    A malformed filter still raises :class:`~luma_rag.errors.InvalidInputError`.
+    """
+    try:
+        return run()
+    except InvalidInputError:
+        if not filters or luma.ids(filters, check_keys=False):
+            raise
+        logger.warning(
+            "filter %r matches no stored item (no item has one of its keys); returning no "
+            "documents",
+            dict(filters),
+        )
+        return None

@@ -20,7 +20,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from langchain_luma._documents import DEFAULT_METADATA_KEY, result_to_documents
-from langchain_luma._query import ParsedQuery, check_k, parse_query
+from langchain_luma._query import ParsedQuery, check_k, parse_query, search_or_none
 from langchain_luma.embeddings import LumaEmbeddings
 from luma_rag import Luma
 from luma_rag.encoders import DEFAULT_MODEL
@@ -232,7 +232,12 @@ class LumaRetriever(BaseRetriever):
         filters = opts.get("filters", opts.get("filter", self.filters))
         rho = opts.get("rho", self.rho)
         parsed = parse_query(query, opts.get("modality", self.modality))
-        result = self._search(parsed, k, filters, rho)
+        luma = self.luma
+        if luma is None:  # the validator opens it; a bypassed validator gets here
+            raise ConfigError("LumaRetriever has no engine; build it with luma= or store_path=")
+        result = search_or_none(luma, filters, lambda: self._search(parsed, k, filters, rho))
+        if result is None:
+            return []
         return result_to_documents(result, metadata_key=self.metadata_key)
 
     def _search(

@@ -21,8 +21,8 @@ from langchain_luma._documents import DEFAULT_METADATA_KEY, hit_to_document
 from langchain_luma._engine import embedding_dim, open_engine, release
 from langchain_luma._inputs import check_search_kwargs
 from langchain_luma._items import ItemsMixin
-from langchain_luma._mmr import mmr_hits
-from langchain_luma._query import check_k
+from langchain_luma._mmr import MmrMixin
+from langchain_luma._query import check_k, search_or_none
 from langchain_luma.embeddings import LumaEmbeddings
 from luma_rag import Luma, LumaConfig
 from luma_rag.errors import (
@@ -36,7 +36,7 @@ __all__ = ["LumaVectorStore"]
 logger = logging.getLogger(__name__)
 
 
-class LumaVectorStore(ItemsMixin, VectorStore):
+class LumaVectorStore(ItemsMixin, MmrMixin, VectorStore):
     """LUMA-RAG vector store: a tiered, durable memory with exact scores and Safe@k.
 
     Works with any LangChain ``Embeddings`` (the store's dimension is taken from them), and
@@ -109,7 +109,10 @@ class LumaVectorStore(ItemsMixin, VectorStore):
         ```
 
     Search with score:
-        Scores are exact cosine similarities (higher is closer).
+        Scores are exact cosine similarities (higher is closer). Relevance scores
+        (``similarity_search_with_relevance_scores``, ``score_threshold``) are the cosine
+        clipped to [0, 1], as in LangChain's cosine stores. A filter on a metadata key no item
+        has returns no documents (with a warning in the log).
 
         ```python
         doc, score = vector_store.similarity_search_with_score("a large red circle", k=1)[0]
@@ -277,57 +280,6 @@ class LumaVectorStore(ItemsMixin, VectorStore):
         check_search_kwargs(kwargs)
         return self._with_scores(self._search(embedding, k, filter, kwargs), kwargs)
 
-    def max_marginal_relevance_search(
-        self,
-        query: str,
-        k: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
-        filter: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> list[Document]:
-        """``k`` documents that are close to ``query`` and diverse, out of the ``fetch_k`` best.
-
-        ``lambda_mult`` runs from 0 (most diverse) to 1 (plain similarity).
-        """
-        check_search_kwargs(kwargs)
-        vector = self._embedding.embed_query(query)
-        return self._mmr(vector, k, fetch_k, lambda_mult, filter, kwargs, text=True)
-
-    def max_marginal_relevance_search_by_vector(
-        self,
-        embedding: list[float],
-        k: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
-        filter: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> list[Document]:
-        """MMR over the stored raw vectors of the ``fetch_k`` nearest items."""
-        check_search_kwargs(kwargs)
-        return self._mmr(embedding, k, fetch_k, lambda_mult, filter, kwargs, text=False)
-
-    def _mmr(
-        self,
-        embedding: Sequence[float],
-        k: int,
-        fetch_k: int,
-        lambda_mult: float,
-        filter: Mapping[str, Any] | None,
-        kwargs: Mapping[str, Any],
-        *,
-        text: bool,
-    ) -> list[Document]:
-        k = check_k(k)
-        fetch_k = check_k(fetch_k, "fetch_k")
-        if not 0.0 <= lambda_mult <= 1.0:
-            raise InvalidInputError(f"lambda_mult must be in [0, 1], got {lambda_mult!r}")
-        result = self._search(embedding, max(k, fetch_k), filter, kwargs, text=text)
-        tel = result.telemetry.to_dict() if kwargs.get("telemetry") else None
-        key = kwargs.get("metadata_key", DEFAULT_METADATA_KEY)
-        picked = mmr_hits(self._luma, embedding, result, k, lambda_mult)
-        return [hit_to_document(h, tel, metadata_key=key) for h in picked]
-
     def _search(
         self,
         vector: Sequence[float],
@@ -336,18 +288,18 @@ class LumaVectorStore(ItemsMixin, VectorStore):
         kwargs: Mapping[str, Any],
         *,
         text: bool = False,
-    ) -> QueryResult:
+    ) -> QueryResult | None:
         filters = kwargs.get("filters")
         if filter is not None and filters is not None:
             raise InvalidInputError("pass filter= or filters=, not both")
         rho = kwargs.get("rho")
         if rho is None and text and self._embeds_with_engine_encoder():
             rho = self._luma.rho.get("text")  # the radius calibrated for this encoder
-        return self._luma.search(
-            np.asarray(vector, dtype=np.float32),
-            k=check_k(k),
-            filters=filter if filter is not None else filters,
-            rho=rho,
+        where = filter if filter is not None else filters
+        query = np.asarray(vector, dtype=np.float32)
+        k = check_k(k)
+        return search_or_none(
+            self._luma, where, lambda: self._luma.search(query, k=k, filters=where, rho=rho)
         )
 
     def _embeds_with_engine_encoder(self) -> bool:
@@ -359,14 +311,20 @@ class LumaVectorStore(ItemsMixin, VectorStore):
         )
 
     def _with_scores(
-        self, result: QueryResult, kwargs: Mapping[str, Any]
+        self, result: QueryResult | None, kwargs: Mapping[str, Any]
     ) -> list[tuple[Document, float]]:
+        if result is None:  # a filter no stored item can match
+            return []
         tel = result.telemetry.to_dict() if kwargs.get("telemetry") else None
         key = kwargs.get("metadata_key", DEFAULT_METADATA_KEY)
         return [(hit_to_document(h, tel, metadata_key=key), h.score) for h in result.hits]
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
-        """Cosine similarity in [-1, 1] -> relevance in [0, 1]."""
+        """Cosine similarity -> relevance: the cosine itself, clipped to [0, 1].
+
+        This is what LangChain's cosine stores return (relevance = 1 − cosine distance), so
+        ``score_threshold=0.55`` keeps hits with cosine >= 0.55; opposite vectors get 0.
+        """
         return _cosine_to_relevance
 
     # -- construction ----------------------------------------------------------------------------
@@ -394,4 +352,4 @@ class LumaVectorStore(ItemsMixin, VectorStore):
 
 
 def _cosine_to_relevance(score: float) -> float:
-    return (score + 1.0) / 2.0
+    return min(1.0, max(0.0, float(score)))
