@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from luma_rag import Luma, LumaConfig
@@ -21,6 +22,12 @@ def open_engine(
     if config is not None and dim is not None and config.dim != dim:
         raise ValueError(f"dim={dim} disagrees with config.dim={config.dim}; pass one of them")
     """Open (or create) the store at ``path``; ``dim`` or ``config`` for a new one."""
+    is_new = not (Path(path) / "config.json").is_file()
+    if is_new and dim is None and config is None and encoder is None:
+        raise ValueError(
+            f"there is no store at {os.fspath(path)!r} yet: pass dim= (the embedding size, e.g. "
+            "LumaVectorStore(path, dim=384)) or encoder= (e.g. encoder='luma-tiny') to create it"
+        )
     if config is None and dim is not None:
         config = LumaConfig(dim=dim)
     return Luma.open(path, config, encoder=encoder)

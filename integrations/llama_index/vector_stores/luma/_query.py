@@ -15,7 +15,7 @@ from llama_index.vector_stores.luma._nodes import NODE_ID_KEY, item_to_node
 
 from luma_rag import QueryResult
 
-__all__ = ["query_vector", "restrict", "to_query_result", "top_k"]
+__all__ = ["query_input", "query_vector", "restrict", "to_query_result", "top_k"]
 
 
 def restrict(
@@ -76,13 +76,38 @@ def top_k(query: VectorStoreQuery) -> int:
     """The query's ``similarity_top_k`` after checking it and the query mode.
 
     Raises:
-        ValueError: ``similarity_top_k`` is not an integer >= 1, or the mode is not DEFAULT.
+        ValueError: ``similarity_top_k`` is not an integer >= 1, or the mode is neither
+            DEFAULT nor MMR.
     """
     k = query.similarity_top_k
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise ValueError(f"similarity_top_k must be an integer >= 1, got {k!r}")
-    if query.mode != VectorStoreQueryMode.DEFAULT:
+    if query.mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR):
         raise ValueError(
-            f"LumaVectorStore supports VectorStoreQueryMode.DEFAULT only, got {query.mode}"
+            f"LumaVectorStore supports VectorStoreQueryMode.DEFAULT and MMR, got {query.mode}; "
+            "hybrid and sparse modes need a keyword (sparse) index, which LUMA-RAG does not "
+            "keep: fuse a BM25 retriever with this store's retriever instead "
+            "(llama_index.core.retrievers.QueryFusionRetriever)"
         )
     return int(k)
+
+
+def query_input(
+    query: VectorStoreQuery, dim: int, *, has_encoder: bool
+) -> tuple[np.ndarray | None, str | None]:
+    """``(query vector or None, query text)`` after checking there is something to search.
+
+    Raises:
+        ValueError: No embedding and no text, no embedding and no encoder, or a bad embedding.
+    """
+    vector = query_vector(query.query_embedding, dim)
+    text = query.query_str
+    if vector is None:
+        if text is None or not text.strip():
+            raise ValueError("empty query: give query_embedding or a non-empty query_str")
+        if not has_encoder:
+            raise ValueError(
+                "the query has no embedding and the store has no encoder to embed "
+                "query_str; pass query_embedding or open the store with an encoder"
+            )
+    return vector, text

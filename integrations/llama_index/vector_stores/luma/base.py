@@ -26,7 +26,8 @@ from llama_index.vector_stores.luma._nodes import (
     node_text,
     node_to_item_metadata,
 )
-from llama_index.vector_stores.luma._query import query_vector, restrict, to_query_result, top_k
+from llama_index.vector_stores.luma._query import query_input, restrict, top_k
+from llama_index.vector_stores.luma._search import run_query
 from llama_index.vector_stores.luma.filters import to_luma_filter
 
 from luma_rag import Luma, LumaConfig
@@ -350,31 +351,28 @@ class LumaVectorStore(AsyncMixin, BasePydanticVectorStore):
         ``query_str`` is embedded by the store's encoder through ``Luma.query``, whose ρ is
         the radius calibrated for text.
 
+        ``VectorStoreQueryMode.MMR`` re-ranks for diversity (``mmr_threshold``,
+        ``mmr_prefetch_factor``; see :mod:`~llama_index.vector_stores.luma._search`). A filter
+        on a metadata key no node has returns no nodes.
+
         Raises:
             ValueError: No embedding and no query text, an embedding of the wrong size,
-                ``similarity_top_k`` < 1, a mode other than DEFAULT, or a bad filter.
+                ``similarity_top_k`` < 1, a mode other than DEFAULT / MMR, or a bad filter.
         """
         k = top_k(query)
         where = restrict(to_luma_filter(query.filters), query.doc_ids, query.node_ids)
-        vector = query_vector(query.query_embedding, self.dim)
-        text = query.query_str
-        if vector is None:
-            if text is None or not text.strip():
-                raise ValueError("empty query: give query_embedding or a non-empty query_str")
-            if self.encoder is None:
-                raise ValueError(
-                    "the query has no embedding and the store has no encoder to embed "
-                    "query_str; pass query_embedding or open the store with an encoder"
-                )
-        if len(self._luma) == 0:
-            compile_filter(where)  # a bad filter is an error even on an empty store
-            return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
-        filters = where or None
-        if vector is not None:
-            result = self._luma.search(vector, k, filters=filters, rho=rho)
-        else:
-            result = self._luma.query(text, k=k, filters=filters, rho=rho)
-        return to_query_result(result)
+        vector, text = query_input(query, self.dim, has_encoder=self.encoder is not None)
+        return run_query(
+            self._luma,
+            mode=query.mode,
+            k=k,
+            where=where,
+            vector=vector,
+            text=text,
+            rho=rho,
+            mmr_threshold=kwargs.get("mmr_threshold", query.mmr_threshold),
+            mmr_prefetch_factor=kwargs.get("mmr_prefetch_factor"),
+        )
 
     # -- helpers -------------------------------------------------------------------------------
     def _matching(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> list[str]:
