@@ -19,6 +19,7 @@ from langchain_core.runnables.config import run_in_executor
 from langchain_core.runnables.utils import AddableDict
 
 from langchain_luma._query import ParsedQuery, parse_query
+from langchain_luma.answerers import ChatModelAnswerer
 from langchain_luma.retrievers import LumaRetriever
 from luma_rag import Luma
 from luma_rag.answer import (
@@ -73,7 +74,8 @@ def build_gated_chain(
             :class:`luma_rag.Luma` with an encoder.
         answerer: Turns the decision into text (default:
             :class:`~luma_rag.answer.EvidenceAnswerer`, no model); e.g. a
-            :class:`~luma_rag.answer.LlavaAnswerer`.
+            :class:`~luma_rag.answer.LlavaAnswerer`, or any LangChain chat model / LLM (wrapped
+            in :class:`~langchain_luma.ChatModelAnswerer`: the decision is in its prompt).
         gate_config: Gate settings. Default for a retriever: ``GateConfig(k=retriever.k,
             k_max=max(10, retriever.k))``; for an engine: ``GateConfig()``. When given, its
             ``k`` (not the retriever's) is the number of hits fetched.
@@ -109,6 +111,8 @@ def build_gated_chain(
             f"{type(retriever_or_luma).__name__}"
         )
     answerer = EvidenceAnswerer() if answerer is None else answerer
+    if not isinstance(answerer, Answerer) and isinstance(answerer, Runnable):
+        answerer = ChatModelAnswerer(answerer)  # any chat model / LLM, the decision in its prompt
     if not isinstance(answerer, Answerer):
         raise TypeError(
             f"answerer must have answer(question, decision) -> Answer (see "

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import langchain_luma
 
-EXPECTED_ALL = ["LumaEmbeddings", "LumaRetriever", "LumaVectorStore", "build_gated_chain"]
+EXPECTED_ALL = [
+    "ChatModelAnswerer",
+    "LumaEmbeddings",
+    "LumaRetriever",
+    "LumaVectorStore",
+    "build_gated_chain",
+]
 
 
 def test_all_imports() -> None:

@@ -16,6 +16,7 @@ PORTION = REPO / "integrations" / "llama_index"
 
 def test_all() -> None:
     assert luma_pkg.__all__ == [
+        "LLMAnswerer",
         "LumaEmbedding",
         "LumaGatedQueryEngine",
         "LumaVectorStore",

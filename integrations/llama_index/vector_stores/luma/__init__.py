@@ -5,9 +5,16 @@
 integrations are: it installs beside ``llama-index-core`` without shadowing it.
 """
 
+from llama_index.vector_stores.luma.answerers import LLMAnswerer
 from llama_index.vector_stores.luma.base import LumaVectorStore
 from llama_index.vector_stores.luma.embeddings import LumaEmbedding
 from llama_index.vector_stores.luma.filters import to_luma_filter
 from llama_index.vector_stores.luma.gated import LumaGatedQueryEngine
 
-__all__ = ["LumaEmbedding", "LumaGatedQueryEngine", "LumaVectorStore", "to_luma_filter"]
+__all__ = [
+    "LLMAnswerer",
+    "LumaEmbedding",
+    "LumaGatedQueryEngine",
+    "LumaVectorStore",
+    "to_luma_filter",
+]

@@ -24,10 +24,12 @@ from llama_index.core.base.response.schema import (
 )
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.embeddings import MultiModalEmbedding
+from llama_index.core.llms import LLM
 from llama_index.core.schema import NodeWithScore, QueryBundle
 from llama_index.core.vector_stores.types import MetadataFilters
 from llama_index.vector_stores.luma._nodes import item_to_node
 from llama_index.vector_stores.luma._query import query_vector
+from llama_index.vector_stores.luma.answerers import LLMAnswerer
 from llama_index.vector_stores.luma.base import LumaVectorStore
 from llama_index.vector_stores.luma.filters import to_luma_filter
 
@@ -87,7 +89,9 @@ class LumaGatedQueryEngine(BaseQueryEngine):
 
     Args:
         vector_store: The store (its engine is queried; the caller keeps closing it).
-        answerer: Turns the decision into text (default: ``EvidenceAnswerer()``).
+        answerer: Turns the decision into text (default: ``EvidenceAnswerer()``); any
+            LlamaIndex LLM is wrapped in :class:`~llama_index.vector_stores.luma.LLMAnswerer`
+            (the decision is in its prompt).
         gate_config: Gate settings (default ``GateConfig()``: k=5, k_max=10).
         embed_model: Embeds queries instead of the store's encoder (a store without one).
         filters: Metadata filters applied to every query.
@@ -105,7 +109,7 @@ class LumaGatedQueryEngine(BaseQueryEngine):
     def __init__(
         self,
         vector_store: LumaVectorStore,
-        answerer: Answerer | None = None,
+        answerer: Answerer | LLM | None = None,
         gate_config: GateConfig | None = None,
         *,
         embed_model: BaseEmbedding | None = None,
@@ -120,6 +124,8 @@ class LumaGatedQueryEngine(BaseQueryEngine):
                 f"LumaGatedQueryEngine needs a LumaVectorStore, got {type(vector_store).__name__}"
             )
         answerer = EvidenceAnswerer() if answerer is None else answerer
+        if isinstance(answerer, LLM):
+            answerer = LLMAnswerer(answerer)  # any LlamaIndex LLM, the decision in its prompt
         if not isinstance(answerer, Answerer):
             raise TypeError(
                 "answerer must have answer(question, decision) -> Answer (see "
