@@ -1,4 +1,5 @@
-"""Tests of the Gradio chat app (apps/): the Blocks it builds and its handlers, on a small store.
+"""Tests of the Gradio chat app (luma_rag/app/): the Blocks it builds and its handlers, on a
+small store.
 
 The store uses the shipped tiny CLIP when its checkpoint exists, else :class:`ShapeEncoder`, a
 deterministic stand-in defined here: it reads colour and position words from text, and the
@@ -159,7 +160,8 @@ def test_build_app_has_three_tabs_and_imports_gradio_lazily(luma: Luma) -> None:
     import sys
 
     code = (
-        "import sys, apps.chat, apps.demo; print('gradio' in sys.modules, 'torch' in sys.modules)"
+        "import sys, luma_rag.app.chat, luma_rag.app.demo; "
+        "print('gradio' in sys.modules, 'torch' in sys.modules)"
     )
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run(
@@ -169,7 +171,7 @@ def test_build_app_has_three_tabs_and_imports_gradio_lazily(luma: Luma) -> None:
 
     import gradio as gr
 
-    from apps.chat import TAB_LABELS, build_app, service_of
+    from luma_rag.app.chat import TAB_LABELS, build_app, service_of
 
     app = build_app(luma, EvidenceAnswerer(), GateConfig(k=3, k_max=6))
     assert isinstance(app, gr.Blocks)
@@ -182,8 +184,8 @@ def test_build_app_has_three_tabs_and_imports_gradio_lazily(luma: Luma) -> None:
 
 # -- chat -----------------------------------------------------------------------------------------
 def test_chat_handler_returns_badge_answer_and_telemetry(luma: Luma) -> None:
-    from apps.handlers import ask_handler
-    from apps.service import AppService
+    from luma_rag.app.handlers import ask_handler
+    from luma_rag.app.service import AppService
 
     service = AppService(luma, EvidenceAnswerer())
     history, badge, telemetry, gallery, citations, audio, reply = ask_handler(
@@ -204,8 +206,8 @@ def test_chat_handler_returns_badge_answer_and_telemetry(luma: Luma) -> None:
 
 
 def test_image_query_and_bad_queries(luma: Luma, sample_image: Path) -> None:
-    from apps.handlers import ask_handler
-    from apps.service import AppService
+    from luma_rag.app.handlers import ask_handler
+    from luma_rag.app.service import AppService
 
     service = AppService(luma, EvidenceAnswerer(), max_upload_mb=1)
     history, *_, reply = ask_handler(service, "", str(sample_image), None, None)
@@ -223,8 +225,8 @@ def test_image_query_and_bad_queries(luma: Luma, sample_image: Path) -> None:
 
 
 def test_clarify_is_logged_as_a_knowledge_gap(luma: Luma) -> None:
-    from apps.handlers import memory_handler
-    from apps.service import AppService
+    from luma_rag.app.handlers import memory_handler
+    from luma_rag.app.service import AppService
 
     service = AppService(luma, EvidenceAnswerer())
     replies = [service.ask(q) for q in ("a shape", "something", "a small thing at the top")]
@@ -240,8 +242,8 @@ def test_clarify_is_logged_as_a_knowledge_gap(luma: Luma) -> None:
 def test_ingest_makes_new_items_retrievable_at_once(luma: Luma, tmp_path: Path) -> None:
     from PIL import Image
 
-    from apps.handlers import ingest_handler
-    from apps.service import AppService
+    from luma_rag.app.handlers import ingest_handler
+    from luma_rag.app.service import AppService
 
     service = AppService(luma, EvidenceAnswerer())
     path = tmp_path / "magenta.png"
@@ -275,8 +277,8 @@ def test_ingest_makes_new_items_retrievable_at_once(luma: Luma, tmp_path: Path) 
 def test_bad_upload_reports_an_error_and_leaves_the_store_unchanged(
     luma: Luma, tmp_path: Path, sample_image: Path, name: str, content: bytes, match: str
 ) -> None:
-    from apps.handlers import ingest_handler
-    from apps.service import AppService
+    from luma_rag.app.handlers import ingest_handler
+    from luma_rag.app.service import AppService
 
     service = AppService(luma, EvidenceAnswerer(), max_upload_mb=1)
     bad = tmp_path / name
@@ -290,7 +292,7 @@ def test_bad_upload_reports_an_error_and_leaves_the_store_unchanged(
 
 
 def test_failure_mid_ingest_rolls_back(luma: Luma, tmp_path: Path, sample_image: Path) -> None:
-    from apps.service import AppService
+    from luma_rag.app.service import AppService
 
     service = AppService(luma, EvidenceAnswerer())
     clip = tmp_path / "speech.wav"
@@ -303,7 +305,7 @@ def test_failure_mid_ingest_rolls_back(luma: Luma, tmp_path: Path, sample_image:
 
 
 def test_video_upload_is_stored_as_video(luma: Luma, tmp_path: Path) -> None:
-    from apps.service import AppService
+    from luma_rag.app.service import AppService
     from luma_rag.datasets import generate, load_manifest
 
     item = load_manifest(
@@ -319,8 +321,8 @@ def test_video_upload_is_stored_as_video(luma: Luma, tmp_path: Path) -> None:
 def test_audio_upload_query_and_bridge_history(tmp_path: Path) -> None:
     import wave
 
-    from apps.handlers import memory_handler
-    from apps.service import AppService
+    from luma_rag.app.handlers import memory_handler
+    from luma_rag.app.service import AppService
 
     if not (CLAP / "model.safetensors").is_file():
         pytest.skip("the tiny CLAP checkpoint is not built in this checkout")
@@ -345,7 +347,7 @@ def test_audio_upload_query_and_bridge_history(tmp_path: Path) -> None:
 
 
 def test_nothing_to_ingest_is_an_error(luma: Luma) -> None:
-    from apps.service import AppService
+    from luma_rag.app.service import AppService
 
     with pytest.raises(InvalidInputError, match="nothing to ingest"):
         AppService(luma, EvidenceAnswerer()).ingest([], text="  ")
@@ -355,7 +357,7 @@ def test_nothing_to_ingest_is_an_error(luma: Luma) -> None:
 def test_demo_reports_a_missing_production_model_and_exits_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from apps.demo import main
+    from luma_rag.app.demo import main
 
     monkeypatch.setenv("LUMA_MODEL_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
@@ -371,9 +373,9 @@ def test_chat_answers_with_the_shipped_tiny_llava(luma: Luma, shapes_root: Path)
     top image is answered with that image's colour (held-out colour accuracy 0.996)."""
     import dataclasses
 
-    from apps.handlers import ask_handler
-    from apps.service import AppService
     from luma_rag.answer import OFFLINE_LLAVA_MODEL, LlavaAnswerer, gated_query
+    from luma_rag.app.handlers import ask_handler
+    from luma_rag.app.service import AppService
     from luma_rag.datasets import load_manifest
     from luma_rag.datasets.questions import make_question, parse_answer
 

@@ -1,4 +1,5 @@
-"""``python -m apps.demo``: the chat app over a LUMA-Shapes sample, with the shipped tiny models.
+"""``python -m luma_rag.app.demo`` (``luma demo``): the chat app over a LUMA-Shapes sample,
+with the shipped tiny models.
 
 On first run it generates a LUMA-Shapes sample into the store directory (images with
 captions; spoken captions too when espeak-ng and the tiny CLAP checkpoint are available),
@@ -8,7 +9,7 @@ http://127.0.0.1:7860 (localhost unless ``--host`` says otherwise). Later runs r
 
 Usage::
 
-    python -m apps.demo [--store PATH] [--n 300] [--n-audio 100] [--host 127.0.0.1]
+    python -m luma_rag.app.demo [--store PATH] [--n 300] [--n-audio 100] [--host 127.0.0.1]
                         [--port 7860] [--production] [--llava MODEL] [--evidence-only]
                         [--no-audio]
 
@@ -56,7 +57,7 @@ _BATCH: Final = 32
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m apps.demo",
+        prog="python -m luma_rag.app.demo",
         description="LUMA-RAG chat demo over a LUMA-Shapes sample (offline, tiny models).",
     )
     p.add_argument(
@@ -118,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         answerer = _answerer(args, device)
         items = _corpus(store / CORPUS_DIR, args.n, args.seed, audio=has_audio)
         _ingest(engine, items, n_audio=args.n_audio if has_audio else 0)
-        from apps.chat import build_app, launch_app
+        from luma_rag.app.chat import build_app, launch_app
 
         app = build_app(engine, answerer, max_upload_mb=args.max_upload_mb)
         print(

@@ -2,7 +2,7 @@
 
 :class:`AppService` holds an open :class:`~luma_rag.engine.Luma` store, an answerer and the
 answer gate. Its methods are plain functions of plain values (paths, strings), so the Gradio
-wiring in :mod:`apps.chat` stays thin and the tests call them directly.
+wiring in :mod:`luma_rag.app.chat` stays thin and the tests call them directly.
 
 Example:
     >>> service = AppService(luma, EvidenceAnswerer())

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
-from apps.service import ChatReply, MemoryView
+from luma_rag.app.service import ChatReply, MemoryView
 
 __all__ = [
     "BADGE_COLORS",

@@ -29,13 +29,13 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from apps.handlers import Message, ask_handler, ingest_handler, memory_handler
-from apps.render import (
+from luma_rag.answer import Answerer, EvidenceAnswerer, GateConfig
+from luma_rag.app.handlers import Message, ask_handler, ingest_handler, memory_handler
+from luma_rag.app.render import (
     empty_badge_html,
     telemetry_html,
 )
-from apps.service import DEFAULT_MAX_UPLOAD_MB, AppService
-from luma_rag.answer import Answerer, EvidenceAnswerer, GateConfig
+from luma_rag.app.service import DEFAULT_MAX_UPLOAD_MB, AppService
 from luma_rag.errors import LumaError, MissingDependencyError
 from luma_rag.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
@@ -72,10 +72,10 @@ def _gradio() -> Any:
 
 
 def service_of(app: gr.Blocks) -> AppService:
-    """The :class:`~apps.service.AppService` behind an app made by :func:`build_app`."""
+    """The :class:`~luma_rag.app.service.AppService` behind an app made by :func:`build_app`."""
     service = getattr(app, _SERVICE_ATTR, None)
     if not isinstance(service, AppService):
-        raise TypeError("this Blocks was not made by apps.chat.build_app")
+        raise TypeError("this Blocks was not made by luma_rag.app.chat.build_app")
     return service
 
 

@@ -1,6 +1,6 @@
 """The chat app's event handlers: plain functions of plain values (paths, strings).
 
-The Gradio callbacks in :mod:`apps.chat` call these, and so do the tests, without a browser.
+The Gradio callbacks in :mod:`luma_rag.app.chat` call these, and so do the tests, without a browser.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import html
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from apps.render import badge_html, citations_html, memory_html, telemetry_html
-from apps.service import AppService, ChatReply
+from luma_rag.app.render import badge_html, citations_html, memory_html, telemetry_html
+from luma_rag.app.service import AppService, ChatReply
 from luma_rag.errors import LumaError
 
 __all__ = ["Message", "ask_handler", "ingest_handler", "memory_handler", "status_html"]
@@ -31,7 +31,7 @@ def ask_handler(
         ``(history, badge_html, telemetry_html, gallery, citations_html, audio_path, reply)``:
         the history with the question and the answer appended, the decision badge, the
         telemetry panel, ``(path, caption)`` of cited images / videos, the citation list, the
-        best cited audio clip (or None) and the :class:`~apps.service.ChatReply` itself.
+        best cited audio clip (or None) and the :class:`~luma_rag.app.service.ChatReply` itself.
 
     Raises:
         LumaError: a bad query (nothing asked, a bad file) or a store error.
