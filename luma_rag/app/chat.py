@@ -57,6 +57,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TAB_LABELS: Final = ("Chat", "Ingest", "Memory")
+#: Requests the app serves at once by default.
+DEFAULT_CONCURRENCY: Final = 4
 _INGEST_TYPES: Final = sorted({".txt", ".md"} | IMAGE_SUFFIXES | AUDIO_SUFFIXES | VIDEO_SUFFIXES)
 _SERVICE_ATTR: Final = "luma_service"
 
@@ -96,6 +98,8 @@ def build_app(
     *,
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     title: str = "LUMA-RAG",
+    examples: Sequence[str] = (),
+    note: str | None = None,
 ) -> gr.Blocks:
     """Build the chat app around an open store.
 
@@ -107,6 +111,8 @@ def build_app(
         max_upload_mb: Largest upload or media query accepted (also enforced by
             :func:`launch_app`).
         title: Page title and heading.
+        examples: Example questions shown under the question box (ones the store answers).
+        note: A line of markdown under the heading, e.g. what the memory holds.
 
     Returns:
         The :class:`gradio.Blocks`; launch it with :func:`launch_app` (which sets the upload
@@ -120,9 +126,11 @@ def build_app(
 
     with gr.Blocks(title=title, analytics_enabled=False) as app:
         gr.Markdown(f"# {title}\nLifelong multimodal retrieval with Safe@k certificates.")
+        if note:
+            gr.Markdown(note, elem_id="luma-note")
         with gr.Tabs():
             with gr.Tab(TAB_LABELS[0], id="chat", elem_id="luma-tab-chat"):
-                _chat_tab(gr, service)
+                _chat_tab(gr, service, examples)
             with gr.Tab(TAB_LABELS[1], id="ingest", elem_id="luma-tab-ingest"):
                 ingest_done = _ingest_tab(gr, service)
             with gr.Tab(TAB_LABELS[2], id="memory", elem_id="luma-tab-memory") as memory_tab:
@@ -134,7 +142,7 @@ def build_app(
     return app
 
 
-def _chat_tab(gr: Any, service: AppService) -> None:
+def _chat_tab(gr: Any, service: AppService, examples: Sequence[str]) -> None:
     gr.Markdown(_answerer_note(service.answerer))
     with gr.Row():
         with gr.Column(scale=3):
@@ -143,7 +151,12 @@ def _chat_tab(gr: Any, service: AppService) -> None:
                 label="Question",
                 placeholder="e.g. a red circle on the left — press Enter to ask",
                 elem_id="luma-question",
+                max_length=service.max_question_chars,
             )
+            if examples:
+                gr.Examples(
+                    [[e] for e in examples], [question], label="Try", elem_id="luma-examples"
+                )
             with gr.Row():
                 image = gr.Image(
                     label="…or an image as the query",
@@ -298,19 +311,22 @@ def launch_app(
     allowed_paths: Sequence[str | os.PathLike[str]] = (),
     prevent_thread_lock: bool = False,
     quiet: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> str:
     """Launch an app from :func:`build_app` on ``host:port`` (localhost unless told otherwise).
 
-    The upload limit of the app's service becomes Gradio's ``max_file_size``; the store
-    directory (uploaded media, a demo corpus inside it) and ``allowed_paths`` may be served as
-    evidence. Nothing is shared publicly and Gradio's analytics stay off.
+    The upload limit of the app's service becomes Gradio's ``max_file_size``. Only the media
+    files the store references, its ``uploads/`` directory and ``allowed_paths`` may be
+    served as evidence; the store's own files (records, vectors, snapshots, config) are
+    blocked. ``concurrency`` requests run at once (retrieval in parallel; the answerer one
+    call at a time). Nothing is shared publicly and Gradio's analytics stay off.
 
     Returns:
         The local URL, e.g. ``"http://127.0.0.1:7860/"``.
     """
     service = service_of(app)
-    paths = [os.fspath(service.engine.path), *(os.fspath(p) for p in allowed_paths)]
-    app.queue(default_concurrency_limit=1)
+    paths = [*service.served_paths(), *(os.fspath(p) for p in allowed_paths)]
+    app.queue(default_concurrency_limit=concurrency)
     app.launch(
         server_name=host,
         server_port=port,
@@ -321,6 +337,7 @@ def launch_app(
         quiet=quiet,
         max_file_size=service.max_upload_bytes,
         allowed_paths=paths,
+        blocked_paths=service.blocked_paths(),
         ssr_mode=False,
         enable_monitoring=False,
         mcp_server=False,

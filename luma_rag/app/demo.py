@@ -1,6 +1,10 @@
 """``python -m luma_rag.app.demo`` (``luma demo``): the chat app over a LUMA-Shapes sample,
 with the shipped tiny models.
 
+Media are recorded by absolute path (the store directory is resolved first), so the store
+answers from its images wherever it is opened from; moving the store directory afterwards
+breaks those paths (regenerate it, or keep it in place).
+
 On first run it generates a LUMA-Shapes sample into the store directory (images with
 captions; spoken captions too when espeak-ng and the tiny CLAP checkpoint are available),
 ingests it with the captions and attributes as metadata (and the first ``--n-audio`` spoken
@@ -104,11 +108,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.n < 1 or args.n_audio < 0:
         print("demo: --n must be >= 1 and --n-audio >= 0", file=sys.stderr)
         return 2
-    store = args.store or (
-        DEFAULT_STORE.with_name(DEFAULT_STORE.name + "-production")
-        if args.production
-        else DEFAULT_STORE
-    )
+    store = (
+        args.store
+        or (
+            DEFAULT_STORE.with_name(DEFAULT_STORE.name + "-production")
+            if args.production
+            else DEFAULT_STORE
+        )
+    ).resolve()  # media are recorded by absolute path: the store opens from anywhere
     device = args.device or _default_device()
     try:
         engine, has_audio = _open_store(store, args, device)
@@ -121,7 +128,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         _ingest(engine, items, n_audio=args.n_audio if has_audio else 0)
         from luma_rag.app.chat import build_app, launch_app
 
-        app = build_app(engine, answerer, max_upload_mb=args.max_upload_mb)
+        app = build_app(
+            engine,
+            answerer,
+            max_upload_mb=args.max_upload_mb,
+            examples=example_questions(items),
+            note=(
+                f"The memory holds a **synthetic** corpus: {len(items)} LUMA-Shapes images of "
+                "rendered shapes (shape, colour, size, position, count) with their captions"
+                + (", and spoken captions" if has_audio else "")
+                + ". Ask about those; photos of the real world are not in it."
+            ),
+        )
         print(
             f"demo: {len(engine)} items in {store}; serving on http://{args.host}:{args.port} "
             "(Ctrl-C to stop)",
@@ -251,6 +269,29 @@ def _ingest(engine: Luma, items: Sequence[ShapeItem], *, n_audio: int) -> None:
                 id=f"{it.id}-audio",
             )
             advance(1)
+
+
+def example_questions(items: Sequence[ShapeItem], n: int = 4) -> list[str]:
+    """Questions the demo corpus answers: one per kind about the first items (full referents).
+
+    Args:
+        items: The corpus.
+        n: How many.
+
+    Returns:
+        e.g. ``["What color is the small circle on the left?", ...]``.
+    """
+    import numpy as np
+
+    from luma_rag.datasets.questions import make_question
+
+    rng = np.random.default_rng(0)
+    kinds = ("color", "shape", "position", "size")
+    named = ("size", "color", "shape", "position")
+    return [
+        make_question(it.attributes, kinds[i % len(kinds)], rng, named=named).text
+        for i, it in enumerate(items[:n])
+    ]
 
 
 def _metadata(item: ShapeItem) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from luma_rag.app.service import ChatReply, MemoryView
 
 __all__ = [
     "BADGE_COLORS",
+    "TELEMETRY_HELP",
     "TELEMETRY_LABELS",
     "badge_html",
     "citations_html",
@@ -42,6 +43,16 @@ TELEMETRY_LABELS: Final = {
     "k_used": "k used",
     "latency_ms": "latency (ms)",
     "answer_ms": "answerer (ms)",
+}
+
+#: One line per telemetry symbol, shown under the panel.
+TELEMETRY_HELP: Final = {
+    "γ": "how far the top hit's cosine leads the second's (margin_top2)",
+    "δ_k": "the gap between the k-th and (k+1)-th cosine: how cleanly the top k stand apart",
+    "ε": "drift of the CLAP→CLIP bridge since the query / item crossed it (audio only)",
+    "ζ": "quantisation error of warm-tier (IVF-PQ) candidates; 0 for the hot tier",
+    "ρ": "encoder radius: how far a paraphrase or re-encoding of the same thing can move",
+    "Safe@k": "no perturbation within ρ, ε and ζ can change the top-k set",
 }
 
 _BADGE_STYLE: Final = (
@@ -110,7 +121,15 @@ def telemetry_html(telemetry: Mapping[str, Any]) -> str:
             f'<tr data-key="{key}"><th style="{_CELL}font-weight:500">{html.escape(label)}</th>'
             f'<td style="{_CELL}font-family:monospace">{html.escape(_fmt(value))}</td></tr>'
         )
-    return f'<table id="luma-telemetry" class="luma-telemetry">{"".join(rows)}</table>'
+    legend = "".join(
+        f"<li><b>{html.escape(symbol)}</b>: {html.escape(text)}</li>"
+        for symbol, text in TELEMETRY_HELP.items()
+    )
+    return (
+        f'<table id="luma-telemetry" class="luma-telemetry">{"".join(rows)}</table>'
+        f'<ul id="luma-telemetry-help" style="font-size:0.8rem;margin:6px 0 0 0;'
+        f'padding-left:1.1em">{legend}</ul>'
+    )
 
 
 def citations_html(reply: ChatReply) -> str:

@@ -19,12 +19,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
-from luma_rag.answer import Answer, Answerer, GateConfig, GatedRetriever
+from luma_rag.answer import Answerer, GateConfig, GatedRetriever
+from luma_rag.app.replies import ChatReply, IngestReport, MemoryView, Upload
 from luma_rag.errors import InvalidInputError, LumaError, UnsupportedMediaError
 from luma_rag.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, load_image
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from luma_rag.engine import Luma
 
 __all__ = [
+    "DEFAULT_MAX_QUESTION_CHARS",
     "DEFAULT_MAX_UPLOAD_MB",
     "AppService",
     "ChatReply",
@@ -43,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 #: Largest file the app accepts by default, in megabytes (uploads and media queries).
 DEFAULT_MAX_UPLOAD_MB: Final = 20.0
+#: Longest question the app accepts by default, in characters.
+DEFAULT_MAX_QUESTION_CHARS: Final = 2000
 TEXT_SUFFIXES: Final = frozenset({".txt", ".md"})
 #: Directory inside the store where uploaded media are kept (``Hit.source`` points there).
 UPLOADS_DIR: Final = "uploads"
@@ -52,86 +55,6 @@ _MEDIA_PROMPTS: Final = {
 }
 
 ProgressCallback = Callable[[int, int, str], None]
-
-
-@dataclass(frozen=True)
-class ChatReply:
-    """One answered query.
-
-    Attributes:
-        question: What was asked (for a media query without text, a default question).
-        query_kind: ``"text"``, ``"image"`` or ``"audio"``.
-        answer: The answerer's :class:`~luma_rag.answer.Answer` (text, decision, citations).
-        telemetry: The panel's numbers: ``margin_top2`` (γ), ``delta_k`` (δ_k), ``epsilon``
-            (ε_q), ``epsilon_items`` (ε_i), ``zeta_mean`` / ``zeta_max`` (ζ), ``rho`` (ρ),
-            ``safe1``, ``safe_k`` (smallest certified k′, None when none), ``complete``,
-            ``n_candidates``, ``k_used``, ``latency_ms`` (retrieval + gate + answer) and
-            ``answer_ms`` (the answerer alone). Undefined numbers are None.
-        visual: ``(path, caption)`` of cited image / video evidence that has a file.
-        audio: ``(path, caption)`` of cited audio evidence that has a file.
-    """
-
-    question: str
-    query_kind: str
-    answer: Answer
-    telemetry: dict[str, Any]
-    visual: list[tuple[str, str]] = field(default_factory=list)
-    audio: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def decision(self) -> str:
-        """``"answer"``, ``"widen"`` or ``"clarify"``."""
-        return self.answer.decision.decision
-
-
-@dataclass(frozen=True)
-class IngestReport:
-    """What one ingest call stored.
-
-    Attributes:
-        ids: Ids of the new items, in upload order.
-        labels: One line per item: ``"image shapes.png"``, ``"text (42 chars)"``.
-        seconds: Wall time of the call.
-    """
-
-    ids: list[str]
-    labels: list[str]
-    seconds: float
-
-    @property
-    def message(self) -> str:
-        """A one-line summary for the status box."""
-        n = len(self.ids)
-        return f"Stored {n} item{'s' * (n != 1)} in {self.seconds:.1f} s: " + "; ".join(self.labels)
-
-
-@dataclass(frozen=True)
-class MemoryView:
-    """The memory's state for the Memory tab.
-
-    Attributes:
-        stats: ``Luma.stats()``: ``hot``, ``warm``, ``hot_budget``, ``total``, bytes per tier,
-            ``bridge_version``, ``bridge_epsilon``, ...
-        epsilon_history: One dict per bridge refresh: ``version``, ``pairs_seen``,
-            ``epsilon``, ``time``, ``initial`` (empty without a bridge).
-        gaps: Recent knowledge gaps, newest first: ``time`` (ISO, UTC), ``query``,
-            ``clarification``, ``reason``.
-        has_bridge: Whether the store has a CLAP→CLIP bridge (audio).
-    """
-
-    stats: dict[str, Any]
-    epsilon_history: list[dict[str, Any]]
-    gaps: list[dict[str, Any]]
-    has_bridge: bool
-
-
-@dataclass(frozen=True)
-class _Upload:
-    kind: str  # text | image | audio | video
-    label: str
-    text: str | None = None
-    path: Path | None = None
-    name: str = ""
 
 
 class AppService:
@@ -144,6 +67,7 @@ class AppService:
         gate_config: Gate settings (default :class:`~luma_rag.answer.GateConfig`).
         max_upload_mb: Largest file accepted, for uploads and media queries.
         gap_limit: Knowledge gaps listed by :meth:`memory`.
+        max_question_chars: Longest question accepted (a longer one is refused, not cut).
     """
 
     def __init__(
@@ -154,6 +78,7 @@ class AppService:
         *,
         max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
         gap_limit: int = 20,
+        max_question_chars: int = DEFAULT_MAX_QUESTION_CHARS,
     ) -> None:
         if not isinstance(answerer, Answerer):
             raise InvalidInputError(
@@ -166,12 +91,34 @@ class AppService:
         self.gate = GatedRetriever(engine, gate_config)
         self.max_upload_mb = float(max_upload_mb)
         self.gap_limit = int(gap_limit)
+        ok = isinstance(max_question_chars, int) and not isinstance(max_question_chars, bool)
+        if not ok or max_question_chars < 1:
+            raise InvalidInputError(
+                f"max_question_chars must be an int >= 1, got {max_question_chars!r}"
+            )
+        self.max_question_chars = max_question_chars
         self._ingest_lock = threading.Lock()
+        self._answer_lock = threading.Lock()  # one answerer call at a time (models may not share)
 
     @property
     def max_upload_bytes(self) -> int:
         """The upload limit in bytes."""
         return int(self.max_upload_mb * 1024 * 1024)
+
+    def served_paths(self) -> list[str]:
+        """What the app may serve as evidence: every media file the store references, and the
+        uploads directory (new uploads land there). Never the store's own files."""
+        referenced = {
+            item["source"]
+            for item in self.engine.get(self.engine.ids())
+            if item.get("source") and os.path.isfile(item["source"])
+        }
+        return [*sorted(referenced), os.fspath(self.engine.path / UPLOADS_DIR)]
+
+    def blocked_paths(self) -> list[str]:
+        """The store's own files (records, vectors, snapshots, config): never served."""
+        root = self.engine.path
+        return sorted(os.fspath(p) for p in root.iterdir() if p.name != UPLOADS_DIR)
 
     @property
     def answerer_name(self) -> str:
@@ -197,6 +144,11 @@ class AppService:
                 from the store (e.g. audio without an audio encoder).
         """
         text = (question or "").strip()
+        if len(text) > self.max_question_chars:
+            raise InvalidInputError(
+                f"the question is {len(text)} characters long; the limit is "
+                f"{self.max_question_chars}: shorten it"
+            )
         if image is not None and audio is not None:
             raise InvalidInputError("use one query medium at a time: an image or an audio clip")
         t0 = time.perf_counter()
@@ -213,7 +165,8 @@ class AppService:
             raise InvalidInputError("type a question, or upload an image or an audio clip")
         asked = text or _MEDIA_PROMPTS[kind]
         t1 = time.perf_counter()
-        answer = self.answerer.answer(asked, decision)
+        with self._answer_lock:
+            answer = self.answerer.answer(asked, decision)
         t2 = time.perf_counter()
         numbers = decision.numbers.to_dict()
         telemetry = {
@@ -264,7 +217,7 @@ class AppService:
         caption = (caption or "").strip() or None
         uploads = [self._check_upload(Path(f)) for f in files]
         if text is not None and text.strip():
-            uploads.append(_Upload("text", f"text ({len(text.strip())} chars)", text.strip()))
+            uploads.append(Upload("text", f"text ({len(text.strip())} chars)", text.strip()))
         if not uploads:
             raise InvalidInputError("nothing to ingest: upload files or type a text")
         t0 = time.perf_counter()
@@ -283,7 +236,7 @@ class AppService:
                 ) from e
         return IngestReport(ids, [u.label for u in uploads], time.perf_counter() - t0)
 
-    def _check_upload(self, path: Path) -> _Upload:
+    def _check_upload(self, path: Path) -> Upload:
         name = path.name
         suffix = path.suffix.lower()
         if suffix in TEXT_SUFFIXES:
@@ -294,7 +247,7 @@ class AppService:
                 raise UnsupportedMediaError(f"{name} is not UTF-8 text") from e
             if not content:
                 raise UnsupportedMediaError(f"{name} is empty")
-            return _Upload("text", f"text {name}", text=content, name=name)
+            return Upload("text", f"text {name}", text=content, name=name)
         for kind, suffixes in (
             ("image", IMAGE_SUFFIXES),
             ("audio", AUDIO_SUFFIXES),
@@ -304,7 +257,7 @@ class AppService:
                 self._checked_file(path, suffixes, kind)
                 if kind == "image":
                     _check_image(path)
-                return _Upload(kind, f"{kind} {name}", path=path, name=name)
+                return Upload(kind, f"{kind} {name}", path=path, name=name)
         known = sorted(TEXT_SUFFIXES | IMAGE_SUFFIXES | AUDIO_SUFFIXES | VIDEO_SUFFIXES)
         raise UnsupportedMediaError(f"{name}: unsupported file type; upload one of {known}")
 
@@ -327,7 +280,7 @@ class AppService:
             )
         return path
 
-    def _store(self, up: _Upload, caption: str | None, copies: list[Path]) -> str:
+    def _store(self, up: Upload, caption: str | None, copies: list[Path]) -> str:
         meta = {"filename": up.name} if up.name else {}
         if up.kind == "text":
             return self.engine.ingest(up.text, metadata=meta)

@@ -395,3 +395,83 @@ def test_chat_answers_with_the_shipped_tiny_llava(luma: Luma, shapes_root: Path)
         top = luma.get([decision.hits[0].id])[0]["metadata"]
         right += parse_answer(answerer.answer(q.text, forced).text, "color") == top["color"]
     assert right >= 5, f"{right}/6 colour answers match the top image"
+
+
+# -- serving: only referenced media, bounded questions, a few requests at once (issue 11) -------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_app_serves_referenced_media_but_not_the_store_files(
+    luma: Luma, sample_image: Path
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    from luma_rag.app.chat import DEFAULT_CONCURRENCY, build_app, launch_app, service_of
+
+    app = build_app(luma, EvidenceAnswerer())
+    service = service_of(app)
+    served = service.served_paths()
+    assert str(sample_image.resolve()) in served or str(sample_image) in served
+    assert not any(Path(p).name == "records.sqlite" for p in served)
+    assert any(Path(p).name == "records.sqlite" for p in service.blocked_paths())
+    url = launch_app(app, port=_free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        assert app._queue.default_concurrency_limit == DEFAULT_CONCURRENCY > 1
+
+        def status(path: Path) -> int:
+            try:
+                with urllib.request.urlopen(f"{url}gradio_api/file={path}", timeout=10) as r:
+                    return int(r.status)
+            except urllib.error.HTTPError as e:
+                return int(e.code)
+
+        image = next(p for p in served if p.endswith(".png"))
+        assert status(Path(image)) == 200
+        for name in ("records.sqlite", "config.json"):
+            assert status(luma.path / name) in (403, 404), name
+    finally:
+        app.close()
+
+
+def test_question_length_is_limited(luma: Luma) -> None:
+    from luma_rag.app.service import AppService
+
+    service = AppService(luma, EvidenceAnswerer(), max_question_chars=50)
+    assert service.ask("a red circle").decision in ("answer", "widen", "clarify")
+    with pytest.raises(InvalidInputError, match="the limit is 50"):
+        service.ask("a red circle " * 10)
+    with pytest.raises(InvalidInputError):
+        AppService(luma, EvidenceAnswerer(), max_question_chars=0)
+
+
+def test_telemetry_symbols_are_explained_and_examples_shown(luma: Luma) -> None:
+    import gradio as gr
+
+    from luma_rag.app.chat import build_app
+    from luma_rag.app.render import TELEMETRY_HELP, telemetry_html
+
+    panel = telemetry_html({"margin_top2": 0.1, "rho": 0.05})
+    for symbol in ("γ", "δ_k", "ε", "ζ", "ρ"):
+        assert symbol in TELEMETRY_HELP and f"<b>{symbol}</b>:" in panel
+    app = build_app(
+        luma, EvidenceAnswerer(), examples=["What color is the circle?"], note="**synthetic**"
+    )
+    blocks = list(app.blocks.values())
+    assert any(isinstance(b, gr.Dataset) for b in blocks)  # gr.Examples renders a Dataset
+    assert any(isinstance(b, gr.Markdown) and "synthetic" in str(b.value) for b in blocks)
+
+
+def test_demo_examples_are_answerable_questions(shapes_root: Path) -> None:
+    from luma_rag.app.demo import example_questions
+    from luma_rag.datasets import load_manifest
+
+    items = load_manifest(shapes_root / "corpus")
+    questions = example_questions(items)
+    assert len(questions) == 4 and all(q.endswith("?") for q in questions)
+    assert items[0].attributes.shape in questions[0] or "shape" in questions[0]
