@@ -5,8 +5,8 @@
 build_prompt_text` — the decision's instructions (ANSWER from [1], WIDEN over the stable set,
 CLARIFY: ask, do not answer), the numbered evidence and the question — so a model that never
 heard of Safe@k still answers only as far as the certificate allows. The framework adapters
-build on it: ``langchain_luma.ChatModelAnswerer`` (any LangChain chat model or LLM) and
-``llama_index.vector_stores.luma.LLMAnswerer`` (any LlamaIndex LLM).
+build on it: ``langchain_lumarag.ChatModelAnswerer`` (any LangChain chat model or LLM) and
+``llama_index.vector_stores.lumarag.LLMAnswerer`` (any LlamaIndex LLM).
 
 Example:
     >>> bot = TextModelAnswerer(lambda prompt: my_model(prompt), name="my-model")

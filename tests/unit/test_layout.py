@@ -40,7 +40,7 @@ FORBIDDEN = (
     "luma_rag.cli",
     "luma_rag.app",
     "apps",
-    "langchain_luma",
+    "langchain_lumarag",
     "langchain",
     "langchain_core",
     "llama_index",

@@ -10,7 +10,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.runnables import RunnableLambda
 from langchain_core.vectorstores import InMemoryVectorStore
-from langchain_luma import LumaRetriever, LumaVectorStore
+from langchain_lumarag import LumaRetriever, LumaVectorStore
 
 from luma_rag import Luma
 from luma_rag.errors import InvalidInputError
@@ -32,7 +32,7 @@ def test_unknown_filter_key_returns_nothing_like_in_memory(
     ref.add_texts(TEXTS, METAS)
     flt = {"colour": "red"}  # a key no item has
     assert ref.similarity_search("circle", k=2, filter=lambda d: d.metadata.get("colour")) == []
-    with caplog.at_level(logging.WARNING, logger="langchain_luma._query"):
+    with caplog.at_level(logging.WARNING, logger="langchain_lumarag._query"):
         assert store.similarity_search("circle", k=2, filter=flt) == []
     assert "matches no stored item" in caplog.text
     assert store.similarity_search_with_score("circle", k=2, filter=flt) == []

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from langchain_core.runnables import RunnableLambda
 from langchain_core.runnables.utils import AddableDict
-from langchain_luma import LumaRetriever, build_gated_chain
-from langchain_luma.gated import LumaGatedChain
+from langchain_lumarag import LumaRetriever, build_gated_chain
+from langchain_lumarag.gated import LumaGatedChain
 
 from luma_rag import Luma
 from luma_rag.answer import Answer, EvidenceAnswerer, GateConfig, GateDecision
@@ -266,7 +266,7 @@ def test_composes_with_other_runnables(chain: LumaGatedChain) -> None:
 def test_a_chat_model_answers_with_the_decision_in_its_prompt(luma: Luma) -> None:
     from langchain_core.language_models import FakeListChatModel
     from langchain_core.runnables import RunnableLambda
-    from langchain_luma import ChatModelAnswerer
+    from langchain_lumarag import ChatModelAnswerer
 
     prompts: list[str] = []
 

@@ -1,8 +1,8 @@
-"""The public names of ``langchain_luma`` are pinned."""
+"""The public names of ``langchain_lumarag`` are pinned."""
 
 from __future__ import annotations
 
-import langchain_luma
+import langchain_lumarag
 
 EXPECTED_ALL = [
     "ChatModelAnswerer",
@@ -14,6 +14,6 @@ EXPECTED_ALL = [
 
 
 def test_all_imports() -> None:
-    assert sorted(langchain_luma.__all__) == sorted(EXPECTED_ALL)
+    assert sorted(langchain_lumarag.__all__) == sorted(EXPECTED_ALL)
     for name in EXPECTED_ALL:
-        assert getattr(langchain_luma, name).__name__ == name
+        assert getattr(langchain_lumarag, name).__name__ == name

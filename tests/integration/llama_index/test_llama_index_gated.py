@@ -25,7 +25,7 @@ from llama_index.core.vector_stores.types import (
     MetadataFilters,
     VectorStoreQuery,
 )
-from llama_index.vector_stores.luma import LumaEmbedding, LumaGatedQueryEngine, LumaVectorStore
+from llama_index.vector_stores.lumarag import LumaEmbedding, LumaGatedQueryEngine, LumaVectorStore
 
 from luma_rag.answer import GateConfig
 
@@ -264,7 +264,7 @@ async def test_async_streaming(gated_store: LumaVectorStore) -> None:
 
 def test_an_llm_answers_with_the_decision_in_its_prompt(gated_store: LumaVectorStore) -> None:
     from llama_index.core.llms import MockLLM
-    from llama_index.vector_stores.luma import LLMAnswerer
+    from llama_index.vector_stores.lumarag import LLMAnswerer
 
     engine = LumaGatedQueryEngine(gated_store, answerer=MockLLM(), record_gaps=False)
     assert isinstance(engine.answerer, LLMAnswerer)

@@ -18,7 +18,7 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQuery,
     VectorStoreQueryMode,
 )
-from llama_index.vector_stores.luma import LumaVectorStore
+from llama_index.vector_stores.lumarag import LumaVectorStore
 
 from luma_rag import Luma, LumaConfig
 from luma_rag.encoders import Encoder

@@ -37,7 +37,7 @@ class LumaEmbeddings(BaseModel, Embeddings):
 
     Instantiate:
         ```python
-        from langchain_luma import LumaEmbeddings
+        from langchain_lumarag import LumaEmbeddings
 
         embeddings = LumaEmbeddings(model="luma-tiny")
         ```

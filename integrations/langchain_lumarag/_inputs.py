@@ -1,4 +1,4 @@
-"""Argument checks of :class:`~langchain_luma.LumaVectorStore`'s writes and searches."""
+"""Argument checks of :class:`~langchain_lumarag.LumaVectorStore`'s writes and searches."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from llama_index.core.vector_stores.types import VectorStoreQueryMode, VectorStoreQueryResult
-from llama_index.vector_stores.luma._query import to_query_result
+from llama_index.vector_stores.lumarag._query import to_query_result
 
 from luma_rag import Luma, QueryResult
 from luma_rag.errors import InvalidInputError

@@ -4,7 +4,7 @@
 (:func:`luma_rag.answer.build_prompt_text`: the decision's instructions — ANSWER from the
 certified [1], WIDEN over the stable set, CLARIFY: ask, do not answer — the numbered
 evidence and the question) and returns a :class:`luma_rag.answer.Answer` citing the evidence.
-:func:`~langchain_luma.build_gated_chain` wraps a chat model passed as ``answerer=`` in it.
+:func:`~langchain_lumarag.build_gated_chain` wraps a chat model passed as ``answerer=`` in it.
 
 Example:
     >>> from langchain_core.language_models import FakeListChatModel

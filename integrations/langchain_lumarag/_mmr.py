@@ -1,5 +1,5 @@
 """Maximal marginal relevance over the raw vectors the engine stores for a result's hits, and
-the MMR searches of :class:`~langchain_luma.LumaVectorStore` (a mixin of the store)."""
+the MMR searches of :class:`~langchain_lumarag.LumaVectorStore` (a mixin of the store)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
-from langchain_luma._documents import DEFAULT_METADATA_KEY, hit_to_document
-from langchain_luma._inputs import check_search_kwargs
-from langchain_luma._query import check_k
+from langchain_lumarag._documents import DEFAULT_METADATA_KEY, hit_to_document
+from langchain_lumarag._inputs import check_search_kwargs
+from langchain_lumarag._query import check_k
 from luma_rag import Luma
 from luma_rag.errors import InvalidInputError
 from luma_rag.results import Hit, QueryResult

@@ -16,9 +16,9 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQuery,
     VectorStoreQueryResult,
 )
-from llama_index.vector_stores.luma._async import AsyncMixin
-from llama_index.vector_stores.luma._engine import check_local_fs, open_engine
-from llama_index.vector_stores.luma._nodes import (
+from llama_index.vector_stores.lumarag._async import AsyncMixin
+from llama_index.vector_stores.lumarag._engine import check_local_fs, open_engine
+from llama_index.vector_stores.lumarag._nodes import (
     embedding_input,
     item_to_node,
     node_modality,
@@ -26,9 +26,9 @@ from llama_index.vector_stores.luma._nodes import (
     node_text,
     node_to_item_metadata,
 )
-from llama_index.vector_stores.luma._query import query_input, restrict, top_k
-from llama_index.vector_stores.luma._search import run_query
-from llama_index.vector_stores.luma.filters import to_luma_filter
+from llama_index.vector_stores.lumarag._query import query_input, restrict, top_k
+from llama_index.vector_stores.lumarag._search import run_query
+from llama_index.vector_stores.lumarag.filters import to_luma_filter
 
 from luma_rag import Luma, LumaConfig
 from luma_rag.encoders import Encoder
@@ -67,7 +67,7 @@ class LumaVectorStore(AsyncMixin, BasePydanticVectorStore):
     Instantiate:
         .. code-block:: python
 
-            from llama_index.vector_stores.luma import LumaVectorStore
+            from llama_index.vector_stores.lumarag import LumaVectorStore
 
             store = LumaVectorStore("./luma_store", encoder="luma-tiny")   # or dim=... alone
 
@@ -75,7 +75,7 @@ class LumaVectorStore(AsyncMixin, BasePydanticVectorStore):
         .. code-block:: python
 
             from llama_index.core import VectorStoreIndex
-            from llama_index.vector_stores.luma import LumaEmbedding
+            from llama_index.vector_stores.lumarag import LumaEmbedding
 
             index = VectorStoreIndex.from_vector_store(
                 store, embed_model=LumaEmbedding(encoder=store.encoder)
@@ -343,7 +343,7 @@ class LumaVectorStore(AsyncMixin, BasePydanticVectorStore):
 
         ``doc_ids`` and ``node_ids`` restrict the search (an empty list means no
         restriction, as LlamaIndex's retrievers pass it); ``filters`` are translated by
-        :func:`~llama_index.vector_stores.luma.filters.to_luma_filter`.
+        :func:`~llama_index.vector_stores.lumarag.filters.to_luma_filter`.
 
         A query with a ``query_embedding`` is searched as given, with ``rho`` as the encoder
         radius of the certificate (default: the store's ``SafetyConfig.rho``; from a
@@ -352,7 +352,7 @@ class LumaVectorStore(AsyncMixin, BasePydanticVectorStore):
         the radius calibrated for text.
 
         ``VectorStoreQueryMode.MMR`` re-ranks for diversity (``mmr_threshold``,
-        ``mmr_prefetch_factor``; see :mod:`~llama_index.vector_stores.luma._search`). A filter
+        ``mmr_prefetch_factor``; see :mod:`~llama_index.vector_stores.lumarag._search`). A filter
         on a metadata key no node has returns no nodes.
 
         Raises:

@@ -27,11 +27,11 @@ from llama_index.core.embeddings import MultiModalEmbedding
 from llama_index.core.llms import LLM
 from llama_index.core.schema import NodeWithScore, QueryBundle
 from llama_index.core.vector_stores.types import MetadataFilters
-from llama_index.vector_stores.luma._nodes import item_to_node
-from llama_index.vector_stores.luma._query import query_vector
-from llama_index.vector_stores.luma.answerers import LLMAnswerer
-from llama_index.vector_stores.luma.base import LumaVectorStore
-from llama_index.vector_stores.luma.filters import to_luma_filter
+from llama_index.vector_stores.lumarag._nodes import item_to_node
+from llama_index.vector_stores.lumarag._query import query_vector
+from llama_index.vector_stores.lumarag.answerers import LLMAnswerer
+from llama_index.vector_stores.lumarag.base import LumaVectorStore
+from llama_index.vector_stores.lumarag.filters import to_luma_filter
 
 from luma_rag.answer import (
     Answerer,
@@ -79,7 +79,7 @@ class LumaGatedQueryEngine(BaseQueryEngine):
     Example:
         .. code-block:: python
 
-            from llama_index.vector_stores.luma import LumaGatedQueryEngine, LumaVectorStore
+            from llama_index.vector_stores.lumarag import LumaGatedQueryEngine, LumaVectorStore
 
             store = LumaVectorStore("./luma_store", encoder="luma-tiny")
             engine = LumaGatedQueryEngine(store)
@@ -90,7 +90,7 @@ class LumaGatedQueryEngine(BaseQueryEngine):
     Args:
         vector_store: The store (its engine is queried; the caller keeps closing it).
         answerer: Turns the decision into text (default: ``EvidenceAnswerer()``); any
-            LlamaIndex LLM is wrapped in :class:`~llama_index.vector_stores.luma.LLMAnswerer`
+            LlamaIndex LLM is wrapped in :class:`~llama_index.vector_stores.lumarag.LLMAnswerer`
             (the decision is in its prompt).
         gate_config: Gate settings (default ``GateConfig()``: k=5, k_max=10).
         embed_model: Embeds queries instead of the store's encoder (a store without one).

@@ -1,4 +1,4 @@
-"""The async half of :class:`~llama_index.vector_stores.luma.LumaVectorStore`: every method
+"""The async half of :class:`~llama_index.vector_stores.lumarag.LumaVectorStore`: every method
 runs its sync twin in a worker thread (the engine is thread-safe)."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryMode,
     VectorStoreQueryResult,
 )
-from llama_index.vector_stores.luma._nodes import NODE_ID_KEY, item_to_node
+from llama_index.vector_stores.lumarag._nodes import NODE_ID_KEY, item_to_node
 
 from luma_rag import QueryResult
 

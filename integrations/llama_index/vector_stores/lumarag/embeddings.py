@@ -25,7 +25,7 @@ class LumaEmbedding(MultiModalEmbedding):
     Example:
         .. code-block:: python
 
-            from llama_index.vector_stores.luma import LumaEmbedding
+            from llama_index.vector_stores.lumarag import LumaEmbedding
 
             embed = LumaEmbedding("luma-tiny")          # the shipped tiny CLIP, offline
             embed.get_text_embedding("a red circle")   # list[float], unit norm

@@ -4,7 +4,7 @@
 (:func:`luma_rag.answer.build_prompt_text`: the decision's instructions — ANSWER from the
 certified [1], WIDEN over the stable set, CLARIFY: ask, do not answer — the numbered
 evidence and the question) through ``complete`` / ``stream_complete``.
-:class:`~llama_index.vector_stores.luma.LumaGatedQueryEngine` wraps an LLM passed as
+:class:`~llama_index.vector_stores.lumarag.LumaGatedQueryEngine` wraps an LLM passed as
 ``answerer=`` in it.
 
 Example:

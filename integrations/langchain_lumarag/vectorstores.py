@@ -17,13 +17,13 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
-from langchain_luma._documents import DEFAULT_METADATA_KEY, hit_to_document
-from langchain_luma._engine import embedding_dim, open_engine, release
-from langchain_luma._inputs import check_search_kwargs
-from langchain_luma._items import ItemsMixin
-from langchain_luma._mmr import MmrMixin
-from langchain_luma._query import check_k, search_or_none
-from langchain_luma.embeddings import LumaEmbeddings
+from langchain_lumarag._documents import DEFAULT_METADATA_KEY, hit_to_document
+from langchain_lumarag._engine import embedding_dim, open_engine, release
+from langchain_lumarag._inputs import check_search_kwargs
+from langchain_lumarag._items import ItemsMixin
+from langchain_lumarag._mmr import MmrMixin
+from langchain_lumarag._query import check_k, search_or_none
+from langchain_lumarag.embeddings import LumaEmbeddings
 from luma_rag import Luma, LumaConfig
 from luma_rag.errors import (
     DimensionMismatchError,
@@ -40,7 +40,7 @@ class LumaVectorStore(ItemsMixin, MmrMixin, VectorStore):
     """LUMA-RAG vector store: a tiered, durable memory with exact scores and Safe@k.
 
     Works with any LangChain ``Embeddings`` (the store's dimension is taken from them), and
-    with :class:`~langchain_luma.LumaEmbeddings` for text and images in one CLIP space.
+    with :class:`~langchain_lumarag.LumaEmbeddings` for text and images in one CLIP space.
 
     Setup:
         ```bash
@@ -61,7 +61,7 @@ class LumaVectorStore(ItemsMixin, MmrMixin, VectorStore):
     Instantiate:
         ```python
         from langchain_core.embeddings import DeterministicFakeEmbedding
-        from langchain_luma import LumaVectorStore
+        from langchain_lumarag import LumaVectorStore
 
         vector_store = LumaVectorStore(DeterministicFakeEmbedding(size=64), path="./luma-store")
         ```
@@ -121,7 +121,7 @@ class LumaVectorStore(ItemsMixin, MmrMixin, VectorStore):
 
     Search with telemetry:
         ``telemetry=True`` adds the query's Safe@k certificate to each document, as
-        :class:`~langchain_luma.LumaRetriever` does (``metadata["luma"]`` plus top-level
+        :class:`~langchain_lumarag.LumaRetriever` does (``metadata["luma"]`` plus top-level
         ``score`` / ``safe1`` / ``safek``).
 
         ```python

@@ -1,4 +1,4 @@
-"""Opening the engine behind :class:`~llama_index.vector_stores.luma.LumaVectorStore`."""
+"""Opening the engine behind :class:`~llama_index.vector_stores.lumarag.LumaVectorStore`."""
 
 from __future__ import annotations
 

@@ -19,9 +19,9 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
-from langchain_luma._documents import DEFAULT_METADATA_KEY, result_to_documents
-from langchain_luma._query import ParsedQuery, check_k, parse_query, search_or_none
-from langchain_luma.embeddings import LumaEmbeddings
+from langchain_lumarag._documents import DEFAULT_METADATA_KEY, result_to_documents
+from langchain_lumarag._query import ParsedQuery, check_k, parse_query, search_or_none
+from langchain_lumarag.embeddings import LumaEmbeddings
 from luma_rag import Luma
 from luma_rag.encoders import DEFAULT_MODEL
 from luma_rag.errors import ConfigError, InvalidInputError
@@ -66,7 +66,7 @@ class LumaRetriever(BaseRetriever):
             Encoder name used with ``store_path`` (default ``"luma-tiny"``, shipped offline).
         embeddings: Embeddings | None
             Embed text queries with these instead of the engine's encoder (a store built by
-            :class:`~langchain_luma.LumaVectorStore` with other embeddings).
+            :class:`~langchain_lumarag.LumaVectorStore` with other embeddings).
 
     Key search args (defaults; ``k``, ``filters``, ``modality`` and ``rho`` can also be given
     to ``invoke``):
@@ -83,7 +83,7 @@ class LumaRetriever(BaseRetriever):
     Instantiate:
         ```python
         from luma_rag import Luma
-        from langchain_luma import LumaRetriever
+        from langchain_lumarag import LumaRetriever
 
         luma = Luma.open("./luma-store", encoder="luma-tiny")
         luma.ingest_texts(

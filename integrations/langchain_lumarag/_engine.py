@@ -1,4 +1,5 @@
-"""Opening, probing and releasing the engine behind a :class:`~langchain_luma.LumaVectorStore`."""
+"""Opening, probing and releasing the engine behind a
+:class:`~langchain_lumarag.LumaVectorStore`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from langchain_luma.embeddings import LumaEmbeddings
+from langchain_lumarag.embeddings import LumaEmbeddings
 from luma_rag import Luma, LumaConfig
 from luma_rag.errors import ConfigError, DimensionMismatchError, InvalidInputError
 

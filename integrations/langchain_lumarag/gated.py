@@ -18,9 +18,9 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.runnables.utils import AddableDict
 
-from langchain_luma._query import ParsedQuery, parse_query
-from langchain_luma.answerers import ChatModelAnswerer
-from langchain_luma.retrievers import LumaRetriever
+from langchain_lumarag._query import ParsedQuery, parse_query
+from langchain_lumarag.answerers import ChatModelAnswerer
+from langchain_lumarag.retrievers import LumaRetriever
 from luma_rag import Luma
 from luma_rag.answer import (
     Answer,
@@ -69,13 +69,13 @@ def build_gated_chain(
     only. An answerer that cannot stream yields the full output as one chunk.
 
     Args:
-        retriever_or_luma: A :class:`~langchain_luma.LumaRetriever` (its engine, ``modality``,
+        retriever_or_luma: A :class:`~langchain_lumarag.LumaRetriever` (its engine, ``modality``,
             ``filters``, ``rho`` and ``embeddings`` are used), or an open
             :class:`luma_rag.Luma` with an encoder.
         answerer: Turns the decision into text (default:
             :class:`~luma_rag.answer.EvidenceAnswerer`, no model); e.g. a
             :class:`~luma_rag.answer.LlavaAnswerer`, or any LangChain chat model / LLM (wrapped
-            in :class:`~langchain_luma.ChatModelAnswerer`: the decision is in its prompt).
+            in :class:`~langchain_lumarag.ChatModelAnswerer`: the decision is in its prompt).
         gate_config: Gate settings. Default for a retriever: ``GateConfig(k=retriever.k,
             k_max=max(10, retriever.k))``; for an engine: ``GateConfig()``. When given, its
             ``k`` (not the retriever's) is the number of hits fetched.

@@ -1,6 +1,6 @@
-"""Writes and id lookups of :class:`~langchain_luma.LumaVectorStore` (a mixin of the store).
+"""Writes and id lookups of :class:`~langchain_lumarag.LumaVectorStore` (a mixin of the store).
 
-The store class (:mod:`langchain_luma.vectorstores`) holds construction, lifecycle and search;
+The store class (:mod:`langchain_lumarag.vectorstores`) holds construction, lifecycle and search;
 this module holds what changes or reads items by id: ``add_texts``, ``add_images``,
 ``delete`` and ``get_by_ids``.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
-from langchain_luma._inputs import as_matrix, item_ids, per_item, reject_kwargs
+from langchain_lumarag._inputs import as_matrix, item_ids, per_item, reject_kwargs
 from luma_rag import Luma
 from luma_rag.errors import InvalidInputError, NotFoundError
 
