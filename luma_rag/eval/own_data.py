@@ -10,8 +10,8 @@ with your encoder and reports, with sample sizes and 95 % Wilson intervals:
 * ρ: the encoder radius per modality the store calibrated when the encoder was attached;
 * Safe@1: coverage (share of queries certified) and precision (share of certified queries whose
   top-1 is relevant);
-* the gate: coverage (ANSWER or WIDEN) and risk (answered, but no relevant item in the
-  evidence it answers from), and the share of each decision.
+* the gate: coverage (ANSWER or WIDEN) and risk (answered, but the item an ANSWER rests on
+  — or, for a WIDEN, every item of its stable set — is not relevant), and each decision's share.
 
 Example:
     >>> report = evaluate_folder("my_photos", load_queries("my_queries.jsonl"), "my-store")
@@ -155,7 +155,8 @@ def evaluate_folder(
             res = luma.query(q.text, k=k)
             decision = gated.query(q.text)
             ranked = [h.id in q.relevant for h in res.hits]
-            evidence = [h.id for h in decision.evidence]
+            # ANSWER answers from [1] (the rest is context); WIDEN from its whole stable set.
+            used = decision.evidence[:1] if decision.decision == "answer" else decision.evidence
             per_query.append(
                 {
                     "query": q.text,
@@ -165,7 +166,7 @@ def evaluate_folder(
                     "safe1": bool(res.telemetry.safe1),
                     "margin_top2": float(res.telemetry.margin_top2),
                     "decision": decision.decision,
-                    "evidence_relevant": any(e in q.relevant for e in evidence),
+                    "answer_relevant": any(h.id in q.relevant for h in used),
                 }
             )
         rho = dict(luma.rho)
@@ -201,7 +202,7 @@ def _summary(
         },
         "gate": {
             "coverage": _rate([p["decision"] in ("answer", "widen") for p in per_query]),
-            "risk": _rate([not p["evidence_relevant"] for p in answered]),
+            "risk": _rate([not p["answer_relevant"] for p in answered]),
             "shares": {
                 d: sum(p["decision"] == d for p in per_query) / len(per_query)
                 for d in ("answer", "widen", "clarify")

@@ -30,39 +30,45 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 pytestmark = pytest.mark.slow
 
 
-def _name(requirement: str) -> str:
-    head = re.split(r"[ ;<>=!~\[(]", requirement.strip(), maxsplit=1)[0]
-    return head.lower().replace("_", "-")
+def _parse(requirement: str) -> tuple[str, frozenset[str]]:
+    """``"cuda-toolkit[cufile,nvrtc]==13; ..."`` -> ``("cuda-toolkit", {"cufile", "nvrtc"})``."""
+    spec = requirement.split(";", 1)[0].strip()
+    match = re.match(r"([A-Za-z0-9_.-]+)\s*(?:\[([^\]]*)\])?", spec)
+    if match is None:
+        raise ValueError(f"cannot read requirement {requirement!r}")
+    extras = frozenset(e.strip() for e in (match.group(2) or "").split(",") if e.strip())
+    return match.group(1).lower().replace("_", "-"), extras
 
 
-def _requires(requirements: list[str], extras: set[str]) -> set[str]:
+def _requires(requirements: list[str], extras: frozenset[str]) -> set[tuple[str, frozenset[str]]]:
+    """The requirements that apply with ``extras`` requested (each with its own extras)."""
     out = set()
     for req in requirements:
-        spec, _, marker = req.partition(";")
+        marker = req.partition(";")[2]
         wanted = re.findall(r"extra\s*==\s*['\"]([^'\"]+)['\"]", marker)
         if wanted and not set(wanted) & extras:
             continue
-        out.add(_name(spec))
+        out.add(_parse(req))
     return out
 
 
 def _closure(wheel: Path, extras: set[str]) -> set[str]:
-    """Distributions ``luma-rag[extras]`` needs, transitively (from installed metadata)."""
+    """Distributions ``luma-rag[extras]`` needs, transitively (from installed metadata),
+    following the extras each requirement asks of its dependency."""
     with zipfile.ZipFile(wheel) as zf:
         meta_name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
         meta = zf.read(meta_name).decode("utf-8")
-    reqs = [
-        line.split(":", 1)[1] for line in meta.splitlines() if line.startswith("Requires-Dist:")
-    ]
-    todo, seen = _requires(reqs, extras), set()
+    key = "Requires-Dist:"
+    reqs = [line[len(key) :] for line in meta.splitlines() if line.startswith(key)]
+    todo, seen = _requires(reqs, frozenset(extras)), set()
     while todo:
-        dist = todo.pop()
-        if dist in seen:
+        item = todo.pop()
+        if item in seen:
             continue
-        seen.add(dist)
+        seen.add(item)
         with contextlib.suppress(md.PackageNotFoundError):  # optional and not installed here
-            todo |= _requires(md.requires(dist) or [], set())
-    return seen
+            todo |= _requires(md.requires(item[0]) or [], item[1])
+    return {name for name, _ in seen}
 
 
 def _link_distributions(names: set[str], target: Path) -> list[str]:
@@ -135,12 +141,13 @@ def test_wheel_with_documented_extras_runs_the_langchain_quickstart(tmp_path: Pa
     (tmp_path / "snippet.py").write_text(snippet, encoding="utf-8")
     work = tmp_path / "work"
     work.mkdir()
+    clean_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # no PYTHONPATH: the wheel
     proc = subprocess.run(
         [str(python), str(tmp_path / "snippet.py")],
         capture_output=True,
         text=True,
         cwd=work,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        env=clean_env,
         timeout=900,
     )
     assert proc.returncode == 0, (
@@ -152,6 +159,7 @@ def test_wheel_with_documented_extras_runs_the_langchain_quickstart(tmp_path: Pa
         capture_output=True,
         text=True,
         cwd=work,
+        env=clean_env,
         check=True,
     ).stdout.strip()
     assert Path(where).is_relative_to(env_dir)  # the wheel, not the checkout
