@@ -35,13 +35,13 @@ def test_notebook_is_stored_with_outputs(path: Path) -> None:
     assert any(cell.outputs for cell in code), f"{path.name} is stored without outputs"
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         nb,
-        timeout=120,
+        timeout=600,
         kernel_name="python3",
         resources={"metadata": {"path": str(tmp_path)}},  # cwd of the kernel: nothing in the repo
     )
