@@ -481,3 +481,10 @@ def test_python_dash_m_help() -> None:
     commands = ("ingest", "query", "stats", "gaps", "delete", "eval", "eval-answers", "bench")
     for command in (*commands, "demo", "generate", "train-clip", "train-clap", "train-llava"):
         assert command in proc.stdout
+
+
+def test_eval_answers_and_training_are_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "eval-answers", "--help")
+    assert code == 0 and "--compare" in out and "--verify" in out and "luma eval-answers" in out
+    code, out, _ = run(capsys, "train-clip", "--help")
+    assert code == 0 and "usage" in out.lower()
