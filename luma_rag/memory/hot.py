@@ -137,6 +137,10 @@ class HotTier:
         if total and self.tombstones > self.config.tombstone_fraction * total:
             self._rebuild()
 
+    def rebuild(self) -> None:
+        """Rebuild the graph without tombstones (in the background when configured so)."""
+        self._rebuild()
+
     def _rebuild(self) -> None:
         if self._thread is not None:
             return  # one rebuild at a time; the running one swaps in a clean graph
@@ -151,16 +155,26 @@ class HotTier:
             return
         self._log = []
         self._thread = threading.Thread(
-            target=self._rebuild_bg, args=(keys, vectors), daemon=True, name="luma-hot-rebuild"
+            target=self._rebuild_bg,
+            args=(keys, vectors, self._write_lock),
+            daemon=True,
+            name="luma-hot-rebuild",
         )
         self._thread.start()
 
-    def _rebuild_bg(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        assert self._write_lock is not None
+    def _rebuild_bg(
+        self,
+        keys: np.ndarray,
+        vectors: np.ndarray,
+        write_lock: Callable[[], AbstractContextManager[None]],
+    ) -> None:
+        import faiss
+
+        faiss.omp_set_num_threads(1)  # this thread only: leave the cores to the queries
         try:
             fresh = HotTier(self.dim, self.config)
             fresh.add(keys, vectors)
-            with self._write_lock():
+            with write_lock():
                 for op, ks, vs in self._log or []:
                     if op == "add" and vs is not None:
                         fresh.add(ks, vs)
