@@ -71,3 +71,20 @@ def test_a_huge_text_query_is_truncated_and_reported(tmp_path: Path) -> None:
         assert any("truncated" in n for n in res.telemetry.notes)
         with pytest.raises(InvalidInputError, match="UTF-8"):
             luma.query("bad \udfff")
+
+
+@pytest.mark.skipif(not any(CLIP.glob("*.safetensors")), reason="tiny CLIP checkpoint missing")
+def test_a_huge_image_is_refused_before_decoding(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from luma_rag.errors import UnsupportedMediaError
+
+    big = tmp_path / "big.png"
+    Image.new("L", (7000, 7000)).save(big, optimize=False, compress_level=1)
+    with Luma.open(tmp_path / "img", encoder="luma-tiny") as luma:
+        luma.ingest_texts(["a red circle"])
+        with pytest.raises(UnsupportedMediaError, match="max_pixels"):
+            _fast(luma.ingest_images, [big])
+        with pytest.raises(UnsupportedMediaError, match="max_pixels"):
+            _fast(luma.query, image=big)
+        assert len(luma) == 1
