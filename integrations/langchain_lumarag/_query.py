@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any, Final, Literal, get_args
 from urllib.parse import unquote, urlparse
 
-import numpy as np
-
 from luma_rag import Luma, QueryResult
+from luma_rag._checks import check_k
 from luma_rag.errors import InvalidInputError
 from luma_rag.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
@@ -108,13 +107,6 @@ def _as_path(query: str) -> str:
     if text.startswith("file://"):
         return unquote(urlparse(text).path)
     return text
-
-
-def check_k(k: Any, name: str = "k") -> int:
-    """``k`` as an int >= 1, else InvalidInputError (``True`` is not a number here)."""
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise InvalidInputError(f"{name} must be an integer >= 1, got {k!r}")
-    return int(k)
 
 
 def search_or_none(
