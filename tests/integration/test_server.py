@@ -49,7 +49,7 @@ def server(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
     """A store of 24 captioned images behind uvicorn on 127.0.0.1; yields url, luma, items."""
     import uvicorn
 
-    from apps.server import ServerConfig, create_app
+    from luma_rag.app.server import ServerConfig, create_app
     from luma_rag.datasets import load_manifest
 
     items = load_manifest(corpus)
@@ -276,7 +276,7 @@ def test_luma_serve_main_binds_127_0_0_1_and_stops_cleanly(
     sock.close()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "integrations")])}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "apps.server", "--store", str(store), "--port", str(port)],
+        [sys.executable, "-m", "luma_rag.app.server", "--store", str(store), "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
