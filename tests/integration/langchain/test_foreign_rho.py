@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from langchain_core.embeddings import DeterministicFakeEmbedding
-from langchain_luma import LumaRetriever, LumaVectorStore, build_gated_chain
+from langchain_lumarag import LumaRetriever, LumaVectorStore, build_gated_chain
 
 TEXTS = [
     f"a {c} {s} on the {p}"
