@@ -30,10 +30,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "attach_encoders",
+    "calibration",
     "ingest_images",
     "ingest_item",
     "ingest_texts",
     "query_media",
+    "set_calibration",
     "set_rho",
 ]
 
@@ -297,3 +299,25 @@ def set_rho(
     luma.rho_source[str(modality)] = source
     luma._store.set_kv("rho", json.dumps(luma.rho))
     luma._store.set_kv("rho_source", json.dumps(luma.rho_source))
+
+
+def calibration(luma: Luma, name: str) -> dict[str, Any] | None:
+    """A calibration stored with ``set_calibration`` (``None`` if there is none)."""
+    luma._store.check_open()
+    stored = luma._store.get_kv(f"calibration:{name}")
+    return dict(json.loads(stored)) if stored else None
+
+
+def set_calibration(luma: Luma, name: str, value: Mapping[str, Any]) -> None:
+    """Persist a JSON-serialisable calibration (ρ of a foreign embedder, relevance floors).
+
+    Args:
+        name: Key, e.g. ``"rho:HuggingFaceEmbeddings"`` or ``"relevance:encoder"``.
+        value: JSON-serialisable mapping.
+    """
+    luma._store.check_open()
+    try:
+        text = json.dumps(dict(value))
+    except (TypeError, ValueError) as e:
+        raise InvalidInputError(f"calibration {name!r} must be JSON-serialisable ({e})") from e
+    luma._store.set_kv(f"calibration:{name}", text)

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -303,26 +302,6 @@ class Luma:
             notes=notes,
         )
 
-    def calibration(self, name: str) -> dict[str, Any] | None:
-        """A calibration stored with :meth:`set_calibration` (``None`` if there is none)."""
-        self._store.check_open()
-        stored = self._store.get_kv(f"calibration:{name}")
-        return dict(json.loads(stored)) if stored else None
-
-    def set_calibration(self, name: str, value: Mapping[str, Any]) -> None:
-        """Persist a JSON-serialisable calibration (ρ of a foreign embedder, relevance floors).
-
-        Args:
-            name: Key, e.g. ``"rho:HuggingFaceEmbeddings"`` or ``"relevance:encoder"``.
-            value: JSON-serialisable mapping.
-        """
-        self._store.check_open()
-        try:
-            text = json.dumps(dict(value))
-        except (TypeError, ValueError) as e:
-            raise InvalidInputError(f"calibration {name!r} must be JSON-serialisable ({e})") from e
-        self._store.set_kv(f"calibration:{name}", text)
-
     # -- media -----------------------------------------------------------------------------------
     @property
     def encoder(self) -> Encoder | None:
@@ -341,6 +320,8 @@ class Luma:
     # bodies and their docstrings live in luma_rag/encoding.py.
     attach_encoders = _encoding.attach_encoders
     set_rho = _encoding.set_rho
+    calibration = _encoding.calibration
+    set_calibration = _encoding.set_calibration
     ingest = _encoding.ingest_item
     ingest_texts = _encoding.ingest_texts
     ingest_images = _encoding.ingest_images

@@ -286,6 +286,7 @@ def test_a_chat_model_answers_with_the_decision_in_its_prompt(luma: Luma) -> Non
     chat = FakeListChatModel(responses=["Pale or pastel?"])
     streamed = build_gated_chain(LumaRetriever(luma=luma, k=4), chat, record_gaps=False)
     chunks = list(streamed.stream("a square"))
-    assert _answer_of(chunks) == "Pale or pastel?"
+    # a WIDEN reply without citations gets its inline marks (ReadableAnswerer)
+    assert _answer_of(chunks) == "Pale or pastel? [1]–[2]"
     with pytest.raises(TypeError):
         ChatModelAnswerer(object())  # type: ignore[arg-type]

@@ -138,7 +138,8 @@ class LumaGatedQueryEngine(BaseQueryEngine):
             raise ValueError(f"rho must be a finite number >= 0, got {rho!r}")
         super().__init__(callback_manager=callback_manager)
         self.vector_store = vector_store
-        self.answerer = readable(answerer)  # never empty, cited, no node fields
+        self.answerer = answerer
+        self._readable = readable(answerer)  # what answers: never empty, cited, no node fields
         client = vector_store.client
         relevance = embedder_relevance(client, embed_model) if embed_model is not None else "auto"
         self.gate = GatedRetriever(
@@ -233,7 +234,7 @@ class LumaGatedQueryEngine(BaseQueryEngine):
 
     # -- responses -------------------------------------------------------------------------------
     def _respond(self, question: str, decision: GateDecision) -> Response:
-        answer = self.answerer.answer(question, decision).to_dict()
+        answer = self._readable.answer(question, decision).to_dict()
         metadata = {key: answer[key] for key in ("decision", "citations", "telemetry")}
         return Response(answer["text"], _source_nodes(decision), metadata)
 
@@ -241,9 +242,9 @@ class LumaGatedQueryEngine(BaseQueryEngine):
         self, question: str, decision: GateDecision
     ) -> tuple[Generator[str, None, None], dict[str, Any]]:
         """The text generator, and the metadata it completes when it ends."""
-        answerer = self.answerer
+        answerer = self._readable
         telemetry: dict[str, Any] = {
-            "answerer": getattr(answerer, "name", type(answerer).__name__),
+            "answerer": getattr(self.answerer, "name", type(self.answerer).__name__),
             "decision": decision.decision,
             "k_used": decision.k_used,
             **decision.numbers.to_dict(),
