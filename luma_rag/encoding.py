@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import luma_rag._checks as checks
 from luma_rag.errors import DimensionMismatchError, InvalidInputError
@@ -30,10 +30,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "attach_encoders",
+    "calibration",
     "ingest_images",
     "ingest_item",
     "ingest_texts",
     "query_media",
+    "set_calibration",
     "set_rho",
 ]
 
@@ -198,9 +200,13 @@ def query_media(
     t0 = time.perf_counter()
     emb = luma._need_embedder().embed(text=text, image=image, audio=audio, video=video)
     encode_ms = (time.perf_counter() - t0) * 1000.0
-    if rho is None:
-        rho = luma.rho.get(emb.modality, luma.config.safety.rho)
-    res = luma.search(emb.vector, k, filters=filters, rho=rho, bridged=emb.bridged)
+    source: Literal["calibrated", "user", "unset"] | None = None
+    if rho is None and emb.modality in luma.rho:
+        rho = luma.rho[emb.modality]
+        source = "user" if luma.rho_source.get(emb.modality) == "user" else "calibrated"
+    res = luma.search(
+        emb.vector, k, filters=filters, rho=rho, bridged=emb.bridged, rho_source=source
+    )
     tel = dataclasses.replace(
         res.telemetry,
         latency_ms=(time.perf_counter() - t0) * 1000.0,
@@ -242,6 +248,8 @@ def attach_encoders(
     luma._embedder = MediaEmbedder(encoder, audio_encoder)
     stored = luma._store.get_kv("rho")
     luma.rho = {k: float(v) for k, v in json.loads(stored).items()} if stored else {}
+    sources = luma._store.get_kv("rho_source")
+    luma.rho_source = dict(json.loads(sources)) if sources else {}
     bridge = luma.bridge
     writable = not getattr(luma._store, "read_only", False)
     warm_start = writable and audio_encoder is not None and bridge is not None and not bridge.fitted
@@ -267,12 +275,49 @@ def attach_encoders(
             )
     if missing:
         luma.rho.update(calibrate_radii(encoder, audio_encoder, luma.bridge, missing, inputs))
+        luma.rho_source.update({m: "calibrated" for m in missing})
         if writable:  # a reader measures for itself; the writer persists
             luma._store.set_kv("rho", json.dumps(luma.rho))
+            luma._store.set_kv("rho_source", json.dumps(luma.rho_source))
 
 
-def set_rho(luma: Luma, modality: str, value: float) -> None:
-    """Set the encoder radius ρ used for queries of ``modality`` (persisted)."""
+def set_rho(
+    luma: Luma, modality: str, value: float, *, source: Literal["calibrated", "user"] = "user"
+) -> None:
+    """Set the encoder radius ρ used for queries of ``modality`` (persisted).
+
+    Args:
+        modality: ``"text"``, ``"image"``, ``"audio"`` or ``"video"``.
+        value: ρ, finite and ``>= 0``.
+        source: ``"calibrated"`` when measured (e.g. by :func:`luma_rag.rho.calibrate_rho`),
+            else ``"user"``; reported as ``Telemetry.rho_source``.
+    """
     luma._store.check_open()
+    if source not in ("calibrated", "user"):
+        raise InvalidInputError(f"source must be 'calibrated' or 'user', got {source!r}")
     luma.rho[str(modality)] = checks.check_rho(value)
+    luma.rho_source[str(modality)] = source
     luma._store.set_kv("rho", json.dumps(luma.rho))
+    luma._store.set_kv("rho_source", json.dumps(luma.rho_source))
+
+
+def calibration(luma: Luma, name: str) -> dict[str, Any] | None:
+    """A calibration stored with ``set_calibration`` (``None`` if there is none)."""
+    luma._store.check_open()
+    stored = luma._store.get_kv(f"calibration:{name}")
+    return dict(json.loads(stored)) if stored else None
+
+
+def set_calibration(luma: Luma, name: str, value: Mapping[str, Any]) -> None:
+    """Persist a JSON-serialisable calibration (ρ of a foreign embedder, relevance floors).
+
+    Args:
+        name: Key, e.g. ``"rho:HuggingFaceEmbeddings"`` or ``"relevance:encoder"``.
+        value: JSON-serialisable mapping.
+    """
+    luma._store.check_open()
+    try:
+        text = json.dumps(dict(value))
+    except (TypeError, ValueError) as e:
+        raise InvalidInputError(f"calibration {name!r} must be JSON-serialisable ({e})") from e
+    luma._store.set_kv(f"calibration:{name}", text)

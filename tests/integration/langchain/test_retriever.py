@@ -13,6 +13,8 @@ from langchain_lumarag import LumaRetriever, LumaVectorStore
 from luma_rag import Luma
 
 LUMA_KEYS = {
+    "complete_at",  # issue #17: the prefix no outside item can overtake
+    "rho_source",  # issue #17: "calibrated", "user" or "unset"
     "id",
     "modality",
     "source",
