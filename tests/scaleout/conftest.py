@@ -1,0 +1,46 @@
+"""Real servers for the scale-out tests: one Milvus standalone and one SeaweedFS S3 gateway.
+
+Both start once per test session on 127.0.0.1 (free ports, data in a temporary directory) and
+stop at the end. A server that cannot start FAILS the tests that need it, with its log: the
+packages come with ``luma-rag[milvus,s3]``, which ``make setup`` installs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from luma_rag.backends.servers import LocalServer, start_milvus, start_seaweedfs
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """A Milvus standalone server for the whole session."""
+    server = start_milvus(tmp_path_factory.mktemp("milvus"))  # raises with the log on failure
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """A SeaweedFS server with an S3 gateway and the bucket ``luma-media``."""
+    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def milvus_uri(milvus_server: LocalServer) -> str:
+    """A ``milvus://`` URI naming a fresh collection on the session's server."""
+    return f"milvus://{milvus_server.endpoint}/t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def s3_env(s3_server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The session's S3 settings, also exported to the environment for this test."""
+    for key, value in s3_server.env.items():
+        monkeypatch.setenv(key, value)
+    return dict(s3_server.env)
