@@ -318,6 +318,13 @@ class MilvusBackend:
                 out[row["id"]] = _decode(dict(row))
         return out
 
+    def select(self, expr: str, limit: int, vectors: bool = True) -> list[dict[str, Any]]:
+        """Up to ``limit`` (<= 16384) records matching ``expr`` in one request."""
+        fields = [*RECORD_FIELDS, "vec"] if vectors else list(RECORD_FIELDS)
+        rows = self._call("query", self._client.query, self.config.collection, filter=expr,
+                          output_fields=fields, limit=limit)
+        return [_decode(dict(r)) for r in rows]
+
     def scan(self, expr: str = "", vectors: bool = True) -> Iterator[dict[str, Any]]:
         """Every record (matching ``expr``), in batches from a server-side iterator."""
         fields = [*RECORD_FIELDS, "vec"] if vectors else list(RECORD_FIELDS)
@@ -351,8 +358,9 @@ class MilvusBackend:
         limit = min(max(k, depth or self.config.rerank_depth), 16384)
         mf = to_milvus(filters)
         expr = mf.upper if mf is not None else ""
-        if mf is not None and self.count(expr) <= self.config.exact_scan_below:
-            rows = [r for r in self.scan(expr) if matches(r["meta"], filters)]
+        n = self.count(expr) if mf is not None else -1
+        if 0 <= n <= min(self.config.exact_scan_below, 16384):
+            rows = [r for r in self.select(expr, max(n, 1)) if matches(r["meta"], filters)]
             return _rank(rows, q, -math.inf)
         res = self._call(
             "search",

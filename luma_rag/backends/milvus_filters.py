@@ -22,7 +22,8 @@ Translation (``m`` is the JSON field, ``K`` the key as a JSON string literal)::
     $eq None     exists m[K]          / lower: false                    relaxed
     $ne v        not (m[K] == v)      (Milvus: True on a missing key)   exact
     $gt.. v      m[K] > v             (number or string)                exact
-    $in [..]     m[K] in [..]         (one JSON type per list)          exact
+    $in [..]     m[K] in [..]         (one list per type: int, float,   exact
+                                       str, bool; None relaxes)
     $contains x  exists m[K]          / lower: json_contains(m[K], x)   relaxed
     $text_match  exists m[K]          / lower: false                    relaxed
     $exists b    exists m[K]  /  not exists m[K]                        exact
@@ -192,8 +193,10 @@ def _in(ref: str, exists: str, values: list[Any]) -> tuple[str, str]:
             relaxed = True
         elif isinstance(v, bool):
             groups.setdefault("bool", []).append(v)
-        elif isinstance(v, int | float):
-            groups.setdefault("number", []).append(v)
+        elif isinstance(v, int):  # Milvus 2.3 rejects int and float mixed in one list
+            groups.setdefault("int", []).append(v)
+        elif isinstance(v, float):
+            groups.setdefault("float", []).append(v)
         else:
             groups.setdefault("str", []).append(v)
     exact = [f"{ref} in [{', '.join(_literal(v) for v in vs)}]" for vs in groups.values()]
