@@ -321,8 +321,14 @@ class MilvusBackend:
     def select(self, expr: str, limit: int, vectors: bool = True) -> list[dict[str, Any]]:
         """Up to ``limit`` (<= 16384) records matching ``expr`` in one request."""
         fields = [*RECORD_FIELDS, "vec"] if vectors else list(RECORD_FIELDS)
-        rows = self._call("query", self._client.query, self.config.collection, filter=expr,
-                          output_fields=fields, limit=limit)
+        rows = self._call(
+            "query",
+            self._client.query,
+            self.config.collection,
+            filter=expr,
+            output_fields=fields,
+            limit=limit,
+        )
         return [_decode(dict(r)) for r in rows]
 
     def scan(self, expr: str = "", vectors: bool = True) -> Iterator[dict[str, Any]]:

@@ -35,7 +35,11 @@ def backend(milvus_uri: str) -> Iterator[MilvusBackend]:
 def test_uri_parsing() -> None:
     cfg = MilvusConfig.from_uri("milvus://127.0.0.1:19530/docs?index=IVF_PQ&nprobe=8")
     assert (cfg.address, cfg.collection, cfg.index, cfg.nprobe) == (
-        "127.0.0.1:19530", "docs", "IVF_PQ", 8)
+        "127.0.0.1:19530",
+        "docs",
+        "IVF_PQ",
+        8,
+    )
     assert cfg.uri == "milvus://127.0.0.1:19530/docs"
     for bad in ("milvus://127.0.0.1:19530/", "http://x:1/c", "milvus://h:1/bad-name"):
         with pytest.raises(ConfigError):
@@ -47,8 +51,14 @@ def test_uri_parsing() -> None:
 def test_upsert_get_delete_roundtrip(backend: MilvusBackend) -> None:
     v = _unit(5, 1)
     ids = [f"i{i}" for i in range(5)]
-    backend.upsert(ids, v, [{"n": i} for i in range(5)], modality="text",
-                   texts=["t0", None, "t2", None, None], sources=[None, "s3://b/k", None, None, None])
+    backend.upsert(
+        ids,
+        v,
+        [{"n": i} for i in range(5)],
+        modality="text",
+        texts=["t0", None, "t2", None, None],
+        sources=[None, "s3://b/k", None, None, None],
+    )
     assert backend.count() == 5
     got = backend.get(["i0", "i1", "nope"], vectors=True)
     assert set(got) == {"i0", "i1"}
@@ -124,15 +134,36 @@ def test_blobs(backend: MilvusBackend) -> None:
 
 _KEYS = ["a", "b.c", 'q"k', "é"]
 _SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([0.5, 1.0, -1.5]),
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.sampled_from([0.5, 1.0, -1.5]),
     st.text(alphabet="aAbÉé %_'\"", max_size=3),
 )
 
 
 def _rows() -> list[dict[str, Any]]:
     rng = np.random.default_rng(11)
-    pool: list[Any] = [None, True, False, 0, 1, -2, 1.0, 0.5, "a", "A", "ab", "é", "%", 'q"',
-                       ["a", 1], [True, None], [], {"x": 1}]
+    pool: list[Any] = [
+        None,
+        True,
+        False,
+        0,
+        1,
+        -2,
+        1.0,
+        0.5,
+        "a",
+        "A",
+        "ab",
+        "é",
+        "%",
+        'q"',
+        ["a", 1],
+        [True, None],
+        [],
+        {"x": 1},
+    ]
     rows: list[dict[str, Any]] = [{}]
     for _ in range(60):
         keys = rng.choice(len(_KEYS), size=int(rng.integers(0, 4)), replace=False)
@@ -143,8 +174,11 @@ def _rows() -> list[dict[str, Any]]:
 _OPS = st.one_of(
     st.builds(lambda v: {"$eq": v}, _SCALARS),
     st.builds(lambda v: {"$ne": v}, _SCALARS),
-    st.builds(lambda op, v: {op: v}, st.sampled_from(["$gt", "$gte", "$lt", "$lte"]),
-              st.one_of(st.integers(-3, 3), st.text(alphabet="aAé", max_size=2))),
+    st.builds(
+        lambda op, v: {op: v},
+        st.sampled_from(["$gt", "$gte", "$lt", "$lte"]),
+        st.one_of(st.integers(-3, 3), st.text(alphabet="aAé", max_size=2)),
+    ),
     st.builds(lambda v: {"$in": v}, st.lists(_SCALARS, max_size=3)),
     st.builds(lambda v: {"$nin": v}, st.lists(_SCALARS, max_size=3)),
     st.builds(lambda v: {"$contains": v}, _SCALARS),
