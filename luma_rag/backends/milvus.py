@@ -7,8 +7,10 @@ One collection per store::
     meta JSON (the item's metadata)
 
 plus a small side collection ``<collection>__state`` for named blobs (store config, ρ, the
-bridge's safetensors), chunked into VARCHAR rows. Both use ``Strong`` consistency, so a read
-sees every acknowledged write.
+bridge's safetensors), chunked into VARCHAR rows. Reads see every write this backend
+acknowledged: the first read after a write asks for ``Strong`` consistency (it waits for
+Milvus's time tick, ~200 ms), later reads use ``Session`` (no wait). Writes made by *other*
+clients become visible within Milvus's bounded staleness.
 
 Search and what it can promise (``complete``):
 
@@ -57,6 +59,8 @@ _TEXT_MAX = 65535
 _SOURCE_MAX = 4096
 _BATCH = 2000
 _BLOB_CHUNK = 60000
+_WRITES = frozenset({"upsert", "delete"})
+_READS = frozenset({"count", "get", "query", "query_iterator", "search"})
 _FLAT_TOLERANCE = 1e-4  # Milvus's float IP vs our float32 dot: a few ulps; generous
 
 
@@ -109,6 +113,7 @@ class MilvusBackend:
                 "`python -m luma_rag.backends.servers`) or fix the address"
             ) from e
         self._state = f"{config.collection}__state"
+        self._dirty = True  # a write may be pending: the next read waits for it
         self.dim = self._open(dim)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -153,7 +158,7 @@ class MilvusBackend:
             self.config.collection,
             schema=schema,
             index_params=params,
-            consistency_level="Strong",
+            consistency_level="Session",
         )
         state = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         state.add_field("id", DataType.VARCHAR, is_primary=True, max_length=512)
@@ -167,7 +172,7 @@ class MilvusBackend:
             self._state,
             schema=state,
             index_params=sparams,
-            consistency_level="Strong",
+            consistency_level="Session",
         )
         logger.info(
             "created Milvus collection %s (%d-d, %s)", self.config.uri, dim, self.config.index
@@ -216,9 +221,16 @@ class MilvusBackend:
         """Run a client call, converting pymilvus errors at the boundary."""
         from pymilvus.exceptions import MilvusException
 
+        dirty = False
+        if what in _WRITES:
+            self._dirty = True
+        elif what in _READS:
+            dirty, self._dirty = self._dirty, False
+            kwargs["consistency_level"] = "Strong" if dirty else "Session"
         try:
             return fn(*args, **kwargs)
         except MilvusException as e:
+            self._dirty = self._dirty or dirty
             raise BackendError(
                 f"Milvus {what} on {self.config.uri} failed: {e.message} (code {e.code})"
             ) from e
