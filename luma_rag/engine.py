@@ -78,7 +78,8 @@ class Luma:
         """Create a store at ``path``, or reopen it.
 
         Args:
-            path: a directory (created if missing).
+            path: a directory (created if missing), or ``milvus://host:port/collection``
+                (``?media=s3`` keeps media in S3; see :mod:`luma_rag.backends.milvus_store`).
             config: required to create without an encoder; when reopening, ``dim`` must match
                 the store's and the other settings apply to this session (None: the stored ones).
             encoder: a CLIP-space :class:`~luma_rag.encoders.base.Encoder`, or a registry name
@@ -91,6 +92,13 @@ class Luma:
             ConfigError: no config for a new store. DimensionMismatchError: wrong ``dim``.
             StoreCorruptedError: files fail their checks and cannot be recovered.
         """
+        if isinstance(path, str) and path.startswith("milvus://"):  # a Milvus server backend
+            from luma_rag.backends.milvus_store import open_milvus_store
+
+            enc, aenc = _resolve_encoder(encoder), _resolve_encoder(audio_encoder)
+            return cls.from_backend(
+                open_milvus_store(path, config, enc, aenc), encoder=enc, audio_encoder=aenc
+            )
         path = Path(path)
         stored = read_config(path)
         enc = _resolve_encoder(encoder)

@@ -37,6 +37,7 @@ from luma_rag.backends.milvus import MilvusBackend
 from luma_rag.backends.milvus_config import MilvusConfig, is_milvus_uri
 from luma_rag.backends.s3 import S3Config, S3MediaStore, is_s3_uri
 from luma_rag.errors import ConfigError, LumaError, StoreCorruptedError
+from luma_rag.store.bridge_file import load_bridge, save_bridge
 
 __all__ = ["MigrationReport", "checksum", "main", "migrate", "stored_rho"]
 
@@ -85,11 +86,10 @@ def checksum(items: Iterable[Mapping[str, Any]]) -> str:
 
 
 def stored_rho(luma: Any) -> dict[str, float]:
-    """The radii ρ a local store holds (``luma.rho`` is only loaded with an encoder attached)."""
+    """The radii ρ a store holds (``luma.rho`` is only loaded with an encoder attached)."""
     if luma.rho:
         return dict(luma.rho)
-    records = getattr(luma, "_records", None)  # the engine's record store (SQLite key-value)
-    raw = records.get_kv("rho") if records is not None else None
+    raw = luma._store.get_kv("rho")  # the StoreBackend's settings (the facade keeps ρ there)
     return {k: float(v) for k, v in json.loads(raw).items()} if raw else {}
 
 
@@ -174,7 +174,7 @@ def _to_milvus(luma: Any, cfg: MilvusConfig, media: S3MediaStore | None) -> Migr
         has_bridge = luma.bridge is not None
         if has_bridge:
             with tempfile.TemporaryDirectory() as tmp:
-                luma.bridge.save(Path(tmp) / "bridge.safetensors")
+                save_bridge(luma.bridge, Path(tmp) / "bridge.safetensors")
                 backend.put_blob("bridge", (Path(tmp) / "bridge.safetensors").read_bytes())
         want = checksum(_local_items(luma))
         got = checksum(_milvus_items(backend))
@@ -202,7 +202,6 @@ def _file_sha256(path: str) -> str:
 
 def _to_local(backend: MilvusBackend, dst: Path) -> MigrationReport:
     from luma_rag import Luma, LumaConfig
-    from luma_rag.bridge import ProcrustesBridge
 
     raw_cfg = backend.get_blob("config")
     config = LumaConfig.from_json(raw_cfg.decode()) if raw_cfg else LumaConfig(dim=backend.dim)
@@ -210,7 +209,7 @@ def _to_local(backend: MilvusBackend, dst: Path) -> MigrationReport:
     bridge_blob = backend.get_blob("bridge")
     if bridge_blob is not None:
         (dst / "bridge.safetensors").write_bytes(bridge_blob)
-        ProcrustesBridge.load(dst / "bridge.safetensors")  # fails loudly if unreadable
+        load_bridge(dst / "bridge.safetensors")  # fails loudly if unreadable
     rho = json.loads((backend.get_blob("rho") or b"{}").decode())
     n = 0
     with Luma.open(dst, config) as luma:

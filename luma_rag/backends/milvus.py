@@ -4,6 +4,7 @@ One collection per store::
 
     id VARCHAR(512) primary | vec FLOAT_VECTOR(dim) raw unit vector | modality VARCHAR
     text VARCHAR | source VARCHAR (path or s3:// URI) | bridge_version INT64 | crc INT64
+    seq INT64 (write order)
     meta JSON (the item's metadata)
 
 plus a small side collection ``<collection>__state`` for named blobs (store config, ρ, the
@@ -33,6 +34,7 @@ from __future__ import annotations
 import base64
 import logging
 import math
+import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,7 +56,7 @@ __all__ = ["MilvusBackend", "MilvusCandidates"]
 
 logger = logging.getLogger(__name__)
 
-RECORD_FIELDS = ("id", "modality", "text", "source", "bridge_version", "crc", "meta")
+RECORD_FIELDS = ("id", "modality", "text", "source", "bridge_version", "crc", "seq", "meta")
 _TEXT_MAX = 65535
 _SOURCE_MAX = 4096
 _BATCH = 2000
@@ -149,6 +151,7 @@ class MilvusBackend:
         schema.add_field("source", DataType.VARCHAR, max_length=_SOURCE_MAX)
         schema.add_field("bridge_version", DataType.INT64)
         schema.add_field("crc", DataType.INT64)
+        schema.add_field("seq", DataType.INT64)  # write order: "oldest first" listings
         schema.add_field("meta", DataType.JSON)
         params = self._client.prepare_index_params()
         params.add_index(field_name="vec", metric_type="IP", **self._index_spec(dim))
@@ -265,6 +268,7 @@ class MilvusBackend:
         sources_ = list(sources) if sources is not None else [None] * n
         versions = list(bridge_versions) if bridge_versions is not None else [-1] * n
         rows = []
+        seq0 = time.time_ns()
         for i in range(n):
             text, source = texts_[i] or "", sources_[i] or ""
             if len(text.encode()) > _TEXT_MAX or len(source.encode()) > _SOURCE_MAX:
@@ -281,6 +285,7 @@ class MilvusBackend:
                     "source": source,
                     "bridge_version": int(versions[i]),
                     "crc": zlib.crc32(vecs[i].tobytes()),
+                    "seq": seq0 + i,
                     "meta": dict(metadata[i]),
                 }
             )
@@ -370,14 +375,23 @@ class MilvusBackend:
         k: int,
         filters: Mapping[str, Any] | None = None,
         depth: int | None = None,
+        exact_below: int | None = None,
     ) -> MilvusCandidates:
-        """Candidates for a unit query ``q`` (float32 (dim,)), exactly rescored, best first."""
+        """Candidates for a unit query ``q`` (float32 (dim,)), exactly rescored, best first.
+
+        Args:
+            q: float32 (dim,) unit query. k: hits wanted. filters: metadata filter.
+            depth: candidates asked of Milvus (default ``rerank_depth``).
+            exact_below: scan a filtered set exactly when at most this many items pass the
+                prefilter (default ``exact_scan_below``).
+        """
         q = np.ascontiguousarray(q, dtype=np.float32)
         limit = min(max(k, depth or self.config.rerank_depth), 16384)
         mf = to_milvus(filters)
         expr = mf.upper if mf is not None else ""
         n = self.count(expr) if mf is not None else -1
-        if 0 <= n <= min(self.config.exact_scan_below, 16384):
+        below = self.config.exact_scan_below if exact_below is None else exact_below
+        if 0 <= n <= min(below, 16384):
             rows = [r for r in self.select(expr, max(n, 1)) if matches(r["meta"], filters)]
             return _rank(rows, q, -math.inf)
         res = self._call(

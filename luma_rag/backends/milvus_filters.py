@@ -42,7 +42,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from luma_rag.filters import _Cond, _Node, _Not, _parse
+from luma_rag.filters.syntax import Cond, Node, Not, parse_filter
 
 __all__ = ["MilvusFilter", "to_milvus"]
 
@@ -87,7 +87,7 @@ def to_milvus(filters: Mapping[str, Any] | None, field: str = "meta") -> MilvusF
     """
     if filters is None or (isinstance(filters, Mapping) and not filters):
         return None
-    node = _parse(filters, depth=1)
+    node = parse_filter(filters)
     upper, lower = _translate(node, field)
     keys = frozenset(c.key for c in _leaves(node))
     out = MilvusFilter(
@@ -107,19 +107,19 @@ def _finish(expr: str) -> str:
     return expr
 
 
-def _leaves(node: _Node) -> list[_Cond]:
-    if isinstance(node, _Cond):
+def _leaves(node: Node) -> list[Cond]:
+    if isinstance(node, Cond):
         return [node]
-    if isinstance(node, _Not):
+    if isinstance(node, Not):
         return _leaves(node.child)
     return [c for child in node.children for c in _leaves(child)]
 
 
-def _translate(node: _Node, field: str) -> tuple[str, str]:
+def _translate(node: Node, field: str) -> tuple[str, str]:
     """(upper, lower) of a node; either may be the TRUE / FALSE marker."""
-    if isinstance(node, _Cond):
+    if isinstance(node, Cond):
         return _cond(node, field)
-    if isinstance(node, _Not):
+    if isinstance(node, Not):
         up, lo = _translate(node.child, field)
         return _negate(lo), _negate(up)
     parts = [_translate(child, field) for child in node.children]
@@ -153,7 +153,7 @@ def _or(exprs: list[str]) -> str:
     return rest[0] if len(rest) == 1 else " or ".join(f"({e})" for e in rest)
 
 
-def _cond(cond: _Cond, field: str) -> tuple[str, str]:
+def _cond(cond: Cond, field: str) -> tuple[str, str]:
     ref = f"{field}[{_literal(cond.key)}]"
     exists = f"exists {ref}"
     op, operand = cond.op, cond.operand
