@@ -143,12 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if server is not None:
                 server.stop()
-    lat = row["latency"]
+    lat, ing = row["latency"], row["ingest"]
     print(
-        f"{row['method']} n={row['n']} q={row['queries']}: ingest {row['ingest']['items_per_s']:.0f}"
-        f"/s (+ index {row['ingest']['index_wait_seconds']:.1f} s), p50 {lat['p50_ms']:.2f} ms, "
-        f"p95 {lat['p95_ms']:.2f} ms, recall@{row['k']} {row['recall_at_k']:.4f}; numpy exact "
-        f"p50 {row['numpy_exact_p50_ms']:.2f} ms (ratio {row['p50_ratio_vs_numpy']:.2f})"
+        f"{row['method']} n={row['n']} q={row['queries']}: "
+        f"ingest {ing['items_per_s']:.0f}/s (+ index {ing['index_wait_seconds']:.1f} s), "
+        f"p50 {lat['p50_ms']:.2f} ms, p95 {lat['p95_ms']:.2f} ms, "
+        f"recall@{row['k']} {row['recall_at_k']:.4f}; numpy exact p50 "
+        f"{row['numpy_exact_p50_ms']:.2f} ms (ratio {row['p50_ratio_vs_numpy']:.2f})"
     )
     text = json.dumps(row, indent=2)
     if args.out:

@@ -46,6 +46,7 @@ from luma_rag.backends.milvus_config import MilvusConfig
 from luma_rag.backends.milvus_filters import to_milvus
 from luma_rag.errors import (
     BackendError,
+    ConfigError,
     DimensionMismatchError,
     InvalidInputError,
     MissingDependencyError,
@@ -100,7 +101,7 @@ class MilvusBackend:
         Raises:
             MissingDependencyError: pymilvus is missing. BackendError: Milvus is unreachable.
             DimensionMismatchError: the collection exists with another dimension.
-            InvalidInputError: no ``dim`` and no such collection.
+            ConfigError: no ``dim`` and no such collection.
         """
         try:
             from pymilvus import MilvusClient
@@ -134,7 +135,7 @@ class MilvusBackend:
             self._call("load_collection", c.load_collection, self._state)
             return have
         if dim is None:
-            raise InvalidInputError(
+            raise ConfigError(
                 f"Milvus holds no collection {name!r}; pass dim (LumaConfig(dim=...)) to create it"
             )
         self._create(dim)

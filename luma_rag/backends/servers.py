@@ -75,8 +75,22 @@ class LocalServer:
             stop()
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ask Linux to SIGTERM this child when the parent dies (no orphaned servers)."""
+    import contextlib
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def start_milvus(data_dir: str | os.PathLike[str], timeout: float = 180.0) -> LocalServer:
     """Start a Milvus standalone server (``pip install milvus``) with its data in ``data_dir``.
+
+    Every port is free-picked, the embedded etcd's peer port included (the package leaves it
+    at 2380, so two servers on one machine would collide), and the server dies with its
+    parent process.
 
     Returns:
         The server; ``endpoint`` is the gRPC/HTTP proxy address a ``milvus://`` URI names.
@@ -86,33 +100,94 @@ def start_milvus(data_dir: str | os.PathLike[str], timeout: float = 180.0) -> Lo
         ServerStartError: it did not answer its health check within ``timeout`` seconds.
     """
     try:
-        from milvus import MilvusServer, MilvusServerConfig
+        from milvus import MilvusServerConfig, _initialize_data_files
     except ImportError as e:
         raise MissingDependencyError.for_extra("milvus (the server package)", "milvus") from e
-    data = Path(data_dir)
+    data = Path(data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
-    server = MilvusServer(MilvusServerConfig(data_dir=str(data)), wait_for_started=False)
-    logs = [data / "logs" / "milvus-stdout.log", data / "logs" / "milvus-stderr.log"]
-    t0 = time.monotonic()
-    try:
-        server.start()
-        server.wait_started(timeout=int(timeout * 1000))
-    except (OSError, RuntimeError, TimeoutError) as e:
-        handle = LocalServer("milvus", "", data, logs)
-        server.stop()
-        raise ServerStartError(
-            f"the Milvus server in {data} did not start ({e}); its log:\n{handle.log_tail()}"
-        ) from e
-    endpoint = f"127.0.0.1:{server.listen_port}"
-    logger.info("milvus up at %s in %.1f s", endpoint, time.monotonic() - t0)
-    return LocalServer(
+    cfg = MilvusServerConfig(data_dir=str(data), etcd_port=free_port(), proxy_port=free_port())
+    cfg.resolve()  # free ports, directories, configs/milvus.yaml
+    _initialize_data_files(cfg.base_data_dir)
+    base = Path(cfg.base_data_dir)
+    peer, etcd_port, metrics = free_port(), int(cfg.get("etcd_port")), free_port()
+    etcd_yaml = base / "configs" / "etcd.yaml"
+    etcd_yaml.write_text(
+        f"name: default\ndata-dir: {base / 'data' / 'etcd.data'}\n"
+        f"listen-client-urls: http://127.0.0.1:{etcd_port}\n"
+        f"advertise-client-urls: http://127.0.0.1:{etcd_port}\n"
+        f"listen-peer-urls: http://127.0.0.1:{peer}\n"
+        f"initial-advertise-peer-urls: http://127.0.0.1:{peer}\n"
+        f"initial-cluster: default=http://127.0.0.1:{peer}\n"
+    )
+    yaml = base / "configs" / "milvus.yaml"
+    yaml.write_text(
+        yaml.read_text().replace("etcd:\n", f"etcd:\n  config:\n    path: {etcd_yaml}\n", 1)
+    )
+    exe = base / "bin" / "milvus"
+    env = {
+        **os.environ,
+        "DEPLOY_MODE": "STANDALONE",
+        "METRICS_PORT": str(metrics),
+        "MILVUS_RUN_DIR": str(base / "run"),
+        "LD_LIBRARY_PATH": f"{exe.parent}:{os.environ.get('LD_LIBRARY_PATH', '')}",
+    }
+    logs = [base / "logs" / "milvus-stdout.log", base / "logs" / "milvus-stderr.log"]
+    with logs[0].open("w") as out, logs[1].open("w") as err:
+        proc = subprocess.Popen(
+            [str(exe), "run", "standalone"],
+            cwd=base,
+            env=env,
+            stdout=out,
+            stderr=err,
+            preexec_fn=_die_with_parent,
+        )
+    endpoint = f"127.0.0.1:{cfg.get('proxy_port')}"
+    handle = LocalServer(
         "milvus",
         endpoint,
         data,
         logs,
         env={"LUMA_MILVUS_URI": f"milvus://{endpoint}"},
-        _stop=server.stop,
+        _stop=lambda: _terminate(proc, 10),
     )
+    t0 = time.monotonic()
+    try:
+        _wait_healthy(f"http://127.0.0.1:{metrics}/healthz", proc, timeout)
+    except ServerStartError as e:
+        handle.stop()
+        raise ServerStartError(
+            f"the Milvus server in {data} did not start ({e}); its log:\n{handle.log_tail()}"
+        ) from e
+    logger.info("milvus up at %s in %.1f s", endpoint, time.monotonic() - t0)
+    return handle
+
+
+def _terminate(proc: Any, grace: float) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def _wait_healthy(url: str, proc: Any, timeout: float) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServerStartError(f"milvus exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if b"OK" in resp.read():
+                    time.sleep(1.0)  # the proxy answers a moment after the health check
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    raise ServerStartError(f"no healthy answer from {url} in {timeout:.0f} s")
 
 
 def _weed_binary() -> str:
@@ -171,16 +246,13 @@ def start_seaweedfs(
     ]
     log_path = data / "weed.log"
     with log_path.open("w") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=data)
+        proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, cwd=data, preexec_fn=_die_with_parent
+        )
     endpoint = f"127.0.0.1:{ports['s3']}"
 
     def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # weed drains slowly on SIGTERM
-            proc.kill()
-            proc.wait(timeout=10)
+        _terminate(proc, 5)  # weed drains slowly on SIGTERM; then it is killed
 
     env = {
         "LUMA_S3_ENDPOINT": f"http://{endpoint}",

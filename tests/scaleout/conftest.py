@@ -7,8 +7,10 @@ packages come with ``luma-rag[milvus,s3]``, which ``make setup`` installs.
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,3 +46,13 @@ def s3_env(s3_server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> dict[str,
     for key, value in s3_server.env.items():
         monkeypatch.setenv(key, value)
     return dict(s3_server.env)
+
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: Any) -> None:
+    """Run LangChain's standard suites' unmarked coroutine tests here with pytest-asyncio."""
+    if inspect.iscoroutinefunction(obj) and HERE in Path(str(collector.path)).parents:
+        pytest.mark.asyncio(obj)

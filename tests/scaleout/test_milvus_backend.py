@@ -85,7 +85,7 @@ def test_dimension_is_checked(backend: MilvusBackend) -> None:
 
 
 def test_missing_collection_without_dim(milvus_uri: str) -> None:
-    with pytest.raises(InvalidInputError, match="pass dim"):
+    with pytest.raises(ConfigError, match="pass dim"):
         MilvusBackend(MilvusConfig.from_uri(milvus_uri))
 
 
