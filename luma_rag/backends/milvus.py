@@ -37,13 +37,20 @@ import math
 import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from luma_rag.backends.milvus_config import MilvusConfig
 from luma_rag.backends.milvus_filters import to_milvus
+from luma_rag.backends.milvus_rows import MilvusCandidates, decode_row, rank_rows
+from luma_rag.backends.milvus_schema import (
+    SOURCE_MAX,
+    TEXT_MAX,
+    items_schema,
+    search_params,
+    state_schema,
+)
 from luma_rag.errors import (
     BackendError,
     ConfigError,
@@ -58,31 +65,11 @@ __all__ = ["MilvusBackend", "MilvusCandidates"]
 logger = logging.getLogger(__name__)
 
 RECORD_FIELDS = ("id", "modality", "text", "source", "bridge_version", "crc", "seq", "meta")
-_TEXT_MAX = 65535
-_SOURCE_MAX = 4096
 _BATCH = 2000
 _BLOB_CHUNK = 60000
 _WRITES = frozenset({"upsert", "delete"})
 _READS = frozenset({"count", "get", "query", "query_iterator", "search"})
 _FLAT_TOLERANCE = 1e-4  # Milvus's float IP vs our float32 dot: a few ulps; generous
-
-
-@dataclass(frozen=True)
-class MilvusCandidates:
-    """Exactly rescored candidates of one query, best first.
-
-    Attributes:
-        ids: m item ids. scores: float32 (m,) exact cosine from the raw vectors.
-        vectors: float32 (m, dim) those raw vectors. records: m dicts of the other fields.
-        outside_bound: upper bound on the score of any matching item not in ``ids`` (+inf:
-            none is known, -inf: nothing was left out).
-    """
-
-    ids: list[str]
-    scores: np.ndarray
-    vectors: np.ndarray
-    records: list[dict[str, Any]]
-    outside_bound: float
 
 
 class MilvusBackend:
@@ -142,77 +129,33 @@ class MilvusBackend:
         return dim
 
     def _create(self, dim: int) -> None:
-        from pymilvus import DataType, MilvusClient
-
-        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=512)
-        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
-        schema.add_field("modality", DataType.VARCHAR, max_length=64)
-        schema.add_field("text", DataType.VARCHAR, max_length=_TEXT_MAX)
-        schema.add_field("source", DataType.VARCHAR, max_length=_SOURCE_MAX)
-        schema.add_field("bridge_version", DataType.INT64)
-        schema.add_field("crc", DataType.INT64)
-        schema.add_field("seq", DataType.INT64)  # write order: "oldest first" listings
-        schema.add_field("meta", DataType.JSON)
-        params = self._client.prepare_index_params()
-        params.add_index(field_name="vec", metric_type="IP", **self._index_spec(dim))
-        self._call(
-            "create_collection",
-            self._client.create_collection,
-            self.config.collection,
-            schema=schema,
-            index_params=params,
-            consistency_level="Session",
-        )
-        state = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        state.add_field("id", DataType.VARCHAR, is_primary=True, max_length=512)
-        state.add_field("chunk", DataType.VARCHAR, max_length=_BLOB_CHUNK + 1000)
-        state.add_field("vec", DataType.FLOAT_VECTOR, dim=2)  # Milvus needs one vector field
-        sparams = self._client.prepare_index_params()
-        sparams.add_index(field_name="vec", index_type="FLAT", metric_type="L2")
-        self._call(
-            "create_collection",
-            self._client.create_collection,
-            self._state,
-            schema=state,
-            index_params=sparams,
-            consistency_level="Session",
-        )
+        for name, schema, index in (
+            (self.config.collection, *items_schema(dim, self.config)),
+            (self._state, *state_schema(_BLOB_CHUNK + 1000)),
+        ):
+            params = self._client.prepare_index_params()
+            params.add_index(field_name="vec", **index)
+            self._call(
+                "create_collection",
+                self._client.create_collection,
+                name,
+                schema=schema,
+                index_params=params,
+                consistency_level="Session",
+            )
         logger.info(
             "created Milvus collection %s (%d-d, %s)", self.config.uri, dim, self.config.index
         )
-
-    def _index_spec(self, dim: int) -> dict[str, Any]:
-        cfg = self.config
-        if cfg.index == "HNSW":
-            return {
-                "index_type": "HNSW",
-                "params": {"M": cfg.hnsw_m, "efConstruction": cfg.ef_construction},
-            }
-        if cfg.index == "IVF_PQ":
-            if dim % cfg.pq_m:
-                raise InvalidInputError(
-                    f"MilvusConfig.pq_m={cfg.pq_m} must divide the dimension {dim}; pick e.g. "
-                    f"{math.gcd(dim, 16)}"
-                )
-            return {
-                "index_type": "IVF_PQ",
-                "params": {"nlist": cfg.nlist, "m": cfg.pq_m, "nbits": 8},
-            }
-        return {"index_type": "FLAT", "params": {}}
-
-    def _search_params(self, limit: int) -> dict[str, Any]:
-        cfg = self.config
-        if cfg.index == "HNSW":
-            return {"metric_type": "IP", "params": {"ef": max(cfg.ef_search, limit)}}
-        if cfg.index == "IVF_PQ":
-            return {"metric_type": "IP", "params": {"nprobe": cfg.nprobe}}
-        return {"metric_type": "IP", "params": {}}
 
     def drop(self) -> None:
         """Delete the collection and its state (irreversible)."""
         for name in (self.config.collection, self._state):
             self._call("drop_collection", self._client.drop_collection, name)
+
+    def clear(self) -> None:
+        """Delete every item and every blob, keeping the (empty) collections."""
+        for name in (self.config.collection, self._state):
+            self._call("delete", self._client.delete, name, filter='id != ""')
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -272,10 +215,10 @@ class MilvusBackend:
         seq0 = time.time_ns()
         for i in range(n):
             text, source = texts_[i] or "", sources_[i] or ""
-            if len(text.encode()) > _TEXT_MAX or len(source.encode()) > _SOURCE_MAX:
+            if len(text.encode()) > TEXT_MAX or len(source.encode()) > SOURCE_MAX:
                 raise InvalidInputError(
-                    f"item {ids[i]!r}: Milvus stores text up to {_TEXT_MAX} bytes and sources up "
-                    f"to {_SOURCE_MAX}; shorten it"
+                    f"item {ids[i]!r}: Milvus stores text up to {TEXT_MAX} bytes and sources up "
+                    f"to {SOURCE_MAX}; shorten it"
                 )
             rows.append(
                 {
@@ -333,7 +276,7 @@ class MilvusBackend:
                 ids=list(ids[start : start + _BATCH]),
                 output_fields=fields,
             ):
-                out[row["id"]] = _decode(dict(row))
+                out[row["id"]] = decode_row(dict(row))
         return out
 
     def select(self, expr: str, limit: int, vectors: bool = True) -> list[dict[str, Any]]:
@@ -347,7 +290,7 @@ class MilvusBackend:
             output_fields=fields,
             limit=limit,
         )
-        return [_decode(dict(r)) for r in rows]
+        return [decode_row(dict(r)) for r in rows]
 
     def scan(self, expr: str = "", vectors: bool = True) -> Iterator[dict[str, Any]]:
         """Every record (matching ``expr``), in batches from a server-side iterator."""
@@ -366,7 +309,7 @@ class MilvusBackend:
                 if not batch:
                     return
                 for row in batch:
-                    yield _decode(dict(row))
+                    yield decode_row(dict(row))
         finally:
             it.close()
 
@@ -394,7 +337,7 @@ class MilvusBackend:
         below = self.config.exact_scan_below if exact_below is None else exact_below
         if 0 <= n <= min(below, 16384):
             rows = [r for r in self.select(expr, max(n, 1)) if matches(r["meta"], filters)]
-            return _rank(rows, q, -math.inf)
+            return rank_rows(rows, q, -math.inf)
         res = self._call(
             "search",
             self._client.search,
@@ -403,11 +346,11 @@ class MilvusBackend:
             limit=limit,
             filter=expr,
             output_fields=[*RECORD_FIELDS, "vec"],
-            search_params=self._search_params(limit),
+            search_params=search_params(self.config, limit),
         )[0]
         rows, lowest = [], math.inf
         for hit in res:
-            row = _decode(dict(hit["entity"]))
+            row = decode_row(dict(hit["entity"]))
             row["id"] = hit["id"]
             lowest = min(lowest, float(hit["distance"]))
             if mf is None or mf.exact or matches(row["meta"], filters):
@@ -418,7 +361,7 @@ class MilvusBackend:
             outside = -math.inf  # brute force returned every item the prefilter admits
         else:
             outside = lowest + _FLAT_TOLERANCE
-        return _rank(rows, q, outside)
+        return rank_rows(rows, q, outside)
 
     # -- named blobs (config, rho, bridge state) ---------------------------------------------
     def put_blob(self, name: str, data: bytes) -> None:
@@ -444,30 +387,3 @@ class MilvusBackend:
             return None
         rows.sort(key=lambda r: r["id"])
         return base64.b64decode("".join(r["chunk"] for r in rows))
-
-
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    """Milvus row -> record: empty strings back to None, vectors to float32."""
-    for key in ("text", "source"):
-        if key in row and row[key] == "":
-            row[key] = None
-    if "vec" in row:
-        row["vec"] = np.asarray(row["vec"], dtype=np.float32)
-    if "meta" in row and row["meta"] is None:
-        row["meta"] = {}
-    return row
-
-
-def _rank(rows: list[dict[str, Any]], q: np.ndarray, outside: float) -> MilvusCandidates:
-    """Exact cosine from the raw vectors, best first (ties by id)."""
-    d = q.shape[0]
-    vecs = np.stack([r.pop("vec") for r in rows]) if rows else np.zeros((0, d), np.float32)
-    scores = (vecs @ q).astype(np.float32)
-    order = sorted(range(len(rows)), key=lambda i: (-float(scores[i]), rows[i]["id"]))
-    return MilvusCandidates(
-        ids=[rows[i]["id"] for i in order],
-        scores=scores[order],
-        vectors=vecs[order],
-        records=[rows[i] for i in order],
-        outside_bound=outside,
-    )

@@ -40,6 +40,39 @@ def milvus_uri(milvus_server: LocalServer) -> str:
     return f"milvus://{milvus_server.endpoint}/t_{uuid.uuid4().hex[:12]}"
 
 
+@pytest.fixture(scope="session")
+def _milvus_free(milvus_server: LocalServer) -> dict[tuple[int, str], list[str]]:
+    """Emptied collections ready for reuse, by (dim, index): creating one costs seconds."""
+    return {}
+
+
+@pytest.fixture
+def milvus_collection(
+    milvus_server: LocalServer, _milvus_free: dict[tuple[int, str], list[str]]
+) -> Iterator[Any]:
+    """``milvus_collection(dim, index="HNSW", media=False)`` -> the URI of an empty collection.
+
+    Collections are emptied (items and state) after the test and handed out again.
+    """
+    from luma_rag.backends import MilvusBackend, MilvusConfig
+
+    taken: list[tuple[tuple[int, str], str]] = []
+
+    def take(dim: int, index: str = "HNSW", media: bool = False) -> str:
+        free = _milvus_free.setdefault((dim, index), [])
+        name = free.pop() if free else f"pool_{index.lower()}_{dim}_{uuid.uuid4().hex[:8]}"
+        taken.append(((dim, index), name))
+        query = f"?index={index}" + ("&media=s3" if media else "")
+        return f"milvus://{milvus_server.endpoint}/{name}{query}"
+
+    yield take
+    for key, name in taken:
+        backend = MilvusBackend(MilvusConfig(address=milvus_server.endpoint, collection=name))
+        backend.clear()
+        backend.close()
+        _milvus_free[key].append(name)
+
+
 @pytest.fixture
 def s3_env(s3_server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """The session's S3 settings, also exported to the environment for this test."""

@@ -51,21 +51,19 @@ def _drop(uri: str) -> None:
 
 
 @pytest.fixture
-def make_store(milvus_server: LocalServer) -> Iterator[Any]:
-    """``make_store(dim, **LumaConfig fields)``: a Luma on a fresh Milvus collection."""
-    opened: list[tuple[Luma, str]] = []
+def make_store(milvus_collection: Any) -> Iterator[Any]:
+    """``make_store(dim, **LumaConfig fields)``: a Luma on an empty Milvus collection."""
+    opened: list[Luma] = []
 
     def factory(dim: int = 32, *, name: str = "store", index: str = "HNSW", **fields: Any) -> Luma:
         fields.pop("warm", None)
-        uri = f"milvus://{milvus_server.endpoint}/{name}_{uuid.uuid4().hex[:10]}?index={index}"
-        luma = Luma.open(uri, LumaConfig(dim=dim, **fields))
-        opened.append((luma, uri))
+        luma = Luma.open(milvus_collection(dim, index), LumaConfig(dim=dim, **fields))
+        opened.append(luma)
         return luma
 
     yield factory
-    for luma, uri in opened:
+    for luma in opened:
         luma.close()
-        _drop(uri)
 
 
 @pytest.fixture(scope="module")

@@ -117,17 +117,16 @@ TestLlamaIndexAsyncOnMilvus = _llama_store_tests.TestLumaVectorStoreAsync
 
 
 @pytest.fixture
-def store(milvus_server: LocalServer, s3_env: dict[str, Any]) -> Iterator[LlamaStore]:
+def store(milvus_collection: Any, s3_env: dict[str, Any]) -> Iterator[LlamaStore]:
     """An empty 8-d Milvus-backed store (the LlamaIndex tests' ``store``)."""
-    uri = _uri(milvus_server, "li")
-    luma = Luma.open(uri, LumaConfig(dim=_llama_store_tests.DIM))
+    dim = _llama_store_tests.DIM
+    luma = Luma.open(milvus_collection(dim, media=True), LumaConfig(dim=dim))
     yield LlamaStore(luma=luma)
     luma.close()
-    _drop(uri)
 
 
 def test_llama_index_image_node_media_lands_in_s3(
-    milvus_server: LocalServer,
+    milvus_collection: Any,
     s3_env: dict[str, Any],
     image_files: dict[str, str],
     hash_encoder: Any,
@@ -135,12 +134,10 @@ def test_llama_index_image_node_media_lands_in_s3(
     """An image ingested through the Milvus store is uploaded; the hit names the object."""
     from luma_rag.backends import S3Config, S3MediaStore
 
-    uri = _uri(milvus_server, "lim")
-    with Luma.open(uri, encoder=hash_encoder) as luma:
+    with Luma.open(milvus_collection(hash_encoder.dim, media=True), encoder=hash_encoder) as luma:
         luma.ingest(image=image_files["red_circle"], caption="a red circle")
         hit = luma.query("a red circle", k=1).hits[0]
         assert hit.source is not None and hit.source.startswith("s3://luma-media/media/")
         media = S3MediaStore(S3Config.from_env())
         assert media.get_bytes(hit.source) == Path(image_files["red_circle"]).read_bytes()
         assert luma._store.media_url(hit.source).startswith(s3_env["LUMA_S3_ENDPOINT"])
-    _drop(uri)

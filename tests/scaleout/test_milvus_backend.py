@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from luma_rag.backends import MilvusBackend, MilvusConfig, to_milvus
 from luma_rag.backends.servers import LocalServer
-from luma_rag.errors import ConfigError, DimensionMismatchError, InvalidInputError
+from luma_rag.errors import ConfigError, DimensionMismatchError
 from luma_rag.filters import matches
 
 DIM = 16
