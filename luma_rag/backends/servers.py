@@ -222,7 +222,7 @@ def start_seaweedfs(
     }
     (data / "s3.json").write_text(json.dumps(identities))
     ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
-    grpc = {name: free_port() for name in ("master", "volume", "filer")}
+    grpc = {name: free_port() for name in ("master", "volume", "filer", "s3")}
     args = [
         exe,
         "server",
@@ -242,6 +242,9 @@ def start_seaweedfs(
         f"-filer.localSocket={data / 'filer.sock'}",
         "-s3",
         f"-s3.port={ports['s3']}",
+        f"-s3.port.grpc={grpc['s3']}",  # default port + 10000 overflows above 55535
+        "-s3.port.iceberg=0",  # no Iceberg / Lance catalog servers (fixed default ports)
+        "-s3.port.lance=0",
         f"-s3.config={data / 's3.json'}",
     ]
     log_path = data / "weed.log"

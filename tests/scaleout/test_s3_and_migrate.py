@@ -15,6 +15,7 @@ from luma_rag.backends.migrate import main as migrate_main
 from luma_rag.backends.migrate import migrate, stored_rho
 from luma_rag.bridge import BridgeConfig, ProcrustesBridge
 from luma_rag.errors import ConfigError, NotFoundError
+from luma_rag.store.bridge_file import load_bridge
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -107,9 +108,7 @@ def test_migrate_local_to_milvus_and_back(
             np.testing.assert_array_equal(sa[name], sb[name])
         q = ga[ids[3]]["vector"]
         assert a.search(q, k=5).ids == b.search(q, k=5).ids
-    assert isinstance(
-        ProcrustesBridge.load(tmp_path / "back" / "bridge.safetensors"), ProcrustesBridge
-    )
+    assert isinstance(load_bridge(tmp_path / "back" / "bridge.safetensors"), ProcrustesBridge)
     backend.drop()
 
 
