@@ -66,11 +66,14 @@ def ingest_item(
     luma._store.check_open()
     metas = checks.check_metadata([metadata or {}], 1)
     ids = checks.check_ids([id], 1) if id is not None else None
-    for value, name in ((text, "text"), (caption, "caption")):
+    short: dict[str, str | None] = {"text": text, "caption": caption}
+    for name, value in short.items():
         if isinstance(value, str):
-            checks.check_text(value, name)
+            short[name], cut = checks.encoder_prefix(checks.check_text(value, name))
+            if cut:
+                logger.warning("%s is longer than the encoder reads; embedding its prefix", name)
     emb = luma._need_embedder().embed(
-        text=text, image=image, audio=audio, video=video, caption=caption
+        text=short["text"], image=image, audio=audio, video=video, caption=short["caption"]
     )
     if emb.pairs is not None and luma.bridge is not None:
         luma.add_bridge_pairs(*emb.pairs)
@@ -102,7 +105,8 @@ def ingest_texts(
     texts = [checks.check_text(t, f"texts[{i}]") for i, t in enumerate(texts)]
     metas = checks.check_metadata(metadatas, len(texts))
     ids_ = checks.check_ids(ids, len(texts))
-    vecs = luma._need_embedder().encoder.encode_text(list(texts))
+    prefixes = [checks.encoder_prefix(t)[0] for t in texts]
+    vecs = luma._need_embedder().encoder.encode_text(prefixes)
     return luma.add_vectors(vecs, metas, ids_, modality="text", texts=list(texts))
 
 
@@ -144,9 +148,12 @@ def query_media(
     else ``SafetyConfig.rho``. Audio queries cross the bridge, so ε_q enters the bound.
     """
     luma._store.check_open()
-    k = checks.check_k(k)
+    k = checks.check_k(k, max_k=luma.config.max_k)
+    notes = []
     if isinstance(text, str):
-        checks.check_text(text, "text")
+        text, cut = checks.encoder_prefix(checks.check_text(text, "text"))
+        if cut:
+            notes.append(f"query text truncated to its first {checks.MAX_ENCODED_CHARS} characters")
     t0 = time.perf_counter()
     emb = luma._need_embedder().embed(text=text, image=image, audio=audio, video=video)
     encode_ms = (time.perf_counter() - t0) * 1000.0
@@ -157,6 +164,7 @@ def query_media(
         res.telemetry,
         latency_ms=(time.perf_counter() - t0) * 1000.0,
         stages_ms={"encode": encode_ms, **res.telemetry.stages_ms},
+        notes=(*notes, *res.telemetry.notes),
     )
     return dataclasses.replace(res, telemetry=tel)
 
@@ -194,7 +202,8 @@ def attach_encoders(
     stored = luma._store.get_kv("rho")
     luma.rho = {k: float(v) for k, v in json.loads(stored).items()} if stored else {}
     bridge = luma.bridge
-    warm_start = audio_encoder is not None and bridge is not None and not bridge.fitted
+    writable = not getattr(luma._store, "read_only", False)
+    warm_start = writable and audio_encoder is not None and bridge is not None and not bridge.fitted
     missing = {"text", "image", "video"} - set(luma.rho)
     if audio_encoder is not None and bridge is not None:
         missing |= {"audio"} - set(luma.rho)
@@ -217,7 +226,8 @@ def attach_encoders(
             )
     if missing:
         luma.rho.update(calibrate_radii(encoder, audio_encoder, luma.bridge, missing, inputs))
-        luma._store.set_kv("rho", json.dumps(luma.rho))
+        if writable:  # a reader measures for itself; the writer persists
+            luma._store.set_kv("rho", json.dumps(luma.rho))
 
 
 def set_rho(luma: Luma, modality: str, value: float) -> None:

@@ -19,6 +19,8 @@ __all__ = [
     "ServerStartError",
     "StoreClosedError",
     "StoreCorruptedError",
+    "StoreLockedError",
+    "StoreReadOnlyError",
     "UnsupportedMediaError",
 ]
 
@@ -80,3 +82,11 @@ class BackendError(LumaError):
 
 class ServerStartError(BackendError):
     """A local Milvus or SeaweedFS server did not start; the message carries its log."""
+
+
+class StoreLockedError(LumaError):
+    """Another process holds the store's writer lock; the message names its pid."""
+
+
+class StoreReadOnlyError(LumaError):
+    """A write on a store opened with ``read_only=True``."""

@@ -45,6 +45,9 @@ class Telemetry:
             ``bridge`` (projection, 0 when not bridged), ``candidates`` (both tiers, filters
             and the exact rerank), ``certify`` (Safe@k and its pairwise refinement),
             ``complete`` (the completeness bound) and ``records`` (hit details from SQLite).
+        notes: what this result should be read with: ``k`` clamped to the items stored, a
+            query text truncated to the encoder's context, an index rebuilt after a damaged
+            snapshot (recall may differ). Empty when nothing applies.
     """
 
     margin_top2: float
@@ -62,6 +65,7 @@ class Telemetry:
     n_candidates: int
     latency_ms: float
     stages_ms: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (NaN becomes None)."""

@@ -125,6 +125,19 @@ class MilvusStore:
         """Whether :meth:`close` ran."""
         return self._closed
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Conditions that may change results: Milvus's index is approximate unless FLAT."""
+        if self.backend.config.index == "FLAT":
+            return ()
+        return (f"milvus {self.backend.config.index}: approximate candidates, complete=False",)
+
+    def reopen(self) -> MilvusStore:
+        """A fresh view of the same collection (Milvus readers always see the latest writes)."""
+        self.check_open()
+        backend = MilvusBackend(self.backend.config)
+        return MilvusStore(backend, self.config, self.media)
+
     def check_open(self) -> None:
         """Raise once closed."""
         if self._closed:
