@@ -29,7 +29,7 @@ Translation (``m`` is the JSON field, ``K`` the key as a JSON string literal)::
     $exists b    exists m[K]  /  not exists m[K]                        exact
 
 Strictness (``True`` never equals ``1``) is what the library promises; the server test
-``tests/scaleout/test_milvus_filters_server.py`` checks, on a real Milvus, that
+``tests/scaleout/test_milvus_backend.py`` checks, on a real Milvus, that
 ``upper ⊇ matches ⊇ lower`` for random filters, which is all soundness needs.
 """
 
