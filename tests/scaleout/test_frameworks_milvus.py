@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.vectorstores import VectorStore
-from langchain_luma import LumaRetriever
-from langchain_luma import LumaVectorStore as LangChainStore
+from langchain_lumarag import LumaRetriever
+from langchain_lumarag import LumaVectorStore as LangChainStore
 from langchain_tests.integration_tests import (
     RetrieversIntegrationTests,
     VectorStoreIntegrationTests,
 )
-from llama_index.vector_stores.luma import LumaVectorStore as LlamaStore
+from llama_index.vector_stores.lumarag import LumaVectorStore as LlamaStore
 
 from luma_rag import Luma, LumaConfig
 from luma_rag.backends import MilvusBackend, MilvusConfig
