@@ -86,7 +86,8 @@ class Luma:
         """Create a store at ``path``, or reopen it (one writer at a time, any number of readers).
 
         Args:
-            path: a directory (created if missing).
+            path: a directory (created if missing), or ``milvus://host:port/collection``
+                (``?media=s3`` keeps media in S3; see :mod:`luma_rag.backends.milvus_store`).
             config: required to create without an encoder; when reopening, ``dim`` must match
                 the store's and the other settings apply to this session (None: the stored ones).
             encoder: a CLIP-space :class:`~luma_rag.encoders.base.Encoder`, or a registry name
@@ -102,6 +103,18 @@ class Luma:
             StoreLockedError: another process has the store open for writing (names its pid).
             StoreCorruptedError: files fail their checks and cannot be recovered.
         """
+        if isinstance(path, str) and path.startswith("milvus://"):  # a Milvus server backend
+            from luma_rag.backends.milvus_store import open_milvus_store
+
+            if read_only:
+                raise ConfigError(
+                    "read_only=True is for local stores; a Milvus store has no writer lock "
+                    "(open it without read_only)"
+                )
+            enc, aenc = _resolve_encoder(encoder), _resolve_encoder(audio_encoder)
+            return cls.from_backend(
+                open_milvus_store(path, config, enc, aenc), encoder=enc, audio_encoder=aenc
+            )
         path = Path(path)
         stored, stored_id = read_config(path)
         if read_only and stored is None:

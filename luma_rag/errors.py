@@ -8,6 +8,7 @@ what to change, not only what went wrong.
 from __future__ import annotations
 
 __all__ = [
+    "BackendError",
     "ConfigError",
     "DimensionMismatchError",
     "InvalidInputError",
@@ -15,6 +16,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelNotAvailableError",
     "NotFoundError",
+    "ServerStartError",
     "StoreClosedError",
     "StoreCorruptedError",
     "StoreLockedError",
@@ -72,6 +74,14 @@ class MissingDependencyError(LumaError, ImportError):
 
 class ModelNotAvailableError(LumaError):
     """A model that is not available offline was asked for; the message says how to provide it."""
+
+
+class BackendError(LumaError):
+    """A remote backend (Milvus, S3 object storage) failed a request; the message says which."""
+
+
+class ServerStartError(BackendError):
+    """A local Milvus or SeaweedFS server did not start; the message carries its log."""
 
 
 class StoreLockedError(LumaError):
