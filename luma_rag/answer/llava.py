@@ -326,18 +326,20 @@ def _evidence_image(evidence: Evidence) -> tuple[Any, dict[str, Any]]:
     info: dict[str, Any] = {"image": None}
     if hit is None or hit.source is None:
         return None, info
+    from luma_rag.media.sources import local_path
+
     try:
         if hit.modality == "video":
             from PIL import Image
 
             from luma_rag.media import sample_video_frames
 
-            frames = sample_video_frames(hit.source, fps=1.0, max_frames=3)
+            frames = sample_video_frames(local_path(hit.source), fps=1.0, max_frames=3)
             image: Any = Image.fromarray(frames[len(frames) // 2])
         else:
             from luma_rag.media import load_image
 
-            image = load_image(hit.source)
+            image = load_image(local_path(hit.source))
     except (UnsupportedMediaError, InvalidInputError) as e:
         logger.warning("evidence image %r could not be read (%s); answering from text", hit.id, e)
         info["image_error"] = str(e)

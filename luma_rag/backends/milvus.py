@@ -320,6 +320,7 @@ class MilvusBackend:
         filters: Mapping[str, Any] | None = None,
         depth: int | None = None,
         exact_below: int | None = None,
+        exhaustive: bool = False,
     ) -> MilvusCandidates:
         """Candidates for a unit query ``q`` (float32 (dim,)), exactly rescored, best first.
 
@@ -328,12 +329,13 @@ class MilvusBackend:
             depth: candidates asked of Milvus (default ``rerank_depth``).
             exact_below: scan a filtered set exactly when at most this many items pass the
                 prefilter (default ``exact_scan_below``).
+            exhaustive: also count (and so scan exactly, when few enough) without a filter.
         """
         q = np.ascontiguousarray(q, dtype=np.float32)
         limit = min(max(k, depth or self.config.rerank_depth), 16384)
         mf = to_milvus(filters)
         expr = mf.upper if mf is not None else ""
-        n = self.count(expr) if mf is not None else -1
+        n = self.count(expr) if mf is not None or exhaustive else -1
         below = self.config.exact_scan_below if exact_below is None else exact_below
         if 0 <= n <= min(below, 16384):
             rows = [r for r in self.select(expr, max(n, 1)) if matches(r["meta"], filters)]

@@ -255,6 +255,19 @@ class MilvusStore:
         res = self.backend.search(
             query, k, filters, depth=depth, exact_below=self.config.exact_filter_below
         )
+        return self._candidates_of(res)
+
+    def rescan(self, query: np.ndarray, k: int, filters: Mapping[str, Any] | None) -> Candidates:
+        """Exact top over every allowed item when at most 16,384 pass the filter (complete);
+        beyond that Milvus's own candidates, whose outside bound stays +inf (not complete)."""
+        self._check_filter(filters)
+        depth = max(k, self.config.rerank_depth, self.backend.config.rerank_depth)
+        res = self.backend.search(
+            query, k, filters, depth=depth, exact_below=16384, exhaustive=True
+        )
+        return self._candidates_of(res)
+
+    def _candidates_of(self, res: Any) -> Candidates:
         keys = np.array([self._key(i) for i in res.ids], dtype=np.int64)
         self._details = {}
         for key, rec in zip(keys.tolist(), res.records, strict=True):

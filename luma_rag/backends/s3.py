@@ -18,6 +18,7 @@ import datetime
 import hashlib
 import logging
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 
 from luma_rag._config import ConfigBase, check
 from luma_rag.errors import BackendError, ConfigError, MissingDependencyError, NotFoundError
+from luma_rag.media.sources import register_resolver
 
 __all__ = ["S3Config", "S3MediaStore", "is_s3_uri"]
 
@@ -114,6 +116,9 @@ class S3MediaStore:
             region=config.region,
         )
         self._call("check bucket", self._ensure_bucket)
+        # Readers of hit sources (the LLaVA answerer, the app) get s3:// media through this store.
+        cache = Path(tempfile.gettempdir()) / "luma-s3-cache" / config.bucket
+        register_resolver("s3", lambda uri: str(self.fetch(uri, cache)))
 
     def _ensure_bucket(self) -> None:
         if not self._client.bucket_exists(self.config.bucket):

@@ -25,6 +25,7 @@ DELEGATES: Final[dict[str, tuple[str, str, str]]] = {
     "bench": ("bench.run", "the benchmark", "; it ships with the source tree: run it there"),
     "demo": ("luma_rag.app.demo", "the demo app", ""),
     "serve": ("luma_rag.app.server", "the HTTP service (OpenAPI, Prometheus /metrics)", ""),
+    "migrate": ("luma_rag.backends.migrate", "copying a store to / from Milvus + S3", ""),
 }
 
 

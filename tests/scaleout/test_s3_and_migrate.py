@@ -43,6 +43,20 @@ def test_s3_media_roundtrip(s3_env: dict[str, Any], tmp_path: Path) -> None:
         store.get_bytes("s3://other-bucket/x")
 
 
+def test_s3_sources_are_readable_by_media_readers(s3_env: dict[str, Any], tmp_path: Path) -> None:
+    """The LLaVA answerer and other readers open hit sources via media.sources.local_path."""
+    from luma_rag.media import load_image
+    from luma_rag.media.sources import local_path
+
+    Image = pytest.importorskip("PIL.Image")
+    f = tmp_path / "red.png"
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(f)
+    uri = S3MediaStore(S3Config.from_env()).put_file(f)
+    path = local_path(uri)
+    assert Path(path).read_bytes() == f.read_bytes()
+    assert load_image(path).getpixel((0, 0)) == (255, 0, 0)
+
+
 def test_s3_config_from_env_names_what_is_missing() -> None:
     with pytest.raises(ConfigError, match="LUMA_S3_BUCKET"):
         S3Config.from_env({"LUMA_S3_ENDPOINT": "http://127.0.0.1:1"})
