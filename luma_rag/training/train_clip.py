@@ -35,12 +35,11 @@ from typing import Any, Final
 
 import numpy as np
 
-from luma_rag.datasets.captions import parse_query_attributes
 from luma_rag.datasets.shapes import ShapeItem, load_manifest
 from luma_rag.encoders._images import load_image
 from luma_rag.encoders.open_clip_backend import OpenClipEncoder, import_open_clip
 from luma_rag.encoders.registry import ensure_open_clip_configs, get_model_config
-from luma_rag.errors import ConfigError
+from luma_rag.errors import ConfigError, InvalidInputError
 from luma_rag.training._cli import (
     add_config_flags,
     check_run_config,
@@ -48,6 +47,15 @@ from luma_rag.training._cli import (
     run_main,
     versions,
 )
+from luma_rag.training.clip_losses import (
+    anchor_loss,
+    attribute_heads,
+    attribute_loss,
+    group_clip_loss,
+    relevance,
+    to_gray,
+)
+from luma_rag.training.clip_texts import attribute_codes, build_text_pools
 from luma_rag.training.evaluate import evaluate_retrieval
 
 __all__ = ["WEIGHTS_NAME", "ClipTrainConfig", "main", "train_clip"]
@@ -75,6 +83,18 @@ class ClipTrainConfig:
         eval_every: Evaluate on the val split every this many epochs (0: never).
         threads: torch intra-op threads during training. 1 (the default) is deterministic
             and, on a small machine shared with other work, faster than 2.
+        init: Weights (open_clip safetensors) to start from instead of a random init; they
+            are also the frozen teacher of the text anchor. None: random init, no anchor.
+        referents: Partial descriptions drawn per train item (question referents).
+        negatives: Hard negatives drawn per train item (one attribute swapped); one of
+            them joins the batch per item and step (0: none).
+        referent_p: Chance that an item's text in a step is a referent, not a caption.
+        aux_weight: Weight of the training-only attribute heads on the image embedding.
+        anchor_weight: Weight of the text anchor to the ``init`` weights (full captions
+            and negatives only; referents are free). Ignored without ``init``.
+        gray_p: Share of a batch's images shown in grey levels: they train only the shape,
+            size, position and count heads (not the contrastive loss, whose captions name
+            colours), so shape must be read from the outline, not from the colour.
     """
 
     model: str = "luma-tiny-clip"
@@ -88,59 +108,130 @@ class ClipTrainConfig:
     max_shift: int = 4
     eval_every: int = 5
     threads: int = 1
+    init: str | None = None
+    referents: int = 4
+    negatives: int = 4
+    referent_p: float = 0.5
+    aux_weight: float = 1.0
+    anchor_weight: float = 1.0
+    gray_p: float = 0.25
 
     def __post_init__(self) -> None:
         check_run_config(
             self,
             at_least_one=("epochs", "batch_size", "threads"),
-            non_negative=("warmup_steps", "max_shift", "eval_every", "seed"),
+            non_negative=(
+                "warmup_steps",
+                "max_shift",
+                "eval_every",
+                "seed",
+                "referents",
+                "negatives",
+                "aux_weight",
+                "anchor_weight",
+            ),
         )
+        if not 0.0 <= self.gray_p < 1.0:
+            raise ConfigError(f"gray_p must be in [0, 1), got {self.gray_p}")
+        if not 0.0 <= self.referent_p <= 1.0 or (self.referent_p > 0 and self.referents == 0):
+            raise ConfigError(
+                f"referent_p must be in [0, 1] and needs referents >= 1, got "
+                f"{self.referent_p} with referents={self.referents}"
+            )
 
 
 @dataclass
 class _Split:
-    """One split, preprocessed: image tensor, tokenised captions, group ids."""
+    """The train split, preprocessed: image tensor, tokenised text pools, attribute codes."""
 
     items: list[ShapeItem]
     pixels: Any  # float32 tensor (n, 3, H, W), already normalised
-    tokens: Any  # int tensor (n_captions, context_length)
-    caption_start: Any  # int tensor (n,): first caption row of each item
-    caption_count: Any  # int tensor (n,)
-    core: Any  # int tensor (n,): id of (shape, colour, size, position, count)
-    background: Any  # int tensor (n,): id of the background
-    names_background: Any  # bool tensor (n,): the item's captions name its background
+    tokens: Any  # int tensor (n_texts, context_length): every pool text
+    requirements: Any  # int64 tensor (n_texts, n_keys), -1 = free
+    starts: Any  # int64 tensor (n, 3): first caption / referent / negative row per item
+    counts: Any  # int64 tensor (n, 3)
+    codes: Any  # int64 tensor (n, n_keys): each item's attribute codes
+    teacher: Any = None  # float tensor (n_texts, d): the init model's text embeddings
 
 
-def _prepare(items: list[ShapeItem], transform: Any, tokenizer: Any, torch: Any) -> _Split:
+def _prepare(
+    items: list[ShapeItem], transform: Any, tokenizer: Any, cfg: ClipTrainConfig, torch: Any
+) -> _Split:
     pixels = torch.stack([transform(load_image(it.image_path)) for it in items])
-    captions = [c for it in items for c in it.captions]
-    counts = torch.tensor([len(it.captions) for it in items])
-    starts = torch.cumsum(counts, 0) - counts
-    cores: dict[tuple[Any, ...], int] = {}
-    backgrounds: dict[str, int] = {}
-    core, background, names = [], [], []
-    for it in items:
-        a = it.attributes
-        core.append(cores.setdefault((a.shape, a.color, a.size, a.position, a.count), len(cores)))
-        background.append(backgrounds.setdefault(a.background, len(backgrounds)))
-        names.append("background" in parse_query_attributes(it.caption))
+    rng = np.random.default_rng([cfg.seed, 11])
+    pools = build_text_pools(items, rng, referents=cfg.referents, negatives=cfg.negatives)
     return _Split(
         items,
         pixels,
-        tokenizer(captions),
-        starts,
-        counts,
-        torch.tensor(core),
-        torch.tensor(background),
-        torch.tensor(names),
+        tokenizer(pools.texts),
+        torch.from_numpy(pools.requirements),
+        torch.from_numpy(pools.starts),
+        torch.from_numpy(pools.counts),
+        torch.from_numpy(attribute_codes(items)),
     )
 
 
-def _relevance(split: _Split, idx: Any) -> Any:
-    """``rel[i, j]``: image ``idx[i]`` matches everything caption ``idx[j]`` names."""
-    core, bg, names = split.core[idx], split.background[idx], split.names_background[idx]
-    same_bg = (bg[:, None] == bg[None, :]) | ~names[None, :]
-    return (core[:, None] == core[None, :]) & same_bg
+def _load_init(model: Any, path: Path, torch: Any) -> None:
+    """Load open_clip safetensors weights (any float dtype) into ``model``."""
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise InvalidInputError(f"no weights at init={path}; pass an open_clip .safetensors file")
+    state = {k: v.to(torch.float32) for k, v in load_file(str(path)).items()}
+    model.load_state_dict(state)
+
+
+def _teacher(model: Any, tokens: Any, torch: Any, batch: int = 1024) -> Any:
+    """Unit text embeddings of every pool text under the (initial) model, no gradient."""
+    model.eval()
+    with torch.no_grad():
+        return torch.cat(
+            [
+                model.encode_text(tokens[i : i + batch], normalize=True)
+                for i in range(0, len(tokens), batch)
+            ]
+        )
+
+
+def _draw_texts(
+    split: _Split, idx: Any, cfg: ClipTrainConfig, gen: Any, torch: Any
+) -> tuple[Any, Any]:
+    """Pool rows of one step (a caption or referent per item, then one negative per item)
+    and which of them are full captions (bool, same length)."""
+    n = len(idx)
+    use_ref = torch.rand(n, generator=gen) < cfg.referent_p
+    kind = use_ref.long()
+    start = split.starts[idx, kind]
+    count = split.counts[idx, kind]
+    rows = start + (torch.rand(n, generator=gen) * count).long()
+    if cfg.negatives == 0:
+        return rows, ~use_ref
+    neg = split.starts[idx, 2] + (torch.rand(n, generator=gen) * split.counts[idx, 2]).long()
+    return torch.cat([rows, neg]), torch.cat([~use_ref, torch.ones(n, dtype=torch.bool)])
+
+
+def _norm(torch: Any) -> tuple[Any, Any]:
+    """Channel mean and std of open_clip's image normalisation (the tiny CLIP's)."""
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+
+    return torch.tensor(OPENAI_DATASET_MEAN), torch.tensor(OPENAI_DATASET_STD)
+
+
+def _step_loss(
+    model: Any, heads: Any, split: _Split, idx: Any, cfg: ClipTrainConfig, gen: Any, torch: Any
+) -> Any:
+    rows, full = _draw_texts(split, idx, cfg, gen, torch)
+    images = _shift(split.pixels[idx], cfg.max_shift, gen, torch)
+    gray = torch.rand(len(idx), generator=gen) < cfg.gray_p
+    images = to_gray(images, gray, *_norm(torch))
+    img, txt, scale = model(images, split.tokens[rows])[:3]
+    rel = relevance(split.codes[idx], split.requirements[rows])
+    loss = group_clip_loss(img[~gray], txt, scale, rel[~gray], torch)
+    if cfg.aux_weight > 0:
+        loss = loss + cfg.aux_weight * attribute_loss(heads, img, split.codes[idx], gray, torch)
+    if split.teacher is not None and cfg.anchor_weight > 0:
+        loss = loss + cfg.anchor_weight * anchor_loss(txt[full], split.teacher[rows][full])
+    return loss
 
 
 def _shift(pixels: Any, max_shift: int, gen: Any, torch: Any) -> Any:
@@ -151,21 +242,6 @@ def _shift(pixels: Any, max_shift: int, gen: Any, torch: Any) -> Any:
     padded = torch.nn.functional.pad(pixels, (max_shift,) * 4, mode="replicate")
     offsets = torch.randint(0, 2 * max_shift + 1, (n, 2), generator=gen).tolist()
     return torch.stack([padded[i, :, y : y + h, x : x + w] for i, (y, x) in enumerate(offsets)])
-
-
-def _group_clip_loss(img: Any, txt: Any, scale: Any, rel: Any, torch: Any) -> Any:
-    """Symmetric InfoNCE where every relevant (image, caption) pair is a positive.
-
-    ``rel`` is bool ``(n, n)`` with a true diagonal; each row (image -> captions) and each
-    column (caption -> images) becomes a uniform target over its positives.
-    """
-    logits = scale * img @ txt.T
-    rel = rel.float()
-    i2t = rel / rel.sum(dim=1, keepdim=True)
-    t2i = (rel / rel.sum(dim=0, keepdim=True)).T
-    log_i2t = torch.log_softmax(logits, dim=1)
-    log_t2i = torch.log_softmax(logits.T, dim=1)
-    return -0.5 * ((i2t * log_i2t).sum(1).mean() + (t2i * log_t2i).sum(1).mean())
 
 
 def _param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
@@ -233,7 +309,11 @@ def _train(
     for name, part in splits.items():
         if not part:
             raise ConfigError(f"the {name} split of {data} is empty; generate a larger corpus")
-    train = _prepare(splits["train"], transform, tokenizer, torch)
+    if cfg.init is not None:
+        _load_init(model, Path(cfg.init), torch)
+    train = _prepare(splits["train"], transform, tokenizer, cfg, torch)
+    if cfg.init is not None and cfg.anchor_weight > 0:
+        train.teacher = _teacher(model, train.tokens, torch)
     logger.info(
         "prepared %d train items in %.1f s", len(train.items), time.perf_counter() - started
     )
@@ -260,7 +340,9 @@ def _fit(
 ) -> tuple[list[dict[str, Any]], bool]:
     """The optimisation loop; returns the per-epoch history and whether time ran out."""
     gen = torch.Generator().manual_seed(cfg.seed)
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    heads = attribute_heads(int((get_model_config(cfg.model) or {})["embed_dim"]), torch)
+    groups = _param_groups(model, cfg.weight_decay) + _param_groups(heads, cfg.weight_decay)
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
     n = len(train.items)
     steps_per_epoch = max(1, n // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
@@ -272,13 +354,9 @@ def _fit(
         losses = []
         for b in range(steps_per_epoch):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            pick = (torch.rand(len(idx), generator=gen) * train.caption_count[idx]).long()
-            tokens = train.tokens[train.caption_start[idx] + pick]
-            images = _shift(train.pixels[idx], cfg.max_shift, gen, torch)
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, total, cfg)
-            img, txt, scale = model(images, tokens)[:3]
-            loss = _group_clip_loss(img, txt, scale, _relevance(train, idx), torch)
+            loss = _step_loss(model, heads, train, idx, cfg, gen, torch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
