@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from luma_rag.answer.tiny_llava import CLARIFY_MARKER, image_token_count
+import numpy as np
+
+from luma_rag.answer.tiny_llava import CLARIFY_MARKER, CLARIFY_REPLY, image_token_count
 from luma_rag.datasets.manifest import ShapeItem, load_manifest
+from luma_rag.datasets.questions import QUESTION_KINDS, make_question, make_verification
 from luma_rag.encoders._images import load_image
 from luma_rag.errors import ConfigError, MissingDependencyError
 
@@ -27,6 +30,7 @@ __all__ = [
     "load_pixels",
     "load_splits",
     "make_run",
+    "step_batch",
     "to_gray",
     "vision_features",
     "vision_head",
@@ -198,3 +202,29 @@ def make_run(model: Any, processor: Any, trained_layers: int = 0) -> Run:
         start=start,
         stop=stop,
     )
+
+
+def step_batch(
+    run: Run, items: list[ShapeItem], idx: list[int], rng: np.random.Generator, cfg: Any
+) -> tuple[list[tuple[list[int], int]], list[bool]]:
+    """Encoded questions for items ``idx``, and which of their images to show in grey.
+
+    ``cfg`` (a :class:`~luma_rag.training.train_llava.LlavaTrainConfig`) gives the shares of
+    yes/no verifications (``verify_share``, half of them true), CLARIFY prompts and grey
+    images; the other questions ask a uniform kind about a referent naming a random subset.
+    """
+    encoded, gray = [], []
+    for i in idx:
+        attrs = items[i].attributes
+        if rng.random() < cfg.verify_share:
+            v = make_verification(attrs, rng, truthful=bool(rng.random() < 0.5))
+            encoded.append(encode(run, v.text, False, v.answer))
+            gray.append(False)
+            continue
+        kind = QUESTION_KINDS[int(rng.integers(len(QUESTION_KINDS)))]
+        q = make_question(attrs, kind, rng)
+        clarify = bool(rng.random() < cfg.clarify_share)
+        answer = CLARIFY_REPLY if clarify else q.answer
+        encoded.append(encode(run, q.text, clarify, answer))
+        gray.append(bool(rng.random() < cfg.grayscale) and kind != "color")
+    return encoded, gray

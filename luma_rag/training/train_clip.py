@@ -36,16 +36,24 @@ from typing import Any, Final
 import numpy as np
 
 from luma_rag.datasets.shapes import ShapeItem, load_manifest
-from luma_rag.encoders._images import load_image
 from luma_rag.encoders.open_clip_backend import OpenClipEncoder, import_open_clip
 from luma_rag.encoders.registry import ensure_open_clip_configs, get_model_config
-from luma_rag.errors import ConfigError, InvalidInputError
+from luma_rag.errors import ConfigError
 from luma_rag.training._cli import (
     add_config_flags,
     check_run_config,
     config_kwargs,
     run_main,
     versions,
+)
+from luma_rag.training.clip_data import (
+    ClipBatchData,
+    draw_texts,
+    image_norm,
+    load_init,
+    prepare,
+    shift,
+    teacher_embeddings,
 )
 from luma_rag.training.clip_losses import (
     anchor_loss,
@@ -55,7 +63,6 @@ from luma_rag.training.clip_losses import (
     relevance,
     to_gray,
 )
-from luma_rag.training.clip_texts import attribute_codes, build_text_pools
 from luma_rag.training.evaluate import evaluate_retrieval
 
 __all__ = ["WEIGHTS_NAME", "ClipTrainConfig", "main", "train_clip"]
@@ -140,90 +147,19 @@ class ClipTrainConfig:
             )
 
 
-@dataclass
-class _Split:
-    """The train split, preprocessed: image tensor, tokenised text pools, attribute codes."""
-
-    items: list[ShapeItem]
-    pixels: Any  # float32 tensor (n, 3, H, W), already normalised
-    tokens: Any  # int tensor (n_texts, context_length): every pool text
-    requirements: Any  # int64 tensor (n_texts, n_keys), -1 = free
-    starts: Any  # int64 tensor (n, 3): first caption / referent / negative row per item
-    counts: Any  # int64 tensor (n, 3)
-    codes: Any  # int64 tensor (n, n_keys): each item's attribute codes
-    teacher: Any = None  # float tensor (n_texts, d): the init model's text embeddings
-
-
-def _prepare(
-    items: list[ShapeItem], transform: Any, tokenizer: Any, cfg: ClipTrainConfig, torch: Any
-) -> _Split:
-    pixels = torch.stack([transform(load_image(it.image_path)) for it in items])
-    rng = np.random.default_rng([cfg.seed, 11])
-    pools = build_text_pools(items, rng, referents=cfg.referents, negatives=cfg.negatives)
-    return _Split(
-        items,
-        pixels,
-        tokenizer(pools.texts),
-        torch.from_numpy(pools.requirements),
-        torch.from_numpy(pools.starts),
-        torch.from_numpy(pools.counts),
-        torch.from_numpy(attribute_codes(items)),
-    )
-
-
-def _load_init(model: Any, path: Path, torch: Any) -> None:
-    """Load open_clip safetensors weights (any float dtype) into ``model``."""
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise InvalidInputError(f"no weights at init={path}; pass an open_clip .safetensors file")
-    state = {k: v.to(torch.float32) for k, v in load_file(str(path)).items()}
-    model.load_state_dict(state)
-
-
-def _teacher(model: Any, tokens: Any, torch: Any, batch: int = 1024) -> Any:
-    """Unit text embeddings of every pool text under the (initial) model, no gradient."""
-    model.eval()
-    with torch.no_grad():
-        return torch.cat(
-            [
-                model.encode_text(tokens[i : i + batch], normalize=True)
-                for i in range(0, len(tokens), batch)
-            ]
-        )
-
-
-def _draw_texts(
-    split: _Split, idx: Any, cfg: ClipTrainConfig, gen: Any, torch: Any
-) -> tuple[Any, Any]:
-    """Pool rows of one step (a caption or referent per item, then one negative per item)
-    and which of them are full captions (bool, same length)."""
-    n = len(idx)
-    use_ref = torch.rand(n, generator=gen) < cfg.referent_p
-    kind = use_ref.long()
-    start = split.starts[idx, kind]
-    count = split.counts[idx, kind]
-    rows = start + (torch.rand(n, generator=gen) * count).long()
-    if cfg.negatives == 0:
-        return rows, ~use_ref
-    neg = split.starts[idx, 2] + (torch.rand(n, generator=gen) * split.counts[idx, 2]).long()
-    return torch.cat([rows, neg]), torch.cat([~use_ref, torch.ones(n, dtype=torch.bool)])
-
-
-def _norm(torch: Any) -> tuple[Any, Any]:
-    """Channel mean and std of open_clip's image normalisation (the tiny CLIP's)."""
-    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
-
-    return torch.tensor(OPENAI_DATASET_MEAN), torch.tensor(OPENAI_DATASET_STD)
-
-
 def _step_loss(
-    model: Any, heads: Any, split: _Split, idx: Any, cfg: ClipTrainConfig, gen: Any, torch: Any
+    model: Any,
+    heads: Any,
+    split: ClipBatchData,
+    idx: Any,
+    cfg: ClipTrainConfig,
+    gen: Any,
+    torch: Any,
 ) -> Any:
-    rows, full = _draw_texts(split, idx, cfg, gen, torch)
-    images = _shift(split.pixels[idx], cfg.max_shift, gen, torch)
+    rows, full = draw_texts(split, idx, cfg, gen, torch)
+    images = shift(split.pixels[idx], cfg.max_shift, gen, torch)
     gray = torch.rand(len(idx), generator=gen) < cfg.gray_p
-    images = to_gray(images, gray, *_norm(torch))
+    images = to_gray(images, gray, *image_norm(torch))
     img, txt, scale = model(images, split.tokens[rows])[:3]
     rel = relevance(split.codes[idx], split.requirements[rows])
     loss = group_clip_loss(img[~gray], txt, scale, rel[~gray], torch)
@@ -232,16 +168,6 @@ def _step_loss(
     if split.teacher is not None and cfg.anchor_weight > 0:
         loss = loss + cfg.anchor_weight * anchor_loss(txt[full], split.teacher[rows][full])
     return loss
-
-
-def _shift(pixels: Any, max_shift: int, gen: Any, torch: Any) -> Any:
-    """Translate each image by up to ``max_shift`` pixels (edge padding)."""
-    if max_shift == 0:
-        return pixels
-    n, _, h, w = pixels.shape
-    padded = torch.nn.functional.pad(pixels, (max_shift,) * 4, mode="replicate")
-    offsets = torch.randint(0, 2 * max_shift + 1, (n, 2), generator=gen).tolist()
-    return torch.stack([padded[i, :, y : y + h, x : x + w] for i, (y, x) in enumerate(offsets)])
 
 
 def _param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
@@ -310,10 +236,10 @@ def _train(
         if not part:
             raise ConfigError(f"the {name} split of {data} is empty; generate a larger corpus")
     if cfg.init is not None:
-        _load_init(model, Path(cfg.init), torch)
-    train = _prepare(splits["train"], transform, tokenizer, cfg, torch)
+        load_init(model, Path(cfg.init), torch)
+    train = prepare(splits["train"], transform, tokenizer, cfg, torch)
     if cfg.init is not None and cfg.anchor_weight > 0:
-        train.teacher = _teacher(model, train.tokens, torch)
+        train.teacher = teacher_embeddings(model, train.tokens, torch)
     logger.info(
         "prepared %d train items in %.1f s", len(train.items), time.perf_counter() - started
     )
@@ -332,7 +258,7 @@ def _train(
 
 def _fit(
     model: Any,
-    train: _Split,
+    train: ClipBatchData,
     cfg: ClipTrainConfig,
     validate: Callable[[], dict[str, Any]],
     started: float,

@@ -46,19 +46,13 @@ from typing import Any, Final
 import numpy as np
 
 from luma_rag.answer.tiny_llava import (
-    CLARIFY_REPLY,
     TinyLlavaSpec,
     build_model,
     build_processor,
     build_tokenizer,
 )
 from luma_rag.datasets.manifest import ShapeItem
-from luma_rag.datasets.questions import (
-    QUESTION_KINDS,
-    make_question,
-    make_verification,
-    question_words,
-)
+from luma_rag.datasets.questions import question_words
 from luma_rag.errors import ConfigError, InvalidInputError, LumaError
 from luma_rag.training._cli import (
     add_config_flags,
@@ -77,11 +71,11 @@ from luma_rag.training.llava_run import (
     load_pixels,
     load_splits,
     make_run,
+    step_batch,
     to_gray,
     vision_features,
     vision_head,
 )
-from luma_rag.training.llava_run import encode as encode_question
 
 __all__ = ["REPORT_NAME", "LlavaTrainConfig", "evaluate_questions", "main", "train_llava"]
 
@@ -186,27 +180,6 @@ def _optimizer(model: Any, cfg: LlavaTrainConfig, torch: Any) -> Any:
     )
 
 
-def _step_batch(
-    run: Run, items: list[ShapeItem], idx: list[int], rng: np.random.Generator, cfg: Any
-) -> tuple[list[tuple[list[int], int]], list[bool]]:
-    """Encoded questions for items ``idx``, and which of their images to show in grey."""
-    encoded, gray = [], []
-    for i in idx:
-        attrs = items[i].attributes
-        if rng.random() < cfg.verify_share:
-            v = make_verification(attrs, rng, truthful=bool(rng.random() < 0.5))
-            encoded.append(encode_question(run, v.text, False, v.answer))
-            gray.append(False)
-            continue
-        kind = QUESTION_KINDS[int(rng.integers(len(QUESTION_KINDS)))]
-        q = make_question(attrs, kind, rng)
-        clarify = bool(rng.random() < cfg.clarify_share)
-        answer = CLARIFY_REPLY if clarify else q.answer
-        encoded.append(encode_question(run, q.text, clarify, answer))
-        gray.append(bool(rng.random() < cfg.grayscale) and kind != "color")
-    return encoded, gray
-
-
 def _fit(
     run: Run, splits: dict[str, list[ShapeItem]], cfg: LlavaTrainConfig, torch: Any
 ) -> tuple[list[dict[str, Any]], bool, int]:
@@ -223,7 +196,7 @@ def _fit(
         if len(order) < cfg.batch_size:
             order += torch.randperm(len(items), generator=gen).tolist()
         idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
-        encoded, gray = _step_batch(run, items, idx, rng, cfg)
+        encoded, gray = step_batch(run, items, idx, rng, cfg)
         tokens = batch(run, encoded, torch)
         if run.pixels is not None:
             pixels = to_gray(run.pixels[idx], torch.tensor(gray), torch)
