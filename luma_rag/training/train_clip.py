@@ -63,6 +63,7 @@ from luma_rag.training.clip_losses import (
     relevance,
     to_gray,
 )
+from luma_rag.training.compositional import evaluate_referents, linear_probe
 from luma_rag.training.evaluate import evaluate_retrieval
 
 __all__ = ["WEIGHTS_NAME", "ClipTrainConfig", "main", "train_clip"]
@@ -246,7 +247,11 @@ def _train(
 
     def validate() -> dict[str, Any]:
         enc = OpenClipEncoder.from_model(model, transform, tokenizer, cfg.model)
-        return evaluate_retrieval(enc, splits["val"])
+        model.eval()
+        out = evaluate_retrieval(enc, splits["val"])
+        out["referents_full"] = evaluate_referents(enc, splits["val"][:200])
+        out["probe_shape"] = linear_probe(enc, splits["train"][:1000], splits["val"])
+        return out
 
     history, stopped_early = _fit(model, train, cfg, validate, started, torch)
     seconds = {
@@ -342,6 +347,9 @@ def _save_and_report(
             "test_vs_all_splits": evaluate_retrieval(
                 encoder, splits["test"], gallery=[it for part in splits.values() for it in part]
             ),
+            "test_referents_full": evaluate_referents(encoder, splits["test"]),
+            "test_referents_random": evaluate_referents(encoder, splits["test"], referent="random"),
+            "test_probe_shape": linear_probe(encoder, splits["train"], splits["test"]),
         },
         "history": history,
         "versions": versions("torch", "open_clip", "numpy"),
