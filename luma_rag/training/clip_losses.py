@@ -26,6 +26,8 @@ __all__ = [
     "attribute_heads",
     "attribute_loss",
     "group_clip_loss",
+    "off_vocabulary_colors",
+    "recolor",
     "relevance",
     "to_gray",
 ]
@@ -85,8 +87,8 @@ def attribute_loss(heads: Any, img: Any, codes: Any, gray: Any, torch: Any) -> A
         img: float ``(n, d)`` unit rows.
         codes: int64 ``(n, >= len(HEAD_KEYS))`` attribute codes (columns in
             :data:`~luma_rag.training.clip_texts.REQUIREMENT_KEYS` order).
-        gray: bool ``(n,)``: the image was shown in grey levels, so its colour head is
-            not trained on it.
+        gray: bool ``(n,)``: the image was shown recoloured (grey levels or a colour
+            outside the vocabulary), so its colour head is not trained on it.
         torch: The torch module.
     """
     scaled = img * (img.shape[1] ** 0.5)
@@ -97,6 +99,48 @@ def attribute_loss(heads: Any, img: Any, codes: Any, gray: Any, torch: Any) -> A
             logits = heads[key](scaled[rows])
             terms.append(torch.nn.functional.cross_entropy(logits, codes[rows, col]))
     return torch.stack(terms).mean()
+
+
+def off_vocabulary_colors(n: int, named: Any, gen: Any, torch: Any, margin: float = 0.25) -> Any:
+    """``n`` random saturated RGB colours in [0, 1], each at least ``margin`` (Euclidean)
+    from every ``named`` colour (float ``(k, 3)`` in [0, 1]) and from the grey axis."""
+    out = torch.empty((0, 3))
+    while len(out) < n:
+        cand = torch.rand((4 * n + 8, 3), generator=gen)
+        far = torch.cdist(cand, named).min(dim=1).values >= margin
+        chroma = cand.max(dim=1).values - cand.min(dim=1).values >= margin
+        out = torch.cat([out, cand[far & chroma]])
+    return out[:n]
+
+
+def recolor(pixels: Any, rows: Any, old: Any, new: Any, mean: Any, std: Any, torch: Any) -> Any:
+    """Repaint the shapes of the images ``rows`` from colour ``old`` to colour ``new``.
+
+    A LUMA-Shapes pixel is ``(1 - a) * grey + a * old`` (anti-aliased compositing over a grey
+    background), i.e. ``beta * (1, 1, 1) + a * old``: per pixel, ``(beta, a)`` is the least
+    squares solution of a 3x2 system, and the repainted pixel ``beta * (1, 1, 1) + a * new``.
+    ``old`` must not be grey (the system is then singular).
+
+    Args:
+        pixels: float ``(n, 3, H, W)`` normalised with ``mean`` / ``std`` (``(3,)`` each).
+        rows: bool ``(n,)``.
+        old: float ``(rows.sum(), 3)``: the shapes' colours, RGB in [0, 1].
+        new: float ``(rows.sum(), 3)``: the colours to paint, RGB in [0, 1].
+        mean: Channel means of the normalisation.
+        std: Channel standard deviations.
+        torch: The torch module.
+    """
+    if not bool(rows.any()):
+        return pixels
+    m, s = mean[None, :, None], std[None, :, None]
+    k, _, h, w = pixels[rows].shape
+    raw = pixels[rows].reshape(k, 3, h * w) * s + m
+    design = torch.stack([old.new_ones(old.shape), old], dim=2)  # (k, 3, 2)
+    coef = torch.linalg.pinv(design) @ raw  # (k, 2, HW)
+    painted = coef[:, 0:1] + coef[:, 1:2] * new[:, :, None]
+    out = pixels.clone()
+    out[rows] = ((painted.clamp(0.0, 1.0) - m) / s).reshape(k, 3, h, w)
+    return out
 
 
 def to_gray(pixels: Any, rows: Any, mean: Any, std: Any) -> Any:

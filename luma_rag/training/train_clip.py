@@ -36,6 +36,7 @@ from typing import Any, Final
 import numpy as np
 
 from luma_rag.datasets.shapes import ShapeItem, load_manifest
+from luma_rag.datasets.vocab import COLOR_RGB, COLORS
 from luma_rag.encoders.open_clip_backend import OpenClipEncoder, import_open_clip
 from luma_rag.encoders.registry import ensure_open_clip_configs, get_model_config
 from luma_rag.errors import ConfigError
@@ -60,8 +61,9 @@ from luma_rag.training.clip_losses import (
     attribute_heads,
     attribute_loss,
     group_clip_loss,
+    off_vocabulary_colors,
+    recolor,
     relevance,
-    to_gray,
 )
 from luma_rag.training.compositional import evaluate_referents, linear_probe
 from luma_rag.training.evaluate import evaluate_retrieval
@@ -72,6 +74,7 @@ logger = logging.getLogger(__name__)
 
 WEIGHTS_NAME: Final = "open_clip_model.safetensors"
 REPORT_NAME: Final = "training.json"
+_WHITE: Final = COLORS.index("white")
 
 
 @dataclass(frozen=True)
@@ -100,9 +103,11 @@ class ClipTrainConfig:
         aux_weight: Weight of the training-only attribute heads on the image embedding.
         anchor_weight: Weight of the text anchor to the ``init`` weights (full captions
             and negatives only; referents are free). Ignored without ``init``.
-        gray_p: Share of a batch's images shown in grey levels: they train only the shape,
-            size, position and count heads (not the contrastive loss, whose captions name
-            colours), so shape must be read from the outline, not from the colour.
+        recolor_p: Share of a batch's images whose shape is repainted in a random colour
+            outside the vocabulary (far from all ten named colours; white shapes are never
+            repainted): they train only the shape, size, position and count heads (not the
+            contrastive loss, whose captions name colours), so the heads must read the
+            outline whatever its colour. No held-out (shape, colour) pair is ever drawn.
     """
 
     model: str = "luma-tiny-clip"
@@ -122,7 +127,7 @@ class ClipTrainConfig:
     referent_p: float = 0.5
     aux_weight: float = 1.0
     anchor_weight: float = 1.0
-    gray_p: float = 0.25
+    recolor_p: float = 0.3
 
     def __post_init__(self) -> None:
         check_run_config(
@@ -139,8 +144,8 @@ class ClipTrainConfig:
                 "anchor_weight",
             ),
         )
-        if not 0.0 <= self.gray_p < 1.0:
-            raise ConfigError(f"gray_p must be in [0, 1), got {self.gray_p}")
+        if not 0.0 <= self.recolor_p < 1.0:
+            raise ConfigError(f"recolor_p must be in [0, 1), got {self.recolor_p}")
         if not 0.0 <= self.referent_p <= 1.0 or (self.referent_p > 0 and self.referents == 0):
             raise ConfigError(
                 f"referent_p must be in [0, 1] and needs referents >= 1, got "
@@ -159,13 +164,17 @@ def _step_loss(
 ) -> Any:
     rows, full = draw_texts(split, idx, cfg, gen, torch)
     images = shift(split.pixels[idx], cfg.max_shift, gen, torch)
-    gray = torch.rand(len(idx), generator=gen) < cfg.gray_p
-    images = to_gray(images, gray, *image_norm(torch))
+    codes = split.codes[idx]
+    gray = (torch.rand(len(idx), generator=gen) < cfg.recolor_p) & (codes[:, 1] != _WHITE)
+    named = torch.tensor(list(COLOR_RGB.values()), dtype=torch.float32) / 255.0
+    new = off_vocabulary_colors(int(gray.sum()), named, gen, torch)
+    old = named[codes[gray, 1]]
+    images = recolor(images, gray, old, new, *image_norm(torch), torch)
     img, txt, scale = model(images, split.tokens[rows])[:3]
     rel = relevance(split.codes[idx], split.requirements[rows])
     loss = group_clip_loss(img[~gray], txt, scale, rel[~gray], torch)
     if cfg.aux_weight > 0:
-        loss = loss + cfg.aux_weight * attribute_loss(heads, img, split.codes[idx], gray, torch)
+        loss = loss + cfg.aux_weight * attribute_loss(heads, img, codes, gray, torch)
     if split.teacher is not None and cfg.anchor_weight > 0:
         loss = loss + cfg.anchor_weight * anchor_loss(txt[full], split.teacher[rows][full])
     return loss
