@@ -51,8 +51,21 @@ def exact(logits: Any, batch: dict[str, Any]) -> Any:
     return ((pred == labels) | ~scored).all(dim=1)
 
 
-def score(questions: Sequence[EvalQuestion], correct: list[bool]) -> dict[str, Any]:
-    """Overall and per-kind accuracy (the overall one over the five question kinds only)."""
+def first_special(logits: Any, b: dict[str, Any], special: Sequence[int]) -> Any:
+    """bool (n,): the greedy first answer token is a special token (plain greedy decoding
+    would then end with no visible text)."""
+    labels = b["labels"][:, 1:]
+    first = (labels != -100).int().argmax(dim=1)  # position predicting the first answer token
+    pred = logits[:, :-1].argmax(-1)
+    token = pred[range(len(pred)), first]
+    return sum((token == i) for i in special).bool()
+
+
+def score(
+    questions: Sequence[EvalQuestion], correct: list[bool], empty: list[bool] | None = None
+) -> dict[str, Any]:
+    """Overall and per-kind accuracy (the overall one over the five question kinds only),
+    and how many questions plain greedy decoding would answer with no visible text."""
     kinds = np.array([q[1] for q in questions])
     hits = np.array(correct, dtype=bool)
     asked = kinds != "verify"
@@ -64,6 +77,8 @@ def score(questions: Sequence[EvalQuestion], correct: list[bool]) -> dict[str, A
         part = hits[kinds == kind]
         out[f"accuracy_{kind}"] = float(part.mean()) if part.size else None
     out["n_verify"] = int((~asked).sum())
+    if empty is not None:
+        out["n_empty_first_token"] = int(sum(empty))
     return out
 
 
@@ -107,7 +122,9 @@ def evaluate_questions(
         batch_size: Questions per forward pass.
 
     Returns:
-        ``{"n_questions", "accuracy", "accuracy_<kind>" per kind and "verify", "n_verify"}``.
+        ``{"n_questions", "accuracy", "accuracy_<kind>" per kind and "verify", "n_verify",
+        "n_empty_first_token"}`` (the last: questions on which plain greedy decoding, without
+        :class:`~luma_rag.answer.llava.LlavaAnswerer`'s guard, would say nothing).
 
     Raises:
         InvalidInputError: ``items`` is empty.
@@ -123,7 +140,10 @@ def evaluate_questions(
     ).eval()
     run = make_run(model, processor)
     questions = eval_questions(items, seed)
+    tokenizer = processor.tokenizer
+    special = sorted({int(i) for i in tokenizer.all_special_ids})
     correct: list[bool] = []
+    empty: list[bool] = []
     for i in range(0, len(questions), batch_size):
         chunk = questions[i : i + batch_size]
         b = batch(run, [encode(run, text, False, answer) for _, _, text, answer in chunk], torch)
@@ -136,4 +156,5 @@ def evaluate_questions(
                 pixel_values=pixels,
             ).logits
         correct += exact(logits, b).tolist()
-    return score(questions, correct)
+        empty += first_special(logits, b, special).tolist()
+    return score(questions, correct, empty)

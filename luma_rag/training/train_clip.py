@@ -1,18 +1,24 @@
 """Train the tiny CLIP (``luma-tiny-clip``) on a LUMA-Shapes corpus, on CPU, in minutes.
 
-Command line (the shipped checkpoint's recipe is in
-``luma_rag/encoders/checkpoints/luma-tiny-clip/README.md``)::
+Command line (the shipped checkpoint's recipe, v2, is in
+``luma_rag/encoders/checkpoints/luma-tiny-clip/README.md``: it starts from the v1 weights)::
 
     python -m luma_rag.datasets.shapes --out /tmp/shapes8k --n 8000 --seed 0
-    python -m luma_rag.training.train_clip --data /tmp/shapes8k --out OUT --seed 0
+    python -m luma_rag.training.train_clip --data /tmp/shapes8k --out OUT --seed 0 \
+        --init V1.safetensors --epochs 7 --lr 1e-3 --warmup-steps 50
 
 Recipe: the architecture is the registry's JSON config, built by open_clip; images go
-through the model's own evaluation transform once and are cached as a tensor; each step
-draws one caption paraphrase per item and shifts each image by a few pixels (no flips or
-colour jitter: position and colour are what captions name). The loss is CLIP's symmetric
-InfoNCE with *group-aware* targets: items with identical attributes are positives of each
-other instead of false negatives. AdamW, warmup then cosine decay. Everything random is
-drawn from generators seeded by ``--seed``, so a run on the same machine, thread count and
+through the model's own evaluation transform once and are cached as a tensor. Each step
+draws, per item, one caption paraphrase or (``referent_p``) one question referent (a partial
+description, :mod:`~luma_rag.training.clip_texts`), plus one NegCLIP-style hard negative (the
+item's caption with one attribute swapped) that joins the batch as an extra text; images
+are shifted by a few pixels. The loss (:mod:`~luma_rag.training.clip_losses`) is CLIP's
+symmetric InfoNCE with *group-aware* targets (every text that describes an image is its
+positive), plus training-only linear attribute heads on the image embedding, for which a
+share of the shapes is repainted in colours outside the vocabulary (so shape must be read
+from the outline), plus, when starting from ``init``, an anchor keeping the text embeddings
+of full captions at the initial model's (the tiny CLAP is aligned to that text space).
+AdamW, warmup, cosine decay. Seeded generators: a run on the same machine, thread count and
 library versions reproduces its weights.
 
 Writes ``OUT/open_clip_model.safetensors`` (state dict, fp16) and ``OUT/training.json``
@@ -103,11 +109,9 @@ class ClipTrainConfig:
         aux_weight: Weight of the training-only attribute heads on the image embedding.
         anchor_weight: Weight of the text anchor to the ``init`` weights (full captions
             and negatives only; referents are free). Ignored without ``init``.
-        recolor_p: Share of a batch's images whose shape is repainted in a random colour
-            outside the vocabulary (far from all ten named colours; white shapes are never
-            repainted): they train only the shape, size, position and count heads (not the
-            contrastive loss, whose captions name colours), so the heads must read the
-            outline whatever its colour. No held-out (shape, colour) pair is ever drawn.
+        recolor_p: Share of images whose (non-white) shape is repainted in a random colour
+            far from all ten named ones; they train only the shape, size, position and
+            count heads, so those read the outline. No held-out pair is ever drawn.
     """
 
     model: str = "luma-tiny-clip"
@@ -198,10 +202,6 @@ def _lr_at(step: int, total: int, cfg: ClipTrainConfig) -> float:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
     return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def train_clip(data: str | Path, out: str | Path, cfg: ClipTrainConfig) -> dict[str, Any]:
@@ -348,7 +348,7 @@ def _save_and_report(
         "weights": {
             "file": WEIGHTS_NAME,
             "bytes": weights.stat().st_size,
-            "sha256": _sha256(weights),
+            "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
         },
         "metrics": {
             "test": test,
