@@ -93,7 +93,12 @@ def draw_texts(
     """Pool rows of one step (a caption or referent per item, then one negative per item)
     and which of them are full captions (bool, same length)."""
     n = len(idx)
-    use_ref = torch.rand(n, generator=gen) < cfg.referent_p
+    # Draw only what the config uses, so that with every v2 option off a run draws the same
+    # random stream as the v1 recipe did.
+    if cfg.referent_p > 0:
+        use_ref = torch.rand(n, generator=gen) < cfg.referent_p
+    else:
+        use_ref = torch.zeros(n, dtype=torch.bool)
     kind = use_ref.long()
     start = split.starts[idx, kind]
     count = split.counts[idx, kind]
