@@ -33,16 +33,15 @@ from luma_rag.encoders import (
 )
 from luma_rag.encoders._images import load_image
 from luma_rag.errors import InvalidInputError, ModelNotAvailableError, UnsupportedMediaError
-from luma_rag.training.compositional import evaluate_referents, linear_probe
+from luma_rag.training.compositional import evaluate_referents
 from luma_rag.training.evaluate import evaluate_retrieval, relevance_matrix
 
 CHECKPOINT_DIR = registry.PACKAGE_DIR / "checkpoints" / "luma-tiny-clip"
 WEIGHTS = CHECKPOINT_DIR / "open_clip_model.safetensors"
 VIT = "timm/vit_base_patch32_clip_224.openai"
-#: Floors of the v2 checkpoint on the fixture's fresh corpus (seed 1234): referent top-1 and
-#: shape probe on unseen combinations (see its README for the measured figures).
-REFERENT_FLOOR = 0.0
-PROBE_FLOOR = 0.0
+#: Question referents -> image top-1 on unseen combinations: 0.605 measured (1 550 referents,
+#: fresh corpus seed 7331; checkpoint README); floor for the fixture's smaller sample.
+REFERENT_FLOOR = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -324,19 +323,16 @@ def test_quality_on_held_out_combinations(
     assert harder["t2i_recall@10"] >= 0.85, harder
 
 
-def test_attribute_binding_on_held_out_combinations(
+def test_referent_retrieval_on_held_out_combinations(
     encoder: OpenClipEncoder, heldout: list[ShapeItem]
 ) -> None:
-    """v2 floors (model kit issue #12), a little under the figures measured on a fresh corpus
-    (README of the checkpoint): question referents find a matching image first, and a linear
-    probe fitted on seen shape/colour combinations reads shape on unseen ones (v1: chance)."""
+    """Question referents ("the small circle on the left", every attribute but the asked one)
+    rank a matching image first; a regression floor (issue #12's target, 0.80, is not met).
+    The linear shape probe is measured in the README, not floored: it is at chance."""
     test = [it for it in heldout if it.split == "test"]
-    train = [it for it in heldout if it.split == "train"]
     referents = evaluate_referents(encoder, test)
     assert referents["n"] == 5 * len(test) and referents["n_gallery"] >= 80
     assert referents["top1"] >= REFERENT_FLOOR, referents
-    probe = linear_probe(encoder, train, test)
-    assert probe["accuracy"] >= PROBE_FLOOR, probe
 
 
 def test_train_clip_smoke_run_writes_loadable_weights(tmp_path: Path) -> None:
