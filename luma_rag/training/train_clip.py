@@ -98,11 +98,9 @@ class ClipTrainConfig:
         eval_every: Evaluate on the val split every this many epochs (0: never).
         threads: torch intra-op threads during training. 1 (the default) is deterministic
             and, on a small machine shared with other work, faster than 2.
-        init: Weights (open_clip safetensors) to start from instead of a random init; they
-            are also the frozen teacher of the text anchor. None: random init, no anchor.
+        init: open_clip safetensors to start from (and the text anchor's frozen teacher).
         referents: Partial descriptions drawn per train item (question referents).
-        negatives: Hard negatives drawn per train item (one attribute swapped); one of
-            them joins the batch per item and step (0: none).
+        negatives: Hard negatives per train item (one attribute swapped); one per step.
         referent_p: Chance that an item's text in a step is a referent, not a caption.
         aux_weight: Weight of the training-only attribute heads on the image embedding.
         anchor_weight: Weight of the text anchor to the ``init`` weights (full captions
