@@ -52,6 +52,7 @@ __all__ = [
     "make_verification",
     "parse_answer",
     "question_words",
+    "verification_words",
 ]
 
 QuestionKind = Literal["shape", "color", "position", "count", "size"]
@@ -310,6 +311,13 @@ def parse_answer(text: str, kind: str) -> Any:
     return next(iter(found)) if len(found) == 1 else None
 
 
+def verification_words() -> list[str]:
+    """Words of the yes/no verification questions and answers that :func:`question_words`
+    lacks, sorted (a tokenizer for a model trained with verification adds them)."""
+    words = {w for t in (*VERIFY_TEMPLATES, "yes no") for w in re.findall(r"[a-z]+", t.lower())}
+    return sorted(words - {"ref"} - set(question_words()))
+
+
 def question_words() -> list[str]:
     """Every word a question or an answer can contain, lower-cased, sorted (for tokenizers)."""
     texts: list[str] = [t for ts in QUESTION_TEMPLATES.values() for t in ts]
@@ -320,7 +328,6 @@ def question_words() -> list[str]:
     texts += [w for pair in _GENERIC_NOUNS for w in pair]
     texts += [w for ws in ANSWER_WORDS.values() for w in ws]
     texts += [*MOTIONS, "a", "an", "the", "is", "are", "two", *_COUNT_WORDS, *_POSITION_WORDS]
-    texts += [*VERIFY_TEMPLATES, "yes", "no"]
     words = {w for t in texts for w in re.findall(r"[a-z0-9]+", t.lower())}
     words.discard("ref")
     words.discard("be")

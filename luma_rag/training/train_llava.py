@@ -52,7 +52,7 @@ from luma_rag.answer.tiny_llava import (
     build_tokenizer,
 )
 from luma_rag.datasets.manifest import ShapeItem
-from luma_rag.datasets.questions import question_words
+from luma_rag.datasets.questions import question_words, verification_words
 from luma_rag.errors import ConfigError, InvalidInputError, LumaError
 from luma_rag.training._cli import (
     add_config_flags,
@@ -107,7 +107,8 @@ class LlavaTrainConfig:
             shown in greyscale (luminance), so that shape, size, position and count must be
             read from form rather than colour. 0: never (the vision features are then cached).
         verify_share: Share of questions that are yes/no verifications ("Does this image
-            show a small red circle?"), half of them true.
+            show a small red circle?"), half of them true; > 0 adds their words to the
+            tokenizer. 0 (the shipped recipe): none.
         clip_weights: open_clip weights of the vision tower; None: the registry's
             (shipped) tiny CLIP.
         spec: Architecture of the trained parts.
@@ -127,7 +128,7 @@ class LlavaTrainConfig:
     vision_layers: int = 0
     vision_lr_scale: float = 0.5
     grayscale: float = 0.0
-    verify_share: float = 0.2
+    verify_share: float = 0.0
     clip_weights: str | None = None
     spec: TinyLlavaSpec = dataclasses.field(default_factory=TinyLlavaSpec)
 
@@ -272,7 +273,8 @@ def _train(data: list[Path], out: Path, cfg: LlavaTrainConfig, torch: Any) -> di
     started, cpu_started = time.perf_counter(), time.process_time()
     splits = load_splits(data)
     torch.manual_seed(cfg.seed)
-    tokenizer = build_tokenizer(question_words())
+    words = question_words() + (verification_words() if cfg.verify_share > 0 else [])
+    tokenizer = build_tokenizer(words)
     model = build_model(cfg.spec, tokenizer, clip_weights=cfg.clip_weights)
     processor = build_processor(cfg.spec, tokenizer, model.config.vision_config)
     out.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,12 @@ import pytest
 
 from luma_rag.datasets.attributes import ShapeAttributes, relevant
 from luma_rag.datasets.captions import parse_query_attributes
-from luma_rag.datasets.questions import VERIFY_TEMPLATES, make_verification, question_words
+from luma_rag.datasets.questions import (
+    VERIFY_TEMPLATES,
+    make_verification,
+    question_words,
+    verification_words,
+)
 from luma_rag.datasets.shapes import ShapeItem
 from luma_rag.datasets.vocab import COLORS, SHAPES
 from luma_rag.training.clip_texts import (
@@ -211,7 +216,8 @@ def test_wilson_interval() -> None:
 
 def test_verification_answers_match_the_claim() -> None:
     rng = np.random.default_rng(7)
-    words = set(question_words())
+    words = set(question_words()) | set(verification_words())
+    assert not set(verification_words()) & set(question_words())
     answers = []
     for i in range(300):
         a = _attrs(rng)

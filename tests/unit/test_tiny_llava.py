@@ -39,9 +39,8 @@ transformers = pytest.importorskip("transformers")
 #: Measured held-out accuracy of the shipped checkpoint is ~0.9 (training.json); this floor
 #: leaves room for the small sample here.
 ACCURACY_FLOOR = 0.75
-#: v2 floors for shape answers and yes/no verification on this file's held-out items.
-SHAPE_FLOOR = 0.0
-VERIFY_FLOOR = 0.0
+#: Shape answers on unseen combinations: 0.407 measured (310 items, fresh corpus seed 7331).
+SHAPE_FLOOR = 0.2
 
 
 @pytest.fixture(scope="module")
@@ -132,16 +131,16 @@ def test_tiny_llava_answers_held_out_questions(
     assert np.mean(correct) >= ACCURACY_FLOOR, correct
 
 
-def test_tiny_llava_reads_shapes_and_verifies_claims(
+def test_tiny_llava_shape_answers_are_never_empty(
     tiny: LlavaAnswerer, corpus: list[ShapeItem]
 ) -> None:
-    """v2 (issue #12): shape answers and yes/no verification on unseen shape/colour pairs
-    (val + test of a fresh corpus), through the answerer's generation; never an empty answer.
-    Floors a little under the held-out figures in the checkpoint's README."""
+    """Shape questions and (untrained) yes/no questions on unseen shape/colour pairs, through
+    the answerer's generation: never an empty answer; shape above a floor under the 0.41
+    measured on a fresh corpus (checkpoint README), well above chance (0.125)."""
     held_out = [it for it in corpus if it.split != "train"]
     assert len(held_out) >= 20
     rng = np.random.default_rng(3)
-    shape_ok, verify_ok = [], []
+    shape_ok = []
     for n, item in enumerate(held_out):
         decision = _decision("answer", [str(item.image_path)])
         q = make_question(item.attributes, "shape", rng)
@@ -149,11 +148,8 @@ def test_tiny_llava_reads_shapes_and_verifies_claims(
         assert answer.strip()
         shape_ok.append(parse_answer(answer, "shape") == item.attributes.shape)
         v = make_verification(item.attributes, rng, truthful=n % 2 == 0)
-        reply = tiny.answer(v.text, decision).text
-        assert reply.strip()
-        verify_ok.append(reply.strip().lower() == v.answer)
+        assert tiny.answer(v.text, decision).text.strip()
     assert np.mean(shape_ok) >= SHAPE_FLOOR, shape_ok
-    assert np.mean(verify_ok) >= VERIFY_FLOOR, verify_ok
 
 
 def test_tiny_llava_widens_and_clarifies(tiny: LlavaAnswerer, corpus: list[ShapeItem]) -> None:
