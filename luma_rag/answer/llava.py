@@ -42,13 +42,15 @@ from luma_rag.errors import (
     UnsupportedMediaError,
 )
 
-__all__ = ["DEFAULT_LLAVA_MODEL", "OFFLINE_LLAVA_MODEL", "LlavaAnswerer"]
+__all__ = ["DEFAULT_LLAVA_MODEL", "NO_ANSWER_REPLY", "OFFLINE_LLAVA_MODEL", "LlavaAnswerer"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_LLAVA_MODEL = "llava-hf/llava-1.5-7b-hf"
 #: The shipped tiny LLaVA, resolved to its package directory (no hub involved).
 OFFLINE_LLAVA_MODEL = TINY_LLAVA_MODEL
+#: What an answer says when the model generated no visible text (never an empty string).
+NO_ANSWER_REPLY = "I cannot tell from the image."
 
 
 def _torch() -> Any:
@@ -226,12 +228,18 @@ class LlavaAnswerer:
         return inputs, info
 
     def _generate_kwargs(self) -> dict[str, Any]:
+        """Greedy decoding that cannot stop before its first token, nor emit a special token
+        other than the end of sequence (``skip_special_tokens`` would decode it to nothing)."""
         tokenizer = self._processor.tokenizer
         pad = tokenizer.pad_token_id
+        eos = tokenizer.eos_token_id
+        suppress = sorted({int(i) for i in tokenizer.all_special_ids} - {eos})
         return {
             "max_new_tokens": self.max_new_tokens,
+            "min_new_tokens": 1,
             "do_sample": False,
-            "pad_token_id": pad if pad is not None else tokenizer.eos_token_id,
+            "pad_token_id": pad if pad is not None else eos,
+            **({"suppress_tokens": suppress} if suppress else {}),
         }
 
     def _telemetry(self, decision: GateDecision, info: dict[str, Any], t0: float) -> dict[str, Any]:
@@ -257,7 +265,8 @@ class LlavaAnswerer:
 
         Returns:
             The :class:`~luma_rag.answer.base.Answer`: only the generated text (never the
-            prompt), the evidence as citations, and telemetry with token counts.
+            prompt; :data:`NO_ANSWER_REPLY` when it holds no word, so never empty), the
+            evidence as citations, and telemetry with token counts.
 
         Raises:
             ModelNotAvailableError / MissingDependencyError: on the first call, see :meth:`load`.
@@ -271,6 +280,10 @@ class LlavaAnswerer:
         new_tokens = out[0, info["prompt_tokens"] :]
         text = self._processor.decode(new_tokens, skip_special_tokens=True).strip()
         info["new_tokens"] = int(new_tokens.shape[0])
+        if not any(ch.isalnum() for ch in text):
+            logger.info("the model generated no words (%r); answering %r", text, NO_ANSWER_REPLY)
+            info["empty_generation"] = True
+            text = NO_ANSWER_REPLY
         citations = list(Evidence.from_decision(decision).citations)
         return Answer(text, decision, citations, self._telemetry(decision, info, t0))
 
@@ -298,14 +311,18 @@ class LlavaAnswerer:
 
         thread = threading.Thread(target=run, name="llava-generate", daemon=True)
         thread.start()
+        said = ""
         try:
             for chunk in streamer:
                 if chunk:
+                    said += chunk
                     yield chunk
         finally:
             thread.join()
         if failure:
             raise failure[0]
+        if not any(ch.isalnum() for ch in said):
+            yield (" " if said else "") + NO_ANSWER_REPLY
 
 
 def _floating_dtype(model: Any) -> Any:

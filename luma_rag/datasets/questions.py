@@ -44,11 +44,15 @@ __all__ = [
     "ANSWER_WORDS",
     "QUESTION_KINDS",
     "QUESTION_TEMPLATES",
+    "VERIFY_TEMPLATES",
     "Question",
     "QuestionKind",
+    "VerificationQuestion",
     "make_question",
+    "make_verification",
     "parse_answer",
     "question_words",
+    "verification_words",
 ]
 
 QuestionKind = Literal["shape", "color", "position", "count", "size"]
@@ -208,6 +212,77 @@ def make_question(
     return Question(kind, text, answer_of(attrs, kind), retrieval, values)
 
 
+#: Yes/no templates; ``{ref}`` is a referent with its determiner ("a small red circle on the
+#: left", "two green stars").
+VERIFY_TEMPLATES: Final = (
+    "Does this image show {ref}?",
+    "Is there {ref} in the image?",
+    "Is this {ref}?",
+    "Can you see {ref}?",
+)
+
+
+@dataclass(frozen=True)
+class VerificationQuestion:
+    """A yes/no question claiming some attributes of the image.
+
+    Attributes:
+        text: The question ("Does this image show a small red circle on the left?").
+        answer: "yes" when every claimed attribute is the item's, else "no".
+        claimed: The attributes the question claims, canonical values (``count`` included).
+    """
+
+    text: str
+    answer: str
+    claimed: dict[str, Any]
+
+
+def make_verification(
+    attrs: ShapeAttributes, rng: np.random.Generator, *, truthful: bool
+) -> VerificationQuestion:
+    """Write a yes/no question naming a random non-empty subset of size, colour, shape and
+    position (and the count, through the noun's number).
+
+    Args:
+        attrs: The item's attributes.
+        rng: Generator of the subset, the swap, the template and the synonyms.
+        truthful: False: one named attribute is swapped to another value, so the answer is
+            "no".
+
+    Returns:
+        The :class:`VerificationQuestion`.
+    """
+    keep = rng.random(len(_REFERENT_KEYS)) < 0.5
+    named = [k for k, on in zip(_REFERENT_KEYS, keep, strict=True) if on]
+    if not named:
+        named = [_REFERENT_KEYS[int(rng.integers(len(_REFERENT_KEYS)))]]
+    claimed_attrs = attrs
+    if not truthful:
+        key = named[int(rng.integers(len(named)))]
+        values: dict[str, Sequence[str]] = {
+            "size": SIZES,
+            "color": COLORS,
+            "shape": SHAPES,
+            "position": POSITIONS,
+        }
+        others = [v for v in values[key] if v != getattr(attrs, key)]
+        claimed_attrs = _replace(attrs, key, others[int(rng.integers(len(others)))])
+    plural = attrs.count == 2
+    noun, place = _referent(claimed_attrs, named, rng, plural)
+    det = "two" if plural else ("an" if noun[0] in "aeiou" else "a")
+    ref = f"{det} {noun} {place}".strip()
+    text = _pick(rng, VERIFY_TEMPLATES).format(ref=ref)
+    claimed: dict[str, Any] = {k: getattr(claimed_attrs, k) for k in named}
+    claimed["count"] = attrs.count
+    return VerificationQuestion(text, "yes" if truthful else "no", claimed)
+
+
+def _replace(attrs: ShapeAttributes, key: str, value: str) -> ShapeAttributes:
+    fields: dict[str, Any] = attrs.as_dict()
+    fields[key] = value
+    return ShapeAttributes(**fields)
+
+
 def parse_answer(text: str, kind: str) -> Any:
     """The attribute value a free-text answer names, or None when it names none or several.
 
@@ -234,6 +309,13 @@ def parse_answer(text: str, kind: str) -> Any:
         table = {w: s for s, pairs in SHAPE_WORDS.items() for pair in pairs for w in pair}
     found = {table[w] for w in words if w in table}
     return next(iter(found)) if len(found) == 1 else None
+
+
+def verification_words() -> list[str]:
+    """Words of the yes/no verification questions and answers that :func:`question_words`
+    lacks, sorted (a tokenizer for a model trained with verification adds them)."""
+    words = {w for t in (*VERIFY_TEMPLATES, "yes no") for w in re.findall(r"[a-z]+", t.lower())}
+    return sorted(words - {"ref"} - set(question_words()))
 
 
 def question_words() -> list[str]:

@@ -40,31 +40,10 @@ from typing import Any, Final
 
 import numpy as np
 
-from luma_rag.datasets.captions import parse_query_attributes
-from luma_rag.datasets.shapes import ShapeItem, load_manifest
-from luma_rag.datasets.speech import (
-    PITCH_RANGE,
-    RATE_RANGE,
-    VARIANTS,
-    VOICES,
-    SpeechParams,
-    synthesize,
-)
-from luma_rag.datasets.vocab import (
-    ATTRIBUTE_NAMES,
-    BACKGROUNDS,
-    COLORS,
-    COUNTS,
-    MOTIONS,
-    POSITIONS,
-    SHAPES,
-    SIZES,
-)
-from luma_rag.encoders.clap.audio import load_audio
+from luma_rag.datasets.shapes import ShapeItem
 from luma_rag.encoders.clap.backend import ClapEncoder
-from luma_rag.encoders.clap.tiny import TinyClapSpec, build_model, build_processor
-from luma_rag.encoders.clap.tokenizer import build_tokenizer
-from luma_rag.errors import ConfigError, InvalidInputError, LumaError, MissingDependencyError
+from luma_rag.encoders.clap.tiny import TinyClapSpec
+from luma_rag.errors import ConfigError, LumaError, MissingDependencyError
 from luma_rag.training._cli import (
     add_config_flags,
     check_run_config,
@@ -73,25 +52,21 @@ from luma_rag.training._cli import (
     run_main,
     versions,
 )
-from luma_rag.training.evaluate import first_relevant_ranks, relevance_matrix
+from luma_rag.training.clap_data import ClapRun, load_splits, prepare
+from luma_rag.training.clap_eval import evaluate_clap
+from luma_rag.training.clap_features import spec_augment
+from luma_rag.training.clap_losses import (
+    attribute_targets,
+    aux_loss,
+    group_loss,
+    param_groups,
+)
 
 __all__ = ["REPORT_NAME", "ClapTrainConfig", "evaluate_clap", "main", "train_clap"]
 
 logger = logging.getLogger(__name__)
 
 REPORT_NAME: Final = "training.json"
-_VALUES: Final[dict[str, tuple[object, ...]]] = {
-    "shape": SHAPES,
-    "color": COLORS,
-    "size": SIZES,
-    "position": POSITIONS,
-    "count": COUNTS,
-    "background": BACKGROUNDS,
-    "motion": MOTIONS,
-}
-_IGNORE: Final = -100
-#: Largest dB difference tolerated between the training features and ClapFeatureExtractor's.
-_FEATURE_TOLERANCE_DB: Final = 0.05
 
 
 @dataclass(frozen=True)
@@ -160,144 +135,6 @@ def _torch() -> Any:
     return torch
 
 
-# --------------------------------------------------------------------------------------------
-# Features
-# --------------------------------------------------------------------------------------------
-
-
-def _repeat_pad(wave: np.ndarray, n: int) -> np.ndarray:
-    """Cut to ``n`` samples, or repeat then zero-pad to ``n`` (ClapFeatureExtractor's repeatpad)."""
-    if wave.size >= n:
-        return wave[:n]
-    tiled = np.tile(wave, n // wave.size)
-    return np.pad(tiled, (0, n - tiled.size))
-
-
-class _LogMel:
-    """``ClapFeatureExtractor``'s log-mel (``rand_trunc``: Slaney filters, power, dB) in torch."""
-
-    def __init__(self, extractor: Any, torch: Any) -> None:
-        self.torch = torch
-        self.n_fft, self.hop = int(extractor.fft_window_size), int(extractor.hop_length)
-        self.window = torch.hann_window(self.n_fft, periodic=True, dtype=torch.float64)
-        self.filters = torch.from_numpy(np.asarray(extractor.mel_filters_slaney, np.float64))
-
-    def __call__(self, waves: np.ndarray) -> Any:
-        """``(b, n)`` float waves -> float32 ``(b, frames, mels)`` dB."""
-        torch = self.torch
-        x = torch.from_numpy(np.asarray(waves, dtype=np.float64))
-        spec = torch.stft(
-            x,
-            self.n_fft,
-            self.hop,
-            window=self.window,
-            center=True,
-            pad_mode="reflect",
-            return_complex=True,
-        )
-        power = spec.real**2 + spec.imag**2  # (b, freq, frames)
-        mel = torch.einsum("bft,fm->btm", power, self.filters).clamp_min(1e-10)
-        return (10.0 * torch.log10(mel)).float()
-
-
-def _features(items: Sequence[ShapeItem], spec: TinyClapSpec, extractor: Any, torch: Any) -> Any:
-    """float16 ``(n, frames, mels)`` log-mels of the items' clips, checked against the extractor."""
-    logmel = _LogMel(extractor, torch)
-    n = spec.max_length_s * spec.sampling_rate
-    out = []
-    for start in range(0, len(items), 256):
-        waves = [
-            _repeat_pad(load_audio(_audio(it), spec.sampling_rate).astype(np.float64), n)
-            for it in items[start : start + 256]
-        ]
-        mels = logmel(np.stack(waves))
-        if start == 0:
-            reference = extractor(waves[:4], sampling_rate=spec.sampling_rate)["input_features"]
-            gap = float(np.max(np.abs(np.asarray(reference)[:, 0] - mels[:4].numpy())))
-            if gap > _FEATURE_TOLERANCE_DB:
-                raise LumaError(f"training log-mels differ from ClapFeatureExtractor's by {gap} dB")
-        out.append(mels.half())
-    return torch.cat(out)
-
-
-def _audio(item: ShapeItem) -> Path:
-    if item.audio_path is None:
-        raise InvalidInputError(f"{item.id} has no audio; generate the corpus with --audio")
-    return item.audio_path
-
-
-def _mask(feats: Any, cfg: ClapTrainConfig, gen: Any, torch: Any) -> Any:
-    """SpecAugment: replace random time and mel bands by each spectrogram's mean."""
-    b, frames, mels = feats.shape
-    out = feats.clone()
-    fill = out.mean(dim=(1, 2), keepdim=True).expand(b, frames, mels)
-    keep = torch.ones(b, frames, mels, dtype=torch.bool)
-    for _ in range(cfg.time_masks):
-        width = torch.randint(0, frames // 12 + 1, (b,), generator=gen)
-        start = (torch.rand(b, generator=gen) * (frames - width)).long()
-        t = torch.arange(frames)[None, :]
-        keep &= ~((t >= start[:, None]) & (t < (start + width)[:, None]))[:, :, None]
-    for _ in range(cfg.freq_masks):
-        width = torch.randint(0, mels // 8 + 1, (b,), generator=gen)
-        start = (torch.rand(b, generator=gen) * (mels - width)).long()
-        f = torch.arange(mels)[None, :]
-        keep &= ~((f >= start[:, None]) & (f < (start + width)[:, None]))[:, None, :]
-    return torch.where(keep, out, fill)
-
-
-# --------------------------------------------------------------------------------------------
-# Losses
-# --------------------------------------------------------------------------------------------
-
-
-def _targets(captions: Sequence[str], torch: Any) -> Any:
-    """int64 ``(n, attributes)`` class ids of what each caption names (``-100``: not named)."""
-    rows = []
-    for caption in captions:
-        named = parse_query_attributes(caption)
-        rows.append(
-            [
-                _VALUES[name].index(named[name]) if name in named else _IGNORE
-                for name in ATTRIBUTE_NAMES
-            ]
-        )
-    return torch.tensor(rows, dtype=torch.long)
-
-
-def _group_loss(audio: Any, text: Any, scale_a: Any, scale_t: Any, group: Any, torch: Any) -> Any:
-    """Symmetric InfoNCE where every pair in the same attribute group is a positive."""
-    same = (group[:, None] == group[None, :]).float()
-    target = same / same.sum(dim=1, keepdim=True)
-    log_a2t = torch.log_softmax(scale_a * audio @ text.T, dim=1)
-    log_t2a = torch.log_softmax(scale_t * text @ audio.T, dim=1)
-    return -0.5 * ((target * log_a2t).sum(1).mean() + (target * log_t2a).sum(1).mean())
-
-
-def _aux_loss(heads: Any, embeddings: Any, targets: Any, torch: Any) -> Any:
-    losses = [
-        torch.nn.functional.cross_entropy(
-            heads[name](embeddings), targets[:, i], ignore_index=_IGNORE
-        )
-        for i, name in enumerate(ATTRIBUTE_NAMES)
-        if bool((targets[:, i] != _IGNORE).any())
-    ]
-    return torch.stack(losses).mean()
-
-
-def _param_groups(modules: Sequence[Any], weight_decay: float) -> list[dict[str, Any]]:
-    decay, no_decay = [], []
-    for module in modules:
-        for name, p in module.named_parameters():
-            if p.ndim < 2 or "embeddings" in name or "logit_scale" in name or "norm" in name:
-                no_decay.append(p)
-            else:
-                decay.append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-
-
 def _progress(step: int, elapsed: float, cfg: ClapTrainConfig) -> float:
     """Share of the run done: by steps, or by wall clock when ``minutes`` runs out first."""
     done = step / cfg.steps
@@ -319,83 +156,7 @@ def _lr_at(step: int, progress: float, cfg: ClapTrainConfig) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _load_splits(data: Sequence[str | Path]) -> dict[str, list[ShapeItem]]:
-    splits: dict[str, list[ShapeItem]] = {"train": [], "val": [], "test": []}
-    for corpus in data:
-        for item in load_manifest(corpus):
-            if item.audio is not None:
-                splits[item.split].append(item)
-    for name in ("train", "test"):
-        if not splits[name]:
-            raise ConfigError(f"no {name} items with audio in {list(map(str, data))}")
-    return splits
-
-
-@dataclass
-class _Run:
-    """Everything one training run works on, prepared once."""
-
-    train: list[ShapeItem]
-    tokenizer: Any
-    processor: Any
-    model: Any  # transformers ClapModel
-    heads: Any  # torch ModuleDict: attribute name -> Linear(projection_dim, n_values)
-    feats: Any  # float16 tensor (n, frames, mels)
-    audio_targets: Any  # int64 tensor (n, attributes), from the spoken captions
-    group: Any  # int64 tensor (n,): items with equal attributes share a group id
-    anchors: dict[str, Any] = dataclasses.field(default_factory=dict)  # caption -> CLIP text
-
-
-def _anchors(captions: Sequence[str], name: str, dim: int, torch: Any) -> dict[str, Any]:
-    """Frozen CLIP text embeddings of ``captions`` (the anchor of the joint space)."""
-    from luma_rag.encoders.registry import get_encoder
-
-    encoder = get_encoder(name)
-    if encoder.dim != dim:
-        raise ConfigError(
-            f"anchor {name!r} embeds in {encoder.dim} dimensions, CLAP projects to {dim}; "
-            "pick an anchor of the same width or --anchor none"
-        )
-    unique = sorted(set(captions))
-    vectors = torch.from_numpy(np.asarray(encoder.encode_text(unique), dtype=np.float32))
-    return dict(zip(unique, vectors, strict=True))
-
-
-def _prepare(
-    train: list[ShapeItem], spec: TinyClapSpec, torch: Any, anchor: str | None = None
-) -> _Run:
-    tokenizer = build_tokenizer(
-        [c for it in train for c in it.captions],
-        vocab_size=spec.vocab_size,
-        model_max_length=spec.max_text_tokens,
-    )
-    processor = build_processor(spec, tokenizer)
-    model = build_model(spec, vocab_size=len(tokenizer))
-    heads = torch.nn.ModuleDict(
-        {name: torch.nn.Linear(spec.projection_dim, len(_VALUES[name])) for name in ATTRIBUTE_NAMES}
-    )
-    groups: dict[tuple[Any, ...], int] = {}
-    group = [
-        groups.setdefault(tuple(it.attributes.as_dict().values()), len(groups)) for it in train
-    ]
-    return _Run(
-        train=train,
-        tokenizer=tokenizer,
-        processor=processor,
-        model=model,
-        heads=heads,
-        feats=_features(train, spec, processor.feature_extractor, torch),
-        audio_targets=_targets([it.caption for it in train], torch),
-        group=torch.tensor(group),
-        anchors=(
-            _anchors([c for it in train for c in it.captions], anchor, spec.projection_dim, torch)
-            if anchor
-            else {}
-        ),
-    )
-
-
-def _captions(run: _Run, idx: Any, cfg: ClapTrainConfig, gen: Any, torch: Any) -> list[str]:
+def _captions(run: ClapRun, idx: Any, cfg: ClapTrainConfig, gen: Any, torch: Any) -> list[str]:
     """The caption each clip is paired with: its own (``primary_p``) or a random paraphrase."""
     primary = torch.rand(len(idx), generator=gen) < cfg.primary_p
     draws = torch.rand(len(idx), generator=gen).tolist()
@@ -405,12 +166,12 @@ def _captions(run: _Run, idx: Any, cfg: ClapTrainConfig, gen: Any, torch: Any) -
     ]
 
 
-def _loss(run: _Run, idx: Any, cfg: ClapTrainConfig, gen: Any, torch: Any) -> Any:
+def _loss(run: ClapRun, idx: Any, cfg: ClapTrainConfig, gen: Any, torch: Any) -> Any:
     """Group-aware InfoNCE plus the auxiliary attribute loss of one batch of train indices."""
     model, normalize = run.model, torch.nn.functional.normalize
     captions = _captions(run, idx, cfg, gen, torch)
     tokens = run.tokenizer(captions, padding=True, return_tensors="pt")
-    inputs = _mask(run.feats[idx].float(), cfg, gen, torch)[:, None]
+    inputs = spec_augment(run.feats[idx].float(), cfg, gen, torch)[:, None]
     audio = model.audio_projection(model.audio_model(input_features=inputs).pooler_output)
     text = model.text_projection(
         model.text_model(
@@ -419,28 +180,28 @@ def _loss(run: _Run, idx: Any, cfg: ClapTrainConfig, gen: Any, torch: Any) -> An
     )
     scales = model.logit_scale_a.exp(), model.logit_scale_t.exp()
     audio_n, text_n, group = normalize(audio, dim=-1), normalize(text, dim=-1), run.group[idx]
-    loss = _group_loss(audio_n, text_n, *scales, group, torch)
+    loss = group_loss(audio_n, text_n, *scales, group, torch)
     if run.anchors and cfg.anchor_weight > 0:
         spoken = torch.stack([run.anchors[run.train[i].caption] for i in idx.tolist()])
         written = torch.stack([run.anchors[c] for c in captions])
         scale = torch.tensor(cfg.anchor_scale)
         loss = loss + cfg.anchor_weight * (
-            _group_loss(audio_n, spoken, scale, scale, group, torch)
-            + _group_loss(text_n, written, scale, scale, group, torch)
+            group_loss(audio_n, spoken, scale, scale, group, torch)
+            + group_loss(text_n, written, scale, scale, group, torch)
         )
     if cfg.aux_weight > 0:
-        aux = _aux_loss(run.heads, audio, run.audio_targets[idx], torch)
-        aux = aux + _aux_loss(run.heads, text, _targets(captions, torch), torch)
+        aux = aux_loss(run.heads, audio, run.audio_targets[idx], torch)
+        aux = aux + aux_loss(run.heads, text, attribute_targets(captions, torch), torch)
         loss = loss + cfg.aux_weight * aux
     return loss
 
 
-def _fit(run: _Run, cfg: ClapTrainConfig, torch: Any) -> tuple[list[dict[str, Any]], int, float]:
+def _fit(run: ClapRun, cfg: ClapTrainConfig, torch: Any) -> tuple[list[dict[str, Any]], int, float]:
     """Run the optimiser; returns ``(history, steps done, seconds)``."""
     model, n = run.model, len(run.train)
     params = [*model.parameters(), *run.heads.parameters()]
     gen = torch.Generator().manual_seed(cfg.seed)
-    optimizer = torch.optim.AdamW(_param_groups([model, run.heads], cfg.weight_decay), lr=cfg.lr)
+    optimizer = torch.optim.AdamW(param_groups([model, run.heads], cfg.weight_decay), lr=cfg.lr)
     history: list[dict[str, Any]] = []
     order, cursor, losses = torch.randperm(n, generator=gen), 0, []
     step, progress, started = 0, 0.0, time.perf_counter()
@@ -505,8 +266,8 @@ def train_clap(
     started = time.perf_counter()
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    splits = _load_splits(dirs)
-    run = _prepare(splits["train"], spec, torch, cfg.anchor)
+    splits = load_splits(dirs)
+    run = prepare(splits["train"], spec, torch, cfg.anchor)
     logger.info("prepared %d train clips in %.1f s", len(run.train), time.perf_counter() - started)
     history, steps, seconds = _fit(run, cfg, torch)
     return _save_and_report(
@@ -515,110 +276,12 @@ def train_clap(
 
 
 # --------------------------------------------------------------------------------------------
-# Evaluation
-# --------------------------------------------------------------------------------------------
-
-
-def _respeak(
-    items: Sequence[ShapeItem], seed: int
-) -> tuple[list[tuple[np.ndarray, int]], list[str]]:
-    """Speak a paraphrase of each item's caption with another voice, rate and pitch."""
-    clips, texts = [], []
-    for index, item in enumerate(items):
-        rng = np.random.default_rng([seed, index])
-        voices = [v + x for v in VOICES for x in VARIANTS]
-        if item.speech is not None and item.speech.voice in voices:
-            voices.remove(item.speech.voice)
-        params = SpeechParams(
-            voice=voices[int(rng.integers(len(voices)))],
-            rate=int(rng.integers(RATE_RANGE[0], RATE_RANGE[1] + 1)),
-            pitch=int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1)),
-        )
-        text = item.captions[1] if len(item.captions) > 1 else item.caption
-        clips.append((synthesize(text, params).astype(np.float64) / 32768.0, 16_000))
-        texts.append(text)
-    return clips, texts
-
-
-def _recalls(prefix: str, ranks: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
-    found = ranks >= 0
-    out = {f"{prefix}_recall@{k}": float(np.mean(found & (ranks < k))) for k in ks}
-    out[f"{prefix}_mrr"] = float(np.mean(np.where(found, 1.0 / (ranks + 1), 0.0)))
-    return out
-
-
-def evaluate_clap(
-    encoder: ClapEncoder, items: Sequence[ShapeItem], *, seed: int = 0, respoken: bool = True
-) -> dict[str, Any]:
-    """Measure audio<->text and audio->audio retrieval on LUMA-Shapes items with audio.
-
-    Relevance is group-aware: a result is relevant when its item has every attribute the
-    query's caption names (:func:`~luma_rag.training.evaluate.relevance_matrix`). Recall@k
-    is the share of queries with at least one relevant result in the top k.
-
-    * ``a2t_*``: each item's spoken caption against every caption of every item;
-    * ``t2a_*``: each caption against every item's clip;
-    * ``a2a_*`` (``respoken``): a paraphrase of each caption, spoken by espeak-ng with another
-      voice, against the items' own clips; ``a2a_nn`` is the share whose nearest clip is
-      relevant;
-    * ``a2a_nn_shape_color``: share of clips whose nearest other clip has the same shape and
-      colour (as ``i2i_nn_shape_color`` for images).
-
-    Args:
-        encoder: The CLAP encoder to measure.
-        items: Items with audio (queries and gallery).
-        seed: Seed of the re-spoken voices.
-        respoken: Compute the ``a2a_*`` metrics (needs espeak-ng).
-
-    Returns:
-        Metrics in [0, 1] and the query / gallery counts.
-
-    Raises:
-        InvalidInputError: Fewer than two items.
-    """
-    if len(items) < 2:
-        raise InvalidInputError("evaluate_clap needs at least two items")
-    audio = encoder.encode_audio([_audio(it) for it in items])
-    owners = [it for it in items for _ in it.captions]
-    captions = [c for it in items for c in it.captions]
-    text = encoder.encode_text(captions)
-    spoken = relevance_matrix([parse_query_attributes(it.caption) for it in items], owners)
-    written = relevance_matrix([parse_query_attributes(c) for c in captions], list(items))
-    out: dict[str, Any] = {
-        **_recalls("a2t", first_relevant_ranks(audio @ text.T, spoken), (1, 5, 10)),
-        **_recalls("t2a", first_relevant_ranks(text @ audio.T, written), (1, 10)),
-    }
-    if respoken:
-        clips, texts = _respeak(items, seed)
-        ranks = first_relevant_ranks(
-            encoder.encode_audio(clips) @ audio.T,
-            relevance_matrix([parse_query_attributes(t) for t in texts], list(items)),
-        )
-        out["a2a_nn"] = float(np.mean(ranks == 0))
-        out.update(_recalls("a2a", ranks, (10,)))
-    sims = audio @ audio.T
-    np.fill_diagonal(sims, -np.inf)
-    nn = sims.argmax(axis=1)
-    out["a2a_nn_shape_color"] = float(
-        np.mean(
-            [
-                (items[j].attributes.shape, items[j].attributes.color)
-                == (it.attributes.shape, it.attributes.color)
-                for it, j in zip(items, nn, strict=True)
-            ]
-        )
-    )
-    out.update({"n_audio": len(items), "n_captions": len(captions)})
-    return out
-
-
-# --------------------------------------------------------------------------------------------
 # Saving
 # --------------------------------------------------------------------------------------------
 
 
 def _save_and_report(
-    run: _Run,
+    run: ClapRun,
     cfg: ClapTrainConfig,
     spec: TinyClapSpec,
     out: Path,

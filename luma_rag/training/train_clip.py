@@ -6,14 +6,18 @@ Command line (the shipped checkpoint's recipe is in
     python -m luma_rag.datasets.shapes --out /tmp/shapes8k --n 8000 --seed 0
     python -m luma_rag.training.train_clip --data /tmp/shapes8k --out OUT --seed 0
 
-Recipe: the architecture is the registry's JSON config, built by open_clip; images go
-through the model's own evaluation transform once and are cached as a tensor; each step
-draws one caption paraphrase per item and shifts each image by a few pixels (no flips or
-colour jitter: position and colour are what captions name). The loss is CLIP's symmetric
-InfoNCE with *group-aware* targets: items with identical attributes are positives of each
-other instead of false negatives. AdamW, warmup then cosine decay. Everything random is
-drawn from generators seeded by ``--seed``, so a run on the same machine, thread count and
-library versions reproduces its weights.
+The defaults are the shipped (v1) recipe: captions only, no heads, no anchor. The options
+below (issue #12) are off by default; the README says what they measured.
+
+Recipe: the registry's open_clip config; images through the model's evaluation transform,
+cached; per item and step one caption paraphrase or (``referent_p``) question referent
+(:mod:`~luma_rag.training.clip_texts`), plus (``negatives``) one NegCLIP-style hard negative
+(one attribute swapped) as an extra text; shifts of a few pixels. Loss
+(:mod:`~luma_rag.training.clip_losses`): symmetric InfoNCE with group-aware targets, plus
+(``aux_weight``) training-only attribute heads on the image embedding, fed shapes repainted
+in off-vocabulary colours (``recolor_p``), plus (with ``init``) an anchor of the full
+captions' text embeddings to the initial model's (the tiny CLAP is aligned to that space).
+AdamW, warmup, cosine decay; seeded, reproducible on the same machine and versions.
 
 Writes ``OUT/open_clip_model.safetensors`` (state dict, fp16) and ``OUT/training.json``
 (config, wall time, versions, sha256 and the held-out metrics of the saved weights).
@@ -35,9 +39,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from luma_rag.datasets.captions import parse_query_attributes
 from luma_rag.datasets.shapes import ShapeItem, load_manifest
-from luma_rag.encoders._images import load_image
+from luma_rag.datasets.vocab import COLOR_RGB, COLORS
 from luma_rag.encoders.open_clip_backend import OpenClipEncoder, import_open_clip
 from luma_rag.encoders.registry import ensure_open_clip_configs, get_model_config
 from luma_rag.errors import ConfigError
@@ -48,6 +51,25 @@ from luma_rag.training._cli import (
     run_main,
     versions,
 )
+from luma_rag.training.clip_data import (
+    ClipBatchData,
+    draw_texts,
+    image_norm,
+    load_init,
+    prepare,
+    shift,
+    teacher_embeddings,
+)
+from luma_rag.training.clip_losses import (
+    anchor_loss,
+    attribute_heads,
+    attribute_loss,
+    group_clip_loss,
+    off_vocabulary_colors,
+    recolor,
+    relevance,
+)
+from luma_rag.training.compositional import evaluate_referents, linear_probe
 from luma_rag.training.evaluate import evaluate_retrieval
 
 __all__ = ["WEIGHTS_NAME", "ClipTrainConfig", "main", "train_clip"]
@@ -56,6 +78,7 @@ logger = logging.getLogger(__name__)
 
 WEIGHTS_NAME: Final = "open_clip_model.safetensors"
 REPORT_NAME: Final = "training.json"
+_WHITE: Final = COLORS.index("white")
 
 
 @dataclass(frozen=True)
@@ -75,6 +98,16 @@ class ClipTrainConfig:
         eval_every: Evaluate on the val split every this many epochs (0: never).
         threads: torch intra-op threads during training. 1 (the default) is deterministic
             and, on a small machine shared with other work, faster than 2.
+        init: open_clip safetensors to start from (and the text anchor's frozen teacher).
+        referents: Partial descriptions drawn per train item (question referents).
+        negatives: Hard negatives per train item (one attribute swapped); one per step.
+        referent_p: Chance that an item's text in a step is a referent, not a caption.
+        aux_weight: Weight of the training-only attribute heads on the image embedding.
+        anchor_weight: Weight of the text anchor to the ``init`` weights (full captions
+            and negatives only; referents are free). Ignored without ``init``.
+        recolor_p: Share of images whose (non-white) shape is repainted in a random colour
+            far from all ten named ones; they train only the shape, size, position and
+            count heads, so those read the outline. No held-out pair is ever drawn.
     """
 
     model: str = "luma-tiny-clip"
@@ -88,84 +121,65 @@ class ClipTrainConfig:
     max_shift: int = 4
     eval_every: int = 5
     threads: int = 1
+    init: str | None = None
+    referents: int = 0
+    negatives: int = 0
+    referent_p: float = 0.0
+    aux_weight: float = 0.0
+    anchor_weight: float = 1.0
+    recolor_p: float = 0.0
 
     def __post_init__(self) -> None:
         check_run_config(
             self,
             at_least_one=("epochs", "batch_size", "threads"),
-            non_negative=("warmup_steps", "max_shift", "eval_every", "seed"),
+            non_negative=(
+                "warmup_steps",
+                "max_shift",
+                "eval_every",
+                "seed",
+                "referents",
+                "negatives",
+                "aux_weight",
+                "anchor_weight",
+            ),
         )
+        if not 0.0 <= self.recolor_p < 1.0:
+            raise ConfigError(f"recolor_p must be in [0, 1), got {self.recolor_p}")
+        if not 0.0 <= self.referent_p <= 1.0 or (self.referent_p > 0 and self.referents == 0):
+            raise ConfigError(
+                f"referent_p must be in [0, 1] and needs referents >= 1, got "
+                f"{self.referent_p} with referents={self.referents}"
+            )
 
 
-@dataclass
-class _Split:
-    """One split, preprocessed: image tensor, tokenised captions, group ids."""
-
-    items: list[ShapeItem]
-    pixels: Any  # float32 tensor (n, 3, H, W), already normalised
-    tokens: Any  # int tensor (n_captions, context_length)
-    caption_start: Any  # int tensor (n,): first caption row of each item
-    caption_count: Any  # int tensor (n,)
-    core: Any  # int tensor (n,): id of (shape, colour, size, position, count)
-    background: Any  # int tensor (n,): id of the background
-    names_background: Any  # bool tensor (n,): the item's captions name its background
-
-
-def _prepare(items: list[ShapeItem], transform: Any, tokenizer: Any, torch: Any) -> _Split:
-    pixels = torch.stack([transform(load_image(it.image_path)) for it in items])
-    captions = [c for it in items for c in it.captions]
-    counts = torch.tensor([len(it.captions) for it in items])
-    starts = torch.cumsum(counts, 0) - counts
-    cores: dict[tuple[Any, ...], int] = {}
-    backgrounds: dict[str, int] = {}
-    core, background, names = [], [], []
-    for it in items:
-        a = it.attributes
-        core.append(cores.setdefault((a.shape, a.color, a.size, a.position, a.count), len(cores)))
-        background.append(backgrounds.setdefault(a.background, len(backgrounds)))
-        names.append("background" in parse_query_attributes(it.caption))
-    return _Split(
-        items,
-        pixels,
-        tokenizer(captions),
-        starts,
-        counts,
-        torch.tensor(core),
-        torch.tensor(background),
-        torch.tensor(names),
-    )
-
-
-def _relevance(split: _Split, idx: Any) -> Any:
-    """``rel[i, j]``: image ``idx[i]`` matches everything caption ``idx[j]`` names."""
-    core, bg, names = split.core[idx], split.background[idx], split.names_background[idx]
-    same_bg = (bg[:, None] == bg[None, :]) | ~names[None, :]
-    return (core[:, None] == core[None, :]) & same_bg
-
-
-def _shift(pixels: Any, max_shift: int, gen: Any, torch: Any) -> Any:
-    """Translate each image by up to ``max_shift`` pixels (edge padding)."""
-    if max_shift == 0:
-        return pixels
-    n, _, h, w = pixels.shape
-    padded = torch.nn.functional.pad(pixels, (max_shift,) * 4, mode="replicate")
-    offsets = torch.randint(0, 2 * max_shift + 1, (n, 2), generator=gen).tolist()
-    return torch.stack([padded[i, :, y : y + h, x : x + w] for i, (y, x) in enumerate(offsets)])
-
-
-def _group_clip_loss(img: Any, txt: Any, scale: Any, rel: Any, torch: Any) -> Any:
-    """Symmetric InfoNCE where every relevant (image, caption) pair is a positive.
-
-    ``rel`` is bool ``(n, n)`` with a true diagonal; each row (image -> captions) and each
-    column (caption -> images) becomes a uniform target over its positives.
-    """
-    logits = scale * img @ txt.T
-    rel = rel.float()
-    i2t = rel / rel.sum(dim=1, keepdim=True)
-    t2i = (rel / rel.sum(dim=0, keepdim=True)).T
-    log_i2t = torch.log_softmax(logits, dim=1)
-    log_t2i = torch.log_softmax(logits.T, dim=1)
-    return -0.5 * ((i2t * log_i2t).sum(1).mean() + (t2i * log_t2i).sum(1).mean())
+def _step_loss(
+    model: Any,
+    heads: Any,
+    split: ClipBatchData,
+    idx: Any,
+    cfg: ClipTrainConfig,
+    gen: Any,
+    torch: Any,
+) -> Any:
+    """One step's loss: group InfoNCE (+ attribute heads, + text anchor to the teacher)."""
+    rows, full = draw_texts(split, idx, cfg, gen, torch)
+    images = shift(split.pixels[idx], cfg.max_shift, gen, torch)
+    codes = split.codes[idx]
+    gray = torch.zeros(len(idx), dtype=torch.bool)
+    if cfg.recolor_p > 0:
+        gray = (torch.rand(len(idx), generator=gen) < cfg.recolor_p) & (codes[:, 1] != _WHITE)
+        named = torch.tensor(list(COLOR_RGB.values()), dtype=torch.float32) / 255.0
+        new = off_vocabulary_colors(int(gray.sum()), named, gen, torch)
+        images = recolor(images, gray, named[codes[gray, 1]], new, *image_norm(torch), torch)
+    img, txt, scale = model(images, split.tokens[rows])[:3]
+    rel = relevance(split.codes[idx], split.requirements[rows])
+    loss = group_clip_loss(img[~gray], txt, scale, rel[~gray], torch)
+    if cfg.aux_weight > 0:
+        loss = loss + cfg.aux_weight * attribute_loss(heads, img, codes, gray, torch)
+    if split.teacher is not None and cfg.anchor_weight > 0:
+        loss = loss + cfg.anchor_weight * anchor_loss(txt[full], split.teacher[rows][full])
+    return loss
 
 
 def _param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
@@ -186,10 +200,6 @@ def _lr_at(step: int, total: int, cfg: ClipTrainConfig) -> float:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
     return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def train_clip(data: str | Path, out: str | Path, cfg: ClipTrainConfig) -> dict[str, Any]:
@@ -233,14 +243,22 @@ def _train(
     for name, part in splits.items():
         if not part:
             raise ConfigError(f"the {name} split of {data} is empty; generate a larger corpus")
-    train = _prepare(splits["train"], transform, tokenizer, torch)
+    if cfg.init is not None:
+        load_init(model, Path(cfg.init), torch)
+    train = prepare(splits["train"], transform, tokenizer, cfg, torch)
+    if cfg.init is not None and cfg.anchor_weight > 0:
+        train.teacher = teacher_embeddings(model, train.tokens, torch)
     logger.info(
         "prepared %d train items in %.1f s", len(train.items), time.perf_counter() - started
     )
 
     def validate() -> dict[str, Any]:
         enc = OpenClipEncoder.from_model(model, transform, tokenizer, cfg.model)
-        return evaluate_retrieval(enc, splits["val"])
+        model.eval()
+        out = evaluate_retrieval(enc, splits["val"])
+        out["referents_full"] = evaluate_referents(enc, splits["val"][:200])
+        out["probe_shape"] = linear_probe(enc, splits["train"][:1000], splits["val"])
+        return out
 
     history, stopped_early = _fit(model, train, cfg, validate, started, torch)
     seconds = {
@@ -252,7 +270,7 @@ def _train(
 
 def _fit(
     model: Any,
-    train: _Split,
+    train: ClipBatchData,
     cfg: ClipTrainConfig,
     validate: Callable[[], dict[str, Any]],
     started: float,
@@ -260,7 +278,9 @@ def _fit(
 ) -> tuple[list[dict[str, Any]], bool]:
     """The optimisation loop; returns the per-epoch history and whether time ran out."""
     gen = torch.Generator().manual_seed(cfg.seed)
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    heads = attribute_heads(int((get_model_config(cfg.model) or {})["embed_dim"]), torch)
+    groups = _param_groups(model, cfg.weight_decay) + _param_groups(heads, cfg.weight_decay)
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
     n = len(train.items)
     steps_per_epoch = max(1, n // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
@@ -272,13 +292,9 @@ def _fit(
         losses = []
         for b in range(steps_per_epoch):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            pick = (torch.rand(len(idx), generator=gen) * train.caption_count[idx]).long()
-            tokens = train.tokens[train.caption_start[idx] + pick]
-            images = _shift(train.pixels[idx], cfg.max_shift, gen, torch)
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, total, cfg)
-            img, txt, scale = model(images, tokens)[:3]
-            loss = _group_clip_loss(img, txt, scale, _relevance(train, idx), torch)
+            loss = _step_loss(model, heads, train, idx, cfg, gen, torch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -330,7 +346,7 @@ def _save_and_report(
         "weights": {
             "file": WEIGHTS_NAME,
             "bytes": weights.stat().st_size,
-            "sha256": _sha256(weights),
+            "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
         },
         "metrics": {
             "test": test,
@@ -338,6 +354,9 @@ def _save_and_report(
             "test_vs_all_splits": evaluate_retrieval(
                 encoder, splits["test"], gallery=[it for part in splits.values() for it in part]
             ),
+            "test_referents_full": evaluate_referents(encoder, splits["test"]),
+            "test_referents_random": evaluate_referents(encoder, splits["test"], referent="random"),
+            "test_probe_shape": linear_probe(encoder, splits["train"], splits["test"]),
         },
         "history": history,
         "versions": versions("torch", "open_clip", "numpy"),

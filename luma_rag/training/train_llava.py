@@ -46,18 +46,14 @@ from typing import Any, Final
 import numpy as np
 
 from luma_rag.answer.tiny_llava import (
-    CLARIFY_MARKER,
-    CLARIFY_REPLY,
     TinyLlavaSpec,
     build_model,
     build_processor,
     build_tokenizer,
-    image_token_count,
 )
-from luma_rag.datasets.manifest import ShapeItem, load_manifest
-from luma_rag.datasets.questions import QUESTION_KINDS, Question, make_question, question_words
-from luma_rag.encoders._images import load_image
-from luma_rag.errors import ConfigError, InvalidInputError, LumaError, MissingDependencyError
+from luma_rag.datasets.manifest import ShapeItem
+from luma_rag.datasets.questions import question_words, verification_words
+from luma_rag.errors import ConfigError, InvalidInputError, LumaError
 from luma_rag.training._cli import (
     add_config_flags,
     check_run_config,
@@ -65,6 +61,20 @@ from luma_rag.training._cli import (
     file_digests,
     run_main,
     versions,
+)
+from luma_rag.training.llava_eval import cached_accuracy, evaluate_questions
+from luma_rag.training.llava_run import (
+    Run,
+    batch,
+    embed,
+    import_torch,
+    load_pixels,
+    load_splits,
+    make_run,
+    step_batch,
+    to_gray,
+    vision_features,
+    vision_head,
 )
 
 __all__ = ["REPORT_NAME", "LlavaTrainConfig", "evaluate_questions", "main", "train_llava"]
@@ -96,6 +106,11 @@ class LlavaTrainConfig:
         grayscale: Probability that the image of a question that is not about colour is
             shown in greyscale (luminance), so that shape, size, position and count must be
             read from form rather than colour. 0: never (the vision features are then cached).
+        verify_share: Share of questions that are yes/no verifications ("Does this image
+            show a small red circle?"), half of them true; > 0 adds their words to the
+            tokenizer. 0 (the shipped recipe): none.
+        clip_weights: open_clip weights of the vision tower; None: the registry's
+            (shipped) tiny CLIP.
         spec: Architecture of the trained parts.
     """
 
@@ -113,6 +128,8 @@ class LlavaTrainConfig:
     vision_layers: int = 0
     vision_lr_scale: float = 0.5
     grayscale: float = 0.0
+    verify_share: float = 0.0
+    clip_weights: str | None = None
     spec: TinyLlavaSpec = dataclasses.field(default_factory=TinyLlavaSpec)
 
     def __post_init__(self) -> None:
@@ -125,167 +142,10 @@ class LlavaTrainConfig:
             raise ConfigError(f"vision_lr_scale must be > 0, got {self.vision_lr_scale}")
         if not 0.0 <= self.grayscale <= 1.0:
             raise ConfigError(f"grayscale must be in [0, 1], got {self.grayscale}")
+        if not 0.0 <= self.verify_share < 1.0:
+            raise ConfigError(f"verify_share must be in [0, 1), got {self.verify_share}")
         if not 0.0 <= self.clarify_share < 1.0:
             raise ConfigError(f"clarify_share must be in [0, 1), got {self.clarify_share}")
-
-
-@dataclass
-class _Run:
-    """What training and evaluation share: model, processor, ids, cached features."""
-
-    model: Any
-    processor: Any
-    image_id: int
-    n_image_tokens: int
-    features: dict[str, Any]  # split -> float32 (n, 65, vision width): input of block `start`
-    start: int = 0  # first vision block run at every step (the ones before it are cached)
-    stop: int = 0  # vision blocks up to the feature layer
-    pixels: Any = None  # train pixels (n, 3, H, W), normalised; only with grayscale > 0
-
-
-def _import_torch() -> Any:
-    try:
-        import torch
-    except ImportError as e:
-        raise MissingDependencyError.for_extra("torch", "llava") from e
-    return torch
-
-
-# --------------------------------------------------------------------------------------------
-# Prompts and batches
-# --------------------------------------------------------------------------------------------
-
-
-def _conversation(question: str, clarify: bool, answer: str | None) -> list[dict[str, Any]]:
-    """A conversation as :func:`~luma_rag.answer.prompts.build_messages` shapes it."""
-    instructions = f"{CLARIFY_MARKER}." if clarify else "Answer the question."
-    text = f"{instructions}\n\nQuestion: {question}"
-    turns: list[dict[str, Any]] = [
-        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}
-    ]
-    if answer is not None:
-        turns.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
-    return turns
-
-
-def _encode(run: _Run, question: str, clarify: bool, answer: str) -> tuple[list[int], int]:
-    """Token ids of prompt + answer (image token expanded) and the prompt's length."""
-    proc = run.processor
-    prompt = proc.apply_chat_template(
-        _conversation(question, clarify, None), add_generation_prompt=True
-    )
-    full = proc.apply_chat_template(_conversation(question, clarify, answer))
-    prompt_ids = _expand(proc.tokenizer(prompt)["input_ids"], run)
-    full_ids = _expand(proc.tokenizer(full.rstrip())["input_ids"], run)
-    if full_ids[: len(prompt_ids)] != prompt_ids:
-        raise ConfigError("the chat template renders the prompt differently with an answer")
-    return full_ids, len(prompt_ids)
-
-
-def _expand(ids: list[int], run: _Run) -> list[int]:
-    out: list[int] = []
-    for i in ids:
-        out.extend([i] * run.n_image_tokens if i == run.image_id else [i])
-    return out
-
-
-def _batch(run: _Run, encoded: list[tuple[list[int], int]], torch: Any) -> dict[str, Any]:
-    """Right-padded ``input_ids``, ``attention_mask`` and answer-only ``labels``."""
-    width = max(len(ids) for ids, _ in encoded)
-    pad = int(run.processor.tokenizer.pad_token_id)
-    input_ids = torch.full((len(encoded), width), pad, dtype=torch.long)
-    labels = torch.full((len(encoded), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(encoded), width), dtype=torch.long)
-    for row, (ids, start) in enumerate(encoded):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        labels[row, start : len(ids)] = torch.tensor(ids[start:])
-        mask[row, : len(ids)] = 1
-    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
-
-
-def _vision_tail(run: _Run, cached: Any) -> Any:
-    """Run the vision blocks after the cache and select the feature tokens."""
-    states = cached
-    for layer in run.model.model.vision_tower.encoder.layers[run.start : run.stop]:
-        states = layer(states, None)
-        states = states[0] if isinstance(states, tuple) else states
-    if run.model.config.vision_feature_select_strategy == "default":
-        states = states[:, 1:]
-    return states
-
-
-def _embed(run: _Run, input_ids: Any, cached: Any) -> Any:
-    """Token embeddings with the projected vision features at the image positions."""
-    model = run.model
-    embeds = model.get_input_embeddings()(input_ids)
-    image = model.model.multi_modal_projector(_vision_tail(run, cached)).to(embeds.dtype)
-    slots = (input_ids == run.image_id).unsqueeze(-1).expand_as(embeds)
-    return embeds.masked_scatter(slots, image.reshape(-1))
-
-
-# --------------------------------------------------------------------------------------------
-# Data
-# --------------------------------------------------------------------------------------------
-
-
-def _splits(data: Sequence[Path]) -> dict[str, list[ShapeItem]]:
-    items = [it for d in data for it in load_manifest(d)]
-    splits = {s: [it for it in items if it.split == s] for s in ("train", "val", "test")}
-    for name in ("train", "test"):
-        if not splits[name]:
-            raise ConfigError(
-                f"the {name} split of {[str(d) for d in data]} is empty; generate a larger corpus"
-            )
-    return splits
-
-
-def _vision_features(run: _Run, items: Sequence[ShapeItem], torch: Any, batch: int = 128) -> Any:
-    """Vision hidden states entering block ``run.start``: float32 ``(n, 1 + patches, width)``."""
-    vision = run.model.config.vision_config
-    if not items:
-        tokens = (int(vision.image_size) // int(vision.patch_size)) ** 2 + 1
-        return torch.zeros((0, tokens, int(vision.hidden_size)))
-    parts = []
-    for i in range(0, len(items), batch):
-        with torch.inference_mode():
-            parts.append(_vision_head(run, _pixels(run, items[i : i + batch])))
-    return torch.cat(parts)
-
-
-def _pixels(run: _Run, items: Sequence[ShapeItem]) -> Any:
-    """Processor pixels of ``items``: float32 ``(n, 3, H, W)``."""
-    images = [load_image(it.image_path) for it in items]
-    return run.processor.image_processor(images, return_tensors="pt")["pixel_values"].float()
-
-
-def _vision_head(run: _Run, pixels: Any) -> Any:
-    """The frozen vision blocks: hidden states entering block ``run.start``."""
-    tower = run.model.model.vision_tower
-    return tower(pixels, output_hidden_states=True).hidden_states[run.start].float()
-
-
-def _to_gray(pixels: Any, rows: Any, torch: Any) -> Any:
-    """``pixels`` with the images at bool ``rows`` replaced by their luminance (normalised)."""
-    mean, std = _image_norm(torch)
-    raw = pixels * std + mean
-    lum = (raw * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    gray = (lum.expand_as(raw) - mean) / std
-    return torch.where(rows.view(-1, 1, 1, 1), gray, pixels)
-
-
-def _image_norm(torch: Any) -> tuple[Any, Any]:
-    from luma_rag.answer.tiny_llava import CLIP_MEAN, CLIP_STD
-
-    return torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-
-
-def _eval_questions(items: Sequence[ShapeItem], seed: int) -> list[tuple[int, Question]]:
-    """One question of every kind about every item; the same for the same seed."""
-    out: list[tuple[int, Question]] = []
-    for index, it in enumerate(items):
-        rng = np.random.default_rng([seed, index])
-        out.extend((index, make_question(it.attributes, kind, rng)) for kind in QUESTION_KINDS)
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,22 +181,8 @@ def _optimizer(model: Any, cfg: LlavaTrainConfig, torch: Any) -> Any:
     )
 
 
-def _step_batch(
-    run: _Run, items: list[ShapeItem], idx: list[int], rng: np.random.Generator, cfg: Any
-) -> tuple[list[tuple[list[int], int]], list[bool]]:
-    """Encoded questions for items ``idx``, and which of their images to show in grey."""
-    encoded, gray = [], []
-    for i in idx:
-        kind = QUESTION_KINDS[int(rng.integers(len(QUESTION_KINDS)))]
-        q = make_question(items[i].attributes, kind, rng)
-        clarify = bool(rng.random() < cfg.clarify_share)
-        encoded.append(_encode(run, q.text, clarify, CLARIFY_REPLY if clarify else q.answer))
-        gray.append(bool(rng.random() < cfg.grayscale) and kind != "color")
-    return encoded, gray
-
-
 def _fit(
-    run: _Run, splits: dict[str, list[ShapeItem]], cfg: LlavaTrainConfig, torch: Any
+    run: Run, splits: dict[str, list[ShapeItem]], cfg: LlavaTrainConfig, torch: Any
 ) -> tuple[list[dict[str, Any]], bool, int]:
     """The optimisation loop; returns the history, whether time ran out, and steps done."""
     started = time.perf_counter()
@@ -351,20 +197,20 @@ def _fit(
         if len(order) < cfg.batch_size:
             order += torch.randperm(len(items), generator=gen).tolist()
         idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
-        encoded, gray = _step_batch(run, items, idx, rng, cfg)
-        batch = _batch(run, encoded, torch)
+        encoded, gray = step_batch(run, items, idx, rng, cfg)
+        tokens = batch(run, encoded, torch)
         if run.pixels is not None:
-            pixels = _to_gray(run.pixels[idx], torch.tensor(gray), torch)
+            pixels = to_gray(run.pixels[idx], torch.tensor(gray), torch)
             with torch.no_grad():
-                cached = _vision_head(run, pixels)
+                cached = vision_head(run, pixels)
         else:
             cached = feats[idx]
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, cfg) * group["lr_scale"]
         model.train()
-        embeds = _embed(run, batch["input_ids"], cached)
+        embeds = embed(run, tokens["input_ids"], cached)
         loss = model(
-            inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"]
+            inputs_embeds=embeds, attention_mask=tokens["attention_mask"], labels=tokens["labels"]
         ).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -382,136 +228,12 @@ def _fit(
             }
             losses = []
             if cfg.eval_every and splits["val"] and not last and not out_of_time:
-                record["val"] = _cached_accuracy(run, splits["val"], "val", cfg, torch)
+                record["val"] = cached_accuracy(run, splits["val"], "val", cfg.val_items, cfg.seed)
             history.append(record)
             logger.info("step %s", json.dumps(record))
         if out_of_time:
             return history, not last, done
     return history, False, cfg.steps
-
-
-# --------------------------------------------------------------------------------------------
-# Evaluation
-# --------------------------------------------------------------------------------------------
-
-
-def _exact(logits: Any, batch: dict[str, Any]) -> Any:
-    """bool (n,): every answer token (and the end token) is the argmax of its position."""
-    labels = batch["labels"][:, 1:]
-    pred = logits[:, :-1].argmax(-1)
-    scored = labels != -100
-    return ((pred == labels) | ~scored).all(dim=1)
-
-
-def _score(questions: list[tuple[int, Question]], correct: list[bool]) -> dict[str, Any]:
-    out: dict[str, Any] = {"n_questions": len(questions), "accuracy": float(np.mean(correct))}
-    for kind in QUESTION_KINDS:
-        hits = [c for (_, q), c in zip(questions, correct, strict=True) if q.kind == kind]
-        out[f"accuracy_{kind}"] = float(np.mean(hits)) if hits else None
-    return out
-
-
-def _cached_accuracy(
-    run: _Run, items: list[ShapeItem], split: str, cfg: LlavaTrainConfig, torch: Any
-) -> dict[str, Any]:
-    """Exact-answer accuracy from the cached vision features (monitoring during training)."""
-    limit = cfg.val_items or len(items)
-    questions = _eval_questions(items[:limit], cfg.seed)
-    correct: list[bool] = []
-    run.model.eval()
-    for i in range(0, len(questions), 256):
-        chunk = questions[i : i + 256]
-        batch = _batch(run, [_encode(run, q.text, False, q.answer) for _, q in chunk], torch)
-        feats = run.features[split][[j for j, _ in chunk]]
-        with torch.inference_mode():
-            embeds = _embed(run, batch["input_ids"], feats)
-            logits = run.model(inputs_embeds=embeds, attention_mask=batch["attention_mask"]).logits
-        correct += _exact(logits, batch).tolist()
-    return _score(questions, correct)
-
-
-def evaluate_questions(
-    model_dir: str | Path,
-    items: Sequence[ShapeItem],
-    *,
-    seed: int = 0,
-    batch_size: int = 64,
-) -> dict[str, Any]:
-    """Held-out question accuracy of a saved tiny LLaVA, pixels in, through ``from_pretrained``.
-
-    Each item is asked one question of every kind (seeded). An answer is correct when greedy
-    decoding gives exactly the canonical answer word and then stops; this is measured in one
-    teacher-forced forward pass (the argmax of every answer token and of the end token).
-
-    Args:
-        model_dir: A directory written by ``save_pretrained`` (model + processor).
-        items: LUMA-Shapes items to ask about.
-        seed: Seed of the questions.
-        batch_size: Questions per forward pass.
-
-    Returns:
-        ``{"n_questions", "accuracy", "accuracy_<kind>" per kind}``.
-
-    Raises:
-        InvalidInputError: ``items`` is empty.
-    """
-    if not items:
-        raise InvalidInputError("items is empty; pass the items to ask about")
-    torch = _import_torch()
-    from transformers import AutoProcessor, LlavaForConditionalGeneration
-
-    processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
-    model = LlavaForConditionalGeneration.from_pretrained(
-        model_dir, dtype=torch.float32, local_files_only=True
-    ).eval()
-    run = _make_run(model, processor)
-    questions = _eval_questions(items, seed)
-    correct: list[bool] = []
-    for i in range(0, len(questions), batch_size):
-        chunk = questions[i : i + batch_size]
-        batch = _batch(run, [_encode(run, q.text, False, q.answer) for _, q in chunk], torch)
-        images = [load_image(items[j].image_path) for j, _ in chunk]
-        pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
-        with torch.inference_mode():
-            logits = model(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                pixel_values=pixels,
-            ).logits
-        correct += _exact(logits, batch).tolist()
-    return _score(questions, correct)
-
-
-# --------------------------------------------------------------------------------------------
-# Driver
-# --------------------------------------------------------------------------------------------
-
-
-def _make_run(model: Any, processor: Any, trained_layers: int = 0) -> _Run:
-    """Bookkeeping for ``model``; its last ``trained_layers`` vision blocks train (rest frozen)."""
-    cfg = model.config
-    n_layers = int(cfg.vision_config.num_hidden_layers)
-    layer = int(cfg.vision_feature_layer)
-    stop = layer + n_layers + 1 if layer < 0 else layer  # hidden_states has n_layers + 1 entries
-    if not 0 < stop <= n_layers or trained_layers > stop:
-        raise ConfigError(
-            f"cannot fine-tune {trained_layers} vision blocks below feature layer {layer} of "
-            f"{n_layers}; use vision_layers <= {stop}"
-        )
-    start = stop - trained_layers
-    tower = model.model.vision_tower
-    for name, p in tower.named_parameters():
-        block = name.split("layers.")[1].split(".")[0] if "layers." in name else None
-        p.requires_grad_(block is not None and start <= int(block) < stop)
-    return _Run(
-        model=model,
-        processor=processor,
-        image_id=int(cfg.image_token_index),
-        n_image_tokens=image_token_count(cfg.vision_config, cfg.vision_feature_select_strategy),
-        features={},
-        start=start,
-        stop=stop,
-    )
 
 
 def train_llava(
@@ -538,7 +260,7 @@ def train_llava(
     """
     if not data:
         raise InvalidInputError("pass at least one LUMA-Shapes corpus directory")
-    torch = _import_torch()
+    torch = import_torch()
     previous = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
@@ -549,22 +271,23 @@ def train_llava(
 
 def _train(data: list[Path], out: Path, cfg: LlavaTrainConfig, torch: Any) -> dict[str, Any]:
     started, cpu_started = time.perf_counter(), time.process_time()
-    splits = _splits(data)
+    splits = load_splits(data)
     torch.manual_seed(cfg.seed)
-    tokenizer = build_tokenizer(question_words())
-    model = build_model(cfg.spec, tokenizer)
+    words = question_words() + (verification_words() if cfg.verify_share > 0 else [])
+    tokenizer = build_tokenizer(words)
+    model = build_model(cfg.spec, tokenizer, clip_weights=cfg.clip_weights)
     processor = build_processor(cfg.spec, tokenizer, model.config.vision_config)
     out.mkdir(parents=True, exist_ok=True)
     processor.save_pretrained(out)  # preprocess with the processor exactly as it is shipped
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(out, local_files_only=True)
-    run = _make_run(model, processor, cfg.vision_layers)
-    run.features = {s: _vision_features(run, part, torch) for s, part in splits.items()}
+    run = make_run(model, processor, cfg.vision_layers)
+    run.features = {s: vision_features(run, part, torch) for s, part in splits.items()}
     if cfg.grayscale > 0:
         run.pixels = torch.cat(
             [
-                _pixels(run, splits["train"][i : i + 128])
+                load_pixels(run, splits["train"][i : i + 128])
                 for i in range(0, len(splits["train"]), 128)
             ]
         )
@@ -581,7 +304,7 @@ def _train(data: list[Path], out: Path, cfg: LlavaTrainConfig, torch: Any) -> di
 
 
 def _save_and_report(
-    run: _Run,
+    run: Run,
     cfg: LlavaTrainConfig,
     out: Path,
     splits: dict[str, list[ShapeItem]],

@@ -274,6 +274,28 @@ def test_llava_text_only_widen_and_clarify_and_stream(llava: LlavaAnswerer) -> N
     assert calls[0]["input_ids"].shape != calls[2]["input_ids"].shape  # own prompt per path
 
 
+def test_llava_never_returns_an_empty_answer(
+    llava: LlavaAnswerer, red_png: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch = pytest.importorskip("torch")
+    from luma_rag.answer.llava import NO_ANSWER_REPLY
+
+    tokenizer = llava._processor.tokenizer
+    kwargs = llava._generate_kwargs()
+    assert kwargs["min_new_tokens"] == 1
+    assert tokenizer.eos_token_id not in kwargs["suppress_tokens"]
+    assert {tokenizer.pad_token_id, tokenizer.unk_token_id} <= set(kwargs["suppress_tokens"])
+
+    def stop_at_once(**kw: Any) -> Any:  # a model that ends (or emits nothing visible) at once
+        ids = kw["input_ids"]
+        tail = torch.tensor([[tokenizer.pad_token_id, tokenizer.eos_token_id]])
+        return torch.cat([ids, tail], dim=1)
+
+    monkeypatch.setattr(llava._model, "generate", stop_at_once)
+    a = llava.answer("What colour is the circle?", decision("answer", {1: red_png}))
+    assert a.text == NO_ANSWER_REPLY and a.telemetry["empty_generation"] is True
+
+
 def test_llava_missing_image_falls_back_to_text(llava: LlavaAnswerer, tmp_path: Path) -> None:
     missing = tmp_path / "moved-away.png"
     a = llava.answer("q?", decision("answer", {0: str(missing)}))

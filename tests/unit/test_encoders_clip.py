@@ -34,11 +34,15 @@ from luma_rag.encoders import (
 )
 from luma_rag.errors import InvalidInputError, ModelNotAvailableError, UnsupportedMediaError
 from luma_rag.media import load_image
+from luma_rag.training.compositional import evaluate_referents
 from luma_rag.training.evaluate import evaluate_retrieval, relevance_matrix
 
 CHECKPOINT_DIR = pretrained.PACKAGE_DIR / "checkpoints" / "luma-tiny-clip"
 WEIGHTS = CHECKPOINT_DIR / "open_clip_model.safetensors"
 VIT = "timm/vit_base_patch32_clip_224.openai"
+#: Question referents -> image top-1 on unseen combinations: 0.605 measured (1 550 referents,
+#: fresh corpus seed 7331; checkpoint README); floor for the fixture's smaller sample.
+REFERENT_FLOOR = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -318,6 +322,18 @@ def test_quality_on_held_out_combinations(
     # Text queries for unseen combinations still find them among the seen ones.
     harder = evaluate_retrieval(encoder, test, gallery=heldout)
     assert harder["t2i_recall@10"] >= 0.85, harder
+
+
+def test_referent_retrieval_on_held_out_combinations(
+    encoder: OpenClipEncoder, heldout: list[ShapeItem]
+) -> None:
+    """Question referents ("the small circle on the left", every attribute but the asked one)
+    rank a matching image first; a regression floor (issue #12's target, 0.80, is not met).
+    The linear shape probe is measured in the README, not floored: it is at chance."""
+    test = [it for it in heldout if it.split == "test"]
+    referents = evaluate_referents(encoder, test)
+    assert referents["n"] == 5 * len(test) and referents["n_gallery"] >= 80
+    assert referents["top1"] >= REFERENT_FLOOR, referents
 
 
 def test_train_clip_smoke_run_writes_loadable_weights(tmp_path: Path) -> None:

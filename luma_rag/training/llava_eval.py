@@ -1,0 +1,160 @@
+"""Held-out accuracy of the tiny LLaVA: one question of every kind about every item, and one
+yes/no verification question (true or false, alternately) per item.
+
+An answer counts when greedy decoding gives exactly the canonical word ("red", "two", "yes")
+and then stops; measured in one teacher-forced forward pass (the argmax of every answer
+token and of the end token is what greedy decoding produces).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from luma_rag.datasets.manifest import ShapeItem
+from luma_rag.datasets.questions import QUESTION_KINDS, make_question, make_verification
+from luma_rag.encoders._images import load_image
+from luma_rag.errors import InvalidInputError
+from luma_rag.training.llava_run import Run, batch, embed, encode, import_torch, make_run
+
+__all__ = ["EVAL_KINDS", "cached_accuracy", "eval_questions", "evaluate_questions", "score"]
+
+#: Kinds scored: the five question kinds and ``verify`` (yes/no).
+EVAL_KINDS: Final = (*QUESTION_KINDS, "verify")
+
+#: ``(item index, kind, question text, canonical answer)``.
+EvalQuestion = tuple[int, str, str, str]
+
+
+def eval_questions(items: Sequence[ShapeItem], seed: int) -> list[EvalQuestion]:
+    """One question of every kind and one verification question about every item; the same
+    for the same seed (item ``i`` is asked a true claim when ``i`` is even)."""
+    out: list[EvalQuestion] = []
+    for index, it in enumerate(items):
+        rng = np.random.default_rng([seed, index])
+        for kind in QUESTION_KINDS:
+            q = make_question(it.attributes, kind, rng)
+            out.append((index, kind, q.text, q.answer))
+        v = make_verification(it.attributes, rng, truthful=index % 2 == 0)
+        out.append((index, "verify", v.text, v.answer))
+    return out
+
+
+def exact(logits: Any, batch: dict[str, Any]) -> Any:
+    """bool (n,): every answer token (and the end token) is the argmax of its position."""
+    labels = batch["labels"][:, 1:]
+    pred = logits[:, :-1].argmax(-1)
+    scored = labels != -100
+    return ((pred == labels) | ~scored).all(dim=1)
+
+
+def first_special(logits: Any, b: dict[str, Any], special: Sequence[int]) -> Any:
+    """bool (n,): the greedy first answer token is a special token (plain greedy decoding
+    would then end with no visible text)."""
+    labels = b["labels"][:, 1:]
+    first = (labels != -100).int().argmax(dim=1)  # position predicting the first answer token
+    pred = logits[:, :-1].argmax(-1)
+    token = pred[range(len(pred)), first]
+    return sum((token == i) for i in special).bool()
+
+
+def score(
+    questions: Sequence[EvalQuestion], correct: list[bool], empty: list[bool] | None = None
+) -> dict[str, Any]:
+    """Overall and per-kind accuracy (the overall one over the five question kinds only),
+    and how many questions plain greedy decoding would answer with no visible text."""
+    kinds = np.array([q[1] for q in questions])
+    hits = np.array(correct, dtype=bool)
+    asked = kinds != "verify"
+    out: dict[str, Any] = {
+        "n_questions": int(asked.sum()),
+        "accuracy": float(hits[asked].mean()) if asked.any() else None,
+    }
+    for kind in EVAL_KINDS:
+        part = hits[kinds == kind]
+        out[f"accuracy_{kind}"] = float(part.mean()) if part.size else None
+    out["n_verify"] = int((~asked).sum())
+    if empty is not None:
+        out["n_empty_first_token"] = int(sum(empty))
+    return out
+
+
+def cached_accuracy(
+    run: Run, items: list[ShapeItem], split: str, limit: int, seed: int
+) -> dict[str, Any]:
+    """Exact-answer accuracy from the cached vision features (monitoring during training)."""
+    torch = import_torch()
+    questions = eval_questions(items[: limit or len(items)], seed)
+    correct: list[bool] = []
+    run.model.eval()
+    for i in range(0, len(questions), 256):
+        chunk = questions[i : i + 256]
+        b = batch(run, [encode(run, text, False, answer) for _, _, text, answer in chunk], torch)
+        feats = run.features[split][[j for j, *_ in chunk]]
+        with torch.inference_mode():
+            embeds = embed(run, b["input_ids"], feats)
+            logits = run.model(inputs_embeds=embeds, attention_mask=b["attention_mask"]).logits
+        correct += exact(logits, b).tolist()
+    return score(questions, correct)
+
+
+def evaluate_questions(
+    model_dir: str | Path,
+    items: Sequence[ShapeItem],
+    *,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Held-out question accuracy of a saved tiny LLaVA, pixels in, through ``from_pretrained``.
+
+    Each item is asked one question of every kind and one yes/no verification question
+    (seeded, :func:`eval_questions`). An answer is correct when greedy
+    decoding gives exactly the canonical answer word and then stops; this is measured in one
+    teacher-forced forward pass (the argmax of every answer token and of the end token).
+
+    Args:
+        model_dir: A directory written by ``save_pretrained`` (model + processor).
+        items: LUMA-Shapes items to ask about.
+        seed: Seed of the questions.
+        batch_size: Questions per forward pass.
+
+    Returns:
+        ``{"n_questions", "accuracy", "accuracy_<kind>" per kind and "verify", "n_verify",
+        "n_empty_first_token"}`` (the last: questions on which plain greedy decoding, without
+        :class:`~luma_rag.answer.llava.LlavaAnswerer`'s guard, would say nothing).
+
+    Raises:
+        InvalidInputError: ``items`` is empty.
+    """
+    if not items:
+        raise InvalidInputError("items is empty; pass the items to ask about")
+    torch = import_torch()
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
+    model = LlavaForConditionalGeneration.from_pretrained(
+        model_dir, dtype=torch.float32, local_files_only=True
+    ).eval()
+    run = make_run(model, processor)
+    questions = eval_questions(items, seed)
+    tokenizer = processor.tokenizer
+    special = sorted({int(i) for i in tokenizer.all_special_ids})
+    correct: list[bool] = []
+    empty: list[bool] = []
+    for i in range(0, len(questions), batch_size):
+        chunk = questions[i : i + batch_size]
+        b = batch(run, [encode(run, text, False, answer) for _, _, text, answer in chunk], torch)
+        images = [load_image(items[j].image_path) for j, *_ in chunk]
+        pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
+        with torch.inference_mode():
+            logits = model(
+                input_ids=b["input_ids"],
+                attention_mask=b["attention_mask"],
+                pixel_values=pixels,
+            ).logits
+        correct += exact(logits, b).tolist()
+        empty += first_special(logits, b, special).tolist()
+    return score(questions, correct, empty)
