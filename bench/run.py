@@ -12,7 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-METHODS = ("numpy-exact", "faiss-hnsw", "langchain-faiss", "llamaindex-simple", "luma")
+METHODS = ("numpy-exact", "faiss-hnsw", "chroma", "langchain-faiss", "llamaindex-simple", "luma")
+DISTRIBUTIONS = ("mixture", "hard", "minilm")
 SIMPLE = "llamaindex-simple"
 FULL_SLOW_MAX = 10_000  # at or below this size the slow baseline gets every query
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -26,8 +27,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--sizes",
         type=int,
         nargs="+",
-        default=[10_000, 100_000],
-        help="corpus sizes to run, in order (default: 10000 100000)",
+        default=[100_000],
+        help="corpus sizes to run, in order (default: 100000)",
+    )
+    p.add_argument(
+        "--distributions",
+        nargs="+",
+        choices=DISTRIBUTIONS,
+        default=list(DISTRIBUTIONS),
+        help="data to run each size on: 'mixture' (--clusters, --noise), 'hard' (200 clusters, "
+        "noise 0.6), 'minilm' (MiniLM d=384 embeddings of local Python text; at most the "
+        "sentences found, ~105k) (default: all three)",
+    )
+    p.add_argument(
+        "--minilm-max",
+        type=int,
+        default=100_000,
+        help="largest corpus for the minilm distribution (embedding is slow on CPU)",
     )
     p.add_argument("--queries", type=int, default=200, help="held-out queries per size")
     p.add_argument(
@@ -48,6 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=METHODS,
         default=list(METHODS),
         help="contenders to run (default: all)",
+    )
+    p.add_argument(
+        "--no-extra-baselines",
+        action="store_true",
+        help="skip rows from optional baseline modules (bench.baselines.OPTIONAL_BASELINE_MODULES)",
     )
     p.add_argument("-k", "--k", type=int, default=10, help="neighbours per query")
     p.add_argument("--dim", type=int, default=512, help="vector width")
