@@ -240,6 +240,14 @@ class WarmTier:
         return self._thread is not None
 
     # -- search ------------------------------------------------------------------------------
+    def depth(self, k: int) -> int:
+        """How many candidates to ask :meth:`search` for when ``k`` exact hits are wanted.
+
+        Codes rank coarsely, so a trained tier is asked for ``max(k, refine_depth)`` for the
+        exact rerank to sort; exact (flat) storage needs only ``k``.
+        """
+        return max(k, self.config.refine_depth) if self._state.trained else k
+
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> TierHits:
         """Top ``k`` for a (d,) unit query, with a sound bound on what was not returned.
 
@@ -352,6 +360,6 @@ class WarmTier:
         s = self._state
         per_item = self.code_bytes + 8
         fixed = s.centroids.nbytes + s.list_radius.nbytes
-        if s.trained and self.config.nbits == 8:
-            fixed += 4 * 256 * self.dim  # PQ codebooks: m * 256 centroids of d/m floats
+        if s.trained:  # PQ codebooks: m * 2**nbits centroids of d/m floats
+            fixed += 4 * (1 << self.config.nbits) * self.dim
         return self._count * per_item + fixed + self._present.nbytes + self._zeta.nbytes
