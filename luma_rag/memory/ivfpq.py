@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -115,6 +115,13 @@ class IndexState:
     n_trained: int
     zeta_train_mean: float
     nprobe: int
+    _quantizer: Any = field(default=None, repr=False)
+
+    def quantizer(self) -> Any:
+        """The coarse quantizer of a trained index (looked up once, then kept)."""
+        if self._quantizer is None:
+            self._quantizer = ivf_of(self.index).quantizer
+        return self._quantizer
 
 
 def flat_state(dim: int) -> IndexState:
@@ -166,7 +173,7 @@ def encode_into(state: IndexState, keys: np.ndarray, vectors: np.ndarray) -> np.
     zeta = np.linalg.norm(vectors - recon, axis=1).astype(np.float32)
     # The lists FAISS itself put them in (same call, same batch), not a numpy argmax that
     # can break near-ties differently and leave an item outside its list's radius.
-    lists = ivf_of(state.index).quantizer.assign(vectors, 1).ravel()
+    lists = state.quantizer().assign(vectors, 1).ravel()
     resid = np.linalg.norm(vectors - state.centroids[lists], axis=1).astype(np.float32)
     np.maximum.at(state.list_radius, lists, resid)
     return zeta

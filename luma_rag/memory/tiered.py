@@ -266,7 +266,8 @@ class TieredMemory:
             ]
         )
         zeta = np.concatenate([p.zeta for p in parts])
-        return self.rerank(query, keys, tiers, zeta, max(p.outside_bound for p in parts))
+        outside = max(p.outside_bound for p in parts)
+        return self.rerank(query, keys, tiers, zeta, outside, keep=2 * fetch_k)
 
     def exact(self, query: np.ndarray, keys: np.ndarray) -> Candidates:
         """Score every one of ``keys`` exactly: a complete candidate set (nothing left out)."""
@@ -281,16 +282,30 @@ class TieredMemory:
         tiers: np.ndarray,
         zeta: np.ndarray,
         outside_bound: float,
+        keep: int | None = None,
     ) -> Candidates:
-        """The one exact-rerank path: cosine against the raw vectors, best first (stable).
+        """The one exact-rerank path: cosine against the raw vectors, best first.
+
+        The raw rows are read in key order (sequential on disk), scored, and sorted (equal
+        scores by key). With ``keep``, only the best ``keep`` candidates are returned and the
+        best exact score among the dropped ones joins ``outside_bound``: everything not returned
+        stays bounded, so the certificate and the completeness test work on a short list with
+        the same guarantees.
 
         Args:
             query: float32 (d,) unit. keys: int64 (m,). tiers: int8 (m,). zeta: float32 (m,).
-            outside_bound: the bound on anything not in ``keys`` (kept as is).
+            outside_bound: the bound on anything not in ``keys``.
+            keep: most candidates to return (None: all).
         """
+        keys = np.asarray(keys, dtype=np.int64)
+        by_key = np.argsort(keys, kind="stable")
+        keys, tiers, zeta = keys[by_key], tiers[by_key], zeta[by_key]
         vectors = self._fetch(keys)
         exact = (vectors @ query).astype(np.float32)
-        order = np.argsort(-exact, kind="stable")
+        order = np.lexsort((keys, -exact))
+        if keep is not None and keep < len(order):
+            outside_bound = max(outside_bound, float(exact[order[keep]]))
+            order = order[:keep]
         return Candidates(
             keys[order], exact[order], tiers[order], zeta[order], outside_bound, vectors[order]
         )

@@ -28,7 +28,6 @@ from luma_rag.memory.ivfpq import (
     WarmTierConfig,
     encode_into,
     flat_state,
-    ivf_of,
     trained_state,
 )
 
@@ -292,7 +291,7 @@ class WarmTier:
     ) -> float:
         ub = s.centroids @ query + s.list_radius  # -inf for empty lists
         # The lists the search probed, chosen by the same quantizer call FAISS makes.
-        _, probed = ivf_of(s.index).quantizer.search(query[None, :], s.nprobe)
+        _, probed = s.quantizer().search(query[None, :], s.nprobe)
         probed = probed[0][probed[0] >= 0]
         rest = np.ones(len(ub), dtype=bool)
         rest[probed] = False

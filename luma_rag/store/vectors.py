@@ -124,7 +124,8 @@ class VectorFile:
                     f"{self.path}: asked for row {hi - 1} but the file holds {self._rows} rows"
                 )
             m = self._mapped(hi)
-        return np.array(m[keys], dtype=np.float32)
+        # One gather straight out of the mapping (no memmap-subclass intermediate copy).
+        return np.take(m.view(np.ndarray), keys, axis=0)
 
     def verify(self, keys: np.ndarray, crcs: np.ndarray) -> np.ndarray:
         """Return the keys whose stored CRC32 does not match the bytes on disk."""
