@@ -253,7 +253,7 @@ class TieredMemory:
 
     # -- search ----------------------------------------------------------------------------
     def search(self, query: np.ndarray, fetch_k: int, allowed: np.ndarray | None) -> Candidates:
-        """Probe hot for ``fetch_k`` and warm for its refine depth, merge, :meth:`rerank` exactly."""
+        """Probe hot for ``fetch_k``, warm for its refine depth; merge; :meth:`rerank` exactly."""
         parts: list[TierHits] = [
             self.hot.search(query, fetch_k, allowed),
             self.warm.search(query, self.warm.depth(fetch_k), allowed),
