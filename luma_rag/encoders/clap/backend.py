@@ -39,13 +39,13 @@ from typing import Any, Final
 import numpy as np
 
 from luma_rag.encoders.base import Modality, check_batch, check_texts, l2_normalize
-from luma_rag.encoders.clap.audio import AudioSource, load_audio
 from luma_rag.errors import (
     InvalidInputError,
     MissingDependencyError,
     ModelNotAvailableError,
     UnsupportedMediaError,
 )
+from luma_rag.media.audio import AudioSource, load_audio
 
 __all__ = ["CHECKPOINTS_DIR", "DEFAULT_MODEL", "ClapEncoder"]
 
@@ -254,7 +254,7 @@ class ClapEncoder:
     def encode_audio(self, clips: Sequence[AudioSource], *, batch_size: int = 16) -> np.ndarray:
         """Embed audio clips.
 
-        Each clip is loaded by :func:`~luma_rag.encoders.clap.audio.load_audio` (mono, resampled
+        Each clip is loaded by :func:`~luma_rag.media.audio.load_audio` (mono, resampled
         to :attr:`sampling_rate`) and cut to its first :attr:`max_seconds`; shorter clips are
         padded by the processor (repeated, then zero-padded).
 
