@@ -176,6 +176,8 @@ class LocalStore:
                 moved = self.memory.add(keys, vectors, novelty, now)
                 moved = np.concatenate([moved, self._apply_promotions(now)])
             self._persist_tiers(moved)
+            if replaced:  # committed and out of the tiers: their rows' disk blocks go back
+                self._vectors.reclaim(np.array(replaced, dtype=np.int64))
 
     def _grow_versions(self, hi: int) -> None:
         have = len(self._bridge_version)
@@ -217,6 +219,7 @@ class LocalStore:
                 for i in ids:
                     self._ids.pop(i, None)
                 self.memory.remove(np.array(keys, dtype=np.int64))
+            self._vectors.reclaim(np.array(keys, dtype=np.int64))
 
     def add_bridge_pairs(self, x_source: np.ndarray, y_target: np.ndarray) -> list[float]:
         """Feed (CLAP, CLIP) pairs to the bridge and persist it; returns ε of any refreshes."""
