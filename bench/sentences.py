@@ -192,7 +192,9 @@ def minilm_dataset(
     n_used = min(n, len(sentences) - n_queries - n_extra)
     if n_used < 1:
         raise RuntimeError(f"only {len(sentences)} sentences found; need more than {n_queries}")
-    rows = embed_cached(sentences, cache_dir)
+    need = n_queries + n_extra + n_used
+    whole = -(-need // _CHUNK) * _CHUNK  # whole cached chunks, then cut
+    rows = embed_cached(sentences[:whole], cache_dir)[:need]
     ds = Dataset(
         corpus=rows[n_queries + n_extra : n_queries + n_extra + n_used],
         queries=rows[:n_queries],
