@@ -45,7 +45,7 @@ def load_distribution(
     Args:
         name: ``mixture``, ``hard`` or ``minilm``.
         n / n_queries / n_extra: corpus, held-out query and spare-row counts.
-        args: the bench flags (``dim``, ``clusters``, ``noise``, ``seed``, ``out``,
+        args: the bench flags (``dim``, ``clusters``, ``noise``, ``seed``, ``cache_dir``,
             ``minilm_max``).
     """
     if name == "mixture":
@@ -75,7 +75,7 @@ def load_distribution(
 
         want = min(n, args.minilm_max)
         ds, used = minilm_dataset(
-            want, n_queries, n_extra, seed=args.seed, cache_dir=Path(args.out)
+            want, n_queries, n_extra, seed=args.seed, cache_dir=Path(args.cache_dir)
         )
         return Loaded(ds, used, "minilm: all-MiniLM-L6-v2 (d=384) over local Python text")
     raise ValueError(f"unknown distribution {name!r}; use mixture, hard or minilm")

@@ -104,6 +104,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the JSON files go")
     p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=RESULTS_DIR,
+        help="where the MiniLM embeddings are cached (default: bench/results, gitignored)",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=1,
