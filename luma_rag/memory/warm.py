@@ -290,6 +290,8 @@ class WarmTier:
         self, s: IndexState, query: np.ndarray, scores: np.ndarray, full: bool
     ) -> float:
         ub = s.centroids @ query + s.list_radius  # -inf for empty lists
+        if full and self.config.nbits == 4:
+            return float(ub.max())  # probed or not, every list is bounded by ⟨q, c⟩ + R
         # The lists the search probed, chosen by the same quantizer call FAISS makes.
         _, probed = s.quantizer().search(query[None, :], s.nprobe)
         probed = probed[0][probed[0] >= 0]
