@@ -65,7 +65,7 @@ class WarmTierConfig(ConfigBase):
     lists_per_sqrt: float = 4.0
     dims_per_subquantizer: int = 4
     nbits: int = 4
-    nprobe_fraction: float = 0.05
+    nprobe_fraction: float = 0.2
     min_nprobe: int = 16
     refine_depth: int = 512
     retrain_growth: float = 2.0
