@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import luma_rag._checks as checks
 from luma_rag.errors import DimensionMismatchError, InvalidInputError
@@ -30,10 +30,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "attach_encoders",
+    "calibration",
     "ingest_images",
     "ingest_item",
     "ingest_texts",
     "query_media",
+    "set_calibration",
     "set_rho",
 ]
 
@@ -66,15 +68,18 @@ def ingest_item(
     luma._store.check_open()
     metas = checks.check_metadata([metadata or {}], 1)
     ids = checks.check_ids([id], 1) if id is not None else None
-    for value, name in ((text, "text"), (caption, "caption")):
+    short: dict[str, str | None] = {"text": text, "caption": caption}
+    for name, value in short.items():
         if isinstance(value, str):
-            checks.check_text(value, name)
+            short[name], cut = checks.encoder_prefix(checks.check_text(value, name))
+            if cut:
+                logger.warning("%s is longer than the encoder reads; embedding its prefix", name)
     emb = luma._need_embedder().embed(
-        text=text, image=image, audio=audio, video=video, caption=caption
+        text=short["text"], image=image, audio=audio, video=video, caption=short["caption"]
     )
     if emb.pairs is not None and luma.bridge is not None:
         luma.add_bridge_pairs(*emb.pairs)
-    return luma.add_vectors(
+    item = luma.add_vectors(
         emb.vector[None, :],
         metas,
         ids,
@@ -83,6 +88,12 @@ def ingest_item(
         texts=[caption if caption is not None else text],
         sources=[emb.source],
     )[0]
+    extractor = luma.enrichers.get(emb.modality)
+    if extractor is not None and emb.source is not None:
+        from luma_rag.enrich.linked import add_linked_text
+
+        add_linked_text(luma, item, emb.source, emb.modality, extractor, metas[0])
+    return item
 
 
 def ingest_texts(
@@ -102,7 +113,8 @@ def ingest_texts(
     texts = [checks.check_text(t, f"texts[{i}]") for i, t in enumerate(texts)]
     metas = checks.check_metadata(metadatas, len(texts))
     ids_ = checks.check_ids(ids, len(texts))
-    vecs = luma._need_embedder().encoder.encode_text(list(texts))
+    prefixes = [checks.encoder_prefix(t)[0] for t in texts]
+    vecs = luma._need_embedder().encoder.encode_text(prefixes)
     return luma.add_vectors(vecs, metas, ids_, modality="text", texts=list(texts))
 
 
@@ -122,9 +134,16 @@ def ingest_images(
     metas = checks.check_metadata(metadatas, n)
     ids_ = checks.check_ids(ids, n)
     vecs = luma._need_embedder().encoder.encode_image(list(paths))
-    return luma.add_vectors(
+    stored = luma.add_vectors(
         vecs, metas, ids_, modality="image", texts=caps, sources=[os.fspath(p) for p in paths]
     )
+    extractor = luma.enrichers.get("image")
+    if extractor is not None:
+        from luma_rag.enrich.linked import add_linked_text
+
+        for item, path, meta in zip(stored, paths, metas, strict=True):
+            add_linked_text(luma, item, path, "image", extractor, meta)
+    return stored
 
 
 def query_media(
@@ -137,26 +156,62 @@ def query_media(
     k: int = 10,
     filters: Mapping[str, Any] | None = None,
     rho: float | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> QueryResult:
-    """Search with a text, image, audio or video query (exactly one).
+    """Search with a text, image, audio or video query — or several at once.
 
     ρ defaults to the store's calibrated radius for the query's modality (``luma.rho``),
     else ``SafetyConfig.rho``. Audio queries cross the bridge, so ε_q enters the bound.
+
+    Several inputs (``luma.query("but red", image="circle.png", weights={"text": 0.75})``)
+    make a composite query: ``normalize(Σ w_m e(input_m))`` with the weights given per
+    modality (default 1.0), certified with the combined radius of
+    :func:`luma_rag.composite.composite_query` (``rho`` is then refused: each part uses its
+    modality's ρ; use ``luma.query_parts`` for per-part radii or negative weights).
     """
     luma._store.check_open()
-    k = checks.check_k(k)
+    k = checks.check_k(k, max_k=luma.config.max_k)
+    given = {
+        m: v
+        for m, v in (("text", text), ("image", image), ("audio", audio), ("video", video))
+        if v is not None
+    }
+    if len(given) > 1 or weights:
+        from luma_rag.composite import Part, composite_query
+
+        w = dict(weights or {})
+        if set(w) - set(given):
+            raise InvalidInputError(
+                f"weights name {sorted(set(w) - set(given))} but the query has no such input"
+            )
+        if rho is not None:
+            raise InvalidInputError(
+                "rho sets the radius of a single-input query; a composite combines the parts' "
+                "radii (pass Part(radius=...) to luma.query_parts to set them)"
+            )
+        inputs: dict[str, dict[str, Any]] = {m: {m: v} for m, v in given.items()}
+        parts = [Part(**inputs[m], weight=float(w.get(m, 1.0))) for m in given]
+        return composite_query(luma, parts, k=k, filters=filters)
+    notes = []
     if isinstance(text, str):
-        checks.check_text(text, "text")
+        text, cut = checks.encoder_prefix(checks.check_text(text, "text"))
+        if cut:
+            notes.append(f"query text truncated to its first {checks.MAX_ENCODED_CHARS} characters")
     t0 = time.perf_counter()
     emb = luma._need_embedder().embed(text=text, image=image, audio=audio, video=video)
     encode_ms = (time.perf_counter() - t0) * 1000.0
-    if rho is None:
-        rho = luma.rho.get(emb.modality, luma.config.safety.rho)
-    res = luma.search(emb.vector, k, filters=filters, rho=rho, bridged=emb.bridged)
+    source: Literal["calibrated", "user", "unset"] | None = None
+    if rho is None and emb.modality in luma.rho:
+        rho = luma.rho[emb.modality]
+        source = "user" if luma.rho_source.get(emb.modality) == "user" else "calibrated"
+    res = luma.search(
+        emb.vector, k, filters=filters, rho=rho, bridged=emb.bridged, rho_source=source
+    )
     tel = dataclasses.replace(
         res.telemetry,
         latency_ms=(time.perf_counter() - t0) * 1000.0,
         stages_ms={"encode": encode_ms, **res.telemetry.stages_ms},
+        notes=(*notes, *res.telemetry.notes),
     )
     return dataclasses.replace(res, telemetry=tel)
 
@@ -193,8 +248,11 @@ def attach_encoders(
     luma._embedder = MediaEmbedder(encoder, audio_encoder)
     stored = luma._store.get_kv("rho")
     luma.rho = {k: float(v) for k, v in json.loads(stored).items()} if stored else {}
+    sources = luma._store.get_kv("rho_source")
+    luma.rho_source = dict(json.loads(sources)) if sources else {}
     bridge = luma.bridge
-    warm_start = audio_encoder is not None and bridge is not None and not bridge.fitted
+    writable = not getattr(luma._store, "read_only", False)
+    warm_start = writable and audio_encoder is not None and bridge is not None and not bridge.fitted
     missing = {"text", "image", "video"} - set(luma.rho)
     if audio_encoder is not None and bridge is not None:
         missing |= {"audio"} - set(luma.rho)
@@ -217,11 +275,49 @@ def attach_encoders(
             )
     if missing:
         luma.rho.update(calibrate_radii(encoder, audio_encoder, luma.bridge, missing, inputs))
-        luma._store.set_kv("rho", json.dumps(luma.rho))
+        luma.rho_source.update({m: "calibrated" for m in missing})
+        if writable:  # a reader measures for itself; the writer persists
+            luma._store.set_kv("rho", json.dumps(luma.rho))
+            luma._store.set_kv("rho_source", json.dumps(luma.rho_source))
 
 
-def set_rho(luma: Luma, modality: str, value: float) -> None:
-    """Set the encoder radius ρ used for queries of ``modality`` (persisted)."""
+def set_rho(
+    luma: Luma, modality: str, value: float, *, source: Literal["calibrated", "user"] = "user"
+) -> None:
+    """Set the encoder radius ρ used for queries of ``modality`` (persisted).
+
+    Args:
+        modality: ``"text"``, ``"image"``, ``"audio"`` or ``"video"``.
+        value: ρ, finite and ``>= 0``.
+        source: ``"calibrated"`` when measured (e.g. by :func:`luma_rag.rho.calibrate_rho`),
+            else ``"user"``; reported as ``Telemetry.rho_source``.
+    """
     luma._store.check_open()
+    if source not in ("calibrated", "user"):
+        raise InvalidInputError(f"source must be 'calibrated' or 'user', got {source!r}")
     luma.rho[str(modality)] = checks.check_rho(value)
+    luma.rho_source[str(modality)] = source
     luma._store.set_kv("rho", json.dumps(luma.rho))
+    luma._store.set_kv("rho_source", json.dumps(luma.rho_source))
+
+
+def calibration(luma: Luma, name: str) -> dict[str, Any] | None:
+    """A calibration stored with ``set_calibration`` (``None`` if there is none)."""
+    luma._store.check_open()
+    stored = luma._store.get_kv(f"calibration:{name}")
+    return dict(json.loads(stored)) if stored else None
+
+
+def set_calibration(luma: Luma, name: str, value: Mapping[str, Any]) -> None:
+    """Persist a JSON-serialisable calibration (ρ of a foreign embedder, relevance floors).
+
+    Args:
+        name: Key, e.g. ``"rho:HuggingFaceEmbeddings"`` or ``"relevance:encoder"``.
+        value: JSON-serialisable mapping.
+    """
+    luma._store.check_open()
+    try:
+        text = json.dumps(dict(value))
+    except (TypeError, ValueError) as e:
+        raise InvalidInputError(f"calibration {name!r} must be JSON-serialisable ({e})") from e
+    luma._store.set_kv(f"calibration:{name}", text)

@@ -19,10 +19,12 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import luma_rag._checks as checks
+import luma_rag.composite as _composite
 import luma_rag.encoding as _encoding
+import luma_rag.enrich.linked as _linked
 from luma_rag._arrays import as_query, as_unit_matrix
 from luma_rag.bridge import ProcrustesBridge
 from luma_rag.config import LumaConfig, session_config
@@ -36,6 +38,7 @@ from luma_rag.store.recovery import read_config, write_config
 if TYPE_CHECKING:
     from luma_rag.embedder import MediaEmbedder
     from luma_rag.encoders.base import Encoder
+    from luma_rag.enrich.linked import TextExtractor
     from luma_rag.memory.tiered import TieredMemory
     from luma_rag.store.base import StoreBackend
 
@@ -64,6 +67,10 @@ class Luma:
         self.config = backend.config
         self._embedder: MediaEmbedder | None = None
         self.rho: dict[str, float] = {}
+        self.rho_source: dict[str, str] = {}  # per modality: "calibrated" or "user"
+        #: Text extractors run at ingest, by media modality ("audio", "video": a transcriber;
+        #: "image": an OCR reader); see :mod:`luma_rag.enrich`. Empty: ingest as before.
+        self.enrichers: dict[str, TextExtractor] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
     @classmethod
@@ -74,8 +81,9 @@ class Luma:
         *,
         encoder: Encoder | str | None = None,
         audio_encoder: Encoder | str | None = None,
+        read_only: bool = False,
     ) -> Self:
-        """Create a store at ``path``, or reopen it.
+        """Create a store at ``path``, or reopen it (one writer at a time, any number of readers).
 
         Args:
             path: a directory (created if missing).
@@ -86,20 +94,27 @@ class Luma:
                 Enables :meth:`ingest` / :meth:`query` on text, images and video.
             audio_encoder: a CLAP encoder or name (``"luma-tiny-clap"``); audio then crosses
                 the CLAP→CLIP bridge, which a store gets automatically when one is given.
+            read_only: open beside the writer without writing anything: a consistent view of
+                the last committed state; :meth:`refresh` moves it to the latest.
 
         Raises:
             ConfigError: no config for a new store. DimensionMismatchError: wrong ``dim``.
+            StoreLockedError: another process has the store open for writing (names its pid).
             StoreCorruptedError: files fail their checks and cannot be recovered.
         """
         path = Path(path)
-        stored = read_config(path)
+        stored, stored_id = read_config(path)
+        if read_only and stored is None:
+            raise ConfigError(f"{path} holds no store to open read-only")
         enc = _resolve_encoder(encoder)
         aenc = _resolve_encoder(audio_encoder)
         cfg = session_config(path, stored, config, enc, aenc)
-        path.mkdir(parents=True, exist_ok=True)
-        luma = cls(LocalStore(path, cfg))  # first: a config that does not fit is not persisted
-        if stored is None or stored != cfg:
-            write_config(path, cfg)
+        if not read_only:
+            path.mkdir(parents=True, exist_ok=True)
+        store = LocalStore(path, cfg, store_id=stored_id, read_only=read_only)
+        luma = cls(store)  # first: a config that does not fit the files is not persisted
+        if not read_only and (stored != cfg or stored_id != store.store_id):
+            write_config(path, cfg, store.store_id)
         if enc is not None:
             luma.attach_encoders(enc, aenc)
         return luma
@@ -134,6 +149,13 @@ class Luma:
         """Finish background work, write index snapshots, close files. Idempotent."""
         self._store.close()
 
+    def refresh(self) -> None:
+        """Move to the latest committed state of the store (readers; a writer is always there)."""
+        self._store.check_open()
+        old = self._store
+        self._store = old.reopen()
+        old.close()
+
     def wait_idle(self, timeout: float | None = None) -> None:
         """Wait for background work (hot graph rebuild, warm-tier retrain) to finish."""
         self._store.wait_idle(timeout)
@@ -145,6 +167,11 @@ class Luma:
         if memory is None:
             raise ConfigError(f"the {type(self._store).__name__} backend has no local tiers")
         return memory
+
+    @property
+    def backend(self) -> StoreBackend:
+        """The storage backend this facade runs on."""
+        return self._store
 
     @property
     def bridge(self) -> ProcrustesBridge | None:
@@ -226,25 +253,38 @@ class Luma:
         filters: Mapping[str, Any] | None = None,
         rho: float | None = None,
         bridged: bool = False,
+        rho_source: Literal["calibrated", "user", "unset"] | None = None,
     ) -> QueryResult:
         """Top ``k`` by exact cosine, with the Safe@k certificate.
 
         Args:
             query: (dim,) vector (or (source_dim,) with ``bridged=True``).
-            k: number of hits, >= 1.
+            k: number of hits, 1 <= k <= ``LumaConfig.max_k``; clamped to the items stored.
             filters: metadata filter (see :mod:`luma_rag.filters`).
             rho: encoder radius for this query (default ``SafetyConfig.rho``).
+            rho_source: where ``rho`` came from, reported as ``Telemetry.rho_source``;
+                default ``"user"`` when ``rho`` is given or ``SafetyConfig.rho > 0``, else
+                ``"unset"`` (nobody calibrated or set ρ: the certificate is then only
+                "stable under float rounding", which says little).
         """
         t0 = time.perf_counter()
         self._store.check_open()
-        k = checks.check_k(k)
+        k = checks.check_k(k, max_k=self.config.max_k)
+        notes: list[str] = []
+        stored = len(self._store)
+        if k > stored > 0:
+            notes.append(f"k={k} clamped to the {stored} items stored")
+            k = stored
+        if rho_source is None:
+            given = rho is not None or self.config.safety.rho > 0
+            rho_source = "user" if given else "unset"
         rho = self.config.safety.rho if rho is None else checks.check_rho(rho)
         eps_q = 0.0
         if bridged:
             bridge = self._need_bridge()
             q = as_query(query, bridge.config.source_dim)
-            q = as_query(bridge.project(q[None, :])[0], self.config.dim)
-            eps_q = bridge.epsilon
+            projected, eps_q = bridge.project_query(q[None, :])  # ε_q with renormalisation
+            q = as_query(projected[0], self.config.dim)
         else:
             q = as_query(query, self.config.dim)
         stages = {"bridge": time.perf_counter() - t0 if bridged else 0.0}
@@ -258,6 +298,8 @@ class Luma:
             safety=self.config.safety,
             stages=stages,
             started=t0,
+            rho_source=rho_source,
+            notes=notes,
         )
 
     # -- media -----------------------------------------------------------------------------------
@@ -278,10 +320,16 @@ class Luma:
     # bodies and their docstrings live in luma_rag/encoding.py.
     attach_encoders = _encoding.attach_encoders
     set_rho = _encoding.set_rho
+    calibration = _encoding.calibration
+    set_calibration = _encoding.set_calibration
     ingest = _encoding.ingest_item
     ingest_texts = _encoding.ingest_texts
     ingest_images = _encoding.ingest_images
     query = _encoding.query_media
+    # Composite queries (weighted sums of parts, sound combined radius): luma_rag/composite.py;
+    # words inside media (transcripts, OCR) as linked items, fused routes: luma_rag/enrich/.
+    query_parts = _composite.composite_query
+    query_fused = _linked.query_fused
 
     # -- records ---------------------------------------------------------------------------------
     def record_gap(self, query: str, detail: Mapping[str, Any]) -> int:

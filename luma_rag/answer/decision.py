@@ -12,16 +12,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from luma_rag._checks import is_int
 from luma_rag._config import ConfigBase, check
+from luma_rag.relevance import RelevanceVerdict
 from luma_rag.results import Hit
 
-__all__ = ["Decision", "GateConfig", "GateDecision", "GateNumbers"]
+__all__ = ["NOT_IN_MEMORY_QUESTION", "Decision", "GateConfig", "GateDecision", "GateNumbers"]
 
-Decision = Literal["answer", "widen", "clarify"]
+Decision = Literal["answer", "widen", "clarify", "not_in_memory"]
 
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+#: What a NOT_IN_MEMORY decision asks the user.
+NOT_IN_MEMORY_QUESTION = (
+    "Nothing in memory answers this. Could you add material about it, or rephrase the question?"
+)
 
 
 @dataclass(frozen=True)
@@ -54,13 +57,13 @@ class GateConfig(ConfigBase):
     fetch_k: int | None = None
 
     def __post_init__(self) -> None:
-        check(_is_int(self.k) and self.k >= 1, f"GateConfig.k must be an int >= 1, got {self.k!r}")
+        check(is_int(self.k) and self.k >= 1, f"GateConfig.k must be an int >= 1, got {self.k!r}")
         check(
-            _is_int(self.k_max) and self.k_max >= self.k,
+            is_int(self.k_max) and self.k_max >= self.k,
             f"GateConfig.k_max must be an int >= k ({self.k!r}), got {self.k_max!r}",
         )
         check(
-            _is_int(self.max_options) and self.max_options >= 2,
+            is_int(self.max_options) and self.max_options >= 2,
             f"GateConfig.max_options must be an int >= 2, got {self.max_options!r}",
         )
         if self.rho is not None:
@@ -73,7 +76,7 @@ class GateConfig(ConfigBase):
             )
             object.__setattr__(self, "rho", float(self.rho))
         check(
-            self.fetch_k is None or (_is_int(self.fetch_k) and self.fetch_k >= self.k),
+            self.fetch_k is None or (is_int(self.fetch_k) and self.fetch_k >= self.k),
             f"GateConfig.fetch_k must be None or an int >= k ({self.k!r}), got {self.fetch_k!r}",
         )
 
@@ -94,6 +97,10 @@ class GateNumbers:
         rho: Encoder radius used (ρ).
         safe1: Safe@1. safe_k: the smallest safe ``k'`` the gate accepted (None: none).
         complete: No item outside the candidates can overtake the top ``k``.
+        complete_at: Largest ``k'`` whose top ``k'`` no outside item can overtake (ANSWER needs
+            ``>= 1``, WIDEN to ``k'`` needs ``>= k'``).
+        rho_source: Where ρ came from: ``"calibrated"``, ``"user"`` or ``"unset"`` (nobody
+            calibrated or set it; the certificate then only covers float rounding).
         n_candidates: Candidates the certificate covers. k_checked: largest ``k'`` examined.
     """
 
@@ -110,6 +117,8 @@ class GateNumbers:
     complete: bool
     n_candidates: int
     k_checked: int
+    complete_at: int = 0
+    rho_source: str = "unset"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict; NaN and ±inf become ``None``."""
@@ -124,9 +133,10 @@ class GateDecision:
     """What the gate decided for one query, with its evidence and the numbers behind it.
 
     Attributes:
-        decision: ``"answer"``, ``"widen"`` or ``"clarify"``.
+        decision: ``"answer"``, ``"widen"``, ``"clarify"`` or ``"not_in_memory"`` (the
+            relevance test failed: nothing in memory answers the question).
         k_used: Size of the certified set the decision rests on: 1 for ANSWER, ``k'`` for
-            WIDEN, 0 for CLARIFY.
+            WIDEN, 0 for CLARIFY and NOT_IN_MEMORY.
         evidence: Hits to answer from, best first: the top ``k`` for ANSWER (the first is the
             answer, the rest context), the top ``k'`` for WIDEN, the leading candidates for
             CLARIFY.
@@ -136,8 +146,9 @@ class GateDecision:
         settled: False when the result could not show whether some ``k'`` up to ``k_max`` is
             safe (it was fetched with a smaller ``k``); re-query with ``k_max`` to settle it.
         requeried: The decision came from a second query with ``k_max``.
-        gap_id: Id of the knowledge gap recorded for a CLARIFY, if one was recorded.
+        gap_id: Id of the knowledge gap recorded for a CLARIFY / NOT_IN_MEMORY, if any.
         hits: Every hit of the result it was decided on.
+        relevance: The relevance verdict the gate read (None: no relevance model).
     """
 
     decision: Decision
@@ -150,6 +161,7 @@ class GateDecision:
     requeried: bool = False
     gap_id: int | None = None
     hits: tuple[Hit, ...] = field(default=(), repr=False)
+    relevance: RelevanceVerdict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary for result metadata (LangChain / LlamaIndex / the app)."""
@@ -161,6 +173,7 @@ class GateDecision:
             "settled": self.settled,
             "requeried": self.requeried,
             "gap_id": self.gap_id,
+            "relevance": self.relevance.to_dict() if self.relevance is not None else None,
             "evidence": [h.id for h in self.evidence],
             "numbers": self.numbers.to_dict(),
         }

@@ -50,6 +50,13 @@ class StoreBackend(Protocol):
     def closed(self) -> bool:
         """Whether :meth:`close` has run."""
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Conditions that may change results (e.g. an index rebuilt), shown in telemetry."""
+
+    def reopen(self) -> StoreBackend:
+        """A fresh view of the same store (a reader: the latest committed state)."""
+
     def check_open(self) -> None:
         """Raise :class:`~luma_rag.errors.StoreClosedError` once closed."""
 
@@ -80,6 +87,10 @@ class StoreBackend(Protocol):
         self, query: np.ndarray, k: int, filters: Mapping[str, Any] | None
     ) -> Candidates:
         """At least ``k`` (when that many match) exactly rescored candidates, best first."""
+
+    def rescan(self, query: np.ndarray, k: int, filters: Mapping[str, Any] | None) -> Candidates:
+        """The exact top candidates over every allowed live item, with an exact outside bound
+        (the completeness fallback; ``TieredMemory.exact_top``)."""
 
     def item_drift(self, keys: np.ndarray) -> np.ndarray:
         """ε_i per key, float64 (m,): bridge drift since the item was projected (0: never)."""

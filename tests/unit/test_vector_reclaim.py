@@ -6,7 +6,6 @@ import os
 
 import numpy as np
 
-from luma_rag import Luma, LumaConfig
 from luma_rag.store.vectors import VectorFile
 from tests.conftest import clustered_unit_vectors
 
@@ -36,19 +35,3 @@ def test_reclaim_frees_whole_blocks_of_deleted_runs_and_keeps_live_rows(tmp_path
     reopened = VectorFile(tmp_path / "v.f32", 512)
     assert np.array_equal(reopened.get(live), x[live])
     reopened.close()
-
-
-def test_deleting_through_the_engine_reclaims_and_survives_reopen(tmp_path):
-    x = clustered_unit_vectors(600, 512, seed=2)
-    cfg = LumaConfig(dim=512, hot_budget=200)
-    with Luma.open(tmp_path / "s", cfg) as luma:
-        ids = luma.add_vectors(x)
-        size = os.path.getsize(tmp_path / "s" / "vectors.f32")
-        luma.delete(ids[100:500])
-        luma.add_vectors(x[:50] * 1.0, ids=ids[:50])  # upsert: the old rows are deleted too
-        assert os.path.getsize(tmp_path / "s" / "vectors.f32") == size + 50 * 2048
-    with Luma.open(tmp_path / "s", cfg) as luma:
-        assert len(luma) == 200
-        for i in (0, 60, 550):
-            res = luma.search(x[i], k=1)
-            assert res.hits[0].id == ids[i] and res.hits[0].score > 0.999

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
-from langchain_luma import LumaRetriever, LumaVectorStore
+from langchain_lumarag import LumaRetriever, LumaVectorStore
 
 from luma_rag import Luma
 
 LUMA_KEYS = {
+    "complete_at",  # issue #17: the prefix no outside item can overtake
+    "rho_source",  # issue #17: "calibrated", "user" or "unset"
     "id",
     "modality",
     "source",
@@ -34,6 +36,7 @@ LUMA_KEYS = {
     "n_candidates",
     "latency_ms",
     "stages_ms",
+    "notes",
 }
 Shapes = list[tuple[str, dict[str, Any]]]
 
