@@ -172,8 +172,7 @@ def trained_state(dim: int, config: WarmTierConfig, vectors: np.ndarray) -> Inde
 
 def reconstruction_error(state: IndexState, vectors: np.ndarray) -> np.ndarray:
     """ζ = ‖x − decode(encode(x))‖ per (n, d) float32 vector under a trained ``state``."""
-    recon = state.index.sa_decode(state.index.sa_encode(vectors))
-    return np.linalg.norm(vectors - recon, axis=1).astype(np.float32)
+    return _pq_error(state, vectors, state.quantizer().assign(vectors, 1).ravel())
 
 
 def list_radii(state: IndexState, vectors: np.ndarray) -> np.ndarray:
@@ -186,16 +185,27 @@ def list_radii(state: IndexState, vectors: np.ndarray) -> np.ndarray:
     return out
 
 
+def _pq_error(state: IndexState, vectors: np.ndarray, lists: np.ndarray) -> np.ndarray:
+    """ζ = ||x − x̂|| per row, decoding with the PQ itself (not ``sa_decode``, which crashes on
+    a deserialized fast-scan index): x̂ = c_list + PQ(x − c_list) for residual encoding."""
+    import faiss
+
+    ivf = faiss.downcast_index(ivf_of(state.index))
+    base = state.centroids[lists] if ivf.by_residual else np.zeros_like(vectors)
+    resid = np.ascontiguousarray(vectors - base, dtype=np.float32)
+    recon = base + ivf.pq.decode(ivf.pq.compute_codes(resid))
+    return np.linalg.norm(vectors - recon, axis=1).astype(np.float32)
+
+
 def encode_into(state: IndexState, keys: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """Add to ``state``'s index; update list radii; return ζ per vector."""
     state.index.add_with_ids(vectors, keys)
     if not state.trained:
         return np.zeros(len(keys), dtype=np.float32)
-    recon = state.index.sa_decode(state.index.sa_encode(vectors))
-    zeta = np.linalg.norm(vectors - recon, axis=1).astype(np.float32)
     # The lists FAISS itself put them in (same call, same batch), not a numpy argmax that
     # can break near-ties differently and leave an item outside its list's radius.
     lists = state.quantizer().assign(vectors, 1).ravel()
+    zeta = _pq_error(state, vectors, lists)
     resid = np.linalg.norm(vectors - state.centroids[lists], axis=1).astype(np.float32)
     np.maximum.at(state.list_radius, lists, resid)
     return zeta
