@@ -28,12 +28,12 @@ test: lint ## the full check a fresh clone must pass: lint, mypy, pytest
 unit: $(STAMP) ## fast unit tests only
 	$(PY) -m pytest -q tests/unit
 
-bench: $(STAMP) ## benchmark at 10k and 100k (prints a table, writes bench/results/), then latency during maintenance
-	$(PY) -m bench.run --sizes 10000 100000
+bench: $(STAMP) ## 100k on 3 distributions vs HNSW, Chroma, LangChain, LlamaIndex; then maintenance
+	$(PY) -m bench.run --sizes 100000
 	$(PY) -m bench.maintenance
 
-bench-1m: $(STAMP) ## benchmark including 1M items (slow, ~memory hungry)
-	$(PY) -m bench.run --sizes 10000 100000 1000000
+bench-1m: $(STAMP) ## benchmark at 100k and 1M items (slow, ~memory hungry; minilm stays at 100k)
+	$(PY) -m bench.run --sizes 100000 1000000
 
 demo: $(STAMP) ## the Gradio chat on 127.0.0.1:7860 over a LUMA-Shapes sample, offline (tiny models)
 	$(PY) -m luma_rag.app.demo $(DEMO_ARGS)

@@ -5,17 +5,22 @@ Each is used the way its documentation shows, fed precomputed unit vectors, one 
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 from typing import Any
 
 import numpy as np
 
 __all__ = [
     "BASELINES",
+    "OPTIONAL_BASELINE_MODULES",
+    "ChromaPersistent",
     "ExactNumpy",
     "FaissHNSW",
     "LangChainFAISS",
     "LlamaIndexSimple",
     "MissingBaselineError",
+    "extra_baselines",
 ]
 
 
@@ -205,9 +210,89 @@ class LlamaIndexSimple:
         self._store = None
 
 
-BASELINES: dict[str, type[ExactNumpy | FaissHNSW | LangChainFAISS | LlamaIndexSimple]] = {
+class ChromaPersistent:
+    """Chroma's ``PersistentClient`` with its default HNSW settings, fed precomputed vectors.
+
+    The collection is created with no ``hnsw`` configuration (Chroma's defaults: l2 space,
+    M 16, construction ef 100, search ef 100), which ranks unit vectors as inner product does.
+    Telemetry is off; the store lives in a temporary folder removed by :meth:`close`.
+    """
+
+    name = "chroma"
+
+    def __init__(self) -> None:
+        self._tmp: Any = None
+        self._client: Any = None
+        self._col: Any = None
+
+    def build(self, corpus: np.ndarray) -> None:
+        """``collection.add`` in the client's largest batches, ids ``"0".."n-1"``."""
+        import tempfile
+
+        try:
+            import chromadb
+            from chromadb.config import Settings
+        except ImportError as e:
+            raise MissingBaselineError("Chroma baseline needs `pip install chromadb`") from e
+        self._tmp = tempfile.TemporaryDirectory(prefix="chroma-bench-")
+        self._client = chromadb.PersistentClient(
+            path=self._tmp.name, settings=Settings(anonymized_telemetry=False)
+        )
+        self._col = self._client.create_collection("bench")
+        batch = min(int(self._client.get_max_batch_size()), 5_000)
+        for start in range(0, corpus.shape[0], batch):
+            block = np.ascontiguousarray(corpus[start : start + batch], dtype=np.float32)
+            ids = [str(start + j) for j in range(block.shape[0])]
+            self._col.add(ids=ids, embeddings=block)
+
+    def search(self, query: np.ndarray, k: int) -> Any:
+        """``collection.query(query_embeddings=[q], n_results=k)``."""
+        return self._col.query(query_embeddings=query[None, :], n_results=k, include=[])
+
+    def rows(self, result: Any) -> list[int]:
+        """Ids are the corpus rows."""
+        return [int(i) for i in result["ids"][0]]
+
+    def index_bytes(self) -> tuple[float | None, str]:
+        """Not exposed by Chroma: see the RSS delta."""
+        return None, "n/a (see rss delta)"
+
+    def close(self) -> None:
+        """Drop the client and delete its folder."""
+        self._col = None
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.clear_system_cache()
+        self._client = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+BaselineClass = type[ExactNumpy | FaissHNSW | LangChainFAISS | LlamaIndexSimple | ChromaPersistent]
+
+BASELINES: dict[str, BaselineClass] = {
     ExactNumpy.name: ExactNumpy,
     FaissHNSW.name: FaissHNSW,
+    ChromaPersistent.name: ChromaPersistent,
     LangChainFAISS.name: LangChainFAISS,
     LlamaIndexSimple.name: LlamaIndexSimple,
 }
+
+# Modules that may add baseline rows: each, when importable, exposes ``BASELINES``, a dict of
+# name -> class with the ``bench.measure.Method`` interface (e.g. a Milvus server baseline).
+OPTIONAL_BASELINE_MODULES = ("bench.milvus_baseline",)
+
+
+def extra_baselines() -> dict[str, Any]:
+    """Baselines contributed by the optional modules that are present (name -> class)."""
+    out: dict[str, Any] = {}
+    for mod_name in OPTIONAL_BASELINE_MODULES:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError as e:
+            if e.name != mod_name:
+                raise
+            continue
+        out.update(getattr(mod, "BASELINES", {}))
+    return out

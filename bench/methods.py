@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["FULL_SLOW_MAX", "METHODS", "SIMPLE"]
+__all__ = ["DISTRIBUTIONS", "FULL_SLOW_MAX", "METHODS", "SIMPLE"]
 
-METHODS = ("numpy-exact", "faiss-hnsw", "langchain-faiss", "llamaindex-simple", "luma")
+METHODS = ("numpy-exact", "faiss-hnsw", "chroma", "langchain-faiss", "llamaindex-simple", "luma")
+DISTRIBUTIONS = ("mixture", "hard", "minilm")
 SIMPLE = "llamaindex-simple"
 FULL_SLOW_MAX = 10_000  # at or below this size the slow baseline gets every query

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench.methods import FULL_SLOW_MAX, METHODS, SIMPLE
+from bench.methods import DISTRIBUTIONS, FULL_SLOW_MAX, METHODS, SIMPLE
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -25,8 +25,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--sizes",
         type=int,
         nargs="+",
-        default=[10_000, 100_000],
-        help="corpus sizes to run, in order (default: 10000 100000)",
+        default=[100_000],
+        help="corpus sizes to run, in order (default: 100000)",
+    )
+    p.add_argument(
+        "--distributions",
+        nargs="+",
+        choices=DISTRIBUTIONS,
+        default=list(DISTRIBUTIONS),
+        help="data to run each size on: 'mixture' (--clusters, --noise), 'hard' (200 clusters, "
+        "noise 0.6), 'minilm' (MiniLM d=384 embeddings of local Python text; at most the "
+        "sentences found, ~105k) (default: all three)",
+    )
+    p.add_argument(
+        "--minilm-max",
+        type=int,
+        default=100_000,
+        help="largest corpus for the minilm distribution (embedding is slow on CPU)",
     )
     p.add_argument("--queries", type=int, default=200, help="held-out queries per size")
     p.add_argument(
@@ -47,6 +62,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=METHODS,
         default=list(METHODS),
         help="contenders to run (default: all)",
+    )
+    p.add_argument(
+        "--no-extra-baselines",
+        action="store_true",
+        help="skip rows from optional baseline modules (bench.baselines.OPTIONAL_BASELINE_MODULES)",
     )
     p.add_argument("-k", "--k", type=int, default=10, help="neighbours per query")
     p.add_argument("--dim", type=int, default=512, help="vector width")
@@ -83,6 +103,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="parent folder for the temporary LUMA store (default: system temp)",
     )
     p.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the JSON files go")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=RESULTS_DIR,
+        help="where the MiniLM embeddings are cached (default: bench/results, gitignored)",
+    )
     p.add_argument(
         "--threads",
         type=int,

@@ -16,13 +16,21 @@ from typing import Any
 
 import numpy as np
 
-from bench.baselines import BASELINES, MissingBaselineError
-from bench.data import Dataset, exact_topk, make_dataset
+from bench.baselines import BASELINES, MissingBaselineError, extra_baselines
+from bench.data import Dataset, exact_topk
+from bench.distributions import load_distribution
 from bench.luma_bench import LumaMethod, luma_available, measure_spill, telemetry_summary
 from bench.machine import machine_info, measure_bandwidth, rss_bytes
 from bench.measure import BuildResult, Method, build_method, time_queries
 from bench.methods import FULL_SLOW_MAX, METHODS, SIMPLE
-from bench.report import evaluate_targets, format_luma, format_table, format_targets
+from bench.report import (
+    evaluate_targets,
+    format_luma,
+    format_summary,
+    format_table,
+    format_targets,
+    markdown_report,
+)
 from luma_rag._json import to_jsonable
 
 __all__ = ["run_all"]
@@ -63,7 +71,7 @@ def _measure(
 
 
 def run_baseline(
-    name: str, ds: Dataset, truth: np.ndarray, args: argparse.Namespace
+    name: str, ds: Dataset, truth: np.ndarray, args: argparse.Namespace, cls: Any = None
 ) -> dict[str, Any]:
     """Measure one baseline, or say why it was skipped."""
     n = ds.corpus.shape[0]
@@ -75,7 +83,7 @@ def run_baseline(
         if n > FULL_SLOW_MAX:
             n_queries = min(args.slow_queries, args.queries)
             note = f"timed on {n_queries} queries only (Python loop per query)"
-    method = BASELINES[name]()
+    method = (cls or BASELINES[name])()
     try:
         out = _measure(method, lambda: build_method(method, ds.corpus), ds, truth, n_queries, args)
     except MissingBaselineError as e:
@@ -161,32 +169,35 @@ def _spill(
 
 
 def run_size(
-    n: int, args: argparse.Namespace, machine: dict[str, Any], bandwidth: dict[str, float]
+    n: int,
+    dist: str,
+    args: argparse.Namespace,
+    machine: dict[str, Any],
+    bandwidth: dict[str, float],
 ) -> tuple[dict[str, Any], bool]:
-    """Every selected method at corpus size ``n``; returns the results and whether any errored."""
+    """Every selected method at corpus size ``n`` on distribution ``dist``.
+
+    Returns the results and whether any contender errored.
+    """
     hot_budget = max(args.hot_min, int(n * args.hot_fraction))
     n_extra = args.spill_batches * max(100, hot_budget // 10) if "luma" in args.methods else 0
     t0 = time.perf_counter()
-    ds = make_dataset(
-        n,
-        args.queries,
-        n_extra,
-        dim=args.dim,
-        clusters=args.clusters,
-        noise=args.noise,
-        seed=args.seed,
-    )
+    loaded = load_distribution(dist, n, args.queries, n_extra, args)
+    ds, n = loaded.dataset, loaded.size
+    dim = ds.dim
     truth = exact_topk(ds.corpus, ds.queries, args.k)
     setup_s = time.perf_counter() - t0
     print(
-        f"\n== size {n:,}  (d={args.dim}, {args.clusters} clusters, noise {args.noise}, "
-        f"{args.queries} queries; data + ground truth {setup_s:.1f}s)"
+        f"\n== {dist} at {n:,}  ({loaded.description}; {args.queries} queries; "
+        f"data + ground truth {setup_s:.1f}s; load {os.getloadavg()[0]:.1f})"
     )
-    scan_bytes = n * args.dim * 4
+    scan_bytes = n * dim * 4
     res: dict[str, Any] = {
         "size": n,
+        "distribution": dist,
+        "description": loaded.description,
         "k": args.k,
-        "dim": args.dim,
+        "dim": dim,
         "params": vars(args),
         "machine": machine,
         "load_avg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
@@ -199,8 +210,10 @@ def run_size(
         "methods": {},
         "luma": {},
     }
+    extras = {} if args.no_extra_baselines else extra_baselines()
+    names = [m for m in METHODS if m in args.methods] + sorted(extras)
     failed = False
-    for name in [m for m in METHODS if m in args.methods]:
+    for name in names:
         print(f"  {name} ...", end="", flush=True)
         t1 = time.perf_counter()
         try:
@@ -208,7 +221,7 @@ def run_size(
                 row, info = run_luma(ds, truth, args, args.store_dir)
                 res["luma"] = info
             else:
-                row = run_baseline(name, ds, truth, args)
+                row = run_baseline(name, ds, truth, args, extras.get(name))
         except Exception as e:  # recorded, printed and turned into a non-zero exit
             traceback.print_exc()
             row = {"status": "error", "reason": f"{type(e).__name__}: {e}"}
@@ -216,6 +229,7 @@ def run_size(
         res["methods"][name] = row
         gc.collect()
         print(f" {row['status']} ({time.perf_counter() - t1:.1f}s)", flush=True)
+    res["load_avg_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     return res, failed
 
 
@@ -247,8 +261,13 @@ def run_all(args: argparse.Namespace) -> int:
     )
     args.out.mkdir(parents=True, exist_ok=True)
     any_failed = any_miss = False
-    for n in args.sizes:
-        res, failed = run_size(n, args, machine, bandwidth)
+    all_results: list[dict[str, Any]] = []
+    for n, dist in [(n, d) for n in args.sizes for d in args.distributions]:
+        if dist == "minilm" and n > args.minilm_max:
+            print(f"\n== minilm at {n:,}: skipped (--minilm-max {args.minilm_max:,})")
+            continue
+        res, failed = run_size(n, dist, args, machine, bandwidth)
+        all_results.append(res)
         any_failed |= failed
         print()
         print(format_table(res))
@@ -261,17 +280,23 @@ def run_all(args: argparse.Namespace) -> int:
             llc_mib = machine["llc_bytes"] >> 20
             print(f"  note: the corpus fits in the {llc_mib} MiB last-level cache, so scans can")
             print("        beat the DRAM scan floor at this size")
-        print(f"\ntargets at {n:,}:")
+        print(f"\ntargets, {dist} at {res['size']:,}:")
         targets = evaluate_targets(res)
         res["targets"] = [t.to_dict() for t in targets]
         print(format_targets(targets))
         any_miss |= any(t.status == "MISS" for t in targets)
-        path = args.out / f"bench-{n}.json"
+        path = args.out / f"bench-{dist}-{res['size']}.json"
         path.write_text(json.dumps(to_jsonable(res), indent=2) + "\n", encoding="utf-8")
         print(f"wrote {path}")
         rss = rss_bytes()
         if rss is not None:
             print(f"(bench process RSS {rss / 2**30:.2f} GiB)")
+    if all_results:
+        print()
+        print(format_summary(all_results))
+        summary = args.out / "summary.md"
+        summary.write_text(markdown_report(all_results) + "\n", encoding="utf-8")
+        print(f"wrote {summary}")
     if any_failed:
         return 1
     return 1 if args.fail_on_miss and any_miss else 0

@@ -144,7 +144,9 @@ def pq_overcompression(
     dim = corpus.vectors.shape[1]
     rows = []
     for dps in dims_per_subquantizer:
-        warm = WarmTierConfig(min_train=256, dims_per_subquantizer=dps, background=False)
+        warm = WarmTierConfig(  # 8-bit codes: bytes per code = dim / dps, as documented
+            min_train=256, dims_per_subquantizer=dps, nbits=8, background=False
+        )
         cfg = LumaConfig(dim=dim, hot_budget=hot_budget, warm=warm)
         with Luma.open(Path(work_dir) / f"pq-{dps}", cfg) as luma:
             corpus.store(luma)

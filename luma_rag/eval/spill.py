@@ -104,6 +104,7 @@ class SpillExperimentConfig(ConfigBase):
         warm = WarmTierConfig(
             min_train=self.warm_min_train,
             dims_per_subquantizer=self.dims_per_subquantizer,
+            nbits=8,  # the experiment's byte counts assume 8-bit codes (bytes = dim / dps)
             background=False,
         )
         return LumaConfig(dim=dim, hot_budget=self.hot_budget, warm=warm)

@@ -259,7 +259,7 @@ class HotTier:
 
     def _exact(self, query: np.ndarray, k: int, mask: np.ndarray) -> TierHits:
         pos = np.flatnonzero(mask)
-        scores = self._vectors_view()[pos] @ query
+        scores = (self._vectors_view() @ query)[pos]  # scan in place; no (n, d) gather
         take = min(k, len(pos))
         top = np.argpartition(-scores, take - 1)[:take] if take < len(pos) else np.arange(len(pos))
         top = top[np.argsort(-scores[top], kind="stable")]

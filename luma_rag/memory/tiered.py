@@ -184,15 +184,50 @@ class TieredMemory:
     def add(
         self, keys: np.ndarray, vectors: np.ndarray, novelty: np.ndarray, now: float
     ) -> np.ndarray:
-        """Insert into the hot tier; returns the keys spilled to warm as a consequence."""
+        """Insert new items; returns the keys that ended in the warm tier as a consequence.
+
+        The result is what "insert into hot, then :meth:`spill`" gives, without building graph
+        nodes for new items that would spill at once: the spill policy ranks the hot items and
+        the new ones together, and the new items it picks go straight to the warm tier (a large
+        batch beyond the budget never touches the HNSW graph).
+        """
         keys = np.asarray(keys, dtype=np.int64)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self._grow(int(keys.max()) + 1)
-        self.hot.add(keys, vectors)
         self._tier[keys] = HOT
         self._hits[keys] = 0
         self._last[keys] = now
         self._novelty[keys] = novelty
-        return self.spill(now)
+        hot_keys = self.hot.keys()
+        chosen = self._spill_choice(np.concatenate([hot_keys, keys]), now)
+        if chosen.size == 0:
+            self.hot.add(keys, vectors)
+            return chosen
+        to_warm = np.isin(keys, chosen)
+        old = chosen[~np.isin(chosen, keys)]
+        if old.size:
+            self.warm.add(old, self.hot.vectors(old))
+            self.hot.remove(old)
+        self.hot.add(keys[~to_warm], vectors[~to_warm])
+        self.warm.add(keys[to_warm], vectors[to_warm])
+        self._tier[chosen] = WARM
+        logger.debug("add: %d new items straight to warm, %d spilled", to_warm.sum(), old.size)
+        return chosen
+
+    def _spill_choice(self, candidates: np.ndarray, now: float) -> np.ndarray:
+        """The keys among hot ``candidates`` the spill policy moves to warm (empty: in budget)."""
+        over = len(candidates) - self.hot_budget
+        if over <= 0:
+            return np.zeros(0, dtype=np.int64)
+        count = over + int(self.spill_config.slack * self.hot_budget)
+        scores = spill_scores(
+            self.spill_config,
+            now,
+            self._last[candidates],
+            self._hits[candidates],
+            self._novelty[candidates],
+        )
+        return candidates[spill_order(scores, min(count, len(candidates)))]
 
     def remove(self, keys: np.ndarray) -> None:
         """Remove keys from whichever tier holds them (duplicates and unknown keys ignored)."""
@@ -205,19 +240,9 @@ class TieredMemory:
 
     def spill(self, now: float) -> np.ndarray:
         """Move the lowest-scoring hot items to warm until the hot tier is within budget."""
-        over = len(self.hot) - self.hot_budget
-        if over <= 0:
-            return np.zeros(0, dtype=np.int64)
-        count = over + int(self.spill_config.slack * self.hot_budget)
-        hot_keys = self.hot.keys()
-        scores = spill_scores(
-            self.spill_config,
-            now,
-            self._last[hot_keys],
-            self._hits[hot_keys],
-            self._novelty[hot_keys],
-        )
-        out = hot_keys[spill_order(scores, min(count, len(hot_keys)))]
+        out = self._spill_choice(self.hot.keys(), now)
+        if out.size == 0:
+            return out
         self.warm.add(out, self.hot.vectors(out))
         self.hot.remove(out)
         self._tier[out] = WARM
@@ -250,10 +275,10 @@ class TieredMemory:
 
     # -- search ----------------------------------------------------------------------------
     def search(self, query: np.ndarray, fetch_k: int, allowed: np.ndarray | None) -> Candidates:
-        """Probe both tiers for ``fetch_k`` each, merge, then :meth:`rerank` exactly."""
+        """Probe hot for ``fetch_k``, warm for its refine depth; merge; :meth:`rerank` exactly."""
         parts: list[TierHits] = [
             self.hot.search(query, fetch_k, allowed),
-            self.warm.search(query, fetch_k, allowed),
+            self.warm.search(query, self.warm.depth(fetch_k), allowed),
         ]
         keys = np.concatenate([p.keys for p in parts])
         tiers = np.concatenate(
@@ -263,7 +288,8 @@ class TieredMemory:
             ]
         )
         zeta = np.concatenate([p.zeta for p in parts])
-        return self.rerank(query, keys, tiers, zeta, max(p.outside_bound for p in parts))
+        outside = max(p.outside_bound for p in parts)
+        return self.rerank(query, keys, tiers, zeta, outside, keep=2 * fetch_k)
 
     def exact(self, query: np.ndarray, keys: np.ndarray) -> Candidates:
         """Score every one of ``keys`` exactly: a complete candidate set (nothing left out)."""
@@ -309,16 +335,30 @@ class TieredMemory:
         tiers: np.ndarray,
         zeta: np.ndarray,
         outside_bound: float,
+        keep: int | None = None,
     ) -> Candidates:
-        """The one exact-rerank path: cosine against the raw vectors, best first (stable).
+        """The one exact-rerank path: cosine against the raw vectors, best first.
+
+        The raw rows are read in key order (sequential on disk), scored, and sorted (equal
+        scores by key). With ``keep``, only the best ``keep`` candidates are returned and the
+        best exact score among the dropped ones joins ``outside_bound``: everything not returned
+        stays bounded, so the certificate and the completeness test work on a short list with
+        the same guarantees.
 
         Args:
             query: float32 (d,) unit. keys: int64 (m,). tiers: int8 (m,). zeta: float32 (m,).
-            outside_bound: the bound on anything not in ``keys`` (kept as is).
+            outside_bound: the bound on anything not in ``keys``.
+            keep: most candidates to return (None: all).
         """
+        keys = np.asarray(keys, dtype=np.int64)
+        by_key = np.argsort(keys, kind="stable")
+        keys, tiers, zeta = keys[by_key], tiers[by_key], zeta[by_key]
         vectors = self._fetch(keys)
         exact = (vectors @ query).astype(np.float32)
-        order = np.argsort(-exact, kind="stable")
+        order = np.lexsort((keys, -exact))
+        if keep is not None and keep < len(order):
+            outside_bound = max(outside_bound, float(exact[order[keep]]))
+            order = order[:keep]
         return Candidates(
             keys[order], exact[order], tiers[order], zeta[order], outside_bound, vectors[order]
         )

@@ -28,7 +28,6 @@ from luma_rag.memory.ivfpq import (
     encode_into,
     fit_state,
     flat_state,
-    ivf_of,
     list_radii,
     replay,
 )
@@ -272,6 +271,10 @@ class WarmTier:
         return self._thread is not None
 
     # -- search ------------------------------------------------------------------------------
+    def depth(self, k: int) -> int:
+        """Candidates to fetch for ``k`` exact hits: ``max(k, refine_depth)`` once trained."""
+        return max(k, self.config.refine_depth) if self._state.trained else k
+
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> TierHits:
         """Top ``k`` for a (d,) unit query, with a sound bound on what was not returned.
 
@@ -315,8 +318,10 @@ class WarmTier:
         self, s: IndexState, query: np.ndarray, scores: np.ndarray, full: bool
     ) -> float:
         ub = s.centroids @ query + s.list_radius  # -inf for empty lists
+        if full and self.config.nbits == 4:
+            return float(ub.max())  # probed or not, every list is bounded by ⟨q, c⟩ + R
         # The lists the search probed, chosen by the same quantizer call FAISS makes.
-        _, probed = ivf_of(s.index).quantizer.search(query[None, :], s.nprobe)
+        _, probed = s.quantizer().search(query[None, :], s.nprobe)
         probed = probed[0][probed[0] >= 0]
         rest = np.ones(len(ub), dtype=bool)
         rest[probed] = False
@@ -386,6 +391,6 @@ class WarmTier:
         s = self._state
         per_item = self.code_bytes + 8
         fixed = s.centroids.nbytes + s.list_radius.nbytes
-        if s.trained and self.config.nbits == 8:
-            fixed += 4 * 256 * self.dim  # PQ codebooks: m * 256 centroids of d/m floats
+        if s.trained:  # PQ codebooks: m * 2**nbits centroids of d/m floats
+            fixed += 4 * (1 << self.config.nbits) * self.dim
         return self._count * per_item + fixed + self._present.nbytes + self._zeta.nbytes

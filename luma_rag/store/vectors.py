@@ -8,10 +8,20 @@ truncated file is detected on open instead of silently returning wrong scores.
 Rows the record does not account for are never deleted: :meth:`VectorFile.set_aside` moves
 them to ``vectors.aside-<first_row>-<time>.f32`` (same layout) and :meth:`VectorFile.take_back`
 appends such rows again when a record that references them is put back.
+
+Deleted rows can be reclaimed in place (:meth:`VectorFile.reclaim`): the file-system blocks that lie
+wholly inside deleted rows are punched out (Linux ``fallocate(PUNCH_HOLE | KEEP_SIZE)``), so the
+disk space comes back while every live row keeps its offset — keys never move, nothing is
+rewritten, and a crash at any point leaves live rows untouched (a punched range reads as zeros
+and is never read again: the record store forgot those keys before the punch). The store does
+not call it on delete yet: a records.sqlite restored from an older backup would then find
+zeroed rows for keys it still references (see the module's set-aside rule above).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import struct
@@ -20,6 +30,7 @@ import time
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +40,8 @@ __all__ = ["VectorFile", "row_crc"]
 
 logger = logging.getLogger(__name__)
 
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
 _MAGIC = b"LUMAVEC1"
 _HEADER = struct.Struct("<8sI4x")
 
@@ -186,7 +199,46 @@ class VectorFile:
                     f"{self.path}: asked for row {hi - 1} but the file holds {self._rows} rows"
                 )
             m = self._mapped(hi)
-        return np.array(m[keys], dtype=np.float32)
+        # One gather straight out of the mapping (no memmap-subclass intermediate copy).
+        return np.take(m.view(np.ndarray), keys, axis=0)
+
+    def reclaim(self, keys: np.ndarray) -> int:
+        """Give back the disk blocks of deleted rows; returns the bytes punched out.
+
+        Only whole file-system blocks inside runs of consecutive deleted rows are freed (live
+        neighbours are never touched). Call it after the record store committed the deletion
+        and the memory tiers dropped the keys. A file system without hole punching (or a
+        platform without ``fallocate``) reclaims nothing and returns 0.
+
+        Args:
+            keys: int64 (m,) deleted keys (rows); duplicates and out-of-range keys are ignored.
+        """
+        keys = np.unique(np.asarray(keys, dtype=np.int64))
+        keys = keys[(keys >= 0) & (keys < self._rows)]
+        if keys.size == 0:
+            return 0
+        punch = _fallocate()
+        if punch is None:
+            return 0
+        block = max(4096, os.fstat(self._fh.fileno()).st_blksize)
+        breaks = np.flatnonzero(np.diff(keys) != 1) + 1
+        freed = 0
+        with self._lock:
+            fd = self._fh.fileno()
+            for run in np.split(keys, breaks):
+                start = _HEADER.size + int(run[0]) * self._row_bytes
+                stop = _HEADER.size + (int(run[-1]) + 1) * self._row_bytes
+                lo = -(-start // block) * block  # round inward to whole blocks
+                hi = stop // block * block
+                if hi <= lo:
+                    continue
+                mode = _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE
+                if punch(fd, mode, ctypes.c_int64(lo), ctypes.c_int64(hi - lo)) != 0:
+                    err = ctypes.get_errno()
+                    logger.info("%s: hole punching unsupported (%s)", self.path, os.strerror(err))
+                    return freed
+                freed += hi - lo
+        return freed
 
     def verify(self, keys: np.ndarray, crcs: np.ndarray) -> np.ndarray:
         """Return the keys whose stored CRC32 does not match the bytes on disk."""
@@ -204,6 +256,19 @@ class VectorFile:
         with self._lock:
             self._map = None
             self._fh.close()
+
+
+def _fallocate() -> Any:
+    """libc's ``fallocate(fd, mode, offset, len)`` where it exists (Linux), else None."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        fn = libc.fallocate
+    except (OSError, AttributeError, TypeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fn.restype = ctypes.c_int
+    return fn
 
 
 def _fsync_dir(path: Path) -> None:

@@ -1,0 +1,145 @@
+"""Candidate generation at scale: the direct-to-warm ingest path, deep fast-scan candidates and
+the truncated exact rerank must keep the completeness bound sound.
+
+The property test brute-forces every query: no live, allowed item missing from the candidates
+may score (exactly) above the ``outside_bound`` the memory reported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from luma_rag._rwlock import RWLock
+from luma_rag.memory import HotTierConfig, SpillConfig, TieredMemory, WarmTierConfig
+from luma_rag.memory.spill import spill_order, spill_scores
+from tests.conftest import clustered_unit_vectors
+
+pytestmark = pytest.mark.timeout(300)
+
+ROUND = 1e-5  # float32 rounding between FAISS's scores and numpy's
+
+
+def _memory(
+    x: np.ndarray, budget: int, warm: WarmTierConfig, exact_below: int = 64
+) -> TieredMemory:
+    return TieredMemory(
+        x.shape[1],
+        budget,
+        fetch=lambda k: x[k],
+        lock=RWLock(),
+        hot=HotTierConfig(background_rebuild=False, exact_below=exact_below),
+        warm=warm,
+    )
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    seed=st.integers(0, 2**16),
+    budget=st.sampled_from([50, 120, 400]),
+    batch=st.sampled_from([37, 300, 900]),
+    warm_kind=st.sampled_from(["flat", "pq8", "pq4"]),
+    refine_depth=st.sampled_from([1, 16, 64]),
+    fetch_k=st.sampled_from([1, 5, 20]),
+    masked=st.booleans(),
+)
+def test_candidates_never_hide_an_item_above_the_bound(
+    seed, budget, batch, warm_kind, refine_depth, fetch_k, masked
+):
+    n, dim = 1500, 32
+    x = clustered_unit_vectors(n, dim, seed=seed, clusters=12)
+    warm = WarmTierConfig(
+        min_train=4096 if warm_kind == "flat" else 256,
+        background=False,
+        nbits=8 if warm_kind == "pq8" else 4,
+        nprobe_fraction=0.05,  # few lists probed: the unprobed-list bound is exercised
+        min_nprobe=1,
+        refine_depth=refine_depth,
+    )
+    # The hot tier scans exactly (a finite bound; HNSW misses are +inf, which hides nothing):
+    # every finite bound, including what the truncated rerank drops, is then checked.
+    mem = _memory(x, budget, warm, exact_below=10_000)
+    for start in range(0, n, batch):
+        keys = np.arange(start, min(start + batch, n))
+        mem.add(keys, x[keys], mem.novelty(x[keys]), float(start))
+    rng = np.random.default_rng(seed)
+    removed = rng.choice(n, n // 10, replace=False)
+    mem.remove(removed)
+    live = np.ones(n, bool)
+    live[removed] = False
+    allowed = rng.random(n) < 0.3 if masked else None
+    ok = live & allowed if allowed is not None else live
+    assert len(mem.hot) <= budget and len(mem.hot) + len(mem.warm) == live.sum()
+    q = x[rng.integers(0, n, 8)] + 0.3 * rng.standard_normal((8, dim)) / np.sqrt(dim)
+    q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+    for query in q:
+        c = mem.search(query, fetch_k, allowed)
+        true = x @ query
+        assert ok[c.keys].all(), "a removed or disallowed key was returned"
+        assert len(np.unique(c.keys)) == len(c.keys) <= 2 * fetch_k
+        assert np.allclose(c.scores, true[c.keys], atol=1e-6)  # exact scores, best first
+        assert (np.diff(c.scores) <= 0).all()
+        left_out = ok.copy()
+        left_out[c.keys] = False
+        if left_out.any():
+            assert float(true[left_out].max()) <= c.outside_bound + ROUND
+
+
+def test_a_batch_beyond_the_budget_builds_no_graph_nodes_for_what_spills():
+    x = clustered_unit_vectors(3000, 32, seed=3)
+    mem = _memory(x, 200, WarmTierConfig(min_train=256, background=False))
+    keys = np.arange(3000)
+    moved = mem.add(keys, x, mem.novelty(x), 0.0)
+    assert len(mem.hot) <= 200 and len(mem.hot) + len(mem.warm) == 3000
+    assert mem.hot.tombstones == 0  # no item was inserted into the graph and then removed
+    assert set(moved.tolist()) == set(mem.warm.keys().tolist())
+    assert (mem.tier_of(moved) == 1).all()
+
+
+def test_direct_to_warm_chooses_what_insert_then_spill_would():
+    x = clustered_unit_vectors(700, 16, seed=4)
+    cfg = SpillConfig()
+    mem = _memory(x, 300, WarmTierConfig(min_train=256, background=False))
+    first = np.arange(400)
+    mem.add(first, x[first], mem.novelty(x[first]), 0.0)
+    hot_before = mem.hot.keys()
+    second = np.arange(400, 700)
+    nov = mem.novelty(x[second])
+    # The reference: every hot item and the new ones scored together, lowest spill first.
+    union = np.concatenate([hot_before, second])
+    hits, last = mem.usage(hot_before)
+    scores = spill_scores(
+        cfg,
+        10.0,
+        np.concatenate([last, np.full(len(second), 10.0)]),
+        np.concatenate([hits, np.zeros(len(second), np.int32)]),
+        np.concatenate([mem._novelty[hot_before], nov]),
+    )
+    count = len(union) - 300 + int(cfg.slack * 300)
+    expected = set(union[spill_order(scores, count)].tolist())
+    moved = mem.add(second, x[second], nov, 10.0)
+    assert set(moved.tolist()) == expected
+    assert set(mem.hot.keys().tolist()) == set(union.tolist()) - expected
+
+
+@pytest.mark.parametrize("keep", [1, 5, 40])
+def test_truncated_rerank_bounds_what_it_drops(keep):
+    x = clustered_unit_vectors(300, 16, seed=5)
+    mem = _memory(x, 1000, WarmTierConfig(min_train=256, background=False))
+    rng = np.random.default_rng(keep)
+    keys = rng.choice(300, 60, replace=False)
+    q = x[0]
+    c = mem.rerank(q, keys, np.zeros(60, np.int8), np.zeros(60, np.float32), -np.inf, keep=keep)
+    assert len(c.keys) == keep and set(c.keys.tolist()) <= set(keys.tolist())
+    assert np.allclose(c.scores, x[c.keys] @ q, atol=1e-6) and (np.diff(c.scores) <= 0).all()
+    dropped = np.setdiff1d(keys, c.keys)
+    assert float((x[dropped] @ q).max()) <= c.outside_bound  # the best dropped score joins it
+    assert c.outside_bound <= float(c.scores[-1])  # ... and nothing better was dropped
