@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
@@ -267,6 +268,7 @@ class Luma:
         rho: float | None = None,
         bridged: bool = False,
         rho_source: Literal["calibrated", "user", "unset"] | None = None,
+        ensure_complete: bool | None = None,
     ) -> QueryResult:
         """Top ``k`` by exact cosine, with the Safe@k certificate.
 
@@ -279,6 +281,8 @@ class Luma:
                 default ``"user"`` when ``rho`` is given or ``SafetyConfig.rho > 0``, else
                 ``"unset"`` (nobody calibrated or set ρ: the certificate is then only
                 "stable under float rounding", which says little).
+            ensure_complete: rescan exactly when the result is Safe@1 but not proven complete
+                (default ``SafetyConfig.complete_on_demand``; the answer gate passes True).
         """
         t0 = time.perf_counter()
         self._store.check_open()
@@ -308,7 +312,9 @@ class Luma:
             filters=filters,
             rho=rho,
             eps_q=eps_q,
-            safety=self.config.safety,
+            safety=self.config.safety
+            if ensure_complete is None
+            else replace(self.config.safety, complete_on_demand=bool(ensure_complete)),
             stages=stages,
             started=t0,
             rho_source=rho_source,
@@ -329,8 +335,7 @@ class Luma:
             )
         return self._embedder
 
-    # The encoder side (attach + calibrate, embed media, then the vector API above); the
-    # bodies and their docstrings live in luma_rag/encoding.py.
+    # The encoder side (attach, calibrate, embed media): bodies in luma_rag/encoding.py.
     attach_encoders = _encoding.attach_encoders
     set_rho = _encoding.set_rho
     calibration = _encoding.calibration
@@ -339,19 +344,14 @@ class Luma:
     ingest_texts = _encoding.ingest_texts
     ingest_images = _encoding.ingest_images
     query = _encoding.query_media
-    # Composite queries (weighted sums of parts, sound combined radius): luma_rag/composite.py;
-    # words inside media (transcripts, OCR) as linked items, fused routes: luma_rag/enrich/.
+    # Composite queries: luma_rag/composite.py; transcripts/OCR routes: luma_rag/enrich/.
     query_parts = _composite.composite_query
     query_fused = _linked.query_fused
 
     # -- records ---------------------------------------------------------------------------------
     def record_gap(self, query: str, detail: Mapping[str, Any]) -> int:
-        """Log a knowledge gap: a query the memory could not settle (the gate's CLARIFY).
-
-        Args:
-            query: the user's question (or a description of a media query).
-            detail: JSON-serialisable context, e.g. candidates and margins.
-        """
+        """Log a knowledge gap (the user's question, JSON-safe ``detail`` such as candidates and
+        margins): a query the memory could not settle (the gate's CLARIFY / NOT_IN_MEMORY)."""
         self._store.check_open()
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("a knowledge gap needs the query text")

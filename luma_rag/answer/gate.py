@@ -182,7 +182,9 @@ class GatedRetriever:
         vector, bridged = embedded.vector, embedded.bridged
 
         def fetch(k: int) -> QueryResult:
-            return self.luma.search(vector, k, filters=filters, rho=rho, bridged=bridged, **extra)
+            return self.luma.search(
+                vector, k, filters=filters, rho=rho, bridged=bridged, ensure_complete=True, **extra
+            )
 
         return self._gate(fetch, label, text, embedded.modality)
 
@@ -240,7 +242,9 @@ class GatedRetriever:
         extra = {} if rho_source is None else {"rho_source": rho_source}
 
         def fetch(k: int) -> QueryResult:
-            return self.luma.search(vector, k, filters=filters, rho=rho, bridged=bridged, **extra)
+            return self.luma.search(
+                vector, k, filters=filters, rho=rho, bridged=bridged, ensure_complete=True, **extra
+            )
 
         return self._gate(fetch, question or "vector query", question, "text")
 

@@ -52,7 +52,9 @@ class SafetyConfig(ConfigBase):
             set is not proven complete (an HNSW or IVF-PQ tier may have missed a better item),
             rescan the allowed items exactly from the raw vectors and certify again, so that
             ``safe1`` with ``complete_at >= 1`` means the certified top-1 is the store's exact
-            top-1. ``False`` skips the rescan (``complete`` is then reported as it is).
+            top-1. ``False`` (the default) skips the rescan and reports ``complete`` as it is:
+            a plain ``Luma.search`` keeps ANN speed, while the answer gate asks for the rescan
+            per query (``Luma.search(..., ensure_complete=True)``) before it ANSWERs.
 
     Example:
         >>> cfg = SafetyConfig(multiplier=2.0, rho=0.05)
@@ -62,7 +64,7 @@ class SafetyConfig(ConfigBase):
 
     multiplier: float = 2.0
     rho: float = 0.0
-    complete_on_demand: bool = True
+    complete_on_demand: bool = False
 
     def __post_init__(self) -> None:
         check(

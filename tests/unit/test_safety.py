@@ -462,7 +462,7 @@ def test_safety_config_defaults_and_json_round_trip() -> None:
     assert json.loads(cfg.to_json()) == {
         "multiplier": 3.0,
         "rho": 0.05,
-        "complete_on_demand": True,
+        "complete_on_demand": False,
     }
     with pytest.raises(AttributeError):
         cfg.rho = 0.1  # type: ignore[misc]
