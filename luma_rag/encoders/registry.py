@@ -1,50 +1,62 @@
-"""Encoders by name: architectures as JSON configs, weights in a pretrained table.
+"""Every model by name: CLIP encoders, CLAP audio encoders and LLaVA answerers, in one table.
 
-This is open_clip's pattern (``model_configs/*.json`` + ``pretrained.py``), scaled down:
+This is open_clip's pattern (``model_configs/*.json`` + ``pretrained.py``):
 
-* **Architectures** are JSON files in open_clip's schema (``embed_dim``, ``vision_cfg``,
-  ``text_cfg``) under ``luma_rag/encoders/model_configs/``; :func:`add_model_config` adds
-  more. They are handed to open_clip when an encoder is built, never at import.
-* **Weights** are a table ``{model: {tag: PretrainedSpec}}``. Entries with a ``path`` ship
-  inside the package (``luma-tiny-clip`` / ``luma-shapes``, checked against its sha256);
-  the others (``ViT-B-32`` / ``openai``, ``openai/clip-vit-large-patch14``,
-  ``laion/clap-htsat-unfused``) must be put on disk by the user. :func:`register_pretrained`
-  adds entries.
+* **Architectures** of open_clip models are JSON files in open_clip's schema under
+  ``luma_rag/encoders/model_configs/`` (:func:`add_model_config` adds more); transformers
+  models carry theirs in their own ``config.json``.
+* **Weights** are a table ``{model: {tag: PretrainedSpec}}`` (:func:`register_pretrained`
+  adds entries). A spec names its backend, and the backend says what the model is
+  (:attr:`PretrainedSpec.kind`: a CLIP-space encoder, an audio encoder that crosses the
+  bridge, or an answerer) — never a substring of its name.
+* **Lookup** lives in :mod:`luma_rag.encoders.weights`: an explicit path, then
+  ``$LUMA_MODEL_DIR/<name>``, then the Hugging Face cache. Nothing here downloads; when no
+  location has the weights, :class:`~luma_rag.errors.ModelNotAvailableError` says where to
+  put them, in the layout that loads.
 
-Nothing here downloads. Weights that are not packaged are looked up, in order, at an explicit
-``pretrained=/path``, under ``$LUMA_MODEL_DIR/<model>/<tag>/`` (``/`` in the model name
-becomes ``--``) and in the local Hugging Face hub cache (``$HF_HUB_CACHE``, ``$HF_HOME/hub``
-or ``~/.cache/huggingface/hub``). When none has them,
-:class:`~luma_rag.errors.ModelNotAvailableError` says where to put them, at once.
+A model's *name* (what ``$LUMA_MODEL_DIR/<name>`` and the messages use) is ``model/tag`` for
+open_clip models (``ViT-B-32/openai``) and the Hugging Face id for transformers models
+(``laion/clap-htsat-unfused``, tag ``"hf"``).
 
->>> from luma_rag.encoders import get_encoder, list_models
+>>> from luma_rag.encoders import list_models
 >>> "luma-tiny-clip" in list_models()
 True
->>> enc = get_encoder("luma-tiny")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from luma_rag.encoders.base import Encoder
+from luma_rag.encoders.spec import (
+    HF_TAG,
+    MODEL_TYPES,
+    OPEN_CLIP_FILES,
+    Backend,
+    Kind,
+    PretrainedSpec,
+    Resolved,
+    model_name,
+)
+from luma_rag.encoders.weights import ENV_MODEL_DIR, find_weights, hf_hub_cache
 from luma_rag.errors import ConfigError, ModelNotAvailableError
 
 __all__ = [
     "DEFAULT_MODEL",
     "ENV_MODEL_DIR",
+    "HF_TAG",
     "MODEL_CONFIG_DIR",
     "Backend",
     "BackendFactory",
+    "Kind",
     "PretrainedSpec",
+    "Resolved",
     "add_model_config",
     "ensure_open_clip_configs",
     "find_weights",
@@ -53,54 +65,18 @@ __all__ = [
     "hf_hub_cache",
     "list_models",
     "list_pretrained",
+    "model_kind",
     "register_backend",
     "register_pretrained",
+    "resolve",
 ]
 
 logger = logging.getLogger(__name__)
 
 PACKAGE_DIR: Final = Path(__file__).resolve().parent
 MODEL_CONFIG_DIR: Final = PACKAGE_DIR / "model_configs"
-#: Environment variable naming a directory of user-provided weights.
-ENV_MODEL_DIR: Final = "LUMA_MODEL_DIR"
 #: What :func:`get_encoder` builds when given no name: the shipped tiny CLIP.
 DEFAULT_MODEL: Final = "luma-tiny"
-
-Backend = Literal["open_clip", "transformers-clip", "transformers-clap"]
-
-
-@dataclass(frozen=True)
-class PretrainedSpec:
-    """Where the weights of one ``(model, tag)`` come from.
-
-    Attributes:
-        backend: Which backend builds the encoder.
-        path: Packaged weights file, relative to ``luma_rag/encoders/``; ``None`` when the
-            user must provide the weights.
-        sha256: Hex digest the packaged file must have.
-        hf_hub: Hugging Face repo id the weights are published under (where to get them on
-            a machine with internet, and where the local hub cache is searched).
-        files: File names to look for in a weights directory, first match wins. For the
-            transformers backends, the file that marks a model directory (``config.json``).
-        quick_gelu: The weights were trained with QuickGELU (open_clip only).
-        description: One line for listings.
-    """
-
-    backend: Backend
-    path: str | None = None
-    sha256: str | None = None
-    hf_hub: str | None = None
-    files: tuple[str, ...] = ()
-    quick_gelu: bool = False
-    description: str = ""
-
-    @property
-    def needs_download(self) -> bool:
-        """True when the weights are not shipped inside the package."""
-        return self.path is None
-
-
-_OPEN_CLIP_FILES: Final = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 _PRETRAINED: dict[str, dict[str, PretrainedSpec]] = {
     "luma-tiny-clip": {
@@ -111,29 +87,48 @@ _PRETRAINED: dict[str, dict[str, PretrainedSpec]] = {
             description="tiny CLIP trained on LUMA-Shapes (offline default)",
         ),
     },
+    "luma-tiny-clap": {
+        HF_TAG: PretrainedSpec(
+            backend="transformers-clap",
+            path="checkpoints/luma-tiny-clap",
+            description="tiny CLAP trained on LUMA-Shapes speech (offline audio)",
+        ),
+    },
+    "luma-tiny-llava": {
+        HF_TAG: PretrainedSpec(
+            backend="llava",
+            path="checkpoints/luma-tiny-llava",
+            description="tiny LLaVA trained on LUMA-Shapes questions (offline answerer)",
+        ),
+    },
     "ViT-B-32": {
         "openai": PretrainedSpec(
             backend="open_clip",
             hf_hub="timm/vit_base_patch32_clip_224.openai",
-            files=_OPEN_CLIP_FILES,
+            files=OPEN_CLIP_FILES,
             quick_gelu=True,
             description="OpenAI CLIP ViT-B/32 through open_clip (production default)",
         ),
     },
     "openai/clip-vit-large-patch14": {
-        "hf": PretrainedSpec(
+        HF_TAG: PretrainedSpec(
             backend="transformers-clip",
             hf_hub="openai/clip-vit-large-patch14",
-            files=("config.json",),
             description="OpenAI CLIP ViT-L/14 through transformers",
         ),
     },
     "laion/clap-htsat-unfused": {
-        "hf": PretrainedSpec(
+        HF_TAG: PretrainedSpec(
             backend="transformers-clap",
             hf_hub="laion/clap-htsat-unfused",
-            files=("config.json",),
             description="LAION CLAP (HTS-AT, unfused) through transformers",
+        ),
+    },
+    "llava-hf/llava-1.5-7b-hf": {
+        HF_TAG: PretrainedSpec(
+            backend="llava",
+            hf_hub="llava-hf/llava-1.5-7b-hf",
+            description="LLaVA-1.5 7B through transformers (answerer)",
         ),
     },
 }
@@ -151,11 +146,7 @@ _OPEN_CLIP_PATHS: set[Path] = set()
 _CONFIG_KEYS: Final = ("embed_dim", "vision_cfg", "text_cfg")
 
 
-# ---------------------------------------------------------------------------------------------
-# Architectures
-# ---------------------------------------------------------------------------------------------
-
-
+# -- architectures -------------------------------------------------------------------------------
 def _config_files() -> dict[str, Path]:
     found: dict[str, Path] = {}
     for base in _CONFIG_PATHS:  # later paths override earlier ones, as in open_clip
@@ -179,13 +170,9 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def add_model_config(path: str | os.PathLike[str]) -> None:
-    """Register a model architecture JSON file, or a directory of them.
+    """Register an open_clip architecture JSON file, or a directory of them.
 
-    The file stem is the model name. Files must follow open_clip's schema (``embed_dim``,
-    ``vision_cfg``, ``text_cfg``); a later registration of a name overrides an earlier one.
-
-    Args:
-        path: A ``.json`` file or a directory holding ``*.json`` files.
+    The file stem is the model name; a later registration of a name overrides an earlier one.
 
     Raises:
         ConfigError: The path does not exist or a file is not a valid config.
@@ -193,184 +180,43 @@ def add_model_config(path: str | os.PathLike[str]) -> None:
     p = Path(path).resolve()
     if not p.exists():
         raise ConfigError(f"no model config at {p}")
-    files = sorted(p.glob("*.json")) if p.is_dir() else [p]
     if p.is_file() and p.suffix != ".json":
         raise ConfigError(f"model config {p} must be a .json file")
-    for f in files:
+    for f in sorted(p.glob("*.json")) if p.is_dir() else [p]:
         _read_config(f)
     with _LOCK:
         _CONFIG_PATHS.append(p)
 
 
 def get_model_config(name: str) -> dict[str, Any] | None:
-    """Return a copy of a registered architecture config, or ``None`` if unknown.
-
-    Args:
-        name: Architecture name (a config file stem), e.g. ``"luma-tiny-clip"``.
-    """
+    """A copy of a registered open_clip architecture config, or ``None`` if unknown."""
     path = _config_files().get(name)
     return None if path is None else _read_config(path)
 
 
 def list_models() -> list[str]:
-    """Return the names of registered architectures and of models with known weights."""
+    """Names of registered architectures and of models with known weights."""
     return sorted(set(_config_files()) | set(_PRETRAINED), key=str.lower)
 
 
 def list_pretrained() -> list[tuple[str, str]]:
-    """Return every ``(model, tag)`` of the pretrained table."""
+    """Every ``(model, tag)`` of the table."""
     return [(name, tag) for name, tags in _PRETRAINED.items() for tag in tags]
 
 
 def register_pretrained(name: str, tag: str, spec: PretrainedSpec) -> None:
-    """Add (or replace) a pretrained table entry.
-
-    Args:
-        name: Model name, e.g. ``"ViT-B-16"``.
-        tag: Weights tag, e.g. ``"my-finetune"``.
-        spec: Where the weights come from.
-    """
+    """Add (or replace) a table entry, e.g. ``("ViT-B-16", "my-finetune", spec)``."""
     with _LOCK:
         _PRETRAINED.setdefault(name, {})[tag] = spec
 
 
 def register_backend(backend: str, factory: BackendFactory) -> None:
-    """Make :func:`get_encoder` build ``backend`` entries with ``factory``.
-
-    Args:
-        backend: Backend name as used in :attr:`PretrainedSpec.backend`.
-        factory: ``factory(model_name, weights_path, spec, device) -> Encoder``.
-    """
+    """Make :func:`get_encoder` build ``backend`` entries with ``factory``."""
     with _LOCK:
         _BACKENDS[backend] = factory
 
 
-# ---------------------------------------------------------------------------------------------
-# Weights
-# ---------------------------------------------------------------------------------------------
-
-
-def hf_hub_cache() -> Path:
-    """Return the local Hugging Face hub cache directory, as huggingface_hub would use it.
-
-    Read from the environment at call time: ``HF_HUB_CACHE``, ``HUGGINGFACE_HUB_CACHE``,
-    ``HF_HOME/hub``, ``XDG_CACHE_HOME/huggingface/hub``, then ``~/.cache/huggingface/hub``.
-    """
-    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(var):
-            return Path(os.environ[var]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    xdg = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
-    return Path(xdg).expanduser() / "huggingface" / "hub"
-
-
-def _safe_name(name: str) -> str:
-    return name.replace("/", "--")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _packaged(name: str, tag: str, spec: PretrainedSpec) -> Path:
-    path = PACKAGE_DIR / str(spec.path)
-    if not path.is_file():
-        raise ModelNotAvailableError(
-            f"the packaged weights of {name}/{tag} are missing ({path}); reinstall luma-rag, "
-            f"or rebuild them as described in {path.parent / 'README.md'}"
-        )
-    if spec.sha256 is not None and _sha256(path) != spec.sha256:
-        raise ModelNotAvailableError(
-            f"the packaged weights of {name}/{tag} at {path} do not match their sha256 "
-            f"{spec.sha256}; reinstall luma-rag (or update the registry after retraining)"
-        )
-    return path
-
-
-def _in_dir(directory: Path, spec: PretrainedSpec) -> Path | None:
-    if not directory.is_dir():
-        return None
-    if spec.backend != "open_clip":  # transformers: the directory itself is the model
-        return directory if all((directory / f).is_file() for f in spec.files) else None
-    for f in spec.files:
-        if (directory / f).is_file():
-            return directory / f
-    candidates = sorted(directory.glob("*.safetensors"))
-    return candidates[0] if len(candidates) == 1 else None
-
-
-def _hf_snapshots(repo: str) -> list[Path]:
-    root = hf_hub_cache() / f"models--{_safe_name(repo)}"
-    if not root.is_dir():
-        return []
-    snapshots = root / "snapshots"
-    ref = root / "refs" / "main"
-    preferred = []
-    if ref.is_file():
-        preferred.append(snapshots / ref.read_text(encoding="utf-8").strip())
-    others = sorted(snapshots.iterdir()) if snapshots.is_dir() else []
-    return preferred + [p for p in others if p not in preferred]
-
-
-def find_weights(name: str, tag: str, spec: PretrainedSpec) -> Path:
-    """Locate the weights of ``(name, tag)`` on this machine, never over the network.
-
-    Args:
-        name: Model name of the pretrained table.
-        tag: Weights tag.
-        spec: Its table entry.
-
-    Returns:
-        A weights file (open_clip) or a model directory (transformers).
-
-    Raises:
-        ModelNotAvailableError: Not packaged and not found under ``$LUMA_MODEL_DIR`` or in
-            the Hugging Face cache; the message says how to provide them.
-    """
-    if not spec.needs_download:
-        return _packaged(name, tag, spec)
-    user_root = os.environ.get(ENV_MODEL_DIR)
-    user_dir = Path(user_root).expanduser() / _safe_name(name) / tag if user_root else None
-    if user_dir is not None and (found := _in_dir(user_dir, spec)) is not None:
-        return found
-    for snapshot in _hf_snapshots(spec.hf_hub) if spec.hf_hub else []:
-        if (found := _in_dir(snapshot, spec)) is not None:
-            return found
-    raise ModelNotAvailableError(_not_available_message(name, tag, spec, user_dir))
-
-
-def _not_available_message(name: str, tag: str, spec: PretrainedSpec, user_dir: Path | None) -> str:
-    target = f"${ENV_MODEL_DIR}/{_safe_name(name)}/{tag}/"
-    searched = f"{user_dir}" if user_dir is not None else f"{target} (${ENV_MODEL_DIR} is unset)"
-    holds = (
-        f"{', '.join(spec.files)} and the weights"
-        if spec.backend != "open_clip"
-        else " or ".join(spec.files) or "one .safetensors file"
-    )
-    fetch = (
-        f"`huggingface-cli download {spec.hf_hub} --local-dir DIR`"
-        if spec.hf_hub
-        else "the publisher's download"
-    )
-    return (
-        f"model {name} (pretrained {tag!r}) is not available offline: searched {searched} and "
-        f"the Hugging Face cache {hf_hub_cache()}. LUMA-RAG never downloads weights. On a "
-        f"machine with internet run {fetch}, copy DIR here as {target} (it must hold {holds}) "
-        f"and set {ENV_MODEL_DIR}; or pass pretrained='/path/to/weights'. Offline, use "
-        f"get_encoder({DEFAULT_MODEL!r})."
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Encoders
-# ---------------------------------------------------------------------------------------------
-
-
+# -- names ---------------------------------------------------------------------------------------
 def _split_name(name: str) -> tuple[str, str | None]:
     name = _ALIASES.get(name, name)
     if name in _PRETRAINED or name in _config_files():
@@ -381,76 +227,127 @@ def _split_name(name: str) -> tuple[str, str | None]:
     return name, None
 
 
-def _default_spec(name: str) -> PretrainedSpec:
-    tags = _PRETRAINED.get(name)
-    if tags:
-        return next(iter(tags.values()))
-    return PretrainedSpec(backend="open_clip")
+def _directory_spec(path: Path) -> PretrainedSpec | None:
+    """The spec of a model directory passed by path, from its own config files."""
+    if (path / "open_clip_config.json").is_file():
+        return PretrainedSpec(backend="open_clip")
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    backend = MODEL_TYPES.get(str(config.get("model_type"))) if isinstance(config, dict) else None
+    return None if backend is None else PretrainedSpec(backend=backend)
 
 
-def _resolve(name: str, tag: str | None, pretrained: str | None) -> tuple[PretrainedSpec, Path]:
-    tags = _PRETRAINED.get(name, {})
-    if pretrained is not None and pretrained not in tags:
-        path = Path(pretrained).expanduser()
-        if path.exists():
-            spec = tags[tag] if tag in tags else _default_spec(name)
-            return spec, path
-        raise ModelNotAvailableError(
-            f"pretrained={pretrained!r} is neither a weights tag of {name} "
-            f"(known: {sorted(tags) or 'none'}) nor an existing file or directory"
-        )
-    tag = pretrained or tag or next(iter(tags), None)
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "~", os.sep)) or Path(name).expanduser().exists()
+
+
+def resolve(name: str, pretrained: str | os.PathLike[str] | None = None) -> Resolved:
+    """Resolve a model name (or a model directory) to its weights, without loading anything.
+
+    Args:
+        name: A table name, optionally with a tag (``"ViT-B-32/openai"``), an alias
+            (``"luma-tiny"``), or the path of a model directory whose ``config.json`` /
+            ``open_clip_config.json`` says what it is.
+        pretrained: A weights tag of the table, or an explicit weights file / directory.
+
+    Returns:
+        The :class:`Resolved` model.
+
+    Raises:
+        ModelNotAvailableError: Unknown name, or weights not on this machine.
+    """
+    text = os.fspath(name)
+    model, tag = _split_name(text)
+    tags = _PRETRAINED.get(model, {})
+    if not tags and model not in _config_files() and _looks_like_path(text):
+        path = Path(text).expanduser()
+        spec = _directory_spec(path) if path.is_dir() else None
+        if spec is None:
+            raise ModelNotAvailableError(
+                f"{path} is not a model directory: it needs a config.json whose model_type is "
+                f"one of {sorted(MODEL_TYPES)} (save_pretrained output), or an "
+                "open_clip_config.json with an open_clip weights file"
+            )
+        found = find_weights(path.name, HF_TAG, spec, explicit=path)
+        return Resolved(path.name, path.name, spec, found)
+    explicit = None
+    if pretrained is not None and os.fspath(pretrained) not in tags:
+        explicit = pretrained
+    elif pretrained is not None:
+        tag = os.fspath(pretrained)
+    tag = tag or next(iter(tags), None)
     if tag is None or tag not in tags:
-        known = [f"{n}/{t}" for n, t in list_pretrained()]
+        if explicit is not None and model in _config_files():  # an architecture + a file
+            spec = PretrainedSpec(backend="open_clip")
+            return Resolved(model, model, spec, find_weights(model, "file", spec, explicit))
+        known = sorted(model_name(n, t) for n, t in list_pretrained())
         raise ModelNotAvailableError(
-            f"no weights known for {name}" + (f" with tag {tag!r}" if tag else "") + "; pass "
-            f"pretrained='/path/to/weights', register them with register_pretrained(), or use "
-            f"one of {known}"
+            f"no weights known for {text!r}; pass pretrained='/path/to/weights', register them "
+            f"with register_pretrained(), or use one of {known}"
         )
     spec = tags[tag]
-    return spec, find_weights(name, tag, spec)
+    return Resolved(model_name(model, tag), model, spec, find_weights(model, tag, spec, explicit))
 
 
+def model_kind(name: str | os.PathLike[str]) -> Kind:
+    """What a model is, from its table entry or its directory's config — no weights read.
+
+    Raises:
+        ModelNotAvailableError: Unknown name, or a directory that is not a model.
+    """
+    text = os.fspath(name)
+    model, tag = _split_name(text)
+    tags = _PRETRAINED.get(model)
+    if tags:
+        return tags.get(tag or "", next(iter(tags.values()))).kind
+    if model in _config_files():
+        return "clip"
+    path = Path(text).expanduser()
+    spec = _directory_spec(path) if path.is_dir() else None
+    if spec is None:
+        raise ModelNotAvailableError(
+            f"unknown model {text!r}: not in the registry ({', '.join(list_models())}) and not "
+            "a model directory; register it with register_pretrained() or pass its directory"
+        )
+    return spec.kind
+
+
+# -- encoders ------------------------------------------------------------------------------------
 def get_encoder(
     name: str = DEFAULT_MODEL, pretrained: str | None = None, *, device: str = "cpu"
 ) -> Encoder:
-    """Build an encoder by name, from local weights only.
+    """Build an encoder (CLIP or audio) by name, from local weights only.
 
     Args:
-        name: A model name (``"luma-tiny-clip"``, ``"ViT-B-32"``,
-            ``"openai/clip-vit-large-patch14"``), optionally with a tag
-            (``"ViT-B-32/openai"``), or an alias (``"luma-tiny"``).
-        pretrained: A weights tag of the table, or the path of a weights file (open_clip) or
-            model directory (transformers). Default: the name's tag, else its first tag.
+        name: See :func:`resolve`.
+        pretrained: A weights tag, or an explicit weights file / model directory.
         device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
 
-    Returns:
-        A ready :class:`~luma_rag.encoders.base.Encoder`.
-
     Raises:
-        ModelNotAvailableError: The weights are not on this machine (the message says how to
-            provide them), fail their checksum, or no backend can build the model.
+        ModelNotAvailableError: Weights missing or damaged (the message says how to provide
+            them), the name is an answerer, or no backend can build it.
         MissingDependencyError: The backend's packages (torch, open_clip, ...) are missing.
     """
-    model, tag = _split_name(name)
-    spec, weights = _resolve(model, tag, pretrained)
+    found = resolve(name, pretrained)
+    if found.spec.kind == "answerer":
+        raise ModelNotAvailableError(
+            f"{found.name} is an answerer, not an encoder; use LlavaAnswerer({found.name!r})"
+        )
     with _LOCK:
-        factory = _BACKENDS.get(spec.backend)
+        factory = _BACKENDS.get(found.spec.backend)
     if factory is None:
         raise ModelNotAvailableError(
-            f"{model} needs the {spec.backend!r} backend, which this build of LUMA-RAG does not "
-            f"register; available: {sorted(_BACKENDS)}"
+            f"{found.name} needs the {found.spec.backend!r} backend, which is not registered; "
+            f"available: {sorted(_BACKENDS)}"
         )
-    logger.info("building %s encoder %s from %s on %s", spec.backend, model, weights, device)
-    return factory(model, weights, spec, device)
+    logger.info("building %s encoder %s from %s", found.spec.backend, found.name, found.location)
+    return factory(found.model, found.location, found.spec, device)
 
 
 def ensure_open_clip_configs(open_clip: Any) -> None:
-    """Hand every registered config path to open_clip's own registry (idempotent).
-
-    Args:
-        open_clip: The imported ``open_clip`` module.
-    """
+    """Hand every registered config path to open_clip's own registry (idempotent)."""
     with _LOCK:
         for path in _CONFIG_PATHS:
             if path not in _OPEN_CLIP_PATHS:
@@ -459,11 +356,27 @@ def ensure_open_clip_configs(open_clip: Any) -> None:
 
 
 def _open_clip_factory(name: str, weights: Path, spec: PretrainedSpec, device: str) -> Encoder:
-    from luma_rag.encoders.open_clip_backend import OpenClipEncoder, import_open_clip
+    from luma_rag.encoders.open_clip_backend import build_open_clip
 
-    _, open_clip = import_open_clip()
-    ensure_open_clip_configs(open_clip)
-    return OpenClipEncoder(name, weights, device, quick_gelu=spec.quick_gelu, name=name)
+    return build_open_clip(name, weights, spec, device)
 
 
-_BACKENDS["open_clip"] = _open_clip_factory
+def _clap_factory(name: str, weights: Path, spec: PretrainedSpec, device: str) -> Encoder:
+    from luma_rag.encoders.clap.backend import ClapEncoder
+
+    return ClapEncoder.from_directory(weights, name=name, device=device)
+
+
+def _hf_clip_factory(name: str, weights: Path, spec: PretrainedSpec, device: str) -> Encoder:
+    from luma_rag.encoders.hf_clip_backend import HFClipEncoder
+
+    return HFClipEncoder(weights, name=name, device=device)
+
+
+_BACKENDS.update(
+    {
+        "open_clip": _open_clip_factory,
+        "transformers-clap": _clap_factory,
+        "transformers-clip": _hf_clip_factory,
+    }
+)
