@@ -5,18 +5,23 @@ from local files by default: a model id that is not in the local Hugging Face ca
 directory that does not hold a LLaVA checkpoint, raises
 :class:`~luma_rag.errors.ModelNotAvailableError` at once, without touching the network.
 
-Placement and precision:
+Where the model comes from: the registry's lookup, like every model
+(:func:`luma_rag.encoders.registry.resolve`): a directory, the shipped ``luma-tiny-llava``,
+``$LUMA_MODEL_DIR/<name>`` (``$LUMA_MODEL_DIR/llava-hf/llava-1.5-7b-hf``), the local Hugging
+Face cache; never the network.
 
-* CUDA (the default when available): 4-bit NF4 weights through bitsandbytes
-  (``BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-  bnb_4bit_compute_dtype=torch.float16)``) placed with ``device_map="auto"`` — a quantized
-  model is never moved with ``.to()``. ``load_in_4bit=False`` loads float16 weights instead.
-* CPU: full precision (float32), unless ``load_in_4bit=True`` forces 4-bit NF4 through
-  bitsandbytes' CPU backend (compute in float32; needs bitsandbytes >= 0.48).
+Precision (``precision=``; memory for LLaVA-1.5-7B's 7.1 B parameters in brackets):
 
-Offline, ``LlavaAnswerer("luma-tiny-llava")`` loads the shipped tiny LLaVA (see
-:mod:`luma_rag.answer.tiny_llava`) from the package directory, through the same
-``from_pretrained`` calls.
+* ``"auto"`` (default): ``"nf4"`` on CUDA, ``"bf16"`` on CPU.
+* ``"nf4"``: 4-bit NF4 through bitsandbytes (≈ 3.9 GB); on CUDA placed with
+  ``device_map="auto"`` and computing in float16, on CPU through bitsandbytes' CPU backend.
+* ``"int8"``: 8-bit LLM.int8 through bitsandbytes (≈ 7 GB), where the installed
+  bitsandbytes supports it on the device.
+* ``"bf16"`` (≈ 14 GB) / ``"fp16"`` / ``"fp32"`` (≈ 28 GB): unquantized.
+
+The chosen precision and the loaded model's memory are logged and reported by
+:attr:`LlavaAnswerer.load_info` and in every answer's telemetry. ``load_in_4bit=True/False``
+(older API) means ``"nf4"`` / the device's unquantized default.
 
 The prompt is built by :func:`~luma_rag.answer.prompts.build_messages` and rendered with the
 processor's chat template; only the generated tokens are decoded (the prompt is sliced off).
@@ -34,7 +39,7 @@ from typing import Any
 from luma_rag.answer.base import Answer, Evidence
 from luma_rag.answer.gate import GateDecision
 from luma_rag.answer.prompts import build_messages
-from luma_rag.answer.tiny_llava import TINY_LLAVA_DIR, TINY_LLAVA_MODEL
+from luma_rag.answer.tiny_llava import TINY_LLAVA_MODEL
 from luma_rag.errors import (
     InvalidInputError,
     MissingDependencyError,
@@ -42,13 +47,17 @@ from luma_rag.errors import (
     UnsupportedMediaError,
 )
 
-__all__ = ["DEFAULT_LLAVA_MODEL", "OFFLINE_LLAVA_MODEL", "LlavaAnswerer"]
+__all__ = ["DEFAULT_LLAVA_MODEL", "OFFLINE_LLAVA_MODEL", "PRECISIONS", "LlavaAnswerer"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_LLAVA_MODEL = "llava-hf/llava-1.5-7b-hf"
 #: The shipped tiny LLaVA, resolved to its package directory (no hub involved).
 OFFLINE_LLAVA_MODEL = TINY_LLAVA_MODEL
+
+
+#: Accepted values of ``precision``.
+PRECISIONS = ("auto", "nf4", "int8", "bf16", "fp16", "fp32")
 
 
 def _torch() -> Any:
@@ -82,9 +91,12 @@ class LlavaAnswerer:
             holding a LLaVA checkpoint and its processor (``save_pretrained`` output), or
             ``"luma-tiny-llava"``: the tiny LLaVA shipped inside the package (offline).
         device: ``"cuda"``, ``"cuda:1"``, ``"cpu"``, ...; None: CUDA when available, else CPU.
-        load_in_4bit: Load 4-bit NF4 weights (bitsandbytes). None: on CUDA only.
+        load_in_4bit: Older switch: True means ``precision="nf4"``, False the device's
+            unquantized default (bf16 on CPU, fp16 on CUDA). None: use ``precision``.
+        precision: ``"auto"``, ``"nf4"``, ``"int8"``, ``"bf16"``, ``"fp16"`` or ``"fp32"``
+            (see the module docstring).
         max_new_tokens: Most tokens generated per answer; ``>= 1``.
-        local_files_only: Never download (the default; tests and CI have no network).
+        local_files_only: Kept for compatibility; models are only ever read from local files.
 
     Example:
         >>> answerer = LlavaAnswerer("/models/llava-1.5-7b-hf")  # a local snapshot
@@ -101,6 +113,7 @@ class LlavaAnswerer:
         *,
         device: str | None = None,
         load_in_4bit: bool | None = None,
+        precision: str = "auto",
         max_new_tokens: int = 64,
         local_files_only: bool = True,
     ) -> None:
@@ -109,17 +122,20 @@ class LlavaAnswerer:
             raise InvalidInputError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
         if max_new_tokens < 1:
             raise InvalidInputError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+        if precision not in PRECISIONS:
+            raise InvalidInputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         model = os.fspath(model_id)
         if not model.strip():
             raise InvalidInputError("model_id must name a model or a local directory")
         self.model_id = model
         self.device = device
         self.load_in_4bit = load_in_4bit
+        self.precision = precision
         self.max_new_tokens = max_new_tokens
         self.local_files_only = local_files_only
         self._model: Any = None
         self._processor: Any = None
-        self._quantized = False
+        self._info: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     # -- loading ---------------------------------------------------------------------------------
@@ -139,72 +155,110 @@ class LlavaAnswerer:
             if self._model is None:
                 self._load()
 
+    @property
+    def load_info(self) -> dict[str, Any]:
+        """After loading: ``{"model", "path", "device", "precision", "memory_bytes"}``."""
+        return dict(self._info)
+
+    def _precision(self, cuda: bool) -> str:
+        if self.load_in_4bit is not None:
+            return "nf4" if self.load_in_4bit else ("fp16" if cuda else "bf16")
+        if self.precision == "auto":
+            return "nf4" if cuda else "bf16"
+        return self.precision
+
     def _load(self) -> None:
+        from luma_rag.encoders.registry import resolve
+        from luma_rag.encoders.weights import check_weights_file, offline_hub, transformers_weights
+
+        found = resolve(self.model_id, default_backend="llava")  # typed error, before torch
+        if found.spec.kind != "answerer":
+            raise ModelNotAvailableError(
+                f"{found.name} is a {found.spec.kind} model, not LLaVA; pass a LLaVA name "
+                f"({DEFAULT_LLAVA_MODEL!r}, {TINY_LLAVA_MODEL!r}) or directory"
+            )
+        for weights in transformers_weights(found.location):
+            check_weights_file(weights)
         torch = _torch()
         transformers = _transformers()
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         cuda = device.startswith("cuda")
-        quantize = cuda if self.load_in_4bit is None else bool(self.load_in_4bit)
+        precision = self._precision(cuda)
+        kwargs = self._load_kwargs(torch, transformers, precision, device)
+        try:
+            with offline_hub():
+                processor = transformers.AutoProcessor.from_pretrained(
+                    str(found.location), local_files_only=True
+                )
+                model = transformers.LlavaForConditionalGeneration.from_pretrained(
+                    str(found.location), **kwargs
+                )
+        except (ImportError, RuntimeError) as e:
+            if precision in {"nf4", "int8"}:  # the installed bitsandbytes cannot do it here
+                raise MissingDependencyError(
+                    f"{precision} LLaVA on {device} needs a bitsandbytes build that supports it "
+                    f"({type(e).__name__}: {e}); upgrade bitsandbytes, or pass precision='bf16'"
+                ) from e
+            raise ModelNotAvailableError(self._missing_message(found.location, e)) from e
+        except Exception as e:  # missing processor files, bad config, unreadable weights
+            raise ModelNotAvailableError(self._missing_message(found.location, e)) from e
+        model.eval()
+        memory = int(model.get_memory_footprint())
+        self._processor, self._model = processor, model
+        self._info = {
+            "model": found.name,
+            "path": str(found.location),
+            "device": str(model.device),
+            "precision": precision,
+            "memory_bytes": memory,
+        }
+        logger.info(
+            "loaded %s from %s on %s: %s, %.2f GB",
+            found.name,
+            found.location,
+            model.device,
+            precision,
+            memory / 1e9,
+        )
+
+    @staticmethod
+    def _load_kwargs(torch: Any, transformers: Any, precision: str, device: str) -> dict[str, Any]:
+        cuda = device.startswith("cuda")
         dtype_kw = _dtype_kwarg(transformers)
-        kwargs: dict[str, Any] = {"local_files_only": self.local_files_only}
-        if quantize:
+        kwargs: dict[str, Any] = {"local_files_only": True}
+        if precision in {"nf4", "int8"}:
             try:
-                import bitsandbytes  # noqa: F401  (transformers needs it for 4-bit)
+                import bitsandbytes  # noqa: F401  (transformers needs it to quantize)
             except ImportError as e:
                 raise MissingDependencyError(
-                    "bitsandbytes is required to load LLaVA in 4 bits; install it with "
-                    "`pip install bitsandbytes`, or pass load_in_4bit=False"
+                    f"bitsandbytes is required to load LLaVA in {precision}; install it with "
+                    "`pip install bitsandbytes`, or pass precision='bf16'"
                 ) from e
-            kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
-                load_in_4bit=True,
-                bnb_4bit_quant_type="nf4",
-                bnb_4bit_compute_dtype=torch.float16 if cuda else torch.float32,
-            )
+            compute = torch.float16 if cuda else torch.bfloat16
+            if precision == "nf4":
+                kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
+                    load_in_4bit=True,
+                    bnb_4bit_quant_type="nf4",
+                    bnb_4bit_compute_dtype=compute,
+                )
+            else:
+                kwargs["quantization_config"] = transformers.BitsAndBytesConfig(load_in_8bit=True)
             kwargs["device_map"] = "auto" if cuda else "cpu"
-            kwargs[dtype_kw] = torch.float16 if cuda else torch.float32
-        elif device == "cpu":
-            kwargs[dtype_kw] = torch.float32
-        else:
-            kwargs[dtype_kw] = torch.float16 if cuda else torch.float32
-            kwargs["device_map"] = {"": device}
-        source = self._source()
-        try:
-            processor = transformers.AutoProcessor.from_pretrained(
-                source, local_files_only=self.local_files_only
-            )
-            model = transformers.LlavaForConditionalGeneration.from_pretrained(source, **kwargs)
-        except (OSError, ValueError) as e:  # missing files; HF id validation is a ValueError
-            raise ModelNotAvailableError(self._missing_message(e)) from e
-        model.eval()
-        self._processor, self._model, self._quantized = processor, model, quantize
-        logger.info(
-            "loaded %s on %s (%s)",
-            self.model_id,
-            model.device,
-            "4-bit NF4" if quantize else str(getattr(model, "dtype", "?")),
+            kwargs[dtype_kw] = compute
+            return kwargs
+        kwargs[dtype_kw] = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(
+            precision, torch.float32
         )
+        kwargs["device_map"] = {"": device}
+        return kwargs
 
-    def _source(self) -> str:
-        """What ``from_pretrained`` is given: the shipped directory for the tiny model's name."""
-        return os.fspath(TINY_LLAVA_DIR) if self.model_id == TINY_LLAVA_MODEL else self.model_id
-
-    def _missing_message(self, error: BaseException) -> str:
-        if self.model_id == TINY_LLAVA_MODEL:
-            return (
-                f"the shipped tiny LLaVA is missing or incomplete at {TINY_LLAVA_DIR} ({error}); "
-                "reinstall luma-rag, or rebuild it as its README.md describes "
-                "(python -m luma_rag.training.train_llava)"
-            )
-        where = (
-            "the directory exists but does not hold a LLaVA checkpoint and processor"
-            if os.path.isdir(self._source())
-            else "it is neither a local directory nor in the local Hugging Face cache"
-        )
+    def _missing_message(self, location: Any, error: BaseException) -> str:
         return (
-            f"LLaVA model {self.model_id!r} is not available offline: {where} ({error}). "
-            f"On a machine with network, save it with `huggingface-cli download "
-            f"{DEFAULT_LLAVA_MODEL} --local-dir DIR` (or model.save_pretrained(DIR) and "
-            f"processor.save_pretrained(DIR)), copy DIR here and pass LlavaAnswerer(model_id=DIR)."
+            f"could not load LLaVA {self.model_id!r} from {location}: {type(error).__name__}: "
+            f"{error}. The directory must hold config.json, the weights (model*.safetensors or "
+            "pytorch_model*.bin) and the processor files, as `hf download "
+            f"{DEFAULT_LLAVA_MODEL} --local-dir $LUMA_MODEL_DIR/{DEFAULT_LLAVA_MODEL}` writes "
+            "them; copy them again if a file is damaged"
         )
 
     # -- answering -------------------------------------------------------------------------------
@@ -239,7 +293,9 @@ class LlavaAnswerer:
             "answerer": self.name,
             "model": self.model_id,
             "device": str(self._model.device),
-            "quantized_4bit": self._quantized,
+            "quantized_4bit": self._info.get("precision") == "nf4",
+            "precision": self._info.get("precision"),
+            "memory_bytes": self._info.get("memory_bytes"),
             "decision": decision.decision,
             "k_used": decision.k_used,
             "clarification": decision.clarification,

@@ -243,7 +243,12 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "~", os.sep)) or Path(name).expanduser().exists()
 
 
-def resolve(name: str, pretrained: str | os.PathLike[str] | None = None) -> Resolved:
+def resolve(
+    name: str,
+    pretrained: str | os.PathLike[str] | None = None,
+    *,
+    default_backend: Backend | None = None,
+) -> Resolved:
     """Resolve a model name (or a model directory) to its weights, without loading anything.
 
     Args:
@@ -251,6 +256,9 @@ def resolve(name: str, pretrained: str | os.PathLike[str] | None = None) -> Reso
             (``"luma-tiny"``), or the path of a model directory whose ``config.json`` /
             ``open_clip_config.json`` says what it is.
         pretrained: A weights tag of the table, or an explicit weights file / directory.
+        default_backend: For a Hugging Face id that is not in the table
+            (``"llava-hf/llava-1.5-13b-hf"``): the backend to assume; it is then looked up
+            like a table entry. None: such names are unknown.
 
     Returns:
         The :class:`Resolved` model.
@@ -266,7 +274,9 @@ def resolve(name: str, pretrained: str | os.PathLike[str] | None = None) -> Reso
         spec = _directory_spec(path) if path.is_dir() else None
         if spec is None:
             raise ModelNotAvailableError(
-                f"{path} is not a model directory: it needs a config.json whose model_type is "
+                f"{path} is not a model directory"
+                + ("" if path.is_dir() else " (it does not exist)")
+                + ": it needs a config.json whose model_type is "
                 f"one of {sorted(MODEL_TYPES)} (save_pretrained output), or an "
                 "open_clip_config.json with an open_clip weights file"
             )
@@ -277,6 +287,9 @@ def resolve(name: str, pretrained: str | os.PathLike[str] | None = None) -> Reso
         explicit = pretrained
     elif pretrained is not None:
         tag = os.fspath(pretrained)
+    if not tags and default_backend is not None and "/" in text and explicit is None:
+        spec = PretrainedSpec(backend=default_backend, hf_hub=text)
+        return Resolved(text, text, spec, find_weights(text, HF_TAG, spec))
     tag = tag or next(iter(tags), None)
     if tag is None or tag not in tags:
         if explicit is not None and model in _config_files():  # an architecture + a file
