@@ -125,7 +125,8 @@ def write_clap_standin(out: Path, *, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = tf.ClapModel(config)
     config.save_pretrained(str(out))  # transformers 5 writes only safetensors: .bin by hand
-    torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, out / "pytorch_model.bin")
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    torch.save(state, out / "pytorch_model.bin")
     tf.ClapProcessor.from_pretrained(str(source)).save_pretrained(str(out))
     return out
 
