@@ -42,6 +42,7 @@ from luma_rag.answer.prompts import build_messages
 from luma_rag.answer.tiny_llava import TINY_LLAVA_MODEL
 from luma_rag.errors import (
     InvalidInputError,
+    LumaError,
     MissingDependencyError,
     ModelNotAvailableError,
     UnsupportedMediaError,
@@ -184,15 +185,17 @@ class LlavaAnswerer:
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         cuda = device.startswith("cuda")
         precision = self._precision(cuda)
-        kwargs = self._load_kwargs(torch, transformers, precision, device)
         try:
-            with offline_hub():
+            with offline_hub():  # bitsandbytes looks up hub kernels when first imported
+                kwargs = self._load_kwargs(torch, transformers, precision, device)
                 processor = transformers.AutoProcessor.from_pretrained(
                     str(found.location), local_files_only=True
                 )
                 model = transformers.LlavaForConditionalGeneration.from_pretrained(
                     str(found.location), **kwargs
                 )
+        except LumaError:
+            raise
         except (ImportError, RuntimeError) as e:
             if precision in {"nf4", "int8"}:  # the installed bitsandbytes cannot do it here
                 raise MissingDependencyError(

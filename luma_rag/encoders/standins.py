@@ -41,6 +41,7 @@ __all__ = [
     "CLAP_NAME",
     "CLIP_NAME",
     "LLAVA_NAME",
+    "to_hf_cache",
     "write_clap_standin",
     "write_clip_standin",
     "write_llava_standin",
@@ -150,7 +151,7 @@ def write_llava_standin(out: Path, *, seed: int = 0) -> Path:
     return out
 
 
-def _to_hf_cache(model_dir: Path, cache: Path, repo: str, revision: str = "0" * 40) -> Path:
+def to_hf_cache(model_dir: Path, cache: Path, repo: str, revision: str = "0" * 40) -> Path:
     """Move a model directory into the hub cache layout (blobs + snapshot symlinks + ref)."""
     root = cache / f"models--{repo.replace('/', '--')}"
     snapshot = root / "snapshots" / revision
@@ -198,7 +199,7 @@ def write_standins(
     for name in models:
         target = root / (f".tmp-{name.replace('/', '--')}" if hf_cache else name)
         writers[name](target)
-        out[name] = _to_hf_cache(target, root, _HUB_IDS[name]) if hf_cache else target
+        out[name] = to_hf_cache(target, root, _HUB_IDS[name]) if hf_cache else target
         logger.info("wrote the %s stand-in to %s", name, out[name])
     return out
 
