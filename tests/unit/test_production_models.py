@@ -192,7 +192,7 @@ def test_open_clip_bin_accepted_and_damaged_files_are_typed(
     assert resolve(CLIP_NAME).location.name == "open_clip_pytorch_model.bin"
     _check_clip(get_encoder(CLIP_NAME), red_png)
     _truncate(target / "open_clip_pytorch_model.bin")
-    with pytest.raises(ModelNotAvailableError, match="open_clip_pytorch_model.bin.*damaged"):
+    with pytest.raises(ModelNotAvailableError, match=r"open_clip_pytorch_model\.bin.*damaged"):
         get_encoder(CLIP_NAME)
 
 
