@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from luma_rag._config import ConfigBase, check
 from luma_rag.bridge import BridgeConfig
+from luma_rag.errors import ConfigError, DimensionMismatchError
 from luma_rag.memory.hot import HotTierConfig
 from luma_rag.memory.spill import SpillConfig
 from luma_rag.memory.warm import WarmTierConfig
 from luma_rag.safety import SafetyConfig
 
-__all__ = ["LumaConfig"]
+if TYPE_CHECKING:
+    from luma_rag.encoders.base import Encoder
+
+__all__ = ["LumaConfig", "session_config"]
 
 
 @dataclass(frozen=True)
@@ -74,3 +81,36 @@ class LumaConfig(ConfigBase):
                 f"dim ({self.dim}): "
                 "the bridge maps into the store's space",
             )
+
+
+def session_config(
+    path: Path,
+    stored: LumaConfig | None,
+    config: LumaConfig | None,
+    enc: Encoder | None,
+    aenc: Encoder | None,
+) -> LumaConfig:
+    """The config of this session: the given one, else the stored one, fitted to the encoders."""
+    if stored is None and config is None and enc is not None:
+        config = LumaConfig(dim=enc.dim)
+    cfg = config or stored
+    if cfg is None:
+        raise ConfigError(f"{path} holds no store; pass LumaConfig(dim=...) to create one")
+    if enc is not None and enc.dim != cfg.dim:
+        raise DimensionMismatchError(
+            f"the encoder {enc.name} gives {enc.dim}-d vectors but the store at {path} is "
+            f"{cfg.dim}-d; use a matching encoder or another path"
+        )
+    if stored is not None and config is not None and stored.dim != config.dim:
+        raise DimensionMismatchError(
+            f"{path} holds {stored.dim}-d vectors but the config says dim={config.dim}; "
+            f"open it with dim={stored.dim} or use another path"
+        )
+    if aenc is not None and cfg.bridge is None:
+        cfg = dataclasses.replace(cfg, bridge=BridgeConfig(source_dim=aenc.dim, target_dim=cfg.dim))
+    if aenc is not None and cfg.bridge is not None and cfg.bridge.source_dim != aenc.dim:
+        raise DimensionMismatchError(
+            f"the audio encoder {aenc.name} gives {aenc.dim}-d vectors but the store's bridge "
+            f"expects {cfg.bridge.source_dim}-d"
+        )
+    return cfg

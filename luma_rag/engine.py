@@ -1,66 +1,47 @@
-"""The facade a user holds: open a store, add vectors, search with a certificate, delete.
+"""The facade a user holds: open a store, add vectors or media, search with a certificate, delete.
 
-``Luma`` composes the parts and owns no algorithm: the durable record (:mod:`luma_rag.store`),
-the two-tier memory (:mod:`luma_rag.memory`), the bridge (:mod:`luma_rag.bridge`) and the
-certificate (:mod:`luma_rag.safety`).
+``Luma`` composes the parts and owns no algorithm:
 
-Write path: validate everything -> append raw vectors (fsync) -> commit records (SQLite WAL)
--> update the in-memory tiers. A call returns only after the commit, so an acknowledged item
-survives a crash; on open, the tiers are rebuilt from snapshots reconciled with the record.
+* a storage backend (:class:`~luma_rag.store.base.StoreBackend`): the local directory by default
+  (:class:`~luma_rag.store.local.LocalStore`: records, raw vectors, tiers, snapshots, bridge
+  state, recovery); another backend plugs in through :meth:`Luma.from_backend`;
+* the query pipeline (:func:`~luma_rag.pipeline.run_query`: candidates → rerank → bounds →
+  certificate → completeness → telemetry);
+* input checks (:mod:`luma_rag._checks`), the bridge projection (:mod:`luma_rag.bridge`), the
+  encoders (:mod:`luma_rag.encoders`) and the radius calibration (:mod:`luma_rag.calibration`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
-import math
 import os
-import threading
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-import numpy as np
-
+import luma_rag._checks as checks
+import luma_rag.encoding as _encoding
 from luma_rag._arrays import as_query, as_unit_matrix
-from luma_rag._rwlock import RWLock
-from luma_rag.bridge import BridgeConfig, ProcrustesBridge
-from luma_rag.config import LumaConfig
-from luma_rag.errors import (
-    ConfigError,
-    DimensionMismatchError,
-    InvalidInputError,
-    LumaError,
-    NotFoundError,
-    StoreClosedError,
-    StoreCorruptedError,
-)
-from luma_rag.filters import compile_filter
-from luma_rag.memory.tiered import TIER_NAMES, WARM, Candidates, TieredMemory
-from luma_rag.results import Hit, QueryResult, Telemetry
-from luma_rag.safety import certify, completeness, perturbation_bound, refine_with_geometry
-from luma_rag.store import (
-    NewRecord,
-    RecordStore,
-    VectorFile,
-    read_snapshot,
-    row_crc,
-    write_snapshot,
-)
+from luma_rag.bridge import ProcrustesBridge
+from luma_rag.config import LumaConfig, session_config
+from luma_rag.encoders.resolve import resolve_encoder as _resolve_encoder
+from luma_rag.errors import ConfigError, InvalidInputError
+from luma_rag.pipeline import run_query
+from luma_rag.results import QueryResult
+from luma_rag.store.local import LocalStore
+from luma_rag.store.recovery import read_config, write_config
 
 if TYPE_CHECKING:
     from luma_rag.embedder import MediaEmbedder
     from luma_rag.encoders.base import Encoder
+    from luma_rag.memory.tiered import TieredMemory
+    from luma_rag.store.base import StoreBackend
 
 __all__ = ["Luma"]
 
 logger = logging.getLogger(__name__)
-
-_CONFIG_FILE = "config.json"
 
 
 class Luma:
@@ -76,41 +57,13 @@ class Luma:
         ...     res.hits[0].id == ids[0], res.telemetry.safe1
     """
 
-    def __init__(self, path: Path, config: LumaConfig) -> None:
-        """Use :meth:`open`."""
-        self.path = path
-        self.config = config
-        self._lock = RWLock()
-        self._ingest = threading.Lock()
-        self._closed = False
-        self._records = RecordStore(path / "records.sqlite")
-        try:
-            self._vectors = VectorFile(path / "vectors.f32", config.dim)
-        except BaseException:
-            self._records.close()
-            raise
-        self.memory = TieredMemory(
-            config.dim,
-            config.hot_budget,
-            fetch=self._vectors.get,
-            lock=self._lock,
-            hot=config.hot,
-            warm=config.warm,
-            spill=config.spill,
-        )
-        self.bridge: ProcrustesBridge | None = None
-        self._ids: dict[str, int] = {}
-        self._bridge_version = np.zeros(0, dtype=np.int32)
-        self._promote: set[int] = set()
-        self._promote_lock = threading.Lock()  # readers add to _promote concurrently
+    def __init__(self, backend: StoreBackend) -> None:
+        """Use :meth:`open` (local directory) or :meth:`from_backend`."""
+        self._store = backend
+        self.path = backend.path
+        self.config = backend.config
         self._embedder: MediaEmbedder | None = None
         self.rho: dict[str, float] = {}
-        try:
-            self._recover()
-        except BaseException:
-            self._records.close()
-            self._vectors.close()
-            raise
 
     # -- lifecycle -------------------------------------------------------------------------------
     @classmethod
@@ -139,53 +92,31 @@ class Luma:
             StoreCorruptedError: files fail their checks and cannot be recovered.
         """
         path = Path(path)
-        cfg_file = path / _CONFIG_FILE
-        stored: LumaConfig | None = None
-        if cfg_file.exists():
-            try:
-                stored = LumaConfig.from_json(cfg_file.read_text())
-            except (ConfigError, OSError, UnicodeDecodeError, TypeError, AttributeError) as e:
-                # TypeError / AttributeError: a field missing or of the wrong JSON type
-                raise StoreCorruptedError(
-                    f"{cfg_file}: unreadable store config ({e}); fix it, or delete it and reopen "
-                    "with LumaConfig(dim=<the store's dim>)"
-                ) from e
+        stored = read_config(path)
         enc = _resolve_encoder(encoder)
         aenc = _resolve_encoder(audio_encoder)
-        if stored is None and config is None and enc is not None:
-            config = LumaConfig(dim=enc.dim)
-        base = config or stored
-        if base is None:
-            raise ConfigError(f"{path} holds no store; pass LumaConfig(dim=...) to create one")
-        if enc is not None and enc.dim != base.dim:
-            raise DimensionMismatchError(
-                f"the encoder {enc.name} gives {enc.dim}-d vectors but the store at {path} is "
-                f"{base.dim}-d; use a matching encoder or another path"
-            )
-        if stored is not None and config is not None and stored.dim != config.dim:
-            raise DimensionMismatchError(
-                f"{path} holds {stored.dim}-d vectors but the config says dim={config.dim}; "
-                f"open it with dim={stored.dim} or use another path"
-            )
-        cfg = config or stored
-        assert cfg is not None
-        if aenc is not None and cfg.bridge is None:
-            cfg = dataclasses.replace(
-                cfg, bridge=BridgeConfig(source_dim=aenc.dim, target_dim=cfg.dim)
-            )
-        if aenc is not None and cfg.bridge is not None and cfg.bridge.source_dim != aenc.dim:
-            raise DimensionMismatchError(
-                f"the audio encoder {aenc.name} gives {aenc.dim}-d vectors but the store's bridge "
-                f"expects {cfg.bridge.source_dim}-d"
-            )
+        cfg = session_config(path, stored, config, enc, aenc)
         path.mkdir(parents=True, exist_ok=True)
-        luma = cls(path, cfg)  # first: a config that does not fit the files is not persisted
+        luma = cls(LocalStore(path, cfg))  # first: a config that does not fit is not persisted
         if stored is None or stored != cfg:
-            tmp = cfg_file.with_name(_CONFIG_FILE + ".tmp")
-            tmp.write_text(cfg.to_json())
-            os.replace(tmp, cfg_file)
+            write_config(path, cfg)
         if enc is not None:
             luma.attach_encoders(enc, aenc)
+        return luma
+
+    @classmethod
+    def from_backend(
+        cls,
+        backend: StoreBackend,
+        *,
+        encoder: Encoder | str | None = None,
+        audio_encoder: Encoder | str | None = None,
+    ) -> Self:
+        """Wrap an open :class:`~luma_rag.store.base.StoreBackend` (e.g. a server backend)."""
+        luma = cls(backend)
+        enc = _resolve_encoder(encoder)
+        if enc is not None:
+            luma.attach_encoders(enc, _resolve_encoder(audio_encoder))
         return luma
 
     def __enter__(self) -> Self:
@@ -201,89 +132,24 @@ class Luma:
 
     def close(self) -> None:
         """Finish background work, write index snapshots, close files. Idempotent."""
-        if self._closed:
-            return
-        with self._ingest:  # no write, hence no new background retrain, can start now
-            self.wait_idle()
-            with self._lock.write():
-                if self._closed:
-                    return
-                self._closed = True
-                for tier in (self.memory.hot, self.memory.warm):
-                    arrays, header = tier.snapshot()
-                    write_snapshot(self.path / f"{tier.name}.snapshot", arrays, header)
-                keys = np.array(sorted(self._ids.values()), dtype=np.int64)
-                if keys.size:
-                    hits, last = self.memory.usage(keys)
-                    self._records.set_usage(keys, hits, last)
-                self._records.close()
-                self._vectors.close()
+        self._store.close()
 
     def wait_idle(self, timeout: float | None = None) -> None:
         """Wait for background work (hot graph rebuild, warm-tier retrain) to finish."""
-        self.memory.wait(timeout)
+        self._store.wait_idle(timeout)
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreClosedError(f"the store at {self.path} is closed; reopen it with Luma.open")
+    @property
+    def memory(self) -> TieredMemory:
+        """The local store's two-tier memory (for inspection and benchmarks)."""
+        memory: TieredMemory | None = getattr(self._store, "memory", None)
+        if memory is None:
+            raise ConfigError(f"the {type(self._store).__name__} backend has no local tiers")
+        return memory
 
-    def _recover(self) -> None:
-        """Rebuild in-memory state from the durable record (+ snapshots where valid)."""
-        recorded = self._records.get_kv("next_key")
-        if recorded is None:  # a new store records its high-water mark before any write
-            if self._vectors.rows:
-                raise StoreCorruptedError(
-                    f"{self.path}: records.sqlite is missing or empty but vectors.f32 holds "
-                    f"{self._vectors.rows} rows; restore records.sqlite from a backup"
-                )
-            self._records.set_kv("next_key", "0")
-        table = self._records.load()
-        next_key = int(recorded or 0)
-        if table.keys.size and int(table.keys.max()) >= next_key:
-            raise StoreCorruptedError(
-                f"{self.path}: record keys exceed the recorded high-water mark"
-            )
-        if self._vectors.rows < next_key:
-            raise StoreCorruptedError(
-                f"{self.path}: records reference {next_key} vector rows but vectors.f32 holds "
-                f"{self._vectors.rows}; the vector file is truncated"
-            )
-        self._vectors.truncate(next_key)  # drop the tail of an append that never committed
-        bad = self._vectors.verify(table.keys, table.crcs)
-        if bad.size:
-            raise StoreCorruptedError(
-                f"{self.path}: {bad.size} raw vectors fail their checksum "
-                f"(keys {bad[:5].tolist()}); "
-                "restore vectors.f32 from a backup"
-            )
-        self._next_key = next_key
-        self._ids = dict(zip(table.ids, table.keys.tolist(), strict=True))
-        self._bridge_version = np.full(max(next_key, 1), -1, dtype=np.int32)
-        self._bridge_version[table.keys] = table.bridge_versions
-        snaps: dict[str, Any] = {}
-        for name in ("hot", "warm"):
-            try:
-                snaps[name] = read_snapshot(self.path / f"{name}.snapshot")
-            except FileNotFoundError:
-                snaps[name] = None
-            except StoreCorruptedError as e:
-                logger.warning("%s; rebuilding that tier from the raw vectors", e)
-                snaps[name] = None
-        with self._lock.write():
-            self.memory.load(
-                table.keys, table.tiers, table.hits, table.last_hit, table.novelty, snaps
-            )
-            # A crash between a commit and its tier update leaves the hot tier over budget.
-            moved = self.memory.spill(time.time())
-        self._persist_tiers(moved)
-        self.wait_idle()
-        if self.config.bridge is not None:
-            bpath = self.path / "bridge.safetensors"
-            self.bridge = (
-                ProcrustesBridge.load(bpath)
-                if bpath.exists()
-                else ProcrustesBridge(self.config.bridge)
-            )
+    @property
+    def bridge(self) -> ProcrustesBridge | None:
+        """The store's CLAP→CLIP bridge (None: no bridge)."""
+        return self._store.bridge
 
     # -- writes ----------------------------------------------------------------------------------
     def add_vectors(
@@ -314,7 +180,7 @@ class Luma:
         Raises:
             InvalidInputError / DimensionMismatchError: nothing is written.
         """
-        self._check_open()
+        self._store.check_open()
         version = -1
         if bridged:
             bridge = self._need_bridge()
@@ -324,91 +190,25 @@ class Luma:
         else:
             vecs = as_unit_matrix(vectors, self.config.dim)
         n = len(vecs)
-        metas = _check_metadata(metadata, n)
-        new_ids = _check_ids(ids, n)
-        texts_ = _check_optional_strings(texts, n, "texts")
-        sources_ = _check_optional_strings(sources, n, "sources")
+        metas = checks.check_metadata(metadata, n)
+        new_ids = checks.check_ids(ids, n)
+        texts_ = checks.check_optional_strings(texts, n, "texts")
+        sources_ = checks.check_optional_strings(sources, n, "sources")
         if not isinstance(modality, str) or not modality:
             raise InvalidInputError("modality must be a non-empty string such as 'text' or 'image'")
-        with self._ingest:
-            self._check_open()
-            now = time.time()
-            keys = np.arange(self._next_key, self._next_key + n, dtype=np.int64)
-            with self._lock.read():
-                novelty = self.memory.novelty(vecs)
-            replaced = [self._ids[i] for i in new_ids if i in self._ids]
-            crcs = row_crc(vecs)
-            records = [
-                NewRecord(int(k), i, c, 0, modality, m, now, version, float(nv), t, src)
-                for k, i, c, m, nv, t, src in zip(
-                    keys, new_ids, crcs, metas, novelty, texts_, sources_, strict=True
-                )
-            ]
-            self._vectors.append(vecs, self._next_key)
-            self._records.commit(records, replaced, self._next_key + n)
-            self._next_key += n
-            with self._lock.write():
-                if len(self._bridge_version) < self._next_key:
-                    grow = max(self._next_key, 2 * len(self._bridge_version)) - len(
-                        self._bridge_version
-                    )
-                    self._bridge_version = np.concatenate(
-                        [self._bridge_version, np.full(grow, -1, np.int32)]
-                    )
-                self._bridge_version[keys] = version
-                if replaced:
-                    self.memory.remove(np.array(replaced, dtype=np.int64))
-                for i, k in zip(new_ids, keys.tolist(), strict=True):
-                    self._ids[i] = k
-                moved = self.memory.add(keys, vecs, novelty, now)
-                moved = np.concatenate([moved, self._apply_promotions(now)])
-            self._persist_tiers(moved)
+        self._store.add(vecs, new_ids, metas, texts_, sources_, modality, version)
         return new_ids
-
-    def _persist_tiers(self, keys: np.ndarray) -> None:
-        if keys.size:
-            tiers = self.memory.tier_of(keys)
-            for code in (0, 1):
-                sel = keys[tiers == code]
-                if sel.size:
-                    self._records.set_tiers(sel, code)
-
-    def _apply_promotions(self, now: float) -> np.ndarray:
-        """Promote queued warm items (under the write lock). Returns keys whose tier changed."""
-        if not self._promote:
-            return np.zeros(0, dtype=np.int64)
-        alive = set(self._ids.values())
-        live = [k for k in self._promote if k in alive]
-        self._promote.clear()
-        promoted, spilled = self.memory.promote(np.array(live, dtype=np.int64), now)
-        return np.concatenate([promoted, spilled])
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete items by id. All ids must exist (else NotFoundError and nothing is deleted)."""
-        self._check_open()
-        if isinstance(ids, str) or not isinstance(ids, Sequence):
-            raise InvalidInputError("delete takes a list of ids, e.g. luma.delete([id])")
-        with self._ingest:
-            self._check_open()
-            unknown = [i for i in ids if not isinstance(i, str) or i not in self._ids]
-            if unknown:
-                raise NotFoundError(f"unknown id(s) {unknown[:5]!r}; nothing was deleted")
-            ids = list(dict.fromkeys(ids))  # a repeated id is deleted once
-            keys = [self._ids[i] for i in ids]
-            self._records.commit([], keys, self._next_key)
-            with self._lock.write():
-                for i in ids:
-                    self._ids.pop(i, None)
-                self.memory.remove(np.array(keys, dtype=np.int64))
+        self._store.check_open()
+        self._store.delete(checks.check_id_list(ids, "delete"))
 
     def add_bridge_pairs(self, x_source: Any, y_target: Any) -> list[float]:
         """Feed co-occurring (CLAP, CLIP) pairs to the bridge; returns ε of any refreshes."""
-        self._check_open()
-        bridge = self._need_bridge()
-        with self._ingest:
-            eps = bridge.add_pairs(np.asarray(x_source), np.asarray(y_target))
-            bridge.save(self.path / "bridge.safetensors")
-        return eps
+        self._store.check_open()
+        self._need_bridge()
+        return self._store.add_bridge_pairs(x_source, y_target)
 
     def _need_bridge(self) -> ProcrustesBridge:
         if self.bridge is None:
@@ -436,11 +236,10 @@ class Luma:
             rho: encoder radius for this query (default ``SafetyConfig.rho``).
         """
         t0 = time.perf_counter()
-        self._check_open()
-        k = _check_k(k)
-        rho = self.config.safety.rho if rho is None else _check_rho(rho)
+        self._store.check_open()
+        k = checks.check_k(k)
+        rho = self.config.safety.rho if rho is None else checks.check_rho(rho)
         eps_q = 0.0
-        t_bridge = time.perf_counter()
         if bridged:
             bridge = self._need_bridge()
             q = as_query(query, bridge.config.source_dim)
@@ -448,166 +247,24 @@ class Luma:
             eps_q = bridge.epsilon
         else:
             q = as_query(query, self.config.dim)
-        stages = {"bridge": time.perf_counter() - t_bridge if bridged else 0.0}
-        with self._lock.read():
-            self._check_open()
-            t_stage = time.perf_counter()
-            cands = self._candidates(q, k, filters)
-            stages["candidates"] = time.perf_counter() - t_stage
-            t_stage = time.perf_counter()
-            eps_items = self._item_drift(cands.keys)
-            r = rho + eps_q
-            tau = perturbation_bound(r, eps_items, self.config.safety.multiplier)
-            cert = certify(cands.scores, tau, k)
-            if cands.keys.size > 1:  # the shared query perturbation: a sharper, still sound test
-                mult = self.config.safety.multiplier
-                cert = refine_with_geometry(cert, cands.scores, cands.vectors, r, eps_items, mult)
-            stages["certify"] = time.perf_counter() - t_stage
-            t_stage = time.perf_counter()
-            top = cands.keys[:k]
-            details = self._records.details(top.tolist())
-            now = time.time()
-            due = self.memory.record_hits(top, now)
-            if due.size:  # under the read lock: the writer drains this set under the write lock
-                with self._promote_lock:
-                    self._promote.update(due.tolist())
-            stages["records"] = time.perf_counter() - t_stage
-        t_stage = time.perf_counter()
-        complete = self._complete(cands, cert.floor_k, r)
-        stages["complete"] = time.perf_counter() - t_stage
-        hits = [
-            Hit(
-                id=details[kk].id,
-                score=float(s),
-                tier=TIER_NAMES[int(t)],
-                rank=rank,
-                modality=details[kk].modality,
-                metadata=details[kk].metadata,
-                text=details[kk].text,
-                source=details[kk].source,
-            )
-            for rank, (kk, s, t) in enumerate(
-                zip(top.tolist(), cands.scores[:k], cands.tiers[:k], strict=True)
-            )
-            if kk in details
-        ]
-        warm = cands.tiers == WARM
-        zeta = cands.zeta[warm]
-        tel = Telemetry(
-            margin_top2=cert.margin_top2,
-            delta_k=cert.delta_k,
-            epsilon=eps_q,
-            epsilon_items=float(eps_items.max(initial=0.0)),
-            zeta_mean=float(zeta.mean()) if zeta.size else 0.0,
-            zeta_max=float(zeta.max()) if zeta.size else 0.0,
+        stages = {"bridge": time.perf_counter() - t0 if bridged else 0.0}
+        return run_query(
+            self._store,
+            q,
+            k,
+            filters=filters,
             rho=rho,
-            safe1=cert.safe1,
-            safek=cert.safek,
-            safe_k_min=cert.safe_prefix,
-            complete=bool(complete),
-            k=k,
-            n_candidates=int(cands.keys.size),
-            latency_ms=(time.perf_counter() - t0) * 1000.0,
-            stages_ms={name: seconds * 1000.0 for name, seconds in stages.items()},
+            eps_q=eps_q,
+            safety=self.config.safety,
+            stages=stages,
+            started=t0,
         )
-        return QueryResult(hits=hits, telemetry=tel, certificate=cert)
-
-    def _candidates(self, q: np.ndarray, k: int, filters: Mapping[str, Any] | None) -> Candidates:
-        fetch_k = max(k, self.config.rerank_depth)
-        compiled = compile_filter(filters, self._records.meta_keys()) if filters else None
-        if compiled is None:
-            return self.memory.search(q, fetch_k, None)
-        keys = self._records.select_keys(compiled.sql, compiled.params)
-        keys = keys[self.memory.tier_of(keys) >= 0]
-        if keys.size <= self.config.exact_filter_below:
-            vectors = self._vectors.get(keys)
-            scores = (vectors @ q).astype(np.float32)
-            order = np.argsort(-scores, kind="stable")
-            keys = keys[order]
-            return Candidates(
-                keys,
-                scores[order],
-                self.memory.tier_of(keys),
-                np.zeros(len(keys), np.float32),
-                float("-inf"),
-                vectors[order],
-            )
-        allowed = np.zeros(self._next_key, dtype=bool)
-        allowed[keys] = True
-        return self.memory.search(q, fetch_k, allowed)
-
-    def _complete(self, cands: Candidates, floor_k: float, r: float) -> bool:
-        """Whether no item outside the candidates can overtake the top k under the same bounds."""
-        if math.isinf(cands.outside_bound):
-            return cands.outside_bound < 0  # -inf: nothing was left out; +inf: not certifiable
-        if cands.keys.size == 0:
-            return False
-        worst_drift = 0.0
-        if self.bridge is not None:
-            versions = self._bridge_version[self._bridge_version >= 0]
-            if versions.size:
-                worst_drift = self.bridge.drift_since(int(versions.min()))
-        slack = float(perturbation_bound(r, [worst_drift], self.config.safety.multiplier)[0])
-        return completeness(floor_k, np.array([cands.outside_bound + slack]))
-
-    def _item_drift(self, keys: np.ndarray) -> np.ndarray:
-        """ε_i per candidate: bridge drift since the item was projected (0 if it was not)."""
-        out = np.zeros(len(keys), dtype=np.float64)
-        if self.bridge is None or keys.size == 0:
-            return out
-        versions = self._bridge_version[keys]
-        for v in np.unique(versions[versions >= 0]).tolist():
-            out[versions == v] = self.bridge.drift_since(int(v))
-        return out
 
     # -- media -----------------------------------------------------------------------------------
     @property
     def encoder(self) -> Encoder | None:
         """The CLIP-space encoder attached to this store (None: vectors only)."""
         return self._embedder.encoder if self._embedder else None
-
-    def attach_encoders(self, encoder: Encoder, audio_encoder: Encoder | None = None) -> None:
-        """Attach encoders; calibrate ρ and warm-start the bridge when the store has none yet.
-
-        ρ per query modality is read from the store (``luma.rho``); the ones missing are
-        calibrated on first attach (see :func:`_calibrate_radii`: text from paraphrases, image
-        and video from shifted / re-lit renders, audio from the bridge's residual), so no
-        encoder modality is certified with the vacuous ρ = 0. An unfitted bridge is
-        warm-started from caption pairs through both text towers first.
-        """
-        from luma_rag.datasets.captions import paraphrase_groups
-        from luma_rag.embedder import MediaEmbedder
-
-        self._check_open()
-        if encoder.dim != self.config.dim:
-            raise DimensionMismatchError(
-                f"encoder {encoder.name} gives {encoder.dim}-d vectors; "
-                f"the store is {self.config.dim}-d"
-            )
-        self._embedder = MediaEmbedder(encoder, audio_encoder)
-        stored = self._records.get_kv("rho")
-        self.rho = {k: float(v) for k, v in json.loads(stored).items()} if stored else {}
-        if audio_encoder is not None and self.bridge is not None and not self.bridge.fitted:
-            captions = [
-                c
-                for g in paraphrase_groups(self.bridge.config.resolved_min_pairs // 2 + 1, seed=2)
-                for c in g[:2]
-            ]
-            self.add_bridge_pairs(
-                audio_encoder.encode_text(captions), encoder.encode_text(captions)
-            )
-        missing = {"text", "image", "video"} - set(self.rho)
-        if audio_encoder is not None and self.bridge is not None:
-            missing |= {"audio"} - set(self.rho)
-        if missing:
-            self.rho.update(_calibrate_radii(encoder, audio_encoder, self.bridge, missing))
-            self._records.set_kv("rho", json.dumps(self.rho))
-
-    def set_rho(self, modality: str, value: float) -> None:
-        """Set the encoder radius ρ used for queries of ``modality`` (persisted)."""
-        self._check_open()
-        self.rho[str(modality)] = _check_rho(value)
-        self._records.set_kv("rho", json.dumps(self.rho))
 
     def _need_embedder(self) -> MediaEmbedder:
         if self._embedder is None:
@@ -617,115 +274,16 @@ class Luma:
             )
         return self._embedder
 
-    def ingest(
-        self,
-        text: str | None = None,
-        *,
-        image: str | os.PathLike[str] | None = None,
-        audio: str | os.PathLike[str] | None = None,
-        video: str | os.PathLike[str] | None = None,
-        caption: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        id: str | None = None,
-    ) -> str:
-        """Embed and store one item (exactly one of text / image / audio / video).
+    # The encoder side (attach + calibrate, embed media, then the vector API above); the
+    # bodies and their docstrings live in luma_rag/encoding.py.
+    attach_encoders = _encoding.attach_encoders
+    set_rho = _encoding.set_rho
+    ingest = _encoding.ingest_item
+    ingest_texts = _encoding.ingest_texts
+    ingest_images = _encoding.ingest_images
+    query = _encoding.query_media
 
-        Args:
-            caption: what the item shows or says; returned as ``Hit.text`` and, with an audio
-                encoder attached, fed to the bridge as a (CLAP-text, CLIP-text) pair (plus
-                (CLAP-audio, CLIP-text) for audio items).
-
-        Returns:
-            The item's id.
-        """
-        self._check_open()
-        metas = _check_metadata([metadata or {}], 1)
-        ids = _check_ids([id], 1) if id is not None else None
-        emb = self._need_embedder().embed(
-            text=text, image=image, audio=audio, video=video, caption=caption
-        )
-        if emb.pairs is not None and self.bridge is not None:
-            self.add_bridge_pairs(*emb.pairs)
-        return self.add_vectors(
-            emb.vector[None, :],
-            metas,
-            ids,
-            modality=emb.modality,
-            bridged=emb.bridged,
-            texts=[caption if caption is not None else text],
-            sources=[emb.source],
-        )[0]
-
-    def ingest_texts(
-        self,
-        texts: Sequence[str],
-        metadatas: Sequence[Mapping[str, Any]] | None = None,
-        ids: Sequence[str] | None = None,
-    ) -> list[str]:
-        """Embed and store a batch of texts (one encoder call)."""
-        self._check_open()
-        if (
-            isinstance(texts, str)
-            or not texts
-            or not all(isinstance(t, str) and t.strip() for t in texts)
-        ):
-            raise InvalidInputError("texts must be a non-empty list of non-empty strings")
-        metas = _check_metadata(metadatas, len(texts))
-        ids_ = _check_ids(ids, len(texts))
-        vecs = self._need_embedder().encoder.encode_text(list(texts))
-        return self.add_vectors(vecs, metas, ids_, modality="text", texts=list(texts))
-
-    def ingest_images(
-        self,
-        paths: Sequence[str | os.PathLike[str]],
-        captions: Sequence[str | None] | None = None,
-        metadatas: Sequence[Mapping[str, Any]] | None = None,
-        ids: Sequence[str] | None = None,
-    ) -> list[str]:
-        """Embed and store a batch of images (one encoder call; captions optional)."""
-        self._check_open()
-        if isinstance(paths, (str, os.PathLike)) or not paths:
-            raise InvalidInputError("paths must be a non-empty list of image files")
-        n = len(paths)
-        caps = _check_optional_strings(captions, n, "captions")
-        metas = _check_metadata(metadatas, n)
-        ids_ = _check_ids(ids, n)
-        vecs = self._need_embedder().encoder.encode_image(list(paths))
-        return self.add_vectors(
-            vecs, metas, ids_, modality="image", texts=caps, sources=[os.fspath(p) for p in paths]
-        )
-
-    def query(
-        self,
-        text: str | None = None,
-        *,
-        image: str | os.PathLike[str] | None = None,
-        audio: str | os.PathLike[str] | None = None,
-        video: str | os.PathLike[str] | None = None,
-        k: int = 10,
-        filters: Mapping[str, Any] | None = None,
-        rho: float | None = None,
-    ) -> QueryResult:
-        """Search with a text, image, audio or video query (exactly one).
-
-        ρ defaults to the store's calibrated radius for the query's modality (``luma.rho``),
-        else ``SafetyConfig.rho``. Audio queries cross the bridge, so ε_q enters the bound.
-        """
-        self._check_open()
-        k = _check_k(k)
-        t0 = time.perf_counter()
-        emb = self._need_embedder().embed(text=text, image=image, audio=audio, video=video)
-        encode_ms = (time.perf_counter() - t0) * 1000.0
-        if rho is None:
-            rho = self.rho.get(emb.modality, self.config.safety.rho)
-        res = self.search(emb.vector, k, filters=filters, rho=rho, bridged=emb.bridged)
-        tel = dataclasses.replace(
-            res.telemetry,
-            latency_ms=(time.perf_counter() - t0) * 1000.0,
-            stages_ms={"encode": encode_ms, **res.telemetry.stages_ms},
-        )
-        return dataclasses.replace(res, telemetry=tel)
-
+    # -- records ---------------------------------------------------------------------------------
     def record_gap(self, query: str, detail: Mapping[str, Any]) -> int:
         """Log a knowledge gap: a query the memory could not settle (the gate's CLARIFY).
 
@@ -733,18 +291,20 @@ class Luma:
             query: the user's question (or a description of a media query).
             detail: JSON-serialisable context, e.g. candidates and margins.
         """
-        self._check_open()
+        self._store.check_open()
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("a knowledge gap needs the query text")
+        checks.check_text(query, "query")
         try:
-            return self._records.add_gap(time.time(), query, dict(detail))
+            detail_ = dict(detail)
         except (TypeError, ValueError) as e:
-            raise InvalidInputError(f"gap detail is not JSON-serialisable ({e})") from e
+            raise InvalidInputError(f"gap detail must be a dict ({e})") from e
+        return self._store.add_gap(time.time(), query, detail_)
 
     def knowledge_gaps(self, limit: int = 50) -> list[dict[str, Any]]:
         """Recent knowledge gaps, newest first: dicts with gap, time, query and the detail."""
-        self._check_open()
-        return self._records.gaps(_check_k(limit))
+        self._store.check_open()
+        return self._store.gaps(checks.check_k(limit, "limit"))
 
     def get(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Stored items by id (unknown ids skipped).
@@ -752,18 +312,8 @@ class Luma:
         Returns:
             dicts with id, modality, metadata, text, source and vector ((dim,) float32).
         """
-        self._check_open()
-        if isinstance(ids, str) or not isinstance(ids, Sequence):
-            raise InvalidInputError("get takes a list of ids, e.g. luma.get([id])")
-        with self._lock.read():
-            keys = [self._ids[i] for i in ids if i in self._ids]
-            details = self._records.details(keys)
-            vecs = self._vectors.get(np.array(keys, dtype=np.int64))
-        return [
-            {**details[k]._asdict(), "vector": v}
-            for k, v in zip(keys, vecs, strict=True)
-            if k in details
-        ]
+        self._store.check_open()
+        return self._store.get(checks.check_id_list(ids, "get"))
 
     def ids(
         self, filters: Mapping[str, Any] | None = None, *, check_keys: bool = True
@@ -774,157 +324,15 @@ class Luma:
             check_keys: refuse filters on keys no item has (as :meth:`search` does); False lets
                 such a filter match nothing.
         """
-        self._check_open()
-        with self._lock.read():
-            if not filters:
-                return sorted(self._ids, key=self._ids.__getitem__)
-            known = self._records.meta_keys() if check_keys else None
-            compiled = compile_filter(filters, known)
-            if compiled is None:
-                return list(self._ids)
-            keys = set(self._records.select_keys(compiled.sql, compiled.params).tolist())
-            return sorted((i for i, k in self._ids.items() if k in keys), key=self._ids.__getitem__)
+        self._store.check_open()
+        return self._store.ids(filters, check_keys)
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._store)
 
     def __contains__(self, item_id: object) -> bool:
-        return item_id in self._ids
+        return item_id in self._store
 
     def stats(self) -> dict[str, Any]:
         """Counts per tier, RAM per tier, bridge state."""
-        with self._lock.read():
-            out = self.memory.stats()
-        out["total"] = len(self._ids)
-        out["bridge_version"] = self.bridge.version if self.bridge else None
-        out["bridge_epsilon"] = self.bridge.epsilon if self.bridge else None
-        return out
-
-
-def _calibrate_radii(
-    encoder: Encoder,
-    audio_encoder: Encoder | None,
-    bridge: ProcrustesBridge | None,
-    modalities: set[str],
-) -> dict[str, float]:
-    """ρ per query modality from inputs that mean the same (DESIGN.md, "Safe@k").
-
-    text: paraphrased LUMA-Shapes captions; image (and video, whose vector pools image
-    embeddings): rendered LUMA-Shapes images vs. shifted / re-lit copies; audio: the bridge's
-    residual ‖T·CLAP(caption) − CLIP(caption)‖ on held-out captions (drift ε is added apart).
-    """
-    import tempfile
-
-    from PIL import Image
-
-    from luma_rag.calibration import (
-        radius_from_augmentations,
-        radius_from_groups,
-        radius_from_pairs,
-    )
-    from luma_rag.datasets.captions import paraphrase_groups
-    from luma_rag.datasets.shapes import generate, load_manifest
-
-    out: dict[str, float] = {}
-    if "text" in modalities:
-        out["text"] = radius_from_groups(encoder.encode_text, paraphrase_groups(128, seed=1))
-    if modalities & {"image", "video"} and "image" in encoder.modalities:
-        with tempfile.TemporaryDirectory() as tmp:
-            manifest = generate(tmp, 48, seed=3)
-            images = [
-                Image.open(Path(tmp) / it.image).convert("RGB") for it in load_manifest(manifest)
-            ]
-            try:
-                rho_image = radius_from_augmentations(encoder.encode_image, images, seed=3)
-            except (LumaError, NotImplementedError, TypeError, ValueError, OSError) as e:
-                # e.g. a custom encoder that takes only paths: say so, certify image queries
-                # with SafetyConfig.rho until luma.set_rho("image", ...) is called
-                logger.warning("could not calibrate the image radius with %s: %s", encoder.name, e)
-            else:
-                out["image"] = out["video"] = rho_image
-    if "audio" in modalities and audio_encoder is not None and bridge is not None and bridge.fitted:
-        captions = [g[0] for g in paraphrase_groups(128, seed=4)]
-        projected = bridge.project(audio_encoder.encode_text(captions))
-        out["audio"] = radius_from_pairs(projected, encoder.encode_text(captions))
-    logger.info("calibrated encoder radii: %s", out)
-    return out
-
-
-def _resolve_encoder(encoder: Encoder | str | None) -> Encoder | None:
-    if encoder is None or not isinstance(encoder, str):
-        return encoder
-    if encoder.startswith("luma-tiny-clap") or "clap" in encoder.lower():
-        from luma_rag.encoders.clap.backend import ClapEncoder
-
-        return ClapEncoder(encoder)
-    from luma_rag.encoders.registry import get_encoder
-
-    return get_encoder(encoder)
-
-
-def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise InvalidInputError(f"k must be an integer >= 1, got {k!r}")
-    return int(k)
-
-
-def _check_rho(rho: Any) -> float:
-    if (
-        isinstance(rho, bool)
-        or not isinstance(rho, (int, float))
-        or not math.isfinite(rho)
-        or rho < 0
-    ):
-        raise InvalidInputError(f"rho (encoder radius) must be a finite number >= 0, got {rho!r}")
-    return float(rho)
-
-
-def _check_metadata(metadata: Sequence[Mapping[str, Any]] | None, n: int) -> list[dict[str, Any]]:
-    if metadata is None:
-        return [{} for _ in range(n)]
-    if isinstance(metadata, Mapping) or not isinstance(metadata, Sequence):
-        raise InvalidInputError("metadata must be a list with one dict per vector")
-    if len(metadata) != n:
-        raise InvalidInputError(
-            f"got {len(metadata)} metadata dicts for {n} vectors; pass one per vector"
-        )
-    out = []
-    for i, m in enumerate(metadata):
-        if m is None:
-            m = {}
-        if not isinstance(m, Mapping) or not all(isinstance(key, str) for key in m):
-            raise InvalidInputError(f"metadata[{i}] must be a dict with string keys")
-        try:
-            json.dumps(m, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise InvalidInputError(f"metadata[{i}] is not JSON-serialisable ({e})") from e
-        out.append(dict(m))
-    return out
-
-
-def _check_optional_strings(
-    values: Sequence[str | None] | None, n: int, name: str
-) -> list[str | None]:
-    if values is None:
-        return [None] * n
-    if isinstance(values, str) or not isinstance(values, Sequence):
-        raise InvalidInputError(f"{name} must be a list with one string (or None) per vector")
-    if len(values) != n:
-        raise InvalidInputError(f"got {len(values)} {name} for {n} vectors; pass one per vector")
-    if not all(v is None or isinstance(v, str) for v in values):
-        raise InvalidInputError(f"every entry of {name} must be a string or None")
-    return list(values)
-
-
-def _check_ids(ids: Sequence[str] | None, n: int) -> list[str]:
-    if ids is None:
-        return [uuid.uuid4().hex for _ in range(n)]
-    if isinstance(ids, str) or not isinstance(ids, Sequence):
-        raise InvalidInputError("ids must be a list of strings, one per vector")
-    if len(ids) != n:
-        raise InvalidInputError(f"got {len(ids)} ids for {n} vectors; pass one per vector")
-    if not all(isinstance(i, str) and i for i in ids):
-        raise InvalidInputError("every id must be a non-empty string")
-    if len(set(ids)) != n:
-        raise InvalidInputError("ids within one batch must be unique")
-    return list(ids)
+        return self._store.stats()

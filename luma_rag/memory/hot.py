@@ -151,16 +151,23 @@ class HotTier:
             return
         self._log = []
         self._thread = threading.Thread(
-            target=self._rebuild_bg, args=(keys, vectors), daemon=True, name="luma-hot-rebuild"
+            target=self._rebuild_bg,
+            args=(keys, vectors, self._write_lock),
+            daemon=True,
+            name="luma-hot-rebuild",
         )
         self._thread.start()
 
-    def _rebuild_bg(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        assert self._write_lock is not None
+    def _rebuild_bg(
+        self,
+        keys: np.ndarray,
+        vectors: np.ndarray,
+        write_lock: Callable[[], AbstractContextManager[None]],
+    ) -> None:
         try:
             fresh = HotTier(self.dim, self.config)
             fresh.add(keys, vectors)
-            with self._write_lock():
+            with write_lock():
                 for op, ks, vs in self._log or []:
                     if op == "add" and vs is not None:
                         fresh.add(ks, vs)

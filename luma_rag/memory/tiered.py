@@ -228,7 +228,7 @@ class TieredMemory:
 
     # -- search ----------------------------------------------------------------------------
     def search(self, query: np.ndarray, fetch_k: int, allowed: np.ndarray | None) -> Candidates:
-        """Probe both tiers for ``fetch_k`` each, merge, rescore exactly, sort."""
+        """Probe both tiers for ``fetch_k`` each, merge, then :meth:`rerank` exactly."""
         parts: list[TierHits] = [
             self.hot.search(query, fetch_k, allowed),
             self.warm.search(query, fetch_k, allowed),
@@ -241,12 +241,33 @@ class TieredMemory:
             ]
         )
         zeta = np.concatenate([p.zeta for p in parts])
-        outside = max(p.outside_bound for p in parts)
+        return self.rerank(query, keys, tiers, zeta, max(p.outside_bound for p in parts))
+
+    def exact(self, query: np.ndarray, keys: np.ndarray) -> Candidates:
+        """Score every one of ``keys`` exactly: a complete candidate set (nothing left out)."""
+        keys = np.asarray(keys, dtype=np.int64)
+        zeta = np.zeros(len(keys), np.float32)
+        return self.rerank(query, keys, self.tier_of(keys), zeta, float("-inf"))
+
+    def rerank(
+        self,
+        query: np.ndarray,
+        keys: np.ndarray,
+        tiers: np.ndarray,
+        zeta: np.ndarray,
+        outside_bound: float,
+    ) -> Candidates:
+        """The one exact-rerank path: cosine against the raw vectors, best first (stable).
+
+        Args:
+            query: float32 (d,) unit. keys: int64 (m,). tiers: int8 (m,). zeta: float32 (m,).
+            outside_bound: the bound on anything not in ``keys`` (kept as is).
+        """
         vectors = self._fetch(keys)
         exact = (vectors @ query).astype(np.float32)
         order = np.argsort(-exact, kind="stable")
         return Candidates(
-            keys[order], exact[order], tiers[order], zeta[order], outside, vectors[order]
+            keys[order], exact[order], tiers[order], zeta[order], outside_bound, vectors[order]
         )
 
     def wait(self, timeout: float | None = None) -> None:

@@ -1,7 +1,6 @@
 """Warm tier: exact (flat) while small, FAISS IVF-PQ once it has enough data to train.
 
-Sizing follows the data: ``nlist = min(4·sqrt(n), n / points_per_list)`` and ``m`` sub-quantizers
-of about 8 dimensions each (``m = d/8``: PQ64 at d=512; PQ8 there is far too coarse). The index
+Sizing and training of one index generation live in :mod:`luma_rag.memory.ivfpq`. The index
 retrains when the tier has grown by ``retrain_growth`` or its quantization error has drifted,
 in a background thread; the new index is swapped in atomically under the engine's write lock
 after the changes made meanwhile are replayed onto it. Training is never attempted with fewer
@@ -15,97 +14,29 @@ the largest residual norm R_l, which gives a sound bound on anything the search 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from luma_rag._config import ConfigBase, check
 from luma_rag.memory.base import TierHits, bitmap_from_mask, empty_hits
+from luma_rag.memory.ivfpq import (
+    PQ_MIN_TRAIN,
+    IndexState,
+    WarmTierConfig,
+    encode_into,
+    flat_state,
+    ivf_of,
+    trained_state,
+)
 
 __all__ = ["WarmTier", "WarmTierConfig"]
 
 logger = logging.getLogger(__name__)
 
 _NEG = float("-inf")
-_PQ_MIN_TRAIN = 256  # k-means of 8-bit PQ needs at least 2**8 training points ("nx >= k")
-
-
-@dataclass(frozen=True)
-class WarmTierConfig(ConfigBase):
-    """Settings of the warm tier.
-
-    Attributes:
-        min_train: below this many items the tier stays exact (flat); PQ with 8 bits needs
-            at least 256 training points, so values under 256 are refused.
-        points_per_list: training points per IVF list (FAISS wants ~39).
-        lists_per_sqrt: ``nlist ≈ lists_per_sqrt · sqrt(n)``.
-        dims_per_subquantizer: PQ ``m = d / dims_per_subquantizer`` (rounded to a divisor of d).
-        nbits: bits per PQ code (8: exact float ADC, sound completeness bound; 4: fast-scan).
-        nprobe_fraction: share of lists probed per query (at least ``min_nprobe``).
-        retrain_growth: retrain when the tier has grown by this factor since the last training.
-        retrain_drift: retrain when the mean ζ of items added since training exceeds the
-            training-time mean by this factor.
-        background: retrain in a background thread (False: inline, deterministic).
-    """
-
-    min_train: int = 2048
-    points_per_list: int = 39
-    lists_per_sqrt: float = 4.0
-    dims_per_subquantizer: int = 8
-    nbits: int = 8
-    nprobe_fraction: float = 0.1
-    min_nprobe: int = 8
-    retrain_growth: float = 2.0
-    retrain_drift: float = 1.5
-    background: bool = True
-
-    def __post_init__(self) -> None:
-        check(
-            self.min_train >= 256,
-            "WarmTierConfig.min_train must be >= 256 (PQ training needs 256 points)",
-        )
-        check(self.points_per_list >= 1, "WarmTierConfig.points_per_list must be >= 1")
-        check(self.lists_per_sqrt > 0, "WarmTierConfig.lists_per_sqrt must be > 0")
-        check(self.dims_per_subquantizer >= 1, "WarmTierConfig.dims_per_subquantizer must be >= 1")
-        check(self.nbits in (4, 8), "WarmTierConfig.nbits must be 4 (fast-scan) or 8")
-        check(0 < self.nprobe_fraction <= 1, "WarmTierConfig.nprobe_fraction must be in (0, 1]")
-        check(self.min_nprobe >= 1, "WarmTierConfig.min_nprobe must be >= 1")
-        check(self.retrain_growth > 1, "WarmTierConfig.retrain_growth must be > 1")
-        check(self.retrain_drift > 1, "WarmTierConfig.retrain_drift must be > 1")
-
-
-def _pq_m(dim: int, dims_per_sub: int, nbits: int) -> int:
-    """Largest divisor of ``dim`` not above ``dim / dims_per_sub`` (even for fast-scan)."""
-    target = max(1, dim // dims_per_sub)
-    for m in range(target, 0, -1):
-        if dim % m == 0 and (nbits == 8 or m % 2 == 0):
-            return m
-    return 1 if nbits == 8 else 2
-
-
-def _ivf(index: Any) -> Any:
-    """The IVF layer of a trained index (for its coarse quantizer)."""
-    import faiss
-
-    return faiss.extract_index_ivf(index)
-
-
-@dataclass
-class _State:
-    """One generation of the warm index; replaced whole on retrain."""
-
-    index: Any
-    trained: bool
-    centroids: np.ndarray  # (nlist, d) float32; empty when flat
-    list_radius: np.ndarray  # (nlist,) float32 max residual norm per list; -inf when empty
-    n_trained: int
-    zeta_train_mean: float
-    nprobe: int
 
 
 class WarmTier:
@@ -133,7 +64,7 @@ class WarmTier:
         self._fetch = fetch
         self._write_lock = write_lock
         self._read_lock = read_lock
-        self._state = self._flat_state()
+        self._state = flat_state(self.dim)
         self._present = np.zeros(0, dtype=bool)  # key -> in this tier
         self._zeta = np.zeros(0, dtype=np.float32)  # key -> quantization error
         self._count = 0
@@ -184,57 +115,6 @@ class WarmTier:
             )
             self._zeta = np.concatenate([self._zeta, np.zeros(cap - len(self._zeta), np.float32)])
 
-    # -- index construction -----------------------------------------------------------------
-    def _flat_state(self) -> _State:
-        import faiss
-
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
-        return _State(
-            index, False, np.zeros((0, self.dim), np.float32), np.zeros(0, np.float32), 0, 0.0, 1
-        )
-
-    def _nlist(self, n: int) -> int:
-        c = self.config
-        return max(1, min(int(c.lists_per_sqrt * math.sqrt(n)), n // c.points_per_list))
-
-    def _trained_state(self, vectors: np.ndarray) -> _State:
-        import faiss
-
-        n = len(vectors)
-        nlist = self._nlist(n)
-        m = _pq_m(self.dim, self.config.dims_per_subquantizer, self.config.nbits)
-        spec = f"IVF{nlist},PQ{m}" + ("x4fs" if self.config.nbits == 4 else "")
-        index = faiss.index_factory(self.dim, spec, faiss.METRIC_INNER_PRODUCT)
-        ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
-        ivf.cp.min_points_per_centroid = 1  # sizes above already respect points_per_list
-        if hasattr(ivf, "do_polysemous_training"):
-            ivf.do_polysemous_training = False  # index_factory turns it on; costs ~25x the training
-        pq = getattr(ivf, "pq", None)
-        if pq is not None:
-            pq.cp.min_points_per_centroid = 1  # 256 codewords from >= 256 points: no warning spam
-        index.train(vectors)
-        centroids = ivf.quantizer.reconstruct_n(0, nlist).astype(np.float32)
-        nprobe = min(
-            nlist, max(self.config.min_nprobe, math.ceil(self.config.nprobe_fraction * nlist))
-        )
-        ivf.nprobe = nprobe
-        logger.info("warm tier: trained %s on %d vectors (nprobe=%d)", spec, n, nprobe)
-        return _State(index, True, centroids, np.full(nlist, _NEG, np.float32), n, 0.0, nprobe)
-
-    def _encode_into(self, state: _State, keys: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-        """Add to ``state``'s index; update list radii; return ζ per vector."""
-        state.index.add_with_ids(vectors, keys)
-        if not state.trained:
-            return np.zeros(len(keys), dtype=np.float32)
-        recon = state.index.sa_decode(state.index.sa_encode(vectors))
-        zeta = np.linalg.norm(vectors - recon, axis=1).astype(np.float32)
-        # The lists FAISS itself put them in (same call, same batch), not a numpy argmax that
-        # can break near-ties differently and leave an item outside its list's radius.
-        lists = _ivf(state.index).quantizer.assign(vectors, 1).ravel()
-        resid = np.linalg.norm(vectors - state.centroids[lists], axis=1).astype(np.float32)
-        np.maximum.at(state.list_radius, lists, resid)
-        return zeta
-
     # -- mutation --------------------------------------------------------------------------------
     def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         """Add (n,) new int64 keys with (n, d) float32 unit vectors."""
@@ -242,7 +122,7 @@ class WarmTier:
         if keys.size == 0:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        zeta = self._encode_into(self._state, keys, vectors)
+        zeta = encode_into(self._state, keys, vectors)
         self._grow(int(keys.max()) + 1)
         self._present[keys] = True
         self._zeta[keys] = zeta
@@ -316,12 +196,12 @@ class WarmTier:
         # points themselves is optimistic, and new items would look "drifted" at once. The
         # held-out share never takes the training set below what PQ needs ("nx >= k").
         rng = np.random.default_rng(len(keys))
-        n_hold = min(len(keys) // 10, len(keys) - _PQ_MIN_TRAIN)
+        n_hold = min(len(keys) // 10, len(keys) - PQ_MIN_TRAIN)
         holdout = np.zeros(len(keys), dtype=bool)
         if n_hold > 0:
             holdout[rng.choice(len(keys), n_hold, replace=False)] = True
-        state = self._trained_state(vectors[~holdout])
-        zeta = self._encode_into(state, keys, vectors)
+        state = trained_state(self.dim, self.config, vectors[~holdout])
+        zeta = encode_into(state, keys, vectors)
         base = zeta[holdout] if holdout.any() else zeta
         state.zeta_train_mean = float(base.mean()) if len(base) else 0.0
         with self._write_lock():
@@ -332,7 +212,7 @@ class WarmTier:
             for op, ks in self._log or []:
                 if op == "add":
                     ks = ks[~present[ks]]
-                    z = self._encode_into(state, ks, self._fetch(ks))
+                    z = encode_into(state, ks, self._fetch(ks))
                     present[ks] = True
                     new_zeta[ks] = z
                 else:
@@ -399,10 +279,12 @@ class WarmTier:
             keys_, scores_, self.zeta_of(keys_), self._outside_bound(s, query, scores_, full)
         )
 
-    def _outside_bound(self, s: _State, query: np.ndarray, scores: np.ndarray, full: bool) -> float:
+    def _outside_bound(
+        self, s: IndexState, query: np.ndarray, scores: np.ndarray, full: bool
+    ) -> float:
         ub = s.centroids @ query + s.list_radius  # -inf for empty lists
         # The lists the search probed, chosen by the same quantizer call FAISS makes.
-        _, probed = _ivf(s.index).quantizer.search(query[None, :], s.nprobe)
+        _, probed = ivf_of(s.index).quantizer.search(query[None, :], s.nprobe)
         probed = probed[0][probed[0] >= 0]
         rest = np.ones(len(ub), dtype=bool)
         rest[probed] = False
@@ -448,7 +330,7 @@ class WarmTier:
         trained = header["kind"] == "ivfpq"
         if trained:
             faiss.extract_index_ivf(index).nprobe = int(header["nprobe"])
-        self._state = _State(
+        self._state = IndexState(
             index,
             trained,
             arrays["centroids"].astype(np.float32),

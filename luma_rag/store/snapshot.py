@@ -1,7 +1,9 @@
 """Checksummed, atomically written snapshots of arrays (index files, tier state).
 
 A snapshot is one safetensors file whose metadata carries a SHA-256 of every tensor and a
-free-form JSON header. Written as temp file -> fsync -> rename -> fsync(dir), so a crash
+free-form JSON header (itself checksummed). A reader may pass ``expect``: header fields that
+must match (e.g. the store id and generation a derived file is bound to), else the snapshot is
+refused as not belonging here. Written as temp file -> fsync -> rename -> fsync(dir), so a crash
 leaves either the old snapshot or the new one. FAISS happily loads many corrupted index
 files, so nothing is deserialised before its checksum matches.
 """
@@ -12,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +40,10 @@ def write_snapshot(
 
     path = Path(path)
     arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    header_json = json.dumps(header, sort_keys=True)
     meta = {
-        "header": json.dumps(header, sort_keys=True),
+        "header": header_json,
+        "header_sha256": hashlib.sha256(header_json.encode()).hexdigest(),
         "sha256": json.dumps({k: _digest(v) for k, v in arrays.items()}, sort_keys=True),
     }
     data = save(arrays, metadata=meta)
@@ -51,12 +56,19 @@ def write_snapshot(
     _fsync_dir(path.parent)
 
 
-def read_snapshot(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def read_snapshot(
+    path: str | os.PathLike[str], expect: Mapping[str, Any] | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read and verify a snapshot written by :func:`write_snapshot`.
+
+    Args:
+        path: the snapshot file.
+        expect: header fields the snapshot must carry with these exact values.
 
     Raises:
         FileNotFoundError: no snapshot at ``path``.
-        StoreCorruptedError: unreadable, truncated, or a checksum does not match.
+        StoreCorruptedError: unreadable, truncated, a checksum does not match, or a field of
+            ``expect`` differs (the message names the field).
     """
     from safetensors import safe_open
 
@@ -67,12 +79,18 @@ def read_snapshot(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], 
         with safe_open(str(path), framework="numpy") as f:
             meta = f.metadata() or {}
             arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open API
-        header = json.loads(meta["header"])
+        header_json = meta["header"]
+        header = json.loads(header_json)
         sums = json.loads(meta["sha256"])
+        header_sum = meta.get("header_sha256")
     except StoreCorruptedError:
         raise
     except Exception as e:  # safetensors raises several foreign types on bad bytes
         raise StoreCorruptedError(f"{path}: snapshot unreadable ({type(e).__name__}: {e})") from e
+    if not isinstance(header, dict) or not isinstance(sums, dict):
+        raise StoreCorruptedError(f"{path}: snapshot header is malformed")
+    if header_sum is not None and header_sum != hashlib.sha256(header_json.encode()).hexdigest():
+        raise StoreCorruptedError(f"{path}: snapshot header fails its checksum")
     if set(sums) != set(arrays):
         raise StoreCorruptedError(
             f"{path}: snapshot lists tensors {sorted(sums)} but holds {sorted(arrays)}"
@@ -80,4 +98,10 @@ def read_snapshot(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], 
     for k, arr in arrays.items():
         if _digest(arr) != sums[k]:
             raise StoreCorruptedError(f"{path}: checksum mismatch in tensor {k!r}")
+    for name, want in (expect or {}).items():
+        if header.get(name) != want:
+            raise StoreCorruptedError(
+                f"{path}: {name} is {header.get(name)!r} but {want!r} was expected; the file "
+                "belongs to another store or an older state of this one"
+            )
     return arrays, header

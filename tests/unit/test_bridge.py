@@ -1,7 +1,8 @@
-"""Unit tests of the CLAP → CLIP Procrustes bridge (luma_rag.bridge)."""
+"""Unit tests of the CLAP → CLIP Procrustes bridge (luma_rag.bridge) and its file."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -20,6 +21,7 @@ from luma_rag.errors import (
     InvalidInputError,
     StoreCorruptedError,
 )
+from luma_rag.store.bridge_file import load_bridge, save_bridge
 
 SHAPES = [(16, 16), (12, 20), (20, 12)]  # square, source < target, source > target
 
@@ -346,11 +348,11 @@ def test_save_load_round_trip(tmp_path: Path, n: int) -> None:
     if n:
         bridge.add_pairs(*make_pairs(rng, r, n))
     path = tmp_path / "bridge.safetensors"
-    bridge.save(path)
-    bridge.save(path)  # overwrite in place
+    save_bridge(bridge, path)
+    save_bridge(bridge, path)  # overwrite in place
     assert list(tmp_path.iterdir()) == [path]  # no temp file left behind
 
-    loaded = ProcrustesBridge.load(str(path))
+    loaded = load_bridge(str(path))
     assert loaded.config == bridge.config
     assert_same_state(bridge, loaded)
     assert loaded.history == bridge.history
@@ -403,7 +405,7 @@ def test_inconsistent_state_is_rejected(name: str, mutate) -> None:  # type: ign
 def saved(tmp_path: Path) -> tuple[ProcrustesBridge, Path]:
     bridge = fitted_bridge(n=200, s=8, t=6)
     path = tmp_path / "bridge.safetensors"
-    bridge.save(path)
+    save_bridge(bridge, path)
     return bridge, path
 
 
@@ -413,10 +415,10 @@ def test_truncated_files_raise_store_corrupted(saved: tuple[ProcrustesBridge, Pa
     for cut in (0, 1, 7, 8, 9, 50, len(data) // 2, len(data) - 1):
         path.write_bytes(data[:cut])
         with pytest.raises(StoreCorruptedError):
-            ProcrustesBridge.load(path)
+            load_bridge(path)
     path.write_bytes(b"not a safetensors file at all" * 10)
     with pytest.raises(StoreCorruptedError):
-        ProcrustesBridge.load(path)
+        load_bridge(path)
 
 
 def test_flipped_bytes_are_caught_or_harmless(saved: tuple[ProcrustesBridge, Path]) -> None:
@@ -429,7 +431,7 @@ def test_flipped_bytes_are_caught_or_harmless(saved: tuple[ProcrustesBridge, Pat
         damaged[pos] ^= 1 << int(rng.integers(8))
         path.write_bytes(bytes(damaged))
         try:
-            loaded = ProcrustesBridge.load(path)
+            loaded = load_bridge(path)
         except StoreCorruptedError:
             caught += 1
         else:  # e.g. a flip inside the header's space padding
@@ -438,10 +440,18 @@ def test_flipped_bytes_are_caught_or_harmless(saved: tuple[ProcrustesBridge, Pat
 
 
 def _rewrite_metadata(path: Path, **changes: str) -> None:
+    """Change header fields (or the tensor checksums) and re-seal the header checksum."""
     with safe_open(str(path), framework="np") as f:
         metadata = dict(f.metadata())
         tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-    metadata.update(changes)
+    header = json.loads(metadata["header"])
+    for key, value in changes.items():
+        if key == "sha256":
+            metadata["sha256"] = json.dumps({k: value for k in tensors})
+        else:
+            header[key] = value
+    metadata["header"] = json.dumps(header, sort_keys=True)
+    metadata["header_sha256"] = hashlib.sha256(metadata["header"].encode()).hexdigest()
     path.write_bytes(safetensors.numpy.save(tensors, metadata=metadata))
 
 
@@ -464,12 +474,21 @@ def test_bad_metadata_raises_store_corrupted(
     _, path = saved
     _rewrite_metadata(path, **changes)
     with pytest.raises(StoreCorruptedError):
-        ProcrustesBridge.load(path)
+        load_bridge(path)
+
+
+def test_a_bridge_bound_elsewhere_is_refused(saved: tuple[ProcrustesBridge, Path]) -> None:
+    bridge, path = saved
+    save_bridge(bridge, path, {"store_id": "a", "generation": 3})
+    assert load_bridge(path, {"store_id": "a", "generation": 3}).version == bridge.version
+    for other in ({"store_id": "b", "generation": 3}, {"store_id": "a", "generation": 4}):
+        with pytest.raises(StoreCorruptedError, match=r"another store|older state"):
+            load_bridge(path, other)
 
 
 def test_load_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="cannot read"):
-        ProcrustesBridge.load(tmp_path / "nope.safetensors")
+        load_bridge(tmp_path / "nope.safetensors")
 
 
 # ---------------------------------------------------------------------- threads

@@ -66,3 +66,39 @@ def test_attach_calibrates_every_query_modality(tmp_path: Path) -> None:
         calibrated = dict(luma.rho)
     with Luma.open(tmp_path / "s", encoder="luma-tiny") as luma:  # persisted, not recomputed
         assert luma.rho == calibrated
+
+
+def test_shipped_calibration_inputs_are_what_the_command_writes(tmp_path: Path) -> None:
+    """The data beside the checkpoints is reproducible by `python -m ...calibration_data`."""
+    from luma_rag.calibration import DEFAULT_INPUTS_DIR, load_calibration_inputs
+    from luma_rag.training.calibration_data import main
+
+    assert main(["--out", str(tmp_path / "cal")]) == 0
+    fresh = load_calibration_inputs(tmp_path / "cal")
+    shipped = load_calibration_inputs(DEFAULT_INPUTS_DIR)
+    assert fresh.text_groups == shipped.text_groups and len(shipped.text_groups) == 128
+    assert fresh.bridge_captions == shipped.bridge_captions
+    assert fresh.audio_captions == shipped.audio_captions
+    assert len(shipped.images) == 48
+    for a, b in zip(fresh.images, shipped.images, strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_calibrate_radii_uses_only_the_inputs_passed_in() -> None:
+    from luma_rag.calibration import CalibrationInputs, calibrate_radii
+
+    class Echo:  # text -> one-hot of its length: paraphrases of equal length coincide
+        name, dim, modalities = "echo", 8, ("text",)
+
+        def encode_text(self, texts: list[str]) -> np.ndarray:
+            return np.eye(8, dtype=np.float32)[[len(t) % 8 for t in texts]]
+
+    same = CalibrationInputs(text_groups=[["ab", "cd"], ["xyz", "uvw"]])
+    apart = CalibrationInputs(text_groups=[["a", "bb"], ["ccc", "dddd"]])
+    assert calibrate_radii(Echo(), None, None, {"text"}, same) == {"text": 0.0}  # type: ignore[arg-type]
+    rho = calibrate_radii(Echo(), None, None, {"text", "image"}, apart)  # type: ignore[arg-type]
+    assert rho == {"text": pytest.approx(np.sqrt(2.0))}  # no images given: no image radius
+    with pytest.raises(InvalidInputError, match="calibration_data"):
+        from luma_rag.calibration import load_calibration_inputs
+
+        load_calibration_inputs(Path("/nonexistent/calibration"))

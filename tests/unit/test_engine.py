@@ -548,3 +548,34 @@ def test_telemetry_times_each_stage(tmp_path, make_vectors) -> None:
     assert tel.stages_ms["bridge"] == 0.0  # not bridged
     assert sum(tel.stages_ms.values()) <= tel.latency_ms
     assert json.loads(json.dumps(tel.to_dict()))["stages_ms"].keys() == tel.stages_ms.keys()
+
+
+def test_a_backend_plugs_into_the_facade(tmp_path, make_vectors) -> None:
+    """Luma.from_backend runs the same pipeline and certificate on any StoreBackend."""
+    from luma_rag.store.local import LocalStore
+
+    vecs = make_vectors(300, 32, seed=5)
+    cfg = LumaConfig(dim=32, hot_budget=100)
+    with Luma.open(tmp_path / "a", cfg) as direct:
+        ids = direct.add_vectors(vecs, ids=[f"i{i}" for i in range(300)])
+        want = direct.search(vecs[3], k=5)
+    (tmp_path / "b").mkdir()
+    with Luma.from_backend(LocalStore(tmp_path / "b", cfg)) as wrapped:
+        assert wrapped.add_vectors(vecs, ids=ids) == ids
+        got = wrapped.search(vecs[3], k=5)
+    assert got.ids == want.ids
+    assert [h.score for h in got.hits] == [h.score for h in want.hits]
+    assert got.telemetry.safe1 == want.telemetry.safe1
+
+
+def test_filtered_exact_scan_and_tier_search_share_one_rerank(tmp_path, make_vectors) -> None:
+    """A filter matching everything (exact scan) and no filter rank and score identically."""
+    vecs = make_vectors(200, 16, seed=6)
+    with Luma.open(tmp_path / "s", LumaConfig(dim=16, hot_budget=1000, rerank_depth=200)) as luma:
+        luma.add_vectors(vecs, metadata=[{"all": True} for _ in range(200)])
+        for q in vecs[:5]:
+            plain = luma.search(q, k=10)
+            scanned = luma.search(q, k=10, filters={"all": True})
+            assert plain.ids == scanned.ids
+            assert [h.score for h in plain.hits] == [h.score for h in scanned.hits]
+            assert scanned.telemetry.complete

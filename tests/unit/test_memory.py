@@ -20,8 +20,9 @@ from luma_rag.memory import (
     TierHits,
     WarmTierConfig,
 )
+from luma_rag.memory.ivfpq import pq_m
 from luma_rag.memory.spill import spill_order, spill_scores
-from luma_rag.memory.warm import WarmTier, _pq_m
+from luma_rag.memory.warm import WarmTier
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -143,7 +144,7 @@ def test_hot_hnsw_respects_allowed_mask(make_vectors):
 @pytest.mark.parametrize("dim", [16, 24, 32, 48, 64])
 @pytest.mark.parametrize("nbits", [4, 8])
 def test_pq_m_divides_dim(dim, nbits):
-    m = _pq_m(dim, 8, nbits)
+    m = pq_m(dim, 8, nbits)
     assert dim % m == 0 and 1 <= m <= max(1, dim // 8) * 2
     if nbits == 4:
         assert m % 2 == 0
@@ -161,7 +162,7 @@ def test_warm_sizing_flat_then_ivfpq_never_nx_lt_k(make_vectors, n):
         assert (warm.zeta_of(np.arange(n)) == 0).all()
     else:
         assert warm.trained
-        assert warm.code_bytes == _pq_m(32, 8, 8)  # one byte per 8-bit sub-quantizer
+        assert warm.code_bytes == pq_m(32, 8, 8)  # one byte per 8-bit sub-quantizer
         nlist = warm._state.centroids.shape[0]
         assert 1 <= nlist <= max(1, n // 39)
         assert 1 <= warm._state.nprobe <= nlist

@@ -1,164 +1,27 @@
-"""The CLAP → CLIP bridge: streaming orthogonal Procrustes with a recorded drift.
+"""Streaming orthogonal Procrustes: the CLAP → CLIP map ``T`` and its drift (the maths only).
 
-Audio lives in CLAP space, everything else in CLIP space. The bridge keeps the correlation
-``M = Σ x_clapᵀ y_clip`` over co-occurring pairs (a caption through both text towers, or an
-audio clip and its caption) and, every ``refresh_every`` pairs, replaces the map with the
-orthogonal Procrustes solution ``T = U Vᵀ`` from the SVD ``M = U S Vᵀ``. ``T`` has shape
-``(source_dim, target_dim)`` and maps a CLAP row vector into CLIP space: ``y ≈ x @ T``.
-
-Each refresh records the drift ``ε = ‖T_new − T_prev‖₂`` (spectral norm). An item projected at
-version ``v`` has moved by at most :meth:`ProcrustesBridge.drift_since` ``(v)`` since then — the
-sum of the later ε, by the triangle inequality. That number feeds the Safe@k certificate.
-
-Example:
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> bridge = ProcrustesBridge(BridgeConfig(source_dim=8, target_dim=8, refresh_every=64))
-    >>> q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
-    >>> x = rng.standard_normal((64, 8))
-    >>> bridge.add_pairs(x, x @ q)  # 64 pairs: the first refresh
-    [0.0]
-    >>> bool(np.allclose(bridge.project(x[:2]), x[:2] @ q / np.linalg.norm(x[:2], axis=1)[:, None],
-    ...                  atol=1e-5))
-    True
+Persistence lives with the store (:mod:`luma_rag.store.bridge_file`); the state's validation in
+:mod:`luma_rag.bridge.state`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
 import math
-import os
-import tempfile
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-import safetensors.numpy
-from safetensors import SafetensorError
 
-from luma_rag._config import ConfigBase, check
-from luma_rag.errors import (
-    DimensionMismatchError,
-    InvalidInputError,
-    LumaError,
-    StoreCorruptedError,
-)
+from luma_rag._checks import is_int
+from luma_rag.bridge.config import BridgeConfig
+from luma_rag.bridge.state import BridgeState, Refresh, restore_state
+from luma_rag.errors import DimensionMismatchError, InvalidInputError, LumaError
 
-__all__ = ["BridgeConfig", "ProcrustesBridge"]
+__all__ = ["ProcrustesBridge"]
 
 logger = logging.getLogger(__name__)
-
-_FORMAT = "luma-rag.bridge"
-_FORMAT_VERSION = "1"
-_ORTHO_TOL = 1e-6  # max |T Tᵀ − I| accepted when loading (fresh SVDs give ~1e-14)
-_MAX_EPS = 2.0 + 1e-6  # ‖A − B‖₂ ≤ 2 for two semi-orthogonal matrices
-_REQUIRED_KEYS = frozenset(
-    {"M", "pairs_seen", "history_pairs_seen", "history_epsilon", "history_time"}
-)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-@dataclass(frozen=True)
-class BridgeConfig(ConfigBase):
-    """Settings of a :class:`ProcrustesBridge`.
-
-    Attributes:
-        source_dim: Dimension of the source (CLAP) embeddings, e.g. 512.
-        target_dim: Dimension of the target (CLIP) embeddings, e.g. 512 or 768; may differ
-            from ``source_dim`` (``T`` is then rectangular).
-        refresh_every: Pairs between two refreshes of ``T`` (the paper uses 512).
-        forgetting: Per-pair decay ``λ`` in ``(0, 1]``: each new pair multiplies the old
-            correlation by ``λ`` (``M ← λ M + xᵀ y``), so the memory is about ``1 / (1 − λ)``
-            pairs. Applied per pair, not per call, so the result does not depend on how the
-            stream is batched. ``1.0`` (default) keeps every pair forever.
-        min_pairs: Pairs before the first ``T`` is fitted. ``None`` (default) means
-            ``max(refresh_every, min(source_dim, target_dim))``: never before the regular
-            cadence, and never from a correlation that cannot have full rank (with fewer pairs
-            than ``min(source_dim, target_dim)`` part of ``T`` is arbitrary). After the first
-            fit, refreshes follow every ``refresh_every`` pairs.
-        inertia: Weight ``μ`` of the previous map in each refit, relative to ``‖M‖₂``: the
-            refit maximises ``tr(Tᵀ (M + μ‖M‖₂ T_prev))``, i.e. it solves Procrustes with a
-            proximal term ``‖T − T_prev‖_F²``. Where the pairs pin ``T`` down (directions with
-            singular values of ``M`` well above ``μ‖M‖₂``) this is plain Procrustes; in the
-            directions no pair visits, plain Procrustes returns an arbitrary rotation that
-            changes at every refit, so ε (a worst case over all unit queries) saturates at 2
-            whatever the data do. With inertia those directions keep their previous map and ε
-            measures how the map really moved. ``0`` is plain Procrustes at every refit.
-    """
-
-    source_dim: int
-    target_dim: int
-    refresh_every: int = 512
-    forgetting: float = 1.0
-    min_pairs: int | None = None
-    inertia: float = 0.01
-
-    def __post_init__(self) -> None:
-        for name in ("source_dim", "target_dim", "refresh_every"):
-            value = getattr(self, name)
-            check(
-                _is_int(value) and value >= 1,
-                f"BridgeConfig.{name} must be a positive int, got {value!r}",
-            )
-        check(
-            self.min_pairs is None or (_is_int(self.min_pairs) and self.min_pairs >= 1),
-            f"BridgeConfig.min_pairs must be None (automatic) or a positive int, "
-            f"got {self.min_pairs!r}",
-        )
-        f = self.forgetting
-        check(
-            isinstance(f, int | float) and not isinstance(f, bool) and 0.0 < f <= 1.0,
-            f"BridgeConfig.forgetting must be in (0, 1] (1.0 = no forgetting, "
-            f"0.999 ≈ a memory of 1000 pairs), got {f!r}",
-        )
-        object.__setattr__(self, "forgetting", float(f))
-        mu = self.inertia
-        check(
-            isinstance(mu, int | float) and not isinstance(mu, bool) and 0.0 <= mu <= 1.0,
-            f"BridgeConfig.inertia must be in [0, 1] (0 = plain Procrustes), got {mu!r}",
-        )
-        object.__setattr__(self, "inertia", float(mu))
-
-    @property
-    def resolved_min_pairs(self) -> int:
-        """Pairs before the first automatic refresh (``min_pairs`` with its default applied)."""
-        if self.min_pairs is not None:
-            return self.min_pairs
-        return max(self.refresh_every, min(self.source_dim, self.target_dim))
-
-
-class _Refresh(NamedTuple):
-    version: int
-    pairs_seen: int
-    epsilon: float
-    time: float
-
-
-@dataclass(frozen=True)
-class _State:
-    """Immutable snapshot; the bridge swaps it whole so readers never see a half update."""
-
-    m: np.ndarray  # (source_dim, target_dim) float64, read-only
-    t: np.ndarray | None  # (source_dim, target_dim) float64, read-only; None before the fit
-    pairs_seen: int
-    history: tuple[_Refresh, ...]
-
-    @property
-    def version(self) -> int:
-        return len(self.history)
-
-    @property
-    def since_refresh(self) -> int:
-        return self.pairs_seen - (self.history[-1].pairs_seen if self.history else 0)
 
 
 class ProcrustesBridge:
@@ -179,7 +42,7 @@ class ProcrustesBridge:
             y, version = bridge.project_with_version(clap_audio(clips))  # (n, 768) float32
             ...
             eps_i = bridge.drift_since(version)  # bound on how far y has moved since
-            bridge.save("bridge.safetensors")
+            save_bridge(bridge, "bridge.safetensors")  # luma_rag.store.bridge_file
     """
 
     def __init__(self, config: BridgeConfig) -> None:
@@ -196,7 +59,7 @@ class ProcrustesBridge:
         self._lock = threading.Lock()
         m = np.zeros((config.source_dim, config.target_dim), dtype=np.float64)
         m.setflags(write=False)
-        self._state = _State(m=m, t=None, pairs_seen=0, history=())
+        self._state = BridgeState(m=m, t=None, pairs_seen=0, history=())
 
     # ------------------------------------------------------------------ properties
 
@@ -298,12 +161,12 @@ class ProcrustesBridge:
                 since += stop - start
                 if stop - start >= due:
                     t, eps = _fit(m, t, cfg.inertia)
-                    history.append(_Refresh(len(history) + 1, seen, eps, time.time()))
+                    history.append(Refresh(len(history) + 1, seen, eps, time.time()))
                     epsilons.append(eps)
                     since = 0
                 start = stop
             m.setflags(write=False)
-            self._state = _State(m=m, t=t, pairs_seen=seen, history=tuple(history))
+            self._state = BridgeState(m=m, t=t, pairs_seen=seen, history=tuple(history))
         for r in history[len(history) - len(epsilons) :]:
             logger.debug("bridge refresh v%d at %d pairs: eps=%.3g", *r[:3])
         return epsilons
@@ -336,8 +199,8 @@ class ProcrustesBridge:
                     rank_needed,
                 )
             t, eps = _fit(state.m, state.t, self._config.inertia)
-            entry = _Refresh(state.version + 1, state.pairs_seen, eps, time.time())
-            self._state = _State(state.m, t, state.pairs_seen, (*state.history, entry))
+            entry = Refresh(state.version + 1, state.pairs_seen, eps, time.time())
+            self._state = BridgeState(state.m, t, state.pairs_seen, (*state.history, entry))
         logger.debug("bridge refresh v%d (forced) at %d pairs: eps=%.3g", *entry[:3])
         return eps
 
@@ -399,7 +262,7 @@ class ProcrustesBridge:
             InvalidInputError: ``version`` not an int in range, or the bridge is not fitted.
         """
         state = self._state
-        if not _is_int(version):
+        if not is_int(version):
             raise InvalidInputError(f"version must be an int, got {type(version).__name__}")
         if state.version == 0:
             raise InvalidInputError(self._not_fitted_message(state))
@@ -409,7 +272,7 @@ class ProcrustesBridge:
             )
         return math.fsum(r.epsilon for r in state.history[int(version) :])
 
-    def _not_fitted_message(self, state: _State) -> str:
+    def _not_fitted_message(self, state: BridgeState) -> str:
         left = self._config.resolved_min_pairs - state.pairs_seen
         return (
             f"bridge not fitted: feed at least {max(left, 1)} more caption pairs with add_pairs "
@@ -417,7 +280,7 @@ class ProcrustesBridge:
             f"{state.pairs_seen} so far), or call refresh() to force one"
         )
 
-    # ------------------------------------------------------------------ persistence
+    # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Arrays that fully describe the bridge (config aside), for safetensors.
@@ -458,64 +321,8 @@ class ProcrustesBridge:
                 values, a ``T`` that is not semi-orthogonal, or counters that disagree.
         """
         bridge = cls(config)
-        bridge._state = _restore(config, state)
+        bridge._state = restore_state(config, state)
         return bridge
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the bridge atomically to a safetensors file (config JSON in its metadata).
-
-        The file is written to a temporary sibling, fsynced, then moved over ``path`` with
-        ``os.replace``, so a crash leaves either the old file or the new one.
-
-        Args:
-            path: Destination file, conventionally ``*.safetensors``.
-
-        Raises:
-            OSError: The file cannot be written.
-        """
-        tensors = self.state_dict()
-        metadata = {
-            "format": _FORMAT,
-            "format_version": _FORMAT_VERSION,
-            "config": self._config.to_json(),
-            "sha256": _digest(tensors, self._config.to_json()),
-        }
-        _atomic_write(Path(os.fspath(path)), safetensors.numpy.save(tensors, metadata=metadata))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> ProcrustesBridge:
-        """Read a bridge written by :meth:`save`.
-
-        Args:
-            path: File written by :meth:`save`.
-
-        Returns:
-            The restored bridge, with the config stored in the file.
-
-        Raises:
-            InvalidInputError: No readable file at ``path``.
-            StoreCorruptedError: The file is truncated, corrupt, fails its checksum, or holds
-                an inconsistent state.
-        """
-        p = Path(os.fspath(path))
-        try:
-            data = p.read_bytes()
-        except OSError as e:
-            raise InvalidInputError(f"cannot read bridge file {p}: {e}") from e
-        tensors, metadata = _decode(data, p)
-        if metadata.get("format") != _FORMAT or metadata.get("format_version") != _FORMAT_VERSION:
-            raise StoreCorruptedError(
-                f"{p} is not a LUMA-RAG bridge file of format version {_FORMAT_VERSION} "
-                f"(format={metadata.get('format')!r}, "
-                f"format_version={metadata.get('format_version')!r})"
-            )
-        try:
-            config = BridgeConfig.from_json(str(metadata.get("config")))
-        except (LumaError, TypeError) as e:  # TypeError: a required field is missing
-            raise StoreCorruptedError(f"bridge file {p} has an invalid config: {e}") from e
-        if metadata.get("sha256") != _digest(tensors, str(metadata.get("config"))):
-            raise StoreCorruptedError(f"bridge file {p} fails its checksum; restore it from backup")
-        return cls.from_state_dict(config, tensors)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -583,113 +390,3 @@ def _fit(
         raise LumaError(f"SVD of the bridge correlation did not converge: {e}") from e
     t.setflags(write=False)
     return t, eps
-
-
-def _semi_orthogonality_error(t: np.ndarray) -> float:
-    gram = t @ t.T if t.shape[0] <= t.shape[1] else t.T @ t
-    return float(np.abs(gram - np.eye(gram.shape[0])).max())
-
-
-def _restore(config: BridgeConfig, state: dict[str, np.ndarray]) -> _State:
-    """Validate a state dict against ``config`` and build the snapshot it describes."""
-
-    def bad(message: str) -> StoreCorruptedError:
-        return StoreCorruptedError(f"bridge state is inconsistent: {message}")
-
-    if not isinstance(state, dict):
-        raise bad(f"expected a dict of arrays, got {type(state).__name__}")
-    keys = set(state)
-    missing, unknown = _REQUIRED_KEYS - keys, keys - _REQUIRED_KEYS - {"T"}
-    if missing or unknown:
-        raise bad(f"missing keys {sorted(missing)}, unknown keys {sorted(unknown)}")
-    arrays: dict[str, np.ndarray] = {}
-    for key, value in state.items():
-        kind = "iu" if key in ("pairs_seen", "history_pairs_seen") else "fiu"
-        if not isinstance(value, np.ndarray) or value.dtype.kind not in kind:
-            raise bad(f"{key} must be a numeric array of kind {kind!r}")
-        if not np.isfinite(value).all():
-            raise bad(f"{key} holds NaN or inf")
-        arrays[key] = np.array(value, dtype=np.int64 if kind == "iu" else np.float64)
-
-    shape = (config.source_dim, config.target_dim)
-    m, t = arrays["M"], arrays.get("T")
-    hist_pairs, hist_eps = arrays["history_pairs_seen"], arrays["history_epsilon"]
-    hist_time = arrays["history_time"]
-    if m.shape != shape or (t is not None and t.shape != shape):
-        shapes = f"M {m.shape}" + ("" if t is None else f", T {t.shape}")
-        raise bad(f"{shapes}; the config expects {shape}")
-    if arrays["pairs_seen"].shape != (1,):
-        raise bad(f"pairs_seen must have shape (1,), got {arrays['pairs_seen'].shape}")
-    pairs_seen = int(arrays["pairs_seen"][0])
-    v = hist_eps.shape[0]
-    if not hist_pairs.shape == hist_eps.shape == hist_time.shape == (v,):
-        raise bad("the history arrays must be 1-D and of equal length")
-    if (t is not None) != (v > 0):
-        raise bad(f"T is {'present' if t is not None else 'absent'} with {v} refreshes")
-    if pairs_seen < 0 or (pairs_seen == 0 and m.any()):
-        raise bad(f"pairs_seen={pairs_seen} disagrees with M")
-    if v and (hist_pairs[0] < 1 or np.any(np.diff(hist_pairs) < 0) or hist_pairs[-1] > pairs_seen):
-        raise bad("history pairs_seen must be >= 1, non-decreasing and <= pairs_seen")
-    if np.any(hist_eps < 0) or np.any(hist_eps > _MAX_EPS) or (v and hist_eps[0] != 0.0):
-        raise bad("history epsilons must lie in [0, 2], the first one 0")
-    if t is not None and _semi_orthogonality_error(t) > _ORTHO_TOL:
-        raise bad("T is not semi-orthogonal")
-    for a in (m, t):
-        if a is not None:
-            a.setflags(write=False)
-    history = tuple(
-        _Refresh(i + 1, int(p), float(e), float(s))
-        for i, (p, e, s) in enumerate(zip(hist_pairs, hist_eps, hist_time, strict=True))
-    )
-    return _State(m=m, t=t, pairs_seen=pairs_seen, history=history)
-
-
-def _digest(tensors: dict[str, np.ndarray], config_json: str) -> str:
-    """SHA-256 over the config JSON, then names, dtypes, shapes and little-endian bytes."""
-    h = hashlib.sha256(config_json.encode())
-    for name in sorted(tensors):
-        a = tensors[name]
-        a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
-        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def _decode(data: bytes, path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Parse safetensors bytes into tensors and metadata; StoreCorruptedError on any damage."""
-    try:
-        tensors = safetensors.numpy.load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8 : 8 + header_len])
-        metadata = header.get("__metadata__") or {}
-    except (SafetensorError, ValueError, TypeError, KeyError, AttributeError) as e:
-        # ValueError covers json and unicode decoding; all mean a damaged file.
-        raise StoreCorruptedError(
-            f"bridge file {path} is truncated or not a safetensors file ({e}); "
-            "restore it from backup or rebuild the bridge from its pairs"
-        ) from e
-    if not isinstance(metadata, dict):
-        raise StoreCorruptedError(f"bridge file {path} has malformed metadata")
-    return tensors, metadata
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp sibling, fsync it, ``os.replace`` it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if os.name == "posix":  # make the rename itself durable
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)

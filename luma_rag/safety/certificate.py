@@ -1,33 +1,11 @@
-"""Safe@k certificates: per-candidate perturbation bounds, Safe@1 / Safe@k, completeness.
+"""Safe@1 / Safe@k verdicts on a ranked candidate list, and completeness beyond it.
 
-A retrieval result is *safe at k* when no perturbation of the query and of the items within
-their stated radii can change the top-k set. The radii come from three sources (see
-``DESIGN.md``, "Safe@k — the certificate, stated soundly"):
-
-* ε — bridge drift, on the query (ε_q) and on items projected through the bridge (ε_i);
-* ζ — product-quantization error of an item whose score comes from codes (ζ_i);
-* ρ — the encoder radius: how far two inputs that mean the same land apart.
-
-With a query-side radius ``r = ρ + ε_q`` and item-side radii ``e_i = ε_i + ζ_i``, the corrected
-Lemma 1 bounds how far each score can move: for unit ``u``, ``v`` and any ``Δu``, ``Δv``,
-
-    |⟨u+Δu, v+Δv⟩ − ⟨u, v⟩| = |⟨Δu, v⟩ + ⟨u, Δv⟩ + ⟨Δu, Δv⟩| ≤ ‖Δu‖ + ‖Δv‖ + ‖Δu‖·‖Δv‖
-
-(the paper drops the last term). Every candidate then has an interval ``[s_i − τ_i, s_i + τ_i]``
-holding its perturbed score, and the certificate compares intervals:
-
-* Safe@1 ⇔ ``s_1 − τ_1 > max_{j≥2} (s_j + τ_j)``;
-* Safe@k ⇔ ``min_{i≤k} (s_i − τ_i) > max_{j>k} (s_j + τ_j)``.
-
-Inequalities are strict, so tied scores are never safe. With a uniform τ = ε + ζ these are the
-paper's ``γ > 2(ε+ζ)`` and ``δ_k > 2(ε+ζ)``.
-
-Everything here is pure numpy on float64 and allocation-light; it runs once per query.
+Safe@k ⇔ ``min_{i≤k}(s_i − τ_i) > max_{j>k}(s_j + τ_j)`` (strict: ties are never safe).
+The maths is stated in :mod:`luma_rag.safety`; everything here is pure float64 numpy.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -36,116 +14,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from luma_rag._config import ConfigBase, check
+from luma_rag._checks import check_k, is_real
 from luma_rag.errors import InvalidInputError
+from luma_rag.safety.bounds import as_vector, check_radius
 
-__all__ = [
-    "Certificate",
-    "SafetyConfig",
-    "certify",
-    "completeness",
-    "perturbation_bound",
-    "refine_with_geometry",
-    "smallest_safe_k",
-]
+__all__ = ["Certificate", "certify", "completeness", "ranked", "smallest_safe_k"]
 
 logger = logging.getLogger(__name__)
-
-
-def _is_real(value: object) -> bool:
-    """Whether ``value`` is a real number (``bool`` excluded)."""
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
-        value, bool | np.bool_
-    )
-
-
-@dataclass(frozen=True)
-class SafetyConfig(ConfigBase):
-    """Settings of the Safe@k certificate.
-
-    Attributes:
-        multiplier: Scale of every bound: τ is multiplied by ``multiplier / 2``. ``2.0``
-            reproduces the paper and is the smallest value for which the certificate is a
-            guarantee; values below 2 trade soundness for coverage, values above add slack
-            (e.g. for radii that are estimates). Must be finite and ``> 0``.
-        rho: Encoder radius ρ used for queries given as raw vectors (no encoder attached, so
-            nothing calibrated it). ``0.0`` means such queries are treated as exact.
-            Must be finite and ``>= 0``.
-
-    Example:
-        >>> cfg = SafetyConfig(multiplier=2.0, rho=0.05)
-        >>> SafetyConfig.from_json(cfg.to_json()) == cfg
-        True
-    """
-
-    multiplier: float = 2.0
-    rho: float = 0.0
-
-    def __post_init__(self) -> None:
-        check(
-            _is_real(self.multiplier) and math.isfinite(self.multiplier) and self.multiplier > 0,
-            f"SafetyConfig.multiplier must be a finite number > 0 (2.0 reproduces the paper), "
-            f"got {self.multiplier!r}",
-        )
-        check(
-            _is_real(self.rho) and math.isfinite(self.rho) and self.rho >= 0,
-            f"SafetyConfig.rho must be a finite number >= 0 (0.0 treats raw-vector queries as "
-            f"exact), got {self.rho!r}",
-        )
-        # Store plain floats so to_json() is stable whatever numeric type came in.
-        object.__setattr__(self, "multiplier", float(self.multiplier))
-        object.__setattr__(self, "rho", float(self.rho))
-
-
-def _as_vector(name: str, values: ArrayLike) -> NDArray[np.float64]:
-    """Convert ``values`` to a 1-D float64 array or raise :class:`InvalidInputError`."""
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise InvalidInputError(f"{name} must be a 1-D array of numbers ({e})") from e
-    if array.ndim != 1:
-        raise InvalidInputError(f"{name} must be 1-D with shape (n,), got shape {array.shape}")
-    return array
-
-
-def _check_radius(name: str, value: float) -> float:
-    """Return ``value`` as a float after checking it is a finite number ``>= 0``."""
-    if not _is_real(value) or not math.isfinite(value) or value < 0:
-        raise InvalidInputError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def perturbation_bound(r: float, e: ArrayLike, multiplier: float = 2.0) -> NDArray[np.float64]:
-    """Per-candidate bound τ on how far each score can move.
-
-    ``τ_i = (r + e_i + r·e_i) · multiplier / 2``, from the corrected Lemma 1: for unit ``u``,
-    ``v`` and perturbations with ``‖Δu‖ ≤ r``, ``‖Δv‖ ≤ e_i``,
-    ``|⟨u+Δu, v+Δv⟩ − ⟨u, v⟩| ≤ ‖Δu‖ + ‖Δv‖ + ‖Δu‖·‖Δv‖``.
-
-    Args:
-        r: Query-side radius ``ρ + ε_q`` (encoder radius plus bridge drift on the query);
-            finite, ``>= 0``.
-        e: Item-side radii ``ε_i + ζ_i``, shape ``(n,)``, any real dtype; finite, ``>= 0``.
-        multiplier: Scale, ``> 0``; ``2.0`` is the sound, paper-equivalent setting.
-
-    Returns:
-        τ, float64 array of shape ``(n,)``, a new array.
-
-    Raises:
-        InvalidInputError: ``r`` or ``e`` negative or not finite, ``e`` not 1-D, or
-            ``multiplier`` not finite and ``> 0``.
-    """
-    r = _check_radius("r (query-side radius rho + eps_q)", r)
-    if not _is_real(multiplier) or not math.isfinite(multiplier) or multiplier <= 0:
-        raise InvalidInputError(f"multiplier must be a finite number > 0, got {multiplier!r}")
-    radii = _as_vector("e (item-side radii eps_i + zeta_i)", e)
-    if not np.all(np.isfinite(radii)) or np.any(radii < 0):
-        raise InvalidInputError(
-            "e (item-side radii eps_i + zeta_i) must be finite and >= 0; "
-            "got a negative, NaN or infinite entry"
-        )
-    tau: NDArray[np.float64] = (r + radii + r * radii) * (float(multiplier) / 2.0)
-    return tau
 
 
 @dataclass(frozen=True, eq=False)
@@ -206,17 +81,10 @@ class Certificate:
         }
 
 
-def _check_k(name: str, k: int) -> int:
-    """Return ``k`` as an int after checking it is an integer ``>= 1``."""
-    if not isinstance(k, int | np.integer) or isinstance(k, bool | np.bool_) or k < 1:
-        raise InvalidInputError(f"{name} must be an integer >= 1, got {k!r}")
-    return int(k)
-
-
-def _ranked(scores: ArrayLike, tau: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def ranked(scores: ArrayLike, tau: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Validate a ranked list: finite, same shape ``(n,)``, scores descending, ``tau >= 0``."""
-    s = _as_vector("scores", scores)
-    t = _as_vector("tau", tau)
+    s = as_vector("scores", scores)
+    t = as_vector("tau", tau)
     if s.shape != t.shape:
         raise InvalidInputError(
             f"scores and tau must have the same shape (n,), got {s.shape} and {t.shape}; "
@@ -280,8 +148,8 @@ def certify(scores: ArrayLike, tau: ArrayLike, k: int) -> Certificate:
         InvalidInputError: unsorted or non-finite scores, negative or non-finite tau, shapes
             that differ or are not 1-D, ``k < 1`` or not an integer.
     """
-    k = _check_k("k", k)
-    s, t = _ranked(scores, tau)
+    k = check_k(k)
+    s, t = ranked(scores, tau)
     n = int(s.size)
     nan = float("nan")
     t = t.copy()
@@ -338,8 +206,8 @@ def smallest_safe_k(scores: ArrayLike, tau: ArrayLike, k_max: int) -> int | None
     Raises:
         InvalidInputError: as :func:`certify`, with ``k_max`` in place of ``k``.
     """
-    k_max = _check_k("k_max", k_max)
-    s, t = _ranked(scores, tau)
+    k_max = check_k(k_max, "k_max")
+    s, t = ranked(scores, tau)
     if s.size == 0:
         return None
     _, _, safe = _prefix_slacks(s, t)
@@ -379,10 +247,10 @@ def completeness(kth_score: float, outside_upper_bounds: ArrayLike, kth_tau: flo
     Raises:
         InvalidInputError: non-finite ``kth_score``, bad ``kth_tau``, NaN or non-1-D bounds.
     """
-    if not _is_real(kth_score) or not math.isfinite(kth_score):
+    if not is_real(kth_score) or not math.isfinite(kth_score):
         raise InvalidInputError(f"kth_score must be a finite number, got {kth_score!r}")
-    kth_tau = _check_radius("kth_tau", kth_tau)
-    bounds = _as_vector("outside_upper_bounds", outside_upper_bounds)
+    kth_tau = check_radius("kth_tau", kth_tau)
+    bounds = as_vector("outside_upper_bounds", outside_upper_bounds)
     if np.any(np.isnan(bounds)):
         raise InvalidInputError(
             "outside_upper_bounds contain NaN; use +inf for a region that cannot be bounded"
@@ -390,68 +258,3 @@ def completeness(kth_score: float, outside_upper_bounds: ArrayLike, kth_tau: flo
     if bounds.size == 0:
         return True
     return bool(float(kth_score) - kth_tau >= float(bounds.max()))
-
-
-def refine_with_geometry(
-    certificate: Certificate,
-    scores: ArrayLike,
-    vectors: ArrayLike,
-    r: float,
-    e: ArrayLike,
-    multiplier: float = 2.0,
-) -> Certificate:
-    """Sharpen Safe@1 / Safe@k using that one query perturbation moves every score together.
-
-    With a shared query perturbation Δu (‖Δu‖ ≤ r) and item perturbations Δv_i (‖Δv_i‖ ≤ e_i),
-    for unit u, v_i::
-
-        (s'_i − s'_j) − (s_i − s_j) = ⟨Δu, v_i − v_j⟩ + ⟨u + Δu, Δv_i − Δv_j⟩
-        |…| ≤ r·‖v_i − v_j‖ + (1 + r)(e_i + e_j)
-
-    so item i stays ahead of j when s_i − s_j exceeds that bound (scaled by multiplier / 2).
-    Since ‖v_i − v_j‖ ≤ 2 this is never stricter than the per-item test of :func:`certify`
-    (which charges 2r), and it is sound for the same perturbations. Safe@k' holds when every
-    pair (i ≤ k', j > k') passes.
-
-    Args:
-        certificate: the per-item certificate of the same ranking (its τ, ``floor_k`` and the
-            completeness reading built on them are kept).
-        scores: exact scores, float (n,), sorted descending.
-        vectors: the candidates' unit vectors, float (n, d), in score order.
-        r: query-side radius (ρ + ε_q). e: item-side radii (n,).
-
-    Returns:
-        A certificate whose safe1 / safek / slack_1 / slack_k / safe_prefix come from the
-        pairwise test.
-    """
-    s, _ = _ranked(scores, certificate.tau)  # validates order, finiteness and shapes
-    v = np.asarray(vectors, dtype=np.float64)
-    radii = _as_vector("e", e)
-    r = _check_radius("r", r)
-    n = s.size
-    if v.ndim != 2 or v.shape[0] != n or radii.shape != (n,):
-        raise InvalidInputError(
-            f"scores ({n},), vectors (n, d) and e (n,) must agree; got {v.shape} and {radii.shape}"
-        )
-    if n == 0:
-        return certificate
-    kk = min(certificate.k, n)  # only prefixes up to k are certified: rows i < kk suffice
-    gram = np.clip(v[:kk] @ v.T, -1.0, 1.0)
-    dist = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * gram))
-    item = radii[:kk, None] + radii[None, :]
-    need = (r * dist + (1.0 + r) * item) * (float(multiplier) / 2.0)
-    margin = s[:kk, None] - s[None, :] - need  # margin[i, j]: how safely i stays ahead of j
-    # slack of prefix p = min over i < p <= j of margin[i, j]; +inf when nothing is outside
-    slack = np.full(kk, np.inf)
-    for p in range(1, min(kk, n - 1) + 1):
-        slack[p - 1] = float(margin[:p, p:].min())
-    safe = slack > 0
-    prefix = np.flatnonzero(safe)
-    return dataclasses.replace(
-        certificate,
-        safe1=bool(safe[0]),
-        safek=bool(safe[kk - 1]),
-        slack_1=float(slack[0]),
-        slack_k=float(slack[kk - 1]),
-        safe_prefix=int(prefix[0]) + 1 if prefix.size else None,
-    )

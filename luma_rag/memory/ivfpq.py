@@ -1,0 +1,163 @@
+"""One generation of the warm tier's index: its settings, building it, training it, encoding.
+
+Sizing follows the data: ``nlist = min(4·sqrt(n), n / points_per_list)`` and ``m`` sub-quantizers
+of about 8 dimensions each (``m = d/8``: PQ64 at d=512; PQ8 there is far too coarse). Training is
+never attempted with fewer points than it needs, so FAISS's "nx >= k" error cannot happen.
+:class:`~luma_rag.memory.warm.WarmTier` decides when to (re)train and swaps generations.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from luma_rag._config import ConfigBase, check
+
+__all__ = [
+    "PQ_MIN_TRAIN",
+    "IndexState",
+    "WarmTierConfig",
+    "encode_into",
+    "flat_state",
+    "ivf_of",
+    "nlist_for",
+    "pq_m",
+    "trained_state",
+]
+
+logger = logging.getLogger(__name__)
+
+_NEG = float("-inf")
+PQ_MIN_TRAIN = 256  # k-means of 8-bit PQ needs at least 2**8 training points ("nx >= k")
+
+
+@dataclass(frozen=True)
+class WarmTierConfig(ConfigBase):
+    """Settings of the warm tier.
+
+    Attributes:
+        min_train: below this many items the tier stays exact (flat); PQ with 8 bits needs
+            at least 256 training points, so values under 256 are refused.
+        points_per_list: training points per IVF list (FAISS wants ~39).
+        lists_per_sqrt: ``nlist ≈ lists_per_sqrt · sqrt(n)``.
+        dims_per_subquantizer: PQ ``m = d / dims_per_subquantizer`` (rounded to a divisor of d).
+        nbits: bits per PQ code (8: exact float ADC, sound completeness bound; 4: fast-scan).
+        nprobe_fraction: share of lists probed per query (at least ``min_nprobe``).
+        retrain_growth: retrain when the tier has grown by this factor since the last training.
+        retrain_drift: retrain when the mean ζ of items added since training exceeds the
+            training-time mean by this factor.
+        background: retrain in a background thread (False: inline, deterministic).
+    """
+
+    min_train: int = 2048
+    points_per_list: int = 39
+    lists_per_sqrt: float = 4.0
+    dims_per_subquantizer: int = 8
+    nbits: int = 8
+    nprobe_fraction: float = 0.1
+    min_nprobe: int = 8
+    retrain_growth: float = 2.0
+    retrain_drift: float = 1.5
+    background: bool = True
+
+    def __post_init__(self) -> None:
+        check(
+            self.min_train >= 256,
+            "WarmTierConfig.min_train must be >= 256 (PQ training needs 256 points)",
+        )
+        check(self.points_per_list >= 1, "WarmTierConfig.points_per_list must be >= 1")
+        check(self.lists_per_sqrt > 0, "WarmTierConfig.lists_per_sqrt must be > 0")
+        check(self.dims_per_subquantizer >= 1, "WarmTierConfig.dims_per_subquantizer must be >= 1")
+        check(self.nbits in (4, 8), "WarmTierConfig.nbits must be 4 (fast-scan) or 8")
+        check(0 < self.nprobe_fraction <= 1, "WarmTierConfig.nprobe_fraction must be in (0, 1]")
+        check(self.min_nprobe >= 1, "WarmTierConfig.min_nprobe must be >= 1")
+        check(self.retrain_growth > 1, "WarmTierConfig.retrain_growth must be > 1")
+        check(self.retrain_drift > 1, "WarmTierConfig.retrain_drift must be > 1")
+
+
+def pq_m(dim: int, dims_per_sub: int, nbits: int) -> int:
+    """Largest divisor of ``dim`` not above ``dim / dims_per_sub`` (even for fast-scan)."""
+    target = max(1, dim // dims_per_sub)
+    for m in range(target, 0, -1):
+        if dim % m == 0 and (nbits == 8 or m % 2 == 0):
+            return m
+    return 1 if nbits == 8 else 2
+
+
+def ivf_of(index: Any) -> Any:
+    """The IVF layer of a trained index (for its coarse quantizer)."""
+    import faiss
+
+    return faiss.extract_index_ivf(index)
+
+
+@dataclass
+class IndexState:
+    """One generation of the warm index; replaced whole on retrain."""
+
+    index: Any
+    trained: bool
+    centroids: np.ndarray  # (nlist, d) float32; empty when flat
+    list_radius: np.ndarray  # (nlist,) float32 max residual norm per list; -inf when empty
+    n_trained: int
+    zeta_train_mean: float
+    nprobe: int
+
+
+def flat_state(dim: int) -> IndexState:
+    """An exact (flat) inner-product index with ids: the tier before it can train."""
+    import faiss
+
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    return IndexState(
+        index, False, np.zeros((0, dim), np.float32), np.zeros(0, np.float32), 0, 0.0, 1
+    )
+
+
+def nlist_for(config: WarmTierConfig, n: int) -> int:
+    """IVF list count for ``n`` training points: ``min(c·√n, n / points_per_list)``."""
+    c = config
+    return max(1, min(int(c.lists_per_sqrt * math.sqrt(n)), n // c.points_per_list))
+
+
+def trained_state(dim: int, config: WarmTierConfig, vectors: np.ndarray) -> IndexState:
+    """Train an IVF-PQ index on (n, d) float32 ``vectors`` (empty: nothing added yet)."""
+    import faiss
+
+    n = len(vectors)
+    nlist = nlist_for(config, n)
+    m = pq_m(dim, config.dims_per_subquantizer, config.nbits)
+    spec = f"IVF{nlist},PQ{m}" + ("x4fs" if config.nbits == 4 else "")
+    index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+    ivf.cp.min_points_per_centroid = 1  # sizes above already respect points_per_list
+    if hasattr(ivf, "do_polysemous_training"):
+        ivf.do_polysemous_training = False  # index_factory turns it on; costs ~25x the training
+    pq = getattr(ivf, "pq", None)
+    if pq is not None:
+        pq.cp.min_points_per_centroid = 1  # 256 codewords from >= 256 points: no warning spam
+    index.train(vectors)
+    centroids = ivf.quantizer.reconstruct_n(0, nlist).astype(np.float32)
+    nprobe = min(nlist, max(config.min_nprobe, math.ceil(config.nprobe_fraction * nlist)))
+    ivf.nprobe = nprobe
+    logger.info("warm tier: trained %s on %d vectors (nprobe=%d)", spec, n, nprobe)
+    return IndexState(index, True, centroids, np.full(nlist, _NEG, np.float32), n, 0.0, nprobe)
+
+
+def encode_into(state: IndexState, keys: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Add to ``state``'s index; update list radii; return ζ per vector."""
+    state.index.add_with_ids(vectors, keys)
+    if not state.trained:
+        return np.zeros(len(keys), dtype=np.float32)
+    recon = state.index.sa_decode(state.index.sa_encode(vectors))
+    zeta = np.linalg.norm(vectors - recon, axis=1).astype(np.float32)
+    # The lists FAISS itself put them in (same call, same batch), not a numpy argmax that
+    # can break near-ties differently and leave an item outside its list's radius.
+    lists = ivf_of(state.index).quantizer.assign(vectors, 1).ravel()
+    resid = np.linalg.norm(vectors - state.centroids[lists], axis=1).astype(np.float32)
+    np.maximum.at(state.list_radius, lists, resid)
+    return zeta

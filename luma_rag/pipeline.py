@@ -1,0 +1,135 @@
+"""The query pipeline, top to bottom: candidates → rerank → bounds → certificate → completeness
+→ telemetry.
+
+1. **candidates + rerank** — the backend probes its index (hot HNSW ∪ warm IVF-PQ, or every
+   match of a small filter) and rescores every candidate exactly against the raw vectors
+   (:meth:`~luma_rag.store.base.StoreBackend.candidates`; one rerank path,
+   :meth:`~luma_rag.memory.tiered.TieredMemory.rerank`).
+2. **bounds** — τ_i per candidate from r = ρ + ε_q (query side) and ε_i (item drift through the
+   bridge) (:func:`~luma_rag.safety.perturbation_bound`).
+3. **certificate** — Safe@1 / Safe@k on the intervals, then the pairwise refinement that uses
+   one shared query perturbation (:func:`~luma_rag.safety.certify`,
+   :func:`~luma_rag.safety.refine_with_geometry`).
+4. **completeness** — whether anything outside the candidates could beat the k-th under the
+   same bounds (the backend's ``outside_bound`` plus the worst item drift).
+5. **telemetry** — the paper's numbers (γ, δ_k, ε, ζ, ρ) and per-stage timings.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from luma_rag.memory.tiered import TIER_NAMES, WARM, Candidates
+from luma_rag.results import Hit, QueryResult, Telemetry
+from luma_rag.safety import (
+    SafetyConfig,
+    certify,
+    completeness,
+    perturbation_bound,
+    refine_with_geometry,
+)
+from luma_rag.store.base import StoreBackend
+
+__all__ = ["run_query"]
+
+logger = logging.getLogger(__name__)
+
+
+def run_query(
+    backend: StoreBackend,
+    query: np.ndarray,
+    k: int,
+    *,
+    filters: Mapping[str, Any] | None,
+    rho: float,
+    eps_q: float,
+    safety: SafetyConfig,
+    stages: dict[str, float],
+    started: float,
+) -> QueryResult:
+    """Search ``backend`` for the top ``k`` of a validated query and certify the result.
+
+    Args:
+        backend: the store.
+        query: float32 (dim,) unit vector, already in the store's space.
+        k: validated number of hits.
+        filters: metadata filter or None.
+        rho: encoder radius for this query. eps_q: bridge drift on the query (0 if unbridged).
+        safety: the multiplier of every bound.
+        stages: seconds already spent per stage (e.g. ``bridge``); completed here.
+        started: ``time.perf_counter()`` when the caller started (for ``latency_ms``).
+    """
+    mult = safety.multiplier
+    r = rho + eps_q
+    with backend.reading():
+        t = time.perf_counter()
+        cands = backend.candidates(query, k, filters)  # 1. candidates + exact rerank
+        stages["candidates"] = time.perf_counter() - t
+        t = time.perf_counter()
+        eps_items = backend.item_drift(cands.keys)
+        tau = perturbation_bound(r, eps_items, mult)  # 2. bounds
+        cert = certify(cands.scores, tau, k)  # 3. certificate
+        if cands.keys.size > 1:  # the shared query perturbation: a sharper, still sound test
+            cert = refine_with_geometry(cert, cands.scores, cands.vectors, r, eps_items, mult)
+        stages["certify"] = time.perf_counter() - t
+        t = time.perf_counter()
+        top = cands.keys[:k]
+        details = backend.details(top.tolist())
+        backend.record_hits(top, time.time())
+        stages["records"] = time.perf_counter() - t
+    t = time.perf_counter()
+    complete = _complete(backend, cands, cert.floor_k, r, mult)  # 4. completeness
+    stages["complete"] = time.perf_counter() - t
+    hits = [
+        Hit(
+            id=details[kk].id,
+            score=float(s),
+            tier=TIER_NAMES[int(tier)],
+            rank=rank,
+            modality=details[kk].modality,
+            metadata=details[kk].metadata,
+            text=details[kk].text,
+            source=details[kk].source,
+        )
+        for rank, (kk, s, tier) in enumerate(
+            zip(top.tolist(), cands.scores[:k], cands.tiers[:k], strict=True)
+        )
+        if kk in details
+    ]
+    zeta = cands.zeta[cands.tiers == WARM]
+    tel = Telemetry(  # 5. telemetry
+        margin_top2=cert.margin_top2,
+        delta_k=cert.delta_k,
+        epsilon=eps_q,
+        epsilon_items=float(eps_items.max(initial=0.0)),
+        zeta_mean=float(zeta.mean()) if zeta.size else 0.0,
+        zeta_max=float(zeta.max()) if zeta.size else 0.0,
+        rho=rho,
+        safe1=cert.safe1,
+        safek=cert.safek,
+        safe_k_min=cert.safe_prefix,
+        complete=bool(complete),
+        k=k,
+        n_candidates=int(cands.keys.size),
+        latency_ms=(time.perf_counter() - started) * 1000.0,
+        stages_ms={name: seconds * 1000.0 for name, seconds in stages.items()},
+    )
+    return QueryResult(hits=hits, telemetry=tel, certificate=cert)
+
+
+def _complete(
+    backend: StoreBackend, cands: Candidates, floor_k: float, r: float, multiplier: float
+) -> bool:
+    """Whether no item outside the candidates can overtake the top k under the same bounds."""
+    if math.isinf(cands.outside_bound):
+        return cands.outside_bound < 0  # -inf: nothing was left out; +inf: not certifiable
+    if cands.keys.size == 0:
+        return False
+    slack = float(perturbation_bound(r, [backend.worst_drift()], multiplier)[0])
+    return completeness(floor_k, np.array([cands.outside_bound + slack]))

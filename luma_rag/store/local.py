@@ -1,0 +1,335 @@
+"""The embedded backend: one local directory holding everything a store is.
+
+Files: ``config.json`` (:func:`~luma_rag.store.recovery.read_config`), ``records.sqlite``
+(records, metadata, settings, knowledge gaps), ``vectors.f32`` (raw vectors), ``hot.snapshot``
+/ ``warm.snapshot`` (index snapshots) and ``bridge.safetensors`` (the bridge state).
+
+Write path: append raw vectors (fsync) -> commit records (SQLite WAL) -> update the in-memory
+tiers. A write returns only after the commit, so an acknowledged item survives a crash; on open,
+:func:`~luma_rag.store.recovery.recover` rebuilds the tiers from snapshots reconciled with the
+record. Implements :class:`~luma_rag.store.base.StoreBackend`.
+
+Locking: ``lock`` (readers-writer) guards the in-memory state: searches hold it for reading,
+tier mutations for writing. ``_ingest`` serialises writers so that key allocation and the
+append/commit order are one sequence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from luma_rag._rwlock import RWLock
+from luma_rag.bridge import ProcrustesBridge
+from luma_rag.config import LumaConfig
+from luma_rag.errors import ConfigError, InvalidInputError, NotFoundError, StoreClosedError
+from luma_rag.filters import compile_filter
+from luma_rag.memory.tiered import Candidates, TieredMemory
+from luma_rag.store.bridge_file import load_bridge, save_bridge
+from luma_rag.store.records import ItemDetails, NewRecord, RecordStore
+from luma_rag.store.recovery import recover
+from luma_rag.store.snapshot import write_snapshot
+from luma_rag.store.vectors import VectorFile, row_crc
+
+__all__ = ["LocalStore"]
+
+logger = logging.getLogger(__name__)
+
+_BRIDGE_FILE = "bridge.safetensors"
+
+
+class LocalStore:
+    """Records, raw vectors, the two-tier memory and the bridge state of one directory."""
+
+    def __init__(self, path: Path, config: LumaConfig) -> None:
+        """Open (or create) the files under ``path`` and recover; see :mod:`luma_rag.store`."""
+        self.path = path
+        self.config = config
+        self.lock = RWLock()
+        self._ingest = threading.Lock()
+        self._closed = False
+        self._records = RecordStore(path / "records.sqlite")
+        try:
+            self._vectors = VectorFile(path / "vectors.f32", config.dim)
+        except BaseException:
+            self._records.close()
+            raise
+        self.memory = TieredMemory(
+            config.dim,
+            config.hot_budget,
+            fetch=self._vectors.get,
+            lock=self.lock,
+            hot=config.hot,
+            warm=config.warm,
+            spill=config.spill,
+        )
+        self._bridge: ProcrustesBridge | None = None
+        self._promote: set[int] = set()
+        self._promote_lock = threading.Lock()  # readers add to _promote concurrently
+        try:
+            state = recover(path, self._records, self._vectors, self.memory, self.lock)
+            self._next_key = state.next_key
+            self._ids = state.ids
+            self._bridge_version = state.bridge_versions
+            self._persist_tiers(state.moved)
+            self.wait_idle()
+            if config.bridge is not None:
+                bpath = path / _BRIDGE_FILE
+                self._bridge = (
+                    load_bridge(bpath) if bpath.exists() else ProcrustesBridge(config.bridge)
+                )
+        except BaseException:
+            self._records.close()
+            self._vectors.close()
+            raise
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @property
+    def bridge(self) -> ProcrustesBridge | None:
+        """The bridge (None when the config has none)."""
+        return self._bridge
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has run."""
+        return self._closed
+
+    def check_open(self) -> None:
+        """Raise StoreClosedError once closed."""
+        if self._closed:
+            raise StoreClosedError(f"the store at {self.path} is closed; reopen it with Luma.open")
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold the read lock; raise StoreClosedError if the store closed meanwhile."""
+        with self.lock.read():
+            self.check_open()
+            yield
+
+    def wait_idle(self, timeout: float | None = None) -> None:
+        """Wait for background work (hot graph rebuild, warm-tier retrain) to finish."""
+        self.memory.wait(timeout)
+
+    def close(self) -> None:
+        """Finish background work, write index snapshots, close files. Idempotent."""
+        if self._closed:
+            return
+        with self._ingest:  # no write, hence no new background retrain, can start now
+            self.wait_idle()
+            with self.lock.write():
+                if self._closed:
+                    return
+                self._closed = True
+                for tier in (self.memory.hot, self.memory.warm):
+                    arrays, header = tier.snapshot()
+                    write_snapshot(self.path / f"{tier.name}.snapshot", arrays, header)
+                keys = np.array(sorted(self._ids.values()), dtype=np.int64)
+                if keys.size:
+                    hits, last = self.memory.usage(keys)
+                    self._records.set_usage(keys, hits, last)
+                self._records.close()
+                self._vectors.close()
+
+    # -- writes ----------------------------------------------------------------------------------
+    def add(
+        self,
+        vectors: np.ndarray,
+        ids: list[str],
+        metadata: list[dict[str, Any]],
+        texts: list[str | None],
+        sources: list[str | None],
+        modality: str,
+        bridge_version: int,
+    ) -> None:
+        """Append, commit, then insert into the tiers (see the module docstring)."""
+        n = len(vectors)
+        with self._ingest:
+            self.check_open()
+            now = time.time()
+            keys = np.arange(self._next_key, self._next_key + n, dtype=np.int64)
+            with self.lock.read():
+                novelty = self.memory.novelty(vectors)
+            replaced = [self._ids[i] for i in ids if i in self._ids]
+            records = [
+                NewRecord(int(k), i, c, 0, modality, m, now, bridge_version, float(nv), t, src)
+                for k, i, c, m, nv, t, src in zip(
+                    keys, ids, row_crc(vectors), metadata, novelty, texts, sources, strict=True
+                )
+            ]
+            self._vectors.append(vectors, self._next_key)
+            self._records.commit(records, replaced, self._next_key + n)
+            self._next_key += n
+            with self.lock.write():
+                self._grow_versions(self._next_key)
+                self._bridge_version[keys] = bridge_version
+                if replaced:
+                    self.memory.remove(np.array(replaced, dtype=np.int64))
+                for i, k in zip(ids, keys.tolist(), strict=True):
+                    self._ids[i] = k
+                moved = self.memory.add(keys, vectors, novelty, now)
+                moved = np.concatenate([moved, self._apply_promotions(now)])
+            self._persist_tiers(moved)
+
+    def _grow_versions(self, hi: int) -> None:
+        have = len(self._bridge_version)
+        if have < hi:
+            grow = max(hi, 2 * have) - have
+            self._bridge_version = np.concatenate(
+                [self._bridge_version, np.full(grow, -1, np.int32)]
+            )
+
+    def _persist_tiers(self, keys: np.ndarray) -> None:
+        if keys.size:
+            tiers = self.memory.tier_of(keys)
+            for code in (0, 1):
+                sel = keys[tiers == code]
+                if sel.size:
+                    self._records.set_tiers(sel, code)
+
+    def _apply_promotions(self, now: float) -> np.ndarray:
+        """Promote queued warm items (under the write lock). Returns keys whose tier changed."""
+        if not self._promote:
+            return np.zeros(0, dtype=np.int64)
+        alive = set(self._ids.values())
+        live = [k for k in self._promote if k in alive]
+        self._promote.clear()
+        promoted, spilled = self.memory.promote(np.array(live, dtype=np.int64), now)
+        return np.concatenate([promoted, spilled])
+
+    def delete(self, ids: list[str]) -> None:
+        """Delete items by id. All ids must exist (else NotFoundError and nothing is deleted)."""
+        with self._ingest:
+            self.check_open()
+            unknown = [i for i in ids if not isinstance(i, str) or i not in self._ids]
+            if unknown:
+                raise NotFoundError(f"unknown id(s) {unknown[:5]!r}; nothing was deleted")
+            ids = list(dict.fromkeys(ids))  # a repeated id is deleted once
+            keys = [self._ids[i] for i in ids]
+            self._records.commit([], keys, self._next_key)
+            with self.lock.write():
+                for i in ids:
+                    self._ids.pop(i, None)
+                self.memory.remove(np.array(keys, dtype=np.int64))
+
+    def add_bridge_pairs(self, x_source: np.ndarray, y_target: np.ndarray) -> list[float]:
+        """Feed (CLAP, CLIP) pairs to the bridge and persist it; returns ε of any refreshes."""
+        if self._bridge is None:
+            raise ConfigError(
+                "this store has no bridge; create it with LumaConfig(bridge=BridgeConfig(...))"
+            )
+        with self._ingest:
+            self.check_open()
+            eps = self._bridge.add_pairs(x_source, y_target)
+            save_bridge(self._bridge, self.path / _BRIDGE_FILE)
+        return eps
+
+    # -- the query pipeline's reads (under reading()) -------------------------------------------
+    def candidates(
+        self, query: np.ndarray, k: int, filters: Mapping[str, Any] | None
+    ) -> Candidates:
+        """Both tiers (or, for a small filtered set, every match) rescored exactly."""
+        fetch_k = max(k, self.config.rerank_depth)
+        compiled = compile_filter(filters, self._records.meta_keys()) if filters else None
+        if compiled is None:
+            return self.memory.search(query, fetch_k, None)
+        keys = self._records.select_keys(compiled.sql, compiled.params)
+        keys = keys[self.memory.tier_of(keys) >= 0]
+        if keys.size <= self.config.exact_filter_below:
+            return self.memory.exact(query, keys)
+        allowed = np.zeros(self._next_key, dtype=bool)
+        allowed[keys] = True
+        return self.memory.search(query, fetch_k, allowed)
+
+    def item_drift(self, keys: np.ndarray) -> np.ndarray:
+        """ε_i per candidate: bridge drift since the item was projected (0 if it was not)."""
+        out = np.zeros(len(keys), dtype=np.float64)
+        if self._bridge is None or keys.size == 0:
+            return out
+        versions = self._bridge_version[keys]
+        for v in np.unique(versions[versions >= 0]).tolist():
+            out[versions == v] = self._bridge.drift_since(int(v))
+        return out
+
+    def worst_drift(self) -> float:
+        """Drift since the oldest bridge version any stored item was projected with."""
+        if self._bridge is None:
+            return 0.0
+        versions = self._bridge_version[self._bridge_version >= 0]
+        return self._bridge.drift_since(int(versions.min())) if versions.size else 0.0
+
+    def details(self, keys: Sequence[int]) -> dict[int, ItemDetails]:
+        """What a hit shows of each key."""
+        return self._records.details(keys)
+
+    def record_hits(self, keys: np.ndarray, now: float) -> None:
+        """Count hits; queue warm items that earned promotion (applied by the next write)."""
+        due = self.memory.record_hits(keys, now)
+        if due.size:  # under the read lock: the writer drains this set under the write lock
+            with self._promote_lock:
+                self._promote.update(due.tolist())
+
+    # -- other reads -----------------------------------------------------------------------------
+    def get(self, ids: Sequence[Any]) -> list[dict[str, Any]]:
+        """Stored items by id (unknown ids skipped), each with its (dim,) float32 vector."""
+        with self.reading():
+            keys = [self._ids[i] for i in ids if isinstance(i, str) and i in self._ids]
+            details = self._records.details(keys)
+            vecs = self._vectors.get(np.array(keys, dtype=np.int64))
+        return [
+            {**details[k]._asdict(), "vector": v}
+            for k, v in zip(keys, vecs, strict=True)
+            if k in details
+        ]
+
+    def ids(self, filters: Mapping[str, Any] | None, check_keys: bool) -> list[str]:
+        """Ids (oldest first), or those whose metadata match ``filters``."""
+        with self.reading():
+            if not filters:
+                return sorted(self._ids, key=self._ids.__getitem__)
+            known = self._records.meta_keys() if check_keys else None
+            compiled = compile_filter(filters, known)
+            if compiled is None:
+                return list(self._ids)
+            keys = set(self._records.select_keys(compiled.sql, compiled.params).tolist())
+            return sorted((i for i, k in self._ids.items() if k in keys), key=self._ids.__getitem__)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._ids
+
+    def stats(self) -> dict[str, Any]:
+        """Counts per tier, RAM per tier, bridge state."""
+        with self.lock.read():
+            out = self.memory.stats()
+        out["total"] = len(self._ids)
+        out["bridge_version"] = self._bridge.version if self._bridge else None
+        out["bridge_epsilon"] = self._bridge.epsilon if self._bridge else None
+        return out
+
+    def get_kv(self, name: str) -> str | None:
+        """A persisted setting."""
+        return self._records.get_kv(name)
+
+    def set_kv(self, name: str, value: str) -> None:
+        """Persist a setting."""
+        self._records.set_kv(name, value)
+
+    def add_gap(self, when: float, query: str, detail: dict[str, Any]) -> int:
+        """Log a knowledge gap."""
+        try:
+            return self._records.add_gap(when, query, detail)
+        except (TypeError, ValueError) as e:
+            raise InvalidInputError(f"gap detail is not JSON-serialisable ({e})") from e
+
+    def gaps(self, limit: int) -> list[dict[str, Any]]:
+        """Recent knowledge gaps, newest first."""
+        return self._records.gaps(limit)
