@@ -19,7 +19,7 @@ import numpy as np
 
 from luma_rag.encoders._images import ImageInput, load_image
 from luma_rag.encoders.base import AudioInput, Modality, check_batch, check_texts, l2_normalize
-from luma_rag.encoders.spec import PretrainedSpec
+from luma_rag.encoders.spec import OPEN_CLIP_FILES, PretrainedSpec
 from luma_rag.encoders.weights import check_weights_file, offline_hub
 from luma_rag.errors import (
     InvalidInputError,
@@ -126,18 +126,21 @@ class OpenClipEncoder:
         # A published open_clip directory (hf-hub layout) carries its architecture with it.
         local = path is not None and (path.parent / "open_clip_config.json").is_file()
         arch = f"local-dir:{path.parent}" if local and path is not None else model_name
+        # open_clip's own pick in such a directory is safetensors, then .bin: let it load
+        # the file when that is the one found, else load it explicitly after building
+        own_pick = local and path is not None and _open_clip_picks(path)
         extra = {f"image_{k}": v for k, v in (preprocess or {}).items()}
         try:
             with offline_hub():
                 model, _, transform = open_clip.create_model_and_transforms(
                     arch,
                     pretrained=None if local or path is None else str(path),
-                    load_weights=not local,
+                    load_weights=not local or own_pick,
                     device=device,
                     force_quick_gelu=quick_gelu,
                     **extra,
                 )
-                if local:
+                if local and not own_pick:
                     open_clip.load_checkpoint(model, str(path), weights_only=True)
                 tokenizer = open_clip.get_tokenizer(arch)
         except LumaError:
@@ -286,6 +289,12 @@ class OpenClipEncoder:
         return (
             f"OpenClipEncoder(name={self._name!r}, dim={self._dim}, device={str(self._device)!r})"
         )
+
+
+def _open_clip_picks(path: Path) -> bool:
+    """Whether open_clip's ``local-dir:`` loader would choose ``path`` in its directory."""
+    first, second = OPEN_CLIP_FILES
+    return path.name == first or (path.name == second and not (path.parent / first).exists())
 
 
 def _check_batch_size(batch_size: int) -> int:
