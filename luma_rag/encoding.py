@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import luma_rag._checks as checks
 from luma_rag.errors import DimensionMismatchError, InvalidInputError
@@ -35,6 +35,7 @@ __all__ = [
     "ingest_texts",
     "query_media",
     "set_rho",
+    "store_rho",
 ]
 
 logger = logging.getLogger(__name__)
@@ -140,23 +141,35 @@ def query_media(
 ) -> QueryResult:
     """Search with a text, image, audio or video query (exactly one).
 
-    ρ defaults to the store's calibrated radius for the query's modality (``luma.rho``),
-    else ``SafetyConfig.rho``. Audio queries cross the bridge, so ε_q enters the bound.
+    ρ defaults to the store's radius for the query's modality (``luma.rho``), else
+    ``SafetyConfig.rho``; ``telemetry.rho_source`` says which (``"calibrated"``, ``"user"`` or
+    ``"unset"``). Audio queries cross the bridge, so ε_q enters the bound. Each query runs
+    one encoder pass.
     """
     luma._store.check_open()
     k = checks.check_k(k)
     if isinstance(text, str):
         checks.check_text(text, "text")
     t0 = time.perf_counter()
-    emb = luma._need_embedder().embed(text=text, image=image, audio=audio, video=video)
+    emb = luma._need_embedder().embed(
+        text=text, image=image, audio=audio, video=video, with_pairs=False
+    )  # one encoder pass: a query feeds no bridge pairs
     encode_ms = (time.perf_counter() - t0) * 1000.0
-    if rho is None:
-        rho = luma.rho.get(emb.modality, luma.config.safety.rho)
+    source: Literal["calibrated", "user", "unset"] = "user"
+    if rho is not None:
+        source = "user"
+    elif emb.modality in luma.rho:
+        rho = luma.rho[emb.modality]
+        source = "user" if luma.rho_source.get(emb.modality) == "user" else "calibrated"
+    else:
+        rho = luma.config.safety.rho
+        source = "user" if rho > 0 else "unset"
     res = luma.search(emb.vector, k, filters=filters, rho=rho, bridged=emb.bridged)
     tel = dataclasses.replace(
         res.telemetry,
         latency_ms=(time.perf_counter() - t0) * 1000.0,
         stages_ms={"encode": encode_ms, **res.telemetry.stages_ms},
+        rho_source=source,
     )
     return dataclasses.replace(res, telemetry=tel)
 
@@ -168,21 +181,24 @@ def attach_encoders(
     *,
     calibration: CalibrationInputs | None = None,
 ) -> None:
-    """Attach encoders; calibrate ρ and warm-start the bridge when the store has none yet.
+    """Attach encoders; read ρ if it was measured with these encoders. Nothing slow runs here.
 
-    ρ per query modality is read from the store (``luma.rho``); the ones missing are
-    measured on first attach by :func:`~luma_rag.calibration.calibrate_radii` (text from
-    paraphrases, image and video from shifted / re-lit images, audio from the bridge's
-    residual), so no encoder modality is certified with the vacuous ρ = 0. An unfitted
-    bridge is warm-started from caption pairs through both text towers first.
+    ρ per query modality is read from the store (``luma.rho``, with ``luma.rho_source``) when
+    it was measured with the same encoders; if the store's ρ came from other encoders it is
+    dropped, and a warning (also in ``luma.notices``) says so. Missing radii are measured on
+    the store's own items by :meth:`Luma.calibrate` (explicitly, or ``luma calibrate``); until
+    then queries report ``rho_source="unset"``. Only the shipped tiny models (whose domain is
+    the synthetic LUMA-Shapes set) are calibrated here at once, on the shipped inputs, and
+    warm-start an unfitted bridge from its captions.
 
     Args:
-        calibration: inputs that mean the same, for ρ and the bridge warm start (default:
-            the set shipped beside the tiny checkpoints, read only when something is
-            missing).
+        calibration: inputs that mean the same, to measure the missing radii now (and
+            warm-start an unfitted bridge) whatever the encoders; default: only for the
+            shipped tiny models, on the shipped set.
     """
     from luma_rag.calibration import calibrate_radii, load_calibration_inputs
     from luma_rag.embedder import MediaEmbedder
+    from luma_rag.encoders.registry import is_packaged
 
     luma._store.check_open()
     if encoder.dim != luma.config.dim:
@@ -191,37 +207,101 @@ def attach_encoders(
             f"the store is {luma.config.dim}-d"
         )
     luma._embedder = MediaEmbedder(encoder, audio_encoder)
-    stored = luma._store.get_kv("rho")
-    luma.rho = {k: float(v) for k, v in json.loads(stored).items()} if stored else {}
+    _load_rho(luma, encoder, audio_encoder)
     bridge = luma.bridge
     warm_start = audio_encoder is not None and bridge is not None and not bridge.fitted
     missing = {"text", "image", "video"} - set(luma.rho)
     if audio_encoder is not None and bridge is not None:
         missing |= {"audio"} - set(luma.rho)
-    if not (warm_start or missing):
+    tiny = is_packaged(encoder.name) and (audio_encoder is None or is_packaged(audio_encoder.name))
+    if not (warm_start or missing) or (calibration is None and not tiny):
         return
     inputs = calibration if calibration is not None else load_calibration_inputs()
     if warm_start and audio_encoder is not None and bridge is not None:
         need = 2 * (bridge.config.resolved_min_pairs // 2 + 1)
         captions = inputs.bridge_captions[:need]
-        if len(captions) < bridge.config.resolved_min_pairs:
-            logger.warning(
-                "only %d warm-start captions for a bridge that fits after %d pairs; audio "
-                "needs more caption pairs (ingest captioned items)",
-                len(captions),
-                bridge.config.resolved_min_pairs,
-            )
         if captions:
             luma.add_bridge_pairs(
                 audio_encoder.encode_text(captions), encoder.encode_text(captions)
             )
     if missing:
-        luma.rho.update(calibrate_radii(encoder, audio_encoder, luma.bridge, missing, inputs))
+        measured = calibrate_radii(encoder, audio_encoder, luma.bridge, missing, inputs)
+        store_rho(luma, measured, "calibrated")
+
+
+def _fingerprint(encoder: Encoder, audio_encoder: Encoder | None) -> dict[str, Any]:
+    return {
+        "encoder": str(encoder.name),
+        "dim": int(encoder.dim),
+        "audio_encoder": None if audio_encoder is None else str(audio_encoder.name),
+    }
+
+
+def _load_rho(luma: Luma, encoder: Encoder, audio_encoder: Encoder | None) -> None:
+    """``luma.rho`` / ``rho_source`` from the store, minus radii of other encoders."""
+    stored = luma._store.get_kv("rho")
+    luma.rho = {k: float(v) for k, v in json.loads(stored).items()} if stored else {}
+    sources = luma._store.get_kv("rho_source")
+    luma.rho_source = dict(json.loads(sources)) if sources else {}
+    for m in luma.rho:  # stores written before rho_source: measured at attach
+        luma.rho_source.setdefault(m, "calibrated")
+    now = _fingerprint(encoder, audio_encoder)
+    was_text = luma._store.get_kv("rho_encoders")
+    was = json.loads(was_text) if was_text else None
+    drop: set[str] = set()
+    if was is not None and was.get("encoder") != now["encoder"]:
+        drop = set(luma.rho)  # audio's radius is measured in CLIP space too
+        why = f"the encoder changed from {was.get('encoder')} to {now['encoder']}"
+    elif (
+        was is not None
+        and audio_encoder is not None
+        and was.get("audio_encoder")
+        not in (
+            None,
+            now["audio_encoder"],
+        )
+    ):
+        drop = {"audio"} & set(luma.rho)
+        why = f"the audio encoder changed from {was.get('audio_encoder')} to {now['audio_encoder']}"
+    if drop:
+        message = (
+            f"{luma.path}: {why}; the radii rho for {sorted(drop)} were measured with the old "
+            "model and are dropped (queries report rho_source='unset' until luma.calibrate() "
+            "or `luma calibrate` measures them again). Items ingested with the old encoder "
+            "are in its embedding space: re-ingest them for meaningful results"
+        )
+        logger.warning("%s", message)
+        luma.notices.append(message)
+        for m in drop:
+            luma.rho.pop(m, None)
+            luma.rho_source.pop(m, None)
         luma._store.set_kv("rho", json.dumps(luma.rho))
+        luma._store.set_kv("rho_source", json.dumps(luma.rho_source))
+    if was != now:
+        luma._store.set_kv("rho_encoders", json.dumps(now))
 
 
-def set_rho(luma: Luma, modality: str, value: float) -> None:
-    """Set the encoder radius ρ used for queries of ``modality`` (persisted)."""
-    luma._store.check_open()
-    luma.rho[str(modality)] = checks.check_rho(value)
+def store_rho(luma: Luma, values: Mapping[str, float], source: str) -> None:
+    """Set and persist ρ for several modalities at once, with where each came from."""
+    for modality, value in values.items():
+        luma.rho[str(modality)] = checks.check_rho(value)
+        luma.rho_source[str(modality)] = source
     luma._store.set_kv("rho", json.dumps(luma.rho))
+    luma._store.set_kv("rho_source", json.dumps(luma.rho_source))
+
+
+def set_rho(
+    luma: Luma, modality: str, value: float, *, source: Literal["calibrated", "user"] = "user"
+) -> None:
+    """Set the encoder radius ρ used for queries of ``modality`` (persisted).
+
+    Args:
+        modality: ``"text"``, ``"image"``, ``"audio"`` or ``"video"``.
+        value: ρ, finite and ``>= 0``.
+        source: ``"calibrated"`` when measured, else ``"user"``; reported as
+            ``Telemetry.rho_source``.
+    """
+    luma._store.check_open()
+    if source not in ("calibrated", "user"):
+        raise InvalidInputError(f"source must be 'calibrated' or 'user', got {source!r}")
+    store_rho(luma, {modality: value}, source)

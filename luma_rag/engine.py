@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any, Self
 
 import luma_rag._checks as checks
 import luma_rag.encoding as _encoding
+import luma_rag.store_calibration as _calibrate_store
 from luma_rag._arrays import as_query, as_unit_matrix
 from luma_rag.bridge import ProcrustesBridge
 from luma_rag.config import LumaConfig, session_config
+from luma_rag.encoders.resolve import check_encoder_name
 from luma_rag.encoders.resolve import resolve_encoder as _resolve_encoder
 from luma_rag.errors import ConfigError, InvalidInputError
 from luma_rag.pipeline import run_query
@@ -64,6 +66,8 @@ class Luma:
         self.config = backend.config
         self._embedder: MediaEmbedder | None = None
         self.rho: dict[str, float] = {}
+        self.rho_source: dict[str, str] = {}  # per modality: "calibrated" or "user"
+        self.notices: list[str] = []  # what attaching found and changed (ρ dropped, ...)
 
     # -- lifecycle -------------------------------------------------------------------------------
     @classmethod
@@ -84,8 +88,15 @@ class Luma:
             encoder: a CLIP-space :class:`~luma_rag.encoders.base.Encoder`, or a registry name
                 (``"luma-tiny"``: the shipped offline model; ``"ViT-B-32"``: production).
                 Enables :meth:`ingest` / :meth:`query` on text, images and video.
-            audio_encoder: a CLAP encoder or name (``"luma-tiny-clap"``); audio then crosses
-                the CLAP→CLIP bridge, which a store gets automatically when one is given.
+            audio_encoder: a CLAP encoder or name (``"luma-tiny-clap"``,
+                ``"laion/clap-htsat-unfused"``); audio then crosses the CLAP→CLIP bridge, which
+                a store gets automatically when one is given. Both names are looked up before
+                either model is loaded.
+
+        Opening is cheap: no calibration runs here for production models (ρ is read from the
+        store if it was measured with these encoders, else ``rho_source`` is ``"unset"`` until
+        :meth:`calibrate` runs on the store's own items); only the shipped tiny models are
+        calibrated at once, on the shipped LUMA-Shapes inputs.
 
         Raises:
             ConfigError: no config for a new store. DimensionMismatchError: wrong ``dim``.
@@ -93,8 +104,9 @@ class Luma:
         """
         path = Path(path)
         stored = read_config(path)
-        enc = _resolve_encoder(encoder)
-        aenc = _resolve_encoder(audio_encoder)
+        check_encoder_name(audio_encoder, "audio")  # a bad audio name fails before CLIP loads
+        enc = _resolve_encoder(encoder, "clip")
+        aenc = _resolve_encoder(audio_encoder, "audio")
         cfg = session_config(path, stored, config, enc, aenc)
         path.mkdir(parents=True, exist_ok=True)
         luma = cls(LocalStore(path, cfg))  # first: a config that does not fit is not persisted
@@ -114,9 +126,10 @@ class Luma:
     ) -> Self:
         """Wrap an open :class:`~luma_rag.store.base.StoreBackend` (e.g. a server backend)."""
         luma = cls(backend)
-        enc = _resolve_encoder(encoder)
+        check_encoder_name(audio_encoder, "audio")
+        enc = _resolve_encoder(encoder, "clip")
         if enc is not None:
-            luma.attach_encoders(enc, _resolve_encoder(audio_encoder))
+            luma.attach_encoders(enc, _resolve_encoder(audio_encoder, "audio"))
         return luma
 
     def __enter__(self) -> Self:
@@ -282,6 +295,7 @@ class Luma:
     ingest_texts = _encoding.ingest_texts
     ingest_images = _encoding.ingest_images
     query = _encoding.query_media
+    calibrate = _calibrate_store.calibrate_store
 
     # -- records ---------------------------------------------------------------------------------
     def record_gap(self, query: str, detail: Mapping[str, Any]) -> int:

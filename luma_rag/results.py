@@ -45,6 +45,10 @@ class Telemetry:
             ``bridge`` (projection, 0 when not bridged), ``candidates`` (both tiers, filters
             and the exact rerank), ``certify`` (Safe@k and its pairwise refinement),
             ``complete`` (the completeness bound) and ``records`` (hit details from SQLite).
+        rho_source: where ρ came from: ``"calibrated"`` (measured for the encoder in use),
+            ``"user"`` (set by the caller), or ``"unset"`` (nobody calibrated or set it: ρ is
+            the config default, usually 0, and the certificate only says the ranking is
+            stable under float rounding).
     """
 
     margin_top2: float
@@ -62,6 +66,7 @@ class Telemetry:
     n_candidates: int
     latency_ms: float
     stages_ms: dict[str, float] = field(default_factory=dict)
+    rho_source: Literal["calibrated", "user", "unset"] = "unset"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (NaN becomes None)."""

@@ -63,6 +63,7 @@ __all__ = [
     "get_encoder",
     "get_model_config",
     "hf_hub_cache",
+    "is_packaged",
     "list_models",
     "list_pretrained",
     "model_kind",
@@ -325,6 +326,17 @@ def model_kind(name: str | os.PathLike[str]) -> Kind:
             "a model directory; register it with register_pretrained() or pass its directory"
         )
     return spec.kind
+
+
+def is_packaged(name: str) -> bool:
+    """Whether ``name`` (an encoder's :attr:`name` or a registry name) ships in the package.
+
+    Only packaged (tiny, LUMA-Shapes) models may be calibrated on the shipped synthetic inputs.
+    """
+    model, tag = _split_name(name)
+    tags = _PRETRAINED.get(model, {})
+    spec = tags.get(tag or "") or next(iter(tags.values()), None)
+    return spec is not None and not spec.needs_download
 
 
 # -- encoders ------------------------------------------------------------------------------------

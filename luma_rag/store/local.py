@@ -2,7 +2,8 @@
 
 Files: ``config.json`` (:func:`~luma_rag.store.recovery.read_config`), ``records.sqlite``
 (records, metadata, settings, knowledge gaps), ``vectors.f32`` (raw vectors), ``hot.snapshot``
-/ ``warm.snapshot`` (index snapshots) and ``bridge.safetensors`` (the bridge state).
+/ ``warm.snapshot`` (index snapshots), ``bridge.safetensors`` + ``bridge.pairs`` (the bridge
+state: a snapshot and the pairs appended since, see :mod:`luma_rag.store.bridge_log`).
 
 Write path: append raw vectors (fsync) -> commit records (SQLite WAL) -> update the in-memory
 tiers. A write returns only after the commit, so an acknowledged item survives a crash; on open,
@@ -32,7 +33,7 @@ from luma_rag.config import LumaConfig
 from luma_rag.errors import ConfigError, InvalidInputError, NotFoundError, StoreClosedError
 from luma_rag.filters import compile_filter
 from luma_rag.memory.tiered import Candidates, TieredMemory
-from luma_rag.store.bridge_file import load_bridge, save_bridge
+from luma_rag.store.bridge_log import BridgeLog
 from luma_rag.store.records import ItemDetails, NewRecord, RecordStore
 from luma_rag.store.recovery import recover
 from luma_rag.store.snapshot import write_snapshot
@@ -41,8 +42,6 @@ from luma_rag.store.vectors import VectorFile, row_crc
 __all__ = ["LocalStore"]
 
 logger = logging.getLogger(__name__)
-
-_BRIDGE_FILE = "bridge.safetensors"
 
 
 class LocalStore:
@@ -71,6 +70,7 @@ class LocalStore:
             spill=config.spill,
         )
         self._bridge: ProcrustesBridge | None = None
+        self._bridge_log: BridgeLog | None = None
         self._promote: set[int] = set()
         self._promote_lock = threading.Lock()  # readers add to _promote concurrently
         try:
@@ -80,11 +80,9 @@ class LocalStore:
             self._bridge_version = state.bridge_versions
             self._persist_tiers(state.moved)
             self.wait_idle()
-            if config.bridge is not None:
-                bpath = path / _BRIDGE_FILE
-                self._bridge = (
-                    load_bridge(bpath) if bpath.exists() else ProcrustesBridge(config.bridge)
-                )
+            if config.bridge is not None:  # snapshot + the pairs logged after it
+                self._bridge_log = BridgeLog(path, config.bridge)
+                self._bridge = self._bridge_log.bridge
         except BaseException:
             self._records.close()
             self._vectors.close()
@@ -134,6 +132,8 @@ class LocalStore:
                 if keys.size:
                     hits, last = self.memory.usage(keys)
                     self._records.set_usage(keys, hits, last)
+                if self._bridge_log is not None:
+                    self._bridge_log.close()
                 self._records.close()
                 self._vectors.close()
 
@@ -219,15 +219,14 @@ class LocalStore:
                 self.memory.remove(np.array(keys, dtype=np.int64))
 
     def add_bridge_pairs(self, x_source: np.ndarray, y_target: np.ndarray) -> list[float]:
-        """Feed (CLAP, CLIP) pairs to the bridge and persist it; returns ε of any refreshes."""
-        if self._bridge is None:
+        """Feed (CLAP, CLIP) pairs to the bridge and log them; returns ε of any refreshes."""
+        if self._bridge_log is None:
             raise ConfigError(
                 "this store has no bridge; create it with LumaConfig(bridge=BridgeConfig(...))"
             )
         with self._ingest:
             self.check_open()
-            eps = self._bridge.add_pairs(x_source, y_target)
-            save_bridge(self._bridge, self.path / _BRIDGE_FILE)
+            eps = self._bridge_log.add_pairs(x_source, y_target)  # appended, not rewritten
         return eps
 
     # -- the query pipeline's reads (under reading()) -------------------------------------------
