@@ -144,6 +144,15 @@ def calibrate_store(
     if "audio" in wanted and audio is not None and texts:
         held_out = _sample(texts, sample, np.random.default_rng(seed + 1))
     inputs = CalibrationInputs(text_groups=groups, images=pictures, audio_captions=held_out)
+    if held_out and (luma.bridge is None or not luma.bridge.fitted):
+        need = luma.bridge.config.resolved_min_pairs if luma.bridge is not None else 0
+        logger.warning(
+            "the audio radius needs a fitted bridge: %d distinct texts/captions in %s, the "
+            "bridge fits after %d pairs; ingest more captioned items, then calibrate again",
+            len(texts),
+            luma.path,
+            need,
+        )
     measured: dict[str, float] = {}
     for stage in ("text", "image", "audio"):
         todo = {stage} | ({"video"} if stage == "image" else set())

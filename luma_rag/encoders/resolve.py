@@ -43,9 +43,10 @@ def check_encoder_name(encoder: Encoder | str | None, role: Role) -> None:
 
     kind = model_kind(encoder)
     if kind != role:
+        article = "an" if kind[0] in "aeiou" else "a"
         raise ModelNotAvailableError(
-            f"{_ROLE_ARG[role]}={encoder!r} is a {kind} model; {_ROLE_ARG[role]}= takes a "
-            f"{role} model such as {_EXAMPLES[role]}"
+            f"{_ROLE_ARG[role]}={encoder!r} is {article} {kind} model; {_ROLE_ARG[role]}= "
+            f"takes a {role} model such as {_EXAMPLES[role]}"
         )
     resolve(encoder)  # finds the weights (or says where to put them); reads nothing
 
