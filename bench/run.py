@@ -12,9 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-METHODS = ("numpy-exact", "faiss-hnsw", "langchain-faiss", "llamaindex-simple", "luma")
-SIMPLE = "llamaindex-simple"
-FULL_SLOW_MAX = 10_000  # at or below this size the slow baseline gets every query
+from bench.methods import FULL_SLOW_MAX, METHODS, SIMPLE
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 

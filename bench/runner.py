@@ -21,23 +21,14 @@ from bench.data import Dataset, exact_topk, make_dataset
 from bench.luma_bench import LumaMethod, luma_available, measure_spill, telemetry_summary
 from bench.machine import machine_info, measure_bandwidth, rss_bytes
 from bench.measure import BuildResult, Method, build_method, time_queries
+from bench.methods import FULL_SLOW_MAX, METHODS, SIMPLE
 from bench.report import evaluate_targets, format_luma, format_table, format_targets
-from bench.run import FULL_SLOW_MAX, METHODS, SIMPLE
+from luma_rag._json import to_jsonable
 
 __all__ = ["run_all"]
 
 if set(METHODS) != {*BASELINES, "luma"}:
-    raise RuntimeError(f"bench.run.METHODS {METHODS} is out of date with {sorted(BASELINES)}")
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, Path):
-        return str(x)
-    raise TypeError(f"cannot serialise {type(x).__name__}")
+    raise RuntimeError(f"bench.methods.METHODS {METHODS} is out of date with {sorted(BASELINES)}")
 
 
 def _measure(
@@ -276,7 +267,7 @@ def run_all(args: argparse.Namespace) -> int:
         print(format_targets(targets))
         any_miss |= any(t.status == "MISS" for t in targets)
         path = args.out / f"bench-{n}.json"
-        path.write_text(json.dumps(res, indent=2, default=_jsonable) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(to_jsonable(res), indent=2) + "\n", encoding="utf-8")
         print(f"wrote {path}")
         rss = rss_bytes()
         if rss is not None:

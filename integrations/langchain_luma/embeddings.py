@@ -11,7 +11,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from luma_rag.encoders import DEFAULT_MODEL, Encoder, get_encoder
-from luma_rag.errors import InvalidInputError
+from luma_rag.errors import ConfigError, InvalidInputError
 
 __all__ = ["LumaEmbeddings"]
 
@@ -88,7 +88,8 @@ class LumaEmbeddings(BaseModel, Embeddings):
 
     @property
     def _encoder(self) -> Encoder:
-        assert self.encoder is not None  # set by the validator
+        if self.encoder is None:  # the validator sets it; only a bypassed validator gets here
+            raise ConfigError("LumaEmbeddings has no encoder; build it with encoder='luma-tiny'")
         return self.encoder
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

@@ -31,7 +31,7 @@ from luma_rag.answer import (
     StreamingAnswerer,
 )
 from luma_rag.answer.base import Evidence
-from luma_rag.errors import InvalidInputError
+from luma_rag.errors import ConfigError, InvalidInputError
 
 __all__ = ["GatedInput", "LumaGatedChain", "build_gated_chain"]
 
@@ -115,7 +115,8 @@ def build_gated_chain(
             f"luma_rag.answer.Answerer), got {type(answerer).__name__}"
         )
     luma = retriever.luma
-    assert luma is not None  # set by the retriever's validator
+    if luma is None:  # the retriever's validator opens it; a bypassed validator gets here
+        raise ConfigError("the retriever has no engine; build it with luma= or store_path=")
     gate = GatedRetriever(luma, gate_config or default, record_gaps=record_gaps)
     return LumaGatedChain(retriever, answerer, gate)
 
@@ -246,7 +247,8 @@ class LumaGatedChain(Runnable[GatedInput, dict[str, Any]]):
         if retriever.rho is None:
             return None
         encoder = self.gate.luma.encoder
-        assert encoder is not None  # the retriever's validator checked it
+        if encoder is None:  # the retriever's validator checked it
+            raise ConfigError("the engine has no encoder; open it with encoder='luma-tiny'")
         if query.modality == "text":
             return np.asarray(encoder.encode_text([query.value])[0], dtype=np.float32)
         if query.modality == "image":

@@ -24,7 +24,7 @@ from langchain_luma._query import ParsedQuery, check_k, parse_query
 from langchain_luma.embeddings import LumaEmbeddings
 from luma_rag import Luma
 from luma_rag.encoders import DEFAULT_MODEL
-from luma_rag.errors import InvalidInputError
+from luma_rag.errors import ConfigError, InvalidInputError
 from luma_rag.results import QueryResult
 
 __all__ = ["LumaRetriever"]
@@ -178,8 +178,7 @@ class LumaRetriever(BaseRetriever):
             )
         if self.luma is not None and "encoder" in self.model_fields_set:
             raise ValueError("encoder= applies to store_path= only; the engine has its own")
-        if self.luma is None:
-            assert self.store_path is not None
+        if self.luma is None and self.store_path is not None:
             self.luma = Luma.open(self.store_path, encoder=self.encoder)
             self._owns_engine = True
         if self.embeddings is None and self.luma.encoder is None:
@@ -240,7 +239,8 @@ class LumaRetriever(BaseRetriever):
         self, query: ParsedQuery, k: int, filters: Mapping[str, Any] | None, rho: float | None
     ) -> QueryResult:
         luma = self.luma
-        assert luma is not None  # set by the validator
+        if luma is None:  # the validator opens it; a bypassed validator gets here
+            raise ConfigError("LumaRetriever has no engine; build it with luma= or store_path=")
         embed = self._embedder(query)
         if embed is not None:
             vector = np.asarray(embed(query.value), dtype=np.float32)

@@ -6,9 +6,8 @@ import logging
 import os
 import shutil
 import tempfile
-import uuid
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -17,17 +16,18 @@ import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
-from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from langchain_luma._documents import DEFAULT_METADATA_KEY, hit_to_document
+from langchain_luma._engine import embedding_dim, open_engine, release
+from langchain_luma._inputs import check_search_kwargs
+from langchain_luma._items import ItemsMixin
+from langchain_luma._mmr import mmr_hits
 from langchain_luma._query import check_k
 from langchain_luma.embeddings import LumaEmbeddings
 from luma_rag import Luma, LumaConfig
 from luma_rag.errors import (
-    ConfigError,
     DimensionMismatchError,
     InvalidInputError,
-    NotFoundError,
 )
 from luma_rag.results import QueryResult
 
@@ -35,11 +35,8 @@ __all__ = ["LumaVectorStore"]
 
 logger = logging.getLogger(__name__)
 
-_PROBE = "LUMA-RAG dimension probe"
-_SEARCH_KWARGS = frozenset({"filters", "telemetry", "rho", "metadata_key"})
 
-
-class LumaVectorStore(VectorStore):
+class LumaVectorStore(ItemsMixin, VectorStore):
     """LUMA-RAG vector store: a tiered, durable memory with exact scores and Safe@k.
 
     Works with any LangChain ``Embeddings`` (the store's dimension is taken from them), and
@@ -173,14 +170,14 @@ class LumaVectorStore(VectorStore):
                     "encoder (Luma.open(path, encoder='luma-tiny'))"
                 )
             embedding = LumaEmbeddings(encoder=encoder)
-        dim = _embedding_dim(embedding)
+        dim = embedding_dim(embedding)
         tmpdir: str | None = None
         if luma is None:
             if path is None:
                 tmpdir = tempfile.mkdtemp(prefix="luma-langchain-")
                 path = Path(tmpdir) / "store"
             try:
-                luma = _open_engine(path, config, dim)
+                luma = open_engine(path, config, dim)
             except BaseException:
                 if tmpdir is not None:
                     shutil.rmtree(tmpdir, ignore_errors=True)
@@ -196,7 +193,7 @@ class LumaVectorStore(VectorStore):
             owned = None
         self._luma = luma
         self._embedding = embedding
-        self._finalizer = weakref.finalize(self, _release, owned, tmpdir)
+        self._finalizer = weakref.finalize(self, release, owned, tmpdir)
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -230,130 +227,7 @@ class LumaVectorStore(VectorStore):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(path={str(self._luma.path)!r}, dim={self._luma.config.dim})"
 
-    # -- writes ----------------------------------------------------------------------------------
-    def add_texts(
-        self,
-        texts: Iterable[str],
-        metadatas: list[dict[str, Any]] | None = None,
-        *,
-        ids: list[str] | None = None,
-        batch_size: int | None = None,
-        **kwargs: Any,
-    ) -> list[str]:
-        """Embed and add texts (an existing id is replaced); durable when this returns.
-
-        Args:
-            texts: The texts; each becomes a document's ``page_content``.
-            metadatas: One JSON-serialisable dict per text (None: empty metadata).
-            ids: One id per text; None entries (or no list) get new uuids.
-            batch_size: Accepted for LangChain's indexing API; the batch is written at once.
-
-        Returns:
-            The ids, in order.
-
-        Raises:
-            InvalidInputError: lengths differ, metadata is not JSON, ids repeat; nothing is
-                written.
-        """
-        _reject_kwargs("add_texts", kwargs)
-        texts = list(texts)
-        if not texts:
-            return []
-        n = len(texts)
-        metas = _per_item(metadatas, n, "metadatas", {})
-        item_ids = _item_ids(ids, n)
-        vectors = self._embedding.embed_documents(texts)
-        return self._luma.add_vectors(
-            _as_matrix(vectors, n), metas, item_ids, modality="text", texts=texts
-        )
-
-    def add_images(
-        self,
-        uris: Sequence[str | os.PathLike[str]],
-        metadatas: list[dict[str, Any]] | None = None,
-        *,
-        ids: list[str] | None = None,
-        captions: Sequence[str | None] | None = None,
-    ) -> list[str]:
-        """Embed images by path and add them (needs embeddings with ``embed_image``).
-
-        Args:
-            uris: Image paths; each is stored as the item's source.
-            metadatas: One dict per image.
-            ids: One id per image (None entries get uuids).
-            captions: Optional text per image, returned as ``page_content`` (else the path).
-
-        Returns:
-            The ids, in order.
-        """
-        embed_image: Callable[[list[str]], list[list[float]]] | None = getattr(
-            self._embedding, "embed_image", None
-        )
-        if embed_image is None:
-            raise InvalidInputError(
-                f"{type(self._embedding).__name__} cannot embed images; build the store with "
-                "LumaEmbeddings (or other embeddings that have embed_image)"
-            )
-        if isinstance(uris, str | os.PathLike):
-            raise InvalidInputError("add_images takes a list of paths; wrap a single path")
-        paths = [os.fspath(u) for u in uris]
-        if not paths:
-            return []
-        n = len(paths)
-        missing = [p for p in paths if not Path(p).is_file()]
-        if missing:
-            raise InvalidInputError(f"no such image file(s): {missing[:5]!r}; nothing was added")
-        metas = _per_item(metadatas, n, "metadatas", {})
-        texts = _per_item(captions, n, "captions", None)
-        item_ids = _item_ids(ids, n)
-        vectors = embed_image(paths)
-        return self._luma.add_vectors(
-            _as_matrix(vectors, n), metas, item_ids, modality="image", texts=texts, sources=paths
-        )
-
-    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
-        """Delete items by id; ids the store does not hold are ignored.
-
-        Raises:
-            InvalidInputError: ``ids`` is None (this store never deletes everything at once:
-                close it and remove its directory instead) or a single string.
-        """
-        _reject_kwargs("delete", kwargs)
-        if ids is None:
-            raise InvalidInputError(
-                "delete needs the ids to delete; LumaVectorStore does not delete everything "
-                "at once (close it and remove its directory instead)"
-            )
-        if isinstance(ids, str) or not isinstance(ids, Iterable):
-            raise InvalidInputError("delete takes a list of ids, e.g. vector_store.delete([id])")
-        wanted = list(dict.fromkeys(ids))
-        for attempt in range(3):
-            known = [i for i in wanted if i in self._luma]
-            if not known:
-                return True
-            try:
-                self._luma.delete(known)
-                return True
-            except NotFoundError:  # another thread deleted some of them meanwhile
-                if attempt == 2:
-                    raise
-        return True
-
     # -- reads -----------------------------------------------------------------------------------
-    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        """Stored documents by id, in the order asked; unknown ids are skipped."""
-        if isinstance(ids, str):
-            raise InvalidInputError("get_by_ids takes a list of ids; wrap a single id")
-        items = self._luma.get([i for i in dict.fromkeys(ids) if isinstance(i, str)])
-        return [
-            Document(
-                id=item["id"],
-                page_content=item.get("text") or item.get("source") or "",
-                metadata=dict(item["metadata"]),
-            )
-            for item in items
-        ]
-
     def similarity_search(
         self, query: str, k: int = 4, filter: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> list[Document]:
@@ -373,7 +247,7 @@ class LumaVectorStore(VectorStore):
         self, query: str, k: int = 4, filter: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """Like :meth:`similarity_search`, with each document's exact cosine similarity."""
-        _check_search_kwargs(kwargs)
+        check_search_kwargs(kwargs)
         vector = self._embedding.embed_query(query)
         return self._with_scores(self._search(vector, k, filter, kwargs, text=True), kwargs)
 
@@ -400,7 +274,7 @@ class LumaVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Like :meth:`similarity_search_by_vector`, with exact cosine similarities."""
-        _check_search_kwargs(kwargs)
+        check_search_kwargs(kwargs)
         return self._with_scores(self._search(embedding, k, filter, kwargs), kwargs)
 
     def max_marginal_relevance_search(
@@ -416,7 +290,7 @@ class LumaVectorStore(VectorStore):
 
         ``lambda_mult`` runs from 0 (most diverse) to 1 (plain similarity).
         """
-        _check_search_kwargs(kwargs)
+        check_search_kwargs(kwargs)
         vector = self._embedding.embed_query(query)
         return self._mmr(vector, k, fetch_k, lambda_mult, filter, kwargs, text=True)
 
@@ -430,7 +304,7 @@ class LumaVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[Document]:
         """MMR over the stored raw vectors of the ``fetch_k`` nearest items."""
-        _check_search_kwargs(kwargs)
+        check_search_kwargs(kwargs)
         return self._mmr(embedding, k, fetch_k, lambda_mult, filter, kwargs, text=False)
 
     def _mmr(
@@ -449,21 +323,10 @@ class LumaVectorStore(VectorStore):
         if not 0.0 <= lambda_mult <= 1.0:
             raise InvalidInputError(f"lambda_mult must be in [0, 1], got {lambda_mult!r}")
         result = self._search(embedding, max(k, fetch_k), filter, kwargs, text=text)
-        if not result.hits:
-            return []
-        vectors = {item["id"]: item["vector"] for item in self._luma.get(result.ids)}
-        hits = [h for h in result.hits if h.id in vectors]  # an item deleted meanwhile
-        if not hits:
-            return []
-        chosen = maximal_marginal_relevance(
-            np.asarray(embedding, dtype=np.float32),
-            [vectors[h.id] for h in hits],
-            lambda_mult=lambda_mult,
-            k=min(k, len(hits)),
-        )
         tel = result.telemetry.to_dict() if kwargs.get("telemetry") else None
         key = kwargs.get("metadata_key", DEFAULT_METADATA_KEY)
-        return [hit_to_document(hits[i], tel, metadata_key=key) for i in chosen]
+        picked = mmr_hits(self._luma, embedding, result, k, lambda_mult)
+        return [hit_to_document(h, tel, metadata_key=key) for h in picked]
 
     def _search(
         self,
@@ -532,87 +395,3 @@ class LumaVectorStore(VectorStore):
 
 def _cosine_to_relevance(score: float) -> float:
     return (score + 1.0) / 2.0
-
-
-def _embedding_dim(embedding: Embeddings) -> int:
-    if isinstance(embedding, LumaEmbeddings):
-        return embedding.dim
-    probe = embedding.embed_query(_PROBE)
-    if not isinstance(probe, Sequence | np.ndarray) or len(probe) == 0:
-        raise InvalidInputError(
-            f"{type(embedding).__name__}.embed_query returned {type(probe).__name__}, "
-            "not a non-empty list of floats"
-        )
-    return len(probe)
-
-
-def _open_engine(path: str | os.PathLike[str], config: LumaConfig | None, dim: int) -> Luma:
-    """Open the store at ``path`` (its stored settings), or create it with ``dim``."""
-    if config is not None:
-        if config.dim != dim:
-            raise DimensionMismatchError(
-                f"config.dim={config.dim} but the embeddings give {dim}-d vectors; "
-                f"pass LumaConfig(dim={dim}, ...)"
-            )
-        return Luma.open(path, config)
-    try:
-        luma = Luma.open(path)
-    except ConfigError:  # no store there yet
-        return Luma.open(path, LumaConfig(dim=dim))
-    if luma.config.dim != dim:
-        luma.close()
-        raise DimensionMismatchError(
-            f"the store at {path} holds {luma.config.dim}-d vectors but the embeddings give "
-            f"{dim}-d; open it with the embeddings it was built with, or use another path"
-        )
-    return luma
-
-
-def _release(luma: Luma | None, tmpdir: str | None) -> None:
-    if luma is not None:
-        luma.close()
-    if tmpdir is not None:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-
-
-def _reject_kwargs(method: str, kwargs: Mapping[str, Any]) -> None:
-    if kwargs:
-        raise TypeError(f"LumaVectorStore.{method} got unexpected keyword(s) {sorted(kwargs)}")
-
-
-def _check_search_kwargs(kwargs: Mapping[str, Any]) -> None:
-    unknown = set(kwargs) - _SEARCH_KWARGS
-    if unknown:
-        raise TypeError(
-            f"unexpected search keyword(s) {sorted(unknown)}; LumaVectorStore searches take "
-            f"k, filter and {sorted(_SEARCH_KWARGS)}"
-        )
-
-
-def _per_item(values: Sequence[Any] | None, n: int, name: str, default: Any) -> list[Any]:
-    if values is None:
-        return [default] * n
-    if isinstance(values, str | Mapping) or not isinstance(values, Sequence):
-        raise InvalidInputError(f"{name} must be a list with one entry per item")
-    if len(values) != n:
-        raise InvalidInputError(f"got {len(values)} {name} for {n} items; pass one per item")
-    return [default if v is None else v for v in values]
-
-
-def _item_ids(ids: Sequence[str | None] | None, n: int) -> list[str]:
-    if ids is None:
-        return [uuid.uuid4().hex for _ in range(n)]
-    if isinstance(ids, str) or not isinstance(ids, Sequence):
-        raise InvalidInputError("ids must be a list of strings, one per item")
-    if len(ids) != n:
-        raise InvalidInputError(f"got {len(ids)} ids for {n} items; pass one per item")
-    return [uuid.uuid4().hex if i is None else i for i in ids]
-
-
-def _as_matrix(vectors: Any, n: int) -> np.ndarray:
-    arr = np.asarray(vectors, dtype=np.float32)
-    if arr.ndim != 2 or arr.shape[0] != n:
-        raise InvalidInputError(
-            f"the embeddings returned shape {arr.shape} for {n} inputs; expected ({n}, dim)"
-        )
-    return arr

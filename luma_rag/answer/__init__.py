@@ -5,7 +5,10 @@ Example:
     >>> decision = gated_query(luma, "a red circle on the left", config=GateConfig(k=5))
     >>> EvidenceAnswerer().answer("a red circle on the left", decision).text
 
-Nothing here imports torch or transformers until :class:`LlavaAnswerer` loads its model.
+Nothing here imports torch or transformers until :class:`LlavaAnswerer` loads its model, and
+nothing here knows the synthetic corpus: its verifier is
+:class:`luma_rag.datasets.verifier.AttributeVerifier`; the coverage / risk experiments live in
+:mod:`luma_rag.eval.gate_variants`.
 """
 
 from __future__ import annotations
@@ -26,14 +29,13 @@ from luma_rag.answer.gate import (
 )
 from luma_rag.answer.llava import DEFAULT_LLAVA_MODEL, OFFLINE_LLAVA_MODEL, LlavaAnswerer
 from luma_rag.answer.prompts import build_messages, build_prompt_text
-from luma_rag.answer.verify import AttributeVerifier, Verifier, VerifyConfig, VerifyingAnswerer
+from luma_rag.answer.verify import Verifier, VerifyConfig, VerifyingAnswerer
 
 __all__ = [
     "DEFAULT_LLAVA_MODEL",
     "OFFLINE_LLAVA_MODEL",
     "Answer",
     "Answerer",
-    "AttributeVerifier",
     "Citation",
     "ConsensusAnswerer",
     "ConsensusConfig",

@@ -25,16 +25,17 @@ import logging
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from luma_rag._config import ConfigBase, check
 from luma_rag.answer.clarify import clarifying_question
-from luma_rag.errors import InvalidInputError
-from luma_rag.results import Hit, QueryResult
+from luma_rag.answer.decision import Decision, GateConfig, GateDecision, GateNumbers
+from luma_rag.errors import ConfigError, InvalidInputError
+from luma_rag.results import QueryResult
 
 if TYPE_CHECKING:
+    from luma_rag.embedder import Embedded
     from luma_rag.engine import Luma
+    from luma_rag.results import Hit
 
 __all__ = [
     "Decision",
@@ -48,154 +49,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Decision = Literal["answer", "widen", "clarify"]
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-@dataclass(frozen=True)
-class GateConfig(ConfigBase):
-    """Settings of the answer gate.
-
-    Attributes:
-        k: Hits fetched first, and the context an ANSWER carries; ``>= 1``.
-        k_max: Largest set the gate may WIDEN to; ``>= k``.
-        max_options: Most candidates a clarifying question names; ``>= 2``.
-        rho: Encoder radius ρ the gate certifies its queries with, e.g. one calibrated for
-            the gate's own queries by :func:`luma_rag.answer.calibrate.calibrate_gate`;
-            ``None`` (default) keeps the store's radius for the query's modality.
-            Finite, ``>= 0``.
-        fetch_k: Hits the decision carries for a downstream check such as
-            :class:`~luma_rag.answer.verify.VerifyingAnswerer` (which looks for a second item
-            that fits the question): after deciding, the same ranking is fetched this deep.
-            The decision, its evidence and numbers are those of ``k`` / ``k_max``. ``None``
-            (default): no extra fetch. ``>= k``.
-
-    Example:
-        >>> GateConfig.from_json(GateConfig(k=3, k_max=8).to_json())
-        GateConfig(k=3, k_max=8, max_options=3, rho=None, fetch_k=None)
-    """
-
-    k: int = 5
-    k_max: int = 10
-    max_options: int = 3
-    rho: float | None = None
-    fetch_k: int | None = None
-
-    def __post_init__(self) -> None:
-        check(_is_int(self.k) and self.k >= 1, f"GateConfig.k must be an int >= 1, got {self.k!r}")
-        check(
-            _is_int(self.k_max) and self.k_max >= self.k,
-            f"GateConfig.k_max must be an int >= k ({self.k!r}), got {self.k_max!r}",
-        )
-        check(
-            _is_int(self.max_options) and self.max_options >= 2,
-            f"GateConfig.max_options must be an int >= 2, got {self.max_options!r}",
-        )
-        if self.rho is not None:
-            check(
-                isinstance(self.rho, int | float)
-                and not isinstance(self.rho, bool)
-                and math.isfinite(self.rho)
-                and self.rho >= 0,
-                f"GateConfig.rho must be None or a finite number >= 0, got {self.rho!r}",
-            )
-            object.__setattr__(self, "rho", float(self.rho))
-        check(
-            self.fetch_k is None or (_is_int(self.fetch_k) and self.fetch_k >= self.k),
-            f"GateConfig.fetch_k must be None or an int >= k ({self.k!r}), got {self.fetch_k!r}",
-        )
-
-
-@dataclass(frozen=True)
-class GateNumbers:
-    """The numbers behind a gate decision (the paper's telemetry plus what the gate used).
-
-    Attributes:
-        margin_top2: γ = s1 − s2 (NaN with fewer than 2 candidates).
-        delta_k: δ at the decision's set size ``k_used`` (s_k' − s_k'+1) for WIDEN, else the
-            certificate's δ_k; NaN when undefined.
-        slack: How far the decision's set is from losing its certificate: ``slack_1`` for
-            ANSWER and CLARIFY, the slack of the widened set for WIDEN (exact when every
-            candidate has the same τ, a lower bound otherwise). Positive means safe.
-        epsilon: Bridge drift on the query side (ε_q). epsilon_items: largest item drift ε_i.
-        zeta_mean / zeta_max: PQ error of the warm candidates (ζ).
-        rho: Encoder radius used (ρ).
-        safe1: Safe@1. safe_k: the smallest safe ``k'`` the gate accepted (None: none).
-        complete: No item outside the candidates can overtake the top ``k``.
-        n_candidates: Candidates the certificate covers. k_checked: largest ``k'`` examined.
-    """
-
-    margin_top2: float
-    delta_k: float
-    slack: float
-    epsilon: float
-    epsilon_items: float
-    zeta_mean: float
-    zeta_max: float
-    rho: float
-    safe1: bool
-    safe_k: int | None
-    complete: bool
-    n_candidates: int
-    k_checked: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict; NaN and ±inf become ``None``."""
-        return {
-            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in dataclasses.asdict(self).items()
-        }
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """What the gate decided for one query, with its evidence and the numbers behind it.
-
-    Attributes:
-        decision: ``"answer"``, ``"widen"`` or ``"clarify"``.
-        k_used: Size of the certified set the decision rests on: 1 for ANSWER, ``k'`` for
-            WIDEN, 0 for CLARIFY.
-        evidence: Hits to answer from, best first: the top ``k`` for ANSWER (the first is the
-            answer, the rest context), the top ``k'`` for WIDEN, the leading candidates for
-            CLARIFY.
-        reason: One sentence saying why, with the numbers.
-        numbers: The :class:`GateNumbers`.
-        clarification: The clarifying question (CLARIFY only).
-        settled: False when the result could not show whether some ``k'`` up to ``k_max`` is
-            safe (it was fetched with a smaller ``k``); re-query with ``k_max`` to settle it.
-        requeried: The decision came from a second query with ``k_max``.
-        gap_id: Id of the knowledge gap recorded for a CLARIFY, if one was recorded.
-        hits: Every hit of the result it was decided on.
-    """
-
-    decision: Decision
-    k_used: int
-    evidence: tuple[Hit, ...]
-    reason: str
-    numbers: GateNumbers
-    clarification: str | None = None
-    settled: bool = True
-    requeried: bool = False
-    gap_id: int | None = None
-    hits: tuple[Hit, ...] = field(default=(), repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly summary for result metadata (LangChain / LlamaIndex / the app)."""
-        return {
-            "decision": self.decision,
-            "k_used": self.k_used,
-            "reason": self.reason,
-            "clarification": self.clarification,
-            "settled": self.settled,
-            "requeried": self.requeried,
-            "gap_id": self.gap_id,
-            "evidence": [h.id for h in self.evidence],
-            "numbers": self.numbers.to_dict(),
-        }
 
 
 def _numbers(
@@ -384,6 +237,10 @@ class GatedRetriever:
     ) -> GateDecision:
         """Gate a text / image / audio / video query (exactly one), as ``Luma.query`` takes.
 
+        The query is embedded once with the store's encoder and every fetch (first, re-query
+        with ``k_max``, the deeper ``fetch_k`` ranking) searches by that vector, with the
+        store's radius ρ for the query's modality unless ``config.rho`` is set.
+
         Returns:
             The :class:`GateDecision`.
         """
@@ -396,16 +253,48 @@ class GatedRetriever:
                 "",
             )
         )
+        embedded = self._embed(text, image=image, audio=audio, video=video)
+        if embedded is None:  # no public audio encoder to embed with: the store embeds it
+            extra: dict[str, Any] = {} if self.config.rho is None else {"rho": self.config.rho}
 
-        # Only pass rho when the gate has its own, so stand-ins for Luma need not take it.
-        extra: dict[str, Any] = {} if self.config.rho is None else {"rho": self.config.rho}
+            def requery(k: int) -> QueryResult:
+                return self.luma.query(
+                    text, image=image, audio=audio, video=video, k=k, filters=filters, **extra
+                )
+
+            return self._gate(requery, label)
+        rho = self.config.rho
+        if rho is None:  # the store's radius for the query's modality, as Luma.query uses
+            rho = self.luma.rho.get(embedded.modality, self.luma.config.safety.rho)
+        vector, bridged = embedded.vector, embedded.bridged
 
         def fetch(k: int) -> QueryResult:
-            return self.luma.query(
-                text, image=image, audio=audio, video=video, k=k, filters=filters, **extra
-            )
+            return self.luma.search(vector, k, filters=filters, rho=rho, bridged=bridged)
 
         return self._gate(fetch, label)
+
+    def _embed(
+        self,
+        text: str | None,
+        *,
+        image: str | os.PathLike[str] | None,
+        audio: str | os.PathLike[str] | None,
+        video: str | os.PathLike[str] | None,
+    ) -> Embedded | None:
+        """Embed the query once with the store's public encoders (None: audio, no encoder)."""
+        from luma_rag.embedder import MediaEmbedder
+
+        encoder = getattr(self.luma, "encoder", None)
+        if encoder is None:
+            raise ConfigError(
+                "this store has no encoder; open it with Luma.open(path, encoder='luma-tiny') "
+                "(or another model) to gate text and media queries, or use gate.search(vector)"
+            )
+        audio_encoder = getattr(self.luma, "audio_encoder", None) if audio is not None else None
+        if audio is not None and audio_encoder is None:
+            return None
+        embedder = MediaEmbedder(encoder, audio_encoder)
+        return embedder.embed(text=text, image=image, audio=audio, video=video)
 
     def search(
         self,

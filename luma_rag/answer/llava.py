@@ -6,20 +6,13 @@ directory that does not hold a LLaVA checkpoint, raises
 :class:`~luma_rag.errors.ModelNotAvailableError` at once, without touching the network.
 
 Where the model comes from: the registry's lookup, like every model
-(:func:`luma_rag.encoders.registry.resolve`): a directory, the shipped ``luma-tiny-llava``,
+(:func:`luma_rag.encoders.registry.resolve_model`): a directory, the shipped ``luma-tiny-llava``,
 ``$LUMA_MODEL_DIR/<name>`` (``$LUMA_MODEL_DIR/llava-hf/llava-1.5-7b-hf``), the local Hugging
 Face cache; never the network.
 
-Precision (``precision=``; memory for LLaVA-1.5-7B's 7.1 B parameters in brackets):
-
-* ``"auto"`` (default): ``"nf4"`` on CUDA, ``"bf16"`` on CPU.
-* ``"nf4"``: 4-bit NF4 through bitsandbytes (≈ 3.9 GB); on CUDA placed with
-  ``device_map="auto"`` and computing in float16, on CPU through bitsandbytes' CPU backend.
-* ``"int8"``: 8-bit LLM.int8 through bitsandbytes (≈ 7 GB), where the installed
-  bitsandbytes supports it on the device.
-* ``"bf16"`` (≈ 14 GB) / ``"fp16"`` / ``"fp32"`` (≈ 28 GB): unquantized.
-
-The chosen precision and the loaded model's memory are logged and reported by
+Precision (``precision=``): ``"auto"`` (NF4 on CUDA, bf16 on CPU), ``"nf4"``, ``"int8"``,
+``"bf16"``, ``"fp16"``, ``"fp32"``; see :mod:`luma_rag.answer.llava_load`. The chosen
+precision and the loaded model's memory are logged and reported by
 :attr:`LlavaAnswerer.load_info` and in every answer's telemetry. ``load_in_4bit=True/False``
 (older API) means ``"nf4"`` / the device's unquantized default.
 
@@ -38,13 +31,12 @@ from typing import Any
 
 from luma_rag.answer.base import Answer, Evidence
 from luma_rag.answer.gate import GateDecision
+from luma_rag.answer.llava_load import PRECISIONS, load_llava
 from luma_rag.answer.prompts import build_messages
 from luma_rag.answer.tiny_llava import TINY_LLAVA_MODEL
 from luma_rag.errors import (
     InvalidInputError,
-    LumaError,
     MissingDependencyError,
-    ModelNotAvailableError,
     UnsupportedMediaError,
 )
 
@@ -55,10 +47,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_LLAVA_MODEL = "llava-hf/llava-1.5-7b-hf"
 #: The shipped tiny LLaVA, resolved to its package directory (no hub involved).
 OFFLINE_LLAVA_MODEL = TINY_LLAVA_MODEL
-
-
-#: Accepted values of ``precision``.
-PRECISIONS = ("auto", "nf4", "int8", "bf16", "fp16", "fp32")
 
 
 def _torch() -> Any:
@@ -75,13 +63,6 @@ def _transformers() -> Any:
     except ImportError as e:
         raise MissingDependencyError.for_extra("transformers", "llava") from e
     return transformers
-
-
-def _dtype_kwarg(transformers: Any) -> str:
-    """``from_pretrained``'s dtype keyword: ``dtype`` since transformers 4.56."""
-    from packaging.version import Version
-
-    return "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
 
 
 class LlavaAnswerer:
@@ -161,108 +142,14 @@ class LlavaAnswerer:
         """After loading: ``{"model", "path", "device", "precision", "memory_bytes"}``."""
         return dict(self._info)
 
-    def _precision(self, cuda: bool) -> str:
-        if self.load_in_4bit is not None:
-            return "nf4" if self.load_in_4bit else ("fp16" if cuda else "bf16")
-        if self.precision == "auto":
-            return "nf4" if cuda else "bf16"
-        return self.precision
-
     def _load(self) -> None:
-        from luma_rag.encoders.registry import resolve
-        from luma_rag.encoders.weights import check_weights_file, offline_hub, transformers_weights
-
-        found = resolve(self.model_id, default_backend="llava")  # typed error, before torch
-        if found.spec.kind != "answerer":
-            raise ModelNotAvailableError(
-                f"{found.name} is a {found.spec.kind} model, not LLaVA; pass a LLaVA name "
-                f"({DEFAULT_LLAVA_MODEL!r}, {TINY_LLAVA_MODEL!r}) or directory"
-            )
-        for weights in transformers_weights(found.location):
-            check_weights_file(weights)
-        torch = _torch()
-        transformers = _transformers()
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        cuda = device.startswith("cuda")
-        precision = self._precision(cuda)
-        try:
-            with offline_hub():  # bitsandbytes looks up hub kernels when first imported
-                kwargs = self._load_kwargs(torch, transformers, precision, device)
-                processor = transformers.AutoProcessor.from_pretrained(
-                    str(found.location), local_files_only=True
-                )
-                model = transformers.LlavaForConditionalGeneration.from_pretrained(
-                    str(found.location), **kwargs
-                )
-        except LumaError:
-            raise
-        except (ImportError, RuntimeError) as e:
-            if precision in {"nf4", "int8"}:  # the installed bitsandbytes cannot do it here
-                raise MissingDependencyError(
-                    f"{precision} LLaVA on {device} needs a bitsandbytes build that supports it "
-                    f"({type(e).__name__}: {e}); upgrade bitsandbytes, or pass precision='bf16'"
-                ) from e
-            raise ModelNotAvailableError(self._missing_message(found.location, e)) from e
-        except Exception as e:  # missing processor files, bad config, unreadable weights
-            raise ModelNotAvailableError(self._missing_message(found.location, e)) from e
-        model.eval()
-        memory = int(model.get_memory_footprint())
-        self._processor, self._model = processor, model
-        self._info = {
-            "model": found.name,
-            "path": str(found.location),
-            "device": str(model.device),
-            "precision": precision,
-            "memory_bytes": memory,
-        }
-        logger.info(
-            "loaded %s from %s on %s: %s, %.2f GB",
-            found.name,
-            found.location,
-            model.device,
-            precision,
-            memory / 1e9,
+        loaded = load_llava(
+            self.model_id,
+            device=self.device,
+            precision=self.precision,
+            load_in_4bit=self.load_in_4bit,
         )
-
-    @staticmethod
-    def _load_kwargs(torch: Any, transformers: Any, precision: str, device: str) -> dict[str, Any]:
-        cuda = device.startswith("cuda")
-        dtype_kw = _dtype_kwarg(transformers)
-        kwargs: dict[str, Any] = {"local_files_only": True}
-        if precision in {"nf4", "int8"}:
-            try:
-                import bitsandbytes  # noqa: F401  (transformers needs it to quantize)
-            except ImportError as e:
-                raise MissingDependencyError(
-                    f"bitsandbytes is required to load LLaVA in {precision}; install it with "
-                    "`pip install bitsandbytes`, or pass precision='bf16'"
-                ) from e
-            compute = torch.float16 if cuda else torch.bfloat16
-            if precision == "nf4":
-                kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
-                    load_in_4bit=True,
-                    bnb_4bit_quant_type="nf4",
-                    bnb_4bit_compute_dtype=compute,
-                )
-            else:
-                kwargs["quantization_config"] = transformers.BitsAndBytesConfig(load_in_8bit=True)
-            kwargs["device_map"] = "auto" if cuda else "cpu"
-            kwargs[dtype_kw] = compute
-            return kwargs
-        kwargs[dtype_kw] = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(
-            precision, torch.float32
-        )
-        kwargs["device_map"] = {"": device}
-        return kwargs
-
-    def _missing_message(self, location: Any, error: BaseException) -> str:
-        return (
-            f"could not load LLaVA {self.model_id!r} from {location}: {type(error).__name__}: "
-            f"{error}. The directory must hold config.json, the weights (model*.safetensors or "
-            "pytorch_model*.bin) and the processor files, as `hf download "
-            f"{DEFAULT_LLAVA_MODEL} --local-dir $LUMA_MODEL_DIR/{DEFAULT_LLAVA_MODEL}` writes "
-            "them; copy them again if a file is damaged"
-        )
+        self._processor, self._model, self._info = loaded.processor, loaded.model, loaded.info
 
     # -- answering -------------------------------------------------------------------------------
     def _inputs(self, question: str, decision: GateDecision) -> tuple[Any, dict[str, Any]]:

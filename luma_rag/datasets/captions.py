@@ -4,6 +4,7 @@ Captions are written from a few templates and the synonym lists of :mod:`.vocab`
 
 >>> import numpy as np
 >>> from luma_rag.datasets.attributes import ShapeAttributes
+from luma_rag.datasets.draws import draw_attributes
 >>> attrs = ShapeAttributes("circle", "red", "small", "left", 1, "plain")
 >>> caps = make_captions(attrs, np.random.default_rng(0), k=3, mention_background=False)
 >>> all(parse_query_attributes(c) == parse_query_attributes(caps[0]) for c in caps)
@@ -23,6 +24,7 @@ from typing import Any, Final
 import numpy as np
 
 from luma_rag.datasets.attributes import ShapeAttributes
+from luma_rag.datasets.draws import draw_attributes
 from luma_rag.datasets.vocab import (
     ATTRIBUTE_NAMES,
     BACKGROUND_PHRASES,
@@ -273,11 +275,9 @@ def paraphrase_groups(n: int, seed: int = 0, k: int = 4) -> list[list[str]]:
     Used to calibrate the text encoder radius ρ and to warm-start the CLAP→CLIP bridge with
     caption pairs, without rendering anything.
     """
-    from luma_rag.datasets.sampling import _attributes
-
     rng = np.random.default_rng(seed)
     groups = []
     for _ in range(n):
-        attrs = _attributes(rng, video=bool(rng.random() < 0.3))
+        attrs = draw_attributes(rng, video=bool(rng.random() < 0.3))
         groups.append(make_captions(attrs, rng, k=k, mention_background=bool(rng.random() < 0.5)))
     return groups

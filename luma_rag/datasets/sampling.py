@@ -16,25 +16,19 @@ import numpy as np
 
 from luma_rag.datasets.attributes import ShapeAttributes
 from luma_rag.datasets.captions import make_captions
+from luma_rag.datasets.draws import choice as _choice
+from luma_rag.datasets.draws import draw_attributes
 from luma_rag.datasets.render import Background, Scene
 from luma_rag.datasets.speech import PITCH_RANGE, RATE_RANGE, VARIANTS, VOICES, SpeechParams
 from luma_rag.datasets.splits import Split, split_for
 from luma_rag.datasets.vocab import (
-    BACKGROUNDS,
     COLOR_RGB,
-    COLORS,
-    MOTIONS,
-    POSITIONS,
-    SHAPES,
-    SIZES,
 )
 
 __all__ = ["ItemPlan", "plan_item"]
 
 _ATTRS, _RENDER, _CAPTIONS, _SPEECH, _VIDEO = range(5)
 
-#: Probability that an item shows two copies of its shape.
-P_TWO: Final = 0.25
 #: Nominal radius as a fraction of the frame side.
 RADIUS: Final = {"small": 0.11, "large": 0.2}
 #: Centre of each position as a fraction of the frame side, ``(x, y)`` with y down.
@@ -102,29 +96,6 @@ def _rng(seed: int, index: int, purpose: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index, purpose)))
 
 
-def _choice(rng: np.random.Generator, options: tuple[str, ...]) -> str:
-    return options[int(rng.integers(len(options)))]
-
-
-def _attributes(rng: np.random.Generator, video: bool) -> ShapeAttributes:
-    shape = _choice(rng, SHAPES)
-    color = _choice(rng, COLORS)
-    count = 2 if rng.random() < P_TWO else 1
-    size = _choice(rng, SIZES)
-    position = _choice(rng, POSITIONS)
-    background = _choice(rng, BACKGROUNDS)
-    motion = _choice(rng, MOTIONS)
-    return ShapeAttributes(
-        shape=shape,
-        color=color,
-        size="small" if count == 2 else size,  # pairs are always small, so they fit
-        position=position,
-        count=count,
-        background=background,
-        motion=motion if video else None,
-    )
-
-
 def _scene(rng: np.random.Generator, attrs: ShapeAttributes, size: int) -> tuple[Scene, Background]:
     jitter = rng.integers(-COLOR_JITTER, COLOR_JITTER + 1, 3)
     base = COLOR_RGB[attrs.color]
@@ -170,7 +141,7 @@ def plan_item(
     Returns:
         The item's plan.
     """
-    attrs = _attributes(_rng(seed, index, _ATTRS), video)
+    attrs = draw_attributes(_rng(seed, index, _ATTRS), video)
     scene, background = _scene(_rng(seed, index, _RENDER), attrs, size)
 
     rng = _rng(seed, index, _CAPTIONS)

@@ -2,13 +2,14 @@
 
 espeak-ng is run as a subprocess with the text on stdin and the WAV on stdout (``--stdout``),
 so nothing is written to shared temporary files and any number of calls may run at once. Its
-22 050 Hz output is resampled to 16 kHz in the frequency domain with numpy (:func:`resample`,
-no SciPy needed), so the same text, voice, rate and pitch give the same samples.
+22 050 Hz output is resampled to 16 kHz in the frequency domain with numpy
+(:func:`luma_rag.media.audio.resample`, no SciPy needed), so the same text, voice, rate and
+pitch give the same samples. ``resample`` and ``read_wav`` are re-exported from
+:mod:`luma_rag.media.audio`, where every decoder and resampler lives.
 """
 
 from __future__ import annotations
 
-import math
 import shutil
 import struct
 import subprocess
@@ -19,12 +20,9 @@ from typing import Final
 
 import numpy as np
 
-from luma_rag.errors import (
-    InvalidInputError,
-    LumaError,
-    MissingDependencyError,
-    UnsupportedMediaError,
-)
+from luma_rag.errors import LumaError, MissingDependencyError
+from luma_rag.media.audio import read_pcm16 as read_wav
+from luma_rag.media.audio import resample
 
 __all__ = [
     "SAMPLE_RATE",
@@ -97,66 +95,6 @@ def _parse_wav(data: bytes) -> tuple[int, np.ndarray]:
     raise LumaError("espeak-ng returned a WAV without a data chunk")
 
 
-def _smooth_length(n: int) -> int:
-    """Smallest ``m >= n`` whose prime factors are all 2, 3, 5 or 7 (fast FFT sizes)."""
-    m = max(1, n)
-    while True:
-        r = m
-        for p in (2, 3, 5, 7):
-            while r % p == 0:
-                r //= p
-        if r == 1:
-            return m
-        m += 1
-
-
-def resample(x: np.ndarray, up: int, down: int, rolloff: float = 0.9) -> np.ndarray:
-    """Resample by the rational factor ``up / down`` in the frequency domain.
-
-    The signal is zero-padded (so the FFT's wrap-around falls in silence), transformed, cut
-    to the output band with a raised-cosine taper from ``rolloff`` x the lower Nyquist
-    frequency down to zero at that frequency, and transformed back. numpy's FFT is
-    single-threaded and deterministic, so equal inputs give equal outputs.
-
-    Args:
-        x: ``(n,)`` signal, any real dtype.
-        up: Upsampling factor, >= 1.
-        down: Downsampling factor, >= 1.
-        rolloff: Start of the taper as a fraction of the lower Nyquist frequency, in (0, 1].
-
-    Returns:
-        ``(ceil(n * up / down),)`` float64 signal.
-
-    Raises:
-        InvalidInputError: A factor is < 1 or ``rolloff`` is out of range.
-    """
-    if up < 1 or down < 1:
-        raise InvalidInputError(f"up and down must be >= 1, got {up} and {down}")
-    if not 0.0 < rolloff <= 1.0:
-        raise InvalidInputError(f"rolloff must be in (0, 1], got {rolloff}")
-    g = math.gcd(up, down)
-    up, down = up // g, down // g
-    signal = np.asarray(x, dtype=np.float64).ravel()
-    n_out = -(-signal.size * up // down)
-    if up == down or signal.size == 0:
-        return signal.copy()
-    margin = 2048 + down  # zeros after the signal absorb the circular wrap-around
-    blocks = _smooth_length(-(-(signal.size + margin) // down))
-    n_in_fft, n_out_fft = blocks * down, blocks * up
-    spectrum = np.fft.rfft(signal, n_in_fft)
-    n_bins = min(spectrum.size, n_out_fft // 2 + 1)
-    band = np.arange(n_bins, dtype=np.float64) / (min(n_in_fft, n_out_fft) / 2.0)  # 1 = Nyquist
-    if rolloff < 1.0:
-        ramp = np.clip((1.0 - band) / (1.0 - rolloff), 0.0, 1.0)
-        taper = 0.5 - 0.5 * np.cos(np.pi * ramp)
-    else:
-        taper = (band < 1.0).astype(np.float64)
-    out_spectrum = np.zeros(n_out_fft // 2 + 1, dtype=np.complex128)
-    out_spectrum[:n_bins] = spectrum[:n_bins] * taper
-    y = np.fft.irfft(out_spectrum, n_out_fft) * (up / down)
-    return y[:n_out]
-
-
 def synthesize(text: str, params: SpeechParams, espeak: str | None = None) -> np.ndarray:
     """Speak ``text`` with espeak-ng.
 
@@ -209,28 +147,3 @@ def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) ->
         f.setsampwidth(2)
         f.setframerate(rate)
         f.writeframes(pcm.tobytes())
-
-
-def read_wav(path: str | Path) -> tuple[int, np.ndarray]:
-    """Read a mono 16-bit PCM WAV written by :func:`write_wav`.
-
-    Args:
-        path: Source ``.wav``.
-
-    Returns:
-        ``(rate, samples)`` with ``samples`` an ``(n,)`` int16 array.
-
-    Raises:
-        UnsupportedMediaError: Not a mono 16-bit PCM WAV.
-    """
-    try:
-        with wave.open(str(path), "rb") as f:
-            if f.getnchannels() != 1 or f.getsampwidth() != 2:
-                raise UnsupportedMediaError(
-                    f"{path}: {f.getnchannels()} channel(s) of {8 * f.getsampwidth()} bits; "
-                    "expected mono 16-bit PCM"
-                )
-            rate, frames = f.getframerate(), f.readframes(f.getnframes())
-    except (wave.Error, EOFError) as e:
-        raise UnsupportedMediaError(f"{path}: not a readable WAV ({e})") from e
-    return rate, np.frombuffer(frames, dtype="<i2").astype(np.int16)

@@ -5,7 +5,8 @@ timestamps and FFmpeg's ``bitexact`` flag, so the same frames give the same byte
 PyAV build. PyAV (``pip install av``) ships its own FFmpeg and
 libx264 in the wheel; no system FFmpeg is needed. GIF needs only Pillow and is lossless up to
 its 256-colour palette, but stores frame delays in whole centiseconds (8 fps reads back as
-8.33); the manifest keeps the nominal rate.
+8.33); the manifest keeps the nominal rate. Decoding lives in :mod:`luma_rag.media.video`
+(``read_video`` is re-exported here).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Final, Literal
 
 import numpy as np
 
-from luma_rag.errors import InvalidInputError, MissingDependencyError, UnsupportedMediaError
+from luma_rag.errors import InvalidInputError, MissingDependencyError
+from luma_rag.media.video import read_video
 
 __all__ = ["VIDEO_FORMATS", "VideoFormat", "read_video", "require_av", "write_video"]
 
@@ -112,45 +114,3 @@ def _write_gif(path: Path, frames: Sequence[np.ndarray], fps: int) -> None:
         loop=0,
         optimize=False,
     )
-
-
-def read_video(path: str | Path) -> tuple[float, np.ndarray]:
-    """Decode a clip written by :func:`write_video` (MP4 or GIF, told apart by the suffix).
-
-    Args:
-        path: Clip file.
-
-    Returns:
-        ``(fps, frames)`` with ``frames`` a ``(F, h, w, 3)`` uint8 RGB array.
-
-    Raises:
-        UnsupportedMediaError: The file cannot be decoded.
-        MissingDependencyError: PyAV (MP4) or Pillow (GIF) is not installed.
-    """
-    p = Path(path)
-    if p.suffix.lower() == ".gif":
-        from luma_rag.datasets.render import require_pillow
-
-        require_pillow()
-        from PIL import Image, ImageSequence
-
-        try:
-            with Image.open(p) as im:
-                duration = float(im.info.get("duration", 125)) or 125.0
-                frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(im)]
-        except OSError as e:
-            raise UnsupportedMediaError(f"{p}: not a readable GIF ({e})") from e
-        return 1000.0 / duration, np.stack(frames)
-    require_av()
-    import av
-
-    try:
-        with av.open(str(p)) as container:
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate or 0)
-            decoded = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
-    except (av.FFmpegError, IndexError) as e:
-        raise UnsupportedMediaError(f"{p}: not a readable video ({e})") from e
-    if not decoded:
-        raise UnsupportedMediaError(f"{p}: the video has no frames")
-    return fps, np.stack(decoded)

@@ -23,7 +23,7 @@ from luma_rag.encoders.registry import (
     model_kind,
     register_backend,
     register_pretrained,
-    resolve,
+    resolve_model,
 )
 
 __all__ = [
@@ -44,5 +44,5 @@ __all__ = [
     "model_kind",
     "register_backend",
     "register_pretrained",
-    "resolve",
+    "resolve_model",
 ]

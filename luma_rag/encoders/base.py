@@ -8,8 +8,8 @@ from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 
-from luma_rag.encoders._images import ImageInput
 from luma_rag.errors import InvalidInputError
+from luma_rag.media.image import ImageInput
 
 __all__ = [
     "AudioInput",

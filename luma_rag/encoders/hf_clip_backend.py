@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from luma_rag.encoders._images import ImageInput, load_image
 from luma_rag.encoders.base import AudioInput, Modality, check_batch, check_texts, l2_normalize
 from luma_rag.encoders.weights import check_weights_file, offline_hub, transformers_weights
 from luma_rag.errors import (
@@ -26,6 +25,7 @@ from luma_rag.errors import (
     ModelNotAvailableError,
     UnsupportedMediaError,
 )
+from luma_rag.media.image import ImageInput, load_image
 
 __all__ = ["HFClipEncoder"]
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from luma_rag.encoders._images import ImageInput, load_image
 from luma_rag.encoders.base import AudioInput, Modality, check_batch, check_texts, l2_normalize
 from luma_rag.encoders.spec import OPEN_CLIP_FILES, PretrainedSpec
 from luma_rag.encoders.weights import check_weights_file, offline_hub
@@ -28,6 +27,7 @@ from luma_rag.errors import (
     ModelNotAvailableError,
     UnsupportedMediaError,
 )
+from luma_rag.media.image import ImageInput, load_image
 
 __all__ = ["OpenClipEncoder", "build_open_clip", "import_open_clip"]
 
@@ -234,7 +234,7 @@ class OpenClipEncoder:
     def encode_image(self, images: Sequence[ImageInput], *, batch_size: int = 64) -> np.ndarray:
         """Embed images with the model's own preprocessing.
 
-        Each image is loaded by :func:`~luma_rag.encoders._images.load_image` (EXIF stripped,
+        Each image is loaded by :func:`~luma_rag.media.image.load_image` (EXIF stripped,
         bounded size, typed errors) before the first forward pass, so a bad file anywhere in
         the batch fails the call before any work is done.
 

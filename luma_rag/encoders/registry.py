@@ -69,7 +69,7 @@ __all__ = [
     "model_kind",
     "register_backend",
     "register_pretrained",
-    "resolve",
+    "resolve_model",
 ]
 
 logger = logging.getLogger(__name__)
@@ -244,7 +244,7 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "~", os.sep)) or Path(name).expanduser().exists()
 
 
-def resolve(
+def resolve_model(
     name: str,
     pretrained: str | os.PathLike[str] | None = None,
     *,
@@ -346,7 +346,7 @@ def get_encoder(
     """Build an encoder (CLIP or audio) by name, from local weights only.
 
     Args:
-        name: See :func:`resolve`.
+        name: See :func:`resolve_model`.
         pretrained: A weights tag, or an explicit weights file / model directory.
         device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
 
@@ -355,7 +355,7 @@ def get_encoder(
             them), the name is an answerer, or no backend can build it.
         MissingDependencyError: The backend's packages (torch, open_clip, ...) are missing.
     """
-    found = resolve(name, pretrained)
+    found = resolve_model(name, pretrained)
     if found.spec.kind == "answerer":
         raise ModelNotAvailableError(
             f"{found.name} is an answerer, not an encoder; use LlavaAnswerer({found.name!r})"

@@ -39,7 +39,7 @@ def check_encoder_name(encoder: Encoder | str | None, role: Role) -> None:
     """
     if not isinstance(encoder, str):
         return
-    from luma_rag.encoders.registry import model_kind, resolve
+    from luma_rag.encoders.registry import model_kind, resolve_model
 
     kind = model_kind(encoder)
     if kind != role:
@@ -48,7 +48,7 @@ def check_encoder_name(encoder: Encoder | str | None, role: Role) -> None:
             f"{_ROLE_ARG[role]}={encoder!r} is {article} {kind} model; {_ROLE_ARG[role]}= "
             f"takes a {role} model such as {_EXAMPLES[role]}"
         )
-    resolve(encoder)  # finds the weights (or says where to put them); reads nothing
+    resolve_model(encoder)  # finds the weights (or says where to put them); reads nothing
 
 
 def resolve_encoder(encoder: Encoder | str | None, role: Role = "clip") -> Encoder | None:

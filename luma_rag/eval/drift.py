@@ -33,7 +33,7 @@ from luma_rag.datasets.captions import parse_query_attributes
 from luma_rag.datasets.manifest import load_manifest
 from luma_rag.encoders.base import Encoder
 from luma_rag.engine import Luma
-from luma_rag.errors import InvalidInputError
+from luma_rag.errors import ConfigError, InvalidInputError
 from luma_rag.eval.experiments import _test_items, ingest_items
 from luma_rag.eval.metrics import recall_at_k
 
@@ -178,7 +178,8 @@ def run_drift(
         if len(luma):
             raise InvalidInputError(f"{store_dir} already holds items; pass an empty directory")
         bridge = luma.bridge
-        assert bridge is not None  # an audio encoder gives the store a bridge
+        if bridge is None:  # an audio encoder gives the store a bridge
+            raise ConfigError("this experiment needs a store with a CLAP->CLIP bridge")
         ingest_items(luma, test)
         gallery = {it.id: it.attributes.as_dict() for it in test}
         queries = [it.captions[0] for it in test[: config.n_queries]]

@@ -34,12 +34,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from luma_rag._json import to_jsonable
 from luma_rag.datasets.attributes import relevant
 from luma_rag.datasets.captions import parse_query_attributes
 from luma_rag.datasets.manifest import ShapeItem, load_manifest
 from luma_rag.encoders.base import Encoder
 from luma_rag.engine import Luma
-from luma_rag.errors import InvalidInputError
+from luma_rag.errors import ConfigError, InvalidInputError
 from luma_rag.eval.metrics import coverage_risk, latency_summary, mrr, ndcg_at_k, recall_at_k
 from luma_rag.results import QueryResult
 
@@ -236,7 +237,8 @@ def run_audio(
     with _open_fresh(store_dir, clip, clap) as luma:
         ingest_items(luma, test)
         bridge = luma.bridge
-        assert bridge is not None  # an audio encoder gives the store a bridge
+        if bridge is None:  # an audio encoder gives the store a bridge
+            raise ConfigError("this experiment needs a store with a CLAP->CLIP bridge")
         train = _with_audio(items, "train") if fit_bridge else []
         if train:
             luma.add_bridge_pairs(
@@ -298,7 +300,8 @@ def run_video(store_dir: PathLike, data_dir: PathLike, k: int = 10) -> dict[str,
     t0 = time.perf_counter()
     with _open_fresh(store_dir) as luma:
         for it in items:
-            assert it.video_path is not None  # checked by _test_items
+            if it.video_path is None:  # _test_items keeps items with a clip only
+                raise InvalidInputError(f"item {it.id} has no video clip")
             luma.ingest(video=it.video_path, caption=it.caption, id=it.id)
         t1 = time.perf_counter()
         gallery = {it.id: it.attributes.as_dict() for it in items}
@@ -310,14 +313,6 @@ def run_video(store_dir: PathLike, data_dir: PathLike, k: int = 10) -> dict[str,
     out["experiment"] = "text->video"
     out["seconds"] = {"ingest": t1 - t0, "queries": t2 - t1}
     return out
-
-
-def _json_safe(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -350,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         with tempfile.TemporaryDirectory(prefix=f"luma-eval-{name}-") as tmp:
             results[name] = fn(Path(tmp) / "store", data, args.k)
-    text = json.dumps(_json_safe(results), indent=2)
+    text = json.dumps(to_jsonable(results), indent=2)
     (args.out / "metrics.json").write_text(text + "\n")
     sys.stdout.write(text + "\n")
     return 0

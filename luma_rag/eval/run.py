@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from luma_rag._config import ConfigBase, check
+from luma_rag._json import to_jsonable
 from luma_rag.eval.drift import DriftConfig
 from luma_rag.eval.spill import SpillExperimentConfig
 
@@ -218,15 +219,9 @@ def run_protocol(
         files += report.write_plots(results, out)
     results["files"] = [str(p) for p in files]
     (out / "metrics.json").write_text(
-        json.dumps(experiments._json_safe(results), indent=2, default=_jsonable) + "\n"
+        json.dumps(to_jsonable(results), indent=2, default=str) + "\n"
     )
     return results
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
 
 
 def _parser() -> argparse.ArgumentParser:

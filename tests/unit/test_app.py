@@ -182,7 +182,7 @@ def test_build_app_has_three_tabs_and_imports_gradio_lazily(luma: Luma) -> None:
 
 # -- chat -----------------------------------------------------------------------------------------
 def test_chat_handler_returns_badge_answer_and_telemetry(luma: Luma) -> None:
-    from apps.chat import ask_handler
+    from apps.handlers import ask_handler
     from apps.service import AppService
 
     service = AppService(luma, EvidenceAnswerer())
@@ -204,7 +204,7 @@ def test_chat_handler_returns_badge_answer_and_telemetry(luma: Luma) -> None:
 
 
 def test_image_query_and_bad_queries(luma: Luma, sample_image: Path) -> None:
-    from apps.chat import ask_handler
+    from apps.handlers import ask_handler
     from apps.service import AppService
 
     service = AppService(luma, EvidenceAnswerer(), max_upload_mb=1)
@@ -223,7 +223,7 @@ def test_image_query_and_bad_queries(luma: Luma, sample_image: Path) -> None:
 
 
 def test_clarify_is_logged_as_a_knowledge_gap(luma: Luma) -> None:
-    from apps.chat import memory_handler
+    from apps.handlers import memory_handler
     from apps.service import AppService
 
     service = AppService(luma, EvidenceAnswerer())
@@ -240,7 +240,7 @@ def test_clarify_is_logged_as_a_knowledge_gap(luma: Luma) -> None:
 def test_ingest_makes_new_items_retrievable_at_once(luma: Luma, tmp_path: Path) -> None:
     from PIL import Image
 
-    from apps.chat import ingest_handler
+    from apps.handlers import ingest_handler
     from apps.service import AppService
 
     service = AppService(luma, EvidenceAnswerer())
@@ -275,7 +275,7 @@ def test_ingest_makes_new_items_retrievable_at_once(luma: Luma, tmp_path: Path) 
 def test_bad_upload_reports_an_error_and_leaves_the_store_unchanged(
     luma: Luma, tmp_path: Path, sample_image: Path, name: str, content: bytes, match: str
 ) -> None:
-    from apps.chat import ingest_handler
+    from apps.handlers import ingest_handler
     from apps.service import AppService
 
     service = AppService(luma, EvidenceAnswerer(), max_upload_mb=1)
@@ -319,7 +319,7 @@ def test_video_upload_is_stored_as_video(luma: Luma, tmp_path: Path) -> None:
 def test_audio_upload_query_and_bridge_history(tmp_path: Path) -> None:
     import wave
 
-    from apps.chat import memory_handler
+    from apps.handlers import memory_handler
     from apps.service import AppService
 
     if not (CLAP / "model.safetensors").is_file():
@@ -371,7 +371,7 @@ def test_chat_answers_with_the_shipped_tiny_llava(luma: Luma, shapes_root: Path)
     top image is answered with that image's colour (held-out colour accuracy 0.996)."""
     import dataclasses
 
-    from apps.chat import ask_handler
+    from apps.handlers import ask_handler
     from apps.service import AppService
     from luma_rag.answer import OFFLINE_LLAVA_MODEL, LlavaAnswerer, gated_query
     from luma_rag.datasets import load_manifest

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from luma_rag import Luma, LumaConfig, engine
-from luma_rag.cli import _notes_from_captions, main
+from luma_rag.cli import main
+from luma_rag.cli.ingest import _notes_from_captions
 from luma_rag.errors import InvalidInputError, UnsupportedMediaError
 from luma_rag.media import load_image
 

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from luma_rag.encoders.clap.audio import load_audio
 from luma_rag.encoders.clap.tiny import TinyClapSpec
 from luma_rag.errors import (
     ConfigError,
@@ -25,6 +24,7 @@ from luma_rag.errors import (
     ModelNotAvailableError,
     UnsupportedMediaError,
 )
+from luma_rag.media import load_audio
 
 CHECKPOINT = Path(__file__).resolve().parents[2] / "luma_rag/encoders/checkpoints/luma-tiny-clap"
 RATE = 16_000

@@ -31,8 +31,8 @@ from luma_rag.encoders import (
     list_pretrained,
     registry,
 )
-from luma_rag.encoders._images import load_image
 from luma_rag.errors import InvalidInputError, ModelNotAvailableError, UnsupportedMediaError
+from luma_rag.media import load_image
 from luma_rag.training.evaluate import evaluate_retrieval, relevance_matrix
 
 CHECKPOINT_DIR = registry.PACKAGE_DIR / "checkpoints" / "luma-tiny-clip"
@@ -92,8 +92,8 @@ def _png_header_only(width: int, height: int) -> bytes:
 
 def test_registry_lists_tiny_and_production_models() -> None:
     assert "luma-tiny-clip" in list_models()
-    pretrained = list_pretrained()
-    assert ("luma-tiny-clip", "luma-shapes") in pretrained
+    table = list_pretrained()
+    assert ("luma-tiny-clip", "luma-shapes") in table
     for name in ("ViT-B-32", "openai/clip-vit-large-patch14", "laion/clap-htsat-unfused"):
         tags = registry._PRETRAINED[name]
         assert all(spec.needs_download for spec in tags.values()), name

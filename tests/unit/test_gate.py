@@ -320,6 +320,7 @@ class TableEncoder:
         self.table = table
 
     def encode_text(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        self.calls = getattr(self, "calls", 0) + 1
         rows = []
         for t in texts:
             v = self.table.get(t)
@@ -345,8 +346,10 @@ def test_gated_text_query_through_an_encoder(tmp_path: Path, make_vectors: Any) 
         d = gated_query(luma, "a red circle")
         assert d.decision == "answer" and d.evidence[0].id == "red"
         # k = k_max = 1 fetches one hit; the gate re-queries for options to name.
+        encoder.calls = 0
         d = gated_query(luma, "a circle or a square", config=GateConfig(k=1, k_max=1))
         assert d.decision == "clarify" and d.gap_id is not None and d.requeried
+        assert encoder.calls == 1  # embedded once; the re-query searches by the same vector
         assert d.clarification in ("Did you mean “sq” or “ci”?", "Did you mean “ci” or “sq”?")
         assert luma.knowledge_gaps()[0]["query"] == "a circle or a square"
         assert math.isfinite(d.numbers.rho) and d.numbers.rho == pytest.approx(0.05)

@@ -23,6 +23,7 @@ from luma_rag.answer.consensus import (
     normalise_answer,
 )
 from luma_rag.answer.gate import GateConfig, GateDecision, GatedRetriever, decide
+from luma_rag.config import LumaConfig
 from luma_rag.errors import ConfigError, InvalidInputError, LumaError
 from luma_rag.results import Hit, QueryResult, Telemetry
 from luma_rag.safety import certify, perturbation_bound
@@ -163,12 +164,23 @@ def test_critical_radius_bisects_a_monotone_predicate() -> None:
     assert critical_radius(lambda r: True) == math.inf
 
 
+class _FakeEncoder:
+    name, dim, modalities = "fake", 4, frozenset({"text"})
+
+    def encode_text(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+        self.encoded = getattr(self, "encoded", 0) + len(texts)
+        return np.tile(np.float32([1, 0, 0, 0]), (len(texts), 1))
+
+
 class _FakeLuma:
     """Records the kwargs the gate passes to query / search."""
 
     def __init__(self, result: QueryResult) -> None:
         self.result = result
         self.calls: list[dict[str, object]] = []
+        self.encoder = _FakeEncoder()
+        self.rho = {"text": 0.125}
+        self.config = LumaConfig(dim=4)
 
     def query(self, *args: object, **kwargs: object) -> QueryResult:
         self.calls.append(kwargs)
@@ -185,7 +197,8 @@ class _FakeLuma:
 def test_gated_retriever_passes_its_rho() -> None:
     fake = _FakeLuma(_result([0.9, 0.5, 0.4], 0.01, k=3))
     GatedRetriever(fake, GateConfig(k=3, k_max=3)).query("a circle")  # type: ignore[arg-type]
-    assert "rho" not in fake.calls[-1]  # the store's own radius
+    assert fake.calls[-1]["rho"] == 0.125  # the store's own radius for text
+    assert fake.encoder.encoded == 1  # embedded once, searched by vector
     GatedRetriever(fake, GateConfig(k=3, k_max=3, rho=0.2)).query("x")  # type: ignore[arg-type]
     assert fake.calls[-1]["rho"] == 0.2
     gate = GatedRetriever(fake, GateConfig(k=3, k_max=3, rho=0.2))  # type: ignore[arg-type]

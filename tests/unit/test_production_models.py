@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from luma_rag.encoders import get_encoder, model_kind, resolve
+from luma_rag.encoders import get_encoder, model_kind, resolve_model
 from luma_rag.encoders.standins import (
     CLAP_NAME,
     CLIP_NAME,
@@ -119,7 +119,9 @@ def test_every_name_loads_from_luma_model_dir_offline(
 
     clip = get_encoder(CLIP_NAME)
     _check_clip(clip, red_png)
-    assert resolve(CLIP_NAME).location == model_dir / CLIP_NAME / "open_clip_model.safetensors"
+    assert (
+        resolve_model(CLIP_NAME).location == model_dir / CLIP_NAME / "open_clip_model.safetensors"
+    )
     clap = get_encoder(CLAP_NAME)
     _check_clap(clap)
     assert (model_dir / CLAP_NAME / "pytorch_model.bin").is_file()  # as published: no safetensors
@@ -139,11 +141,11 @@ def test_every_name_loads_from_the_hf_cache_layout(
 ) -> None:
     snapshots = _hub_cache(pristine, env)
     assert all(p.is_relative_to(env / "hub") for p in snapshots.values())
-    assert resolve(CLIP_NAME).location.parent == snapshots[CLIP_NAME]
+    assert resolve_model(CLIP_NAME).location.parent == snapshots[CLIP_NAME]
     _check_clip(get_encoder(CLIP_NAME), red_png)
-    assert resolve(CLAP_NAME).location == snapshots[CLAP_NAME]
+    assert resolve_model(CLAP_NAME).location == snapshots[CLAP_NAME]
     _check_clap(get_encoder(CLAP_NAME))
-    assert resolve(LLAVA_NAME).location == snapshots[LLAVA_NAME]
+    assert resolve_model(LLAVA_NAME).location == snapshots[LLAVA_NAME]
 
 
 def test_lookup_order_explicit_then_model_dir_then_cache(
@@ -151,18 +153,18 @@ def test_lookup_order_explicit_then_model_dir_then_cache(
 ) -> None:
     snapshots = _hub_cache(pristine, env)
     for name, snapshot in snapshots.items():  # only the cache
-        assert str(resolve(name).location).startswith(str(snapshot))
+        assert str(resolve_model(name).location).startswith(str(snapshot))
     root = env / "models"
     shutil.copytree(pristine, root)
     monkeypatch.setenv("LUMA_MODEL_DIR", str(root))
     for name in HUB:  # LUMA_MODEL_DIR wins over the cache
-        assert str(resolve(name).location).startswith(str(root / name))
+        assert str(resolve_model(name).location).startswith(str(root / name))
     explicit = env / "elsewhere"
     shutil.copytree(pristine / CLIP_NAME, explicit)
-    assert resolve(CLIP_NAME, str(explicit)).location.parent == explicit  # a directory
+    assert resolve_model(CLIP_NAME, str(explicit)).location.parent == explicit  # a directory
     file = explicit / "open_clip_model.safetensors"
-    assert resolve(CLIP_NAME, str(file)).location == file  # a file
-    assert resolve(str(pristine / CLAP_NAME)).location == pristine / CLAP_NAME  # dir as name
+    assert resolve_model(CLIP_NAME, str(file)).location == file  # a file
+    assert resolve_model(str(pristine / CLAP_NAME)).location == pristine / CLAP_NAME  # dir as name
 
 
 @pytest.mark.parametrize("name", [CLIP_NAME, CLAP_NAME, LLAVA_NAME])
@@ -170,7 +172,7 @@ def test_missing_model_message_gives_the_layout_that_loads(
     name: str, pristine: Path, env: Path, no_network: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with pytest.raises(ModelNotAvailableError) as info:
-        resolve(name)
+        resolve_model(name)
     message = str(info.value)
     assert str(env / "hub") in message and "never downloads" in message
     match = re.search(r"hf download (\S+) --local-dir \$LUMA_MODEL_DIR/(\S+)`", message)
@@ -180,7 +182,7 @@ def test_missing_model_message_gives_the_layout_that_loads(
     root = env / "models"
     shutil.copytree(pristine / name, root / match.group(2))
     monkeypatch.setenv("LUMA_MODEL_DIR", str(root))
-    assert resolve(name).location.is_relative_to(root / name)
+    assert resolve_model(name).location.is_relative_to(root / name)
 
 
 def test_open_clip_bin_accepted_and_damaged_files_are_typed(
@@ -189,7 +191,7 @@ def test_open_clip_bin_accepted_and_damaged_files_are_typed(
     target = model_dir / CLIP_NAME
     shutil.rmtree(target)
     write_clip_standin(target, bin=True)
-    assert resolve(CLIP_NAME).location.name == "open_clip_pytorch_model.bin"
+    assert resolve_model(CLIP_NAME).location.name == "open_clip_pytorch_model.bin"
     _check_clip(get_encoder(CLIP_NAME), red_png)
     _truncate(target / "open_clip_pytorch_model.bin")
     with pytest.raises(ModelNotAvailableError, match=r"open_clip_pytorch_model\.bin.*damaged"):

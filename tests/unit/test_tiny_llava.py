@@ -72,7 +72,7 @@ def _decision(kind: str, sources: list[str]) -> GateDecision:
 
 def test_converted_vision_tower_matches_open_clip(corpus: list[ShapeItem]) -> None:
     from luma_rag.encoders import get_encoder
-    from luma_rag.encoders._images import load_image
+    from luma_rag.media import load_image
 
     clip: Any = get_encoder("luma-tiny")
     visual = copy.deepcopy(clip.model.visual).eval()
@@ -151,14 +151,16 @@ def test_production_default_is_unchanged() -> None:
 
 
 def test_gated_answer_evaluation_runs(tiny: LlavaAnswerer, corpus: list[ShapeItem]) -> None:
-    from luma_rag.answer.evaluate import evaluate_gated_answers, markdown_table
+    from luma_rag.eval.gate_tables import gate_tables
+    from luma_rag.eval.gate_variants import evaluate_gated_answers
 
     report = evaluate_gated_answers(corpus[0].root, tiny, n_questions=5, seed=1)
-    assert report["all"]["n"] == 5 and report["all"]["baseline"]["coverage"] == 1
-    for r in report["ambiguous_probe"]:
-        assert r["decision"] in ("answer", "widen", "clarify")
-    table = markdown_table(report)
-    assert table.startswith("| questions |") and "ambiguous query" in table
+    gate = report["referents"]["full"]["gate"]
+    assert gate["all"]["n"] == 5 and gate["all"]["baseline"]["coverage"] == 1
+    for r in report["probe"]:
+        assert r["gate"]["decision"] in ("answer", "widen", "clarify")
+    table = gate_tables(report)
+    assert "| gate |" in table and "ambiguous query" in table
 
 
 # -- questions and tokenizer --------------------------------------------------------------------
@@ -179,7 +181,6 @@ def test_questions_and_answers_round_trip(corpus: list[ShapeItem]) -> None:
 
 
 def test_bad_input_raises_typed_errors(tmp_path: Path) -> None:
-    from luma_rag.answer.evaluate import evaluate_gated_answers
     from luma_rag.datasets.attributes import ShapeAttributes
     from luma_rag.training.train_llava import LlavaTrainConfig, train_llava
 
@@ -196,6 +197,8 @@ def test_bad_input_raises_typed_errors(tmp_path: Path) -> None:
         TinyLlavaSpec(hidden_size=30, heads=4)
     with pytest.raises(LumaError):
         train_llava([tmp_path / "nothing"], tmp_path / "out", LlavaTrainConfig(steps=1))
+    from luma_rag.eval.gate_variants import evaluate_gated_answers
+
     with pytest.raises(InvalidInputError):
         evaluate_gated_answers(tmp_path, n_questions=0)
 

@@ -1,6 +1,6 @@
-"""Tests of luma_rag.answer.verify: verified answering (agree / disagree / none verified /
-CLARIFY passthrough / abstention), question parsing, and the attribute verifier on a few
-generated LUMA-Shapes images with the shipped tiny LLaVA."""
+"""Tests of luma_rag.answer.verify and luma_rag.datasets.verifier: verified answering (agree /
+disagree / none verified / CLARIFY passthrough / abstention), question parsing, and the attribute
+verifier on a few generated LUMA-Shapes images with the shipped tiny LLaVA."""
 
 from __future__ import annotations
 
@@ -14,15 +14,20 @@ import pytest
 
 from luma_rag.answer import (
     Answer,
-    AttributeVerifier,
     GateDecision,
     GateNumbers,
     VerifyConfig,
     VerifyingAnswerer,
 )
-from luma_rag.answer.verify import kind_accuracy_from_training, parse_question
 from luma_rag.datasets.manifest import ShapeItem
 from luma_rag.datasets.questions import make_question
+from luma_rag.datasets.verifier import (
+    AttributeVerifier,
+    kind_accuracy_from_training,
+    parse_question,
+    question_kind,
+    shapes_normalise,
+)
 from luma_rag.errors import ConfigError, InvalidInputError, LumaError
 from luma_rag.results import Hit
 
@@ -86,7 +91,22 @@ def _verifier(table: dict[str, bool | None]) -> Any:
         return table.get(hit.id)
 
     verify.seen = seen  # type: ignore[attr-defined]
+    # The LUMA-Shapes question grammar, as AttributeVerifier carries it.
+    verify.kind_of = question_kind  # type: ignore[attr-defined]
+    verify.normalise = shapes_normalise  # type: ignore[attr-defined]
     return verify
+
+
+def test_a_verifier_without_a_question_grammar_compares_answers_as_text() -> None:
+    def plain(question: str, hit: Hit) -> bool | None:
+        return hit.id in ("b", "d")
+
+    agree = VerifyingAnswerer(FakeAnswerer({"b": "Pink.", "d": "pink"}), plain)
+    ans = agree.answer(Q, _decision("answer"))
+    assert ans.text == "Pink." and ans.telemetry["verification"]["kind"] is None
+    assert ans.telemetry["verification"]["answers"] == {"b": "pink", "d": "pink"}
+    differ = VerifyingAnswerer(FakeAnswerer({"b": "pink", "d": "a pink star"}), plain)
+    assert differ.answer(Q, _decision("answer")).decision.decision == "clarify"
 
 
 Q = "What color is the small star?"
@@ -288,8 +308,9 @@ def test_attribute_verifier_with_the_tiny_llava(corpus: list[ShapeItem]) -> None
 def test_verification_evaluation_runs(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from luma_rag.answer.evaluate import VERIFY_VARIANTS, compare_verification, verification_tables
     from luma_rag.datasets import generate
+    from luma_rag.eval.gate_tables import gate_tables
+    from luma_rag.eval.gate_variants import VERIFY_VARIANTS, compare_verification
 
     root = generate(tmp_path / "corpus", n=60, seed=4242)
     report = compare_verification(root, n_questions=5, seed=1, referents=("full",))
@@ -297,7 +318,7 @@ def test_verification_evaluation_runs(tmp_path: Path) -> None:
     assert list(variants) == [name for name, _, _ in VERIFY_VARIANTS]
     assert all(v["all"]["n"] == 5 for v in variants.values())
     assert "shape" not in report["reliable_kinds"]
-    table = verification_tables(report)
+    table = gate_tables(report)
     assert "gate + verification + abstention" in table and "ambiguous query" in table
     with pytest.raises(InvalidInputError):
         compare_verification(root, n_questions=0)

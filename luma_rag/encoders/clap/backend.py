@@ -19,7 +19,7 @@ Embed:
     >>> t.shape, a.shape, t.dtype
     ((1, 128), (1, 128), dtype('float32'))
 
-A name resolves through the registry (:func:`luma_rag.encoders.registry.resolve`) like every
+A name resolves through the registry (:func:`luma_rag.encoders.registry.resolve_model`) like every
 model: a directory passed by path, the shipped ``luma-tiny-clap``, ``$LUMA_MODEL_DIR/<name>``
 (``$LUMA_MODEL_DIR/laion/clap-htsat-unfused``), then the local Hugging Face cache. Nothing is
 downloaded; a model found nowhere raises :class:`~luma_rag.errors.ModelNotAvailableError` at
@@ -38,7 +38,6 @@ from typing import Any, Final
 import numpy as np
 
 from luma_rag.encoders.base import Modality, check_batch, check_texts, l2_normalize
-from luma_rag.encoders.clap.audio import AudioSource, load_audio
 from luma_rag.encoders.weights import check_weights_file, offline_hub, transformers_weights
 from luma_rag.errors import (
     InvalidInputError,
@@ -47,6 +46,7 @@ from luma_rag.errors import (
     ModelNotAvailableError,
     UnsupportedMediaError,
 )
+from luma_rag.media.audio import AudioSource, load_audio
 
 __all__ = ["CHECKPOINTS_DIR", "DEFAULT_MODEL", "ClapEncoder"]
 
@@ -86,12 +86,12 @@ class ClapEncoder:
     def __init__(
         self, path_or_name: str | os.PathLike[str] = DEFAULT_MODEL, device: str = "cpu"
     ) -> None:
-        from luma_rag.encoders.registry import resolve
+        from luma_rag.encoders.registry import resolve_model
 
         text = os.fspath(path_or_name)
         if not text.strip():
             raise InvalidInputError("path_or_name is empty; pass a directory or 'luma-tiny-clap'")
-        found = resolve(text)
+        found = resolve_model(text)
         if found.spec.kind != "audio":
             raise ModelNotAvailableError(
                 f"{found.name} is a {found.spec.kind} model, not a CLAP audio model; pass a CLAP "
@@ -218,7 +218,7 @@ class ClapEncoder:
     def encode_audio(self, clips: Sequence[AudioSource], *, batch_size: int = 16) -> np.ndarray:
         """Embed audio clips.
 
-        Each clip is loaded by :func:`~luma_rag.encoders.clap.audio.load_audio` (mono, resampled
+        Each clip is loaded by :func:`~luma_rag.media.audio.load_audio` (mono, resampled
         to :attr:`sampling_rate`) and cut to its first :attr:`max_seconds`; shorter clips are
         padded by the processor (repeated, then zero-padded).
 

@@ -84,8 +84,7 @@ def embedding_input(node: BaseNode) -> tuple[Literal["text", "image"], Any]:
         ValueError: An image only reachable by an http(s) URL (nothing is downloaded), bad
             base64, or a node with neither an image nor text.
     """
-    if node_modality(node) == "image":
-        assert isinstance(node, ImageNode)
+    if node_modality(node) == "image" and isinstance(node, ImageNode):
         if node.image:
             try:
                 return "image", base64.b64decode(node.image, validate=True)

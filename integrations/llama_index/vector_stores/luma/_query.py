@@ -6,12 +6,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from llama_index.core.vector_stores.types import VectorStoreQueryResult
+from llama_index.core.vector_stores.types import (
+    VectorStoreQuery,
+    VectorStoreQueryMode,
+    VectorStoreQueryResult,
+)
 from llama_index.vector_stores.luma._nodes import NODE_ID_KEY, item_to_node
 
 from luma_rag import QueryResult
 
-__all__ = ["query_vector", "restrict", "to_query_result"]
+__all__ = ["query_vector", "restrict", "to_query_result", "top_k"]
 
 
 def restrict(
@@ -66,3 +70,19 @@ def to_query_result(result: QueryResult) -> VectorStoreQueryResult:
         similarities=[hit.score for hit in result.hits],
         ids=[hit.id for hit in result.hits],
     )
+
+
+def top_k(query: VectorStoreQuery) -> int:
+    """The query's ``similarity_top_k`` after checking it and the query mode.
+
+    Raises:
+        ValueError: ``similarity_top_k`` is not an integer >= 1, or the mode is not DEFAULT.
+    """
+    k = query.similarity_top_k
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"similarity_top_k must be an integer >= 1, got {k!r}")
+    if query.mode != VectorStoreQueryMode.DEFAULT:
+        raise ValueError(
+            f"LumaVectorStore supports VectorStoreQueryMode.DEFAULT only, got {query.mode}"
+        )
+    return int(k)

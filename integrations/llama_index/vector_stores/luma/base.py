@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -15,10 +14,10 @@ from llama_index.core.vector_stores.types import (
     BasePydanticVectorStore,
     MetadataFilters,
     VectorStoreQuery,
-    VectorStoreQueryMode,
     VectorStoreQueryResult,
 )
-from llama_index.vector_stores.luma._compat import select_ids
+from llama_index.vector_stores.luma._async import AsyncMixin
+from llama_index.vector_stores.luma._engine import check_local_fs, open_engine
 from llama_index.vector_stores.luma._nodes import (
     embedding_input,
     item_to_node,
@@ -27,7 +26,7 @@ from llama_index.vector_stores.luma._nodes import (
     node_text,
     node_to_item_metadata,
 )
-from llama_index.vector_stores.luma._query import query_vector, restrict, to_query_result
+from llama_index.vector_stores.luma._query import query_vector, restrict, to_query_result, top_k
 from llama_index.vector_stores.luma.filters import to_luma_filter
 
 from luma_rag import Luma, LumaConfig
@@ -39,7 +38,7 @@ __all__ = ["LumaVectorStore"]
 logger = logging.getLogger(__name__)
 
 
-class LumaVectorStore(BasePydanticVectorStore):
+class LumaVectorStore(AsyncMixin, BasePydanticVectorStore):
     """A LUMA-RAG store (a directory) as a LlamaIndex vector store.
 
     Nodes are stored whole (``stores_text=True``): their serialized JSON rides in the item's
@@ -121,7 +120,7 @@ class LumaVectorStore(BasePydanticVectorStore):
         if luma is None:
             if path is None:
                 raise ValueError("pass path= (the store's directory) or luma= (an open Luma)")
-            luma = _open_engine(path, dim=dim, encoder=encoder, config=config)
+            luma = open_engine(path, dim=dim, encoder=encoder, config=config)
         elif path is not None or dim is not None or encoder is not None or config is not None:
             raise ValueError(
                 "luma= wraps an open engine; path, dim, encoder and config belong to Luma.open"
@@ -167,7 +166,7 @@ class LumaVectorStore(BasePydanticVectorStore):
                 system (a store is a local directory). luma_rag.errors.ConfigError (a
                 ValueError): ``persist_dir`` holds no store and no encoder was given.
         """
-        _check_local_fs(fs)
+        check_local_fs(fs)
         if not os.path.isdir(persist_dir):
             raise ValueError(f"{persist_dir} holds no LUMA-RAG store; create one with dim=...")
         return cls(persist_dir, encoder=encoder, **kwargs)
@@ -200,7 +199,7 @@ class LumaVectorStore(BasePydanticVectorStore):
         vectors stay in :attr:`path`, so reopen with ``LumaVectorStore(path)`` and pass it to
         ``StorageContext.from_defaults(vector_store=..., persist_dir=...)``.
         """
-        _check_local_fs(fs)
+        check_local_fs(fs)
 
     # -- writes --------------------------------------------------------------------------------
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
@@ -355,14 +354,7 @@ class LumaVectorStore(BasePydanticVectorStore):
             ValueError: No embedding and no query text, an embedding of the wrong size,
                 ``similarity_top_k`` < 1, a mode other than DEFAULT, or a bad filter.
         """
-        k = query.similarity_top_k
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise ValueError(f"similarity_top_k must be an integer >= 1, got {k!r}")
-        k = int(k)
-        if query.mode != VectorStoreQueryMode.DEFAULT:
-            raise ValueError(
-                f"LumaVectorStore supports VectorStoreQueryMode.DEFAULT only, got {query.mode}"
-            )
+        k = top_k(query)
         where = restrict(to_luma_filter(query.filters), query.doc_ids, query.node_ids)
         vector = query_vector(query.query_embedding, self.dim)
         text = query.query_str
@@ -384,42 +376,6 @@ class LumaVectorStore(BasePydanticVectorStore):
             result = self._luma.query(text, k=k, filters=filters, rho=rho)
         return to_query_result(result)
 
-    # -- async ---------------------------------------------------------------------------------
-    async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
-        """:meth:`add` in a worker thread."""
-        return await asyncio.to_thread(self.add, nodes, **kwargs)
-
-    async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
-        """:meth:`delete` in a worker thread."""
-        await asyncio.to_thread(self.delete, ref_doc_id, **delete_kwargs)
-
-    async def adelete_nodes(
-        self,
-        node_ids: list[str] | None = None,
-        filters: MetadataFilters | None = None,
-        **delete_kwargs: Any,
-    ) -> None:
-        """:meth:`delete_nodes` in a worker thread."""
-        await asyncio.to_thread(self.delete_nodes, node_ids, filters, **delete_kwargs)
-
-    async def aclear(self) -> None:
-        """:meth:`clear` in a worker thread."""
-        await asyncio.to_thread(self.clear)
-
-    async def aget_nodes(
-        self,
-        node_ids: list[str] | None = None,
-        filters: MetadataFilters | None = None,
-    ) -> list[BaseNode]:
-        """:meth:`get_nodes` in a worker thread."""
-        return await asyncio.to_thread(self.get_nodes, node_ids, filters)
-
-    async def aquery(
-        self, query: VectorStoreQuery, *, rho: float | None = None, **kwargs: Any
-    ) -> VectorStoreQueryResult:
-        """:meth:`query` in a worker thread."""
-        return await asyncio.to_thread(self.query, query, rho=rho, **kwargs)
-
     # -- helpers -------------------------------------------------------------------------------
     def _matching(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> list[str]:
         """Ids of stored nodes in ``node_ids`` (if given, in that order) matching ``filters``."""
@@ -439,29 +395,4 @@ class LumaVectorStore(BasePydanticVectorStore):
         if len(self._luma) == 0:
             compile_filter(where)  # validate anyway
             return []
-        return select_ids(self._luma, where, check_keys=check_keys)
-
-
-def _open_engine(
-    path: str | os.PathLike[str],
-    *,
-    dim: int | None,
-    encoder: Encoder | str | None,
-    config: LumaConfig | None,
-) -> Luma:
-    if config is not None and dim is not None and config.dim != dim:
-        raise ValueError(f"dim={dim} disagrees with config.dim={config.dim}; pass one of them")
-    if config is None and dim is not None:
-        config = LumaConfig(dim=dim)
-    return Luma.open(path, config, encoder=encoder)
-
-
-def _check_local_fs(fs: Any) -> None:
-    if fs is None:
-        return
-    protocol = getattr(fs, "protocol", None)
-    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol or ())
-    if "file" not in protocols and "local" not in protocols:
-        raise ValueError(
-            f"LumaVectorStore lives in a local directory; got a {type(fs).__name__} file system"
-        )
+        return self._luma.ids(where or None, check_keys=check_keys)

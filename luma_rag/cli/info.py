@@ -1,0 +1,108 @@
+"""``luma stats``, ``luma gaps`` and ``luma generate``: inspect a store, make a corpus."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from luma_rag.cli._common import (
+    clip,
+    human,
+    positive_int,
+    print_json,
+    print_table,
+    recorded_encoders,
+    require_store,
+    store_path,
+)
+
+__all__ = ["add_parsers", "cmd_gaps", "cmd_generate", "cmd_stats"]
+
+
+def add_parsers(
+    sub: Any,
+    common: argparse.ArgumentParser,
+    store: argparse.ArgumentParser,
+) -> None:
+    """Add ``luma stats``, ``luma gaps`` and ``luma generate`` to the subcommands."""
+    p = sub.add_parser("stats", parents=[common, store], help="items, tiers, memory, bridge")
+    p.set_defaults(run=cmd_stats)
+
+    p = sub.add_parser("gaps", parents=[common, store], help="recent knowledge gaps")
+    p.add_argument("--limit", type=positive_int, default=50, help="how many (default 50)")
+    p.set_defaults(run=cmd_gaps)
+
+    p = sub.add_parser("generate", parents=[common], help="generate a LUMA-Shapes corpus")
+    p.add_argument("--out", type=Path, required=True, help="corpus directory")
+    p.add_argument("--n", type=positive_int, required=True, help="number of items")
+    p.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+    p.add_argument("--size", type=int, default=96, help="image side in pixels (default 96)")
+    p.add_argument("--audio", action="store_true", help="speak captions (needs espeak-ng)")
+    p.add_argument("--video", action="store_true", help="write clips of moving shapes")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing corpus")
+    p.set_defaults(run=cmd_generate)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """``luma stats``: items, tiers, memory, bridge, recorded model."""
+    from luma_rag.engine import Luma
+
+    path = store_path(args)
+    require_store(path)
+    with Luma.open(path) as luma:
+        stats = {"store": str(path), "dim": luma.config.dim, **luma.stats()}
+    stats["model"] = recorded_encoders(path).get("model")
+    if args.json:
+        print_json(stats)
+    else:
+        print_table(("field", "value"), [(key, human(key, value)) for key, value in stats.items()])
+    return 0
+
+
+def cmd_gaps(args: argparse.Namespace) -> int:
+    """``luma gaps``: the queries the memory could not settle, newest first."""
+    from luma_rag.engine import Luma
+
+    path = store_path(args)
+    require_store(path)
+    with Luma.open(path) as luma:
+        gaps = luma.knowledge_gaps(args.limit)
+    if args.json:
+        print_json(gaps)
+    elif not gaps:
+        print(f"no knowledge gaps recorded in {path}")
+    else:
+        rows = []
+        for g in gaps:
+            detail = {k: v for k, v in g.items() if k not in ("gap", "time", "query")}
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(g["time"]))
+            rows.append((str(g["gap"]), when, clip(g["query"], 50), clip(json.dumps(detail), 60)))
+        print_table(("gap", "time", "query", "detail"), rows)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """``luma generate``: a LUMA-Shapes corpus (:func:`luma_rag.datasets.generate`)."""
+    from luma_rag.datasets import generate
+
+    started = time.perf_counter()
+    manifest = generate(
+        args.out,
+        n=args.n,
+        seed=args.seed,
+        audio=args.audio,
+        video=args.video,
+        size=args.size,
+        overwrite=args.overwrite,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    seconds = time.perf_counter() - started
+    if args.json:
+        print_json({"manifest": str(manifest), "n": args.n, "seconds": round(seconds, 3)})
+    else:
+        print(f"generated {args.n} LUMA-Shapes item(s) in {seconds:.1f} s: {manifest}")
+    return 0
