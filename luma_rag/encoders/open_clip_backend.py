@@ -112,7 +112,7 @@ class OpenClipEncoder:
         name: str | None = None,
     ) -> None:
         torch, open_clip = import_open_clip()
-        from luma_rag.encoders.registry import ensure_open_clip_configs
+        from luma_rag.encoders.catalog import ensure_open_clip_configs
 
         ensure_open_clip_configs(open_clip)
         path = None if pretrained is None else Path(pretrained)

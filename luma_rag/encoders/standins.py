@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from luma_rag.encoders.registry import PACKAGE_DIR
+from luma_rag.encoders.catalog import PACKAGE_DIR
 
 __all__ = [
     "CLAP_NAME",

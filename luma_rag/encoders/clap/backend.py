@@ -19,7 +19,7 @@ Embed:
     >>> t.shape, a.shape, t.dtype
     ((1, 128), (1, 128), dtype('float32'))
 
-A name resolves through the registry (:func:`luma_rag.encoders.registry.resolve_model`) like every
+A name resolves through the registry (:func:`~luma_rag.encoders.registry.resolve_model`) like every
 model: a directory passed by path, the shipped ``luma-tiny-clap``, ``$LUMA_MODEL_DIR/<name>``
 (``$LUMA_MODEL_DIR/laion/clap-htsat-unfused``), then the local Hugging Face cache. Nothing is
 downloaded; a model found nowhere raises :class:`~luma_rag.errors.ModelNotAvailableError` at
@@ -86,7 +86,7 @@ class ClapEncoder:
     def __init__(
         self, path_or_name: str | os.PathLike[str] = DEFAULT_MODEL, device: str = "cpu"
     ) -> None:
-        from luma_rag.encoders.registry import resolve_model
+        from luma_rag.encoders.catalog import resolve_model
 
         text = os.fspath(path_or_name)
         if not text.strip():
