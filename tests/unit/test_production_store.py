@@ -252,3 +252,28 @@ def test_demo_production_serves_with_standins(tmp_path: Path, models: Path) -> N
             proc.kill()
             _, err = proc.communicate()
     assert "calibrate" in err and "bf16" in err, err[-3000:]
+
+
+def test_cli_calibrate_then_query_reports_calibrated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from luma_rag.cli import main
+
+    store = tmp_path / "s"
+    with Luma.open(store, encoder=CLIP_NAME) as luma:
+        luma.ingest_texts([f"a {c} square number {i}" for i, c in enumerate(COLOURS)])
+    args = ["--store", str(store), "--model", CLIP_NAME, "--json"]
+    assert main(["query", *args, "a red square"]) == 0
+    before = json.loads(capsys.readouterr().out)
+    assert main(["calibrate", *args]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert set(report["measured"]) == {"text"} and report["rho_source"] == {"text": "calibrated"}
+    assert "calibrate: text" in captured.err  # progress on stderr
+    assert main(["query", *args, "a red square"]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert before["telemetry"]["rho_source"] == "unset"
+    assert after["telemetry"]["rho_source"] == "calibrated"
+    assert after["telemetry"]["rho"] == pytest.approx(report["rho"]["text"])
