@@ -59,8 +59,11 @@ class BridgeLog:
             offset = int(header.get("log_offset", 0))
         else:
             self.bridge = ProcrustesBridge(config)
+        size = self._log.stat().st_size if self._log.exists() else 0
         self._since_snapshot = self._replay(offset)
         self._file = self._log.open("ab")
+        if offset > size:  # a crash between emptying the log and the final snapshot
+            self.snapshot()  # re-anchor now, before new records reach the stale offset
 
     def _replay(self, offset: int) -> int:
         """Apply the log's batches after ``offset``; cut a torn tail. Returns pairs replayed."""

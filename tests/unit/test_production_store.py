@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from luma_rag import Luma
@@ -277,3 +278,31 @@ def test_cli_calibrate_then_query_reports_calibrated(
     assert before["telemetry"]["rho_source"] == "unset"
     assert after["telemetry"]["rho_source"] == "calibrated"
     assert after["telemetry"]["rho"] == pytest.approx(report["rho"]["text"])
+
+
+def test_bridge_log_stale_offset_is_reanchored(tmp_path: Path) -> None:
+    """A crash after the log was emptied but before the final snapshot loses nothing later."""
+    from luma_rag.bridge import BridgeConfig
+    from luma_rag.store.bridge_log import BridgeLog
+
+    rng = np.random.default_rng(0)
+
+    def pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+        x, y = rng.standard_normal((n, 6)), rng.standard_normal((n, 4))
+        return (
+            (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32),
+            (y / np.linalg.norm(y, axis=1, keepdims=True)).astype(np.float32),
+        )
+
+    cfg = BridgeConfig(source_dim=6, target_dim=4, refresh_every=8)
+    log = BridgeLog(tmp_path, cfg, snapshot_every=1000)
+    for _ in range(3):
+        log.add_pairs(*pairs(2))
+    log.snapshot()  # offset = 3 records
+    (tmp_path / "bridge.pairs").write_bytes(b"")  # "crash" right after emptying the log
+    reopened = BridgeLog(tmp_path, cfg, snapshot_every=1000)
+    assert reopened.bridge.pairs_seen == 6
+    for _ in range(5):  # grows past the stale offset; then another crash (no close)
+        reopened.add_pairs(*pairs(2))
+    again = BridgeLog(tmp_path, cfg, snapshot_every=1000)
+    assert again.bridge.pairs_seen == 16
