@@ -169,7 +169,8 @@ def _open_store(store: Path, args: argparse.Namespace, device: str) -> tuple[Lum
 
     if args.production:
         name, audio_name = PRODUCTION_MODELS
-        if not args.no_audio:  # a missing audio model is reported before the CLIP load
+        check_encoder_name(name, "clip")  # both looked up before either is loaded
+        if not args.no_audio:
             check_encoder_name(audio_name, "audio")
         encoder = get_encoder(name, device=device)
         audio = None if args.no_audio else _clap(audio_name, device)

@@ -309,6 +309,12 @@ def find_weights(
     problems: list[str] = []
     if explicit is not None:
         path = Path(explicit).expanduser()
+        if not path.exists():
+            raise ModelNotAvailableError(
+                f"pretrained={os.fspath(explicit)!r} is neither a weights tag of {name} nor an "
+                "existing file or directory; pass the path of the weights file or of the "
+                "directory that holds them"
+            )
         if path.is_file() and spec.backend == "open_clip":
             return path
         found, why = _in_dir(path, spec)
@@ -348,11 +354,15 @@ def _layout(full: str, spec: PretrainedSpec) -> str:
         if spec.backend == "open_clip"
         else "config.json, model.safetensors (or pytorch_model.bin) and the processor files"
     )
-    source = spec.hf_hub or "the publisher's release"
-    return (
-        f"On a machine with internet run `hf download {source} --local-dir "
+    fetch = (
+        f"On a machine with internet run `hf download {spec.hf_hub} --local-dir "
         f"$LUMA_MODEL_DIR/{full}` (it must hold {holds}), copy that directory here to the same "
-        f"place under ${ENV_MODEL_DIR} and set {ENV_MODEL_DIR}; or pass its path "
+        f"place under ${ENV_MODEL_DIR}"
+        if spec.hf_hub
+        else f"Put the weights at $LUMA_MODEL_DIR/{full}/ (it must hold {holds})"
+    )
+    return (
+        f"{fetch} and set {ENV_MODEL_DIR}; or pass its path "
         "(pretrained='/path/to/it', or the directory itself as the model name). Offline, use "
         f"{_offline_alternative(spec)!r}."
     )

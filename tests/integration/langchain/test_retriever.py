@@ -34,6 +34,7 @@ LUMA_KEYS = {
     "n_candidates",
     "latency_ms",
     "stages_ms",
+    "rho_source",
 }
 Shapes = list[tuple[str, dict[str, Any]]]
 
