@@ -8,6 +8,9 @@ registry lookup), only the numbers are random and the widths small.
   (ViT-B-32's shape: 224 px, patch 32, 77-token context, 49 408-token vocabulary, QuickGELU;
   2 layers of width 64, or the real widths with ``full_clip=True``) and
   ``open_clip_model.safetensors``.
+* ``openai/clip-vit-large-patch14``: a tiny transformers ``CLIPConfig`` (224 px, patch 32,
+  2 layers) in ``model.safetensors``, with a ``CLIPProcessor`` whose fast tokenizer has a
+  character vocabulary (the real BPE vocabulary cannot be fetched here).
 * ``laion/clap-htsat-unfused``: a tiny ``ClapConfig`` saved with ``pytorch_model.bin`` as the
   published repository ships it, plus the ``ClapProcessor`` files.
 * ``llava-hf/llava-1.5-7b-hf``: a tiny ``LlavaConfig`` in sharded float16 safetensors
@@ -40,10 +43,12 @@ from luma_rag.encoders.catalog import PACKAGE_DIR
 __all__ = [
     "CLAP_NAME",
     "CLIP_NAME",
+    "HF_CLIP_NAME",
     "LLAVA_NAME",
     "to_hf_cache",
     "write_clap_standin",
     "write_clip_standin",
+    "write_hf_clip_standin",
     "write_llava_standin",
     "write_standins",
 ]
@@ -51,10 +56,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CLIP_NAME: Final = "ViT-B-32/openai"
+HF_CLIP_NAME: Final = "openai/clip-vit-large-patch14"
 CLAP_NAME: Final = "laion/clap-htsat-unfused"
 LLAVA_NAME: Final = "llava-hf/llava-1.5-7b-hf"
 _HUB_IDS: Final = {
     CLIP_NAME: "timm/vit_base_patch32_clip_224.openai",
+    HF_CLIP_NAME: HF_CLIP_NAME,
     CLAP_NAME: CLAP_NAME,
     LLAVA_NAME: LLAVA_NAME,
 }
@@ -108,6 +115,50 @@ def write_clip_standin(out: Path, *, full: bool = False, seed: int = 0, bin: boo
         torch.save(state, out / "open_clip_pytorch_model.bin")
     else:
         save_file(state, str(out / "open_clip_model.safetensors"))
+    return out
+
+
+def write_hf_clip_standin(out: Path, *, seed: int = 0) -> Path:
+    """Write a tiny transformers CLIP (text + vision towers) with random weights into ``out``."""
+    import torch
+    import transformers as tf
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in "abcdefghijklmnopqrstuvwxyz0123456789.,!?'-":
+        vocab[c] = len(vocab)
+        vocab[c + "</w>"] = len(vocab)
+    bpe = models.BPE(vocab=vocab, merges=[], end_of_word_suffix="</w>", unk_token="<|endoftext|>")
+    backend = Tokenizer(bpe)
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    lib: Any = tf  # transformers 5 exports the fast tokenizer lazily (invisible to mypy)
+    tokenizer = lib.CLIPTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<|startoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        model_max_length=77,
+    )
+    tower = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2}
+    config = tf.CLIPConfig(
+        text_config={
+            **tower,
+            "num_attention_heads": 2,
+            "vocab_size": len(vocab),
+            "max_position_embeddings": 77,
+            "bos_token_id": 0,
+            "eos_token_id": 1,
+            "pad_token_id": 1,
+        },
+        vision_config={**tower, "num_attention_heads": 2, "image_size": 224, "patch_size": 32},
+        projection_dim=16,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    tf.CLIPModel(config).save_pretrained(str(out))
+    processor = tf.CLIPProcessor(image_processor=tf.CLIPImageProcessor(), tokenizer=tokenizer)
+    processor.save_pretrained(str(out))
     return out
 
 
@@ -177,7 +228,7 @@ def write_standins(
     *,
     hf_cache: bool = False,
     full_clip: bool = False,
-    models: Sequence[str] = (CLIP_NAME, CLAP_NAME, LLAVA_NAME),
+    models: Sequence[str] = (CLIP_NAME, HF_CLIP_NAME, CLAP_NAME, LLAVA_NAME),
 ) -> dict[str, Path]:
     """Write the stand-ins of ``models`` under ``root``.
 
@@ -185,13 +236,15 @@ def write_standins(
         root: ``$LUMA_MODEL_DIR`` (models at ``root/<name>``), or a hub cache directory.
         hf_cache: Use the Hugging Face hub cache layout under ``root``.
         full_clip: Real ViT-B-32 widths for the CLIP stand-in.
-        models: Which of :data:`CLIP_NAME`, :data:`CLAP_NAME`, :data:`LLAVA_NAME`.
+        models: Which of :data:`CLIP_NAME`, :data:`HF_CLIP_NAME`, :data:`CLAP_NAME`,
+            :data:`LLAVA_NAME`.
 
     Returns:
         ``{name: directory holding its files}``.
     """
     writers = {
         CLIP_NAME: lambda d: write_clip_standin(d, full=full_clip),
+        HF_CLIP_NAME: write_hf_clip_standin,
         CLAP_NAME: write_clap_standin,
         LLAVA_NAME: write_llava_standin,
     }

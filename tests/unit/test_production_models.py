@@ -25,6 +25,7 @@ from luma_rag.encoders import get_encoder, model_kind, resolve_model
 from luma_rag.encoders.standins import (
     CLAP_NAME,
     CLIP_NAME,
+    HF_CLIP_NAME,
     LLAVA_NAME,
     to_hf_cache,
     write_clip_standin,
@@ -33,7 +34,7 @@ from luma_rag.encoders.standins import (
 from luma_rag.errors import ModelNotAvailableError
 
 HUB = {CLIP_NAME: "timm/vit_base_patch32_clip_224.openai", CLAP_NAME: CLAP_NAME}
-HUB[LLAVA_NAME] = LLAVA_NAME
+HUB.update({LLAVA_NAME: LLAVA_NAME, HF_CLIP_NAME: HF_CLIP_NAME})
 _ENV = ("LUMA_MODEL_DIR", "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME")
 
 
@@ -90,10 +91,10 @@ def _hub_cache(pristine: Path, env: Path) -> dict[str, Path]:
     return snapshots
 
 
-def _check_clip(enc: Any, image: Path) -> None:
+def _check_clip(enc: Any, image: Path, dim: int = 64) -> None:
     text = enc.encode_text(["a red circle", "a blue square"])
     img = enc.encode_image([image])
-    assert text.shape == (2, enc.dim) and img.shape == (1, enc.dim) and enc.dim == 64
+    assert text.shape == (2, enc.dim) and img.shape == (1, enc.dim) and enc.dim == dim
     np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1.0, atol=1e-5)
 
 
@@ -122,6 +123,7 @@ def test_every_name_loads_from_luma_model_dir_offline(
     assert (
         resolve_model(CLIP_NAME).location == model_dir / CLIP_NAME / "open_clip_model.safetensors"
     )
+    _check_clip(get_encoder(HF_CLIP_NAME), red_png, dim=16)  # transformers CLIP backend
     clap = get_encoder(CLAP_NAME)
     _check_clap(clap)
     assert (model_dir / CLAP_NAME / "pytorch_model.bin").is_file()  # as published: no safetensors
@@ -146,6 +148,7 @@ def test_every_name_loads_from_the_hf_cache_layout(
     assert resolve_model(CLAP_NAME).location == snapshots[CLAP_NAME]
     _check_clap(get_encoder(CLAP_NAME))
     assert resolve_model(LLAVA_NAME).location == snapshots[LLAVA_NAME]
+    _check_clip(get_encoder(HF_CLIP_NAME), red_png, dim=16)
 
 
 def test_lookup_order_explicit_then_model_dir_then_cache(
@@ -167,7 +170,7 @@ def test_lookup_order_explicit_then_model_dir_then_cache(
     assert resolve_model(str(pristine / CLAP_NAME)).location == pristine / CLAP_NAME  # dir as name
 
 
-@pytest.mark.parametrize("name", [CLIP_NAME, CLAP_NAME, LLAVA_NAME])
+@pytest.mark.parametrize("name", [CLIP_NAME, HF_CLIP_NAME, CLAP_NAME, LLAVA_NAME])
 def test_missing_model_message_gives_the_layout_that_loads(
     name: str, pristine: Path, env: Path, no_network: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -238,6 +241,7 @@ def test_audio_models_are_recognised_by_their_entry_not_their_name(
 ) -> None:
     assert model_kind(CLAP_NAME) == "audio" and model_kind("luma-tiny-clap") == "audio"
     assert model_kind(CLIP_NAME) == "clip" and model_kind("luma-tiny") == "clip"
+    assert model_kind(HF_CLIP_NAME) == "clip"
     assert model_kind(LLAVA_NAME) == "answerer"
     renamed = env / "my-sound-model"  # no "clap" anywhere in the path
     shutil.copytree(pristine / CLAP_NAME, renamed)
