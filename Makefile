@@ -28,8 +28,9 @@ test: lint ## the full check a fresh clone must pass: lint, mypy, pytest
 unit: $(STAMP) ## fast unit tests only
 	$(PY) -m pytest -q tests/unit
 
-bench: $(STAMP) ## benchmark at 10k and 100k (prints a table, writes bench/results/)
+bench: $(STAMP) ## benchmark at 10k and 100k (prints a table, writes bench/results/), then latency during maintenance
 	$(PY) -m bench.run --sizes 10000 100000
+	$(PY) -m bench.maintenance
 
 bench-1m: $(STAMP) ## benchmark including 1M items (slow, ~memory hungry)
 	$(PY) -m bench.run --sizes 10000 100000 1000000

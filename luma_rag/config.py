@@ -31,6 +31,8 @@ class LumaConfig(ConfigBase):
         rerank_depth: candidates fetched from each tier and rescored exactly (at least k).
         exact_filter_below: a filtered query matching at most this many items scans them
             exactly from the raw vectors (exact and complete) instead of probing the tiers.
+        max_k: largest ``k`` a search accepts (InvalidInputError above it); a ``k`` above the
+            number of stored items is clamped to it (reported in the telemetry notes).
         hot / warm / spill / safety: component settings.
         bridge: CLAP→CLIP bridge settings (None: no bridge; audio needs one).
     """
@@ -39,6 +41,7 @@ class LumaConfig(ConfigBase):
     hot_budget: int = 10_000
     rerank_depth: int = 64
     exact_filter_below: int = 4096
+    max_k: int = 10_000
     hot: HotTierConfig = field(default_factory=HotTierConfig)
     warm: WarmTierConfig = field(default_factory=WarmTierConfig)
     spill: SpillConfig = field(default_factory=SpillConfig)
@@ -54,7 +57,7 @@ class LumaConfig(ConfigBase):
             isinstance(self.hot_budget, int) and self.hot_budget >= 1,
             f"LumaConfig.hot_budget must be an int >= 1, got {self.hot_budget!r}",
         )
-        for name, least in (("rerank_depth", 1), ("exact_filter_below", 0)):
+        for name, least in (("rerank_depth", 1), ("exact_filter_below", 0), ("max_k", 1)):
             value = getattr(self, name)
             check(
                 isinstance(value, int) and not isinstance(value, bool) and value >= least,

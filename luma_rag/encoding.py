@@ -67,11 +67,14 @@ def ingest_item(
     luma._store.check_open()
     metas = checks.check_metadata([metadata or {}], 1)
     ids = checks.check_ids([id], 1) if id is not None else None
-    for value, name in ((text, "text"), (caption, "caption")):
+    short: dict[str, str | None] = {"text": text, "caption": caption}
+    for name, value in short.items():
         if isinstance(value, str):
-            checks.check_text(value, name)
+            short[name], cut = checks.encoder_prefix(checks.check_text(value, name))
+            if cut:
+                logger.warning("%s is longer than the encoder reads; embedding its prefix", name)
     emb = luma._need_embedder().embed(
-        text=text, image=image, audio=audio, video=video, caption=caption
+        text=short["text"], image=image, audio=audio, video=video, caption=short["caption"]
     )
     if emb.pairs is not None and luma.bridge is not None:
         luma.add_bridge_pairs(*emb.pairs)
@@ -103,7 +106,8 @@ def ingest_texts(
     texts = [checks.check_text(t, f"texts[{i}]") for i, t in enumerate(texts)]
     metas = checks.check_metadata(metadatas, len(texts))
     ids_ = checks.check_ids(ids, len(texts))
-    vecs = luma._need_embedder().encoder.encode_text(list(texts))
+    prefixes = [checks.encoder_prefix(t)[0] for t in texts]
+    vecs = luma._need_embedder().encoder.encode_text(prefixes)
     return luma.add_vectors(vecs, metas, ids_, modality="text", texts=list(texts))
 
 
@@ -147,9 +151,12 @@ def query_media(
     one encoder pass.
     """
     luma._store.check_open()
-    k = checks.check_k(k)
+    k = checks.check_k(k, max_k=luma.config.max_k)
+    notes = []
     if isinstance(text, str):
-        checks.check_text(text, "text")
+        text, cut = checks.encoder_prefix(checks.check_text(text, "text"))
+        if cut:
+            notes.append(f"query text truncated to its first {checks.MAX_ENCODED_CHARS} characters")
     t0 = time.perf_counter()
     emb = luma._need_embedder().embed(
         text=text, image=image, audio=audio, video=video, with_pairs=False
@@ -170,6 +177,7 @@ def query_media(
         latency_ms=(time.perf_counter() - t0) * 1000.0,
         stages_ms={"encode": encode_ms, **res.telemetry.stages_ms},
         rho_source=source,
+        notes=(*notes, *res.telemetry.notes),
     )
     return dataclasses.replace(res, telemetry=tel)
 
@@ -209,7 +217,9 @@ def attach_encoders(
     luma._embedder = MediaEmbedder(encoder, audio_encoder)
     _load_rho(luma, encoder, audio_encoder)
     bridge = luma.bridge
-    warm_start = audio_encoder is not None and bridge is not None and not bridge.fitted
+    warm_start = (
+        _writable(luma) and audio_encoder is not None and bridge is not None and not bridge.fitted
+    )
     missing = {"text", "image", "video"} - set(luma.rho)
     if audio_encoder is not None and bridge is not None:
         missing |= {"audio"} - set(luma.rho)
@@ -275,10 +285,20 @@ def _load_rho(luma: Luma, encoder: Encoder, audio_encoder: Encoder | None) -> No
         for m in drop:
             luma.rho.pop(m, None)
             luma.rho_source.pop(m, None)
+        _persist_rho(luma)
+    if was != now and _writable(luma):
+        luma._store.set_kv("rho_encoders", json.dumps(now))
+
+
+def _writable(luma: Luma) -> bool:
+    return not getattr(luma._store, "read_only", False)
+
+
+def _persist_rho(luma: Luma) -> None:
+    """Write ρ and its sources (a read-only view keeps what it measured to itself)."""
+    if _writable(luma):
         luma._store.set_kv("rho", json.dumps(luma.rho))
         luma._store.set_kv("rho_source", json.dumps(luma.rho_source))
-    if was != now:
-        luma._store.set_kv("rho_encoders", json.dumps(now))
 
 
 def store_rho(luma: Luma, values: Mapping[str, float], source: str) -> None:
@@ -286,8 +306,7 @@ def store_rho(luma: Luma, values: Mapping[str, float], source: str) -> None:
     for modality, value in values.items():
         luma.rho[str(modality)] = checks.check_rho(value)
         luma.rho_source[str(modality)] = source
-    luma._store.set_kv("rho", json.dumps(luma.rho))
-    luma._store.set_kv("rho_source", json.dumps(luma.rho_source))
+    _persist_rho(luma)
 
 
 def set_rho(

@@ -78,8 +78,9 @@ class Luma:
         *,
         encoder: Encoder | str | None = None,
         audio_encoder: Encoder | str | None = None,
+        read_only: bool = False,
     ) -> Self:
-        """Create a store at ``path``, or reopen it.
+        """Create a store at ``path``, or reopen it (one writer at a time, any number of readers).
 
         Args:
             path: a directory (created if missing).
@@ -92,6 +93,8 @@ class Luma:
                 ``"laion/clap-htsat-unfused"``); audio then crosses the CLAP→CLIP bridge, which
                 a store gets automatically when one is given. Both names are looked up before
                 either model is loaded.
+            read_only: open beside the writer without writing anything: a consistent view of
+                the last committed state; :meth:`refresh` moves it to the latest.
 
         Opening is cheap: no calibration runs here for production models (ρ is read from the
         store if it was measured with these encoders, else ``rho_source`` is ``"unset"`` until
@@ -100,18 +103,23 @@ class Luma:
 
         Raises:
             ConfigError: no config for a new store. DimensionMismatchError: wrong ``dim``.
+            StoreLockedError: another process has the store open for writing (names its pid).
             StoreCorruptedError: files fail their checks and cannot be recovered.
         """
         path = Path(path)
-        stored = read_config(path)
+        stored, stored_id = read_config(path)
+        if read_only and stored is None:
+            raise ConfigError(f"{path} holds no store to open read-only")
         check_encoder_name(audio_encoder, "audio")  # a bad audio name fails before CLIP loads
         enc = _resolve_encoder(encoder, "clip")
         aenc = _resolve_encoder(audio_encoder, "audio")
         cfg = session_config(path, stored, config, enc, aenc)
-        path.mkdir(parents=True, exist_ok=True)
-        luma = cls(LocalStore(path, cfg))  # first: a config that does not fit is not persisted
-        if stored is None or stored != cfg:
-            write_config(path, cfg)
+        if not read_only:
+            path.mkdir(parents=True, exist_ok=True)
+        store = LocalStore(path, cfg, store_id=stored_id, read_only=read_only)
+        luma = cls(store)  # first: a config that does not fit the files is not persisted
+        if not read_only and (stored != cfg or stored_id != store.store_id):
+            write_config(path, cfg, store.store_id)
         if enc is not None:
             luma.attach_encoders(enc, aenc)
         return luma
@@ -147,6 +155,13 @@ class Luma:
         """Finish background work, write index snapshots, close files. Idempotent."""
         self._store.close()
 
+    def refresh(self) -> None:
+        """Move to the latest committed state of the store (readers; a writer is always there)."""
+        self._store.check_open()
+        old = self._store
+        self._store = old.reopen()
+        old.close()
+
     def wait_idle(self, timeout: float | None = None) -> None:
         """Wait for background work (hot graph rebuild, warm-tier retrain) to finish."""
         self._store.wait_idle(timeout)
@@ -158,6 +173,11 @@ class Luma:
         if memory is None:
             raise ConfigError(f"the {type(self._store).__name__} backend has no local tiers")
         return memory
+
+    @property
+    def backend(self) -> StoreBackend:
+        """The storage backend this facade runs on."""
+        return self._store
 
     @property
     def bridge(self) -> ProcrustesBridge | None:
@@ -244,13 +264,18 @@ class Luma:
 
         Args:
             query: (dim,) vector (or (source_dim,) with ``bridged=True``).
-            k: number of hits, >= 1.
+            k: number of hits, 1 <= k <= ``LumaConfig.max_k``; clamped to the items stored.
             filters: metadata filter (see :mod:`luma_rag.filters`).
             rho: encoder radius for this query (default ``SafetyConfig.rho``).
         """
         t0 = time.perf_counter()
         self._store.check_open()
-        k = checks.check_k(k)
+        k = checks.check_k(k, max_k=self.config.max_k)
+        notes: list[str] = []
+        stored = len(self._store)
+        if k > stored > 0:
+            notes.append(f"k={k} clamped to the {stored} items stored")
+            k = stored
         rho = self.config.safety.rho if rho is None else checks.check_rho(rho)
         eps_q = 0.0
         if bridged:
@@ -271,6 +296,7 @@ class Luma:
             safety=self.config.safety,
             stages=stages,
             started=t0,
+            notes=notes,
         )
 
     # -- media -----------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ __all__ = [
     "NotFoundError",
     "StoreClosedError",
     "StoreCorruptedError",
+    "StoreLockedError",
+    "StoreReadOnlyError",
     "UnsupportedMediaError",
 ]
 
@@ -70,3 +72,11 @@ class MissingDependencyError(LumaError, ImportError):
 
 class ModelNotAvailableError(LumaError):
     """A model that is not available offline was asked for; the message says how to provide it."""
+
+
+class StoreLockedError(LumaError):
+    """Another process holds the store's writer lock; the message names its pid."""
+
+
+class StoreReadOnlyError(LumaError):
+    """A write on a store opened with ``read_only=True``."""

@@ -52,6 +52,7 @@ def run_query(
     safety: SafetyConfig,
     stages: dict[str, float],
     started: float,
+    notes: list[str] | None = None,
 ) -> QueryResult:
     """Search ``backend`` for the top ``k`` of a validated query and certify the result.
 
@@ -64,6 +65,7 @@ def run_query(
         safety: the multiplier of every bound.
         stages: seconds already spent per stage (e.g. ``bridge``); completed here.
         started: ``time.perf_counter()`` when the caller started (for ``latency_ms``).
+        notes: the caller's notes on this query (e.g. ``k`` clamped); the backend's are added.
     """
     mult = safety.multiplier
     r = rho + eps_q
@@ -102,6 +104,9 @@ def run_query(
         )
         if kk in details
     ]
+    notes = list(notes or ())
+    if len(hits) < k:  # fewer matches than asked (a filter), or an index probe fell short
+        notes.append(f"only {len(hits)} of the k={k} hits asked for were found")
     zeta = cands.zeta[cands.tiers == WARM]
     tel = Telemetry(  # 5. telemetry
         margin_top2=cert.margin_top2,
@@ -119,6 +124,7 @@ def run_query(
         n_candidates=int(cands.keys.size),
         latency_ms=(time.perf_counter() - started) * 1000.0,
         stages_ms={name: seconds * 1000.0 for name, seconds in stages.items()},
+        notes=(*notes, *backend.notes),
     )
     return QueryResult(hits=hits, telemetry=tel, certificate=cert)
 

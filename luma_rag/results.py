@@ -49,6 +49,9 @@ class Telemetry:
             ``"user"`` (set by the caller), or ``"unset"`` (nobody calibrated or set it: ρ is
             the config default, usually 0, and the certificate only says the ranking is
             stable under float rounding).
+        notes: what this result should be read with: ``k`` clamped to the items stored, a
+            query text truncated to the encoder's context, an index rebuilt after a damaged
+            snapshot (recall may differ). Empty when nothing applies.
     """
 
     margin_top2: float
@@ -67,6 +70,7 @@ class Telemetry:
     latency_ms: float
     stages_ms: dict[str, float] = field(default_factory=dict)
     rho_source: Literal["calibrated", "user", "unset"] = "unset"
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (NaN becomes None)."""

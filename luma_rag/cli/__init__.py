@@ -10,6 +10,7 @@ Every command calls the library; none holds retrieval logic of its own::
     luma calibrate                                   # rho on the store's own items
     luma stats
     luma gaps
+    luma check PATH | luma repair PATH              # verify a store / rebuild its snapshots
     luma eval | eval-answers | train-clip | train-clap | train-llava | bench | demo ...
                                                      # delegated to their own components
 
@@ -33,7 +34,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from luma_rag.cli import calibrate, info, ingest, query
+from luma_rag.cli import calibrate, info, ingest, maintenance, query
 from luma_rag.cli._common import DEFAULT_AUDIO_MODEL, DEFAULT_MODEL, DEFAULT_STORE, ENV_STORE
 from luma_rag.cli._common import error as _error
 from luma_rag.cli.components import DELEGATES as _DELEGATES
@@ -116,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     query.add_parser(sub, [common, store, models])
     calibrate.add_parser(sub, [common, store, models])
     info.add_parsers(sub, common, store)
+    maintenance.add_parsers(sub, common)
     for name, (module, what, _) in _DELEGATES.items():  # dispatched in main(), listed here
         sub.add_parser(name, help=f"{what} ({module}); arguments are passed on", add_help=False)
     return parser

@@ -34,7 +34,7 @@ ALLOWED_FORMATS: Final = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 #: Longest side of a loaded image; larger images are shrunk (aspect ratio kept).
 MAX_SIDE: Final = 1024
 #: Largest pixel count (width x height) a file may declare before it is decoded.
-MAX_PIXELS: Final = 64_000_000
+MAX_PIXELS: Final = 40_000_000  # ~1.7x a 24 MP photo; a 7000x7000 PNG is refused before decoding
 
 #: What the encoders accept as an image: a path, raw file bytes or a Pillow image.
 ImageInput: TypeAlias = "str | os.PathLike[str] | bytes | PILImage.Image"

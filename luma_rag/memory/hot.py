@@ -137,6 +137,10 @@ class HotTier:
         if total and self.tombstones > self.config.tombstone_fraction * total:
             self._rebuild()
 
+    def rebuild(self) -> None:
+        """Rebuild the graph without tombstones (in the background when configured so)."""
+        self._rebuild()
+
     def _rebuild(self) -> None:
         if self._thread is not None:
             return  # one rebuild at a time; the running one swaps in a clean graph
@@ -164,6 +168,9 @@ class HotTier:
         vectors: np.ndarray,
         write_lock: Callable[[], AbstractContextManager[None]],
     ) -> None:
+        import faiss
+
+        faiss.omp_set_num_threads(1)  # this thread only: leave the cores to the queries
         try:
             fresh = HotTier(self.dim, self.config)
             fresh.add(keys, vectors)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +23,14 @@ __all__ = [
     "IndexState",
     "WarmTierConfig",
     "encode_into",
+    "fit_state",
     "flat_state",
     "ivf_of",
+    "list_radii",
     "nlist_for",
     "pq_m",
+    "reconstruction_error",
+    "replay",
     "trained_state",
 ]
 
@@ -106,6 +111,7 @@ class IndexState:
     n_trained: int
     zeta_train_mean: float
     nprobe: int
+    train_keys: np.ndarray | None = None  # int64 keys it was trained from (None: flat)
 
 
 def flat_state(dim: int) -> IndexState:
@@ -148,6 +154,22 @@ def trained_state(dim: int, config: WarmTierConfig, vectors: np.ndarray) -> Inde
     return IndexState(index, True, centroids, np.full(nlist, _NEG, np.float32), n, 0.0, nprobe)
 
 
+def reconstruction_error(state: IndexState, vectors: np.ndarray) -> np.ndarray:
+    """ζ = ‖x − decode(encode(x))‖ per (n, d) float32 vector under a trained ``state``."""
+    recon = state.index.sa_decode(state.index.sa_encode(vectors))
+    return np.linalg.norm(vectors - recon, axis=1).astype(np.float32)
+
+
+def list_radii(state: IndexState, vectors: np.ndarray) -> np.ndarray:
+    """Largest residual norm per IVF list over (n, d) float32 member ``vectors``; -inf if none."""
+    out = np.full(len(state.centroids), _NEG, np.float32)
+    if len(vectors):
+        lists = ivf_of(state.index).quantizer.assign(vectors, 1).ravel()
+        resid = np.linalg.norm(vectors - state.centroids[lists], axis=1).astype(np.float32)
+        np.maximum.at(out, lists, resid)
+    return out
+
+
 def encode_into(state: IndexState, keys: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """Add to ``state``'s index; update list radii; return ζ per vector."""
     state.index.add_with_ids(vectors, keys)
@@ -161,3 +183,56 @@ def encode_into(state: IndexState, keys: np.ndarray, vectors: np.ndarray) -> np.
     resid = np.linalg.norm(vectors - state.centroids[lists], axis=1).astype(np.float32)
     np.maximum.at(state.list_radius, lists, resid)
     return zeta
+
+
+def fit_state(
+    dim: int,
+    config: WarmTierConfig,
+    fetch: Callable[[np.ndarray], np.ndarray],
+    train_keys: np.ndarray,
+) -> IndexState:
+    """A trained, empty generation: a pure function of the raw vectors of ``train_keys``."""
+    vectors = fetch(train_keys)
+    # Train on 90% and take the drift baseline from the held-out 10%: ζ of the training
+    # points themselves is optimistic, and new items would look "drifted" at once. The
+    # held-out share never takes the training set below what PQ needs ("nx >= k").
+    rng = np.random.default_rng(len(train_keys))
+    n_hold = min(len(train_keys) // 10, len(train_keys) - PQ_MIN_TRAIN)
+    holdout = np.zeros(len(train_keys), dtype=bool)
+    if n_hold > 0:
+        holdout[rng.choice(len(train_keys), n_hold, replace=False)] = True
+    state = trained_state(dim, config, vectors[~holdout])
+    zeta = reconstruction_error(state, vectors)
+    base = zeta[holdout] if holdout.any() else zeta
+    state.zeta_train_mean = float(base.mean()) if len(base) else 0.0
+    state.train_keys = np.asarray(train_keys, dtype=np.int64).copy()
+    return state
+
+
+def replay(
+    state: IndexState,
+    fetch: Callable[[np.ndarray], np.ndarray],
+    log: list[tuple[str, np.ndarray]],
+    present: np.ndarray,
+    zeta: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply logged adds / removes to a new generation; returns (present, ζ) grown to fit."""
+    for op, ks in log:
+        hi = int(ks.max()) + 1 if ks.size else 0
+        if hi > len(present):
+            cap = max(hi, 2 * len(present))
+            present = np.concatenate([present, np.zeros(cap - len(present), bool)])
+            zeta = np.concatenate([zeta, np.zeros(cap - len(zeta), np.float32)])
+        if op == "add":
+            ks = ks[~present[ks]]
+            zeta[ks] = encode_into(state, ks, fetch(ks))
+            present[ks] = True
+        else:
+            ks = ks[present[ks]]
+            if ks.size:
+                import faiss
+
+                state.index.remove_ids(faiss.IDSelectorBatch(ks))
+            present[ks] = False
+            zeta[ks] = 0.0
+    return present, zeta

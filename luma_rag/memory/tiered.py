@@ -114,12 +114,18 @@ class TieredMemory:
         last_access: np.ndarray,
         novelty: np.ndarray,
         snapshots: dict[str, tuple[dict[str, np.ndarray], dict[str, Any]] | None],
-    ) -> None:
+        warm_train_keys: np.ndarray | None = None,
+    ) -> list[str]:
         """Rebuild from the durable record, reusing index snapshots where they are valid.
 
         Each tier is restored from its snapshot (when given), then reconciled with the record:
         keys the snapshot has but the record does not are removed, keys the record assigns to
-        the tier but the snapshot lacks are added from the raw vectors.
+        the tier but the snapshot lacks are added from the raw vectors. A warm tier without a
+        usable snapshot is retrained deterministically from ``warm_train_keys`` (the keys its
+        last index was trained on) when they are known.
+
+        Returns:
+            Notes on rebuilds that may change results (empty when none can).
         """
         keys = np.asarray(keys, dtype=np.int64)
         self._grow(int(keys.max()) + 1 if keys.size else 0)
@@ -127,9 +133,11 @@ class TieredMemory:
         self._hits[keys] = hits
         self._last[keys] = last_access
         self._novelty[keys] = novelty
+        notes: list[str] = []
         tiers_: tuple[tuple[Tier, int], ...] = ((self.hot, HOT), (self.warm, WARM))
         for tier, code in tiers_:
             snap = snapshots.get(tier.name)
+            want = keys[tiers == code]
             if snap is not None:
                 try:
                     tier.restore(*snap)
@@ -138,7 +146,12 @@ class TieredMemory:
                         "%s tier snapshot unusable (%s); rebuilding from raw vectors", tier.name, e
                     )
                     tier = self._fresh(tier)  # reconcile into the fresh tier, not the broken one
-            want = keys[tiers == code]
+                    snap = None
+            if snap is None and want.size:
+                if tier is self.warm and warm_train_keys is not None and warm_train_keys.size:
+                    self.warm.rebuild(want, warm_train_keys)
+                    continue
+                notes.append(self._rebuild_note(tier, len(want)))
             have = tier.keys()
             extra = np.setdiff1d(have, want)
             missing = np.setdiff1d(want, have)
@@ -147,6 +160,15 @@ class TieredMemory:
             for start in range(0, len(missing), 8192):
                 chunk = missing[start : start + 8192]
                 tier.add(chunk, self._fetch(chunk))
+        return [n for n in notes if n]
+
+    def _rebuild_note(self, tier: Tier, n: int) -> str:
+        """What a rebuild without a snapshot may change ('' when results stay identical)."""
+        if tier is self.hot and n > self.hot.config.exact_below:
+            return "hot HNSW graph rebuilt from raw vectors: recall may differ slightly"
+        if tier is self.warm and n >= self.warm.config.min_train:
+            return "warm index retrained on the current items: recall may differ until reopened"
+        return ""
 
     def _fresh(self, tier: Tier) -> Tier:
         """Replace ``tier`` with an empty one of the same kind and settings; return it."""

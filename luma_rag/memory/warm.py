@@ -23,13 +23,14 @@ import numpy as np
 
 from luma_rag.memory.base import TierHits, bitmap_from_mask, empty_hits
 from luma_rag.memory.ivfpq import (
-    PQ_MIN_TRAIN,
     IndexState,
     WarmTierConfig,
     encode_into,
+    fit_state,
     flat_state,
     ivf_of,
-    trained_state,
+    list_radii,
+    replay,
 )
 
 __all__ = ["WarmTier", "WarmTierConfig"]
@@ -81,6 +82,11 @@ class WarmTier:
     def keys(self) -> np.ndarray:
         """int64 keys currently in the tier."""
         return np.flatnonzero(self._present).astype(np.int64)
+
+    @property
+    def train_keys(self) -> np.ndarray | None:
+        """int64 keys the current index was trained from (None while flat)."""
+        return self._state.train_keys
 
     @property
     def trained(self) -> bool:
@@ -163,9 +169,12 @@ class WarmTier:
             return recent > c.retrain_drift * s.zeta_train_mean
         return False
 
-    def train(self) -> bool:
-        """Start a (re)training if the data calls for it. Returns True when one started."""
-        if self._thread is not None or not self._needs_training():
+    def train(self, force: bool = False) -> bool:
+        """Start a (re)training if the data calls for it (or ``force`` and the tier has enough
+        points). Call under the write lock. Returns True when one started."""
+        if self._thread is not None:
+            return False
+        if not (self._needs_training() or (force and self._count >= self.config.min_train)):
             return False
         if not self.config.background:
             self._retrain(self.keys())
@@ -179,6 +188,9 @@ class WarmTier:
         return True
 
     def _retrain_bg(self, keys: np.ndarray) -> None:
+        import faiss
+
+        faiss.omp_set_num_threads(1)  # this thread only: leave the cores to the queries
         try:
             self._retrain(keys)
         except BaseException as e:  # reported by wait(); the old index keeps serving
@@ -189,41 +201,61 @@ class WarmTier:
         finally:
             self._thread = None
 
-    def _retrain(self, keys: np.ndarray) -> None:
-        """Train a new index on the raw vectors of ``keys``, replay changes, swap it in."""
-        vectors = self._fetch(keys)
-        # Train on 90% and take the drift baseline from the held-out 10%: ζ of the training
-        # points themselves is optimistic, and new items would look "drifted" at once. The
-        # held-out share never takes the training set below what PQ needs ("nx >= k").
-        rng = np.random.default_rng(len(keys))
-        n_hold = min(len(keys) // 10, len(keys) - PQ_MIN_TRAIN)
-        holdout = np.zeros(len(keys), dtype=bool)
-        if n_hold > 0:
-            holdout[rng.choice(len(keys), n_hold, replace=False)] = True
-        state = trained_state(self.dim, self.config, vectors[~holdout])
-        zeta = encode_into(state, keys, vectors)
-        base = zeta[holdout] if holdout.any() else zeta
-        state.zeta_train_mean = float(base.mean()) if len(base) else 0.0
-        with self._write_lock():
-            present = np.zeros(len(self._present), dtype=bool)
-            present[keys] = True
-            new_zeta = np.zeros(len(self._zeta), dtype=np.float32)
-            new_zeta[keys] = zeta
-            for op, ks in self._log or []:
-                if op == "add":
-                    ks = ks[~present[ks]]
-                    z = encode_into(state, ks, self._fetch(ks))
-                    present[ks] = True
-                    new_zeta[ks] = z
-                else:
-                    ks = ks[present[ks]]
-                    if ks.size:
-                        import faiss
+    def rebuild(self, keys: np.ndarray, train_keys: np.ndarray) -> None:
+        """Deterministically rebuild the trained tier holding ``keys`` (under the write lock).
 
-                        state.index.remove_ids(faiss.IDSelectorBatch(ks))
-                    present[ks] = False
-                    new_zeta[ks] = 0.0
-            if not np.array_equal(present, self._present):
+        Same training keys -> same quantizers -> same codes, ζ and lists as the index that was
+        lost, so searches give the same results.
+        """
+        keys = np.unique(np.asarray(keys, dtype=np.int64))
+        state = fit_state(
+            self.dim, self.config, self._fetch, np.asarray(train_keys, dtype=np.int64)
+        )
+        self._present = np.zeros(0, dtype=bool)
+        self._zeta = np.zeros(0, dtype=np.float32)
+        self._grow(int(keys.max()) + 1 if keys.size else 0)
+        for start in range(0, len(keys), 8192):
+            chunk = keys[start : start + 8192]
+            self._zeta[chunk] = encode_into(state, chunk, self._fetch(chunk))
+        self._present[keys] = True
+        self._state, self._count = state, len(keys)
+        self._added_since_train, self._zeta_since_train = 0, 0.0
+
+    def tighten_radii(self) -> None:
+        """Recompute each list's radius over its current members (removals only loosen it)."""
+        s = self._state
+        if s.trained:
+            keys = self.keys()
+            s.list_radius = list_radii(s, self._fetch(keys)) if keys.size else s.list_radius
+
+    def _retrain(self, keys: np.ndarray) -> None:
+        """Train a new index on the raw vectors of ``keys``, replay changes, swap it in.
+
+        Only the swap (and the changes made in the last moments) happen under the write lock:
+        training, encoding and replaying the changes logged meanwhile run outside it.
+        """
+        state = fit_state(self.dim, self.config, self._fetch, keys)
+        present = np.zeros(len(self._present), dtype=bool)
+        new_zeta = np.zeros(len(self._zeta), dtype=np.float32)
+        present[keys] = True
+        new_zeta[keys] = encode_into(state, keys, self._fetch(keys))
+        done = 0
+        while True:  # replay outside the lock until the log is (almost) drained
+            log = self._log or []
+            pending = log[done:]
+            if len(pending) <= 1:
+                break
+            present, new_zeta = replay(state, self._fetch, pending, present, new_zeta)
+            done += len(pending)
+        with self._write_lock():
+            present, new_zeta = replay(
+                state, self._fetch, (self._log or [])[done:], present, new_zeta
+            )
+            if len(present) < len(self._present):
+                grow = len(self._present) - len(present)
+                present = np.concatenate([present, np.zeros(grow, bool)])
+                new_zeta = np.concatenate([new_zeta, np.zeros(grow, np.float32)])
+            if not np.array_equal(present[: len(self._present)], self._present):
                 raise RuntimeError("warm tier: replayed key set disagrees with the live tier")
             self._state, self._zeta, self._log = state, new_zeta, None
             self._added_since_train, self._zeta_since_train = 0, 0.0
@@ -309,6 +341,7 @@ class WarmTier:
             "zeta": self._zeta[keys],
             "centroids": s.centroids,
             "list_radius": s.list_radius,
+            "train_keys": s.train_keys if s.train_keys is not None else np.zeros(0, np.int64),
         }
         header = {
             "kind": "ivfpq" if s.trained else "flat",
@@ -338,6 +371,7 @@ class WarmTier:
             int(header["n_trained"]),
             float(header["zeta_train_mean"]),
             int(header["nprobe"]),
+            arrays["train_keys"].astype(np.int64) if trained and "train_keys" in arrays else None,
         )
         self._present = np.zeros(0, dtype=bool)
         self._zeta = np.zeros(0, dtype=np.float32)

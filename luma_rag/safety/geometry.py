@@ -21,6 +21,7 @@ def refine_with_geometry(
     r: float,
     e: ArrayLike,
     multiplier: float = 2.0,
+    max_rows: int = 256,
 ) -> Certificate:
     """Sharpen Safe@1 / Safe@k using that one query perturbation moves every score together.
 
@@ -41,6 +42,8 @@ def refine_with_geometry(
         scores: exact scores, float (n,), sorted descending.
         vectors: the candidates' unit vectors, float (n, d), in score order.
         r: query-side radius (ρ + ε_q). e: item-side radii (n,).
+        max_rows: refine prefixes up to this length only (cost O(max_rows · n)); longer
+            prefixes keep the per-item verdict, which is sound and never looser.
 
     Returns:
         A certificate whose safe1 / safek / slack_1 / slack_k / safe_prefix come from the
@@ -58,17 +61,26 @@ def refine_with_geometry(
     if n == 0:
         return certificate
     kk = min(certificate.k, n)  # only prefixes up to k are certified: rows i < kk suffice
-    gram = np.clip(v[:kk] @ v.T, -1.0, 1.0)
+    rows = min(kk, max(1, int(max_rows)))
+    gram = np.clip(v[:rows] @ v.T, -1.0, 1.0)
     dist = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * gram))
-    item = radii[:kk, None] + radii[None, :]
+    item = radii[:rows, None] + radii[None, :]
     need = (r * dist + (1.0 + r) * item) * (float(multiplier) / 2.0)
-    margin = s[:kk, None] - s[None, :] - need  # margin[i, j]: how safely i stays ahead of j
+    margin = s[:rows, None] - s[None, :] - need  # margin[i, j]: how safely i stays ahead of j
     # slack of prefix p = min over i < p <= j of margin[i, j]; +inf when nothing is outside
-    slack = np.full(kk, np.inf)
-    for p in range(1, min(kk, n - 1) + 1):
+    slack = np.full(rows, np.inf)
+    for p in range(1, min(rows, n - 1) + 1):
         slack[p - 1] = float(margin[:p, p:].min())
     safe = slack > 0
     prefix = np.flatnonzero(safe)
+    if rows < kk:  # prefixes beyond max_rows keep the per-item verdict
+        safe_prefix = int(prefix[0]) + 1 if prefix.size else certificate.safe_prefix
+        return dataclasses.replace(
+            certificate,
+            safe1=bool(safe[0]),
+            slack_1=float(slack[0]),
+            safe_prefix=safe_prefix,
+        )
     return dataclasses.replace(
         certificate,
         safe1=bool(safe[0]),

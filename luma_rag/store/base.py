@@ -50,6 +50,13 @@ class StoreBackend(Protocol):
     def closed(self) -> bool:
         """Whether :meth:`close` has run."""
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Conditions that may change results (e.g. an index rebuilt), shown in telemetry."""
+
+    def reopen(self) -> StoreBackend:
+        """A fresh view of the same store (a reader: the latest committed state)."""
+
     def check_open(self) -> None:
         """Raise :class:`~luma_rag.errors.StoreClosedError` once closed."""
 

@@ -1,18 +1,18 @@
-"""The embedded backend: one local directory holding everything a store is.
+"""The embedded backend (:class:`~luma_rag.store.base.StoreBackend`): one local directory.
 
-Files: ``config.json`` (:func:`~luma_rag.store.recovery.read_config`), ``records.sqlite``
-(records, metadata, settings, knowledge gaps), ``vectors.f32`` (raw vectors), ``hot.snapshot``
-/ ``warm.snapshot`` (index snapshots), ``bridge.safetensors`` + ``bridge.pairs`` (the bridge
-state: a snapshot and the pairs appended since, see :mod:`luma_rag.store.bridge_log`).
+Files: ``config.json``, ``records.sqlite`` (records, metadata, settings, knowledge gaps),
+``vectors.f32`` (raw vectors), ``hot.snapshot`` / ``warm.snapshot`` and ``bridge.safetensors``
+(derived, each bound to the store's id and generation: see :mod:`luma_rag.store.recovery`),
+``bridge.pairs`` (the bridge pairs appended since that snapshot, see
+:mod:`luma_rag.store.bridge_log`).
 
 Write path: append raw vectors (fsync) -> commit records (SQLite WAL) -> update the in-memory
-tiers. A write returns only after the commit, so an acknowledged item survives a crash; on open,
-:func:`~luma_rag.store.recovery.recover` rebuilds the tiers from snapshots reconciled with the
-record. Implements :class:`~luma_rag.store.base.StoreBackend`.
+tiers; a write returns only after the commit, so an acknowledged item survives a crash.
 
-Locking: ``lock`` (readers-writer) guards the in-memory state: searches hold it for reading,
-tier mutations for writing. ``_ingest`` serialises writers so that key allocation and the
-append/commit order are one sequence.
+Locking: one writer per directory (an OS file lock, :mod:`luma_rag.store.lock`); readers
+(``read_only=True``) take none, write nothing and see the last committed state (:meth:`reopen`
+for a fresh one). In a process, ``lock`` (readers-writer) guards the in-memory state, and
+``_ingest`` serialises writers so that key allocation and append/commit are one sequence.
 """
 
 from __future__ import annotations
@@ -30,13 +30,19 @@ import numpy as np
 from luma_rag._rwlock import RWLock
 from luma_rag.bridge import ProcrustesBridge
 from luma_rag.config import LumaConfig
-from luma_rag.errors import ConfigError, InvalidInputError, NotFoundError, StoreClosedError
+from luma_rag.errors import (
+    ConfigError,
+    InvalidInputError,
+    NotFoundError,
+    StoreClosedError,
+    StoreReadOnlyError,
+)
 from luma_rag.filters import compile_filter
 from luma_rag.memory.tiered import Candidates, TieredMemory
 from luma_rag.store.bridge_log import BridgeLog
+from luma_rag.store.lock import WriterLock
 from luma_rag.store.records import ItemDetails, NewRecord, RecordStore
-from luma_rag.store.recovery import recover
-from luma_rag.store.snapshot import write_snapshot
+from luma_rag.store.recovery import recover, write_derived
 from luma_rag.store.vectors import VectorFile, row_crc
 
 __all__ = ["LocalStore"]
@@ -47,46 +53,78 @@ logger = logging.getLogger(__name__)
 class LocalStore:
     """Records, raw vectors, the two-tier memory and the bridge state of one directory."""
 
-    def __init__(self, path: Path, config: LumaConfig) -> None:
-        """Open (or create) the files under ``path`` and recover; see :mod:`luma_rag.store`."""
+    def __init__(
+        self,
+        path: Path,
+        config: LumaConfig,
+        *,
+        store_id: str | None = None,
+        read_only: bool = False,
+    ) -> None:
+        """Open (or create) the files under ``path`` and recover; see the module docstring.
+
+        Raises:
+            StoreLockedError: another writer holds the store (writers only).
+            StoreCorruptedError: files fail their checks and cannot be recovered.
+        """
         self.path = path
         self.config = config
+        self.read_only = read_only
         self.lock = RWLock()
         self._ingest = threading.Lock()
         self._closed = False
-        self._records = RecordStore(path / "records.sqlite")
-        try:
-            self._vectors = VectorFile(path / "vectors.f32", config.dim)
-        except BaseException:
-            self._records.close()
-            raise
-        self.memory = TieredMemory(
-            config.dim,
-            config.hot_budget,
-            fetch=self._vectors.get,
-            lock=self.lock,
-            hot=config.hot,
-            warm=config.warm,
-            spill=config.spill,
-        )
+        self._writer = None if read_only else WriterLock(path)
         self._bridge: ProcrustesBridge | None = None
         self._bridge_log: BridgeLog | None = None
         self._promote: set[int] = set()
         self._promote_lock = threading.Lock()  # readers add to _promote concurrently
+        opened: list[Any] = []
         try:
-            state = recover(path, self._records, self._vectors, self.memory, self.lock)
+            self._records = RecordStore(path / "records.sqlite", read_only=read_only)
+            opened.append(self._records)
+            self._vectors = VectorFile(path / "vectors.f32", config.dim, read_only=read_only)
+            opened.append(self._vectors)
+            self.memory = TieredMemory(
+                config.dim,
+                config.hot_budget,
+                fetch=self._vectors.get,
+                lock=self.lock,
+                hot=config.hot,
+                warm=config.warm,
+                spill=config.spill,
+            )
+            state = recover(
+                path,
+                self._records,
+                self._vectors,
+                self.memory,
+                self.lock,
+                store_id=store_id,
+                read_only=read_only,
+            )
+            self.store_id = state.store_id
+            self.notes = state.notes
             self._next_key = state.next_key
             self._ids = state.ids
             self._bridge_version = state.bridge_versions
-            self._persist_tiers(state.moved)
+            if not read_only:
+                self._persist_tiers(state.moved)
             self.wait_idle()
-            if config.bridge is not None:  # snapshot + the pairs logged after it
-                self._bridge_log = BridgeLog(path, config.bridge)
+            if config.bridge is not None:  # bound snapshot + the pairs logged after it
+                self._bridge_log = BridgeLog(
+                    path, config.bridge, self.store_id, self._records, read_only=read_only
+                )
                 self._bridge = self._bridge_log.bridge
         except BaseException:
-            self._records.close()
-            self._vectors.close()
+            for f in opened:
+                f.close()
+            if self._writer is not None:
+                self._writer.release()
             raise
+
+    def reopen(self) -> LocalStore:
+        """A fresh view of the same directory (for a reader: the latest committed state)."""
+        return LocalStore(self.path, self.config, store_id=self.store_id, read_only=self.read_only)
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -111,12 +149,26 @@ class LocalStore:
             self.check_open()
             yield
 
+    def maintain(self, what: str) -> None:
+        """Start a warm-tier retrain (``"retrain"``) or a hot graph rebuild (``"rebuild"``) now.
+
+        The work runs in the background; queries keep being served and wait only for the swap.
+        """
+        self._check_writable()
+        with self.lock.write():
+            if what == "retrain":
+                self.memory.warm.train(force=True)
+            elif what == "rebuild":
+                self.memory.hot.rebuild()
+            else:
+                raise InvalidInputError(f"maintain takes 'retrain' or 'rebuild', got {what!r}")
+
     def wait_idle(self, timeout: float | None = None) -> None:
         """Wait for background work (hot graph rebuild, warm-tier retrain) to finish."""
         self.memory.wait(timeout)
 
     def close(self) -> None:
-        """Finish background work, write index snapshots, close files. Idempotent."""
+        """Finish background work, write bound index snapshots, close files. Idempotent."""
         if self._closed:
             return
         with self._ingest:  # no write, hence no new background retrain, can start now
@@ -125,17 +177,24 @@ class LocalStore:
                 if self._closed:
                     return
                 self._closed = True
-                for tier in (self.memory.hot, self.memory.warm):
-                    arrays, header = tier.snapshot()
-                    write_snapshot(self.path / f"{tier.name}.snapshot", arrays, header)
-                keys = np.array(sorted(self._ids.values()), dtype=np.int64)
-                if keys.size:
-                    hits, last = self.memory.usage(keys)
-                    self._records.set_usage(keys, hits, last)
-                if self._bridge_log is not None:
-                    self._bridge_log.close()
-                self._records.close()
-                self._vectors.close()
+                try:
+                    if not self.read_only:
+                        write_derived(self.path, self._records, self.memory, self.store_id)
+                        if self._bridge_log is not None:
+                            self._bridge_log.close()
+                finally:
+                    self._records.close()
+                    self._vectors.close()
+                    if self._writer is not None:
+                        self._writer.release()
+
+    def _check_writable(self) -> None:
+        self.check_open()
+        if self.read_only:
+            raise StoreReadOnlyError(
+                f"the store at {self.path} is open read-only; open it with Luma.open(path) "
+                "(one writer at a time) to change it"
+            )
 
     # -- writes ----------------------------------------------------------------------------------
     def add(
@@ -151,7 +210,7 @@ class LocalStore:
         """Append, commit, then insert into the tiers (see the module docstring)."""
         n = len(vectors)
         with self._ingest:
-            self.check_open()
+            self._check_writable()
             now = time.time()
             keys = np.arange(self._next_key, self._next_key + n, dtype=np.int64)
             with self.lock.read():
@@ -178,12 +237,9 @@ class LocalStore:
             self._persist_tiers(moved)
 
     def _grow_versions(self, hi: int) -> None:
-        have = len(self._bridge_version)
-        if have < hi:
-            grow = max(hi, 2 * have) - have
-            self._bridge_version = np.concatenate(
-                [self._bridge_version, np.full(grow, -1, np.int32)]
-            )
+        if (have := len(self._bridge_version)) < hi:
+            grow = np.full(max(hi, 2 * have) - have, -1, np.int32)
+            self._bridge_version = np.concatenate([self._bridge_version, grow])
 
     def _persist_tiers(self, keys: np.ndarray) -> None:
         if keys.size:
@@ -206,7 +262,7 @@ class LocalStore:
     def delete(self, ids: list[str]) -> None:
         """Delete items by id. All ids must exist (else NotFoundError and nothing is deleted)."""
         with self._ingest:
-            self.check_open()
+            self._check_writable()
             unknown = [i for i in ids if not isinstance(i, str) or i not in self._ids]
             if unknown:
                 raise NotFoundError(f"unknown id(s) {unknown[:5]!r}; nothing was deleted")
@@ -225,7 +281,7 @@ class LocalStore:
                 "this store has no bridge; create it with LumaConfig(bridge=BridgeConfig(...))"
             )
         with self._ingest:
-            self.check_open()
+            self._check_writable()
             eps = self._bridge_log.add_pairs(x_source, y_target)  # appended, not rewritten
         return eps
 
@@ -237,6 +293,8 @@ class LocalStore:
         fetch_k = max(k, self.config.rerank_depth)
         compiled = compile_filter(filters, self._records.meta_keys()) if filters else None
         if compiled is None:
+            if k >= len(self._ids):  # everything asked for: one exact, complete scan
+                return self.memory.exact(query, np.fromiter(self._ids.values(), np.int64))
             return self.memory.search(query, fetch_k, None)
         keys = self._records.select_keys(compiled.sql, compiled.params)
         keys = keys[self.memory.tier_of(keys) >= 0]
@@ -320,10 +378,12 @@ class LocalStore:
 
     def set_kv(self, name: str, value: str) -> None:
         """Persist a setting."""
+        self._check_writable()
         self._records.set_kv(name, value)
 
     def add_gap(self, when: float, query: str, detail: dict[str, Any]) -> int:
         """Log a knowledge gap."""
+        self._check_writable()
         try:
             return self._records.add_gap(when, query, detail)
         except (TypeError, ValueError) as e:

@@ -4,6 +4,10 @@ Layout: a 16-byte header (magic ``LUMAVEC1``, little-endian uint32 dim, 4 reserv
 followed by rows of ``dim`` float32. Row ``r`` is the vector of the item whose key is ``r``.
 A CRC32 of every row is returned on append and kept in the record store, so a flipped or
 truncated file is detected on open instead of silently returning wrong scores.
+
+Rows the record does not account for are never deleted: :meth:`VectorFile.set_aside` moves
+them to ``vectors.aside-<first_row>-<time>.f32`` (same layout) and :meth:`VectorFile.take_back`
+appends such rows again when a record that references them is put back.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import logging
 import os
 import struct
 import threading
+import time
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +42,15 @@ def row_crc(rows: np.ndarray) -> list[int]:
 class VectorFile:
     """Raw vectors on disk. Thread-safe; appends are durable when :meth:`append` returns."""
 
-    def __init__(self, path: str | os.PathLike[str], dim: int) -> None:
+    def __init__(self, path: str | os.PathLike[str], dim: int, *, read_only: bool = False) -> None:
         self.path = Path(path)
         self.dim = dim
+        self.read_only = read_only
         self._row_bytes = 4 * dim
         self._lock = threading.Lock()
         self._map: np.ndarray | None = None
+        if read_only and not self.path.exists():
+            raise StoreCorruptedError(f"{self.path} is missing; restore it from a backup")
         if not self.path.exists():
             with open(self.path, "wb") as f:
                 f.write(_HEADER.pack(_MAGIC, dim))
@@ -49,7 +58,8 @@ class VectorFile:
                 os.fsync(f.fileno())
             _fsync_dir(self.path.parent)
         self._check_header()
-        self._fh = open(self.path, "r+b")  # noqa: SIM115 - kept open for the store's lifetime
+        mode = "rb" if read_only else "r+b"
+        self._fh = open(self.path, mode)  # noqa: SIM115 - kept open for the store's lifetime
         size = os.fstat(self._fh.fileno()).st_size - _HEADER.size
         self._rows = size // self._row_bytes
 
@@ -71,19 +81,69 @@ class VectorFile:
         """Number of complete rows in the file."""
         return self._rows
 
-    def truncate(self, rows: int) -> None:
-        """Drop everything after ``rows`` rows (an interrupted append's tail)."""
+    def set_aside(self, rows: int) -> Path | None:
+        """Move every row after ``rows`` to an aside file (never deleted); returns its path."""
         with self._lock:
             if rows > self._rows:
                 raise StoreCorruptedError(
                     f"{self.path}: the record store references {rows} vector rows "
                     f"but the file holds only {self._rows}; the vector file was truncated"
                 )
+            tail_bytes = self._tail_bytes(rows)
+            aside = None
+            if tail_bytes:
+                aside = self.path.with_name(f"vectors.aside-{rows}-{time.time_ns()}.f32")
+                with open(aside, "wb") as f:
+                    f.write(_HEADER.pack(_MAGIC, self.dim))
+                    f.write(tail_bytes)
+                    f.flush()
+                    os.fsync(f.fileno())
+                _fsync_dir(self.path.parent)
+                logger.warning(
+                    "%s: %d bytes after row %d are not in the record; moved to %s",
+                    self.path,
+                    len(tail_bytes),
+                    rows,
+                    aside.name,
+                )
             self._fh.truncate(_HEADER.size + rows * self._row_bytes)
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self._rows = rows
             self._map = None
+            return aside
+
+    def _tail_bytes(self, rows: int) -> bytes:
+        self._fh.seek(_HEADER.size + rows * self._row_bytes)
+        return self._fh.read()
+
+    def take_back(self, rows: int, crcs: Mapping[int, int]) -> list[Path]:
+        """Append rows from aside files that start where this file ends, up to ``rows`` rows.
+
+        A file is used only when every row it would give back that the record knows (``crcs``:
+        key -> CRC32) matches; newest first. Aside files stay on disk. Returns those used.
+        """
+        used = []
+        progress = True
+        while self._rows < rows and progress:
+            progress = False
+            start = self._rows
+            for aside in sorted(self.path.parent.glob(f"vectors.aside-{start}-*.f32"))[::-1]:
+                data = aside.read_bytes()[_HEADER.size :]
+                take = min(len(data) // self._row_bytes, rows - start)
+                if take <= 0:
+                    continue
+                block = np.frombuffer(data[: take * self._row_bytes], dtype=np.float32)
+                block = block.reshape(take, self.dim)
+                got = row_crc(block)
+                if any(crcs.get(start + i, c) != c for i, c in enumerate(got)):
+                    continue
+                self.append(block, start)
+                used.append(aside)
+                progress = True
+                logger.warning("%s: took %d rows back from %s", self.path, take, aside.name)
+                break
+        return used
 
     def append(self, vectors: np.ndarray, first_row: int) -> None:
         """Write ``vectors`` (n, dim) float32 at ``first_row`` and fsync before returning."""
@@ -92,6 +152,8 @@ class VectorFile:
             if first_row != self._rows:
                 # An earlier failed write left a tail: overwrite from the expected row.
                 self._fh.truncate(_HEADER.size + first_row * self._row_bytes)
+            if self.read_only:
+                raise StoreCorruptedError(f"{self.path} is open read-only")
             self._fh.seek(_HEADER.size + first_row * self._row_bytes)
             self._fh.write(vectors.tobytes())
             self._fh.flush()

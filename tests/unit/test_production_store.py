@@ -284,6 +284,7 @@ def test_bridge_log_stale_offset_is_reanchored(tmp_path: Path) -> None:
     """A crash after the log was emptied but before the final snapshot loses nothing later."""
     from luma_rag.bridge import BridgeConfig
     from luma_rag.store.bridge_log import BridgeLog
+    from luma_rag.store.records import RecordStore
 
     rng = np.random.default_rng(0)
 
@@ -295,14 +296,19 @@ def test_bridge_log_stale_offset_is_reanchored(tmp_path: Path) -> None:
         )
 
     cfg = BridgeConfig(source_dim=6, target_dim=4, refresh_every=8)
-    log = BridgeLog(tmp_path, cfg, snapshot_every=1000)
+    records = RecordStore(tmp_path / "records.sqlite")
+
+    def bridge_log() -> BridgeLog:
+        return BridgeLog(tmp_path, cfg, "store-1", records, snapshot_every=1000)
+
+    log = bridge_log()
     for _ in range(3):
         log.add_pairs(*pairs(2))
     log.snapshot()  # offset = 3 records
     (tmp_path / "bridge.pairs").write_bytes(b"")  # "crash" right after emptying the log
-    reopened = BridgeLog(tmp_path, cfg, snapshot_every=1000)
+    reopened = bridge_log()
     assert reopened.bridge.pairs_seen == 6
     for _ in range(5):  # grows past the stale offset; then another crash (no close)
         reopened.add_pairs(*pairs(2))
-    again = BridgeLog(tmp_path, cfg, snapshot_every=1000)
+    again = bridge_log()
     assert again.bridge.pairs_seen == 16

@@ -547,3 +547,23 @@ def test_refinement_certifies_a_clear_winner_the_per_item_test_cannot() -> None:
     assert not base.safe1 and cert.safe1
     assert cert.slack_1 == pytest.approx(0.2 - r * np.linalg.norm(v[0] - v[1]))
     assert cert.tau is base.tau and cert.floor_k == base.floor_k  # completeness inputs kept
+
+
+def test_refinement_beyond_max_rows_keeps_the_per_item_verdict() -> None:
+    """Large k: only the first max_rows prefixes are refined; the rest stay per-item (sound)."""
+    from luma_rag.safety import refine_with_geometry
+
+    rng = np.random.default_rng(7)
+    v = rng.standard_normal((60, 8))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    q = v[0] + 0.05 * rng.standard_normal(8)
+    q /= np.linalg.norm(q)
+    s = np.sort(v @ q)[::-1]
+    order = np.argsort(-(v @ q), kind="stable")
+    tau = perturbation_bound(0.02, np.zeros(60))
+    cert = certify(s, tau, 40)
+    full = refine_with_geometry(cert, s, v[order], 0.02, np.zeros(60))
+    capped = refine_with_geometry(cert, s, v[order], 0.02, np.zeros(60), max_rows=5)
+    assert capped.safe1 == full.safe1 and capped.slack_1 == full.slack_1
+    assert capped.safek == cert.safek and capped.slack_k == cert.slack_k  # per-item for k=40
+    assert full.safek >= cert.safek  # the full refinement is never stricter

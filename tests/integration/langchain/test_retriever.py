@@ -35,6 +35,7 @@ LUMA_KEYS = {
     "latency_ms",
     "stages_ms",
     "rho_source",
+    "notes",
 }
 Shapes = list[tuple[str, dict[str, Any]]]
 

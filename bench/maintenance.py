@@ -1,0 +1,122 @@
+"""Query latency while the store maintains itself (#11.6): quiet, warm retrain, hot rebuild.
+
+Builds a store of ``--items`` vectors (d = ``--dim``; most of them in the trained warm tier),
+then runs ``--threads`` query threads (``search(q, k=10)``, one query per call) through three
+phases: quiet, during a forced warm-tier retrain, during a forced hot-graph rebuild. Prints
+p50 / p99 / longest single query per phase and the targets' ratios (p99 during maintenance
+≤ 5 × quiet p50; longest stall ≤ 100 ms), all measured in this run on this machine::
+
+    python -m bench.maintenance                    # 20k items, 4 threads
+    python -m bench.maintenance --items 5000 --quiet-seconds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from luma_rag import Luma, LumaConfig
+from luma_rag.store.local import LocalStore
+
+
+def _vectors(n: int, dim: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((256, dim))
+    x = centres[rng.integers(0, 256, n)] + 0.6 * rng.standard_normal((n, dim)) / np.sqrt(dim)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _phase(luma: Luma, queries: np.ndarray, threads: int, run: Callable[[], None]) -> np.ndarray:
+    """Latencies (ms) of every query issued by ``threads`` threads while ``run()`` runs."""
+    stop = threading.Event()
+    lat: list[list[float]] = [[] for _ in range(threads)]
+
+    def worker(i: int) -> None:
+        j = i
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            luma.search(queries[j % len(queries)], k=10)
+            lat[i].append((time.perf_counter() - t0) * 1000.0)
+            j += threads
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    try:
+        run()
+    finally:
+        stop.set()
+        for t in pool:
+            t.join()
+    return np.array([x for part in lat for x in part])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build, measure, print."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--items", type=int, default=20_000)
+    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--hot-budget", type=int, default=4_000)
+    ap.add_argument("--quiet-seconds", type=float, default=5.0)
+    args = ap.parse_args(argv)
+    vecs = _vectors(args.items, args.dim, seed=11)
+    queries = _vectors(500, args.dim, seed=12)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = LumaConfig(dim=args.dim, hot_budget=args.hot_budget)
+        t0 = time.perf_counter()
+        with Luma.open(Path(tmp) / "store", cfg) as luma:
+            for start in range(0, len(vecs), 1000):
+                luma.add_vectors(vecs[start : start + 1000])
+            luma.wait_idle()
+            print(f"built {len(luma)} items in {time.perf_counter() - t0:.1f} s: {luma.stats()}")
+            backend = luma.backend
+            if not isinstance(backend, LocalStore):
+                raise SystemExit("maintenance is measured on the local store")
+
+            def maintain(what: str) -> Callable[[], None]:
+                def run() -> None:
+                    time.sleep(0.5)  # let the threads reach steady state first
+                    backend.maintain(what)
+                    luma.wait_idle()
+                    time.sleep(0.5)
+
+                return run
+
+            phases = {
+                "quiet": _phase(
+                    luma, queries, args.threads, lambda: time.sleep(args.quiet_seconds)
+                ),
+                "warm retrain": _phase(luma, queries, args.threads, maintain("retrain")),
+                "hot rebuild": _phase(luma, queries, args.threads, maintain("rebuild")),
+            }
+    quiet_p50 = float(np.percentile(phases["quiet"], 50))
+    print(f"\n{args.threads} query threads, {args.items} items, d={args.dim} (k=10)")
+    print(
+        f"{'phase':<14}{'queries':>8}{'p50 ms':>9}{'p99 ms':>9}{'longest ms':>12}"
+        f"{'p99/quiet p50':>15}"
+    )
+    for name, lat in phases.items():
+        p50, p99, worst = np.percentile(lat, 50), np.percentile(lat, 99), lat.max()
+        print(
+            f"{name:<14}{len(lat):>8}{p50:>9.2f}{p99:>9.2f}{worst:>12.1f}{p99 / quiet_p50:>15.2f}"
+        )
+    for name in ("warm retrain", "hot rebuild"):
+        lat = phases[name]
+        ok99 = np.percentile(lat, 99) <= 5 * quiet_p50
+        okmax = lat.max() <= 100.0
+        print(
+            f"{name}: p99 <= 5x quiet p50: {'PASS' if ok99 else 'MISS'}; "
+            f"longest stall <= 100 ms: {'PASS' if okmax else 'MISS'}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
