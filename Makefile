@@ -36,7 +36,7 @@ bench-1m: $(STAMP) ## benchmark including 1M items (slow, ~memory hungry)
 	$(PY) -m bench.run --sizes 10000 100000 1000000
 
 demo: $(STAMP) ## the Gradio chat on 127.0.0.1:7860 over a LUMA-Shapes sample, offline (tiny models)
-	$(PY) -m apps.demo $(DEMO_ARGS)
+	$(PY) -m luma_rag.app.demo $(DEMO_ARGS)
 
 eval: $(STAMP) ## the paper's protocol on held-out LUMA-Shapes: tables + plots in data/eval-results/
 	@test -f data/eval-images/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-images --n 1200 --seed 7

@@ -46,7 +46,7 @@ def as_unit_matrix(x: Any, dim: int, *, name: str = "vectors") -> np.ndarray:
         raise InvalidInputError(f"{name} is an empty batch (shape {arr.shape}); pass at least one")
     if arr.shape[1] != dim:
         raise DimensionMismatchError(
-            f"{name} have dimension {arr.shape[1]}, the store holds {dim}-d vectors; "
+            f"{name}: got {arr.shape[1]}-d, but the store holds {dim}-d vectors; "
             f"encode with the store's model or open a new store with dim={arr.shape[1]}"
         )
     out = np.ascontiguousarray(arr, dtype=np.float32)

@@ -78,7 +78,7 @@ def ingest_item(
     )
     if emb.pairs is not None and luma.bridge is not None:
         luma.add_bridge_pairs(*emb.pairs)
-    return luma.add_vectors(
+    item = luma.add_vectors(
         emb.vector[None, :],
         metas,
         ids,
@@ -87,6 +87,12 @@ def ingest_item(
         texts=[caption if caption is not None else text],
         sources=[emb.source],
     )[0]
+    extractor = luma.enrichers.get(emb.modality)
+    if extractor is not None and emb.source is not None:
+        from luma_rag.enrich.linked import add_linked_text
+
+        add_linked_text(luma, item, emb.source, emb.modality, extractor, metas[0])
+    return item
 
 
 def ingest_texts(
@@ -127,9 +133,16 @@ def ingest_images(
     metas = checks.check_metadata(metadatas, n)
     ids_ = checks.check_ids(ids, n)
     vecs = luma._need_embedder().encoder.encode_image(list(paths))
-    return luma.add_vectors(
+    stored = luma.add_vectors(
         vecs, metas, ids_, modality="image", texts=caps, sources=[os.fspath(p) for p in paths]
     )
+    extractor = luma.enrichers.get("image")
+    if extractor is not None:
+        from luma_rag.enrich.linked import add_linked_text
+
+        for item, path, meta in zip(stored, paths, metas, strict=True):
+            add_linked_text(luma, item, path, "image", extractor, meta)
+    return stored
 
 
 def query_media(
@@ -142,16 +155,44 @@ def query_media(
     k: int = 10,
     filters: Mapping[str, Any] | None = None,
     rho: float | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> QueryResult:
-    """Search with a text, image, audio or video query (exactly one).
+    """Search with a text, image, audio or video query — or several at once.
 
     ρ defaults to the store's radius for the query's modality (``luma.rho``), else
     ``SafetyConfig.rho``; ``telemetry.rho_source`` says which (``"calibrated"``, ``"user"`` or
-    ``"unset"``). Audio queries cross the bridge, so ε_q enters the bound. Each query runs
-    one encoder pass.
+    ``"unset"``). Audio queries cross the bridge, so ε_q enters the bound. A single-input
+    query runs one encoder pass.
+
+    Several inputs (``luma.query("but red", image="circle.png", weights={"text": 0.75})``)
+    make a composite query: ``normalize(Σ w_m e(input_m))`` with the weights given per
+    modality (default 1.0), certified with the combined radius of
+    :func:`luma_rag.composite.composite_query` (``rho`` is then refused: each part uses its
+    modality's ρ; use ``luma.query_parts`` for per-part radii or negative weights).
     """
     luma._store.check_open()
     k = checks.check_k(k, max_k=luma.config.max_k)
+    given = {
+        m: v
+        for m, v in (("text", text), ("image", image), ("audio", audio), ("video", video))
+        if v is not None
+    }
+    if len(given) > 1 or weights:
+        from luma_rag.composite import Part, composite_query
+
+        w = dict(weights or {})
+        if set(w) - set(given):
+            raise InvalidInputError(
+                f"weights name {sorted(set(w) - set(given))} but the query has no such input"
+            )
+        if rho is not None:
+            raise InvalidInputError(
+                "rho sets the radius of a single-input query; a composite combines the parts' "
+                "radii (pass Part(radius=...) to luma.query_parts to set them)"
+            )
+        inputs: dict[str, dict[str, Any]] = {m: {m: v} for m, v in given.items()}
+        parts = [Part(**inputs[m], weight=float(w.get(m, 1.0))) for m in given]
+        return composite_query(luma, parts, k=k, filters=filters)
     notes = []
     if isinstance(text, str):
         text, cut = checks.encoder_prefix(checks.check_text(text, "text"))

@@ -22,7 +22,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import luma_rag._checks as checks
+import luma_rag.composite as _composite
 import luma_rag.encoding as _encoding
+import luma_rag.enrich.linked as _linked
 import luma_rag.store_calibration as _calibrate_store
 from luma_rag._arrays import as_query, as_unit_matrix
 from luma_rag.bridge import ProcrustesBridge
@@ -38,6 +40,7 @@ from luma_rag.store.recovery import read_config, write_config
 if TYPE_CHECKING:
     from luma_rag.embedder import MediaEmbedder
     from luma_rag.encoders.base import Encoder
+    from luma_rag.enrich.linked import TextExtractor
     from luma_rag.memory.tiered import TieredMemory
     from luma_rag.store.base import StoreBackend
 
@@ -68,6 +71,9 @@ class Luma:
         self.rho: dict[str, float] = {}
         self.rho_source: dict[str, str] = {}  # per modality: "calibrated" or "user"
         self.notices: list[str] = []  # what attaching found and changed (ρ dropped, ...)
+        #: Text extractors run at ingest, by media modality ("audio", "video": a transcriber;
+        #: "image": an OCR reader); see :mod:`luma_rag.enrich`. Empty: ingest as before.
+        self.enrichers: dict[str, TextExtractor] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
     @classmethod
@@ -322,6 +328,10 @@ class Luma:
     ingest_images = _encoding.ingest_images
     query = _encoding.query_media
     calibrate = _calibrate_store.calibrate_store
+    # Composite queries (weighted sums of parts, sound combined radius): luma_rag/composite.py;
+    # words inside media (transcripts, OCR) as linked items, fused routes: luma_rag/enrich/.
+    query_parts = _composite.composite_query
+    query_fused = _linked.query_fused
 
     # -- records ---------------------------------------------------------------------------------
     def record_gap(self, query: str, detail: Mapping[str, Any]) -> int:

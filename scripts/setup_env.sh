@@ -32,4 +32,4 @@ if ! "$VENV/bin/python" -c "import torch, torchvision" >/dev/null 2>&1; then
   echo "setup: installing torch 2.14.1 + torchvision 0.29.1 (a few minutes)"
   "${PIP[@]}" "torch==2.14.1" "torchvision==0.29.1"
 fi
-"${PIP[@]}" -e ".[dev,datasets,models,langchain,llama-index,llava,app]"
+"${PIP[@]}" -e ".[dev,datasets,models,langchain,llama-index,llava,app,server,transcribe,ocr]"

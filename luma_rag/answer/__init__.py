@@ -29,6 +29,7 @@ from luma_rag.answer.gate import (
 )
 from luma_rag.answer.llava import DEFAULT_LLAVA_MODEL, OFFLINE_LLAVA_MODEL, LlavaAnswerer
 from luma_rag.answer.prompts import build_messages, build_prompt_text
+from luma_rag.answer.text_model import TextModelAnswerer
 from luma_rag.answer.verify import Verifier, VerifyConfig, VerifyingAnswerer
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "LlavaAnswerer",
     "RadiusCalibrationConfig",
     "StreamingAnswerer",
+    "TextModelAnswerer",
     "Verifier",
     "VerifyConfig",
     "VerifyingAnswerer",

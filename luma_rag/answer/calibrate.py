@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from luma_rag._checks import is_real
 from luma_rag._config import ConfigBase, check
 from luma_rag.answer.gate import GateConfig
 from luma_rag.errors import InvalidInputError
@@ -65,12 +66,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
-        value, bool | np.bool_
-    )
 
 
 @dataclass(frozen=True)
@@ -107,11 +102,11 @@ max_rho=1.0, grid_step=0.005, method='bonferroni')
 
     def __post_init__(self) -> None:
         check(
-            _is_real(self.alpha) and 0 < self.alpha < 1,
+            is_real(self.alpha) and 0 < self.alpha < 1,
             f"RadiusCalibrationConfig.alpha must be in (0, 1), got {self.alpha!r}",
         )
         check(
-            self.delta is None or (_is_real(self.delta) and 0 < self.delta < 1),
+            self.delta is None or (is_real(self.delta) and 0 < self.delta < 1),
             f"RadiusCalibrationConfig.delta must be None or in (0, 1), got {self.delta!r}",
         )
         check(
@@ -125,15 +120,15 @@ max_rho=1.0, grid_step=0.005, method='bonferroni')
             f"got {self.min_certified!r}",
         )
         check(
-            _is_real(self.tol) and math.isfinite(self.tol) and self.tol > 0,
+            is_real(self.tol) and math.isfinite(self.tol) and self.tol > 0,
             f"RadiusCalibrationConfig.tol must be a finite number > 0, got {self.tol!r}",
         )
         check(
-            _is_real(self.max_rho) and math.isfinite(self.max_rho) and self.max_rho > 0,
+            is_real(self.max_rho) and math.isfinite(self.max_rho) and self.max_rho > 0,
             f"RadiusCalibrationConfig.max_rho must be a finite number > 0, got {self.max_rho!r}",
         )
         check(
-            _is_real(self.grid_step)
+            is_real(self.grid_step)
             and math.isfinite(self.grid_step)
             and 0 < self.grid_step <= self.max_rho,
             f"RadiusCalibrationConfig.grid_step must be in (0, max_rho], got {self.grid_step!r}",
@@ -190,7 +185,7 @@ def binomial_cdf(k: int, n: int, p: float) -> float:
     Raises:
         InvalidInputError: ``n < 0``, or ``p`` not in ``[0, 1]``.
     """
-    if n < 0 or not (_is_real(p) and 0.0 <= p <= 1.0):
+    if n < 0 or not (is_real(p) and 0.0 <= p <= 1.0):
         raise InvalidInputError(f"binomial_cdf needs n >= 0 and 0 <= p <= 1, got n={n}, p={p}")
     if k < 0:
         return 0.0

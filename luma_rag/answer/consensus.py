@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from luma_rag._checks import is_real
 from luma_rag._config import ConfigBase, check
 from luma_rag.answer.base import Answer, Answerer
 from luma_rag.answer.clarify import clarifying_question, one_per_answer
@@ -58,10 +59,6 @@ def normalise_answer(text: str) -> str | None:
     return out or None
 
 
-def _is_real(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 @dataclass(frozen=True)
 class ConsensusConfig(ConfigBase):
     """Settings of the consensus check.
@@ -82,11 +79,11 @@ class ConsensusConfig(ConfigBase):
 
     def __post_init__(self) -> None:
         check(
-            self.rho is None or (_is_real(self.rho) and math.isfinite(self.rho) and self.rho >= 0),
+            self.rho is None or (is_real(self.rho) and math.isfinite(self.rho) and self.rho >= 0),
             f"ConsensusConfig.rho must be None or a finite number >= 0, got {self.rho!r}",
         )
         check(
-            _is_real(self.multiplier) and math.isfinite(self.multiplier) and self.multiplier > 0,
+            is_real(self.multiplier) and math.isfinite(self.multiplier) and self.multiplier > 0,
             f"ConsensusConfig.multiplier must be a finite number > 0, got {self.multiplier!r}",
         )
         check(

@@ -12,16 +12,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from luma_rag._checks import is_int
 from luma_rag._config import ConfigBase, check
 from luma_rag.results import Hit
 
 __all__ = ["Decision", "GateConfig", "GateDecision", "GateNumbers"]
 
 Decision = Literal["answer", "widen", "clarify"]
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -54,13 +51,13 @@ class GateConfig(ConfigBase):
     fetch_k: int | None = None
 
     def __post_init__(self) -> None:
-        check(_is_int(self.k) and self.k >= 1, f"GateConfig.k must be an int >= 1, got {self.k!r}")
+        check(is_int(self.k) and self.k >= 1, f"GateConfig.k must be an int >= 1, got {self.k!r}")
         check(
-            _is_int(self.k_max) and self.k_max >= self.k,
+            is_int(self.k_max) and self.k_max >= self.k,
             f"GateConfig.k_max must be an int >= k ({self.k!r}), got {self.k_max!r}",
         )
         check(
-            _is_int(self.max_options) and self.max_options >= 2,
+            is_int(self.max_options) and self.max_options >= 2,
             f"GateConfig.max_options must be an int >= 2, got {self.max_options!r}",
         )
         if self.rho is not None:
@@ -73,7 +70,7 @@ class GateConfig(ConfigBase):
             )
             object.__setattr__(self, "rho", float(self.rho))
         check(
-            self.fetch_k is None or (_is_int(self.fetch_k) and self.fetch_k >= self.k),
+            self.fetch_k is None or (is_int(self.fetch_k) and self.fetch_k >= self.k),
             f"GateConfig.fetch_k must be None or an int >= k ({self.k!r}), got {self.fetch_k!r}",
         )
 

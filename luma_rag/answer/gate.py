@@ -27,6 +27,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from luma_rag._checks import MAX_ENCODED_CHARS, check_text, encoder_prefix
 from luma_rag.answer.clarify import clarifying_question
 from luma_rag.answer.decision import Decision, GateConfig, GateDecision, GateNumbers
 from luma_rag.errors import ConfigError, InvalidInputError
@@ -293,6 +294,10 @@ class GatedRetriever:
         audio_encoder = getattr(self.luma, "audio_encoder", None) if audio is not None else None
         if audio is not None and audio_encoder is None:
             return None
+        if isinstance(text, str):  # the bound Luma.query applies: the encoder sees a prefix
+            text, cut = encoder_prefix(check_text(text, "text"))
+            if cut:
+                logger.info("gate: query text truncated to %d characters", MAX_ENCODED_CHARS)
         embedder = MediaEmbedder(encoder, audio_encoder)
         return embedder.embed(text=text, image=image, audio=audio, video=video)
 

@@ -48,6 +48,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from luma_rag._checks import is_int
 from luma_rag._config import ConfigBase, check
 from luma_rag.answer.base import Answer, Answerer
 from luma_rag.answer.clarify import clarifying_question, describe_hit, one_per_answer
@@ -62,10 +63,6 @@ logger = logging.getLogger(__name__)
 #: ``verifier(question, hit)``: True when ``hit`` is what ``question`` refers to, False when
 #: it is not, None when it cannot tell.
 Verifier = Callable[[str, Hit], "bool | None"]
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -92,7 +89,7 @@ class VerifyConfig(ConfigBase):
 
     def __post_init__(self) -> None:
         check(
-            _is_int(self.k_verify) and self.k_verify >= 1,
+            is_int(self.k_verify) and self.k_verify >= 1,
             f"VerifyConfig.k_verify must be an int >= 1, got {self.k_verify!r}",
         )
         check(
@@ -107,7 +104,7 @@ class VerifyConfig(ConfigBase):
         )
         object.__setattr__(self, "min_kind_accuracy", float(self.min_kind_accuracy))
         check(
-            _is_int(self.max_options) and self.max_options >= 2,
+            is_int(self.max_options) and self.max_options >= 2,
             f"VerifyConfig.max_options must be an int >= 2, got {self.max_options!r}",
         )
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -33,6 +35,7 @@ __all__ = [
     "recorded_encoders",
     "require_store",
     "short_path",
+    "status",
     "store_path",
     "yes",
 ]
@@ -104,15 +107,25 @@ def pick_model(given: str | None, recorded: str | None, default: str, path: Path
     return given or recorded or default
 
 
-# -- progress ------------------------------------------------------------------------------------
+# -- progress and status ---------------------------------------------------------------------------
+#: Seconds between two plain progress lines when stderr is not a terminal.
+PLAIN_EVERY_S: Final = 2.0
+#: A phase that took longer than this gets a "done in N s" line.
+SLOW_PHASE_S: Final = 1.0
+
+
 class Progress:
-    """A progress line on stderr (tqdm when installed), only on a terminal and without --quiet."""
+    """Progress on stderr: a bar on a terminal (tqdm when installed, else one rewritten line),
+    plain ``label done/total`` lines elsewhere (at most one per :data:`PLAIN_EVERY_S` seconds,
+    and the last). Nothing with ``enabled=False`` (``--quiet``)."""
 
     def __init__(self, total: int, label: str, *, enabled: bool) -> None:
         self.total, self.label, self.done = total, label, 0
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled
+        self.tty = enabled and sys.stderr.isatty()
         self._bar: Any = None
-        if self.enabled:
+        self._last = time.monotonic()
+        if self.tty:
             try:
                 from tqdm import tqdm
             except ImportError:
@@ -125,16 +138,34 @@ class Progress:
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.close()
-        elif self.enabled and self.done:
+        elif self.tty and self.done:
             print(file=sys.stderr)
 
     def advance(self, n: int) -> None:
         """Count ``n`` more files as done."""
         self.done += n
+        if not self.enabled:
+            return
         if self._bar is not None:
             self._bar.update(n)
-        elif self.enabled:
+        elif self.tty:
             print(f"\r{self.label} {self.done}/{self.total}", end="", file=sys.stderr, flush=True)
+        elif self.done >= self.total or time.monotonic() - self._last >= PLAIN_EVERY_S:
+            self._last = time.monotonic()
+            print(f"{self.label} {self.done}/{self.total}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def status(label: str, *, enabled: bool) -> Iterator[None]:
+    """Say on stderr what is about to happen (``luma: LABEL ...``); when it took longer than
+    :data:`SLOW_PHASE_S`, say how long. Nothing with ``enabled=False`` (``--quiet``)."""
+    if enabled:
+        print(f"luma: {label} ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    yield
+    seconds = time.perf_counter() - started
+    if enabled and seconds > SLOW_PHASE_S:
+        print(f"luma: {label}: done in {seconds:.1f} s", file=sys.stderr, flush=True)
 
 
 # -- output helpers ------------------------------------------------------------------------------

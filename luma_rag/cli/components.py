@@ -23,7 +23,8 @@ DELEGATES: Final[dict[str, tuple[str, str, str]]] = {
     "train-clap": ("luma_rag.training.train_clap", "training the tiny CLAP", ""),
     "train-llava": ("luma_rag.training.train_llava", "training the tiny LLaVA", ""),
     "bench": ("bench.run", "the benchmark", "; it ships with the source tree: run it there"),
-    "demo": ("apps.demo", "the demo app", ""),
+    "demo": ("luma_rag.app.demo", "the demo app", ""),
+    "serve": ("luma_rag.app.server", "the HTTP service (OpenAPI, Prometheus /metrics)", ""),
 }
 
 

@@ -1,9 +1,9 @@
-"""``luma stats``, ``luma gaps`` and ``luma generate``: inspect a store, make a corpus."""
+"""``luma stats``, ``luma gaps``, ``luma delete`` and ``luma generate``: inspect and edit a
+store, make a corpus."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -19,8 +19,9 @@ from luma_rag.cli._common import (
     require_store,
     store_path,
 )
+from luma_rag.errors import NotFoundError
 
-__all__ = ["add_parsers", "cmd_gaps", "cmd_generate", "cmd_stats"]
+__all__ = ["add_parsers", "cmd_delete", "cmd_gaps", "cmd_generate", "cmd_stats"]
 
 
 def add_parsers(
@@ -35,6 +36,13 @@ def add_parsers(
     p = sub.add_parser("gaps", parents=[common, store], help="recent knowledge gaps")
     p.add_argument("--limit", type=positive_int, default=50, help="how many (default 50)")
     p.set_defaults(run=cmd_gaps)
+
+    p = sub.add_parser("delete", parents=[common, store], help="delete items by id")
+    p.add_argument("ids", nargs="+", metavar="ID", help="item ids (as `luma query` shows them)")
+    p.add_argument(
+        "--missing-ok", action="store_true", help="skip ids the store does not hold (no error)"
+    )
+    p.set_defaults(run=cmd_delete)
 
     p = sub.add_parser("generate", parents=[common], help="generate a LUMA-Shapes corpus")
     p.add_argument("--out", type=Path, required=True, help="corpus directory")
@@ -78,10 +86,36 @@ def cmd_gaps(args: argparse.Namespace) -> int:
     else:
         rows = []
         for g in gaps:
-            detail = {k: v for k, v in g.items() if k not in ("gap", "time", "query")}
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(g["time"]))
-            rows.append((str(g["gap"]), when, clip(g["query"], 50), clip(json.dumps(detail), 60)))
-        print_table(("gap", "time", "query", "detail"), rows)
+            asked = g.get("clarification") or g.get("reason") or "-"
+            rows.append((str(g["gap"]), when, clip(g["query"], 40), clip(str(asked), 70)))
+        print_table(("gap", "time", "query", "clarifying question"), rows)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    """``luma delete ID...``: all of them or none (unknown ids are an error unless skipped)."""
+    from luma_rag.engine import Luma
+
+    path = store_path(args)
+    require_store(path)
+    with Luma.open(path) as luma:
+        wanted = list(dict.fromkeys(args.ids))
+        missing = [i for i in wanted if i not in luma]
+        if missing and not args.missing_ok:
+            raise NotFoundError(
+                f"{len(missing)} id(s) not in {path}: {missing[:5]!r}; nothing was deleted "
+                "(pass --missing-ok to delete the others)"
+            )
+        present = [i for i in wanted if i not in missing]
+        if present:
+            luma.delete(present)
+        left = len(luma)
+    if args.json:
+        print_json({"store": str(path), "deleted": present, "missing": missing, "items": left})
+    else:
+        skipped = f"; {len(missing)} not found" if missing else ""
+        print(f"deleted {len(present)} item(s) from {path}{skipped}; {left} left")
     return 0
 
 

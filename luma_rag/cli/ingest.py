@@ -25,6 +25,7 @@ from luma_rag.cli._common import (
     print_json,
     record_encoders,
     recorded_encoders,
+    status,
     store_path,
 )
 from luma_rag.errors import InvalidInputError, LumaError, ModelNotAvailableError
@@ -62,8 +63,12 @@ def add_parser(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--captions",
         type=Path,
-        help="JSONL or CSV mapping file name -> caption (a LUMA-Shapes manifest.jsonl in DIR "
-        "is read automatically)",
+        metavar="FILE",
+        help="captions and per-file metadata: JSONL lines like "
+        '{"file": "a.png", "caption": "a red circle", "metadata": {"split": "test"}} '
+        "(metadata becomes filterable with `luma query --filter`), or CSV/TSV with a "
+        "file,caption header or bare file,caption rows. File names are relative to DIR. A "
+        "LUMA-Shapes manifest.jsonl in DIR is read automatically",
     )
     p.add_argument(
         "--only",
@@ -229,8 +234,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from luma_rag.engine import Luma
 
     started = time.perf_counter()
+    encoders = model + (f" + {audio_model}" if audio_model else "")
+    fresh = not (path / "config.json").is_file()
+    what = f"opening {path} with {encoders}" + (
+        " (a new store: the encoder radius ρ is calibrated once, about a minute)" if fresh else ""
+    )
     try:
-        luma = Luma.open(path, encoder=model, audio_encoder=audio_model)
+        with status(what, enabled=not args.quiet):
+            luma = Luma.open(path, encoder=model, audio_encoder=audio_model)
     except ModelNotAvailableError as e:
         hint = " (or skip audio with --only image,text,video)" if has_audio else ""
         raise ModelNotAvailableError(f"{e}{hint}") from e

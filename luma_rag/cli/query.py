@@ -23,6 +23,7 @@ from luma_rag.cli._common import (
     recorded_encoders,
     require_store,
     short_path,
+    status,
     store_path,
     yes,
 )
@@ -75,21 +76,30 @@ def cmd_query(args: argparse.Namespace) -> int:
         vector = _load_vector(Path(value))
         with Luma.open(path) as luma:
             result = luma.search(vector, args.k, filters=filters)
-    else:
-        recorded = recorded_encoders(path)
-        model = pick_model(args.model, recorded.get("model"), DEFAULT_MODEL, path)
-        audio_model = None
-        if kind == "audio":
-            audio_model = pick_model(
-                args.audio_model, recorded.get("audio_model"), DEFAULT_AUDIO_MODEL, path
-            )
-        with Luma.open(path, encoder=model, audio_encoder=audio_model) as luma:
-            result = luma.query(**{kind: value}, k=args.k, filters=filters)
-    if args.json:
-        print_json(_result_dict(kind, str(value), result))
+        print_result(kind, str(value), result, as_json=args.json)
+        return 0
+    recorded = recorded_encoders(path)
+    model = pick_model(args.model, recorded.get("model"), DEFAULT_MODEL, path)
+    audio_model = None
+    if kind == "audio":
+        audio_model = pick_model(
+            args.audio_model, recorded.get("audio_model"), DEFAULT_AUDIO_MODEL, path
+        )
+    encoders = model + (f" + {audio_model}" if audio_model else "")
+    with status(f"loading {encoders}", enabled=not args.quiet):
+        luma = Luma.open(path, encoder=model, audio_encoder=audio_model)
+    with luma:
+        result = luma.query(**{kind: value}, k=args.k, filters=filters)
+    print_result(kind, str(value), result, as_json=args.json)
+    return 0
+
+
+def print_result(kind: str, value: str, result: QueryResult, *, as_json: bool) -> None:
+    """The hits and the telemetry, as a table or as one JSON document."""
+    if as_json:
+        print_json(_result_dict(kind, value, result))
     else:
         _print_result(result)
-    return 0
 
 
 def _parse_filter(text: str | None) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from luma_rag._checks import check_k
 from luma_rag.answer.base import Answer, Answerer
 from luma_rag.answer.calibrate import RadiusCalibrationConfig
 from luma_rag.answer.consensus import ConsensusAnswerer, ConsensusConfig
@@ -150,12 +151,6 @@ def run_variants(
     return out
 
 
-def _check_counts(**counts: int) -> None:
-    for name, n in counts.items():
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise InvalidInputError(f"{name} must be an int >= 1, got {n!r}")
-
-
 def evaluate_gated_answers(
     data_dir: str | Path,
     answerer: Answerer | None = None,
@@ -186,7 +181,7 @@ def evaluate_gated_answers(
         InvalidInputError: No test split, a bad referent or ``n_questions < 1``.
     """
     check_referents([referent])
-    _check_counts(n_questions=n_questions)
+    check_k(n_questions, "n_questions")
     items = split_items(data_dir, "test")
     bot = CachedAnswerer(answerer or default_answerer())
     cfg = gate or GateConfig()
@@ -243,7 +238,8 @@ def compare_gates(
         InvalidInputError: a split without items, calibrating on the test split, a bad
             referent, or a count < 1.
     """
-    _check_counts(n_questions=n_questions, calibration_questions=calibration_questions)
+    check_k(n_questions, "n_questions")
+    check_k(calibration_questions, "calibration_questions")
     if calibration_split == "test":
         raise InvalidInputError("calibrate on a split other than the test split")
     check_referents(referents)
@@ -342,7 +338,7 @@ def compare_verification(
         InvalidInputError: no test split, ``n_questions < 1``, a bad referent, or no per-kind
             accuracy for the answerer.
     """
-    _check_counts(n_questions=n_questions)
+    check_k(n_questions, "n_questions")
     check_referents(referents)
     started = time.perf_counter()
     raw = answerer or default_answerer()

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from luma_rag._checks import check_k
 from luma_rag.errors import InvalidInputError
 
 __all__ = [
@@ -58,12 +59,6 @@ def _lists(ranked_relevance: Sequence[ArrayLike]) -> list[NDArray[np.bool_]]:
     return out
 
 
-def _check_k(k: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise InvalidInputError(f"k must be an integer >= 1, got {k!r}")
-    return int(k)
-
-
 def recall_at_k(ranked_relevance: Sequence[ArrayLike], k: int) -> float:
     """Share of queries with a relevant item among their first ``k`` results.
 
@@ -74,7 +69,7 @@ def recall_at_k(ranked_relevance: Sequence[ArrayLike], k: int) -> float:
     Returns:
         A float in [0, 1].
     """
-    k = _check_k(k)
+    k = check_k(k)
     return float(np.mean([bool(r[:k].any()) for r in _lists(ranked_relevance)]))
 
 
@@ -112,7 +107,7 @@ def ndcg_at_k(
         InvalidInputError: ``n_relevant`` of the wrong length, negative, or smaller than the
             relevant items in a list.
     """
-    k = _check_k(k)
+    k = check_k(k)
     lists = _lists(ranked_relevance)
     if n_relevant is not None and len(n_relevant) != len(lists):
         raise InvalidInputError(
@@ -205,7 +200,7 @@ def ranking_summary(
         n_relevant: relevant items per query in the whole collection (see :func:`ndcg_at_k`).
     """
     lists = _lists(ranked_relevance)
-    k = _check_k(k)
+    k = check_k(k)
     return {
         f"recall@{k}": recall_at_k(lists, k),
         f"mrr@{k}": mrr([r[:k] for r in lists]),

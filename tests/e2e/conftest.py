@@ -78,8 +78,8 @@ def artifacts() -> Path:
 @pytest.fixture
 def served_app(tmp_path: Path) -> Iterator[ServedApp]:
     """The chat app on a small LUMA-Shapes store, served on 127.0.0.1 in a background thread."""
-    from apps.chat import build_app, launch_app
     from luma_rag.answer import EvidenceAnswerer
+    from luma_rag.app.chat import build_app, launch_app
     from tests.unit.test_app import open_shapes_store
 
     luma = open_shapes_store(tmp_path)

@@ -1,4 +1,5 @@
-"""Tests of the Gradio chat app (apps/): the Blocks it builds and its handlers, on a small store.
+"""Tests of the Gradio chat app (luma_rag/app/): the Blocks it builds and its handlers, on a
+small store.
 
 The store uses the shipped tiny CLIP when its checkpoint exists, else :class:`ShapeEncoder`, a
 deterministic stand-in defined here: it reads colour and position words from text, and the
@@ -159,7 +160,8 @@ def test_build_app_has_three_tabs_and_imports_gradio_lazily(luma: Luma) -> None:
     import sys
 
     code = (
-        "import sys, apps.chat, apps.demo; print('gradio' in sys.modules, 'torch' in sys.modules)"
+        "import sys, luma_rag.app.chat, luma_rag.app.demo; "
+        "print('gradio' in sys.modules, 'torch' in sys.modules)"
     )
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run(
@@ -169,7 +171,7 @@ def test_build_app_has_three_tabs_and_imports_gradio_lazily(luma: Luma) -> None:
 
     import gradio as gr
 
-    from apps.chat import TAB_LABELS, build_app, service_of
+    from luma_rag.app.chat import TAB_LABELS, build_app, service_of
 
     app = build_app(luma, EvidenceAnswerer(), GateConfig(k=3, k_max=6))
     assert isinstance(app, gr.Blocks)
@@ -182,8 +184,8 @@ def test_build_app_has_three_tabs_and_imports_gradio_lazily(luma: Luma) -> None:
 
 # -- chat -----------------------------------------------------------------------------------------
 def test_chat_handler_returns_badge_answer_and_telemetry(luma: Luma) -> None:
-    from apps.handlers import ask_handler
-    from apps.service import AppService
+    from luma_rag.app.handlers import ask_handler
+    from luma_rag.app.service import AppService
 
     service = AppService(luma, EvidenceAnswerer())
     history, badge, telemetry, gallery, citations, audio, reply = ask_handler(
@@ -204,8 +206,8 @@ def test_chat_handler_returns_badge_answer_and_telemetry(luma: Luma) -> None:
 
 
 def test_image_query_and_bad_queries(luma: Luma, sample_image: Path) -> None:
-    from apps.handlers import ask_handler
-    from apps.service import AppService
+    from luma_rag.app.handlers import ask_handler
+    from luma_rag.app.service import AppService
 
     service = AppService(luma, EvidenceAnswerer(), max_upload_mb=1)
     history, *_, reply = ask_handler(service, "", str(sample_image), None, None)
@@ -223,8 +225,8 @@ def test_image_query_and_bad_queries(luma: Luma, sample_image: Path) -> None:
 
 
 def test_clarify_is_logged_as_a_knowledge_gap(luma: Luma) -> None:
-    from apps.handlers import memory_handler
-    from apps.service import AppService
+    from luma_rag.app.handlers import memory_handler
+    from luma_rag.app.service import AppService
 
     service = AppService(luma, EvidenceAnswerer())
     replies = [service.ask(q) for q in ("a shape", "something", "a small thing at the top")]
@@ -240,8 +242,8 @@ def test_clarify_is_logged_as_a_knowledge_gap(luma: Luma) -> None:
 def test_ingest_makes_new_items_retrievable_at_once(luma: Luma, tmp_path: Path) -> None:
     from PIL import Image
 
-    from apps.handlers import ingest_handler
-    from apps.service import AppService
+    from luma_rag.app.handlers import ingest_handler
+    from luma_rag.app.service import AppService
 
     service = AppService(luma, EvidenceAnswerer())
     path = tmp_path / "magenta.png"
@@ -275,8 +277,8 @@ def test_ingest_makes_new_items_retrievable_at_once(luma: Luma, tmp_path: Path) 
 def test_bad_upload_reports_an_error_and_leaves_the_store_unchanged(
     luma: Luma, tmp_path: Path, sample_image: Path, name: str, content: bytes, match: str
 ) -> None:
-    from apps.handlers import ingest_handler
-    from apps.service import AppService
+    from luma_rag.app.handlers import ingest_handler
+    from luma_rag.app.service import AppService
 
     service = AppService(luma, EvidenceAnswerer(), max_upload_mb=1)
     bad = tmp_path / name
@@ -290,7 +292,7 @@ def test_bad_upload_reports_an_error_and_leaves_the_store_unchanged(
 
 
 def test_failure_mid_ingest_rolls_back(luma: Luma, tmp_path: Path, sample_image: Path) -> None:
-    from apps.service import AppService
+    from luma_rag.app.service import AppService
 
     service = AppService(luma, EvidenceAnswerer())
     clip = tmp_path / "speech.wav"
@@ -303,7 +305,7 @@ def test_failure_mid_ingest_rolls_back(luma: Luma, tmp_path: Path, sample_image:
 
 
 def test_video_upload_is_stored_as_video(luma: Luma, tmp_path: Path) -> None:
-    from apps.service import AppService
+    from luma_rag.app.service import AppService
     from luma_rag.datasets import generate, load_manifest
 
     item = load_manifest(
@@ -319,8 +321,8 @@ def test_video_upload_is_stored_as_video(luma: Luma, tmp_path: Path) -> None:
 def test_audio_upload_query_and_bridge_history(tmp_path: Path) -> None:
     import wave
 
-    from apps.handlers import memory_handler
-    from apps.service import AppService
+    from luma_rag.app.handlers import memory_handler
+    from luma_rag.app.service import AppService
 
     if not (CLAP / "model.safetensors").is_file():
         pytest.skip("the tiny CLAP checkpoint is not built in this checkout")
@@ -345,7 +347,7 @@ def test_audio_upload_query_and_bridge_history(tmp_path: Path) -> None:
 
 
 def test_nothing_to_ingest_is_an_error(luma: Luma) -> None:
-    from apps.service import AppService
+    from luma_rag.app.service import AppService
 
     with pytest.raises(InvalidInputError, match="nothing to ingest"):
         AppService(luma, EvidenceAnswerer()).ingest([], text="  ")
@@ -355,7 +357,7 @@ def test_nothing_to_ingest_is_an_error(luma: Luma) -> None:
 def test_demo_reports_a_missing_production_model_and_exits_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from apps.demo import main
+    from luma_rag.app.demo import main
 
     monkeypatch.setenv("LUMA_MODEL_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
@@ -371,9 +373,9 @@ def test_chat_answers_with_the_shipped_tiny_llava(luma: Luma, shapes_root: Path)
     top image is answered with that image's colour (held-out colour accuracy 0.996)."""
     import dataclasses
 
-    from apps.handlers import ask_handler
-    from apps.service import AppService
     from luma_rag.answer import OFFLINE_LLAVA_MODEL, LlavaAnswerer, gated_query
+    from luma_rag.app.handlers import ask_handler
+    from luma_rag.app.service import AppService
     from luma_rag.datasets import load_manifest
     from luma_rag.datasets.questions import make_question, parse_answer
 
@@ -393,3 +395,83 @@ def test_chat_answers_with_the_shipped_tiny_llava(luma: Luma, shapes_root: Path)
         top = luma.get([decision.hits[0].id])[0]["metadata"]
         right += parse_answer(answerer.answer(q.text, forced).text, "color") == top["color"]
     assert right >= 5, f"{right}/6 colour answers match the top image"
+
+
+# -- serving: only referenced media, bounded questions, a few requests at once (issue 11) -------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_app_serves_referenced_media_but_not_the_store_files(
+    luma: Luma, sample_image: Path
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    from luma_rag.app.chat import DEFAULT_CONCURRENCY, build_app, launch_app, service_of
+
+    app = build_app(luma, EvidenceAnswerer())
+    service = service_of(app)
+    served = service.served_paths()
+    assert str(sample_image.resolve()) in served or str(sample_image) in served
+    assert not any(Path(p).name == "records.sqlite" for p in served)
+    assert any(Path(p).name == "records.sqlite" for p in service.blocked_paths())
+    url = launch_app(app, port=_free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        assert app._queue.default_concurrency_limit == DEFAULT_CONCURRENCY > 1
+
+        def status(path: Path) -> int:
+            try:
+                with urllib.request.urlopen(f"{url}gradio_api/file={path}", timeout=10) as r:
+                    return int(r.status)
+            except urllib.error.HTTPError as e:
+                return int(e.code)
+
+        image = next(p for p in served if p.endswith(".png"))
+        assert status(Path(image)) == 200
+        for name in ("records.sqlite", "config.json"):
+            assert status(luma.path / name) in (403, 404), name
+    finally:
+        app.close()
+
+
+def test_question_length_is_limited(luma: Luma) -> None:
+    from luma_rag.app.service import AppService
+
+    service = AppService(luma, EvidenceAnswerer(), max_question_chars=50)
+    assert service.ask("a red circle").decision in ("answer", "widen", "clarify")
+    with pytest.raises(InvalidInputError, match="the limit is 50"):
+        service.ask("a red circle " * 10)
+    with pytest.raises(InvalidInputError):
+        AppService(luma, EvidenceAnswerer(), max_question_chars=0)
+
+
+def test_telemetry_symbols_are_explained_and_examples_shown(luma: Luma) -> None:
+    import gradio as gr
+
+    from luma_rag.app.chat import build_app
+    from luma_rag.app.render import TELEMETRY_HELP, telemetry_html
+
+    panel = telemetry_html({"margin_top2": 0.1, "rho": 0.05})
+    for symbol in ("γ", "δ_k", "ε", "ζ", "ρ"):
+        assert symbol in TELEMETRY_HELP and f"<b>{symbol}</b>:" in panel
+    app = build_app(
+        luma, EvidenceAnswerer(), examples=["What color is the circle?"], note="**synthetic**"
+    )
+    blocks = list(app.blocks.values())
+    assert any(isinstance(b, gr.Dataset) for b in blocks)  # gr.Examples renders a Dataset
+    assert any(isinstance(b, gr.Markdown) and "synthetic" in str(b.value) for b in blocks)
+
+
+def test_demo_examples_are_answerable_questions(shapes_root: Path) -> None:
+    from luma_rag.app.demo import example_questions
+    from luma_rag.datasets import load_manifest
+
+    items = load_manifest(shapes_root / "corpus")
+    questions = example_questions(items)
+    assert len(questions) == 4 and all(q.endswith("?") for q in questions)
+    assert items[0].attributes.shape in questions[0] or "shape" in questions[0]

@@ -136,7 +136,78 @@ def test_gaps(capsys: pytest.CaptureFixture[str], store: tuple[Path, np.ndarray]
     assert [g["query"] for g in gaps] == ["what is a blue star?"]
     assert gaps[0]["candidates"] == ["item-1"]
     code, out, _ = run(capsys, "gaps", "--store", str(store[0]))
-    assert code == 0 and "blue star" in out
+    assert code == 0 and "blue star" in out and "clarifying question" in out
+
+
+def test_gaps_table_shows_the_clarifying_question(
+    capsys: pytest.CaptureFixture[str], store: tuple[Path, np.ndarray]
+) -> None:
+    with Luma.open(store[0]) as luma:
+        luma.record_gap("the shape?", {"clarification": "Did you mean the red or the blue one?"})
+    code, out, _ = run(capsys, "gaps", "--store", str(store[0]))
+    row = next(line for line in out.splitlines() if "the shape?" in line)
+    assert code == 0 and "Did you mean the red or the blue one?" in row and "{" not in row
+
+
+def test_delete(capsys: pytest.CaptureFixture[str], store: tuple[Path, np.ndarray]) -> None:
+    path = str(store[0])
+    code, _, err = run(capsys, "delete", "item-1", "nope", "--store", path)
+    assert code == 1 and "nope" in err and "nothing was deleted" in err
+    code, out, _ = run(capsys, "delete", "item-1", "item-2", "item-1", "--store", path, "--json")
+    assert code == 0 and json.loads(out)["deleted"] == ["item-1", "item-2"]
+    assert json.loads(out)["items"] == N - 2
+    code, out, _ = run(capsys, "delete", "item-1", "item-3", "--missing-ok", "--store", path)
+    assert code == 0 and out.startswith("deleted 1 item(s)") and "1 not found" in out
+    with Luma.open(store[0]) as luma:
+        assert len(luma) == N - 3 and "item-3" not in luma and "item-4" in luma
+
+
+def test_wrong_dimension_message(
+    capsys: pytest.CaptureFixture[str], store: tuple[Path, np.ndarray], tmp_path: Path
+) -> None:
+    wrong = tmp_path / "w.npy"
+    np.save(wrong, np.ones(DIM + 3, dtype=np.float32))
+    code, _, err = run(capsys, "query", "--vector", str(wrong), "--store", str(store[0]))
+    assert code == 1 and f"got {DIM + 3}-d, but the store holds {DIM}-d" in err
+
+
+def test_progress_without_a_terminal_prints_plain_lines(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from luma_rag.cli import _common
+
+    monkeypatch.setattr(_common, "PLAIN_EVERY_S", 0.0)
+    with _common.Progress(3, "ingest", enabled=True) as progress:  # stderr is captured: no TTY
+        for _ in range(3):
+            progress.advance(1)
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["ingest 1/3", "ingest 2/3", "ingest 3/3"] and "\r" not in err
+    with _common.Progress(3, "ingest", enabled=False) as progress:
+        progress.advance(3)
+    assert capsys.readouterr().err == ""
+
+
+def test_status_lines_name_the_phase_and_its_time(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from luma_rag.cli import _common
+
+    with _common.status("loading luma-tiny", enabled=True):
+        pass
+    assert capsys.readouterr().err == "luma: loading luma-tiny ...\n"  # fast: no "done" line
+    monkeypatch.setattr(_common, "SLOW_PHASE_S", -1.0)
+    with _common.status("loading luma-tiny", enabled=True):
+        pass
+    assert "loading luma-tiny: done in" in capsys.readouterr().err
+    with _common.status("loading luma-tiny", enabled=False):
+        pass
+    assert capsys.readouterr().err == ""
+
+
+def test_captions_help_explains_per_file_metadata(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "ingest", "--help")
+    flat = " ".join(out.split())
+    assert code == 0 and '"metadata"' in flat and "--filter" in flat and "relative to DIR" in flat
 
 
 # -- errors: message on stderr, no traceback, exit 1 (2 for usage) ---------------------------------
@@ -409,5 +480,13 @@ def test_python_dash_m_help() -> None:
         check=False,
     )
     assert proc.returncode == 0
-    for command in ("ingest", "query", "stats", "gaps", "eval", "bench", "demo", "generate"):
+    commands = ("ingest", "query", "stats", "gaps", "delete", "eval", "eval-answers", "bench")
+    for command in (*commands, "demo", "generate", "train-clip", "train-clap", "train-llava"):
         assert command in proc.stdout
+
+
+def test_eval_answers_and_training_are_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "eval-answers", "--help")
+    assert code == 0 and "--compare" in out and "--verify" in out and "luma eval-answers" in out
+    code, out, _ = run(capsys, "train-clip", "--help")
+    assert code == 0 and "usage" in out.lower()

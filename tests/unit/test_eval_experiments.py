@@ -186,3 +186,23 @@ def test_luma_eval_cli_help_and_bad_data(
     assert "--quick" in capsys.readouterr().out
     assert main(["eval", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "no manifest.jsonl" in capsys.readouterr().err
+
+
+def test_latency_plot_labels_do_not_overlap() -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from luma_rag.eval.report import STAGES, latency_figure
+
+    lat: dict[str, object] = {s: {"p50": 1.0 + i, "p95": 2.0 + i} for i, s in enumerate(STAGES)}
+    lat["n_items"] = 1000
+    fig = latency_figure(lat, Figure)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # real text extents
+    renderer = canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in fig.axes[0].get_yticklabels() if t.get_text()]
+    assert len(boxes) == len(STAGES)
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), "stage labels overlap"

@@ -373,3 +373,21 @@ def test_fetch_k_carries_the_deeper_ranking_without_changing_the_decision(
     )
     with pytest.raises(ConfigError, match="fetch_k"):
         GateConfig(k=5, fetch_k=4)
+
+
+def test_gate_bounds_query_text_like_luma_query(tmp_path: Path, make_vectors: Any) -> None:
+    from luma_rag._checks import MAX_ENCODED_CHARS
+
+    seen: list[int] = []
+
+    class Recording(TableEncoder):
+        def encode_text(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+            seen.extend(len(t) for t in texts)
+            return super().encode_text(texts, batch_size=batch_size)
+
+    with Luma.open(tmp_path / "s", LumaConfig(dim=DIM), encoder=Recording({})) as luma:  # type: ignore[arg-type]
+        luma.set_rho("text", 0.05)
+        luma.add_vectors(make_vectors(10, DIM, seed=5))
+        seen.clear()
+        gated_query(luma, "x" * (MAX_ENCODED_CHARS * 3), record_gaps=False)
+        assert seen == [MAX_ENCODED_CHARS]  # one encoder call, on the bounded prefix

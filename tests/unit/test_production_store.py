@@ -231,7 +231,14 @@ def test_demo_production_serves_with_standins(tmp_path: Path, models: Path) -> N
     port = _free_port()
     env = {**os.environ, "LUMA_MODEL_DIR": str(models), "HF_HUB_CACHE": str(tmp_path / "hub")}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "integrations")])
-    cmd = [sys.executable, "-m", "apps.demo", "--production", "--store", str(tmp_path / "st")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "luma_rag.app.demo",
+        "--production",
+        "--store",
+        str(tmp_path / "st"),
+    ]
     cmd += ["--n", "12", "--n-audio", "3", "--port", str(port)]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
     try:

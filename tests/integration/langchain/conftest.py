@@ -1,4 +1,4 @@
-"""Fixtures for the LangChain integration tests; makes ``langchain_luma`` importable."""
+"""Fixtures for the LangChain integration tests; makes ``langchain_lumarag`` importable."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 try:
-    import langchain_luma  # noqa: F401
+    import langchain_lumarag  # noqa: F401
 except ImportError:  # not installed yet: use the source tree
     sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "integrations"))
 
@@ -83,7 +83,7 @@ def fake_luma(
 ) -> Iterator[Luma]:
     """A session store of the five :data:`SHAPES` embedded by :func:`fake_embeddings`
     (no encoder; read-only use)."""
-    from langchain_luma import LumaVectorStore
+    from langchain_lumarag import LumaVectorStore
 
     path = tmp_path_factory.mktemp("fake") / "store"
     with LumaVectorStore(fake_embeddings, path=path) as store:

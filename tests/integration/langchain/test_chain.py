@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
-from langchain_luma import LumaRetriever
+from langchain_lumarag import LumaRetriever
 
 from luma_rag import Luma
 

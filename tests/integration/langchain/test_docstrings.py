@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from langchain_luma import LumaEmbeddings, LumaRetriever, LumaVectorStore
+from langchain_lumarag import LumaEmbeddings, LumaRetriever, LumaVectorStore
 
 NEEDS_TINY = {LumaEmbeddings, LumaRetriever}
 

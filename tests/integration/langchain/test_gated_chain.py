@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from langchain_core.runnables import RunnableLambda
 from langchain_core.runnables.utils import AddableDict
-from langchain_luma import LumaRetriever, build_gated_chain
-from langchain_luma.gated import LumaGatedChain
+from langchain_lumarag import LumaRetriever, build_gated_chain
+from langchain_lumarag.gated import LumaGatedChain
 
 from luma_rag import Luma
 from luma_rag.answer import Answer, EvidenceAnswerer, GateConfig, GateDecision
@@ -258,3 +258,32 @@ def test_composes_with_other_runnables(chain: LumaGatedChain) -> None:
     upstream = RunnableLambda(lambda q: q.lower()) | chain
     chunks = list(upstream.stream("A SQUARE"))
     assert _answer_of(chunks) == chain.invoke("a square")["answer"]
+
+
+# -- any LangChain chat model as the answerer ---------------------------------------------------
+
+
+def test_a_chat_model_answers_with_the_decision_in_its_prompt(luma: Luma) -> None:
+    from langchain_core.language_models import FakeListChatModel
+    from langchain_core.runnables import RunnableLambda
+    from langchain_lumarag import ChatModelAnswerer
+
+    prompts: list[str] = []
+
+    def model(prompt: Any) -> str:
+        prompts.append(str(prompt))
+        return "It is purple [1]."
+
+    chain = build_gated_chain(LumaRetriever(luma=luma, k=4), RunnableLambda(model))
+    out = chain.invoke("the hexagon")
+    assert out["answer"] == "It is purple [1]." and out["decision"]["decision"] == "answer"
+    assert "certified best match" in prompts[-1] and "a purple hexagon" in prompts[-1]
+    assert out["telemetry"]["answerer"] == "RunnableLambda"
+    chain.invoke("a circle")  # CLARIFY: the model is told not to answer
+    assert "Do not answer the question" in prompts[-1] and "Did you mean" in prompts[-1]
+    chat = FakeListChatModel(responses=["Pale or pastel?"])
+    streamed = build_gated_chain(LumaRetriever(luma=luma, k=4), chat, record_gaps=False)
+    chunks = list(streamed.stream("a square"))
+    assert _answer_of(chunks) == "Pale or pastel?"
+    with pytest.raises(TypeError):
+        ChatModelAnswerer(object())  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from langchain_luma._query import MEDIA_SUFFIXES, check_k, parse_query
+from langchain_lumarag._query import MEDIA_SUFFIXES, check_k, parse_query
 
 from luma_rag.errors import InvalidInputError
 

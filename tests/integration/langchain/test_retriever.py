@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
-from langchain_luma import LumaRetriever, LumaVectorStore
+from langchain_lumarag import LumaRetriever, LumaVectorStore
 
 from luma_rag import Luma
 

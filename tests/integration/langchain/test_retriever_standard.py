@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.retrievers import BaseRetriever
-from langchain_luma import LumaRetriever
+from langchain_lumarag import LumaRetriever
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
 from luma_rag import Luma

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.vectorstores import VectorStoreRetriever
-from langchain_luma import LumaEmbeddings, LumaRetriever, LumaVectorStore
+from langchain_lumarag import LumaEmbeddings, LumaRetriever, LumaVectorStore
 
 from luma_rag import Luma, LumaConfig
 from luma_rag.errors import DimensionMismatchError, StoreClosedError

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from langchain_core.vectorstores import VectorStore
-from langchain_luma import LumaVectorStore
+from langchain_lumarag import LumaVectorStore
 from langchain_tests.integration_tests import VectorStoreIntegrationTests
 
 

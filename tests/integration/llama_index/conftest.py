@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
-from llama_index.vector_stores.luma import LumaVectorStore
+from llama_index.vector_stores.lumarag import LumaVectorStore
 
 from luma_rag.errors import UnsupportedMediaError
 

@@ -11,7 +11,7 @@ from llama_index.core.vector_stores.types import (
     MetadataFilter,
     MetadataFilters,
 )
-from llama_index.vector_stores.luma import to_luma_filter
+from llama_index.vector_stores.lumarag import to_luma_filter
 
 from luma_rag.filters import compile_filter, matches
 

@@ -25,7 +25,7 @@ from llama_index.core.vector_stores.types import (
     MetadataFilters,
     VectorStoreQuery,
 )
-from llama_index.vector_stores.luma import LumaEmbedding, LumaGatedQueryEngine, LumaVectorStore
+from llama_index.vector_stores.lumarag import LumaEmbedding, LumaGatedQueryEngine, LumaVectorStore
 
 from luma_rag.answer import GateConfig
 
@@ -257,3 +257,25 @@ async def test_async_streaming(gated_store: LumaVectorStore) -> None:
     full = LumaGatedQueryEngine(gated_store).query("a square")
     assert "".join(pieces) == full.response
     assert "latency_ms" in response.metadata["telemetry"]
+
+
+# -- any LlamaIndex LLM as the answerer ---------------------------------------------------------
+
+
+def test_an_llm_answers_with_the_decision_in_its_prompt(gated_store: LumaVectorStore) -> None:
+    from llama_index.core.llms import MockLLM
+    from llama_index.vector_stores.lumarag import LLMAnswerer
+
+    engine = LumaGatedQueryEngine(gated_store, answerer=MockLLM(), record_gaps=False)
+    assert isinstance(engine.answerer, LLMAnswerer)
+    response = engine.query("a purple hexagon")  # MockLLM echoes its prompt
+    text = str(response)
+    assert "certified best match" in text and "Question: a purple hexagon" in text
+    assert response.metadata is not None and response.metadata["telemetry"]["answerer"] == "MockLLM"
+    assert "Do not answer the question" in str(engine.query("a circle"))
+    streaming = LumaGatedQueryEngine(
+        gated_store, answerer=MockLLM(), record_gaps=False, streaming=True
+    )
+    assert "Question: a square" in "".join(streaming.query("a square").response_gen)
+    with pytest.raises(TypeError):
+        LLMAnswerer(object())  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ import pytest
 from llama_index.core import VectorStoreIndex
 from llama_index.core.llms import MockLLM
 from llama_index.core.schema import ImageNode, QueryBundle, TextNode
-from llama_index.vector_stores.luma import LumaEmbedding, LumaVectorStore
+from llama_index.vector_stores.lumarag import LumaEmbedding, LumaVectorStore
 
 from luma_rag import Luma
 from luma_rag.encoders import Encoder, get_encoder

@@ -19,7 +19,7 @@ from llama_index.core.schema import (
     RelatedNodeInfo,
     TextNode,
 )
-from llama_index.vector_stores.luma import LumaEmbedding, LumaVectorStore
+from llama_index.vector_stores.lumarag import LumaEmbedding, LumaVectorStore
 
 
 def _mixed_nodes(image_files: dict[str, str]) -> list[TextNode]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from llama_index.core.schema import ImageNode, MetadataMode, TextNode
+from llama_index.core.vector_stores import SimpleVectorStore
 from llama_index.core.vector_stores.types import (
     BasePydanticVectorStore,
     FilterOperator,
@@ -16,11 +18,10 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQuery,
     VectorStoreQueryMode,
 )
-from llama_index.vector_stores.luma import LumaVectorStore
+from llama_index.vector_stores.lumarag import LumaVectorStore
 
 from luma_rag import Luma, LumaConfig
 from luma_rag.encoders import Encoder
-from luma_rag.errors import LumaError
 
 DIM = 8  # the ``store`` fixture's dimension
 
@@ -338,10 +339,10 @@ class TestLumaVectorStoreBadInput:
             VectorStoreQuery(query_embedding=basis(0), similarity_top_k=0),
             VectorStoreQuery(query_embedding=basis(0), similarity_top_k=-3),
             VectorStoreQuery(query_embedding=[1.0, 0.0], similarity_top_k=2),
-            VectorStoreQuery(query_embedding=basis(0), mode=VectorStoreQueryMode.MMR),
+            VectorStoreQuery(query_embedding=basis(0), mode=VectorStoreQueryMode.HYBRID),
             VectorStoreQuery(query_str="fox", similarity_top_k=2),  # no encoder
         ],
-        ids=["empty", "blank", "no-dims", "k0", "k-neg", "wrong-dim", "mmr", "no-encoder"],
+        ids=["empty", "blank", "no-dims", "k0", "k-neg", "wrong-dim", "hybrid", "no-encoder"],
     )
     def test_bad_queries(self, store: LumaVectorStore, query: VectorStoreQuery) -> None:
         with pytest.raises(ValueError):
@@ -364,9 +365,47 @@ class TestLumaVectorStoreBadInput:
                 store.delete_nodes(filters=flt)
         self._unchanged(store)
 
-    def test_filter_on_unknown_key_says_so(self, store: LumaVectorStore) -> None:
-        with pytest.raises(LumaError, match="autor"):
-            store.query(_query(2, filters=_one("autor", "Ann", FilterOperator.EQ)))
+    def test_filter_on_unknown_key_returns_nothing(
+        self, store: LumaVectorStore, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        flt = _one("autor", "Ann", FilterOperator.EQ)  # SimpleVectorStore: no nodes either
+        with caplog.at_level(logging.WARNING):
+            result = store.query(_query(2, filters=flt))
+        assert result.ids == [] and result.nodes == [] and "matches no stored item" in caplog.text
+        assert store.query(_query(2, filters=_one("author", "Ann", FilterOperator.EQ))).ids
+        with pytest.raises(ValueError, match="hybrid and sparse modes need a keyword"):
+            store.query(
+                VectorStoreQuery(query_embedding=basis(0), mode=VectorStoreQueryMode.HYBRID)
+            )
+
+    def test_mmr_matches_simple_vector_store(
+        self, store: LumaVectorStore, node_embeddings: list[TextNode]
+    ) -> None:
+        store.add(node_embeddings)
+        simple = SimpleVectorStore()
+        simple.add([n.model_copy(deep=True) for n in node_embeddings])
+        lean = (np.asarray(basis(0)) + 0.6 * np.asarray(basis(1))).tolist()
+        for threshold in (0.1, 0.5, 1.0):
+            query = VectorStoreQuery(
+                query_embedding=lean,
+                similarity_top_k=3,
+                mode=VectorStoreQueryMode.MMR,
+            )
+            ours = store.query(query, mmr_threshold=threshold)
+            ref = simple.query(query, mmr_threshold=threshold)
+            assert ours.ids == ref.ids, threshold
+        plain = store.query(_query(3))
+        assert (
+            store.query(
+                VectorStoreQuery(
+                    query_embedding=basis(0), similarity_top_k=3, mode=VectorStoreQueryMode.MMR
+                ),
+                mmr_threshold=1.0,
+            ).ids
+            == plain.ids
+        )
+        with pytest.raises(ValueError, match="mmr_threshold"):
+            store.query(VectorStoreQuery(query_embedding=basis(0), mode="mmr"), mmr_threshold=2)
 
     def test_bad_nodes_write_nothing(self, store: LumaVectorStore) -> None:
         cases = [
@@ -400,6 +439,8 @@ class TestLumaVectorStoreBadInput:
             LumaVectorStore(tmp_path / "a", dim=8, config=LumaConfig(dim=16))
         with pytest.raises(ValueError, match="path="):
             LumaVectorStore()
+        with pytest.raises(ValueError, match=r"pass dim= \(the embedding size"):
+            LumaVectorStore(tmp_path / "new")
         with pytest.raises(ValueError, match="holds no LUMA-RAG store"):
             LumaVectorStore.from_persist_dir(tmp_path / "missing")
 
