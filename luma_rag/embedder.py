@@ -72,13 +72,13 @@ class MediaEmbedder:
         audio: MediaPath | None = None,
         video: MediaPath | None = None,
         caption: str | None = None,
-        with_pairs: bool = True,
+        with_pairs: bool = False,
     ) -> Embedded:
         """Embed exactly one of text / image / audio / video (``caption`` feeds the bridge).
 
-        One pass per encoder: a text item's own CLIP vector is its bridge target (it is not
-        encoded twice), and ``with_pairs=False`` (queries) runs only the encoder the input
-        needs.
+        One pass per encoder: by default (queries) only the encoder the input needs runs;
+        ``with_pairs=True`` (ingest) adds the caption's bridge pairs, and a text item's own CLIP
+        vector is its bridge target (it is not encoded twice).
         """
         given = {
             k: v

@@ -74,7 +74,12 @@ def ingest_item(
             if cut:
                 logger.warning("%s is longer than the encoder reads; embedding its prefix", name)
     emb = luma._need_embedder().embed(
-        text=short["text"], image=image, audio=audio, video=video, caption=short["caption"]
+        text=short["text"],
+        image=image,
+        audio=audio,
+        video=video,
+        caption=short["caption"],
+        with_pairs=True,  # an ingest feeds the bridge
     )
     if emb.pairs is not None and luma.bridge is not None:
         luma.add_bridge_pairs(*emb.pairs)
