@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup test lint typecheck unit bench bench-1m demo eval clean
+.PHONY: help setup test lint typecheck unit bench bench-1m demo eval eval-trust clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,10 @@ eval: $(STAMP) ## the paper's protocol on held-out LUMA-Shapes: tables + plots i
 	@test -f data/eval-video/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-video --n 400 --seed 13 --video
 	@test -f data/eval-audio/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-audio --n 1200 --seed 17 --audio
 	$(PY) -m luma_rag.eval.run --data data/eval-images --video-data data/eval-video --audio-data data/eval-audio --out data/eval-results $(EVAL_ARGS)
+
+eval-trust: $(STAMP) ## issue #17: the gate on a held-out corpus (seed 7717): ANSWER accuracy, off-topic, baselines
+	@test -f data/eval-trust/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-trust --n 1200 --seed 7717
+	$(PY) -m luma_rag.eval.trust --data data/eval-trust --questions 400 --seed 8081 --out data/eval-trust/report.json $(EVAL_ARGS)
 
 clean: ## remove the environment and generated files
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/results

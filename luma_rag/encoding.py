@@ -30,10 +30,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "attach_encoders",
+    "calibration",
     "ingest_images",
     "ingest_item",
     "ingest_texts",
     "query_media",
+    "set_calibration",
     "set_rho",
     "store_rho",
 ]
@@ -208,21 +210,17 @@ def query_media(
         text=text, image=image, audio=audio, video=video, with_pairs=False
     )  # one encoder pass: a query feeds no bridge pairs
     encode_ms = (time.perf_counter() - t0) * 1000.0
-    source: Literal["calibrated", "user", "unset"] = "user"
-    if rho is not None:
-        source = "user"
-    elif emb.modality in luma.rho:
+    source: Literal["calibrated", "user", "unset"] | None = None
+    if rho is None and emb.modality in luma.rho:
         rho = luma.rho[emb.modality]
         source = "user" if luma.rho_source.get(emb.modality) == "user" else "calibrated"
-    else:
-        rho = luma.config.safety.rho
-        source = "user" if rho > 0 else "unset"
-    res = luma.search(emb.vector, k, filters=filters, rho=rho, bridged=emb.bridged)
+    res = luma.search(
+        emb.vector, k, filters=filters, rho=rho, bridged=emb.bridged, rho_source=source
+    )
     tel = dataclasses.replace(
         res.telemetry,
         latency_ms=(time.perf_counter() - t0) * 1000.0,
         stages_ms={"encode": encode_ms, **res.telemetry.stages_ms},
-        rho_source=source,
         notes=(*notes, *res.telemetry.notes),
     )
     return dataclasses.replace(res, telemetry=tel)
@@ -363,10 +361,32 @@ def set_rho(
     Args:
         modality: ``"text"``, ``"image"``, ``"audio"`` or ``"video"``.
         value: ρ, finite and ``>= 0``.
-        source: ``"calibrated"`` when measured, else ``"user"``; reported as
-            ``Telemetry.rho_source``.
+        source: ``"calibrated"`` when measured (e.g. by :func:`luma_rag.rho.calibrate_rho`),
+            else ``"user"``; reported as ``Telemetry.rho_source``.
     """
     luma._store.check_open()
     if source not in ("calibrated", "user"):
         raise InvalidInputError(f"source must be 'calibrated' or 'user', got {source!r}")
     store_rho(luma, {modality: value}, source)
+
+
+def calibration(luma: Luma, name: str) -> dict[str, Any] | None:
+    """A calibration stored with ``set_calibration`` (``None`` if there is none)."""
+    luma._store.check_open()
+    stored = luma._store.get_kv(f"calibration:{name}")
+    return dict(json.loads(stored)) if stored else None
+
+
+def set_calibration(luma: Luma, name: str, value: Mapping[str, Any]) -> None:
+    """Persist a JSON-serialisable calibration (ρ of a foreign embedder, relevance floors).
+
+    Args:
+        name: Key, e.g. ``"rho:HuggingFaceEmbeddings"`` or ``"relevance:encoder"``.
+        value: JSON-serialisable mapping.
+    """
+    luma._store.check_open()
+    try:
+        text = json.dumps(dict(value))
+    except (TypeError, ValueError) as e:
+        raise InvalidInputError(f"calibration {name!r} must be JSON-serialisable ({e})") from e
+    luma._store.set_kv(f"calibration:{name}", text)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import luma_rag._checks as checks
 import luma_rag.composite as _composite
@@ -265,6 +265,7 @@ class Luma:
         filters: Mapping[str, Any] | None = None,
         rho: float | None = None,
         bridged: bool = False,
+        rho_source: Literal["calibrated", "user", "unset"] | None = None,
     ) -> QueryResult:
         """Top ``k`` by exact cosine, with the Safe@k certificate.
 
@@ -273,6 +274,10 @@ class Luma:
             k: number of hits, 1 <= k <= ``LumaConfig.max_k``; clamped to the items stored.
             filters: metadata filter (see :mod:`luma_rag.filters`).
             rho: encoder radius for this query (default ``SafetyConfig.rho``).
+            rho_source: where ``rho`` came from, reported as ``Telemetry.rho_source``;
+                default ``"user"`` when ``rho`` is given or ``SafetyConfig.rho > 0``, else
+                ``"unset"`` (nobody calibrated or set ρ: the certificate is then only
+                "stable under float rounding", which says little).
         """
         t0 = time.perf_counter()
         self._store.check_open()
@@ -282,13 +287,16 @@ class Luma:
         if k > stored > 0:
             notes.append(f"k={k} clamped to the {stored} items stored")
             k = stored
+        if rho_source is None:
+            given = rho is not None or self.config.safety.rho > 0
+            rho_source = "user" if given else "unset"
         rho = self.config.safety.rho if rho is None else checks.check_rho(rho)
         eps_q = 0.0
         if bridged:
             bridge = self._need_bridge()
             q = as_query(query, bridge.config.source_dim)
-            q = as_query(bridge.project(q[None, :])[0], self.config.dim)
-            eps_q = bridge.epsilon
+            projected, eps_q = bridge.project_query(q[None, :])  # ε_q with renormalisation
+            q = as_query(projected[0], self.config.dim)
         else:
             q = as_query(query, self.config.dim)
         stages = {"bridge": time.perf_counter() - t0 if bridged else 0.0}
@@ -302,6 +310,7 @@ class Luma:
             safety=self.config.safety,
             stages=stages,
             started=t0,
+            rho_source=rho_source,
             notes=notes,
         )
 
@@ -323,6 +332,8 @@ class Luma:
     # bodies and their docstrings live in luma_rag/encoding.py.
     attach_encoders = _encoding.attach_encoders
     set_rho = _encoding.set_rho
+    calibration = _encoding.calibration
+    set_calibration = _encoding.set_calibration
     ingest = _encoding.ingest_item
     ingest_texts = _encoding.ingest_texts
     ingest_images = _encoding.ingest_images

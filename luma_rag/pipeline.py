@@ -10,8 +10,13 @@
 3. **certificate** — Safe@1 / Safe@k on the intervals, then the pairwise refinement that uses
    one shared query perturbation (:func:`~luma_rag.safety.certify`,
    :func:`~luma_rag.safety.refine_with_geometry`).
-4. **completeness** — whether anything outside the candidates could beat the k-th under the
-   same bounds (the backend's ``outside_bound`` plus the worst item drift).
+4. **completeness** — for each prefix k' <= k, whether anything outside the candidates could
+   overtake it under the same bounds (the backend's ``outside_bound`` plus the worst item
+   drift and the rounding allowance): ``complete_at``. A Safe@1 query that is not complete at
+   1 is rescanned exactly (``SafetyConfig.complete_on_demand``; :meth:`StoreBackend.rescan`)
+   and certified again, so the gate never answers from a set an ANN tier may have cut short.
+
+Every τ carries the float32 rounding allowance η (:func:`~luma_rag.safety.score_rounding_error`).
 5. **telemetry** — the paper's numbers (γ, δ_k, ε, ζ, ρ) and per-stage timings.
 """
 
@@ -28,11 +33,13 @@ import numpy as np
 from luma_rag.memory.tiered import TIER_NAMES, WARM, Candidates
 from luma_rag.results import Hit, QueryResult, Telemetry
 from luma_rag.safety import (
+    Certificate,
     SafetyConfig,
     certify,
     completeness,
     perturbation_bound,
     refine_with_geometry,
+    score_rounding_error,
 )
 from luma_rag.store.base import StoreBackend
 
@@ -52,6 +59,7 @@ def run_query(
     safety: SafetyConfig,
     stages: dict[str, float],
     started: float,
+    rho_source: str = "unset",
     notes: list[str] | None = None,
 ) -> QueryResult:
     """Search ``backend`` for the top ``k`` of a validated query and certify the result.
@@ -62,32 +70,37 @@ def run_query(
         k: validated number of hits.
         filters: metadata filter or None.
         rho: encoder radius for this query. eps_q: bridge drift on the query (0 if unbridged).
-        safety: the multiplier of every bound.
+        safety: the multiplier of every bound, and whether to rescan exactly on demand.
         stages: seconds already spent per stage (e.g. ``bridge``); completed here.
         started: ``time.perf_counter()`` when the caller started (for ``latency_ms``).
+        rho_source: where ``rho`` came from (``"calibrated"``, ``"user"``, ``"unset"``).
         notes: the caller's notes on this query (e.g. ``k`` clamped); the backend's are added.
     """
     mult = safety.multiplier
     r = rho + eps_q
+    eta = score_rounding_error(int(query.shape[0]))
     with backend.reading():
         t = time.perf_counter()
         cands = backend.candidates(query, k, filters)  # 1. candidates + exact rerank
         stages["candidates"] = time.perf_counter() - t
         t = time.perf_counter()
-        eps_items = backend.item_drift(cands.keys)
-        tau = perturbation_bound(r, eps_items, mult)  # 2. bounds
-        cert = certify(cands.scores, tau, k)  # 3. certificate
-        if cands.keys.size > 1:  # the shared query perturbation: a sharper, still sound test
-            cert = refine_with_geometry(cert, cands.scores, cands.vectors, r, eps_items, mult)
+        cert, eps_items = _certify(backend, cands, k, r, mult, eta)  # 2. bounds, 3. certificate
         stages["certify"] = time.perf_counter() - t
+        t = time.perf_counter()
+        complete_at = _complete_at(backend, cands, cert, k, r, mult, eta)  # 4. completeness
+        stages["rescan"] = 0.0
+        if cert.safe1 and complete_at < 1 and safety.complete_on_demand:
+            cands = backend.rescan(query, k, filters)  # the gate would ANSWER: make it complete
+            cert, eps_items = _certify(backend, cands, k, r, mult, eta)
+            complete_at = _complete_at(backend, cands, cert, k, r, mult, eta)
+            stages["rescan"] = time.perf_counter() - t
+        complete = cands.keys.size > 0 and complete_at >= min(k, int(cands.keys.size))
+        stages["complete"] = time.perf_counter() - t
         t = time.perf_counter()
         top = cands.keys[:k]
         details = backend.details(top.tolist())
         backend.record_hits(top, time.time())
         stages["records"] = time.perf_counter() - t
-    t = time.perf_counter()
-    complete = _complete(backend, cands, cert.floor_k, r, mult)  # 4. completeness
-    stages["complete"] = time.perf_counter() - t
     hits = [
         Hit(
             id=details[kk].id,
@@ -120,6 +133,8 @@ def run_query(
         safek=cert.safek,
         safe_k_min=cert.safe_prefix,
         complete=bool(complete),
+        complete_at=int(complete_at),
+        rho_source=rho_source,  # type: ignore[arg-type]
         k=k,
         n_candidates=int(cands.keys.size),
         latency_ms=(time.perf_counter() - started) * 1000.0,
@@ -129,13 +144,34 @@ def run_query(
     return QueryResult(hits=hits, telemetry=tel, certificate=cert)
 
 
-def _complete(
-    backend: StoreBackend, cands: Candidates, floor_k: float, r: float, multiplier: float
-) -> bool:
-    """Whether no item outside the candidates can overtake the top k under the same bounds."""
-    if math.isinf(cands.outside_bound):
-        return cands.outside_bound < 0  # -inf: nothing was left out; +inf: not certifiable
-    if cands.keys.size == 0:
-        return False
-    slack = float(perturbation_bound(r, [backend.worst_drift()], multiplier)[0])
-    return completeness(floor_k, np.array([cands.outside_bound + slack]))
+def _certify(
+    backend: StoreBackend, cands: Candidates, k: int, r: float, mult: float, eta: float
+) -> tuple[Certificate, np.ndarray]:
+    """Per-item τ (+ rounding allowance η), Safe@1 / Safe@k, then the pairwise refinement."""
+    eps_items = backend.item_drift(cands.keys)
+    cert = certify(cands.scores, perturbation_bound(r, eps_items, mult) + eta, k)
+    if cands.keys.size > 1:  # the shared query perturbation: a sharper, still sound test
+        cert = refine_with_geometry(cert, cands.scores, cands.vectors, r, eps_items, mult)
+    return cert, eps_items
+
+
+def _complete_at(
+    backend: StoreBackend,
+    cands: Candidates,
+    cert: Certificate,
+    k: int,
+    r: float,
+    mult: float,
+    eta: float,
+) -> int:
+    """Largest k' <= k whose top k' no outside item can overtake under the same bounds."""
+    kk = min(k, int(cands.keys.size))
+    if kk == 0:
+        return 0
+    if math.isinf(cands.outside_bound):  # -inf: nothing was left out; +inf: not certifiable
+        return kk if cands.outside_bound < 0 else 0
+    slack = float(perturbation_bound(r, [backend.worst_drift()], mult)[0]) + eta
+    rival = np.array([cands.outside_bound + slack])
+    floors = np.minimum.accumulate(cands.scores[:kk].astype(np.float64) - cert.tau[:kk])
+    ok = [completeness(float(f), rival) for f in floors]
+    return kk if all(ok) else int(np.argmin(ok))

@@ -44,11 +44,17 @@ class Telemetry:
         stages_ms: wall time per stage, in order: ``encode`` (only for :meth:`Luma.query`),
             ``bridge`` (projection, 0 when not bridged), ``candidates`` (both tiers, filters
             and the exact rerank), ``certify`` (Safe@k and its pairwise refinement),
-            ``complete`` (the completeness bound) and ``records`` (hit details from SQLite).
-        rho_source: where ρ came from: ``"calibrated"`` (measured for the encoder in use),
-            ``"user"`` (set by the caller), or ``"unset"`` (nobody calibrated or set it: ρ is
-            the config default, usually 0, and the certificate only says the ranking is
-            stable under float rounding).
+            ``rescan`` (the exact rescan a Safe@1 query gets when its candidates were not
+            proven complete; 0 otherwise), ``complete`` (the completeness bound, rescan
+            included) and ``records`` (hit details from SQLite).
+        complete_at: the largest ``k' <= k`` such that no item outside the candidates can
+            overtake the top ``k'`` under the same perturbations (0: not even the top-1 is
+            protected, e.g. an HNSW tier that was not rescanned). ``complete`` is
+            ``complete_at >= min(k, n)``; the gate needs ``complete_at >= 1`` to ANSWER.
+        rho_source: where ρ came from: ``"calibrated"`` (measured on this store's data for
+            the embedder in use), ``"user"`` (set by the caller), or ``"unset"`` (nobody
+            calibrated or set it: ρ is the config default, usually 0, and the certificate
+            then only says the ranking is stable under float rounding).
         notes: what this result should be read with: ``k`` clamped to the items stored, a
             query text truncated to the encoder's context, an index rebuilt after a damaged
             snapshot (recall may differ). Empty when nothing applies.
@@ -69,6 +75,7 @@ class Telemetry:
     n_candidates: int
     latency_ms: float
     stages_ms: dict[str, float] = field(default_factory=dict)
+    complete_at: int = 0
     rho_source: Literal["calibrated", "user", "unset"] = "unset"
     notes: tuple[str, ...] = ()
 

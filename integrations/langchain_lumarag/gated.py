@@ -32,7 +32,9 @@ from luma_rag.answer import (
     StreamingAnswerer,
 )
 from luma_rag.answer.base import Evidence
+from luma_rag.answer.readable import readable
 from luma_rag.errors import ConfigError, InvalidInputError
+from luma_rag.foreign import embedder_relevance, embedder_rho
 
 __all__ = ["GatedInput", "LumaGatedChain", "build_gated_chain"]
 
@@ -121,8 +123,14 @@ def build_gated_chain(
     luma = retriever.luma
     if luma is None:  # the retriever's validator opens it; a bypassed validator gets here
         raise ConfigError("the retriever has no engine; build it with luma= or store_path=")
-    gate = GatedRetriever(luma, gate_config or default, record_gaps=record_gaps)
-    return LumaGatedChain(retriever, answerer, gate)
+    foreign = retriever.embeddings is not None and not retriever._is_engine_encoder(
+        retriever.embeddings
+    )
+    relevance = embedder_relevance(luma, retriever.embeddings) if foreign else "auto"
+    gate = GatedRetriever(
+        luma, gate_config or default, record_gaps=record_gaps, relevance=relevance
+    )
+    return LumaGatedChain(retriever, readable(answerer), gate)
 
 
 class LumaGatedChain(Runnable[GatedInput, dict[str, Any]]):
@@ -237,8 +245,13 @@ class LumaGatedChain(Runnable[GatedInput, dict[str, Any]]):
         if vector is None:
             decision = self.gate.query(**{parsed.modality: parsed.value}, filters=filters)
         else:
+            rho, source = self.retriever.rho, None
+            embeddings = self.retriever.embeddings
+            foreign = embeddings is not None and not self.retriever._is_engine_encoder(embeddings)
+            if rho is None and parsed.modality == "text" and foreign:
+                rho, source = embedder_rho(self.gate.luma, embeddings)
             decision = self.gate.search(
-                vector, question=question, filters=filters, rho=self.retriever.rho
+                vector, question=question, filters=filters, rho=rho, rho_source=source
             )
         return question, decision
 

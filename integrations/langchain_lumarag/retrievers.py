@@ -25,6 +25,7 @@ from langchain_lumarag.embeddings import LumaEmbeddings
 from luma_rag import Luma
 from luma_rag.encoders import DEFAULT_MODEL
 from luma_rag.errors import ConfigError, InvalidInputError
+from luma_rag.foreign import embedder_rho
 from luma_rag.results import QueryResult
 
 __all__ = ["LumaRetriever"]
@@ -249,7 +250,10 @@ class LumaRetriever(BaseRetriever):
         embed = self._embedder(query)
         if embed is not None:
             vector = np.asarray(embed(query.value), dtype=np.float32)
-            return luma.search(vector, k=k, filters=filters, rho=rho)
+            source = None
+            if rho is None and query.modality == "text":  # calibrated for these embeddings
+                rho, source = embedder_rho(luma, self.embeddings)
+            return luma.search(vector, k=k, filters=filters, rho=rho, rho_source=source)
         return luma.query(**{query.modality: query.value}, k=k, filters=filters, rho=rho)
 
     def _embedder(self, query: ParsedQuery) -> Callable[[str], Any] | None:

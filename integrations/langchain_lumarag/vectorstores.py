@@ -29,6 +29,7 @@ from luma_rag.errors import (
     DimensionMismatchError,
     InvalidInputError,
 )
+from luma_rag.foreign import embedder_rho
 from luma_rag.results import QueryResult
 
 __all__ = ["LumaVectorStore"]
@@ -292,14 +293,19 @@ class LumaVectorStore(ItemsMixin, MmrMixin, VectorStore):
         filters = kwargs.get("filters")
         if filter is not None and filters is not None:
             raise InvalidInputError("pass filter= or filters=, not both")
-        rho = kwargs.get("rho")
+        rho, source = kwargs.get("rho"), None
         if rho is None and text and self._embeds_with_engine_encoder():
             rho = self._luma.rho.get("text")  # the radius calibrated for this encoder
+            source = "calibrated" if rho is not None else None
+        elif rho is None and text:  # foreign embeddings: calibrated on first use, or unset
+            rho, source = embedder_rho(self._luma, self._embedding)
         where = filter if filter is not None else filters
         query = np.asarray(vector, dtype=np.float32)
         k = check_k(k)
         return search_or_none(
-            self._luma, where, lambda: self._luma.search(query, k=k, filters=where, rho=rho)
+            self._luma,
+            where,
+            lambda: self._luma.search(query, k=k, filters=where, rho=rho, rho_source=source),
         )
 
     def _embeds_with_engine_encoder(self) -> bool:

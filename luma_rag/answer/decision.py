@@ -14,11 +14,17 @@ from typing import Any, Literal
 
 from luma_rag._checks import is_int
 from luma_rag._config import ConfigBase, check
+from luma_rag.relevance import RelevanceVerdict
 from luma_rag.results import Hit
 
-__all__ = ["Decision", "GateConfig", "GateDecision", "GateNumbers"]
+__all__ = ["NOT_IN_MEMORY_QUESTION", "Decision", "GateConfig", "GateDecision", "GateNumbers"]
 
-Decision = Literal["answer", "widen", "clarify"]
+Decision = Literal["answer", "widen", "clarify", "not_in_memory"]
+
+#: What a NOT_IN_MEMORY decision asks the user.
+NOT_IN_MEMORY_QUESTION = (
+    "Nothing in memory answers this. Could you add material about it, or rephrase the question?"
+)
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,10 @@ class GateNumbers:
         rho: Encoder radius used (ρ).
         safe1: Safe@1. safe_k: the smallest safe ``k'`` the gate accepted (None: none).
         complete: No item outside the candidates can overtake the top ``k``.
+        complete_at: Largest ``k'`` whose top ``k'`` no outside item can overtake (ANSWER needs
+            ``>= 1``, WIDEN to ``k'`` needs ``>= k'``).
+        rho_source: Where ρ came from: ``"calibrated"``, ``"user"`` or ``"unset"`` (nobody
+            calibrated or set it; the certificate then only covers float rounding).
         n_candidates: Candidates the certificate covers. k_checked: largest ``k'`` examined.
     """
 
@@ -107,6 +117,8 @@ class GateNumbers:
     complete: bool
     n_candidates: int
     k_checked: int
+    complete_at: int = 0
+    rho_source: str = "unset"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict; NaN and ±inf become ``None``."""
@@ -121,9 +133,10 @@ class GateDecision:
     """What the gate decided for one query, with its evidence and the numbers behind it.
 
     Attributes:
-        decision: ``"answer"``, ``"widen"`` or ``"clarify"``.
+        decision: ``"answer"``, ``"widen"``, ``"clarify"`` or ``"not_in_memory"`` (the
+            relevance test failed: nothing in memory answers the question).
         k_used: Size of the certified set the decision rests on: 1 for ANSWER, ``k'`` for
-            WIDEN, 0 for CLARIFY.
+            WIDEN, 0 for CLARIFY and NOT_IN_MEMORY.
         evidence: Hits to answer from, best first: the top ``k`` for ANSWER (the first is the
             answer, the rest context), the top ``k'`` for WIDEN, the leading candidates for
             CLARIFY.
@@ -133,8 +146,9 @@ class GateDecision:
         settled: False when the result could not show whether some ``k'`` up to ``k_max`` is
             safe (it was fetched with a smaller ``k``); re-query with ``k_max`` to settle it.
         requeried: The decision came from a second query with ``k_max``.
-        gap_id: Id of the knowledge gap recorded for a CLARIFY, if one was recorded.
+        gap_id: Id of the knowledge gap recorded for a CLARIFY / NOT_IN_MEMORY, if any.
         hits: Every hit of the result it was decided on.
+        relevance: The relevance verdict the gate read (None: no relevance model).
     """
 
     decision: Decision
@@ -147,6 +161,7 @@ class GateDecision:
     requeried: bool = False
     gap_id: int | None = None
     hits: tuple[Hit, ...] = field(default=(), repr=False)
+    relevance: RelevanceVerdict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary for result metadata (LangChain / LlamaIndex / the app)."""
@@ -158,6 +173,7 @@ class GateDecision:
             "settled": self.settled,
             "requeried": self.requeried,
             "gap_id": self.gap_id,
+            "relevance": self.relevance.to_dict() if self.relevance is not None else None,
             "evidence": [h.id for h in self.evidence],
             "numbers": self.numbers.to_dict(),
         }

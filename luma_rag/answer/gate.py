@@ -5,6 +5,14 @@
 * else → **CLARIFY**: ask a question built from what distinguishes the leading candidates, and
   log the query as a knowledge gap.
 
+Before all three, the relevance test (:mod:`luma_rag.relevance`): when the best evidence is
+not relevant at all the outcome is **NOT_IN_MEMORY** ("nothing in memory answers this"),
+logged as a knowledge gap; nothing irrelevant is ever answered from or widened to. A fourth
+outcome rather than a flavour of CLARIFY, because the user's next step differs (add material
+or rephrase, not pick a candidate) and LangChain / LlamaIndex code branches on the decision
+string alone. ANSWER also needs the candidate set complete at 1 (``Telemetry.complete_at``):
+no item outside it can overtake the top-1.
+
 :func:`decide` is pure: it reads one :class:`~luma_rag.results.QueryResult`. The engine
 certifies every reranked candidate (``n`` of them, usually ``LumaConfig.rerank_depth``) but
 checks prefixes only up to the ``k`` it was asked for, and returns the scores of the top ``k``
@@ -22,23 +30,30 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from luma_rag._checks import MAX_ENCODED_CHARS, check_text, encoder_prefix
 from luma_rag.answer.clarify import clarifying_question
-from luma_rag.answer.decision import Decision, GateConfig, GateDecision, GateNumbers
-from luma_rag.errors import ConfigError, InvalidInputError
+from luma_rag.answer.decision import (
+    NOT_IN_MEMORY_QUESTION,
+    Decision,
+    GateConfig,
+    GateDecision,
+    GateNumbers,
+)
+from luma_rag.answer.rules import decide
+from luma_rag.errors import ConfigError
+from luma_rag.relevance import RelevanceModel
 from luma_rag.results import QueryResult
 
 if TYPE_CHECKING:
     from luma_rag.embedder import Embedded
     from luma_rag.engine import Luma
-    from luma_rag.results import Hit
 
 __all__ = [
+    "NOT_IN_MEMORY_QUESTION",
     "Decision",
     "GateConfig",
     "GateDecision",
@@ -52,140 +67,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def _numbers(
-    result: QueryResult, *, slack: float, delta_k: float, safe_k: int | None, k_checked: int
-) -> GateNumbers:
-    tel = result.telemetry
-    return GateNumbers(
-        margin_top2=float(tel.margin_top2),
-        delta_k=float(delta_k),
-        slack=float(slack),
-        epsilon=float(tel.epsilon),
-        epsilon_items=float(tel.epsilon_items),
-        zeta_mean=float(tel.zeta_mean),
-        zeta_max=float(tel.zeta_max),
-        rho=float(tel.rho),
-        safe1=bool(tel.safe1),
-        safe_k=safe_k,
-        complete=bool(tel.complete),
-        n_candidates=int(result.certificate.n),
-        k_checked=int(k_checked),
-    )
-
-
-def _widened_slack(result: QueryResult, kp: int) -> float:
-    """Slack of the top-``kp`` set: exact at the certified ``k``, else from the hits.
-
-    Beyond the returned hits only τ is known, so their rival ``s + τ`` is bounded by the last
-    hit's score plus their largest τ: exact when τ is uniform, a lower bound on the slack
-    otherwise.
-    """
-    cert = result.certificate
-    if kp == min(cert.k, cert.n):
-        return float(cert.slack_k)
-    scores = [h.score for h in result.hits]
-    tau = [float(t) for t in cert.tau]
-    m = len(scores)
-    floor = min(s - t for s, t in zip(scores[:kp], tau[:kp], strict=True))
-    rivals = [s + t for s, t in zip(scores[kp:m], tau[kp:m], strict=True)]
-    if cert.n > m:
-        rivals.append(scores[-1] + max(tau[m:]))
-    return floor - max(rivals) if rivals else math.inf
-
-
-def _leading(result: QueryResult, limit: int) -> tuple[Hit, ...]:
-    """Candidates that could be the top-1 under the bounds (at least two), best first."""
-    hits, tau = result.hits, result.certificate.tau
-    if len(hits) <= 2:
-        return tuple(hits)
-    top_floor = hits[0].score - float(tau[0])
-    lead = [h for i, h in enumerate(hits) if i == 0 or h.score + float(tau[i]) >= top_floor]
-    if len(lead) < 2:
-        lead = list(hits[:2])
-    return tuple(lead[:limit])
-
-
-def decide(result: QueryResult, config: GateConfig | None = None) -> GateDecision:
-    """Decide ANSWER, WIDEN or CLARIFY for one query result. Pure.
-
-    ANSWER when the result is Safe@1; else WIDEN to the certificate's ``safe_prefix`` (the
-    smallest safe ``k'``, computed by the engine over all reranked candidates) when it is
-    ``<= k_max`` and leaves a candidate out; else CLARIFY. The certificate checks prefixes up
-    to the ``k`` the result was fetched with only; when that is below ``min(k_max, n − 1)``
-    the CLARIFY is returned with ``settled=False`` (see the module docstring).
-
-    Args:
-        result: A query's hits, telemetry and certificate.
-        config: Gate settings (default :class:`GateConfig`).
-
-    Returns:
-        The :class:`GateDecision`.
-
-    Raises:
-        InvalidInputError: the result holds more hits than its certificate covers.
-    """
-    cfg = config if config is not None else GateConfig()
-    cert, hits = result.certificate, list(result.hits)
-    n = int(cert.n)
-    if len(hits) > n:
-        raise InvalidInputError(
-            f"the result has {len(hits)} hits but its certificate covers {n} candidates; "
-            "certify the full ranked candidate list"
-        )
-    widen_limit = max(0, min(cfg.k_max, n - 1))  # k' = n leaves nothing out: vacuous
-    k_checked = min(cert.k, widen_limit, len(hits))
-    all_hits = tuple(hits)
-    if not hits:
-        question = clarifying_question([])
-        numbers = _numbers(result, slack=math.nan, delta_k=math.nan, safe_k=None, k_checked=0)
-        return GateDecision(
-            "clarify",
-            0,
-            (),
-            "no candidates: the memory holds nothing that matches",
-            numbers,
-            question,
-            hits=all_hits,
-        )
-    if result.telemetry.safe1:
-        numbers = _numbers(result, slack=cert.slack_1, delta_k=cert.delta_k, safe_k=1, k_checked=1)
-        reason = (
-            f"Safe@1: the top item's lower bound beats every rival's upper bound "
-            f"(margin γ={cert.margin_top2:.4g}, slack {cert.slack_1:.4g})"
-        )
-        return GateDecision("answer", 1, tuple(hits[: cfg.k]), reason, numbers, hits=all_hits)
-
-    kp = cert.safe_prefix
-    if kp is not None and 1 < kp <= k_checked:
-        slack = _widened_slack(result, kp)
-        delta = hits[kp - 1].score - hits[kp].score if kp < len(hits) else cert.delta_k
-        numbers = _numbers(result, slack=slack, delta_k=delta, safe_k=kp, k_checked=k_checked)
-        reason = (
-            f"not Safe@1 (margin γ={cert.margin_top2:.4g} within the bounds), but the top "
-            f"{kp} are Safe@{kp}: no perturbation within the bounds changes that set"
-        )
-        return GateDecision("widen", kp, tuple(hits[:kp]), reason, numbers, hits=all_hits)
-
-    settled = cert.k >= widen_limit
-    lead = _leading(result, cfg.max_options)
-    numbers = _numbers(
-        result, slack=cert.slack_1, delta_k=cert.delta_k, safe_k=None, k_checked=k_checked
-    )
-    if settled:
-        reason = (
-            f"no set of k' <= {widen_limit} results is stable (Safe@1 slack "
-            f"{cert.slack_1:.4g}); the leading candidates are too close to tell apart"
-        )
-    else:
-        reason = (
-            f"not Safe@1 and no safe k' <= {k_checked}; the result was fetched with "
-            f"k={cert.k}, so re-query with k={cfg.k_max} to check larger sets"
-        )
-    return GateDecision(
-        "clarify", 0, lead, reason, numbers, clarifying_question(lead), settled, hits=all_hits
-    )
-
-
 def _gap_detail(decision: GateDecision) -> dict[str, Any]:
     return {
         "candidates": [
@@ -195,6 +76,8 @@ def _gap_detail(decision: GateDecision) -> dict[str, Any]:
         "margins": decision.numbers.to_dict(),
         "reason": decision.reason,
         "clarification": decision.clarification,
+        "decision": decision.decision,
+        "relevance": decision.relevance.to_dict() if decision.relevance is not None else None,
     }
 
 
@@ -214,18 +97,42 @@ class GatedRetriever:
     """
 
     def __init__(
-        self, luma: Luma, config: GateConfig | None = None, *, record_gaps: bool = True
+        self,
+        luma: Luma,
+        config: GateConfig | None = None,
+        *,
+        record_gaps: bool = True,
+        relevance: RelevanceModel | Literal["auto"] | None = "auto",
     ) -> None:
         """Wrap ``luma``.
 
         Args:
             luma: An open store (with an encoder for :meth:`query`).
             config: Gate settings (default :class:`GateConfig`).
-            record_gaps: Log every CLARIFY as a knowledge gap.
+            record_gaps: Log every CLARIFY and NOT_IN_MEMORY as a knowledge gap.
+            relevance: The relevance test. ``"auto"``: the store's own, calibrated on first
+                use and persisted (:func:`~luma_rag.answer.relevance_auto.store_relevance`);
+                ``None``: none.
         """
         self.luma = luma
         self.config = config if config is not None else GateConfig()
         self.record_gaps = record_gaps
+        self._relevance_arg = relevance
+        self._relevance: RelevanceModel | None = None
+        self._relevance_ready = False
+
+    @property
+    def relevance(self) -> RelevanceModel | None:
+        """The relevance model in use (with ``"auto"``, calibrated on first use)."""
+        if not self._relevance_ready:
+            if self._relevance_arg == "auto":
+                from luma_rag.answer.relevance_auto import store_relevance
+
+                self._relevance = store_relevance(self.luma)
+            elif isinstance(self._relevance_arg, RelevanceModel):
+                self._relevance = self._relevance_arg
+            self._relevance_ready = True
+        return self._relevance
 
     def query(
         self,
@@ -263,16 +170,21 @@ class GatedRetriever:
                     text, image=image, audio=audio, video=video, k=k, filters=filters, **extra
                 )
 
-            return self._gate(requery, label)
+            return self._gate(requery, label, text, "audio")
         rho = self.config.rho
-        if rho is None:  # the store's radius for the query's modality, as Luma.query uses
-            rho = self.luma.rho.get(embedded.modality, self.luma.config.safety.rho)
+        extra = {}
+        if rho is None and embedded.modality in self.luma.rho:  # as Luma.query uses
+            rho = self.luma.rho[embedded.modality]
+            sources = getattr(self.luma, "rho_source", {})
+            extra["rho_source"] = (
+                "user" if sources.get(embedded.modality) == "user" else "calibrated"
+            )
         vector, bridged = embedded.vector, embedded.bridged
 
         def fetch(k: int) -> QueryResult:
-            return self.luma.search(vector, k, filters=filters, rho=rho, bridged=bridged)
+            return self.luma.search(vector, k, filters=filters, rho=rho, bridged=bridged, **extra)
 
-        return self._gate(fetch, label)
+        return self._gate(fetch, label, text, embedded.modality)
 
     def _embed(
         self,
@@ -309,6 +221,7 @@ class GatedRetriever:
         filters: Mapping[str, Any] | None = None,
         rho: float | None = None,
         bridged: bool = False,
+        rho_source: Literal["calibrated", "user", "unset"] | None = None,
     ) -> GateDecision:
         """Gate a raw-vector query, as ``Luma.search`` takes.
 
@@ -317,34 +230,47 @@ class GatedRetriever:
             question: The text the vector stands for; what a knowledge gap records.
             filters, rho, bridged: passed to ``Luma.search``; ``rho`` defaults to the gate's
                 ``config.rho`` (then ``SafetyConfig.rho``).
+            rho_source: where ``rho`` came from (see ``Luma.search``).
 
         Returns:
             The :class:`GateDecision`.
         """
         rho = self.config.rho if rho is None else rho
 
+        extra = {} if rho_source is None else {"rho_source": rho_source}
+
         def fetch(k: int) -> QueryResult:
-            return self.luma.search(vector, k, filters=filters, rho=rho, bridged=bridged)
+            return self.luma.search(vector, k, filters=filters, rho=rho, bridged=bridged, **extra)
 
-        return self._gate(fetch, question or "vector query")
+        return self._gate(fetch, question or "vector query", question, "text")
 
-    def _gate(self, fetch: Callable[[int], QueryResult], label: str) -> GateDecision:
+    def _gate(
+        self,
+        fetch: Callable[[int], QueryResult],
+        label: str,
+        text: str | None = None,
+        modality: str = "text",
+    ) -> GateDecision:
         cfg = self.config
         wide = max(cfg.k_max, cfg.max_options)
-        decision = decide(fetch(cfg.k), cfg)
+        first = fetch(cfg.k)
+        model = self.relevance
+        top = first.hits[0].score if first.hits else None
+        verdict = model.judge(text, modality, top) if model is not None else None
+        decision = decide(first, cfg, verdict)
         few_options = len(decision.hits) < min(cfg.max_options, decision.numbers.n_candidates)
         if wide > cfg.k and (
             not decision.settled or (decision.decision == "clarify" and few_options)
         ):
             logger.debug("gate: re-querying with k=%d (%s)", wide, decision.reason)
-            decision = dataclasses.replace(decide(fetch(wide), cfg), requeried=True)
+            decision = dataclasses.replace(decide(fetch(wide), cfg, verdict), requeried=True)
         if cfg.fetch_k is not None and cfg.fetch_k > len(decision.hits):
             deeper = fetch(cfg.fetch_k).hits
             if [h.id for h in deeper[: len(decision.hits)]] == [h.id for h in decision.hits]:
                 decision = dataclasses.replace(decision, hits=tuple(deeper))
             else:  # a store changed in between: keep what the decision was made on
                 logger.warning("gate: the deeper fetch ranks differently; keeping the hits")
-        if decision.decision == "clarify" and self.record_gaps:
+        if decision.decision in ("clarify", "not_in_memory") and self.record_gaps:
             gap = self.luma.record_gap(label or "(empty query)", _gap_detail(decision))
             decision = dataclasses.replace(decision, gap_id=gap)
         return decision

@@ -36,6 +36,11 @@ INSTRUCTIONS: dict[str, str] = {
         "to tell apart. Do not answer the question. Ask the user one short question that would "
         'tell them apart, for example: "{clarification}"'
     ),
+    "not_in_memory": (
+        "Nothing in memory answers the question: no stored item is relevant to it. Do not "
+        "answer it from your own knowledge. Say that nothing in memory answers it and ask "
+        'the user to add material or rephrase, for example: "{clarification}"'
+    ),
 }
 
 _MAX_ITEM_CHARS = 400

@@ -45,7 +45,7 @@ def ask_handler(
         if question and question.strip():
             messages.append({"role": "user", "content": question.strip()})
         messages.append({"role": "user", "content": {"path": media}})
-    label = reply.decision.upper()
+    label = reply.decision.replace("_", " ").upper()  # e.g. NOT IN MEMORY
     messages.append({"role": "assistant", "content": f"**{label}** · {reply.answer.text}"})
     reason = reply.answer.decision.reason
     return (

@@ -25,7 +25,12 @@ __all__ = [
 ]
 
 #: Background colour of the badge per decision.
-BADGE_COLORS: Final = {"answer": "#15803d", "widen": "#b45309", "clarify": "#b91c1c"}
+BADGE_COLORS: Final = {
+    "answer": "#15803d",
+    "widen": "#b45309",
+    "clarify": "#b91c1c",
+    "not_in_memory": "#6d28d9",  # nothing in memory answers this: add material or rephrase
+}
 
 #: Telemetry panel rows: key in :attr:`ChatReply.telemetry` -> label.
 TELEMETRY_LABELS: Final = {
@@ -68,11 +73,11 @@ def badge_html(decision: str, reason: str = "") -> str:
     """The decision badge: ``<span id="luma-badge" class="luma-badge ...">ANSWER</span>``.
 
     Args:
-        decision: ``"answer"``, ``"widen"`` or ``"clarify"``.
+        decision: ``"answer"``, ``"widen"``, ``"clarify"`` or ``"not_in_memory"``.
         reason: The gate's one-sentence reason, shown beside the badge.
     """
     color = BADGE_COLORS.get(decision, "#475569")
-    label = html.escape(decision.upper())
+    label = html.escape(decision.replace("_", " ").upper())
     badge = (
         f'<span id="luma-badge" class="luma-badge luma-badge-{html.escape(decision)}" '
         f'data-decision="{html.escape(decision)}" style="{_BADGE_STYLE.format(color=color)}">'

@@ -38,7 +38,7 @@ class ChatReply:
 
     @property
     def decision(self) -> str:
-        """``"answer"``, ``"widen"`` or ``"clarify"``."""
+        """``"answer"``, ``"widen"``, ``"clarify"`` or ``"not_in_memory"``."""
         return self.answer.decision.decision
 
 

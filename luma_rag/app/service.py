@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from luma_rag.answer import Answerer, GateConfig, GatedRetriever
+from luma_rag.answer.readable import readable
 from luma_rag.app.replies import ChatReply, IngestReport, MemoryView, Upload
 from luma_rag.errors import InvalidInputError, LumaError, UnsupportedMediaError
 from luma_rag.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, load_image
@@ -87,7 +88,7 @@ class AppService:
         if not (isinstance(max_upload_mb, int | float) and max_upload_mb > 0):
             raise InvalidInputError(f"max_upload_mb must be > 0, got {max_upload_mb!r}")
         self.engine = engine
-        self.answerer = answerer
+        self.answerer = readable(answerer)  # the gate's own question; never an empty answer
         self.gate = GatedRetriever(engine, gate_config)
         self.max_upload_mb = float(max_upload_mb)
         self.gap_limit = int(gap_limit)
@@ -171,8 +172,9 @@ class AppService:
         numbers = decision.numbers.to_dict()
         telemetry = {
             **{k: numbers[k] for k in _TELEMETRY_KEYS},
-            "decision": decision.decision,
-            "k_used": decision.k_used,
+            "decision": answer.decision.decision,
+            "k_used": answer.decision.k_used,
+            "relevance": decision.relevance.to_dict() if decision.relevance else None,
             "latency_ms": (t2 - t0) * 1000.0,
             "answer_ms": (t2 - t1) * 1000.0,
         }
@@ -345,8 +347,10 @@ _TELEMETRY_KEYS: Final = (
     "zeta_mean",
     "zeta_max",
     "rho",
+    "rho_source",
     "safe1",
     "safe_k",
     "complete",
+    "complete_at",
     "n_candidates",
 )

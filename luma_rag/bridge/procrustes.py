@@ -6,6 +6,7 @@ Persistence lives with the store (:mod:`luma_rag.store.bridge_file`); the state'
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -16,8 +17,9 @@ import numpy as np
 
 from luma_rag._checks import is_int
 from luma_rag.bridge.config import BridgeConfig
+from luma_rag.bridge.fit import accumulate, fit, unit_rows
 from luma_rag.bridge.state import BridgeState, Refresh, restore_state
-from luma_rag.errors import DimensionMismatchError, InvalidInputError, LumaError
+from luma_rag.errors import InvalidInputError
 
 __all__ = ["ProcrustesBridge"]
 
@@ -133,8 +135,8 @@ class ProcrustesBridge:
             InvalidInputError: Not 2-D, empty, different row counts, NaN/inf, an all-zero row,
                 or pairs that cancel out to a zero correlation. Nothing changes on error.
         """
-        x = _unit_rows(x_source, "x_source", self._config.source_dim, "source_dim (CLAP)")
-        y = _unit_rows(y_target, "y_target", self._config.target_dim, "target_dim (CLIP)")
+        x = unit_rows(x_source, "x_source", self._config.source_dim, "source_dim (CLAP)")
+        y = unit_rows(y_target, "y_target", self._config.target_dim, "target_dim (CLIP)")
         if x.ndim != 2 or y.ndim != 2:
             raise InvalidInputError(
                 f"add_pairs expects 2-D arrays (n, dim); got x_source with shape "
@@ -156,11 +158,11 @@ class ProcrustesBridge:
             while start < n:
                 due = cfg.refresh_every - since if t is not None else cfg.resolved_min_pairs - seen
                 stop = min(n, start + max(1, due))
-                m = _accumulate(m, x[start:stop], y[start:stop], cfg.forgetting)
+                m = accumulate(m, x[start:stop], y[start:stop], cfg.forgetting)
                 seen += stop - start
                 since += stop - start
                 if stop - start >= due:
-                    t, eps = _fit(m, t, cfg.inertia)
+                    t, eps = fit(m, t, cfg.inertia)
                     history.append(Refresh(len(history) + 1, seen, eps, time.time()))
                     epsilons.append(eps)
                     since = 0
@@ -198,7 +200,7 @@ class ProcrustesBridge:
                     state.pairs_seen,
                     rank_needed,
                 )
-            t, eps = _fit(state.m, state.t, self._config.inertia)
+            t, eps = fit(state.m, state.t, self._config.inertia)
             entry = Refresh(state.version + 1, state.pairs_seen, eps, time.time())
             self._state = BridgeState(state.m, t, state.pairs_seen, (*state.history, entry))
         logger.debug("bridge refresh v%d (forced) at %d pairs: eps=%.3g", *entry[:3])
@@ -221,10 +223,31 @@ class ProcrustesBridge:
                 dimensions (``source_dim > target_dim``).
             DimensionMismatchError: The last dimension is not ``source_dim``.
         """
-        return self.project_with_version(x_source)[0]
+        return self._project(x_source)[0]
+
+    def project_query(self, x_source: np.ndarray) -> tuple[np.ndarray, float]:
+        """Project one query and bound how far the last refresh can have moved it.
+
+        ``ε_q`` is the last refresh's ε, corrected for renormalisation: when
+        ``source_dim > target_dim`` the projection ``x T`` has norm ``n_x <= 1`` and is
+        rescaled to unit length, which magnifies a change of ``T`` by up to ``2 / n_x``
+        (``‖a/‖a‖ − b/‖b‖‖ <= 2‖a − b‖ / ‖a‖``), capped at 2.
+
+        Args:
+            x_source: Shape ``(source_dim,)`` or ``(1, source_dim)``.
+
+        Returns:
+            ``(y, eps_q)``: ``y`` float32 unit, shape as :meth:`project`; ``eps_q`` ``>= 0``.
+        """
+        y, _, norms = self._project(x_source)
+        eps = self.epsilon
+        return y, self._renormalised(eps if math.isfinite(eps) else 0.0, float(norms.min()))
 
     def project_with_version(self, x_source: np.ndarray) -> tuple[np.ndarray, int]:
-        """Like :meth:`project`, also returning the version of ``T`` used (for drift_since).
+        """Like :meth:`project`, for vectors that will be *stored*: also returns the version.
+
+        The smallest pre-normalisation norm ``‖x T‖`` of the batch is recorded with the
+        version, so :meth:`drift_since` can bound the drift of the renormalised items.
 
         Args:
             x_source: Shape ``(n, source_dim)`` or ``(source_dim,)``.
@@ -233,10 +256,24 @@ class ProcrustesBridge:
             ``(y, version)``: ``y`` float32 L2-normalised, shape ``(n, target_dim)`` or
             ``(target_dim,)``; ``version`` the refresh count of the map that produced it.
         """
+        y, version, norms = self._project(x_source)
+        low = float(norms.min())
+        if self._config.source_dim > self._config.target_dim and norms.size:
+            with self._lock:
+                state = self._state
+                entry = state.history[version - 1]
+                if low < entry.min_norm:
+                    history = list(state.history)
+                    history[version - 1] = entry._replace(min_norm=low)
+                    self._state = dataclasses.replace(state, history=tuple(history))
+        return y, version
+
+    def _project(self, x_source: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+        """``(unit y float32, version, pre-normalisation norms (n,) float64)``."""
         state = self._state  # one snapshot: T and version agree
         if state.t is None:
             raise InvalidInputError(self._not_fitted_message(state))
-        x = _unit_rows(x_source, "x_source", self._config.source_dim, "source_dim (CLAP)")
+        x = unit_rows(x_source, "x_source", self._config.source_dim, "source_dim (CLAP)")
         y = x @ state.t
         norms = np.linalg.norm(y, axis=-1, keepdims=True)
         lost = np.flatnonzero(norms.reshape(-1) < 1e-9)
@@ -245,12 +282,23 @@ class ProcrustesBridge:
                 f"row {int(lost[0])} of x_source maps to ~zero in target space (it lies in "
                 "the null space of T, which drops source dimensions); it has no direction there"
             )
-        return (y / norms).astype(np.float32), state.version
+        return (y / norms).astype(np.float32), state.version, norms.reshape(-1)
+
+    def _renormalised(self, eps: float, norm: float) -> float:
+        """Drift of a renormalised projection whose map moved by ``eps`` (spectral norm)."""
+        if eps <= 0.0:
+            return 0.0
+        if self._config.source_dim <= self._config.target_dim:
+            return eps  # T Tᵀ = I: ‖x T‖ = ‖x‖ = 1, nothing is rescaled
+        return min(2.0, 2.0 * eps / norm) if norm > 0 else 2.0
 
     def drift_since(self, version: int) -> float:
-        """Upper bound on ``‖T_now − T_version‖₂``: the sum of ε over later refreshes.
+        """Upper bound on how far a stored item projected with version ``v`` has moved.
 
-        An item projected with the map of version ``v`` has ``ε_i = drift_since(v)``.
+        ``‖T_now − T_v‖₂ <= Σ ε`` over later refreshes; when ``source_dim > target_dim`` the
+        stored vector was renormalised from a projection of norm ``>= min_norm`` (recorded by
+        :meth:`project_with_version`), so the bound is ``min(2, 2 Σε / min_norm)``. An item
+        projected with the map of version ``v`` has ``ε_i = drift_since(v)``.
 
         Args:
             version: A version in ``[1, self.version]``.
@@ -270,7 +318,8 @@ class ProcrustesBridge:
             raise InvalidInputError(
                 f"version {version} is out of range: this bridge has versions 1..{state.version}"
             )
-        return math.fsum(r.epsilon for r in state.history[int(version) :])
+        eps = math.fsum(r.epsilon for r in state.history[int(version) :])
+        return self._renormalised(eps, state.history[int(version) - 1].min_norm)
 
     def _not_fitted_message(self, state: BridgeState) -> str:
         left = self._config.resolved_min_pairs - state.pairs_seen
@@ -298,6 +347,7 @@ class ProcrustesBridge:
             "history_pairs_seen": np.array([r.pairs_seen for r in history], dtype=np.int64),
             "history_epsilon": np.array([r.epsilon for r in history], dtype=np.float64),
             "history_time": np.array([r.time for r in history], dtype=np.float64),
+            "history_min_norm": np.array([r.min_norm for r in history], dtype=np.float64),
         }
         if state.t is not None:
             out["T"] = np.array(state.t, dtype=np.float64)
@@ -326,67 +376,3 @@ class ProcrustesBridge:
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _unit_rows(a: Any, name: str, dim: int, dim_label: str) -> np.ndarray:
-    """Validate a (n, dim) or (dim,) real array and return its rows L2-normalised, float64."""
-    try:
-        arr = np.asarray(a)
-    except (ValueError, TypeError) as e:
-        raise InvalidInputError(f"{name} is not a numeric array: {e}") from e
-    if arr.dtype.kind not in "fiu":
-        raise InvalidInputError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    if arr.ndim not in (1, 2):
-        raise InvalidInputError(f"{name} must be (n, {dim}) or ({dim},), got shape {arr.shape}")
-    if arr.shape[-1] != dim:
-        raise DimensionMismatchError(
-            f"{name} has {arr.shape[-1]}-d vectors but the bridge's {dim_label} is {dim}; "
-            f"pass embeddings of the model the bridge was configured for"
-        )
-    rows = arr.reshape(-1, dim).astype(np.float64)
-    if rows.shape[0] == 0:
-        raise InvalidInputError(f"{name} is empty; pass at least one row")
-    finite = np.isfinite(rows).all(axis=1)
-    if not finite.all():
-        raise InvalidInputError(f"row {int(np.argmin(finite))} of {name} holds NaN or inf")
-    scale = np.abs(rows).max(axis=1, keepdims=True)  # rescale first: no overflow in the norm
-    if not scale.all():
-        zero = int(np.argmin(scale.reshape(-1)))
-        raise InvalidInputError(
-            f"row {zero} of {name} is all zeros; a zero vector has no direction"
-        )
-    rows /= scale
-    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-    return rows.reshape(arr.shape)
-
-
-def _accumulate(m: np.ndarray, x: np.ndarray, y: np.ndarray, forgetting: float) -> np.ndarray:
-    """Return ``λ^n M + Σ_i λ^(n-1-i) x_iᵀ y_i`` as a new array (M is never mutated)."""
-    if forgetting == 1.0:
-        return m + x.T @ y
-    n = x.shape[0]
-    weights = forgetting ** np.arange(n - 1, -1, -1, dtype=np.float64)
-    return forgetting**n * m + (x * weights[:, None]).T @ y
-
-
-def _fit(
-    m: np.ndarray, t_prev: np.ndarray | None, inertia: float = 0.0
-) -> tuple[np.ndarray, float]:
-    """Procrustes solution ``U Vᵀ`` of ``M`` (+ ``inertia``·‖M‖₂·``t_prev``) and its spectral
-    distance to ``t_prev``."""
-    if not np.any(m):
-        raise InvalidInputError(
-            "the accumulated pair correlation M is zero (the pairs cancel out); feed pairs "
-            "whose source and target agree"
-        )
-    try:
-        target = m
-        if t_prev is not None and inertia > 0:
-            target = m + inertia * float(np.linalg.norm(m, 2)) * t_prev
-        u, _, vt = np.linalg.svd(target, full_matrices=False)
-        t = u @ vt
-        eps = 0.0 if t_prev is None else float(np.linalg.norm(t - t_prev, 2))
-    except np.linalg.LinAlgError as e:
-        raise LumaError(f"SVD of the bridge correlation did not converge: {e}") from e
-    t.setflags(write=False)
-    return t, eps

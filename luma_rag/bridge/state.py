@@ -31,6 +31,9 @@ class Refresh(NamedTuple):
     pairs_seen: int
     epsilon: float
     time: float
+    # Smallest ‖x T‖ of a stored item projected with this version before renormalisation
+    # (1.0 until one is; only below 1 when source_dim > target_dim).
+    min_norm: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def restore_state(config: BridgeConfig, state: dict[str, np.ndarray]) -> BridgeS
     if not isinstance(state, dict):
         raise bad(f"expected a dict of arrays, got {type(state).__name__}")
     keys = set(state)
-    missing, unknown = _REQUIRED_KEYS - keys, keys - _REQUIRED_KEYS - {"T"}
+    missing, unknown = _REQUIRED_KEYS - keys, keys - _REQUIRED_KEYS - {"T", "history_min_norm"}
     if missing or unknown:
         raise bad(f"missing keys {sorted(missing)}, unknown keys {sorted(unknown)}")
     arrays: dict[str, np.ndarray] = {}
@@ -81,6 +84,11 @@ def restore_state(config: BridgeConfig, state: dict[str, np.ndarray]) -> BridgeS
     m, t = arrays["M"], arrays.get("T")
     hist_pairs, hist_eps = arrays["history_pairs_seen"], arrays["history_epsilon"]
     hist_time = arrays["history_time"]
+    # Stores written before the norms were recorded: unknown, so as small as possible (sound).
+    unknown_norm = 0.0 if config.source_dim > config.target_dim else 1.0
+    hist_norm = arrays.get("history_min_norm", np.full(hist_eps.shape, unknown_norm))
+    if hist_norm.shape != hist_eps.shape or np.any(hist_norm < 0) or np.any(hist_norm > 1 + 1e-6):
+        raise bad("history_min_norm must match the history and lie in [0, 1]")
     if m.shape != shape or (t is not None and t.shape != shape):
         shapes = f"M {m.shape}" + ("" if t is None else f", T {t.shape}")
         raise bad(f"{shapes}; the config expects {shape}")
@@ -104,7 +112,9 @@ def restore_state(config: BridgeConfig, state: dict[str, np.ndarray]) -> BridgeS
         if a is not None:
             a.setflags(write=False)
     history = tuple(
-        Refresh(i + 1, int(p), float(e), float(s))
-        for i, (p, e, s) in enumerate(zip(hist_pairs, hist_eps, hist_time, strict=True))
+        Refresh(i + 1, int(p), float(e), float(s), float(nm))
+        for i, (p, e, s, nm) in enumerate(
+            zip(hist_pairs, hist_eps, hist_time, hist_norm, strict=True)
+        )
     )
     return BridgeState(m=m, t=t, pairs_seen=pairs_seen, history=history)

@@ -28,7 +28,7 @@ refinement that uses one shared query perturbation). Everything is pure float64 
 once per query; :mod:`luma_rag.pipeline` calls it in that order.
 """
 
-from luma_rag.safety.bounds import SafetyConfig, perturbation_bound
+from luma_rag.safety.bounds import SafetyConfig, perturbation_bound, score_rounding_error
 from luma_rag.safety.certificate import Certificate, certify, completeness, smallest_safe_k
 from luma_rag.safety.geometry import refine_with_geometry
 
@@ -39,5 +39,6 @@ __all__ = [
     "completeness",
     "perturbation_bound",
     "refine_with_geometry",
+    "score_rounding_error",
     "smallest_safe_k",
 ]

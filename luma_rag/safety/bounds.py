@@ -6,12 +6,19 @@ Lemma 1 bounds how far each score can move: for unit ``u``, ``v`` and any ``Δu`
     |⟨u+Δu, v+Δv⟩ − ⟨u, v⟩| = |⟨Δu, v⟩ + ⟨u, Δv⟩ + ⟨Δu, Δv⟩| ≤ ‖Δu‖ + ‖Δv‖ + ‖Δu‖·‖Δv‖
 
 (the paper drops the last term). See :mod:`luma_rag.safety` for the whole certificate.
+
+Floating point. Scores arrive as float32 inner products, so two items whose exact scores differ
+by less than the rounding of a dot product may come back in the wrong order. Every comparison
+therefore carries a rounding allowance η (:func:`score_rounding_error`): the worst-case error of
+a length-``d`` float32 dot product of vectors of norm at most ``1 + d·u`` (Higham's γ_d bound,
+any summation order), which callers add to τ and to every outside bound.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -20,7 +27,13 @@ from luma_rag._checks import is_real
 from luma_rag._config import ConfigBase, check
 from luma_rag.errors import InvalidInputError
 
-__all__ = ["SafetyConfig", "as_vector", "check_radius", "perturbation_bound"]
+__all__ = [
+    "SafetyConfig",
+    "as_vector",
+    "check_radius",
+    "perturbation_bound",
+    "score_rounding_error",
+]
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,11 @@ class SafetyConfig(ConfigBase):
         rho: Encoder radius ρ used for queries given as raw vectors (no encoder attached, so
             nothing calibrated it). ``0.0`` means such queries are treated as exact.
             Must be finite and ``>= 0``.
+        complete_on_demand: When a query is Safe@1 (the gate would ANSWER) but its candidate
+            set is not proven complete (an HNSW or IVF-PQ tier may have missed a better item),
+            rescan the allowed items exactly from the raw vectors and certify again, so that
+            ``safe1`` with ``complete_at >= 1`` means the certified top-1 is the store's exact
+            top-1. ``False`` skips the rescan (``complete`` is then reported as it is).
 
     Example:
         >>> cfg = SafetyConfig(multiplier=2.0, rho=0.05)
@@ -44,6 +62,7 @@ class SafetyConfig(ConfigBase):
 
     multiplier: float = 2.0
     rho: float = 0.0
+    complete_on_demand: bool = True
 
     def __post_init__(self) -> None:
         check(
@@ -55,6 +74,11 @@ class SafetyConfig(ConfigBase):
             is_real(self.rho) and math.isfinite(self.rho) and self.rho >= 0,
             f"SafetyConfig.rho must be a finite number >= 0 (0.0 treats raw-vector queries as "
             f"exact), got {self.rho!r}",
+        )
+        check(
+            isinstance(self.complete_on_demand, bool),
+            f"SafetyConfig.complete_on_demand must be True or False, "
+            f"got {self.complete_on_demand!r}",
         )
         # Store plain floats so to_json() is stable whatever numeric type came in.
         object.__setattr__(self, "multiplier", float(self.multiplier))
@@ -77,6 +101,42 @@ def check_radius(name: str, value: float) -> float:
     if not is_real(value) or not math.isfinite(value) or value < 0:
         raise InvalidInputError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
+
+
+_UNIT_ROUNDOFF = {np.dtype(np.float32): 2.0**-24, np.dtype(np.float64): 2.0**-53}
+
+
+def score_rounding_error(dim: int, dtype: Any = np.float32) -> float:
+    """Worst-case rounding error of one score ``⟨q, v⟩`` computed in ``dtype``.
+
+    For a length-``d`` dot product in floating point with unit roundoff ``u``, any summation
+    order gives ``|fl(⟨q, v⟩) − ⟨q, v⟩| <= γ_d · Σ|q_i v_i| <= γ_d ‖q‖‖v‖`` with
+    ``γ_d = d·u / (1 − d·u)`` (Higham, *Accuracy and Stability*, §3.1). Stored unit vectors are
+    themselves unit only up to rounding, ``‖v‖ <= 1 + γ_d``; both norms are charged. The
+    result is doubled as a safety factor for the inputs' own conversion (float64 → float32)
+    and for the comparison itself, so it is a deliberate overestimate: at ``d = 512`` in
+    float32 it is ≈ 6e-5, far below any margin a calibrated ρ certifies.
+
+    Args:
+        dim: Vector dimension ``d``, ``>= 1``.
+        dtype: The dtype scores were computed in (float32 or float64).
+
+    Returns:
+        η, the allowance to add to every τ (and to every outside bound).
+
+    Raises:
+        InvalidInputError: ``dim < 1`` or an unsupported dtype.
+    """
+    if not isinstance(dim, int | np.integer) or isinstance(dim, bool) or dim < 1:
+        raise InvalidInputError(f"dim must be an integer >= 1, got {dim!r}")
+    u = _UNIT_ROUNDOFF.get(np.dtype(dtype))
+    if u is None:
+        raise InvalidInputError(f"dtype must be float32 or float64, got {dtype!r}")
+    du = float(dim) * u
+    if du >= 0.5:
+        raise InvalidInputError(f"dim {dim} is too large to bound rounding in {dtype!r}")
+    gamma = du / (1.0 - du)
+    return 2.0 * gamma * (1.0 + gamma) ** 2
 
 
 def perturbation_bound(r: float, e: ArrayLike, multiplier: float = 2.0) -> NDArray[np.float64]:

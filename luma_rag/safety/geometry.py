@@ -1,14 +1,21 @@
-"""The pairwise (geometric) refinement of Safe@1 / Safe@k: one query perturbation for all."""
+"""The pairwise (geometric) refinement of Safe@1 / Safe@k: one query perturbation for all.
+
+Distances between candidates are computed from the vector differences in float64 — never as
+``sqrt(2 − 2⟨v_i, v_j⟩)``, which in float32 cancels to 0 for items closer than ~1e-4 and
+would certify near-duplicates that a query move towards the runner-up flips — and every
+pairwise comparison carries the scores' rounding allowance (:func:`score_rounding_error`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from luma_rag.errors import InvalidInputError
-from luma_rag.safety.bounds import as_vector, check_radius
+from luma_rag.safety.bounds import as_vector, check_radius, score_rounding_error
 from luma_rag.safety.certificate import Certificate, ranked
 
 __all__ = ["refine_with_geometry"]
@@ -22,28 +29,36 @@ def refine_with_geometry(
     e: ArrayLike,
     multiplier: float = 2.0,
     max_rows: int = 256,
+    *,
+    score_dtype: Any = np.float32,
 ) -> Certificate:
     """Sharpen Safe@1 / Safe@k using that one query perturbation moves every score together.
 
     With a shared query perturbation Δu (‖Δu‖ ≤ r) and item perturbations Δv_i (‖Δv_i‖ ≤ e_i),
-    for unit u, v_i::
+    for a unit query u::
 
         (s'_i − s'_j) − (s_i − s_j) = ⟨Δu, v_i − v_j⟩ + ⟨u + Δu, Δv_i − Δv_j⟩
         |…| ≤ r·‖v_i − v_j‖ + (1 + r)(e_i + e_j)
 
-    so item i stays ahead of j when s_i − s_j exceeds that bound (scaled by multiplier / 2).
-    Since ‖v_i − v_j‖ ≤ 2 this is never stricter than the per-item test of :func:`certify`
-    (which charges 2r), and it is sound for the same perturbations. Safe@k' holds when every
+    so item i stays ahead of j when s_i − s_j exceeds that bound (scaled by multiplier / 2)
+    plus the rounding allowance 2η of the two float scores (:func:`score_rounding_error`).
+    ``‖v_i − v_j‖`` is computed from the float64 difference of the vectors — never as
+    ``sqrt(2 − 2⟨v_i, v_j⟩)``, which in float32 collapses to 0 for near-duplicates and would
+    certify a pair that any query move towards the runner-up flips — and is rounded up.
+    Since ‖v_i − v_j‖ ≤ 2 (up to rounding) this is never much stricter than the per-item test
+    of :func:`certify`, and it is sound for the same perturbations. Safe@k' holds when every
     pair (i ≤ k', j > k') passes.
 
     Args:
         certificate: the per-item certificate of the same ranking (its τ, ``floor_k`` and the
             completeness reading built on them are kept).
-        scores: exact scores, float (n,), sorted descending.
-        vectors: the candidates' unit vectors, float (n, d), in score order.
+        scores: exact scores, float (n,), sorted descending, as computed in ``score_dtype``.
+        vectors: the candidates' (unit) vectors, float (n, d), in score order.
         r: query-side radius (ρ + ε_q). e: item-side radii (n,).
-        max_rows: refine prefixes up to this length only (cost O(max_rows · n)); longer
+        multiplier: scale of the perturbation terms (2.0: sound).
+        max_rows: refine prefixes up to this length only (cost O(max_rows · n · d)); longer
             prefixes keep the per-item verdict, which is sound and never looser.
+        score_dtype: dtype the scores were computed in; sets the rounding allowance.
 
     Returns:
         A certificate whose safe1 / safek / slack_1 / slack_k / safe_prefix come from the
@@ -60,17 +75,23 @@ def refine_with_geometry(
         )
     if n == 0:
         return certificate
+    eta = score_rounding_error(max(1, v.shape[1]), score_dtype)
     kk = min(certificate.k, n)  # only prefixes up to k are certified: rows i < kk suffice
     rows = min(kk, max(1, int(max_rows)))
-    gram = np.clip(v[:rows] @ v.T, -1.0, 1.0)
-    dist = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * gram))
+    dist = np.empty((rows, n))
+    for i in range(rows):  # row by row: (n, d) temporaries, not (rows, n, d)
+        diff = v - v[i]  # float64 differences of float32 vectors: (nearly) exact
+        dist[i] = np.sqrt(np.einsum("jd,jd->j", diff, diff))
+    dist *= 1.0 + 1e-12  # round the float64 norm up
     item = radii[:rows, None] + radii[None, :]
-    need = (r * dist + (1.0 + r) * item) * (float(multiplier) / 2.0)
+    need = (r * dist + (1.0 + r + eta) * item) * (float(multiplier) / 2.0) + 2.0 * eta
     margin = s[:rows, None] - s[None, :] - need  # margin[i, j]: how safely i stays ahead of j
     # slack of prefix p = min over i < p <= j of margin[i, j]; +inf when nothing is outside
-    slack = np.full(rows, np.inf)
-    for p in range(1, min(rows, n - 1) + 1):
-        slack[p - 1] = float(margin[:p, p:].min())
+    suffix = np.minimum.accumulate(margin[:, ::-1], axis=1)[:, ::-1]  # min over j' >= j
+    cols = np.full((rows, rows), np.inf)
+    width = min(rows, n - 1)
+    cols[:, :width] = suffix[:, 1 : width + 1]  # column p-1: min over j >= p
+    slack = np.diagonal(np.minimum.accumulate(cols, axis=0)).copy()  # min over i < p
     safe = slack > 0
     prefix = np.flatnonzero(safe)
     if rows < kk:  # prefixes beyond max_rows keep the per-item verdict

@@ -88,6 +88,10 @@ class StoreBackend(Protocol):
     ) -> Candidates:
         """At least ``k`` (when that many match) exactly rescored candidates, best first."""
 
+    def rescan(self, query: np.ndarray, k: int, filters: Mapping[str, Any] | None) -> Candidates:
+        """The exact top candidates over every allowed live item, with an exact outside bound
+        (the completeness fallback; ``TieredMemory.exact_top``)."""
+
     def item_drift(self, keys: np.ndarray) -> np.ndarray:
         """ε_i per key, float64 (m,): bridge drift since the item was projected (0: never)."""
 

@@ -6,8 +6,7 @@ Files: ``config.json``, ``records.sqlite`` (records, metadata, settings, knowled
 ``bridge.pairs`` (the bridge pairs appended since that snapshot, see
 :mod:`luma_rag.store.bridge_log`).
 
-Write path: append raw vectors (fsync) -> commit records (SQLite WAL) -> update the in-memory
-tiers; a write returns only after the commit, so an acknowledged item survives a crash.
+Write path: append vectors (fsync) -> commit records (WAL) -> tiers; acknowledged = durable.
 
 Locking: one writer per directory (an OS file lock, :mod:`luma_rag.store.lock`); readers
 (``read_only=True``) take none, write nothing and see the last committed state (:meth:`reopen`
@@ -303,6 +302,12 @@ class LocalStore:
         allowed = np.zeros(self._next_key, dtype=bool)
         allowed[keys] = True
         return self.memory.search(query, fetch_k, allowed)
+
+    def rescan(self, query: np.ndarray, k: int, filters: Mapping[str, Any] | None) -> Candidates:
+        """Exact top candidates over every allowed live item (``TieredMemory.exact_top``)."""
+        c = compile_filter(filters, self._records.meta_keys()) if filters else None
+        keys = self._records.select_keys(c.sql, c.params) if c else np.arange(self._next_key)
+        return self.memory.exact_top(query, keys, max(k, self.config.rerank_depth))
 
     def item_drift(self, keys: np.ndarray) -> np.ndarray:
         """ε_i per candidate: bridge drift since the item was projected (0 if it was not)."""

@@ -102,7 +102,7 @@ class AnswerResponse(_Body):
     """The answer text, the gate's decision with its numbers, and the cited evidence."""
 
     text: str
-    decision: Literal["answer", "widen", "clarify"]
+    decision: Literal["answer", "widen", "clarify", "not_in_memory"]
     k_used: int
     reason: str
     clarification: str | None

@@ -65,8 +65,12 @@ def test_chain_acts_on_the_certificate(
             return f"ANSWER from {docs[0].page_content}"
         return "CLARIFY: " + " or ".join(d.page_content for d in docs)
 
-    retriever = LumaRetriever(luma=fake_luma, embeddings=fake_embeddings, k=2)
+    retriever = LumaRetriever(luma=fake_luma, embeddings=fake_embeddings, k=2, rho=0.0)
     chain = retriever | RunnableLambda(gate)
     assert chain.invoke("a red circle") == "ANSWER from a red circle"
+    # by default ρ is calibrated for these (hash) embeddings: any perturbation moves them
+    # completely, so nothing is certified — never the vacuous ρ = 0
+    calibrated = LumaRetriever(luma=fake_luma, embeddings=fake_embeddings, k=2)
+    assert (calibrated | RunnableLambda(gate)).invoke("a red circle").startswith("CLARIFY")
     noisy = LumaRetriever(luma=fake_luma, embeddings=fake_embeddings, k=2, rho=1.0)
     assert (noisy | RunnableLambda(gate)).invoke("a red circle").startswith("CLARIFY")

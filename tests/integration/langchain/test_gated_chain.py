@@ -245,8 +245,10 @@ async def test_an_answerer_that_cannot_stream_yields_one_chunk(luma: Luma) -> No
     answerer = PlainAnswerer()
     chain = build_gated_chain(LumaRetriever(luma=luma), answerer)
     out = chain.invoke("the hexagon")
-    assert out == {"answer": "answer: the hexagon", "decision": out["decision"],
-                   "citations": [], "telemetry": {"answerer": "plain"}}  # fmt: skip
+    # the chain makes answers readable: an uncited ANSWER gets its inline citation [1]
+    assert out == {"answer": "answer: the hexagon [1]", "decision": out["decision"],
+                   "citations": [], "telemetry": {"answerer": "plain",
+                                                  "readable": "citations_added"}}  # fmt: skip
     assert list(chain.stream("the hexagon")) == [out]
     assert [c async for c in chain.astream("the hexagon")] == [out]
     assert answerer.questions == ["the hexagon"] * 3
@@ -284,6 +286,7 @@ def test_a_chat_model_answers_with_the_decision_in_its_prompt(luma: Luma) -> Non
     chat = FakeListChatModel(responses=["Pale or pastel?"])
     streamed = build_gated_chain(LumaRetriever(luma=luma, k=4), chat, record_gaps=False)
     chunks = list(streamed.stream("a square"))
-    assert _answer_of(chunks) == "Pale or pastel?"
+    # a WIDEN reply without citations gets its inline marks (ReadableAnswerer)
+    assert _answer_of(chunks) == "Pale or pastel? [1]–[2]"
     with pytest.raises(TypeError):
         ChatModelAnswerer(object())  # type: ignore[arg-type]

@@ -13,6 +13,8 @@ from langchain_lumarag import LumaRetriever, LumaVectorStore
 from luma_rag import Luma
 
 LUMA_KEYS = {
+    "complete_at",  # issue #17: the prefix no outside item can overtake
+    "rho_source",  # issue #17: "calibrated", "user" or "unset"
     "id",
     "modality",
     "source",
@@ -34,7 +36,6 @@ LUMA_KEYS = {
     "n_candidates",
     "latency_ms",
     "stages_ms",
-    "rho_source",
     "notes",
 }
 Shapes = list[tuple[str, dict[str, Any]]]

@@ -42,6 +42,8 @@ from luma_rag.answer import (
     StreamingAnswerer,
 )
 from luma_rag.answer.base import Evidence
+from luma_rag.answer.readable import readable
+from luma_rag.foreign import embedder_relevance, embedder_rho
 
 __all__ = ["LumaGatedQueryEngine"]
 
@@ -137,7 +139,12 @@ class LumaGatedQueryEngine(BaseQueryEngine):
         super().__init__(callback_manager=callback_manager)
         self.vector_store = vector_store
         self.answerer = answerer
-        self.gate = GatedRetriever(vector_store.client, gate_config, record_gaps=record_gaps)
+        self._readable = readable(answerer)  # what answers: never empty, cited, no node fields
+        client = vector_store.client
+        relevance = embedder_relevance(client, embed_model) if embed_model is not None else "auto"
+        self.gate = GatedRetriever(
+            client, gate_config, record_gaps=record_gaps, relevance=relevance
+        )
         self.embed_model = embed_model
         self.filters = filters
         self.rho = rho
@@ -188,8 +195,11 @@ class LumaGatedQueryEngine(BaseQueryEngine):
             raise ValueError("empty query: give query text, an image_path or an embedding")
         vector = self._vector(query_bundle)
         if vector is not None:
+            rho, source = self.rho, None
+            if rho is None and self.embed_model is not None and image is None:
+                rho, source = embedder_rho(self.gate.luma, self.embed_model)  # or "unset"
             return question, self.gate.search(
-                vector, question=question, filters=self._where, rho=self.rho
+                vector, question=question, filters=self._where, rho=rho, rho_source=source
             )
         if image is not None:
             return question, self.gate.query(image=image, filters=self._where)
@@ -224,7 +234,7 @@ class LumaGatedQueryEngine(BaseQueryEngine):
 
     # -- responses -------------------------------------------------------------------------------
     def _respond(self, question: str, decision: GateDecision) -> Response:
-        answer = self.answerer.answer(question, decision).to_dict()
+        answer = self._readable.answer(question, decision).to_dict()
         metadata = {key: answer[key] for key in ("decision", "citations", "telemetry")}
         return Response(answer["text"], _source_nodes(decision), metadata)
 
@@ -232,9 +242,9 @@ class LumaGatedQueryEngine(BaseQueryEngine):
         self, question: str, decision: GateDecision
     ) -> tuple[Generator[str, None, None], dict[str, Any]]:
         """The text generator, and the metadata it completes when it ends."""
-        answerer = self.answerer
+        answerer = self._readable
         telemetry: dict[str, Any] = {
-            "answerer": getattr(answerer, "name", type(answerer).__name__),
+            "answerer": getattr(self.answerer, "name", type(self.answerer).__name__),
             "decision": decision.decision,
             "k_used": decision.k_used,
             **decision.numbers.to_dict(),

@@ -1,0 +1,322 @@
+"""Relevance: is the best evidence relevant at all? A calibrated test per store and modality.
+
+Safe@k says the ranking is stable; it says nothing about whether the top item has anything to
+do with the question ("who won the 1998 world cup?" over a store of shapes is stably ranked).
+The gate therefore asks this test first, and when it fails the outcome is NOT_IN_MEMORY:
+"nothing in memory answers this", logged as a knowledge gap, never an ANSWER or a WIDEN.
+
+Two checks, both calibrated on the store's own data (:func:`calibrate_relevance`):
+
+* **score floor** (every modality): the best hit's score must reach the floor. Matched
+  pairs are the store's own items queried by perturbed versions of their own text
+  (:mod:`luma_rag.perturb`: word dropout, swaps, casing, typos); the floor is the conformal
+  lower ``α``-quantile of their scores — the ``⌊α(n+1)⌋``-th smallest of ``n`` — so a new
+  matched query (exchangeable with them) falls below it with probability at most ``α``
+  (``1/(n+1)`` when ``n`` is too small for ``α``: the smallest score is used);
+* **grounding** (text queries over stores whose items carry text): the share of the query's
+  content words (stop words and generic words such as "image", "shape", "thing" aside) found
+  in the store's vocabulary must reach a floor, calibrated the same way on held-out texts
+  (vocabulary from one half of the items, coverage of the other half's perturbed texts) and
+  capped at ``max_lexical_floor``. It is what catches questions a weak embedder maps next to
+  everything (a tiny CLIP embeds "who won the 1998 world cup?" as close to the shapes as
+  their own captions).
+
+Both floors can be overridden (:meth:`RelevanceModel.override`). A store with no calibration
+reports ``source: "unset"`` and lets everything through, saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Final, Literal
+
+import numpy as np
+
+from luma_rag._config import ConfigBase, check
+from luma_rag.errors import InvalidInputError
+from luma_rag.perturb import perturb_text
+
+__all__ = [
+    "GENERIC_WORDS",
+    "RelevanceConfig",
+    "RelevanceModel",
+    "RelevanceVerdict",
+    "calibrate_relevance",
+    "content_words",
+]
+
+logger = logging.getLogger(__name__)
+
+#: English function words and generic nouns of questions about media: they say nothing
+#: about *what* is asked for, so they neither ground nor un-ground a query.
+GENERIC_WORDS: Final = frozenset(
+    """a an the of in on at to is are was were be been am do does did what who whom whose which
+    where when why how there here this that these those it its i me my you your we our they
+    them their he she his her with for by from and or not no yes as into onto about above
+    below near any some all each every much many more most can could would should will shall
+    may might must has have had please tell show me find give one two three four five six
+    image images picture pictures photo photos shape shapes object objects figure figures thing
+    things item items something anything kind sort type look looks like colour color colors
+    colours size sizes position positions where count number big small""".split()  # noqa: SIM905
+)
+
+#: Generic nouns a vague but on-topic question refers with ("What color is the shape?").
+_REFERRING: Final = frozenset(
+    {"image", "images", "picture", "pictures", "photo", "photos", "shape", "shapes", "object"}
+    | {"objects", "figure", "figures", "thing", "things", "item", "items", "one"}
+)
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def _stem(word: str) -> str:
+    """Crude plural folding, enough for vocabulary lookups ("boxes" → "box", "discs" → "disc")."""
+    if len(word) > 4 and word.endswith("es") and word[-3] in "sxz":
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased, plural-folded words of ``text`` that are not in :data:`GENERIC_WORDS`."""
+    return [_stem(w) for w in _TOKEN.findall(text.lower()) if w not in GENERIC_WORDS]
+
+
+def _coverage(text: str, vocabulary: frozenset[str] | set[str]) -> float:
+    words = content_words(text)
+    return float(np.mean([w in vocabulary for w in words])) if words else 0.0
+
+
+def _conformal_floor(values: np.ndarray, alpha: float) -> float:
+    """The ``⌊α(n+1)⌋``-th smallest value; the smallest when ``n + 1 < 1/α``.
+
+    A new exchangeable value falls below it with probability ``<= max(α, 1/(n+1))``;
+    ``-inf`` for no values.
+    """
+    if values.size == 0:
+        return float("-inf")
+    rank = max(1, math.floor(alpha * (values.size + 1)))
+    return float(np.sort(values)[rank - 1])
+
+
+@dataclass(frozen=True)
+class RelevanceConfig(ConfigBase):
+    """Settings of :func:`calibrate_relevance`.
+
+    Attributes:
+        alpha: Target share of matched (on-topic) queries the score floor rejects, in
+            ``(0, 0.5)``; the grounding floor uses the same α.
+        max_items: Items sampled for calibration, ``>= 10``.
+        max_lexical_floor: Cap of the grounding floor, in ``[0, 1]``: a rich vocabulary must
+            not reject a paraphrase that uses one new word.
+        strength: Word-dropout / typo strength of the matched queries, in ``(0, 0.5]``.
+        seed: Seed of the sample and the perturbations.
+    """
+
+    alpha: float = 0.02
+    max_items: int = 400
+    max_lexical_floor: float = 0.5
+    strength: float = 0.3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check(0 < self.alpha < 0.5, f"RelevanceConfig.alpha must be in (0, 0.5), got {self.alpha}")
+        check(self.max_items >= 10, f"RelevanceConfig.max_items must be >= 10: {self.max_items}")
+        check(
+            0 <= self.max_lexical_floor <= 1,
+            f"RelevanceConfig.max_lexical_floor must be in [0, 1], got {self.max_lexical_floor}",
+        )
+        check(
+            0 < self.strength <= 0.5,
+            f"RelevanceConfig.strength must be in (0, 0.5]: {self.strength}",
+        )
+
+
+@dataclass(frozen=True)
+class RelevanceVerdict:
+    """Whether a query's best evidence is relevant, and the numbers behind it.
+
+    Attributes:
+        relevant: The evidence may be used (ANSWER / WIDEN / CLARIFY are still possible).
+        reason: One sentence for the user / logs.
+        top_score: Best hit's score (None: no hit). score_floor: the floor used (None: none).
+        coverage: Share of the query's content words the store knows (None: not checked).
+        lexical_floor: Grounding floor used (None: not checked).
+        source: ``"calibrated"``, ``"user"`` or ``"unset"``.
+    """
+
+    relevant: bool
+    reason: str
+    top_score: float | None = None
+    score_floor: float | None = None
+    coverage: float | None = None
+    lexical_floor: float | None = None
+    source: str = "unset"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RelevanceModel:
+    """Calibrated relevance floors of one store (per query modality) and its vocabulary.
+
+    Attributes:
+        score_floor: Per query modality, the least top score of relevant evidence.
+        vocabulary: Content words of the store's item texts (empty: no grounding check).
+        lexical_floor: Least share of a text query's content words in the vocabulary
+            (None: no grounding check).
+        n_pairs: Matched pairs the floors were calibrated on. alpha: their target α.
+        source: ``"calibrated"`` or ``"user"`` (after :meth:`override`).
+    """
+
+    score_floor: dict[str, float] = field(default_factory=dict)
+    vocabulary: frozenset[str] = frozenset()
+    lexical_floor: float | None = None
+    n_pairs: int = 0
+    alpha: float = 0.0
+    source: Literal["calibrated", "user"] = "calibrated"
+
+    def judge(self, text: str | None, modality: str, top_score: float | None) -> RelevanceVerdict:
+        """Judge one query: its text (None for media queries), modality and best score."""
+        floor = self.score_floor.get(modality)
+        common: dict[str, Any] = {
+            "top_score": top_score,
+            "score_floor": floor,
+            "source": self.source,
+        }
+        if top_score is None:
+            return RelevanceVerdict(False, "nothing in memory answers this: no hit", **common)
+        if floor is not None and top_score < floor:
+            return RelevanceVerdict(
+                False,
+                f"nothing in memory answers this: the best match scores {top_score:.3f}, "
+                f"below the store's relevance floor {floor:.3f} for {modality} queries",
+                **common,
+            )
+        if text is not None and self.lexical_floor is not None and self.vocabulary:
+            words = content_words(text)
+            if not words and not _REFERRING & set(_TOKEN.findall(text.lower())):
+                return RelevanceVerdict(
+                    False,
+                    "nothing in memory answers this: the question names nothing to look for",
+                    coverage=0.0,
+                    lexical_floor=self.lexical_floor,
+                    **common,
+                )
+            if words:
+                cov = _coverage(text, self.vocabulary)
+                if cov < self.lexical_floor:
+                    unknown = [w for w in words if w not in self.vocabulary][:4]
+                    return RelevanceVerdict(
+                        False,
+                        f"nothing in memory answers this: the memory holds nothing about "
+                        f"{', '.join(repr(w) for w in unknown)} ({cov:.0%} of the question's "
+                        f"words are known to it)",
+                        coverage=cov,
+                        lexical_floor=self.lexical_floor,
+                        **common,
+                    )
+                return RelevanceVerdict(
+                    True, "relevant", coverage=cov, lexical_floor=self.lexical_floor, **common
+                )
+        return RelevanceVerdict(True, "relevant", **common)
+
+    def override(
+        self, *, score_floor: dict[str, float] | None = None, lexical_floor: float | None = None
+    ) -> RelevanceModel:
+        """The same model with user-chosen floors (``source="user"``)."""
+        floors = {**self.score_floor, **(score_floor or {})}
+        lex = self.lexical_floor if lexical_floor is None else float(lexical_floor)
+        return replace(self, score_floor=floors, lexical_floor=lex, source="user")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (for ``Luma.set_calibration("relevance", ...)``)."""
+        out = asdict(self)
+        out["vocabulary"] = sorted(self.vocabulary)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RelevanceModel:
+        """Inverse of :meth:`to_dict`."""
+        try:
+            return cls(
+                score_floor={str(k): float(v) for k, v in data["score_floor"].items()},
+                vocabulary=frozenset(data.get("vocabulary", ())),
+                lexical_floor=data.get("lexical_floor"),
+                n_pairs=int(data.get("n_pairs", 0)),
+                alpha=float(data.get("alpha", 0.0)),
+                source=data.get("source", "calibrated"),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise InvalidInputError(f"not a RelevanceModel dict: {e}") from e
+
+
+def calibrate_relevance(
+    texts: Sequence[str | None],
+    item_vectors: Any,
+    embed_text: Callable[[list[str]], Any],
+    config: RelevanceConfig | None = None,
+) -> RelevanceModel:
+    """Calibrate the text relevance floors of a store from its own items.
+
+    Args:
+        texts: Each item's text (caption, document); ``None`` / empty for items without one.
+        item_vectors: The items' stored unit vectors, float ``(n, d)``, same order.
+        embed_text: Text embedder of the queries, ``list[str] -> (m, d)``.
+        config: Settings (default :class:`RelevanceConfig`).
+
+    Returns:
+        A :class:`RelevanceModel` with a ``"text"`` score floor and, when enough items carry
+        text, the vocabulary and grounding floor.
+
+    Raises:
+        InvalidInputError: shapes disagree, or fewer than 10 items carry text.
+    """
+    cfg = config or RelevanceConfig()
+    vecs = np.asarray(item_vectors, dtype=np.float64)
+    if vecs.ndim != 2 or vecs.shape[0] != len(texts):
+        raise InvalidInputError(
+            f"item_vectors must be (n, d) with one row per text; got {vecs.shape} for {len(texts)}"
+        )
+    with_text = [i for i, t in enumerate(texts) if t and t.strip()]
+    if len(with_text) < 10:
+        raise InvalidInputError(
+            f"relevance calibration needs at least 10 items with text, the store has "
+            f"{len(with_text)}; set floors by hand with RelevanceModel().override(...)"
+        )
+    rng = np.random.default_rng(cfg.seed)
+    pick = rng.permutation(with_text)[: cfg.max_items]
+    queries = [perturb_text(str(texts[i]), rng, strength=cfg.strength) for i in pick]
+    q = np.asarray(embed_text(queries), dtype=np.float64)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    matched = np.einsum("ij,ij->i", q, vecs[pick])  # each perturbed text against its own item
+    floors = {"text": _conformal_floor(matched, cfg.alpha)}
+    floors = {k: v for k, v in floors.items() if math.isfinite(v)}
+    half = len(pick) // 2
+    vocab_half = {w for i in pick[:half] for w in content_words(str(texts[i]))}
+    variants = [perturb_text(str(texts[i]), rng, strength=cfg.strength) for i in pick[half:]]
+    held_out = np.array([_coverage(v, vocab_half) for v in variants])
+    lexical = min(cfg.max_lexical_floor, _conformal_floor(held_out, cfg.alpha))
+    vocabulary = frozenset(w for i in with_text for w in content_words(str(texts[i])))
+    model = RelevanceModel(
+        score_floor=floors,
+        vocabulary=vocabulary,
+        lexical_floor=lexical if math.isfinite(lexical) else None,
+        n_pairs=len(pick),
+        alpha=cfg.alpha,
+    )
+    logger.info(
+        "relevance calibrated on %d items: text floor %s, grounding floor %s, %d words",
+        len(pick),
+        floors.get("text"),
+        model.lexical_floor,
+        len(vocabulary),
+    )
+    return model

@@ -1,0 +1,96 @@
+"""Verification with any VLM: yes/no questions about the top hits (luma_rag.answer.verify_vlm)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from luma_rag.answer.base import Answer
+from luma_rag.answer.gate import GateDecision, GateNumbers
+from luma_rag.answer.verify import VerifyConfig
+from luma_rag.answer.verify_vlm import VlmVerifier, parse_yes_no, referent_of, verified_answerer
+from luma_rag.errors import InvalidInputError
+from luma_rag.results import Hit
+
+#: What each item "shows", and its colour (what the fake VLM answers when asked).
+ITEMS = {
+    "a": ("small red circle", "red"),
+    "b": ("big blue square", "blue"),
+    "c": ("small red circle", "pink"),  # looks the same, different answer: ambiguous
+    "d": ("big blue square", "blue"),
+}
+
+
+class FakeVlm:
+    """Answers yes/no about what the top evidence shows, else its colour; counts calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def answer(self, question: str, decision: GateDecision) -> Answer:
+        self.calls += 1
+        hit = decision.evidence[0]
+        shows, colour = ITEMS[hit.id]
+        if question.startswith(("Does", "Is this")):
+            text = "Yes." if any(w in question for w in [shows]) else "No."
+        else:
+            text = colour
+        return Answer(text, decision, [], {})
+
+
+def _hit(i: str, rank: int) -> Hit:
+    return Hit(i, 0.9 - 0.01 * rank, "hot", rank, "image", {}, ITEMS[i][0], f"/{i}.png")
+
+
+def _decision(ids: str) -> GateDecision:
+    hits = tuple(_hit(i, r) for r, i in enumerate(ids))
+    nan = math.nan
+    numbers = GateNumbers(nan, nan, 1.0, 0, 0, 0, 0, 0.1, True, 1, True, len(hits), 1)
+    return GateDecision("answer", 1, hits, "gate", numbers, hits=hits)
+
+
+def test_referent_and_yes_no_parsing() -> None:
+    assert referent_of("What color is the small red circle?") == "the small red circle"
+    assert referent_of("How many stars are there?") == "stars"
+    assert referent_of("Is there a dog?") == "a dog"
+    assert parse_yes_no("Yes, it does.") is True
+    assert parse_yes_no("no") is False
+    assert parse_yes_no("maybe red") is None
+    assert parse_yes_no("") is None
+
+
+def test_answers_when_verified_evidence_agrees() -> None:
+    vlm = FakeVlm()
+    bot = verified_answerer(vlm, VerifyConfig(k_verify=4))
+    ans = bot.answer("What color is the big blue square?", _decision("bdac"))
+    assert ans.decision.decision == "answer" and ans.text == "blue"
+    assert set(ans.telemetry["verified"]) == {"b", "d"}
+
+
+def test_clarifies_naming_the_verified_candidates_when_they_disagree() -> None:
+    bot = verified_answerer(FakeVlm(), VerifyConfig(k_verify=4))
+    ans = bot.answer("What color is the small red circle?", _decision("acbd"))
+    assert ans.decision.decision == "clarify"
+    assert {h.id for h in ans.decision.evidence} == {"a", "c"}
+
+
+def test_clarifies_when_nothing_verifies() -> None:
+    bot = verified_answerer(FakeVlm(), VerifyConfig(k_verify=2))
+    ans = bot.answer("What color is the green triangle?", _decision("ab"))
+    assert ans.decision.decision == "clarify"
+    assert ans.telemetry["verification"]["outcome"] == "unverified"
+
+
+def test_verifier_caches_and_checks_its_prompts() -> None:
+    vlm = FakeVlm()
+    check = VlmVerifier(vlm)
+    hit = _hit("a", 0)
+    assert check("What color is the small red circle?", hit) is True
+    assert check("What color is the small red circle?", hit) is True
+    assert vlm.calls == 1
+    assert check.prompt("Is there a dog?", hit) == "Does this image show a dog? Answer yes or no."
+    with pytest.raises(InvalidInputError):
+        VlmVerifier(vlm, image_prompt="Is it there?")
+    with pytest.raises(InvalidInputError):
+        VlmVerifier(object())  # type: ignore[arg-type]
