@@ -5,9 +5,9 @@ where the measurements happen, on a sample of what the user ingested — not on 
 
 1. **bridge warm start** (an audio encoder attached, bridge not yet fitted): the stored
    captions and texts through both text towers, as (CLAP-text, CLIP-text) pairs;
-2. **text ρ**: stored texts and captions against meaning-preserving rewrites of themselves
-   (casing, punctuation, one dropped word, two neighbouring words swapped);
-3. **image / video ρ**: stored images against shifted / re-lit copies;
+2. **text ρ** and 3. **image / video ρ**: :func:`luma_rag.rho.calibrate_rho` — the one
+   mechanism for any embedder — on a sample of the stored texts / captions and images
+   (meaning-preserving perturbations of :mod:`luma_rag.perturb`);
 4. **audio ρ**: the bridge's residual ‖T·CLAP(caption) − CLIP(caption)‖ on held-out captions.
 
 Every stage reports ``progress(stage, done, total)`` and logs; the radii are persisted with
@@ -17,7 +17,6 @@ Every stage reports ``progress(stage, done, total)`` and logs; the radii are per
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -28,46 +27,13 @@ from luma_rag.errors import ConfigError, InvalidInputError
 if TYPE_CHECKING:
     from luma_rag.engine import Luma
 
-__all__ = ["Progress", "calibrate_store", "text_variants"]
+__all__ = ["Progress", "calibrate_store"]
 
 logger = logging.getLogger(__name__)
 
 #: ``progress(stage, done, total)``; stages: "bridge", "text", "image", "audio".
 Progress = Callable[[str, int, int], None]
 _MODALITIES = ("text", "image", "video", "audio")
-
-
-def text_variants(text: str, rng: np.random.Generator, n: int = 3) -> list[str]:
-    """``n`` rewrites of ``text`` that keep its meaning (casing, punctuation, one word moved).
-
-    Args:
-        text: a caption or query.
-        rng: seeded generator (the rewrites are deterministic given it).
-        n: how many.
-
-    Returns:
-        ``n`` strings (a one-word text gets casing / punctuation changes only).
-    """
-    words = text.split()
-    out = []
-    for i in range(n):
-        w = list(words)
-        kind = i % 4
-        if kind == 0:
-            variant = text.lower() if text != text.lower() else text.capitalize()
-        elif kind == 1:
-            variant = re.sub(r"[^\w\s]", "", text).strip() + "."
-        elif kind == 2 and len(w) > 3:
-            del w[int(rng.integers(1, len(w)))]
-            variant = " ".join(w)
-        elif len(w) > 2:
-            j = int(rng.integers(0, len(w) - 1))
-            w[j], w[j + 1] = w[j + 1], w[j]
-            variant = " ".join(w)
-        else:
-            variant = text.upper()
-        out.append(variant if variant.strip() else text)
-    return out
 
 
 def _sample(values: Sequence[Any], k: int, rng: np.random.Generator) -> list[Any]:
@@ -127,40 +93,43 @@ def calibrate_store(
             luma.add_bridge_pairs(audio.encode_text(chunk), encoder.encode_text(chunk))
             report("bridge", lo + len(chunk), len(captions))
 
-    groups: list[list[str]] = []
-    pictures: list[Any] = []
-    held_out: list[str] = []
-    if "text" in wanted and texts:
-        report("text", 0, 1)
-        groups = [[t, *text_variants(t, rng)] for t in _sample(texts, sample, rng)]
+    from luma_rag.rho import RhoConfig, calibrate_rho
+
+    measured: dict[str, float] = {}
+    cfg = RhoConfig(max_items=sample, seed=seed)
+    if "text" in wanted and texts:  # one mechanism for every embedder: luma_rag.rho
+        measured["text"] = calibrate_rho(
+            encoder, texts, modality="text", config=cfg, progress=lambda d, t: report("text", d, t)
+        ).rho
     if wanted & {"image", "video"} and images:
-        report("image", 0, 1)
+        pictures: list[Any] = []
         for path in _sample(images, sample, rng):
             try:
                 with Image.open(path) as im:
                     pictures.append(im.convert("RGB"))
             except OSError as e:  # a source moved or deleted since ingest: skip it
                 logger.warning("calibration skips %s: %s", path, e)
+        if pictures:
+            rho_image = calibrate_rho(
+                encoder, pictures, modality="image", config=cfg,
+                progress=lambda d, t: report("image", d, t),
+            ).rho  # fmt: skip
+            measured.update({m: rho_image for m in ("image", "video") if m in wanted})
     if "audio" in wanted and audio is not None and texts:
         held_out = _sample(texts, sample, np.random.default_rng(seed + 1))
-    inputs = CalibrationInputs(text_groups=groups, images=pictures, audio_captions=held_out)
-    if held_out and (luma.bridge is None or not luma.bridge.fitted):
-        need = luma.bridge.config.resolved_min_pairs if luma.bridge is not None else 0
-        logger.warning(
-            "the audio radius needs a fitted bridge: %d distinct texts/captions in %s, the "
-            "bridge fits after %d pairs; ingest more captioned items, then calibrate again",
-            len(texts),
-            luma.path,
-            need,
-        )
-    measured: dict[str, float] = {}
-    for stage in ("text", "image", "audio"):
-        todo = {stage} | ({"video"} if stage == "image" else set())
-        todo &= wanted
-        if not todo:
-            continue
-        measured.update(calibrate_radii(encoder, audio, luma.bridge, todo, inputs))
-        report(stage, 1, 1)
+        if luma.bridge is None or not luma.bridge.fitted:
+            need = luma.bridge.config.resolved_min_pairs if luma.bridge is not None else 0
+            logger.warning(
+                "the audio radius needs a fitted bridge: %d distinct texts/captions in %s, the "
+                "bridge fits after %d pairs; ingest more captioned items, then calibrate again",
+                len(texts),
+                luma.path,
+                need,
+            )
+        else:  # the bridge's residual on held-out captions (calibration.calibrate_radii)
+            inputs = CalibrationInputs(audio_captions=held_out)
+            measured.update(calibrate_radii(encoder, audio, luma.bridge, {"audio"}, inputs))
+            report("audio", 1, 1)
     if measured:
         store_rho(luma, measured, "calibrated")
     logger.info("calibrated %s: %s", luma.path, measured)
