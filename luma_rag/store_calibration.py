@@ -110,10 +110,10 @@ def calibrate_store(
             except OSError as e:  # a source moved or deleted since ingest: skip it
                 logger.warning("calibration skips %s: %s", path, e)
         if pictures:
+            image_progress = lambda d, t: report("image", d, t)  # noqa: E731
             rho_image = calibrate_rho(
-                encoder, pictures, modality="image", config=cfg,
-                progress=lambda d, t: report("image", d, t),
-            ).rho  # fmt: skip
+                encoder, pictures, modality="image", config=cfg, progress=image_progress
+            ).rho
             measured.update({m: rho_image for m in ("image", "video") if m in wanted})
     if "audio" in wanted and audio is not None and texts:
         held_out = _sample(texts, sample, np.random.default_rng(seed + 1))
