@@ -72,8 +72,14 @@ class MediaEmbedder:
         audio: MediaPath | None = None,
         video: MediaPath | None = None,
         caption: str | None = None,
+        with_pairs: bool = False,
     ) -> Embedded:
-        """Embed exactly one of text / image / audio / video (``caption`` feeds the bridge)."""
+        """Embed exactly one of text / image / audio / video (``caption`` feeds the bridge).
+
+        One pass per encoder: by default (queries) only the encoder the input needs runs;
+        ``with_pairs=True`` (ingest) adds the caption's bridge pairs, and a text item's own CLIP
+        vector is its bridge target (it is not encoded twice).
+        """
         given = {
             k: v
             for k, v in (("text", text), ("image", image), ("audio", audio), ("video", video))
@@ -90,19 +96,26 @@ class MediaEmbedder:
             if not isinstance(value, str) or not value.strip():
                 raise InvalidInputError("text must be a non-empty string")
             vec = self.encoder.encode_text([value])[0]
-            return Embedded(vec, "text", None, False, self._caption_pairs(caption or value))
+            if not with_pairs or self.audio_encoder is None:
+                return Embedded(vec, "text", None, False, None)
+            if caption is None or caption == value:  # the item's vector is the CLIP side
+                clap_text = self.audio_encoder.encode_text([value])
+                return Embedded(vec, "text", None, False, (clap_text, vec[None, :]))
+            return Embedded(vec, "text", None, False, self._caption_pairs(caption))
         path = _existing_file(value, modality)
         if modality == "image":
             vec = self.encoder.encode_image([path])[0]
-            return Embedded(vec, "image", str(path), False, self._caption_pairs(caption))
+            pairs = self._caption_pairs(caption) if with_pairs else None
+            return Embedded(vec, "image", str(path), False, pairs)
         if modality == "video":
             from luma_rag.encoders.video import encode_video
 
             vec = encode_video(self.encoder, [path], fps=self.video_fps)[0]
-            return Embedded(vec, "video", str(path), False, self._caption_pairs(caption))
+            pairs = self._caption_pairs(caption) if with_pairs else None
+            return Embedded(vec, "video", str(path), False, pairs)
         clap = self._need_audio()
         vec = clap.encode_audio([path])[0]
-        pairs = self._caption_pairs(caption)
+        pairs = self._caption_pairs(caption) if with_pairs else None
         if caption is not None and pairs is not None:
             clip_caption = pairs[1][:1]
             pairs = (np.vstack([pairs[0], vec[None, :]]), np.vstack([pairs[1], clip_caption]))

@@ -37,6 +37,7 @@ __all__ = [
     "query_media",
     "set_calibration",
     "set_rho",
+    "store_rho",
 ]
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,12 @@ def ingest_item(
             if cut:
                 logger.warning("%s is longer than the encoder reads; embedding its prefix", name)
     emb = luma._need_embedder().embed(
-        text=short["text"], image=image, audio=audio, video=video, caption=short["caption"]
+        text=short["text"],
+        image=image,
+        audio=audio,
+        video=video,
+        caption=short["caption"],
+        with_pairs=True,  # an ingest feeds the bridge
     )
     if emb.pairs is not None and luma.bridge is not None:
         luma.add_bridge_pairs(*emb.pairs)
@@ -160,8 +166,10 @@ def query_media(
 ) -> QueryResult:
     """Search with a text, image, audio or video query — or several at once.
 
-    ρ defaults to the store's calibrated radius for the query's modality (``luma.rho``),
-    else ``SafetyConfig.rho``. Audio queries cross the bridge, so ε_q enters the bound.
+    ρ defaults to the store's radius for the query's modality (``luma.rho``), else
+    ``SafetyConfig.rho``; ``telemetry.rho_source`` says which (``"calibrated"``, ``"user"`` or
+    ``"unset"``). Audio queries cross the bridge, so ε_q enters the bound. A single-input
+    query runs one encoder pass.
 
     Several inputs (``luma.query("but red", image="circle.png", weights={"text": 0.75})``)
     make a composite query: ``normalize(Σ w_m e(input_m))`` with the weights given per
@@ -198,7 +206,9 @@ def query_media(
         if cut:
             notes.append(f"query text truncated to its first {checks.MAX_ENCODED_CHARS} characters")
     t0 = time.perf_counter()
-    emb = luma._need_embedder().embed(text=text, image=image, audio=audio, video=video)
+    emb = luma._need_embedder().embed(
+        text=text, image=image, audio=audio, video=video, with_pairs=False
+    )  # one encoder pass: a query feeds no bridge pairs
     encode_ms = (time.perf_counter() - t0) * 1000.0
     source: Literal["calibrated", "user", "unset"] | None = None
     if rho is None and emb.modality in luma.rho:
@@ -223,21 +233,24 @@ def attach_encoders(
     *,
     calibration: CalibrationInputs | None = None,
 ) -> None:
-    """Attach encoders; calibrate ρ and warm-start the bridge when the store has none yet.
+    """Attach encoders; read ρ if it was measured with these encoders. Nothing slow runs here.
 
-    ρ per query modality is read from the store (``luma.rho``); the ones missing are
-    measured on first attach by :func:`~luma_rag.calibration.calibrate_radii` (text from
-    paraphrases, image and video from shifted / re-lit images, audio from the bridge's
-    residual), so no encoder modality is certified with the vacuous ρ = 0. An unfitted
-    bridge is warm-started from caption pairs through both text towers first.
+    ρ per query modality is read from the store (``luma.rho``, with ``luma.rho_source``) when
+    it was measured with the same encoders; if the store's ρ came from other encoders it is
+    dropped, and a warning (also in ``luma.notices``) says so. Missing radii are measured on
+    the store's own items by :meth:`Luma.calibrate` (explicitly, or ``luma calibrate``); until
+    then queries report ``rho_source="unset"``. Only the shipped tiny models (whose domain is
+    the synthetic LUMA-Shapes set) are calibrated here at once, on the shipped inputs, and
+    warm-start an unfitted bridge from its captions.
 
     Args:
-        calibration: inputs that mean the same, for ρ and the bridge warm start (default:
-            the set shipped beside the tiny checkpoints, read only when something is
-            missing).
+        calibration: inputs that mean the same, to measure the missing radii now (and
+            warm-start an unfitted bridge) whatever the encoders; default: only for the
+            shipped tiny models, on the shipped set.
     """
     from luma_rag.calibration import calibrate_radii, load_calibration_inputs
     from luma_rag.embedder import MediaEmbedder
+    from luma_rag.encoders.registry import is_packaged
 
     luma._store.check_open()
     if encoder.dim != luma.config.dim:
@@ -246,39 +259,98 @@ def attach_encoders(
             f"the store is {luma.config.dim}-d"
         )
     luma._embedder = MediaEmbedder(encoder, audio_encoder)
-    stored = luma._store.get_kv("rho")
-    luma.rho = {k: float(v) for k, v in json.loads(stored).items()} if stored else {}
-    sources = luma._store.get_kv("rho_source")
-    luma.rho_source = dict(json.loads(sources)) if sources else {}
+    _load_rho(luma, encoder, audio_encoder)
     bridge = luma.bridge
-    writable = not getattr(luma._store, "read_only", False)
-    warm_start = writable and audio_encoder is not None and bridge is not None and not bridge.fitted
+    warm_start = (
+        _writable(luma) and audio_encoder is not None and bridge is not None and not bridge.fitted
+    )
     missing = {"text", "image", "video"} - set(luma.rho)
     if audio_encoder is not None and bridge is not None:
         missing |= {"audio"} - set(luma.rho)
-    if not (warm_start or missing):
+    tiny = is_packaged(encoder.name) and (audio_encoder is None or is_packaged(audio_encoder.name))
+    if not (warm_start or missing) or (calibration is None and not tiny):
         return
     inputs = calibration if calibration is not None else load_calibration_inputs()
     if warm_start and audio_encoder is not None and bridge is not None:
         need = 2 * (bridge.config.resolved_min_pairs // 2 + 1)
         captions = inputs.bridge_captions[:need]
-        if len(captions) < bridge.config.resolved_min_pairs:
-            logger.warning(
-                "only %d warm-start captions for a bridge that fits after %d pairs; audio "
-                "needs more caption pairs (ingest captioned items)",
-                len(captions),
-                bridge.config.resolved_min_pairs,
-            )
         if captions:
             luma.add_bridge_pairs(
                 audio_encoder.encode_text(captions), encoder.encode_text(captions)
             )
     if missing:
-        luma.rho.update(calibrate_radii(encoder, audio_encoder, luma.bridge, missing, inputs))
-        luma.rho_source.update({m: "calibrated" for m in missing})
-        if writable:  # a reader measures for itself; the writer persists
-            luma._store.set_kv("rho", json.dumps(luma.rho))
-            luma._store.set_kv("rho_source", json.dumps(luma.rho_source))
+        measured = calibrate_radii(encoder, audio_encoder, luma.bridge, missing, inputs)
+        store_rho(luma, measured, "calibrated")
+
+
+def _fingerprint(encoder: Encoder, audio_encoder: Encoder | None) -> dict[str, Any]:
+    return {
+        "encoder": str(encoder.name),
+        "dim": int(encoder.dim),
+        "audio_encoder": None if audio_encoder is None else str(audio_encoder.name),
+    }
+
+
+def _load_rho(luma: Luma, encoder: Encoder, audio_encoder: Encoder | None) -> None:
+    """``luma.rho`` / ``rho_source`` from the store, minus radii of other encoders."""
+    stored = luma._store.get_kv("rho")
+    luma.rho = {k: float(v) for k, v in json.loads(stored).items()} if stored else {}
+    sources = luma._store.get_kv("rho_source")
+    luma.rho_source = dict(json.loads(sources)) if sources else {}
+    for m in luma.rho:  # stores written before rho_source: measured at attach
+        luma.rho_source.setdefault(m, "calibrated")
+    now = _fingerprint(encoder, audio_encoder)
+    was_text = luma._store.get_kv("rho_encoders")
+    was = json.loads(was_text) if was_text else None
+    drop: set[str] = set()
+    if was is not None and was.get("encoder") != now["encoder"]:
+        drop = set(luma.rho)  # audio's radius is measured in CLIP space too
+        why = f"the encoder changed from {was.get('encoder')} to {now['encoder']}"
+    elif (
+        was is not None
+        and audio_encoder is not None
+        and was.get("audio_encoder")
+        not in (
+            None,
+            now["audio_encoder"],
+        )
+    ):
+        drop = {"audio"} & set(luma.rho)
+        why = f"the audio encoder changed from {was.get('audio_encoder')} to {now['audio_encoder']}"
+    if drop:
+        message = (
+            f"{luma.path}: {why}; the radii rho for {sorted(drop)} were measured with the old "
+            "model and are dropped (queries report rho_source='unset' until luma.calibrate() "
+            "or `luma calibrate` measures them again). Items ingested with the old encoder "
+            "are in its embedding space: re-ingest them for meaningful results"
+        )
+        logger.warning("%s", message)
+        luma.notices.append(message)
+        for m in drop:
+            luma.rho.pop(m, None)
+            luma.rho_source.pop(m, None)
+        _persist_rho(luma)
+    if was != now and _writable(luma):
+        luma._store.set_kv("rho_encoders", json.dumps(now))
+
+
+def _writable(luma: Luma) -> bool:
+    return not getattr(luma._store, "read_only", False)
+
+
+def _persist_rho(luma: Luma) -> None:
+    """Write ρ and its sources (a read-only view keeps what it measured to itself)."""
+    if _writable(luma):
+        luma._store.set_kv("rho", json.dumps(luma.rho))
+        luma._store.set_kv("rho_source", json.dumps(luma.rho_source))
+
+
+def store_rho(luma: Luma, values: Mapping[str, float], source: str) -> None:
+    """Set and persist ρ for several modalities at once, with where each came from."""
+    for modality, value in values.items():
+        luma.rho[str(modality)] = checks.check_rho(value)
+        luma.rho_source[str(modality)] = source
+    _persist_rho(luma)
 
 
 def set_rho(
@@ -295,10 +367,7 @@ def set_rho(
     luma._store.check_open()
     if source not in ("calibrated", "user"):
         raise InvalidInputError(f"source must be 'calibrated' or 'user', got {source!r}")
-    luma.rho[str(modality)] = checks.check_rho(value)
-    luma.rho_source[str(modality)] = source
-    luma._store.set_kv("rho", json.dumps(luma.rho))
-    luma._store.set_kv("rho_source", json.dumps(luma.rho_source))
+    store_rho(luma, {modality: value}, source)
 
 
 def calibration(luma: Luma, name: str) -> dict[str, Any] | None:

@@ -26,9 +26,12 @@ import luma_rag._checks as checks
 import luma_rag.composite as _composite
 import luma_rag.encoding as _encoding
 import luma_rag.enrich.linked as _linked
+import luma_rag.gaps as _gaps
+import luma_rag.store_calibration as _calibrate_store
 from luma_rag._arrays import as_query, as_unit_matrix
 from luma_rag.bridge import ProcrustesBridge
 from luma_rag.config import LumaConfig, session_config
+from luma_rag.encoders.resolve import check_encoder_name
 from luma_rag.encoders.resolve import resolve_encoder as _resolve_encoder
 from luma_rag.errors import ConfigError, InvalidInputError
 from luma_rag.pipeline import run_query
@@ -69,6 +72,7 @@ class Luma:
         self._embedder: MediaEmbedder | None = None
         self.rho: dict[str, float] = {}
         self.rho_source: dict[str, str] = {}  # per modality: "calibrated" or "user"
+        self.notices: list[str] = []  # what attaching found and changed (ρ dropped, ...)
         #: Text extractors run at ingest, by media modality ("audio", "video": a transcriber;
         #: "image": an OCR reader); see :mod:`luma_rag.enrich`. Empty: ingest as before.
         self.enrichers: dict[str, TextExtractor] = {}
@@ -94,10 +98,17 @@ class Luma:
             encoder: a CLIP-space :class:`~luma_rag.encoders.base.Encoder`, or a registry name
                 (``"luma-tiny"``: the shipped offline model; ``"ViT-B-32"``: production).
                 Enables :meth:`ingest` / :meth:`query` on text, images and video.
-            audio_encoder: a CLAP encoder or name (``"luma-tiny-clap"``); audio then crosses
-                the CLAP→CLIP bridge, which a store gets automatically when one is given.
+            audio_encoder: a CLAP encoder or name (``"luma-tiny-clap"``,
+                ``"laion/clap-htsat-unfused"``); audio then crosses the CLAP→CLIP bridge, which
+                a store gets automatically when one is given. Both names are looked up before
+                either model is loaded.
             read_only: open beside the writer without writing anything: a consistent view of
                 the last committed state; :meth:`refresh` moves it to the latest.
+
+        Opening is cheap: no calibration runs here for production models (ρ is read from the
+        store if it was measured with these encoders, else ``rho_source`` is ``"unset"`` until
+        :meth:`calibrate` runs on the store's own items); only the shipped tiny models are
+        calibrated at once, on the shipped LUMA-Shapes inputs.
 
         Raises:
             ConfigError: no config for a new store. DimensionMismatchError: wrong ``dim``.
@@ -120,8 +131,9 @@ class Luma:
         stored, stored_id = read_config(path)
         if read_only and stored is None:
             raise ConfigError(f"{path} holds no store to open read-only")
-        enc = _resolve_encoder(encoder)
-        aenc = _resolve_encoder(audio_encoder)
+        check_encoder_name(audio_encoder, "audio")  # a bad audio name fails before CLIP loads
+        enc = _resolve_encoder(encoder, "clip")
+        aenc = _resolve_encoder(audio_encoder, "audio")
         cfg = session_config(path, stored, config, enc, aenc)
         if not read_only:
             path.mkdir(parents=True, exist_ok=True)
@@ -143,9 +155,10 @@ class Luma:
     ) -> Self:
         """Wrap an open :class:`~luma_rag.store.base.StoreBackend` (e.g. a server backend)."""
         luma = cls(backend)
-        enc = _resolve_encoder(encoder)
+        check_encoder_name(audio_encoder, "audio")
+        enc = _resolve_encoder(encoder, "clip")
         if enc is not None:
-            luma.attach_encoders(enc, _resolve_encoder(audio_encoder))
+            luma.attach_encoders(enc, _resolve_encoder(audio_encoder, "audio"))
         return luma
 
     def __enter__(self) -> Self:
@@ -344,28 +357,14 @@ class Luma:
     ingest_texts = _encoding.ingest_texts
     ingest_images = _encoding.ingest_images
     query = _encoding.query_media
+    calibrate = _calibrate_store.calibrate_store
     # Composite queries: luma_rag/composite.py; transcripts/OCR routes: luma_rag/enrich/.
     query_parts = _composite.composite_query
     query_fused = _linked.query_fused
 
     # -- records ---------------------------------------------------------------------------------
-    def record_gap(self, query: str, detail: Mapping[str, Any]) -> int:
-        """Log a knowledge gap (the user's question, JSON-safe ``detail`` such as candidates and
-        margins): a query the memory could not settle (the gate's CLARIFY / NOT_IN_MEMORY)."""
-        self._store.check_open()
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidInputError("a knowledge gap needs the query text")
-        checks.check_text(query, "query")
-        try:
-            detail_ = dict(detail)
-        except (TypeError, ValueError) as e:
-            raise InvalidInputError(f"gap detail must be a dict ({e})") from e
-        return self._store.add_gap(time.time(), query, detail_)
-
-    def knowledge_gaps(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Recent knowledge gaps, newest first: dicts with gap, time, query and the detail."""
-        self._store.check_open()
-        return self._store.gaps(checks.check_k(limit, "limit"))
+    record_gap = _gaps.record_gap  # knowledge gaps: luma_rag/gaps.py
+    knowledge_gaps = _gaps.knowledge_gaps
 
     def get(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Stored items by id (unknown ids skipped).

@@ -5,18 +5,16 @@ from local files by default: a model id that is not in the local Hugging Face ca
 directory that does not hold a LLaVA checkpoint, raises
 :class:`~luma_rag.errors.ModelNotAvailableError` at once, without touching the network.
 
-Placement and precision:
+Where the model comes from: the registry's lookup, like every model
+(:func:`luma_rag.encoders.registry.resolve_model`): a directory, the shipped ``luma-tiny-llava``,
+``$LUMA_MODEL_DIR/<name>`` (``$LUMA_MODEL_DIR/llava-hf/llava-1.5-7b-hf``), the local Hugging
+Face cache; never the network.
 
-* CUDA (the default when available): 4-bit NF4 weights through bitsandbytes
-  (``BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-  bnb_4bit_compute_dtype=torch.float16)``) placed with ``device_map="auto"`` — a quantized
-  model is never moved with ``.to()``. ``load_in_4bit=False`` loads float16 weights instead.
-* CPU: full precision (float32), unless ``load_in_4bit=True`` forces 4-bit NF4 through
-  bitsandbytes' CPU backend (compute in float32; needs bitsandbytes >= 0.48).
-
-Offline, ``LlavaAnswerer("luma-tiny-llava")`` loads the shipped tiny LLaVA (see
-:mod:`luma_rag.answer.tiny_llava`) from the package directory, through the same
-``from_pretrained`` calls.
+Precision (``precision=``): ``"auto"`` (NF4 on CUDA, bf16 on CPU), ``"nf4"``, ``"int8"``,
+``"bf16"``, ``"fp16"``, ``"fp32"``; see :mod:`luma_rag.answer.llava_load`. The chosen
+precision and the loaded model's memory are logged and reported by
+:attr:`LlavaAnswerer.load_info` and in every answer's telemetry. ``load_in_4bit=True/False``
+(older API) means ``"nf4"`` / the device's unquantized default.
 
 The prompt is built by :func:`~luma_rag.answer.prompts.build_messages` and rendered with the
 processor's chat template; only the generated tokens are decoded (the prompt is sliced off).
@@ -33,16 +31,22 @@ from typing import Any
 
 from luma_rag.answer.base import Answer, Evidence
 from luma_rag.answer.gate import GateDecision
+from luma_rag.answer.llava_load import PRECISIONS, load_llava
 from luma_rag.answer.prompts import build_messages
-from luma_rag.answer.tiny_llava import TINY_LLAVA_DIR, TINY_LLAVA_MODEL
+from luma_rag.answer.tiny_llava import TINY_LLAVA_MODEL
 from luma_rag.errors import (
     InvalidInputError,
     MissingDependencyError,
-    ModelNotAvailableError,
     UnsupportedMediaError,
 )
 
-__all__ = ["DEFAULT_LLAVA_MODEL", "NO_ANSWER_REPLY", "OFFLINE_LLAVA_MODEL", "LlavaAnswerer"]
+__all__ = [
+    "DEFAULT_LLAVA_MODEL",
+    "NO_ANSWER_REPLY",
+    "OFFLINE_LLAVA_MODEL",
+    "PRECISIONS",
+    "LlavaAnswerer",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -69,13 +73,6 @@ def _transformers() -> Any:
     return transformers
 
 
-def _dtype_kwarg(transformers: Any) -> str:
-    """``from_pretrained``'s dtype keyword: ``dtype`` since transformers 4.56."""
-    from packaging.version import Version
-
-    return "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
-
-
 class LlavaAnswerer:
     """Answers with LLaVA-1.5 from the gate's evidence, showing it the top image.
 
@@ -84,9 +81,12 @@ class LlavaAnswerer:
             holding a LLaVA checkpoint and its processor (``save_pretrained`` output), or
             ``"luma-tiny-llava"``: the tiny LLaVA shipped inside the package (offline).
         device: ``"cuda"``, ``"cuda:1"``, ``"cpu"``, ...; None: CUDA when available, else CPU.
-        load_in_4bit: Load 4-bit NF4 weights (bitsandbytes). None: on CUDA only.
+        load_in_4bit: Older switch: True means ``precision="nf4"``, False the device's
+            unquantized default (bf16 on CPU, fp16 on CUDA). None: use ``precision``.
+        precision: ``"auto"``, ``"nf4"``, ``"int8"``, ``"bf16"``, ``"fp16"`` or ``"fp32"``
+            (see the module docstring).
         max_new_tokens: Most tokens generated per answer; ``>= 1``.
-        local_files_only: Never download (the default; tests and CI have no network).
+        local_files_only: Kept for compatibility; models are only ever read from local files.
 
     Example:
         >>> answerer = LlavaAnswerer("/models/llava-1.5-7b-hf")  # a local snapshot
@@ -103,6 +103,7 @@ class LlavaAnswerer:
         *,
         device: str | None = None,
         load_in_4bit: bool | None = None,
+        precision: str = "auto",
         max_new_tokens: int = 64,
         local_files_only: bool = True,
     ) -> None:
@@ -111,17 +112,20 @@ class LlavaAnswerer:
             raise InvalidInputError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
         if max_new_tokens < 1:
             raise InvalidInputError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+        if precision not in PRECISIONS:
+            raise InvalidInputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         model = os.fspath(model_id)
         if not model.strip():
             raise InvalidInputError("model_id must name a model or a local directory")
         self.model_id = model
         self.device = device
         self.load_in_4bit = load_in_4bit
+        self.precision = precision
         self.max_new_tokens = max_new_tokens
         self.local_files_only = local_files_only
         self._model: Any = None
         self._processor: Any = None
-        self._quantized = False
+        self._info: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     # -- loading ---------------------------------------------------------------------------------
@@ -141,73 +145,19 @@ class LlavaAnswerer:
             if self._model is None:
                 self._load()
 
+    @property
+    def load_info(self) -> dict[str, Any]:
+        """After loading: ``{"model", "path", "device", "precision", "memory_bytes"}``."""
+        return dict(self._info)
+
     def _load(self) -> None:
-        torch = _torch()
-        transformers = _transformers()
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        cuda = device.startswith("cuda")
-        quantize = cuda if self.load_in_4bit is None else bool(self.load_in_4bit)
-        dtype_kw = _dtype_kwarg(transformers)
-        kwargs: dict[str, Any] = {"local_files_only": self.local_files_only}
-        if quantize:
-            try:
-                import bitsandbytes  # noqa: F401  (transformers needs it for 4-bit)
-            except ImportError as e:
-                raise MissingDependencyError(
-                    "bitsandbytes is required to load LLaVA in 4 bits; install it with "
-                    "`pip install bitsandbytes`, or pass load_in_4bit=False"
-                ) from e
-            kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
-                load_in_4bit=True,
-                bnb_4bit_quant_type="nf4",
-                bnb_4bit_compute_dtype=torch.float16 if cuda else torch.float32,
-            )
-            kwargs["device_map"] = "auto" if cuda else "cpu"
-            kwargs[dtype_kw] = torch.float16 if cuda else torch.float32
-        elif device == "cpu":
-            kwargs[dtype_kw] = torch.float32
-        else:
-            kwargs[dtype_kw] = torch.float16 if cuda else torch.float32
-            kwargs["device_map"] = {"": device}
-        source = self._source()
-        try:
-            processor = transformers.AutoProcessor.from_pretrained(
-                source, local_files_only=self.local_files_only
-            )
-            model = transformers.LlavaForConditionalGeneration.from_pretrained(source, **kwargs)
-        except (OSError, ValueError) as e:  # missing files; HF id validation is a ValueError
-            raise ModelNotAvailableError(self._missing_message(e)) from e
-        model.eval()
-        self._processor, self._model, self._quantized = processor, model, quantize
-        logger.info(
-            "loaded %s on %s (%s)",
+        loaded = load_llava(
             self.model_id,
-            model.device,
-            "4-bit NF4" if quantize else str(getattr(model, "dtype", "?")),
+            device=self.device,
+            precision=self.precision,
+            load_in_4bit=self.load_in_4bit,
         )
-
-    def _source(self) -> str:
-        """What ``from_pretrained`` is given: the shipped directory for the tiny model's name."""
-        return os.fspath(TINY_LLAVA_DIR) if self.model_id == TINY_LLAVA_MODEL else self.model_id
-
-    def _missing_message(self, error: BaseException) -> str:
-        if self.model_id == TINY_LLAVA_MODEL:
-            return (
-                f"the shipped tiny LLaVA is missing or incomplete at {TINY_LLAVA_DIR} ({error}); "
-                "reinstall luma-rag, or rebuild it as its README.md describes "
-                "(python -m luma_rag.training.train_llava)"
-            )
-        where = (
-            "the directory exists but does not hold a LLaVA checkpoint and processor"
-            if os.path.isdir(self._source())
-            else "it is neither a local directory nor in the local Hugging Face cache"
-        )
-        return (
-            f"LLaVA model {self.model_id!r} is not available offline: {where} ({error}). "
-            f"On a machine with network, save it with `huggingface-cli download "
-            f"{DEFAULT_LLAVA_MODEL} --local-dir DIR` (or model.save_pretrained(DIR) and "
-            f"processor.save_pretrained(DIR)), copy DIR here and pass LlavaAnswerer(model_id=DIR)."
-        )
+        self._processor, self._model, self._info = loaded.processor, loaded.model, loaded.info
 
     # -- answering -------------------------------------------------------------------------------
     def _inputs(self, question: str, decision: GateDecision) -> tuple[Any, dict[str, Any]]:
@@ -247,7 +197,9 @@ class LlavaAnswerer:
             "answerer": self.name,
             "model": self.model_id,
             "device": str(self._model.device),
-            "quantized_4bit": self._quantized,
+            "quantized_4bit": self._info.get("precision") == "nf4",
+            "precision": self._info.get("precision"),
+            "memory_bytes": self._info.get("memory_bytes"),
             "decision": decision.decision,
             "k_used": decision.k_used,
             "clarification": decision.clarification,

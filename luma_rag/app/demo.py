@@ -53,7 +53,7 @@ __all__ = ["main"]
 logger = logging.getLogger(__name__)
 
 TINY_MODELS: Final = ("luma-tiny", "luma-tiny-clap")
-PRODUCTION_MODELS: Final = (("ViT-B-32", "openai"), "laion/clap-htsat-unfused")
+PRODUCTION_MODELS: Final = ("ViT-B-32/openai", "laion/clap-htsat-unfused")
 DEFAULT_STORE: Final = Path("stores/demo")
 CORPUS_DIR: Final = "shapes"
 _BATCH: Final = 32
@@ -125,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         answerer = _answerer(args, device)
         items = _corpus(store / CORPUS_DIR, args.n, args.seed, audio=has_audio)
+        _ingest(engine, items, n_audio=0)  # images first: their captions feed the bridge
+        _calibrate(engine)  # production models: rho and the bridge from these items
         _ingest(engine, items, n_audio=args.n_audio if has_audio else 0)
         from luma_rag.app.chat import build_app, launch_app
 
@@ -182,10 +184,14 @@ def _open_store(store: Path, args: argparse.Namespace, device: str) -> tuple[Lum
     """
     from luma_rag import Luma
     from luma_rag.encoders import get_encoder
+    from luma_rag.encoders.resolve import check_encoder_name
 
     if args.production:
-        (name, tag), audio_name = PRODUCTION_MODELS
-        encoder = get_encoder(name, tag, device=device)
+        name, audio_name = PRODUCTION_MODELS
+        check_encoder_name(name, "clip")  # both looked up before either is loaded
+        if not args.no_audio:
+            check_encoder_name(audio_name, "audio")
+        encoder = get_encoder(name, device=device)
         audio = None if args.no_audio else _clap(audio_name, device)
     else:
         encoder = get_encoder(TINY_MODELS[0], device=device)
@@ -200,9 +206,9 @@ def _open_store(store: Path, args: argparse.Namespace, device: str) -> tuple[Lum
 
 
 def _clap(name: str, device: str) -> Encoder:
-    from luma_rag.encoders.clap.backend import ClapEncoder
+    from luma_rag.encoders import get_encoder
 
-    return ClapEncoder(name, device=device)
+    return get_encoder(name, device=device)
 
 
 def _answerer(args: argparse.Namespace, device: str) -> Answerer:
@@ -220,6 +226,12 @@ def _answerer(args: argparse.Namespace, device: str) -> Answerer:
     answerer = LlavaAnswerer(model, device=device)
     print(f"demo: loading LLaVA from {model} ...", file=sys.stderr)
     answerer.load()
+    info = answerer.load_info
+    print(
+        f"demo: LLaVA {info['model']} on {info['device']}, {info['precision']}, "
+        f"{info['memory_bytes'] / 2**20:,.1f} MiB",
+        file=sys.stderr,
+    )
     return answerer
 
 
@@ -249,6 +261,14 @@ def _ingest(engine: Luma, items: Sequence[ShapeItem], *, n_audio: int) -> None:
     spoken = [
         it for it in items[:n_audio] if it.audio_path is not None and f"{it.id}-audio" not in engine
     ]
+    if spoken and engine.bridge is not None and not engine.bridge.fitted:
+        need = engine.bridge.config.resolved_min_pairs - engine.bridge.pairs_seen
+        print(
+            f"demo: no spoken captions stored: the CLAP->CLIP bridge needs {need} more caption "
+            "pairs (run the demo with a larger --n); audio queries are refused until then",
+            file=sys.stderr,
+        )
+        spoken = []
     if not images and not spoken:
         return
     with _progress(len(images) + len(spoken), "ingest") as advance:
@@ -269,6 +289,21 @@ def _ingest(engine: Luma, items: Sequence[ShapeItem], *, n_audio: int) -> None:
                 id=f"{it.id}-audio",
             )
             advance(1)
+
+
+def _calibrate(engine: Luma) -> None:
+    """Measure the radii ρ the store lacks on its own items (production models), with progress."""
+    if engine.encoder is None or all(
+        m in engine.rho for m in ("text", "image", "video")
+    ):  # the tiny models were calibrated on attach; a reopened store keeps its radii
+        return
+    print("demo: calibrating rho on the store's items ...", file=sys.stderr)
+
+    def report(stage: str, done: int, total: int) -> None:
+        print(f"demo: calibrate {stage} {done}/{total}", file=sys.stderr)
+
+    measured = engine.calibrate(progress=report)
+    print(f"demo: rho {measured}", file=sys.stderr)
 
 
 def example_questions(items: Sequence[ShapeItem], n: int = 4) -> list[str]:

@@ -7,6 +7,7 @@ Every command calls the library; none holds retrieval logic of its own::
     luma query "two red circles" -k 5
     luma query --image photo.png --filter '{"split": "test"}' --json
     luma query --vector q.npy                        # a raw (dim,) float vector, no encoder
+    luma calibrate                                   # rho on the store's own items
     luma stats
     luma gaps
     luma check PATH | luma repair PATH              # verify a store / rebuild its snapshots
@@ -14,6 +15,7 @@ Every command calls the library; none holds retrieval logic of its own::
                                                      # delegated to their own components
 
 One module per subcommand group: :mod:`~luma_rag.cli.ingest`, :mod:`~luma_rag.cli.query`,
+:mod:`~luma_rag.cli.calibrate`,
 :mod:`~luma_rag.cli.info` (stats, gaps, generate), :mod:`~luma_rag.cli.components`
 (delegated), :mod:`~luma_rag.cli.answers` (the gate experiments' options). Nothing heavy is
 imported before a command runs, so ``luma --help`` does not load torch.
@@ -32,7 +34,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from luma_rag.cli import info, ingest, maintenance, query
+from luma_rag.cli import calibrate, info, ingest, maintenance, query
 from luma_rag.cli._common import DEFAULT_AUDIO_MODEL, DEFAULT_MODEL, DEFAULT_STORE, ENV_STORE
 from luma_rag.cli._common import error as _error
 from luma_rag.cli.components import DELEGATES as _DELEGATES
@@ -113,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ingest.add_parser(sub, [common, store, models])
     query.add_parser(sub, [common, store, models])
+    calibrate.add_parser(sub, [common, store, models])
     info.add_parsers(sub, common, store)
     maintenance.add_parsers(sub, common)
     for name, (module, what, _) in _DELEGATES.items():  # dispatched in main(), listed here

@@ -255,6 +255,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                     _ingest_batch(luma, group[i : i + _BATCH], report)
                     progress.advance(len(group[i : i + _BATCH]))
             else:
+                bridge = luma.bridge
+                if modality == "audio" and group and bridge is not None and not bridge.fitted:
+                    luma.calibrate(["audio"])  # warm-start the bridge on the stored captions
                 for it in group:
                     _ingest_one(luma, it, report)
                     progress.advance(1)

@@ -13,14 +13,17 @@ from luma_rag.encoders.open_clip_backend import OpenClipEncoder
 from luma_rag.encoders.registry import (
     DEFAULT_MODEL,
     PretrainedSpec,
+    Resolved,
     add_model_config,
     find_weights,
     get_encoder,
     get_model_config,
     list_models,
     list_pretrained,
+    model_kind,
     register_backend,
     register_pretrained,
+    resolve_model,
 )
 
 __all__ = [
@@ -31,12 +34,15 @@ __all__ = [
     "Modality",
     "OpenClipEncoder",
     "PretrainedSpec",
+    "Resolved",
     "add_model_config",
     "find_weights",
     "get_encoder",
     "get_model_config",
     "list_models",
     "list_pretrained",
+    "model_kind",
     "register_backend",
     "register_pretrained",
+    "resolve_model",
 ]

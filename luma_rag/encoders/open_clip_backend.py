@@ -12,20 +12,24 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from luma_rag.encoders.base import AudioInput, Modality, check_batch, check_texts, l2_normalize
+from luma_rag.encoders.spec import OPEN_CLIP_FILES, PretrainedSpec
+from luma_rag.encoders.weights import check_weights_file, offline_hub
 from luma_rag.errors import (
     InvalidInputError,
+    LumaError,
     MissingDependencyError,
     ModelNotAvailableError,
     UnsupportedMediaError,
 )
 from luma_rag.media.image import ImageInput, load_image
 
-__all__ = ["OpenClipEncoder", "import_open_clip"]
+__all__ = ["OpenClipEncoder", "build_open_clip", "import_open_clip"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +49,21 @@ def import_open_clip() -> tuple[Any, Any]:
     except ImportError as e:
         raise MissingDependencyError.for_extra("open_clip_torch", "models") from e
     return torch, open_clip
+
+
+def build_open_clip(
+    model_name: str, weights: Path, spec: PretrainedSpec, device: str = "cpu"
+) -> OpenClipEncoder:
+    """Build the registry's open_clip entry ``model_name`` from its weights file.
+
+    Args:
+        model_name: open_clip architecture name (``"ViT-B-32"``).
+        weights: The weights file found by the registry; an ``open_clip_config.json`` beside
+            it (the published layout) gives the architecture instead of the built-in config.
+        spec: The registry entry (``quick_gelu``).
+        device: torch device string.
+    """
+    return OpenClipEncoder(model_name, weights, device, quick_gelu=spec.quick_gelu, name=model_name)
 
 
 class OpenClipEncoder:
@@ -93,25 +112,45 @@ class OpenClipEncoder:
         name: str | None = None,
     ) -> None:
         torch, open_clip = import_open_clip()
-        path = None if pretrained is None else os.fspath(pretrained)
-        if path is not None and not os.path.isfile(path):
-            raise ModelNotAvailableError(
-                f"weights for {model_name} not found at {path}; pass the path of an existing "
-                "open_clip checkpoint (.safetensors)"
-            )
+        from luma_rag.encoders.catalog import ensure_open_clip_configs
+
+        ensure_open_clip_configs(open_clip)
+        path = None if pretrained is None else Path(pretrained)
+        if path is not None:
+            if not path.is_file():
+                raise ModelNotAvailableError(
+                    f"weights for {model_name} not found at {path}; pass the path of an existing "
+                    "open_clip checkpoint (.safetensors or .bin) or of its directory"
+                )
+            check_weights_file(path)
+        # A published open_clip directory (hf-hub layout) carries its architecture with it.
+        local = path is not None and (path.parent / "open_clip_config.json").is_file()
+        arch = f"local-dir:{path.parent}" if local and path is not None else model_name
+        # open_clip's own pick in such a directory is safetensors, then .bin: let it load
+        # the file when that is the one found, else load it explicitly after building
+        own_pick = local and path is not None and _open_clip_picks(path)
+        extra = {f"image_{k}": v for k, v in (preprocess or {}).items()}
         try:
-            model, _, transform = open_clip.create_model_and_transforms(
-                model_name,
-                pretrained=path,
-                device=device,
-                force_quick_gelu=quick_gelu,
-                **{f"image_{k}": v for k, v in (preprocess or {}).items()},
-            )
-        except RuntimeError as e:  # open_clip reports unknown configs and bad weights so
+            with offline_hub():
+                model, _, transform = open_clip.create_model_and_transforms(
+                    arch,
+                    pretrained=None if local or path is None else str(path),
+                    load_weights=not local or own_pick,
+                    device=device,
+                    force_quick_gelu=quick_gelu,
+                    **extra,
+                )
+                if local and not own_pick:
+                    open_clip.load_checkpoint(model, str(path), weights_only=True)
+                tokenizer = open_clip.get_tokenizer(arch)
+        except LumaError:
+            raise
+        except Exception as e:  # open_clip reports bad configs and weights in many types
             raise ModelNotAvailableError(
-                f"open_clip could not build {model_name} from {path}: {e}"
+                f"open_clip could not build {model_name} from {path}: {type(e).__name__}: {e}; "
+                "check that the weights file belongs to this architecture (or its "
+                "open_clip_config.json), or copy it again"
             ) from e
-        tokenizer = open_clip.get_tokenizer(model_name)
         self._setup(model, transform, tokenizer, name or model_name, torch.device(device))
 
     @classmethod
@@ -250,6 +289,12 @@ class OpenClipEncoder:
         return (
             f"OpenClipEncoder(name={self._name!r}, dim={self._dim}, device={str(self._device)!r})"
         )
+
+
+def _open_clip_picks(path: Path) -> bool:
+    """Whether open_clip's ``local-dir:`` loader would choose ``path`` in its directory."""
+    first, second = OPEN_CLIP_FILES
+    return path.name == first or (path.name == second and not (path.parent / first).exists())
 
 
 def _check_batch_size(batch_size: int) -> int:

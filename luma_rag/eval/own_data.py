@@ -7,7 +7,7 @@ or a list of :class:`LabeledQuery`. :func:`evaluate_folder` ingests the folder i
 with your encoder and reports, with sample sizes and 95 % Wilson intervals:
 
 * ranking: Recall@1 / @5 / @k, MRR@k, nDCG@k of each query's ranking against its labels;
-* ρ: the encoder radius per modality the store calibrated when the encoder was attached;
+* ρ: the encoder radius per modality, measured by ``Luma.calibrate`` on the ingested items;
 * Safe@1: coverage (share of queries certified) and precision (share of certified queries whose
   top-1 is relevant);
 * the gate: coverage (ANSWER or WIDEN) and risk (answered, but the item an ANSWER rests on
@@ -149,6 +149,7 @@ def evaluate_folder(
         if texts:
             bodies = [p.read_text(encoding="utf-8").strip() or p.name for p in texts]
             luma.ingest_texts(bodies, ids=[p.relative_to(root).as_posix() for p in texts])
+        luma.calibrate()  # rho measured on these very items (opening calibrates nothing)
         gated = GatedRetriever(luma, cfg, record_gaps=False)
         per_query = []
         for q in queries:

@@ -2,7 +2,9 @@
 
 Files: ``config.json``, ``records.sqlite`` (records, metadata, settings, knowledge gaps),
 ``vectors.f32`` (raw vectors), ``hot.snapshot`` / ``warm.snapshot`` and ``bridge.safetensors``
-(derived, each bound to the store's id and generation: see :mod:`luma_rag.store.recovery`).
+(derived, each bound to the store's id and generation: see :mod:`luma_rag.store.recovery`),
+``bridge.pairs`` (the bridge pairs appended since that snapshot, see
+:mod:`luma_rag.store.bridge_log`).
 
 Write path: append vectors (fsync) -> commit records (WAL) -> tiers; acknowledged = durable.
 
@@ -36,7 +38,7 @@ from luma_rag.errors import (
 )
 from luma_rag.filters import compile_filter
 from luma_rag.memory.tiered import Candidates, TieredMemory
-from luma_rag.store.bridge_file import open_bound_bridge, save_bridge
+from luma_rag.store.bridge_log import BridgeLog
 from luma_rag.store.lock import WriterLock
 from luma_rag.store.records import ItemDetails, NewRecord, RecordStore
 from luma_rag.store.recovery import recover, write_derived
@@ -45,8 +47,6 @@ from luma_rag.store.vectors import VectorFile, row_crc
 __all__ = ["LocalStore"]
 
 logger = logging.getLogger(__name__)
-
-_BRIDGE_FILE = "bridge.safetensors"
 
 
 class LocalStore:
@@ -74,6 +74,7 @@ class LocalStore:
         self._closed = False
         self._writer = None if read_only else WriterLock(path)
         self._bridge: ProcrustesBridge | None = None
+        self._bridge_log: BridgeLog | None = None
         self._promote: set[int] = set()
         self._promote_lock = threading.Lock()  # readers add to _promote concurrently
         opened: list[Any] = []
@@ -108,10 +109,11 @@ class LocalStore:
             if not read_only:
                 self._persist_tiers(state.moved)
             self.wait_idle()
-            if config.bridge is not None:
-                self._bridge = open_bound_bridge(
-                    path / _BRIDGE_FILE, config.bridge, self.store_id, self._records, read_only
+            if config.bridge is not None:  # bound snapshot + the pairs logged after it
+                self._bridge_log = BridgeLog(
+                    path, config.bridge, self.store_id, self._records, read_only=read_only
                 )
+                self._bridge = self._bridge_log.bridge
         except BaseException:
             for f in opened:
                 f.close()
@@ -177,6 +179,8 @@ class LocalStore:
                 try:
                     if not self.read_only:
                         write_derived(self.path, self._records, self.memory, self.store_id)
+                        if self._bridge_log is not None:
+                            self._bridge_log.close()
                 finally:
                     self._records.close()
                     self._vectors.close()
@@ -270,18 +274,14 @@ class LocalStore:
                 self.memory.remove(np.array(keys, dtype=np.int64))
 
     def add_bridge_pairs(self, x_source: np.ndarray, y_target: np.ndarray) -> list[float]:
-        """Feed (CLAP, CLIP) pairs to the bridge and persist it; returns ε of any refreshes."""
-        if self._bridge is None:
+        """Feed (CLAP, CLIP) pairs to the bridge and log them; returns ε of any refreshes."""
+        if self._bridge_log is None:
             raise ConfigError(
                 "this store has no bridge; create it with LumaConfig(bridge=BridgeConfig(...))"
             )
         with self._ingest:
             self._check_writable()
-            eps = self._bridge.add_pairs(x_source, y_target)
-            gen = int(self._records.get_kv("bridge_generation") or 0) + 1
-            binding = {"store_id": self.store_id, "bridge_generation": gen}
-            save_bridge(self._bridge, self.path / _BRIDGE_FILE, binding)
-            self._records.set_kv("bridge_generation", str(gen))
+            eps = self._bridge_log.add_pairs(x_source, y_target)  # appended, not rewritten
         return eps
 
     # -- the query pipeline's reads (under reading()) -------------------------------------------

@@ -358,7 +358,9 @@ def hash_model(monkeypatch: pytest.MonkeyPatch) -> str:
     """Make ``--model hash-16`` resolve to :class:`HashEncoder`."""
     resolve = engine._resolve_encoder
     monkeypatch.setattr(
-        engine, "_resolve_encoder", lambda e: HashEncoder() if e == "hash-16" else resolve(e)
+        engine,
+        "_resolve_encoder",
+        lambda e, *role: HashEncoder() if e == "hash-16" else resolve(e, *role),
     )
     return "hash-16"
 

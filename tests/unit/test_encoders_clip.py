@@ -29,7 +29,6 @@ from luma_rag.encoders import (
     get_model_config,
     list_models,
     list_pretrained,
-    pretrained,
     registry,
 )
 from luma_rag.errors import InvalidInputError, ModelNotAvailableError, UnsupportedMediaError
@@ -37,7 +36,7 @@ from luma_rag.media import load_image
 from luma_rag.training.compositional import evaluate_referents
 from luma_rag.training.evaluate import evaluate_retrieval, relevance_matrix
 
-CHECKPOINT_DIR = pretrained.PACKAGE_DIR / "checkpoints" / "luma-tiny-clip"
+CHECKPOINT_DIR = registry.PACKAGE_DIR / "checkpoints" / "luma-tiny-clip"
 WEIGHTS = CHECKPOINT_DIR / "open_clip_model.safetensors"
 VIT = "timm/vit_base_patch32_clip_224.openai"
 #: Question referents -> image top-1 on unseen combinations: 0.605 measured (1 550 referents,
@@ -100,9 +99,9 @@ def test_registry_lists_tiny_and_production_models() -> None:
     table = list_pretrained()
     assert ("luma-tiny-clip", "luma-shapes") in table
     for name in ("ViT-B-32", "openai/clip-vit-large-patch14", "laion/clap-htsat-unfused"):
-        tags = pretrained._PRETRAINED[name]
+        tags = registry._PRETRAINED[name]
         assert all(spec.needs_download for spec in tags.values()), name
-    assert not pretrained._PRETRAINED["luma-tiny-clip"]["luma-shapes"].needs_download
+    assert not registry._PRETRAINED["luma-tiny-clip"]["luma-shapes"].needs_download
     cfg = get_model_config("luma-tiny-clip")
     assert cfg is not None and {"embed_dim", "vision_cfg", "text_cfg"} <= set(cfg)
     assert cfg["text_cfg"]["vocab_size"] == 49408
@@ -114,7 +113,7 @@ def test_shipped_checkpoint_is_small_safetensors_with_matching_sha256() -> None:
     assert "README.md" in files and "training.json" in files
     assert not [f for f in files if f.endswith((".pt", ".pth", ".bin", ".pkl", ".ckpt"))]
     assert WEIGHTS.stat().st_size <= 12 * 2**20
-    spec = pretrained._PRETRAINED["luma-tiny-clip"]["luma-shapes"]
+    spec = registry._PRETRAINED["luma-tiny-clip"]["luma-shapes"]
     assert hashlib.sha256(WEIGHTS.read_bytes()).hexdigest() == spec.sha256
     report = json.loads((CHECKPOINT_DIR / "training.json").read_text())
     assert report["weights"]["sha256"] == spec.sha256
@@ -152,9 +151,9 @@ def test_explicit_pretrained_path_and_bad_path(tmp_path: Path) -> None:
 
 
 def test_checksum_mismatch_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = pretrained._PRETRAINED["luma-tiny-clip"]["luma-shapes"]
+    spec = registry._PRETRAINED["luma-tiny-clip"]["luma-shapes"]
     bad = PretrainedSpec(backend="open_clip", path=spec.path, sha256="0" * 64)
-    monkeypatch.setitem(pretrained._PRETRAINED["luma-tiny-clip"], "luma-shapes", bad)
+    monkeypatch.setitem(registry._PRETRAINED["luma-tiny-clip"], "luma-shapes", bad)
     with pytest.raises(ModelNotAvailableError, match="sha256"):
         get_encoder("luma-tiny")
 
@@ -179,7 +178,7 @@ def test_weights_found_in_luma_model_dir_and_hf_cache(
 ) -> None:
     # $LUMA_MODEL_DIR/<model>/<tag>/: a user-registered tag of the tiny model, built for real.
     user = PretrainedSpec(backend="open_clip", files=("open_clip_model.safetensors",))
-    monkeypatch.setitem(pretrained._PRETRAINED["luma-tiny-clip"], "user", user)
+    monkeypatch.setitem(registry._PRETRAINED["luma-tiny-clip"], "user", user)
     target = no_weights / "models" / "luma-tiny-clip" / "user"
     target.mkdir(parents=True)
     (target / "open_clip_model.safetensors").write_bytes(WEIGHTS.read_bytes())
@@ -189,7 +188,7 @@ def test_weights_found_in_luma_model_dir_and_hf_cache(
         enc.encode_text(["a red circle"]), get_encoder("luma-tiny").encode_text(["a red circle"])
     )
     # The Hugging Face hub cache layout (models--org--name/snapshots/<rev>/file).
-    spec = pretrained._PRETRAINED["ViT-B-32"]["openai"]
+    spec = registry._PRETRAINED["ViT-B-32"]["openai"]
     snapshot = no_weights / "hub" / f"models--{VIT.replace('/', '--')}" / "snapshots" / "abc123"
     snapshot.mkdir(parents=True)
     (snapshot / "open_clip_model.safetensors").write_bytes(b"not really weights")

@@ -18,4 +18,5 @@ def test_readme_has_python_snippets() -> None:
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_readme_snippet_runs(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LUMA_MODEL_DIR", raising=False)  # a snippet's setting is undone after
     exec(compile(code, str(README), "exec"), {"__name__": "readme"})

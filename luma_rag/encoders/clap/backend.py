@@ -19,17 +19,16 @@ Embed:
     >>> t.shape, a.shape, t.dtype
     ((1, 128), (1, 128), dtype('float32'))
 
-A model is found, in this order, as a local directory (``save_pretrained`` output), as a
-checkpoint shipped in ``luma_rag/encoders/checkpoints/`` (``"luma-tiny-clap"``), or in the local
-Hugging Face cache. Nothing is downloaded: a production model such as
-``laion/clap-htsat-unfused`` must be fetched on a machine with network access and passed as a
-directory, and asking for it by name otherwise raises
-:class:`~luma_rag.errors.ModelNotAvailableError` at once. Weights load from safetensors only.
+A name resolves through the registry (:func:`~luma_rag.encoders.registry.resolve_model`) like every
+model: a directory passed by path, the shipped ``luma-tiny-clap``, ``$LUMA_MODEL_DIR/<name>``
+(``$LUMA_MODEL_DIR/laion/clap-htsat-unfused``), then the local Hugging Face cache. Nothing is
+downloaded; a model found nowhere raises :class:`~luma_rag.errors.ModelNotAvailableError` at
+once with the command that fetches it. ``model.safetensors`` is preferred, the published
+``pytorch_model.bin`` is read with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -39,8 +38,10 @@ from typing import Any, Final
 import numpy as np
 
 from luma_rag.encoders.base import Modality, check_batch, check_texts, l2_normalize
+from luma_rag.encoders.weights import check_weights_file, offline_hub, transformers_weights
 from luma_rag.errors import (
     InvalidInputError,
+    LumaError,
     MissingDependencyError,
     ModelNotAvailableError,
     UnsupportedMediaError,
@@ -69,83 +70,12 @@ def _require_torch_transformers() -> tuple[Any, Any]:
     return torch, transformers
 
 
-def _not_available(name: str, cause: str | None = None) -> ModelNotAvailableError:
-    why = f" ({cause})" if cause else ""
-    return ModelNotAvailableError(
-        f"CLAP model {name!r} is not available offline: it is not a local directory, a shipped "
-        f"checkpoint ({', '.join(_shipped()) or 'none'}) or in the local Hugging Face cache{why}, "
-        "and LUMA-RAG never downloads weights. On a machine with network access run "
-        f"`hf download {name} --local-dir DIR` (`huggingface-cli download` with older "
-        "huggingface_hub; safetensors weights are used), copy DIR here and pass "
-        "ClapEncoder('DIR'); or use the shipped 'luma-tiny-clap'."
-    )
-
-
-def _shipped() -> list[str]:
-    if not CHECKPOINTS_DIR.is_dir():
-        return []
-    return sorted(
-        p.name
-        for p in CHECKPOINTS_DIR.iterdir()
-        if (p / "config.json").is_file() and _model_type(p) == "clap"
-    )
-
-
-def _model_type(path: Path) -> str | None:
-    try:
-        data = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    value = data.get("model_type") if isinstance(data, dict) else None
-    return value if isinstance(value, str) else None
-
-
-def _resolve(path_or_name: str | os.PathLike[str]) -> tuple[str, str, bool]:
-    """Return ``(location, display name, is_local_dir)`` for ``path_or_name``."""
-    text = os.fspath(path_or_name)
-    if not text:
-        raise InvalidInputError("path_or_name is empty; pass a directory or 'luma-tiny-clap'")
-    path = Path(text).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ModelNotAvailableError(
-                f"{path} has no config.json; pass a directory written by "
-                "ClapModel.save_pretrained and ClapProcessor.save_pretrained"
-            )
-        return str(path), path.name, True
-    shipped = CHECKPOINTS_DIR / text
-    if "/" not in text and "\\" not in text and (shipped / "config.json").is_file():
-        return str(shipped), text, True
-    if path.is_absolute() or text.startswith((".", "~")) or path.exists():
-        raise ModelNotAvailableError(
-            f"no CLAP checkpoint directory at {path}; pass a directory written by "
-            "ClapModel.save_pretrained and ClapProcessor.save_pretrained, or 'luma-tiny-clap'"
-        )
-    if not _in_hf_cache(text):  # decided before torch is even imported: fails at once
-        raise _not_available(text)
-    return text, text, False
-
-
-def _in_hf_cache(repo_id: str) -> bool:
-    """Whether the local Hugging Face cache holds a ``config.json`` for ``repo_id`` (no network)."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError as e:
-        raise MissingDependencyError.for_extra("transformers", "models") from e
-    try:
-        found = try_to_load_from_cache(repo_id, "config.json")
-    except ValueError:  # not a valid repo id
-        return False
-    return isinstance(found, str)
-
-
 class ClapEncoder:
     """Text and audio embeddings from a transformers CLAP model, float32 and unit-norm.
 
     Args:
-        path_or_name: A directory holding ``ClapModel`` and ``ClapProcessor`` files, the name
-            of a shipped checkpoint (``"luma-tiny-clap"``), or a Hugging Face id already in the
-            local cache (e.g. ``"laion/clap-htsat-unfused"``).
+        path_or_name: A registry name (``"luma-tiny-clap"``, ``"laion/clap-htsat-unfused"``)
+            or a directory holding ``ClapModel`` and ``ClapProcessor`` files.
         device: torch device string, e.g. ``"cpu"`` or ``"cuda:0"``.
 
     Raises:
@@ -156,21 +86,55 @@ class ClapEncoder:
     def __init__(
         self, path_or_name: str | os.PathLike[str] = DEFAULT_MODEL, device: str = "cpu"
     ) -> None:
-        location, self._name, local = _resolve(path_or_name)
+        from luma_rag.encoders.catalog import resolve_model
+
+        text = os.fspath(path_or_name)
+        if not text.strip():
+            raise InvalidInputError("path_or_name is empty; pass a directory or 'luma-tiny-clap'")
+        found = resolve_model(text)
+        if found.spec.kind != "audio":
+            raise ModelNotAvailableError(
+                f"{found.name} is a {found.spec.kind} model, not a CLAP audio model; pass a CLAP "
+                "name ('laion/clap-htsat-unfused', 'luma-tiny-clap') or directory"
+            )
+        self._load(found.location, found.name, device)
+
+    @classmethod
+    def from_directory(
+        cls, directory: str | os.PathLike[str], *, name: str | None = None, device: str = "cpu"
+    ) -> ClapEncoder:
+        """Load from a model directory the registry already found (no name resolution).
+
+        Args:
+            directory: Holds ``config.json``, the weights and the ``ClapProcessor`` files.
+            name: Name reported by :attr:`name` (default: the directory's name).
+            device: torch device string.
+        """
+        enc = cls.__new__(cls)
+        path = Path(directory)
+        enc._load(path, name or path.name, device)
+        return enc
+
+    def _load(self, location: Path, name: str, device: str) -> None:
+        self._name = name
         torch, tf = _require_torch_transformers()
         self._torch = torch
+        for weights in transformers_weights(location):
+            check_weights_file(weights)
         try:
-            self._processor = tf.ClapProcessor.from_pretrained(location, local_files_only=True)
-            model = tf.ClapModel.from_pretrained(
-                location, local_files_only=True, use_safetensors=True
-            )
-        except (OSError, ValueError) as e:  # missing files, no safetensors, not in the cache
-            if local:
-                raise ModelNotAvailableError(
-                    f"could not load a CLAP model from {location}: {e}; it must hold "
-                    "config.json, model.safetensors and the ClapProcessor files"
-                ) from e
-            raise _not_available(self._name, f"{type(e).__name__}: {e}") from e
+            with offline_hub():
+                self._processor = tf.ClapProcessor.from_pretrained(
+                    str(location), local_files_only=True
+                )
+                model = tf.ClapModel.from_pretrained(str(location), local_files_only=True)
+        except LumaError:
+            raise
+        except Exception as e:  # missing processor files, bad config, unreadable weights
+            raise ModelNotAvailableError(
+                f"could not load a CLAP model from {location}: {type(e).__name__}: {e}; it must "
+                "hold config.json, model.safetensors (or pytorch_model.bin) and the "
+                "ClapProcessor files, as `hf download laion/clap-htsat-unfused` writes them"
+            ) from e
         try:
             self._model = model.to(device).eval()
         except (RuntimeError, ValueError) as e:

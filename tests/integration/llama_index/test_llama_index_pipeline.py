@@ -108,7 +108,10 @@ class TestIndexOverStore:
         assert hits[0].score == pytest.approx(1.0, abs=1e-5)
 
     def test_text_query_uses_the_calibrated_text_radius(self, index: VectorStoreIndex) -> None:
+        # a foreign encoder is not calibrated on open: measure rho on the store's own texts
+        index.vector_store.client.calibrate(["text"])
         tel = _retrieve(index, 1, "red circle")[0].node.metadata["luma"]
+        assert tel["rho_source"] == "calibrated"
         assert tel["rho"] == pytest.approx(index.vector_store.client.rho["text"])
         assert tel["rho"] > 0
 
