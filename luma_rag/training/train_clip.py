@@ -108,6 +108,11 @@ class ClipTrainConfig:
         recolor_p: Share of images whose (non-white) shape is repainted in a random colour
             far from all ten named ones; they train only the shape, size, position and
             count heads, so those read the outline. No held-out pair is ever drawn.
+        head_views: Share of each batch shown a second time, repainted in random colours
+            far from the named ones, as extra rows for the shape / size / position / count
+            heads only (the contrastive rows keep their true colours). Without it the tower
+            learns (shape, colour) conjunctions and reads shape off unseen combinations at
+            about chance; with it shape must come from the outline (v2 recipe).
     """
 
     model: str = "luma-tiny-clip"
@@ -128,6 +133,7 @@ class ClipTrainConfig:
     aux_weight: float = 0.0
     anchor_weight: float = 1.0
     recolor_p: float = 0.0
+    head_views: float = 0.0
 
     def __post_init__(self) -> None:
         check_run_config(
@@ -144,6 +150,8 @@ class ClipTrainConfig:
                 "anchor_weight",
             ),
         )
+        if not 0.0 <= self.head_views <= 1.0:
+            raise ConfigError(f"head_views must be in [0, 1], got {self.head_views}")
         if not 0.0 <= self.recolor_p < 1.0:
             raise ConfigError(f"recolor_p must be in [0, 1), got {self.recolor_p}")
         if not 0.0 <= self.referent_p <= 1.0 or (self.referent_p > 0 and self.referents == 0):
@@ -167,19 +175,44 @@ def _step_loss(
     images = shift(split.pixels[idx], cfg.max_shift, gen, torch)
     codes = split.codes[idx]
     gray = torch.zeros(len(idx), dtype=torch.bool)
+    named = torch.tensor(list(COLOR_RGB.values()), dtype=torch.float32) / 255.0
     if cfg.recolor_p > 0:
         gray = (torch.rand(len(idx), generator=gen) < cfg.recolor_p) & (codes[:, 1] != _WHITE)
-        named = torch.tensor(list(COLOR_RGB.values()), dtype=torch.float32) / 255.0
         new = off_vocabulary_colors(int(gray.sum()), named, gen, torch)
         images = recolor(images, gray, named[codes[gray, 1]], new, *image_norm(torch), torch)
-    img, txt, scale = model(images, split.tokens[rows])[:3]
+    n_batch = len(idx)
+    if cfg.head_views > 0:
+        images, codes, gray = _add_head_views(images, codes, gray, cfg, named, gen, torch)
+    txt_tokens = split.tokens[rows]
+    img, txt, scale = model(images, txt_tokens)[:3]
     rel = relevance(split.codes[idx], split.requirements[rows])
-    loss = group_clip_loss(img[~gray], txt, scale, rel[~gray], torch)
+    main = ~gray[:n_batch]
+    loss = group_clip_loss(img[:n_batch][main], txt, scale, rel[main], torch)
     if cfg.aux_weight > 0:
         loss = loss + cfg.aux_weight * attribute_loss(heads, img, codes, gray, torch)
     if split.teacher is not None and cfg.anchor_weight > 0:
         loss = loss + cfg.anchor_weight * anchor_loss(txt[full], split.teacher[rows][full])
     return loss
+
+
+def _add_head_views(
+    images: Any, codes: Any, gray: Any, cfg: ClipTrainConfig, named: Any, gen: Any, torch: Any
+) -> tuple[Any, Any, Any]:
+    """Append repainted copies of a share of the batch (non-white shapes) as head-only rows."""
+    n = len(images)
+    pick = torch.randperm(n, generator=gen)[: max(1, round(cfg.head_views * n))]
+    pick = pick[codes[pick, 1] != _WHITE]
+    if len(pick) == 0:
+        return images, codes, gray
+    views = shift(images[pick], cfg.max_shift, gen, torch)
+    every = torch.ones(len(pick), dtype=torch.bool)
+    new = off_vocabulary_colors(len(pick), named, gen, torch)
+    views = recolor(views, every, named[codes[pick, 1]], new, *image_norm(torch), torch)
+    return (
+        torch.cat([images, views]),
+        torch.cat([codes, codes[pick]]),
+        torch.cat([gray, every]),
+    )
 
 
 def _param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
