@@ -40,7 +40,6 @@ from typing import Any, Final
 import numpy as np
 
 from luma_rag.datasets.shapes import ShapeItem, load_manifest
-from luma_rag.datasets.vocab import COLOR_RGB, COLORS
 from luma_rag.encoders.open_clip_backend import OpenClipEncoder, import_open_clip
 from luma_rag.encoders.registry import ensure_open_clip_configs, get_model_config
 from luma_rag.errors import ConfigError
@@ -53,22 +52,14 @@ from luma_rag.training._cli import (
 )
 from luma_rag.training.clip_data import (
     ClipBatchData,
-    draw_texts,
-    image_norm,
     load_init,
     prepare,
-    shift,
     teacher_embeddings,
 )
 from luma_rag.training.clip_losses import (
-    anchor_loss,
     attribute_heads,
-    attribute_loss,
-    group_clip_loss,
-    off_vocabulary_colors,
-    recolor,
-    relevance,
 )
+from luma_rag.training.clip_steps import pretrain_heads, step_loss
 from luma_rag.training.compositional import evaluate_referents, linear_probe
 from luma_rag.training.evaluate import evaluate_retrieval
 
@@ -78,7 +69,6 @@ logger = logging.getLogger(__name__)
 
 WEIGHTS_NAME: Final = "open_clip_model.safetensors"
 REPORT_NAME: Final = "training.json"
-_WHITE: Final = COLORS.index("white")
 
 
 @dataclass(frozen=True)
@@ -113,6 +103,9 @@ class ClipTrainConfig:
             heads only (the contrastive rows keep their true colours). Without it the tower
             learns (shape, colour) conjunctions and reads shape off unseen combinations at
             about chance; with it shape must come from the outline (v2 recipe).
+        head_pretrain: Steps before the contrastive epochs that train the image tower and the
+            heads only (shape, size, position, count) on images repainted in off-vocabulary
+            colours, so the tower starts from colour-invariant outlines (v2 recipe).
     """
 
     model: str = "luma-tiny-clip"
@@ -134,6 +127,7 @@ class ClipTrainConfig:
     anchor_weight: float = 1.0
     recolor_p: float = 0.0
     head_views: float = 0.0
+    head_pretrain: int = 0
 
     def __post_init__(self) -> None:
         check_run_config(
@@ -148,6 +142,7 @@ class ClipTrainConfig:
                 "negatives",
                 "aux_weight",
                 "anchor_weight",
+                "head_pretrain",
             ),
         )
         if not 0.0 <= self.head_views <= 1.0:
@@ -159,60 +154,6 @@ class ClipTrainConfig:
                 f"referent_p must be in [0, 1] and needs referents >= 1, got "
                 f"{self.referent_p} with referents={self.referents}"
             )
-
-
-def _step_loss(
-    model: Any,
-    heads: Any,
-    split: ClipBatchData,
-    idx: Any,
-    cfg: ClipTrainConfig,
-    gen: Any,
-    torch: Any,
-) -> Any:
-    """One step's loss: group InfoNCE (+ attribute heads, + text anchor to the teacher)."""
-    rows, full = draw_texts(split, idx, cfg, gen, torch)
-    images = shift(split.pixels[idx], cfg.max_shift, gen, torch)
-    codes = split.codes[idx]
-    gray = torch.zeros(len(idx), dtype=torch.bool)
-    named = torch.tensor(list(COLOR_RGB.values()), dtype=torch.float32) / 255.0
-    if cfg.recolor_p > 0:
-        gray = (torch.rand(len(idx), generator=gen) < cfg.recolor_p) & (codes[:, 1] != _WHITE)
-        new = off_vocabulary_colors(int(gray.sum()), named, gen, torch)
-        images = recolor(images, gray, named[codes[gray, 1]], new, *image_norm(torch), torch)
-    n_batch = len(idx)
-    if cfg.head_views > 0:
-        images, codes, gray = _add_head_views(images, codes, gray, cfg, named, gen, torch)
-    txt_tokens = split.tokens[rows]
-    img, txt, scale = model(images, txt_tokens)[:3]
-    rel = relevance(split.codes[idx], split.requirements[rows])
-    main = ~gray[:n_batch]
-    loss = group_clip_loss(img[:n_batch][main], txt, scale, rel[main], torch)
-    if cfg.aux_weight > 0:
-        loss = loss + cfg.aux_weight * attribute_loss(heads, img, codes, gray, torch)
-    if split.teacher is not None and cfg.anchor_weight > 0:
-        loss = loss + cfg.anchor_weight * anchor_loss(txt[full], split.teacher[rows][full])
-    return loss
-
-
-def _add_head_views(
-    images: Any, codes: Any, gray: Any, cfg: ClipTrainConfig, named: Any, gen: Any, torch: Any
-) -> tuple[Any, Any, Any]:
-    """Append repainted copies of a share of the batch (non-white shapes) as head-only rows."""
-    n = len(images)
-    pick = torch.randperm(n, generator=gen)[: max(1, round(cfg.head_views * n))]
-    pick = pick[codes[pick, 1] != _WHITE]
-    if len(pick) == 0:
-        return images, codes, gray
-    views = shift(images[pick], cfg.max_shift, gen, torch)
-    every = torch.ones(len(pick), dtype=torch.bool)
-    new = off_vocabulary_colors(len(pick), named, gen, torch)
-    views = recolor(views, every, named[codes[pick, 1]], new, *image_norm(torch), torch)
-    return (
-        torch.cat([images, views]),
-        torch.cat([codes, codes[pick]]),
-        torch.cat([gray, every]),
-    )
 
 
 def _param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
@@ -314,10 +255,19 @@ def _fit(
     heads = attribute_heads(int((get_model_config(cfg.model) or {})["embed_dim"]), torch)
     groups = _param_groups(model, cfg.weight_decay) + _param_groups(heads, cfg.weight_decay)
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    history: list[dict[str, Any]] = []
+    if cfg.head_pretrain > 0:
+        pre = pretrain_heads(model, heads, train, cfg, gen, torch)
+        history.append(
+            {
+                "head_pretrain_steps": cfg.head_pretrain,
+                "loss": float(np.mean(pre[-100:])),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
     n = len(train.items)
     steps_per_epoch = max(1, n // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
-    history: list[dict[str, Any]] = []
     step = 0
     for epoch in range(1, cfg.epochs + 1):
         model.train()
@@ -327,7 +277,7 @@ def _fit(
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, total, cfg)
-            loss = _step_loss(model, heads, train, idx, cfg, gen, torch)
+            loss = step_loss(model, heads, train, idx, cfg, gen, torch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
