@@ -1,0 +1,189 @@
+"""Answer only when the answerer is sure of its own words: a confidence floor on ANSWER / WIDEN.
+
+Safe@1 says the ranking is stable; relevance says the evidence is on topic; neither says the
+answerer read the evidence right. A generative answerer that reports how probable its own
+answer was (``Answer.telemetry["answer_confidence"]``: the probability of the generated tokens
+under greedy decoding, which :class:`~luma_rag.answer.llava.LlavaAnswerer` reports) gives a
+third, independent signal, and it works with any such model — no question grammar, no yes/no
+training. :class:`ConfidenceAnswerer` wraps an answerer: an ANSWER or WIDEN whose answer is
+less probable than ``floor`` becomes a CLARIFY that says so and names the candidates, and an
+answer that reports no confidence passes through marked ``"confidence": "not reported"``.
+
+The floor is a trade-off between coverage and risk; :func:`choose_floor` picks it on held-out
+(answer confidence, answer right?) pairs with the Learn-then-Test fixed-sequence test
+(:mod:`luma_rag.risk_control`), so that the ANSWER risk is at most ``alpha`` with probability at
+least ``1 - delta`` — or says that no floor achieves it.
+
+Example:
+    >>> bot = ConfidenceAnswerer(LlavaAnswerer("luma-tiny-llava"), ConfidenceConfig(floor=0.9))
+    >>> ans = bot.answer("What shape is the small red thing?", gate.query("small red thing"))
+    >>> ans.decision.decision, ans.telemetry["answer_confidence"]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from luma_rag._config import ConfigBase, check
+from luma_rag.answer.base import Answer, Answerer, answer_all
+from luma_rag.answer.clarify import clarifying_question
+from luma_rag.answer.gate import GateDecision
+from luma_rag.errors import InvalidInputError
+
+__all__ = ["CONFIDENCE_KEY", "ConfidenceAnswerer", "ConfidenceConfig", "choose_floor"]
+
+logger = logging.getLogger(__name__)
+
+#: Telemetry key of an answer's own probability, in [0, 1].
+CONFIDENCE_KEY = "answer_confidence"
+_ACTIVE = ("answer", "widen")
+
+
+@dataclass(frozen=True)
+class ConfidenceConfig(ConfigBase):
+    """Attributes:
+    floor: Least answer probability for an ANSWER / WIDEN to stand, in [0, 1]; 0 keeps
+        every answer.
+    """
+
+    floor: float = 0.9
+
+    def __post_init__(self) -> None:
+        check(
+            isinstance(self.floor, int | float) and 0.0 <= float(self.floor) <= 1.0,
+            f"floor must be in [0, 1], got {self.floor!r}",
+        )
+
+
+class ConfidenceAnswerer:
+    """Wraps an answerer; low-confidence ANSWER / WIDEN become CLARIFY (see module docstring)."""
+
+    def __init__(self, answerer: Answerer, config: ConfidenceConfig | None = None) -> None:
+        self.answerer = answerer
+        self.config = config or ConfidenceConfig()
+        self.name = f"confidence({getattr(answerer, 'name', type(answerer).__name__)})"
+
+    def answer(self, question: str, decision: GateDecision) -> Answer:
+        """Answer through the wrapped answerer, then apply the floor."""
+        return self._judge(question, self.answerer.answer(question, decision))
+
+    def answer_many(self, requests: Sequence[tuple[str, GateDecision]]) -> list[Answer]:
+        """:meth:`answer` for each request, batched when the wrapped answerer batches."""
+        answers = answer_all(self.answerer, requests)
+        return [self._judge(q, a) for (q, _), a in zip(requests, answers, strict=True)]
+
+    def _judge(self, question: str, out: Answer) -> Answer:
+        decision = out.decision
+        if decision.decision not in _ACTIVE:
+            return out
+        conf = out.telemetry.get(CONFIDENCE_KEY)
+        if not isinstance(conf, int | float) or not math.isfinite(conf):
+            telemetry = {**out.telemetry, "confidence": "not reported"}
+            return dataclasses.replace(out, telemetry=telemetry)
+        if conf >= self.config.floor:
+            telemetry = {**out.telemetry, "confidence": "passed"}
+            return dataclasses.replace(out, telemetry=telemetry)
+        options = tuple(decision.evidence[:3]) or tuple(decision.hits[:3])
+        reason = (
+            f"the answerer's own answer {out.text!r} had probability {conf:.2f}, under the "
+            f"confidence floor {self.config.floor:.2f}; asking instead of guessing"
+        )
+        logger.debug("%s → clarify", reason)
+        clar = dataclasses.replace(
+            decision,
+            decision="clarify",
+            k_used=0,
+            evidence=options,
+            reason=reason,
+            clarification=clarifying_question(list(options)),
+        )
+        text = (
+            f"I am not sure: my reading of the evidence was {out.text!r}, which I could not "
+            f"confirm. {clar.clarification}"
+        )
+        telemetry = {
+            **out.telemetry,
+            "decision": "clarify",
+            "confidence": "below floor",
+            "unconfirmed_answer": out.text,
+        }
+        return dataclasses.replace(out, text=text, decision=clar, telemetry=telemetry)
+
+
+def choose_floor(
+    confidences: Sequence[float],
+    right: Sequence[bool],
+    *,
+    alpha: float = 0.1,
+    delta: float = 0.1,
+    grid: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """Pick the lowest confidence floor whose ANSWER risk is ≤ ``alpha`` w.p. ≥ ``1 - delta``.
+
+    Learn-then-Test with fixed-sequence testing: floors are tested from the strictest down;
+    floor ``t`` is accepted when the binomial tail p-value of its empirical risk (answers with
+    confidence ≥ ``t`` that are wrong) is ≤ ``delta``; testing stops at the first rejection.
+    The bound is the exact binomial (Clopper-Pearson style) tail, valid for any sample size.
+
+    Args:
+        confidences: Held-out answer probabilities, in [0, 1].
+        right: Whether each held-out answer was right.
+        alpha: Target risk among kept answers.
+        delta: Failure probability of the guarantee.
+        grid: Candidate floors (default 0.50, 0.51, ..., 0.99, 0.995, 0.999).
+
+    Returns:
+        ``{"feasible", "floor", "coverage", "risk", "n", "n_kept", "p_value"}``; with no
+        feasible floor, ``floor`` is None.
+
+    Raises:
+        InvalidInputError: Lengths differ, no pairs, or alpha/delta outside (0, 1).
+    """
+    if len(confidences) != len(right) or not confidences:
+        raise InvalidInputError("need as many right/wrong labels as confidences, at least one")
+    if not (0 < alpha < 1 and 0 < delta < 1):
+        raise InvalidInputError(f"alpha and delta must be in (0, 1), got {alpha}, {delta}")
+    floors = sorted(
+        grid if grid is not None else [*(i / 100 for i in range(50, 100)), 0.995, 0.999]
+    )
+    n = len(confidences)
+    best: dict[str, Any] = {
+        "feasible": False,
+        "floor": None,
+        "n": n,
+        "alpha": alpha,
+        "delta": delta,
+    }
+    for floor in reversed(floors):
+        kept = [r for c, r in zip(confidences, right, strict=True) if c >= floor]
+        if not kept:
+            continue
+        errors = sum(1 for r in kept if not r)
+        p = _binomial_tail(errors, len(kept), alpha)
+        if p > delta:
+            break
+        best = {
+            "feasible": True,
+            "floor": floor,
+            "coverage": len(kept) / n,
+            "risk": errors / len(kept),
+            "n": n,
+            "n_kept": len(kept),
+            "p_value": p,
+            "alpha": alpha,
+            "delta": delta,
+        }
+    return best
+
+
+def _binomial_tail(errors: int, n: int, alpha: float) -> float:
+    """P(Binomial(n, alpha) ≤ errors): small when the true risk is unlikely to reach alpha."""
+    total = 0.0
+    for i in range(errors + 1):
+        total += math.comb(n, i) * alpha**i * (1 - alpha) ** (n - i)
+    return min(1.0, total)
