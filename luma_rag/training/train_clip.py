@@ -80,6 +80,8 @@ class ClipTrainConfig:
         seed: Seed of initialisation, batch order, caption choice and augmentation.
         epochs: Passes over the train split; the learning-rate schedule spans them.
         minutes: Wall-clock cap; training stops early (and says so) when it is reached.
+        stop_after: Stop after this epoch (the schedule still spans ``epochs``): replays a
+            run that ``minutes`` cut short, deterministically.
         batch_size: Items per step.
         lr: Peak AdamW learning rate.
         weight_decay: AdamW weight decay of matrices (not of gains, biases, embeddings).
@@ -112,6 +114,7 @@ class ClipTrainConfig:
     seed: int = 0
     epochs: int = 20
     minutes: float | None = None
+    stop_after: int | None = None
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.1
@@ -145,6 +148,8 @@ class ClipTrainConfig:
                 "head_pretrain",
             ),
         )
+        if self.stop_after is not None and not 1 <= self.stop_after <= self.epochs:
+            raise ConfigError(f"stop_after must be in [1, epochs], got {self.stop_after}")
         if not 0.0 <= self.head_views <= 1.0:
             raise ConfigError(f"head_views must be in [0, 1], got {self.head_views}")
         if not 0.0 <= self.recolor_p < 1.0:
@@ -295,6 +300,8 @@ def _fit(
         history.append(record)
         logger.info("epoch %s", json.dumps(record))
         if cfg.minutes is not None and time.perf_counter() - started > 60 * cfg.minutes:
+            return history, epoch < cfg.epochs
+        if cfg.stop_after is not None and epoch >= cfg.stop_after:
             return history, epoch < cfg.epochs
     return history, False
 
