@@ -127,7 +127,7 @@ def pair_distances(v: np.ndarray, rows: int) -> np.ndarray:
     Returns:
         float64 (rows, n), each entry ≥ the exact distance.
     """
-    n, d = v.shape
+    d = v.shape[1]
     sq = np.einsum("jd,jd->j", v, v)
     gram = v[:rows] @ v.T
     u = 2.0**-53
