@@ -91,6 +91,7 @@ class HotTier:
         self._alive = np.zeros(0, dtype=bool)  # position -> not a tombstone
         self._pos_of: dict[int, int] = {}  # key -> position
         self._xb: np.ndarray | None = None
+        self._live_bitmap: np.ndarray | None = None  # packed _alive, for the ID selector
 
     def __len__(self) -> int:
         return len(self._pos_of)
@@ -122,7 +123,7 @@ class HotTier:
             return
         start = int(self._index.ntotal)
         self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        self._xb = None
+        self._xb = self._live_bitmap = None
         self._pos_keys = np.concatenate([self._pos_keys, keys])
         self._alive = np.concatenate([self._alive, np.ones(len(keys), dtype=bool)])
         for i, k in enumerate(keys.tolist()):
@@ -133,6 +134,7 @@ class HotTier:
     def remove(self, keys: np.ndarray) -> None:
         """Tombstone ``keys``; rebuild the graph when tombstones pass the configured share."""
         keys = np.asarray(keys, dtype=np.int64)
+        self._live_bitmap = None
         for k in keys.tolist():
             pos = self._pos_of.pop(k, None)
             if pos is not None:
@@ -192,6 +194,7 @@ class HotTier:
                     fresh._alive,
                 )
                 self._pos_of, self._xb, self._log = fresh._pos_of, None, None
+                self._live_bitmap = None
         except Exception:  # the old graph keeps serving; tombstones stay filtered
             logger.exception("hot tier: background rebuild failed; keeping the current graph")
             self._log = None
@@ -236,7 +239,12 @@ class HotTier:
         if n_ok == n:  # every node is live and allowed: no selector to build or test
             params = faiss.SearchParametersHNSW(efSearch=ef)
         else:
-            bitmap = bitmap_from_mask(mask)
+            if allowed is None:  # tombstones only: the packed live mask is kept between queries
+                if self._live_bitmap is None:
+                    self._live_bitmap = bitmap_from_mask(self._alive)
+                bitmap = self._live_bitmap
+            else:
+                bitmap = bitmap_from_mask(mask)
             sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
             params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef)
         scores, pos = self._index.search(query[None, :], min(k, n_ok), params=params)
@@ -316,6 +324,7 @@ class HotTier:
         self._xb = None
         self._pos_keys = arrays["pos_keys"].astype(np.int64)
         self._alive = arrays["alive"].astype(bool)
+        self._live_bitmap = None
         self._pos_of = {int(k): i for i, k in enumerate(self._pos_keys.tolist()) if self._alive[i]}
 
     def nbytes(self) -> int:
