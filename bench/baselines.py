@@ -67,10 +67,15 @@ class FaissHNSW:
 
     name = "faiss-hnsw"
 
-    def __init__(self, m: int = 32, ef_construction: int = 200, ef_search: int = 64) -> None:
-        self.m = m
-        self.ef_construction = ef_construction
-        self.ef_search = ef_search
+    def __init__(
+        self, m: int | None = None, ef_construction: int | None = None, ef_search: int | None = None
+    ) -> None:
+        from luma_rag.memory.hot import HotTierConfig
+
+        hot = HotTierConfig()  # the same graph settings as LUMA's hot tier unless told otherwise
+        self.m = hot.M if m is None else m
+        self.ef_construction = hot.ef_construction if ef_construction is None else ef_construction
+        self.ef_search = hot.ef_search if ef_search is None else ef_search
         self._index: Any = None
 
     def build(self, corpus: np.ndarray) -> None:

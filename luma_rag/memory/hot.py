@@ -23,6 +23,12 @@ __all__ = ["HotTier", "HotTierConfig"]
 
 logger = logging.getLogger(__name__)
 
+# nearest() (the spill policy's novelty, a heuristic score, not a certified one): scan exactly
+# up to this many live items — a (1024 × 20k × d) product costs less than 1024 HNSW searches —
+# and search the graph with this beam width above it.
+_NEAREST_EXACT_BELOW = 20_000
+_NEAREST_EF = 16
+
 
 @dataclass(frozen=True)
 class HotTierConfig(ConfigBase):
@@ -38,10 +44,10 @@ class HotTierConfig(ConfigBase):
     """
 
     M: int = 32
-    ef_construction: int = 200
+    ef_construction: int = 40
     ef_search: int = 64
     exact_below: int = 2048
-    tombstone_fraction: float = 0.25
+    tombstone_fraction: float = 0.5
     background_rebuild: bool = True
 
     def __post_init__(self) -> None:
@@ -85,6 +91,7 @@ class HotTier:
         self._alive = np.zeros(0, dtype=bool)  # position -> not a tombstone
         self._pos_of: dict[int, int] = {}  # key -> position
         self._xb: np.ndarray | None = None
+        self._live_bitmap: np.ndarray | None = None  # packed _alive, for the ID selector
 
     def __len__(self) -> int:
         return len(self._pos_of)
@@ -116,7 +123,7 @@ class HotTier:
             return
         start = int(self._index.ntotal)
         self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        self._xb = None
+        self._xb = self._live_bitmap = None
         self._pos_keys = np.concatenate([self._pos_keys, keys])
         self._alive = np.concatenate([self._alive, np.ones(len(keys), dtype=bool)])
         for i, k in enumerate(keys.tolist()):
@@ -127,6 +134,7 @@ class HotTier:
     def remove(self, keys: np.ndarray) -> None:
         """Tombstone ``keys``; rebuild the graph when tombstones pass the configured share."""
         keys = np.asarray(keys, dtype=np.int64)
+        self._live_bitmap = None
         for k in keys.tolist():
             pos = self._pos_of.pop(k, None)
             if pos is not None:
@@ -186,6 +194,7 @@ class HotTier:
                     fresh._alive,
                 )
                 self._pos_of, self._xb, self._log = fresh._pos_of, None, None
+                self._live_bitmap = None
         except Exception:  # the old graph keeps serving; tombstones stay filtered
             logger.exception("hot tier: background rebuild failed; keeping the current graph")
             self._log = None
@@ -217,16 +226,27 @@ class HotTier:
         if allowed is not None:
             inside = self._pos_keys < len(allowed)
             mask = mask & inside & allowed[np.minimum(self._pos_keys, len(allowed) - 1)]
-        n_ok = int(mask.sum())
+            n_ok = int(mask.sum())
+        else:
+            n_ok = len(self._pos_of)
         if n_ok == 0:
             return empty_hits()
         if len(self._pos_of) <= self.config.exact_below:
             return self._exact(query, k, mask)
         import faiss
 
-        bitmap = bitmap_from_mask(mask)
-        sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
-        params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.config.ef_search, k))
+        ef = max(self.config.ef_search, k)
+        if n_ok == n:  # every node is live and allowed: no selector to build or test
+            params = faiss.SearchParametersHNSW(efSearch=ef)
+        else:
+            if allowed is None:  # tombstones only: the packed live mask is kept between queries
+                if self._live_bitmap is None:
+                    self._live_bitmap = bitmap_from_mask(self._alive)
+                bitmap = self._live_bitmap
+            else:
+                bitmap = bitmap_from_mask(mask)
+            sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
+            params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef)
         scores, pos = self._index.search(query[None, :], min(k, n_ok), params=params)
         ok = pos[0] >= 0
         return TierHits(
@@ -244,14 +264,18 @@ class HotTier:
         n = int(self._index.ntotal)
         if n == 0 or not self._pos_of:
             return np.full(len(vectors), -1.0, dtype=np.float32)
-        if len(self._pos_of) <= self.config.exact_below:
-            scores = vectors @ self._vectors_view()[self._alive].T
-            return scores.max(axis=1).astype(np.float32)
+        if len(self._pos_of) <= _NEAREST_EXACT_BELOW:  # one BLAS product beats HNSW here
+            live = self._vectors_view()[self._alive]
+            out = np.empty(len(vectors), dtype=np.float32)
+            for start in range(0, len(vectors), 1024):  # (1024, n) score blocks at most
+                block = np.ascontiguousarray(vectors[start : start + 1024], np.float32) @ live.T
+                out[start : start + len(block)] = block.max(axis=1)
+            return out
         import faiss
 
         bitmap = bitmap_from_mask(self._alive)
         sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
-        params = faiss.SearchParametersHNSW(sel=sel, efSearch=self.config.ef_search)
+        params = faiss.SearchParametersHNSW(sel=sel, efSearch=_NEAREST_EF)
         scores, pos = self._index.search(
             np.ascontiguousarray(vectors, np.float32), 1, params=params
         )
@@ -300,6 +324,7 @@ class HotTier:
         self._xb = None
         self._pos_keys = arrays["pos_keys"].astype(np.int64)
         self._alive = arrays["alive"].astype(bool)
+        self._live_bitmap = None
         self._pos_of = {int(k): i for i, k in enumerate(self._pos_keys.tolist()) if self._alive[i]}
 
     def nbytes(self) -> int:

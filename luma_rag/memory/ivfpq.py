@@ -35,6 +35,7 @@ __all__ = [
     "pq_m",
     "reconstruction_error",
     "replay",
+    "resolved_nbits",
     "trained_state",
 ]
 
@@ -55,7 +56,10 @@ class WarmTierConfig(ConfigBase):
         lists_per_sqrt: ``nlist ≈ lists_per_sqrt · sqrt(n)``.
         dims_per_subquantizer: PQ ``m = d / dims_per_subquantizer`` (rounded to a divisor of d).
         nbits: bits per PQ code (4: fast-scan, approximate scores, only per-list completeness
-            bounds; 8: exact float ADC, whose scores also bound the scanned lists).
+            bounds; 8: exact float ADC, whose scores also bound the scanned lists). ``None``
+            (default): 8 below ``d = 128``, where a 4-bit code is too coarse to keep a
+            self-query inside the refine depth and 8-bit training is cheap, else 4
+            (:func:`resolved_nbits`).
         nprobe_fraction: share of lists probed per query (at least ``min_nprobe``).
         refine_depth: candidates a trained tier returns per query for the exact rerank (at
             least the k asked for): codes rank coarsely, the raw vectors decide.
@@ -69,7 +73,7 @@ class WarmTierConfig(ConfigBase):
     points_per_list: int = 39
     lists_per_sqrt: float = 4.0
     dims_per_subquantizer: int = 4
-    nbits: int = 4
+    nbits: int | None = None
     nprobe_fraction: float = 0.2
     min_nprobe: int = 16
     refine_depth: int = 512
@@ -85,12 +89,22 @@ class WarmTierConfig(ConfigBase):
         check(self.points_per_list >= 1, "WarmTierConfig.points_per_list must be >= 1")
         check(self.lists_per_sqrt > 0, "WarmTierConfig.lists_per_sqrt must be > 0")
         check(self.dims_per_subquantizer >= 1, "WarmTierConfig.dims_per_subquantizer must be >= 1")
-        check(self.nbits in (4, 8), "WarmTierConfig.nbits must be 4 (fast-scan) or 8")
+        check(self.nbits in (None, 4, 8), "WarmTierConfig.nbits must be 4 (fast-scan), 8 or None")
         check(0 < self.nprobe_fraction <= 1, "WarmTierConfig.nprobe_fraction must be in (0, 1]")
         check(self.min_nprobe >= 1, "WarmTierConfig.min_nprobe must be >= 1")
         check(self.refine_depth >= 1, "WarmTierConfig.refine_depth must be >= 1")
         check(self.retrain_growth > 1, "WarmTierConfig.retrain_growth must be > 1")
         check(self.retrain_drift > 1, "WarmTierConfig.retrain_drift must be > 1")
+
+
+FOUR_BIT_FROM_DIM = 128
+
+
+def resolved_nbits(config: WarmTierConfig, dim: int) -> int:
+    """The PQ code width a new index gets: ``config.nbits``, or by ``dim`` when it is None."""
+    if config.nbits is not None:
+        return config.nbits
+    return 4 if dim >= FOUR_BIT_FROM_DIM else 8
 
 
 def pq_m(dim: int, dims_per_sub: int, nbits: int) -> int:
@@ -123,6 +137,13 @@ class IndexState:
     train_keys: np.ndarray | None = None  # int64 keys it was trained from (None: flat)
     _quantizer: Any = field(default=None, repr=False)
 
+    def nbits(self) -> int:
+        """Bits per PQ code of the trained index itself (not the config: a snapshot made
+        under other settings keeps its own codes, and the bounds must follow the codes)."""
+        import faiss
+
+        return int(faiss.downcast_index(ivf_of(self.index)).pq.nbits)
+
     def quantizer(self) -> Any:
         """The coarse quantizer of a trained index (looked up once, then kept)."""
         if self._quantizer is None:
@@ -152,8 +173,9 @@ def trained_state(dim: int, config: WarmTierConfig, vectors: np.ndarray) -> Inde
 
     n = len(vectors)
     nlist = nlist_for(config, n)
-    m = pq_m(dim, config.dims_per_subquantizer, config.nbits)
-    spec = f"IVF{nlist},PQ{m}" + ("x4fs" if config.nbits == 4 else "")
+    nbits = resolved_nbits(config, dim)
+    m = pq_m(dim, config.dims_per_subquantizer, nbits)
+    spec = f"IVF{nlist},PQ{m}" + ("x4fs" if nbits == 4 else "")
     index = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
     ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
     ivf.cp.min_points_per_centroid = 1  # sizes above already respect points_per_list

@@ -318,7 +318,8 @@ class WarmTier:
         self, s: IndexState, query: np.ndarray, scores: np.ndarray, full: bool
     ) -> float:
         ub = s.centroids @ query + s.list_radius  # -inf for empty lists
-        if full and self.config.nbits == 4:
+        nbits = s.nbits()
+        if full and nbits == 4:
             return float(ub.max())  # probed or not, every list is bounded by ⟨q, c⟩ + R
         # The lists the search probed, chosen by the same quantizer call FAISS makes.
         _, probed = s.quantizer().search(query[None, :], s.nprobe)
@@ -327,7 +328,7 @@ class WarmTier:
         rest[probed] = False
         bound = float(ub[rest].max()) if rest.any() else _NEG
         if full:
-            if self.config.nbits == 8:
+            if nbits == 8:
                 bound = max(bound, float(scores[-1]) + self.zeta_max())
             else:
                 bound = max(bound, float(ub[probed].max()))
@@ -392,5 +393,5 @@ class WarmTier:
         per_item = self.code_bytes + 8
         fixed = s.centroids.nbytes + s.list_radius.nbytes
         if s.trained:  # PQ codebooks: m * 2**nbits centroids of d/m floats
-            fixed += 4 * (1 << self.config.nbits) * self.dim
+            fixed += 4 * (1 << s.nbits()) * self.dim
         return self._count * per_item + fixed + self._present.nbytes + self._zeta.nbytes

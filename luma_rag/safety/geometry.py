@@ -1,9 +1,10 @@
 """The pairwise (geometric) refinement of Safe@1 / Safe@k: one query perturbation for all.
 
-Distances between candidates are computed from the vector differences in float64 — never as
-``sqrt(2 − 2⟨v_i, v_j⟩)``, which in float32 cancels to 0 for items closer than ~1e-4 and
-would certify near-duplicates that a query move towards the runner-up flips — and every
-pairwise comparison carries the scores' rounding allowance (:func:`score_rounding_error`).
+Distances between candidates are upper bounds computed in float64 from one Gram product with
+a proven summation-error allowance (:func:`pair_distances`) — never as float32
+``sqrt(2 − 2⟨v_i, v_j⟩)``, which cancels to 0 for items closer than ~1e-4 and would certify
+near-duplicates that a query move towards the runner-up flips — and every pairwise
+comparison carries the scores' rounding allowance (:func:`score_rounding_error`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from luma_rag.errors import InvalidInputError
 from luma_rag.safety.bounds import as_vector, check_radius, score_rounding_error
 from luma_rag.safety.certificate import Certificate, ranked
 
-__all__ = ["refine_with_geometry"]
+__all__ = ["pair_distances", "refine_with_geometry"]
 
 
 def refine_with_geometry(
@@ -42,9 +43,9 @@ def refine_with_geometry(
 
     so item i stays ahead of j when s_i − s_j exceeds that bound (scaled by multiplier / 2)
     plus the rounding allowance 2η of the two float scores (:func:`score_rounding_error`).
-    ``‖v_i − v_j‖`` is computed from the float64 difference of the vectors — never as
-    ``sqrt(2 − 2⟨v_i, v_j⟩)``, which in float32 collapses to 0 for near-duplicates and would
-    certify a pair that any query move towards the runner-up flips — and is rounded up.
+    ``‖v_i − v_j‖`` is bounded from above in float64 (:func:`pair_distances`) — never taken
+    as float32 ``sqrt(2 − 2⟨v_i, v_j⟩)``, which collapses to 0 for near-duplicates and would
+    certify a pair that any query move towards the runner-up flips.
     Since ‖v_i − v_j‖ ≤ 2 (up to rounding) this is never much stricter than the per-item test
     of :func:`certify`, and it is sound for the same perturbations. Safe@k' holds when every
     pair (i ≤ k', j > k') passes.
@@ -78,11 +79,7 @@ def refine_with_geometry(
     eta = score_rounding_error(max(1, v.shape[1]), score_dtype)
     kk = min(certificate.k, n)  # only prefixes up to k are certified: rows i < kk suffice
     rows = min(kk, max(1, int(max_rows)))
-    dist = np.empty((rows, n))
-    for i in range(rows):  # row by row: (n, d) temporaries, not (rows, n, d)
-        diff = v - v[i]  # float64 differences of float32 vectors: (nearly) exact
-        dist[i] = np.sqrt(np.einsum("jd,jd->j", diff, diff))
-    dist *= 1.0 + 1e-12  # round the float64 norm up
+    dist = pair_distances(v, rows)
     item = radii[:rows, None] + radii[None, :]
     need = (r * dist + (1.0 + r + eta) * item) * (float(multiplier) / 2.0) + 2.0 * eta
     margin = s[:rows, None] - s[None, :] - need  # margin[i, j]: how safely i stays ahead of j
@@ -110,3 +107,32 @@ def refine_with_geometry(
         slack_k=float(slack[kk - 1]),
         safe_prefix=int(prefix[0]) + 1 if prefix.size else None,
     )
+
+
+def pair_distances(v: np.ndarray, rows: int) -> np.ndarray:
+    """Upper bounds on ‖v_i − v_j‖ for i < ``rows`` and every j, with one float64 Gram product.
+
+    Float32 entries multiply exactly in float64 (24 + 24 < 53 bits), so the only error in
+    ‖v_i‖² + ‖v_j‖² − 2⟨v_i, v_j⟩ is the float64 summation of d products, each of the three
+    terms off by at most γ_d·‖v_i‖‖v_j‖ (γ_d = d·u / (1 − d·u), u = 2⁻⁵³, for any summation
+    order, FMA or blocking). Adding 4·γ_d·max‖v‖² (+ a few ulps for the final combination)
+    before the square root therefore bounds the true squared distance from above, also for
+    near-duplicates where the difference cancels (the bound then is ~sqrt(4γ_d) ≈ 5e-7 at
+    d = 512, far below the float32 score allowance η).
+
+    Args:
+        v: float64 (n, d) vectors that were float32 (exactly representable).
+        rows: how many leading rows i to return.
+
+    Returns:
+        float64 (rows, n), each entry ≥ the exact distance.
+    """
+    d = v.shape[1]
+    sq = np.einsum("jd,jd->j", v, v)
+    gram = v[:rows] @ v.T
+    u = 2.0**-53
+    gamma = d * u / (1.0 - d * u)
+    top = float(sq.max(initial=0.0))
+    slack = 4.0 * gamma * top + 8.0 * u * (2.0 * top + 2.0 * top)
+    d2 = sq[:rows, None] + sq[None, :] - 2.0 * gram
+    return np.sqrt(np.maximum(d2, 0.0) + slack) * (1.0 + 4.0 * u)

@@ -20,7 +20,7 @@ from luma_rag.memory import (
     TierHits,
     WarmTierConfig,
 )
-from luma_rag.memory.ivfpq import pq_m
+from luma_rag.memory.ivfpq import pq_m, resolved_nbits
 from luma_rag.memory.spill import spill_order, spill_scores
 from luma_rag.memory.warm import WarmTier
 
@@ -162,7 +162,9 @@ def test_warm_sizing_flat_then_ivfpq_never_nx_lt_k(make_vectors, n):
         assert (warm.zeta_of(np.arange(n)) == 0).all()
     else:
         assert warm.trained
-        assert warm.code_bytes == pq_m(32, 8, 8)  # one byte per 8-bit sub-quantizer
+        nbits = resolved_nbits(WarmTierConfig(), 32)
+        assert nbits == 8  # the default below d = 128
+        assert warm.code_bytes == pq_m(32, 4, nbits) * nbits // 8
         nlist = warm._state.centroids.shape[0]
         assert 1 <= nlist <= max(1, n // 39)
         assert 1 <= warm._state.nprobe <= nlist

@@ -130,3 +130,24 @@ def test_randomized_trials_vectorised() -> None:
         cert = _check(v, q, r, e, k)
         certified += int(cert.safe1)
     assert certified > trials // 10  # the certificate still says something
+
+
+@PROPERTY
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    d=st.sampled_from([3, 16, 384, 512, 1024]),
+    gap=st.sampled_from([0.0, 1e-9, 1e-7, 1e-5, 1e-3, 0.5]),
+)
+def test_pair_distances_bound_the_difference_norm(seed: int, d: int, gap: float) -> None:
+    """The Gram-product distances never fall below ‖v_i − v_j‖ of the float32 vectors (near-
+    duplicates included) and stay within 1e-5 of it."""
+    from luma_rag.safety.geometry import pair_distances
+
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(6, d))
+    v = _unit32(np.concatenate([base, base + gap * rng.normal(size=(6, d))]))
+    vl = v.astype(np.longdouble)  # the reference in extended precision, from differences
+    exact = np.sqrt(((vl[:, None, :] - vl[None, :, :]) ** 2).sum(-1))
+    bound = pair_distances(v.astype(np.float64), 12)
+    assert np.all(bound.astype(np.longdouble) >= exact)
+    assert np.all(bound - exact.astype(np.float64) <= 1e-5)
