@@ -253,11 +253,11 @@ def gate_features(
         luma: The store (its encoder embeds the questions).
         triples: ``(question, relevant item id, expected answer or None)``.
         relevance: Relevance model (default: none, every query relevant).
-        answer: ``answer(question, hits) -> (answer text, verified)``, e.g. the default
-            verified path (:func:`~luma_rag.answer.verify_vlm.verified_answerer`) over an
-            ANSWER from the top hits, ``verified`` meaning "its certified top-1 passed the
-            yes/no check and the verified hits agree"; default: no answerer, correctness is
-            "the top-1 is the relevant item".
+        answer: ``answer(question, hits) -> (answer text, verified)``: the text an ANSWER
+            from the top hit gives, and whether the default verified path
+            (:func:`~luma_rag.answer.verify_vlm.verified_answerer`) keeps that ANSWER (its
+            top-1 passed the yes/no check and the verified hits agree); default: no
+            answerer, correctness is "the top-1 is the relevant item".
         search_texts: The text searched for each triple (default: its question), e.g. a
             retrieval rewrite of the question.
         is_right: ``is_right(answer text, expected) -> bool``; default: the expected answer's

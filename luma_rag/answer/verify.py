@@ -260,18 +260,17 @@ class VerifyingAnswerer:
         distinct = set(values.values())
         if len(distinct) == 1 and None not in distinct:
             said = next(iter(distinct))
-            top = decision.evidence[0] if decision.evidence else None
-            if decision.decision == "answer" and top is not None and top.id == ids[0]:
+            lead = decision.evidence[0] if decision.evidence else None
+            if decision.decision == "answer" and lead is not None and lead.id == ids[0]:
                 info["outcome"] = "answered"
                 reason = (
                     f"{decision.reason}; the top hit is verified ({len(verified)} of the top "
                     f"{len(pool)} verified, all answer {said!r})"
                 )
-                final = _answer_from(decision, top)
-                final = dataclasses.replace(final, reason=reason)
+                final = dataclasses.replace(_answer_from(decision, lead), reason=reason)
             else:
                 info["outcome"] = "widened"
-                not_top = "" if top is None or top.id in ids else ", not the top hit"
+                not_top = "" if lead is None or lead.id in ids else ", not the top hit"
                 reason = (
                     f"verification: {len(verified)} of the top {len(pool)} hits show what the "
                     f"question refers to{not_top}, and all answer {said!r} (gate: "

@@ -242,11 +242,17 @@ class CachedAnswerer:
             right for answerers that read nothing else (the tiny LLaVA: its chat template
             keeps only the question, and it is shown the top image); default: the whole
             decision (kind, size, every evidence id, clarifying question).
+        clarify_text: Answer a CLARIFY with the gate's own clarifying question, without
+            calling ``inner`` — for scoring runs, which never score a CLARIFY's text (and
+            :class:`~luma_rag.answer.readable.ReadableAnswerer` shows the gate's question).
     """
 
-    def __init__(self, inner: Answerer, *, top_only: bool = False) -> None:
+    def __init__(
+        self, inner: Answerer, *, top_only: bool = False, clarify_text: bool = False
+    ) -> None:
         self.inner = inner
         self.top_only = top_only
+        self.clarify_text = clarify_text
         self.cache: dict[tuple[Any, ...], Answer] = {}
         self.calls = 0
 
@@ -271,16 +277,21 @@ class CachedAnswerer:
         keys = [self._key(q, d) for q, d in requests]
         todo: dict[tuple[Any, ...], tuple[str, GateDecision]] = {}
         for key, req in zip(keys, requests, strict=True):
-            if key not in self.cache:
+            if key not in self.cache and not self._skip(req[1]):
                 todo.setdefault(key, req)
         if todo:
             self.calls += len(todo)
             for key, ans in zip(todo, answer_all(self.inner, list(todo.values())), strict=True):
                 self.cache[key] = ans
         return [
-            dataclasses.replace(self.cache[key], decision=d)
+            Answer(d.clarification or "Which one do you mean?", d, [], {"answerer": "gate"})
+            if self._skip(d)
+            else dataclasses.replace(self.cache[key], decision=d)
             for key, (_, d) in zip(keys, requests, strict=True)
         ]
+
+    def _skip(self, decision: GateDecision) -> bool:
+        return self.clarify_text and decision.decision == "clarify"
 
 
 def answer_normaliser(kind: str) -> Callable[[str], str | None]:

@@ -131,8 +131,11 @@ def _calibrate(
         verified = _verified(bot, checker, VerifyConfig(k_verify=k_verify))
 
         def answer(question: str, hits: Any) -> tuple[str, bool]:
-            out = verified.answer(question, _over(list(hits)))
-            return out.text, out.telemetry.get("verification", {}).get("outcome") == "answered"
+            """The ANSWER's text (from the top hit) and whether verification kept it."""
+            d = _over(list(hits))
+            out = verified.answer(question, d)
+            kept = out.telemetry.get("verification", {}).get("outcome") == "answered"
+            return bot.answer(question, d).text, kept
 
         def is_right(text: str, expected: str) -> bool:
             kind, value = expected.split(":", 1)
@@ -195,7 +198,9 @@ def evaluate_trust(
     """
     started = time.perf_counter()
     items, val = split_items(data_dir, "test"), split_items(data_dir, "val")
-    bot = CachedAnswerer(answerer or default_answerer(), top_only=answerer is None)
+    bot = CachedAnswerer(
+        answerer or default_answerer(), top_only=answerer is None, clarify_text=True
+    )
     cal = _calibrate(val, encoder, bot, n_calibration, seed + 1, k_verify, verify, alpha, delta)
     logger.info(
         "trust: calibration done (%s) after %.0f s", cal.reason, time.perf_counter() - started
