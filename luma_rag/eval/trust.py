@@ -328,9 +328,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-verify", action="store_true", help="skip the verification variants")
     parser.add_argument("--attr-verify", action="store_true", help="add the attribute verifier")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("luma_rag").setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.WARNING)
+    progress = logging.StreamHandler()
+    progress.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logger.addHandler(progress)
     logger.setLevel(logging.INFO)
+    logger.propagate = False
     report = evaluate_trust(
         args.data,
         n_questions=args.questions,

@@ -267,8 +267,11 @@ def markdown(report: dict[str, Any]) -> str:
     for name, v in report["variants"].items():
         a, w = v["answer"], v["widen"]
         off = report["off_topic"][name]
+        label = name
+        if name == "gate+ltt" and not report["risk_control"]["feasible"]:
+            label += " (calibration infeasible: its best empirical thresholds, no guarantee)"
         lines.append(
-            f"| {name} | {_pct(a['share'])} | {_pct(a['right'])} ({a['n_right']}/{a['n']}) "
+            f"| {label} | {_pct(a['share'])} | {_pct(a['right'])} ({a['n_right']}/{a['n']}) "
             f"{_ci(a['wilson95'])} | {_pct(w['share'])} / {_pct(w['right'])} "
             f"({w['n_right']}/{w['n']}) | {_pct(v['clarify']['share'])} | "
             f"{_pct(v['not_in_memory']['share'])} | {_pct(v['coverage'])} / {_pct(v['risk'])} "
