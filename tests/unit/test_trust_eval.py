@@ -82,10 +82,10 @@ def test_trust_report_and_targets(corpus: tuple[Path, list[ShapeItem]], tmp_path
     assert {r["status"] for r in rows} <= {"PASS", "MISS", "n/a"} and len(rows) == 12
     assert report["risk_control"]["n"] == 20
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{README_BEGIN}\nold\n{README_END}\noutro\n")
+    readme.write_text(f"intro\n{README_BEGIN}\nSTALE-TABLE\n{README_END}\noutro\n")
     write_readme(report, readme)
     text = readme.read_text()
-    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "STALE-TABLE" not in text
     assert all(f"| {name}" in text for name in variants)
     assert "**PASS**" in text or "**MISS**" in text
     assert markdown(report) in text
