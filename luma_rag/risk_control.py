@@ -152,8 +152,9 @@ def choose_thresholds(
         features: Per-triple features (:func:`gate_features`).
         alpha: Target ANSWER risk, in ``(0, 1)``. delta: Allowed failure probability.
         rho_grid: Candidate radii (default 0 … 0.5 by 0.025).
-        floor_grid: Candidate top-score floors (default: -inf and the 10/25/50 % quantiles of
-            the top scores — label-free, so they do not spoil the test).
+        floor_grid: Candidate top-score floors (default: -inf and the 25 % quantile of the
+            top scores — label-free, so they do not spoil the test; every extra floor costs
+            power through the Bonferroni split).
         verify_options: Whether to try requiring verification.
 
     Returns:
@@ -170,7 +171,7 @@ def choose_thresholds(
     floors = (
         [float(x) for x in floor_grid]
         if floor_grid is not None
-        else [-math.inf, *(float(np.quantile(finite, q)) for q in (0.1, 0.25, 0.5))]
+        else [-math.inf, float(np.quantile(finite, 0.25))]
         if finite.size
         else [-math.inf]
     )
@@ -241,6 +242,8 @@ def gate_features(
     *,
     relevance: RelevanceModel | None = None,
     answer: Callable[[str, Any], tuple[str, bool]] | None = None,
+    search_texts: Sequence[str] | None = None,
+    is_right: Callable[[str, str], bool] | None = None,
     max_rho: float = 2.0,
     tol: float = 1e-3,
 ) -> GateFeatures:
@@ -250,9 +253,15 @@ def gate_features(
         luma: The store (its encoder embeds the questions).
         triples: ``(question, relevant item id, expected answer or None)``.
         relevance: Relevance model (default: none, every query relevant).
-        answer: ``answer(question, hits) -> (answer text, verified)``, e.g. a VLM answering
-            from the top hits with :class:`~luma_rag.answer.verify_vlm.VlmVerifier`; default:
-            no answerer, correctness is "the top-1 is the relevant item".
+        answer: ``answer(question, hits) -> (answer text, verified)``: the text an ANSWER
+            from the top hit gives, and whether the default verified path
+            (:func:`~luma_rag.answer.verify_vlm.verified_answerer`) keeps that ANSWER (its
+            top-1 passed the yes/no check and the verified hits agree); default: no
+            answerer, correctness is "the top-1 is the relevant item".
+        search_texts: The text searched for each triple (default: its question), e.g. a
+            retrieval rewrite of the question.
+        is_right: ``is_right(answer text, expected) -> bool``; default: the expected answer's
+            words appear in the answer (case and punctuation ignored).
         max_rho, tol: Bisection range and precision of the critical radius.
 
     Returns:
@@ -263,15 +272,18 @@ def gate_features(
         raise InvalidInputError("gate_features needs a store with an encoder attached")
     if not triples:
         raise InvalidInputError("gate_features needs at least one (question, item id, answer)")
+    if search_texts is not None and len(search_texts) != len(triples):
+        raise InvalidInputError(
+            f"search_texts has {len(search_texts)} entries for {len(triples)} triples"
+        )
+    searched = [t[0] for t in triples] if search_texts is None else list(search_texts)
     crit, top, rel, ver, ok = [], [], [], [], []
-    for question, item_id, expected in triples:
-        vector = np.asarray(encoder.encode_text([question])[0])
+    for (question, item_id, expected), text in zip(triples, searched, strict=True):
+        vector = np.asarray(encoder.encode_text([text])[0])
         first = luma.search(vector, 5, rho=0.0)
         hits = first.hits
         top.append(hits[0].score if hits else -math.inf)
-        verdict = (
-            relevance.judge(question, "text", top[-1] if hits else None) if relevance else None
-        )
+        verdict = relevance.judge(text, "text", top[-1] if hits else None) if relevance else None
         rel.append(verdict.relevant if verdict is not None else bool(hits))
 
         def safe_at(rho: float, v: np.ndarray = vector) -> bool:
@@ -281,7 +293,11 @@ def gate_features(
         if answer is not None and expected:
             text, verified = answer(question, hits)
             ver.append(verified)
-            ok.append(_normalise(expected) in _normalise(text))
+            ok.append(
+                is_right(text, expected)
+                if is_right is not None
+                else _normalise(expected) in _normalise(text)
+            )
         else:
             ver.append(True)
             ok.append(bool(hits) and hits[0].id == item_id)
@@ -302,12 +318,29 @@ def calibrate_gate(
     delta: float = 0.1,
     relevance: RelevanceModel | None = None,
     answer: Callable[[str, Any], tuple[str, bool]] | None = None,
+    search_texts: Sequence[str] | None = None,
+    is_right: Callable[[str, str], bool] | None = None,
     **grid: Any,
 ) -> GateRiskCalibration:
     """Choose ρ, the relevance floor and verification so that ANSWER risk ≤ α w.p. ≥ 1 − δ.
 
     :func:`gate_features` then :func:`choose_thresholds`; see the module docstring. Use
-    triples disjoint from anything the calibrated gate is evaluated on.
+    triples disjoint from anything the calibrated gate is evaluated on. With ``answer``
+    (the answerer's own yes/no verification, e.g.
+    :func:`~luma_rag.answer.verify_vlm.verified_answerer`) the grid includes "require
+    verification" (``verify_options``, default both), so a gate whose certificate alone is
+    too risky can still be feasible when it answers only verified evidence.
+
+    Returns:
+        The :class:`GateRiskCalibration` (``feasible=False``: no thresholds meet the target;
+        its thresholds are then the best empirical ones, for reference only).
     """
-    features = gate_features(luma, triples, relevance=relevance, answer=answer)
+    features = gate_features(
+        luma,
+        triples,
+        relevance=relevance,
+        answer=answer,
+        search_texts=search_texts,
+        is_right=is_right,
+    )
     return choose_thresholds(features, alpha=alpha, delta=delta, **grid)

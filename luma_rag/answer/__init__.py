@@ -14,7 +14,11 @@ nothing here knows the synthetic corpus: its verifier is
 from __future__ import annotations
 
 from luma_rag.answer.base import Answer, Answerer, Citation, Evidence, StreamingAnswerer
-from luma_rag.answer.calibrate import GateCalibration, RadiusCalibrationConfig, calibrate_gate
+from luma_rag.answer.calibrate import (
+    GateCalibration,
+    RadiusCalibrationConfig,
+    calibrate_gate_radius,
+)
 from luma_rag.answer.clarify import clarifying_question, describe_hit
 from luma_rag.answer.consensus import ConsensusAnswerer, ConsensusConfig
 from luma_rag.answer.evidence import EvidenceAnswerer
@@ -57,7 +61,7 @@ __all__ = [
     "VerifyingAnswerer",
     "build_messages",
     "build_prompt_text",
-    "calibrate_gate",
+    "calibrate_gate_radius",
     "clarifying_question",
     "decide",
     "describe_hit",

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from luma_rag.answer.clarify import describe_hit
 from luma_rag.answer.gate import GateDecision
+from luma_rag.errors import InvalidInputError
 from luma_rag.results import Hit
 
-__all__ = ["Answer", "Answerer", "Citation", "Evidence", "StreamingAnswerer"]
+__all__ = ["Answer", "Answerer", "Citation", "Evidence", "StreamingAnswerer", "answer_all"]
 
 #: Modalities whose ``Hit.source`` can be shown to a vision-language model as its image.
 VISUAL_MODALITIES = ("image", "video")
@@ -126,6 +127,25 @@ class Answerer(Protocol):
     def answer(self, question: str, decision: GateDecision) -> Answer:
         """Answer ``question`` from ``decision``'s evidence (or ask to clarify)."""
         ...
+
+
+def answer_all(answerer: Answerer, requests: Sequence[tuple[str, GateDecision]]) -> list[Answer]:
+    """Answer every ``(question, decision)``; in batches when ``answerer`` has ``answer_many``.
+
+    An answerer may offer ``answer_many(requests) -> list[Answer]`` (one answer per request,
+    in order, each what ``answer`` would give); batching is then its business (e.g.
+    :meth:`~luma_rag.answer.llava.LlavaAnswerer.answer_many`). Otherwise one call each.
+    """
+    many = getattr(answerer, "answer_many", None)
+    if callable(many) and len(requests) > 1:
+        out = list(many(list(requests)))
+        if len(out) != len(requests):
+            raise InvalidInputError(
+                f"{type(answerer).__name__}.answer_many returned {len(out)} answers for "
+                f"{len(requests)} requests; it must return one per request"
+            )
+        return out
+    return [answerer.answer(q, d) for q, d in requests]
 
 
 @runtime_checkable

@@ -60,7 +60,7 @@ __all__ = [
     "GateCalibration",
     "RadiusCalibrationConfig",
     "binomial_cdf",
-    "calibrate_gate",
+    "calibrate_gate_radius",
     "calibrate_radius",
     "critical_radius",
 ]
@@ -335,14 +335,18 @@ def calibrate_radius(
     return result
 
 
-def calibrate_gate(
+def calibrate_gate_radius(
     luma: Luma,
     queries: Sequence[tuple[str, Collection[str]]],
     config: RadiusCalibrationConfig | None = None,
     *,
     k: int = 2,
 ) -> tuple[GateCalibration, list[float]]:
-    """Calibrate the gate's ρ on labelled text queries against an open store.
+    """Calibrate the gate's ρ alone on labelled text queries against an open store.
+
+    Radius only, top-1 labels: the gate's full calibration — ρ, relevance floor and
+    verification, against the answers' risk — is :func:`luma_rag.risk_control.calibrate_gate`
+    (this function was called ``calibrate_gate`` too, until that one landed).
 
     Each query is encoded once (``luma.encoder``) and searched at the radii the bisection
     asks for; its top-1 is right when its id is among the query's right ids. Use queries and
@@ -362,10 +366,10 @@ def calibrate_gate(
     """
     cfg = config if config is not None else RadiusCalibrationConfig()
     if not queries:
-        raise InvalidInputError("calibrate_gate needs at least one labelled query")
+        raise InvalidInputError("calibrate_gate_radius needs at least one labelled query")
     encoder = luma.encoder
     if encoder is None:
-        raise InvalidInputError("calibrate_gate needs a store with an encoder attached")
+        raise InvalidInputError("calibrate_gate_radius needs a store with an encoder attached")
     radii: list[float] = []
     correct: list[bool] = []
     for text, right in queries:

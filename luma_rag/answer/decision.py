@@ -36,7 +36,7 @@ class GateConfig(ConfigBase):
         k_max: Largest set the gate may WIDEN to; ``>= k``.
         max_options: Most candidates a clarifying question names; ``>= 2``.
         rho: Encoder radius ρ the gate certifies its queries with, e.g. one calibrated for
-            the gate's own queries by :func:`luma_rag.answer.calibrate.calibrate_gate`;
+            the gate's own queries by :func:`luma_rag.answer.calibrate.calibrate_gate_radius`;
             ``None`` (default) keeps the store's radius for the query's modality.
             Finite, ``>= 0``.
         fetch_k: Hits the decision carries for a downstream check such as

@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from luma_rag.answer.base import Answer, Evidence
@@ -238,6 +238,71 @@ class LlavaAnswerer:
             text = NO_ANSWER_REPLY
         citations = list(Evidence.from_decision(decision).citations)
         return Answer(text, decision, citations, self._telemetry(decision, info, t0))
+
+    def answer_many(
+        self, requests: Sequence[tuple[str, GateDecision]], *, batch_size: int = 16
+    ) -> list[Answer]:
+        """:meth:`answer` for each ``(question, decision)``, generated in left-padded batches.
+
+        Requests whose evidence has an image are batched ``batch_size`` at a time; the others
+        are answered one by one. Greedy decoding, so each text is what :meth:`answer` gives
+        (up to floating-point differences of batched kernels).
+
+        Returns:
+            One :class:`~luma_rag.answer.base.Answer` per request, in order.
+        """
+        out: list[Answer | None] = [None] * len(requests)
+        staged: list[tuple[int, Any, Any, dict[str, Any]]] = []
+        for i, (question, decision) in enumerate(requests):
+            self.load()
+            image, info = _evidence_image(Evidence.from_decision(decision))
+            if image is None:
+                out[i] = self.answer(question, decision)
+                continue
+            conversation = build_messages(question, decision, with_image=True)
+            prompt = self._processor.apply_chat_template(conversation, add_generation_prompt=True)
+            staged.append((i, prompt, image, info))
+        for start in range(0, len(staged), max(1, batch_size)):
+            chunk = staged[start : start + max(1, batch_size)]
+            for (i, _, _, info), text, t0 in self._generate_batch(chunk):
+                decision = requests[i][1]
+                citations = list(Evidence.from_decision(decision).citations)
+                out[i] = Answer(text, decision, citations, self._telemetry(decision, info, t0))
+        return [a for a in out if a is not None]
+
+    def _generate_batch(
+        self, chunk: list[tuple[int, Any, Any, dict[str, Any]]]
+    ) -> list[tuple[tuple[int, Any, Any, dict[str, Any]], str, float]]:
+        torch = _torch()
+        t0 = time.perf_counter()
+        tokenizer = self._processor.tokenizer
+        side = tokenizer.padding_side
+        tokenizer.padding_side = "left"
+        try:
+            inputs = self._processor(
+                images=[c[2] for c in chunk],
+                text=[c[1] for c in chunk],
+                return_tensors="pt",
+                padding=True,
+            )
+        finally:
+            tokenizer.padding_side = side
+        inputs = inputs.to(self._model.device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(_floating_dtype(self._model))
+        with torch.inference_mode():
+            generated = self._model.generate(**inputs, **self._generate_kwargs())
+        width = int(inputs["input_ids"].shape[1])
+        results = []
+        for row, staged in enumerate(chunk):
+            new_tokens = generated[row, width:]
+            text = self._processor.decode(new_tokens, skip_special_tokens=True).strip()
+            staged[3]["prompt_tokens"] = int(inputs["attention_mask"][row].sum())
+            staged[3]["batched"] = len(chunk)
+            if not any(ch.isalnum() for ch in text):
+                staged[3]["empty_generation"] = True
+                text = NO_ANSWER_REPLY
+            results.append((staged, text, t0))
+        return results
 
     def stream(self, question: str, decision: GateDecision) -> Iterator[str]:
         """Yield the generated text as it is produced (prompt excluded).

@@ -13,14 +13,16 @@ show what the question refers to? ``None``: cannot tell):
 * every verified hit is asked the question (as the top evidence of an ANSWER); when their
   normalised answers differ (or one cannot be read) the question is ambiguous → CLARIFY over
   the verified items that disagree, with :func:`~luma_rag.answer.clarify.clarifying_question`;
-* otherwise the answer of the top verified hit goes out, the decision keeping the gate's
-  kind (ANSWER / WIDEN) with that hit moved to the front of the evidence.
+* when they agree: an ANSWER stays an ANSWER only if its certified top-1 is verified (the
+  answer comes from it); otherwise — the top-1 not verified, or the gate's decision a WIDEN —
+  the outcome is a **WIDEN over the verified hits only**, answered from the best of them.
 
 With ``VerifyConfig.abstain_unreliable`` it also refuses to answer questions of a kind the
 answerer reads unreliably (held-out accuracy below ``min_kind_accuracy``) → CLARIFY with the
-reason. CLARIFY decisions pass through unchanged. Every answer the wrapper touches carries
-``telemetry["verified"]`` (ids of the verified hits) and ``telemetry["verification"]`` (what
-was checked and why it ended as it did).
+reason. NOT_IN_MEMORY passes through unchanged, and so does CLARIFY unless
+``VerifyConfig.rescue_clarify`` (then verified hits that agree make a WIDEN over them). Every
+answer the wrapper touches carries ``telemetry["verified"]`` (ids of the verified hits) and
+``telemetry["verification"]`` (what was checked and why it ended as it did).
 
 What a question *asks* (its kind) and how two answers are compared come from the verifier
 when it knows its question grammar (``verifier.kind_of(question)``,
@@ -50,7 +52,7 @@ from typing import Any
 
 from luma_rag._checks import is_int
 from luma_rag._config import ConfigBase, check
-from luma_rag.answer.base import Answer, Answerer
+from luma_rag.answer.base import Answer, Answerer, answer_all
 from luma_rag.answer.clarify import clarifying_question, describe_hit, one_per_answer
 from luma_rag.answer.gate import GateDecision
 from luma_rag.errors import InvalidInputError
@@ -76,16 +78,20 @@ class VerifyConfig(ConfigBase):
         min_kind_accuracy: Accuracy a question kind needs to be answered (with
             ``abstain_unreliable``), in ``[0, 1]``.
         max_options: Most items a clarifying question names; ``>= 2``.
+        rescue_clarify: Also verify the hits of a gate CLARIFY (an unstable ranking): when
+            the verified hits agree, the outcome is a WIDEN over them. Off by default: the
+            gate's ANSWER / WIDEN then always rest on a certificate as well.
 
     Example:
-        >>> VerifyConfig.from_json(VerifyConfig(k_verify=3).to_json())
-        VerifyConfig(k_verify=3, abstain_unreliable=False, min_kind_accuracy=0.9, max_options=3)
+        >>> VerifyConfig.from_json(VerifyConfig(k_verify=3).to_json())  # doctest: +ELLIPSIS
+        VerifyConfig(k_verify=3, abstain_unreliable=False, ..., rescue_clarify=False)
     """
 
     k_verify: int = 10
     abstain_unreliable: bool = False
     min_kind_accuracy: float = 0.9
     max_options: int = 3
+    rescue_clarify: bool = False
 
     def __post_init__(self) -> None:
         check(
@@ -106,6 +112,10 @@ class VerifyConfig(ConfigBase):
         check(
             is_int(self.max_options) and self.max_options >= 2,
             f"VerifyConfig.max_options must be an int >= 2, got {self.max_options!r}",
+        )
+        check(
+            isinstance(self.rescue_clarify, bool),
+            f"VerifyConfig.rescue_clarify must be a bool, got {self.rescue_clarify!r}",
         )
 
 
@@ -203,7 +213,9 @@ class VerifyingAnswerer:
             raise InvalidInputError(f"question must be a non-empty str, got {question!r}")
         if not isinstance(decision, GateDecision):
             raise InvalidInputError(f"decision must be a GateDecision, got {decision!r}")
-        if decision.decision == "clarify":
+        if decision.decision == "not_in_memory" or (
+            decision.decision == "clarify" and not self.config.rescue_clarify
+        ):
             return self.answerer.answer(question, decision)
         cfg = self.config
         kind = self.kind_of(question)
@@ -224,7 +236,7 @@ class VerifyingAnswerer:
             return self._clarify(question, decision, top, reason, info, [], question_back)
 
         pool = _pool(decision, cfg.k_verify)
-        verdicts = {h.id: self.verifier(question, h) for h in pool}
+        verdicts = dict(zip([h.id for h in pool], self._verify(question, pool), strict=True))
         verified = [h for h in pool if verdicts[h.id] is True]
         info.update(
             checked=[h.id for h in pool],
@@ -241,24 +253,39 @@ class VerifyingAnswerer:
             )
             return self._clarify(question, decision, options, reason, info, ids)
 
-        answers: dict[str, Answer] = {}
-        values: dict[str, str | None] = {}
-        for hit in verified:
-            answers[hit.id] = self.answerer.answer(question, _answer_from(decision, hit))
-            values[hit.id] = self.normalise(answers[hit.id].text, kind)
+        requests = [(question, _answer_from(decision, hit)) for hit in verified]
+        answers = dict(zip(ids, answer_all(self.answerer, requests), strict=True))
+        values = {i: self.normalise(answers[i].text, kind) for i in ids}
         info["answers"] = values
         distinct = set(values.values())
         if len(distinct) == 1 and None not in distinct:
-            best = verified[0]
-            info["outcome"] = "answered"
-            info["answered_from"] = best.id
-            rest = tuple(h for h in decision.evidence if h.id != best.id)
-            reason = (
-                f"{decision.reason}; verified {len(verified)} of the top {len(pool)} hits, "
-                f"all answer {next(iter(distinct))!r}"
-            )
-            final = dataclasses.replace(decision, evidence=(best, *rest), reason=reason)
-            out = answers[best.id]
+            said = next(iter(distinct))
+            lead = decision.evidence[0] if decision.evidence else None
+            if decision.decision == "answer" and lead is not None and lead.id == ids[0]:
+                info["outcome"] = "answered"
+                reason = (
+                    f"{decision.reason}; the top hit is verified ({len(verified)} of the top "
+                    f"{len(pool)} verified, all answer {said!r})"
+                )
+                final = dataclasses.replace(_answer_from(decision, lead), reason=reason)
+            else:
+                info["outcome"] = "widened"
+                not_top = "" if lead is None or lead.id in ids else ", not the top hit"
+                reason = (
+                    f"verification: {len(verified)} of the top {len(pool)} hits show what the "
+                    f"question refers to{not_top}, and all answer {said!r} (gate: "
+                    f"{decision.decision}); answering from the verified hits only"
+                )
+                final = dataclasses.replace(
+                    decision,
+                    decision="widen",
+                    k_used=len(verified),
+                    evidence=tuple(verified),
+                    reason=reason,
+                    clarification=None,
+                )
+            info["answered_from"] = final.evidence[0].id
+            out = answers[final.evidence[0].id]
             telemetry = {**out.telemetry, "verified": ids, "verification": info}
             return dataclasses.replace(out, decision=final, telemetry=telemetry)
         info["outcome"] = "ambiguous"
@@ -269,6 +296,18 @@ class VerifyingAnswerer:
             f"differ ({shown})"
         )
         return self._clarify(question, decision, options, reason, info, ids)
+
+    def _verify(self, question: str, pool: Sequence[Hit]) -> list[bool | None]:
+        """The verifier's verdict per hit (in one batch when it offers ``many``)."""
+        many = getattr(self.verifier, "many", None)
+        if callable(many):
+            out = list(many(question, list(pool)))
+            if len(out) != len(pool):
+                raise InvalidInputError(
+                    f"verifier.many returned {len(out)} verdicts for {len(pool)} hits"
+                )
+            return out
+        return [self.verifier(question, h) for h in pool]
 
     def _clarify(
         self,

@@ -22,10 +22,10 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
-from luma_rag.answer.base import VISUAL_MODALITIES, Answerer
+from luma_rag.answer.base import VISUAL_MODALITIES, Answerer, answer_all
 from luma_rag.answer.gate import GateDecision, GateNumbers
 from luma_rag.errors import InvalidInputError
 from luma_rag.results import Hit
@@ -33,14 +33,33 @@ from luma_rag.results import Hit
 if TYPE_CHECKING:
     from luma_rag.answer.verify import VerifyConfig, VerifyingAnswerer
 
-__all__ = ["VlmVerifier", "parse_yes_no", "referent_of", "verified_answerer"]
+__all__ = ["VlmVerifier", "parse_yes_no", "referent_of", "single_hit_decision", "verified_answerer"]
 
 logger = logging.getLogger(__name__)
 
-_FRAME: Final = re.compile(
-    r"^\s*(?:(?:what|which)\s+(?:\w+\s+)?(?:is|are|does|do)|where\s+(?:is|are)|how\s+(?:many|big"
-    r"|large|small)\s+(?:\w+\s+)?(?:is|are|does|do)?|is|are|does|do|can\s+you\s+(?:see|find))"
-    r"\s+",
+_BE: Final = r"(?:is|are|was|were|does|do)"
+#: Interrogative frames, tried in order; group ``ref`` is what the question is about. English
+#: question grammar only: nothing here knows a corpus's attribute words.
+_FRAMES: Final = tuple(
+    re.compile(p, re.IGNORECASE)
+    for p in (
+        r"^how\s+many\s+(?P<ref>.+?)(?:\s+(?:are|is)\s+there|\s+(?:are|is)\s+(?:in|on)\s+.+"
+        r"|\s+can\s+you\s+see|\s+(?:do|does)\s+.+)?$",
+        r"^count\s+(?P<ref>.+)$",
+        rf"^{_BE}\s+there\s+(?P<ref>.+)$",
+        rf"^(?:what|which)\s+(?:\w+\s+){{0,3}}?{_BE}\s+(?P<ref>.+)$",
+        rf"^where\s+(?:(?:in|on)\s+(?:the\s+)?\w+\s+)?{_BE}\s+(?P<ref>.+?)(?:\s+located)?$",
+        rf"^(?:in|on|at)\s+(?:what|which)\s+(?:\w+\s+){{0,4}}?{_BE}\s+(?P<ref>.+)$",
+        rf"^how\s+\w+\s+{_BE}\s+(?P<ref>.+)$",
+        rf"^{_BE}\s+(?P<ref>.+?)\s+\w+\s+or\s+\w+$",
+        r"^(?:can|could)\s+you\s+(?:see|find|spot)\s+(?P<ref>.+)$",
+        rf"^{_BE}\s+(?P<ref>.+)$",
+    )
+)
+#: "the colour of X" → X: an attribute noun in front of the referent.
+_OF: Final = re.compile(r"^the\s+\w+\s+of\s+(?=\S)", re.IGNORECASE)
+_TAIL: Final = re.compile(
+    r"\s+(?:in|on)\s+(?:the|this)\s+(?:image|picture|photo)$|\s+(?:show|have|contain)$",
     re.IGNORECASE,
 )
 _YES: Final = frozenset({"yes", "yeah", "yep", "true", "correct", "it does", "it is"})
@@ -51,18 +70,17 @@ def referent_of(question: str) -> str:
     """The thing a question is about: the question without its interrogative frame.
 
     "What color is the small circle on the left?" → "the small circle on the left";
-    "How many stars are there?" → "stars"; "Is there a dog?" → "a dog".
+    "What is the size of the red star?" → "the red star"; "How many stars are there?" →
+    "stars"; "Count the red stars." → "the red stars"; "Is there a dog?" → "a dog"; a text
+    with no frame it knows is returned as it is (without its final punctuation).
     """
-    q = question.strip()
-    many = re.match(r"^\s*how\s+many\s+(.+?)\s+(?:are|is)\s+there\W*$", q, re.IGNORECASE)
-    if many:
-        return many.group(1)
-    there = re.match(r"^\s*(?:is|are)\s+there\s+(.+?)\W*$", q, re.IGNORECASE)
-    if there:
-        return there.group(1)
-    text = _FRAME.sub("", q, count=1).rstrip(" ?.!")
-    text = re.sub(r"\s+(?:are|is)\s+there$", "", text, flags=re.IGNORECASE)
-    text = re.sub(r"\s+(?:show|have|contain)$", "", text, flags=re.IGNORECASE)
+    text = re.sub(r"\s+", " ", question.strip()).rstrip(" ?.!")
+    for frame in _FRAMES:
+        m = frame.match(text)
+        if m and m.group("ref").strip():
+            text = m.group("ref").strip()
+            break
+    text = _TAIL.sub("", _OF.sub("", text))
     return text or question.strip().rstrip("?")
 
 
@@ -79,7 +97,7 @@ def parse_yes_no(text: str) -> bool | None:
     return None
 
 
-def _single(hit: Hit) -> GateDecision:
+def single_hit_decision(hit: Hit) -> GateDecision:
     """An ANSWER decision with ``hit`` alone as evidence (what the VLM is shown)."""
     nan = math.nan
     numbers = GateNumbers(nan, nan, nan, nan, nan, nan, nan, nan, True, 1, True, 1, 1)
@@ -125,13 +143,27 @@ class VlmVerifier:
 
     def __call__(self, question: str, hit: Hit) -> bool | None:
         """Whether ``hit`` shows what ``question`` refers to (None: the reply was unclear)."""
-        prompt = self.prompt(question, hit)
-        key = (f"{hit.id}\x00{hit.source}", prompt)
-        if key not in self._cache:
-            reply = self.answerer.answer(prompt, _single(hit)).text
-            self._cache[key] = parse_yes_no(reply)
-            logger.debug("verify %s: %r -> %r", hit.id, prompt, reply)
-        return self._cache[key]
+        return self.many(question, [hit])[0]
+
+    def many(self, question: str, hits: Sequence[Hit]) -> list[bool | None]:
+        """:meth:`__call__` for each of ``hits``, the uncached ones asked in one batch."""
+        return self.ask([(question, h) for h in hits])
+
+    def ask(self, pairs: Sequence[tuple[str, Hit]]) -> list[bool | None]:
+        """The verdict per ``(question, hit)``; uncached prompts go to the answerer in one
+        batch (:func:`~luma_rag.answer.base.answer_all`), each asked once."""
+        keys = [(f"{h.id}\x00{h.source}", self.prompt(q, h)) for q, h in pairs]
+        todo: dict[tuple[str, str], Hit] = {}
+        for key, (_, hit) in zip(keys, pairs, strict=True):
+            if key not in self._cache:
+                todo.setdefault(key, hit)
+        replies = answer_all(
+            self.answerer, [(key[1], single_hit_decision(h)) for key, h in todo.items()]
+        )
+        for key, reply in zip(todo, replies, strict=True):
+            self._cache[key] = parse_yes_no(reply.text)
+            logger.debug("verify %s: %r -> %r", key[0], key[1], reply.text)
+        return [self._cache[key] for key in keys]
 
 
 def verified_answerer(

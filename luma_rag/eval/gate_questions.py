@@ -28,8 +28,12 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-from luma_rag.answer.base import Answer, Answerer
-from luma_rag.answer.calibrate import GateCalibration, RadiusCalibrationConfig, calibrate_gate
+from luma_rag.answer.base import Answer, Answerer, answer_all
+from luma_rag.answer.calibrate import (
+    GateCalibration,
+    RadiusCalibrationConfig,
+    calibrate_gate_radius,
+)
 from luma_rag.answer.gate import GateDecision
 from luma_rag.datasets.attributes import relevant
 from luma_rag.datasets.manifest import ShapeItem, load_manifest
@@ -230,26 +234,64 @@ def score(q: Question, answer: Answer, ctx: ScoringContext) -> Record:
 
 
 class CachedAnswerer:
-    """Memoises an answerer on what its prompt depends on (variants share most calls)."""
+    """Memoises an answerer on what its prompt depends on (variants share most calls).
 
-    def __init__(self, inner: Answerer) -> None:
+    Args:
+        inner: The answerer.
+        top_only: Key on the question, whether it is a CLARIFY and the top evidence only —
+            right for answerers that read nothing else (the tiny LLaVA: its chat template
+            keeps only the question, and it is shown the top image); default: the whole
+            decision (kind, size, every evidence id, clarifying question).
+        clarify_text: Answer a CLARIFY with the gate's own clarifying question, without
+            calling ``inner`` — for scoring runs, which never score a CLARIFY's text (and
+            :class:`~luma_rag.answer.readable.ReadableAnswerer` shows the gate's question).
+    """
+
+    def __init__(
+        self, inner: Answerer, *, top_only: bool = False, clarify_text: bool = False
+    ) -> None:
         self.inner = inner
+        self.top_only = top_only
+        self.clarify_text = clarify_text
         self.cache: dict[tuple[Any, ...], Answer] = {}
         self.calls = 0
 
-    def answer(self, question: str, decision: GateDecision) -> Answer:
-        """The inner answer for this prompt (computed once), carrying ``decision``."""
-        key = (
+    def _key(self, question: str, decision: GateDecision) -> tuple[Any, ...]:
+        if self.top_only:
+            top = decision.evidence[0].id if decision.evidence else None
+            return (question, decision.decision == "clarify", top)
+        return (
             question,
             decision.decision,
             decision.k_used,
             tuple(h.id for h in decision.evidence),
             decision.clarification,
         )
-        if key not in self.cache:
-            self.calls += 1
-            self.cache[key] = self.inner.answer(question, decision)
-        return dataclasses.replace(self.cache[key], decision=decision)
+
+    def answer(self, question: str, decision: GateDecision) -> Answer:
+        """The inner answer for this prompt (computed once), carrying ``decision``."""
+        return self.answer_many([(question, decision)])[0]
+
+    def answer_many(self, requests: Sequence[tuple[str, GateDecision]]) -> list[Answer]:
+        """:meth:`answer` per request; the uncached ones go to the inner answerer in one batch."""
+        keys = [self._key(q, d) for q, d in requests]
+        todo: dict[tuple[Any, ...], tuple[str, GateDecision]] = {}
+        for key, req in zip(keys, requests, strict=True):
+            if key not in self.cache and not self._skip(req[1]):
+                todo.setdefault(key, req)
+        if todo:
+            self.calls += len(todo)
+            for key, ans in zip(todo, answer_all(self.inner, list(todo.values())), strict=True):
+                self.cache[key] = ans
+        return [
+            Answer(d.clarification or "Which one do you mean?", d, [], {"answerer": "gate"})
+            if self._skip(d)
+            else dataclasses.replace(self.cache[key], decision=d)
+            for key, (_, d) in zip(keys, requests, strict=True)
+        ]
+
+    def _skip(self, decision: GateDecision) -> bool:
+        return self.clarify_text and decision.decision == "clarify"
 
 
 def answer_normaliser(kind: str) -> Callable[[str], str | None]:
@@ -281,7 +323,7 @@ def calibrate_on_split(
             queries.append((q.retrieval_text, right))
     with gallery(items, encoder, "luma-gate-cal-") as luma:
         store_rho = dict(luma.rho)
-        cal, radii = calibrate_gate(luma, queries, config)
+        cal, radii = calibrate_gate_radius(luma, queries, config)
     finite = np.asarray([r for r in radii if math.isfinite(r)])
     info = {
         "split": split,

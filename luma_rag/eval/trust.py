@@ -3,21 +3,31 @@
 On a LUMA-Shapes corpus generated with a seed nothing else uses, the test split is the store
 (images + captions, the shipped tiny CLIP), and:
 
-* **targeted questions** (:func:`~luma_rag.eval.gate_questions.questions`, full referents):
-  per variant, the share of ANSWER / WIDEN / CLARIFY / NOT_IN_MEMORY, ANSWER accuracy with a
-  95 % Wilson interval, WIDEN risk, coverage (ANSWER + WIDEN) and answered share per kind;
-  the **no-gate baseline** answers every question from the top-1;
-* **off-topic questions** (:data:`~luma_rag.eval.offtopic.OFF_TOPIC`, 60): the share that end
-  without ANSWER or WIDEN; and the share of on-topic questions called NOT_IN_MEMORY;
-* **risk–coverage**: the no-gate answers ordered by the raw margin γ = s1 − s2 (the best
-  plain threshold) and by the certificate's slack; area under each curve (AURC) with a
-  bootstrap 95 % interval, and the margin threshold's risk at the gate's coverage.
+* **targeted questions** (:func:`~luma_rag.eval.gate_questions.questions`, full referents;
+  the store is queried with the referent, the answerer gets the question): per variant the
+  share of ANSWER / WIDEN / CLARIFY / NOT_IN_MEMORY, ANSWER and WIDEN right with 95 % Wilson
+  intervals, coverage (ANSWER + WIDEN) and answered share per kind; the **no-gate baseline**
+  answers every question from the top-1;
+* **off-topic questions** (:data:`~luma_rag.eval.offtopic.OFF_TOPIC`, 60), through every
+  variant: the share that end without ANSWER or WIDEN; and the share of on-topic questions
+  called NOT_IN_MEMORY;
+* **risk–coverage**: each variant's risk against the best raw-margin threshold (γ = s1 − s2
+  over the no-gate answers) at the same coverage, and the AURC of the no-gate answers ordered
+  by γ and by the certificate's slack, with bootstrap intervals
+  (:mod:`luma_rag.eval.trust_report`, which also checks every target: PASS / MISS).
 
-Variants: ``gate`` (certificate + completeness + relevance, readable answers), ``gate+lttρ``
-(ρ and score floor chosen by :func:`luma_rag.risk_control.calibrate_gate` on the **val**
-split, α = 0.1, δ = 0.1), ``gate+vlm-verify`` (the default yes/no verification,
-:mod:`luma_rag.answer.verify_vlm`) and, for reference, ``gate+attr-verify`` (the LUMA-Shapes
-attribute verifier with abstention, not the default path).
+Variants: ``gate`` (certificate + completeness + relevance, no verification); ``gate+verify``
+— **the default path**: the gate, then the answerer's own yes/no verification of the top
+``k_verify`` hits (:func:`~luma_rag.answer.verify_vlm.verified_answerer`, referent taken from
+the question, no corpus parsing); ``gate+verify+rescue`` (verification may also turn a
+CLARIFY into a WIDEN over verified hits); ``gate+ltt`` (ρ, score floor and "require
+verification" chosen by :func:`luma_rag.risk_control.calibrate_gate` on the **val** split at
+α = δ = 0.1 — used only when feasible, else its best empirical thresholds, marked so).
+``--attr-verify`` adds the LUMA-Shapes attribute verifier (not the default path).
+
+Cost: the answerer is the expensive part. Calls are cached (the tiny LLaVA reads only the
+question and the top image) and batched: all gate decisions first, then every yes/no check,
+then every answer, each in batches (:meth:`~luma_rag.answer.llava.LlavaAnswerer.answer_many`).
 
 Command line::
 
@@ -28,9 +38,11 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,12 +51,12 @@ from typing import Any
 import numpy as np
 
 from luma_rag.answer.base import Answerer
-from luma_rag.answer.gate import GateConfig, GatedRetriever
+from luma_rag.answer.gate import GateConfig, GateDecision, GatedRetriever
 from luma_rag.answer.readable import ReadableAnswerer
 from luma_rag.answer.relevance_auto import store_relevance
 from luma_rag.answer.verify import VerifyConfig, VerifyingAnswerer
-from luma_rag.answer.verify_vlm import verified_answerer
-from luma_rag.datasets.questions import QUESTION_KINDS
+from luma_rag.answer.verify_vlm import VlmVerifier, single_hit_decision
+from luma_rag.datasets.questions import QUESTION_KINDS, parse_answer
 from luma_rag.eval.gate_questions import (
     CachedAnswerer,
     ScoringContext,
@@ -55,94 +67,113 @@ from luma_rag.eval.gate_questions import (
     split_items,
 )
 from luma_rag.eval.offtopic import OFF_TOPIC
-from luma_rag.risk_control import calibrate_gate
+from luma_rag.eval.trust_report import aurc_table, equal_coverage, summary, targets, wilson
+from luma_rag.results import Hit
+from luma_rag.risk_control import GateRiskCalibration, calibrate_gate
 
-__all__ = ["aurc", "evaluate_trust", "main", "wilson"]
+__all__ = ["DEFAULT_VARIANT", "evaluate_trust", "main"]
 
 logger = logging.getLogger(__name__)
 
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float | None, float | None]:
-    """95 % Wilson score interval of ``k`` successes in ``n`` (None, None for n = 0)."""
-    if n == 0:
-        return None, None
-    p = k / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, mid - half), min(1.0, mid + half)
+#: The variant that is the library's default ANSWER path.
+DEFAULT_VARIANT = "gate+verify"
 
 
-def aurc(confidence: np.ndarray, wrong: np.ndarray) -> float:
-    """Area under the risk–coverage curve: answer the most confident first (mean risk)."""
-    order = np.argsort(-confidence, kind="stable")
-    errors = np.cumsum(wrong[order])
-    return float(np.mean(errors / np.arange(1, len(order) + 1)))
+def _prefetch(
+    bot: CachedAnswerer, checker: VlmVerifier, jobs: Sequence[tuple[str, Sequence[Hit]]], k: int
+) -> None:
+    """Ask every yes/no check, then every answer the variants will read, in big batches.
+
+    ``jobs``: ``(question, ranked hits)``. The answers (from the top-1 for the no-gate
+    baseline, from each verified hit) are prefetched only when ``bot`` caches on the top
+    evidence (what a later call with any decision over the same top hit then finds).
+    """
+    pools = [(q, list(hits[:k])) for q, hits in jobs if hits]
+    verdicts = checker.ask([(q, h) for q, hits in pools for h in hits])
+    if not bot.top_only:
+        return
+    requests, i = [], 0
+    for q, hits in pools:
+        requests.append((q, single_hit_decision(hits[0])))
+        for hit in hits:
+            if verdicts[i]:
+                requests.append((q, single_hit_decision(hit)))
+            i += 1
+    bot.answer_many(requests)
 
 
-def _aurc_table(conf: dict[str, np.ndarray], wrong: np.ndarray, reps: int) -> dict[str, Any]:
-    rng = np.random.default_rng(0)
-    boot: dict[str, list[float]] = {name: [] for name in [*conf, "difference"]}
-    n = len(wrong)
-    for _ in range(reps):
-        idx = rng.integers(n, size=n)
-        vals = {name: aurc(c[idx], wrong[idx]) for name, c in conf.items()}
-        for name, v in vals.items():
-            boot[name].append(v)
-        boot["difference"].append(vals["certificate_slack"] - vals["raw_margin"])
-    out: dict[str, Any] = {}
-    for name, values in boot.items():
-        point = (
-            aurc(conf[name], wrong)
-            if name in conf
-            else aurc(conf["certificate_slack"], wrong) - aurc(conf["raw_margin"], wrong)
+def _verified(bot: Answerer, checker: VlmVerifier, cfg: VerifyConfig) -> VerifyingAnswerer:
+    """The default verified path (as :func:`~luma_rag.answer.verify_vlm.verified_answerer`
+    builds it), sharing one yes/no cache."""
+    return VerifyingAnswerer(bot, checker, cfg, kind_of=lambda _q: None)
+
+
+def _calibrate(
+    val: Sequence[Any], encoder: Any, bot: CachedAnswerer, n: int, seed: int, k_verify: int,
+    verify: bool, alpha: float, delta: float,
+) -> GateRiskCalibration:  # fmt: skip
+    """Learn-then-Test on the val split: ρ, score floor and (with ``verify``) verification."""
+    with gallery(val, encoder, "luma-trust-val-") as luma:
+        relevance = store_relevance(luma)
+        qs = questions(val, n, seed, "full")
+        triples = [(q.text, t.id, f"{q.kind}:{q.answer}") for t, q in qs]
+        search = [q.retrieval_text for _, q in qs]
+        options: dict[str, Any] = {"relevance": relevance, "search_texts": search}
+        if not verify:
+            return calibrate_gate(luma, triples, alpha=alpha, delta=delta,
+                                  verify_options=(False,), **options)  # fmt: skip
+        checker = VlmVerifier(bot)
+        vectors = luma.encoder.encode_text(search)
+        jobs = [
+            (q.text, luma.search(v, 5, rho=0.0).hits) for (_, q), v in zip(qs, vectors, strict=True)
+        ]
+        _prefetch(bot, checker, jobs, k_verify)
+        verified = _verified(bot, checker, VerifyConfig(k_verify=k_verify))
+
+        def answer(question: str, hits: Any) -> tuple[str, bool]:
+            """The ANSWER's text (from the top hit) and whether verification kept it."""
+            d = _over(list(hits))
+            out = verified.answer(question, d)
+            kept = out.telemetry.get("verification", {}).get("outcome") == "answered"
+            return bot.answer(question, d).text, kept
+
+        def is_right(text: str, expected: str) -> bool:
+            kind, value = expected.split(":", 1)
+            return str(parse_answer(text, kind)) == value
+
+        return calibrate_gate(luma, triples, alpha=alpha, delta=delta, answer=answer,
+                              is_right=is_right, **options)  # fmt: skip
+
+
+def _over(hits: Sequence[Hit]) -> GateDecision:
+    """An ANSWER decision over ``hits`` (the top one certified), as the calibration asks."""
+    return dataclasses.replace(single_hit_decision(hits[0]), evidence=tuple(hits), hits=tuple(hits))
+
+
+def _variants(
+    bot: CachedAnswerer, checker: VlmVerifier, k_verify: int, verify: bool, attr_verify: bool,
+    cal_verify: bool,
+) -> dict[str, tuple[str, Answerer]]:  # fmt: skip
+    """``name -> (gate it reads, answerer)``."""
+    out: dict[str, tuple[str, Answerer]] = {"gate": ("gate", ReadableAnswerer(bot))}
+    cfg = VerifyConfig(k_verify=k_verify)
+    if verify:
+        out[DEFAULT_VARIANT] = ("gate", ReadableAnswerer(_verified(bot, checker, cfg)))
+        rescue = dataclasses.replace(cfg, rescue_clarify=True)
+        out["gate+verify+rescue"] = ("gate", ReadableAnswerer(_verified(bot, checker, rescue)))
+    ltt = _verified(bot, checker, cfg) if cal_verify else bot
+    out["gate+ltt"] = ("ltt", ReadableAnswerer(ltt))
+    if attr_verify:
+        from luma_rag.datasets.verifier import AttributeVerifier, answerer_kind_accuracy
+
+        acc = answerer_kind_accuracy(bot.inner)
+        acfg = VerifyConfig(k_verify=k_verify, abstain_unreliable=acc is not None)
+        check = AttributeVerifier(bot, kind_accuracy=acc, min_accuracy=acfg.min_kind_accuracy)
+        out["gate+attr-verify"] = (
+            "gate",
+            ReadableAnswerer(VerifyingAnswerer(bot, check, acfg, kind_accuracy=acc)),
         )
-        out[name] = {"aurc": point, "ci95": [float(np.quantile(values, q)) for q in (0.025, 0.975)]}
     return out
-
-
-def _risk_at(conf: np.ndarray, wrong: np.ndarray, coverage: float) -> float | None:
-    m = round(coverage * len(wrong))
-    if m == 0:
-        return None
-    order = np.argsort(-conf, kind="stable")[:m]
-    return float(wrong[order].mean())
-
-
-def _summary(records: list[Any]) -> dict[str, Any]:
-    n = len(records)
-    out: dict[str, Any] = {"n": n}
-    for name in ("answer", "widen", "clarify", "not_in_memory"):
-        part = [r for r in records if r.decision == name]
-        right = sum(r.correct for r in part)
-        out[name] = {"n": len(part), "share": len(part) / n if n else None}
-        if name in ("answer", "widen") and part:
-            out[name] |= {"right": right / len(part), "wilson95": wilson(right, len(part))}
-    answered = [r for r in records if r.decision in ("answer", "widen")]
-    out["coverage"] = len(answered) / n if n else None
-    out["risk"] = float(np.mean([not r.correct for r in answered])) if answered else None
-    out["answered_by_kind"] = {
-        k: float(np.mean([r.decision in ("answer", "widen") for r in records if r.kind == k]))
-        for k in QUESTION_KINDS
-        if any(r.kind == k for r in records)
-    }
-    return out
-
-
-def _variants(bot: CachedAnswerer, verify: bool) -> dict[str, Answerer]:
-    if not verify:
-        return {"gate": ReadableAnswerer(bot)}
-    from luma_rag.datasets.verifier import AttributeVerifier, answerer_kind_accuracy
-
-    acc = answerer_kind_accuracy(bot.inner)
-    cfg = VerifyConfig(k_verify=10, abstain_unreliable=acc is not None)
-    verifier = AttributeVerifier(bot, kind_accuracy=acc, min_accuracy=cfg.min_kind_accuracy)
-    attr = VerifyingAnswerer(bot, verifier, cfg, kind_accuracy=acc)
-    return {
-        "gate": ReadableAnswerer(bot),
-        "gate+vlm-verify": ReadableAnswerer(verified_answerer(bot, VerifyConfig(k_verify=10))),
-        "gate+attr-verify": ReadableAnswerer(attr),
-    }
 
 
 def evaluate_trust(
@@ -154,55 +185,84 @@ def evaluate_trust(
     encoder: Any = "luma-tiny",
     bootstrap: int = 1000,
     verify: bool = True,
+    k_verify: int = 3,
+    n_calibration: int = 300,
+    attr_verify: bool = False,
+    alpha: float = 0.1,
+    delta: float = 0.1,
 ) -> dict[str, Any]:
-    """Run the evaluation (module docstring); returns a JSON-able report.
+    """Run the evaluation (module docstring); returns a JSON-able report with the targets.
 
-    ``verify=False`` skips the two verification variants (each asks the answerer up to ten
-    more questions per answered question).
+    ``answerer`` None: the shipped tiny LLaVA, cached on question + top image; another
+    answerer is cached on the whole decision. ``verify=False`` runs the gate alone.
     """
     started = time.perf_counter()
     items, val = split_items(data_dir, "test"), split_items(data_dir, "val")
-    bot = CachedAnswerer(answerer or default_answerer())
+    bot = CachedAnswerer(
+        answerer or default_answerer(), top_only=answerer is None, clarify_text=True
+    )
+    cal = _calibrate(val, encoder, bot, n_calibration, seed + 1, k_verify, verify, alpha, delta)
+    logger.info(
+        "trust: calibration done (%s) after %.0f s", cal.reason, time.perf_counter() - started
+    )
     by_id = {it.id: it for it in items}
-    with gallery(val, encoder, "luma-trust-val-") as luma_val:
-        triples = [(q.retrieval_text, t.id, None) for t, q in questions(val, 300, seed + 1, "full")]
-        cal = calibrate_gate(luma_val, triples, alpha=0.1, delta=0.1, verify_options=(False,))
+    checker = VlmVerifier(bot)
+    variants = _variants(bot, checker, k_verify, verify, attr_verify, cal.verify and verify)
     with gallery(items, encoder, "luma-trust-") as luma:
         relevance = store_relevance(luma)
+        ltt_rel = relevance
+        if relevance is not None and math.isfinite(cal.score_floor):
+            ltt_rel = relevance.override(score_floor={"text": cal.score_floor})
         cfg = GateConfig(k=10, k_max=10)
         gates = {
             "gate": GatedRetriever(luma, cfg, record_gaps=False, relevance=relevance),
-            "gate+lttρ": GatedRetriever(
-                luma,
-                GateConfig(k=10, k_max=10, rho=cal.rho),
-                record_gaps=False,
-                relevance=relevance.override(score_floor={"text": cal.score_floor})
-                if relevance is not None and math.isfinite(cal.score_floor)
-                else relevance,
+            "ltt": GatedRetriever(
+                luma, dataclasses.replace(cfg, rho=cal.rho), record_gaps=False, relevance=ltt_rel
             ),
         }
-        answerers = _variants(bot, verify)
-        records: dict[str, list[Any]] = {name: [] for name in [*answerers, "gate+lttρ"]}
+        qs = questions(items, n_questions, seed, "full")
+        decided = [{g: gate.query(q.retrieval_text) for g, gate in gates.items()} for _, q in qs]
+        off = [{g: gate.query(text) for g, gate in gates.items()} for text in OFF_TOPIC]
+        logger.info(
+            "trust: %d gate decisions after %.0f s", len(decided) * 2, time.perf_counter() - started
+        )
+        if verify:
+            jobs = [(q.text, d["gate"].hits) for (_, q), d in zip(qs, decided, strict=True)]
+            jobs += [
+                (text, d["gate"].hits)
+                for text, d in zip(OFF_TOPIC, off, strict=True)
+                if d["gate"].decision != "not_in_memory"
+            ]
+            _prefetch(bot, checker, jobs, k_verify)
+            logger.info("trust: prefetched after %.0f s", time.perf_counter() - started)
+        records: dict[str, list[Any]] = {name: [] for name in variants}
         margins, slacks, base_wrong = [], [], []
-        for target, q in questions(items, n_questions, seed, "full"):
-            d = gates["gate"].query(q.retrieval_text)
-            ctx = ScoringContext.of(q, target, d, bot, cfg.k, items, by_id)
-            for name, ans in answerers.items():
-                records[name].append(score(q, ans.answer(q.text, d), ctx))
-            d2 = gates["gate+lttρ"].query(q.retrieval_text)
-            records["gate+lttρ"].append(score(q, answerers["gate"].answer(q.text, d2), ctx))
-            margins.append(d.numbers.margin_top2 if math.isfinite(d.numbers.margin_top2) else 0)
-            slacks.append(d.numbers.slack if math.isfinite(d.numbers.slack) else -9.0)
+        for (target, q), d in zip(qs, decided, strict=True):
+            ctx = ScoringContext.of(q, target, d["gate"], bot, cfg.k, items, by_id)
+            for name, (g, ans) in variants.items():
+                records[name].append(score(q, ans.answer(q.text, d[g]), ctx))
+            num = d["gate"].numbers
+            margins.append(num.margin_top2 if math.isfinite(num.margin_top2) else 0.0)
+            slacks.append(num.slack if math.isfinite(num.slack) else -9.0)
             base_wrong.append(not records["gate"][-1].baseline_correct)
-        off = [gates["gate"].query(text).decision for text in OFF_TOPIC]
-    wrong = np.asarray(base_wrong, dtype=float)
-    conf = {"raw_margin": np.asarray(margins), "certificate_slack": np.asarray(slacks)}
-    gate_cov = _summary(records["gate"])["coverage"] or 0.0
-    refused = sum(d not in ("answer", "widen") for d in off)
-    return {
+        pairs = list(zip(OFF_TOPIC, off, strict=True))
+        off_decisions = {
+            name: [ans.answer(t, d[g]).decision.decision for t, d in pairs]
+            for name, (g, ans) in variants.items()
+        }
+    wrong = np.asarray(base_wrong, dtype=bool)
+    margin = np.asarray(margins)
+    conf = {"raw_margin": margin, "certificate_slack": np.asarray(slacks)}
+    nim = sum(r.decision == "not_in_memory" for r in records["gate"])
+    report: dict[str, Any] = {
+        "data": str(data_dir),
         "n_gallery": len(items),
         "n_questions": n_questions,
         "seed": seed,
+        "bootstrap": bootstrap,
+        "k_verify": k_verify,
+        "default": DEFAULT_VARIANT if verify else "gate",
+        "answerer": "tiny LLaVA (luma-tiny-llava)" if answerer is None else type(answerer).__name__,
         "relevance": None
         if relevance is None
         else {
@@ -211,34 +271,47 @@ def evaluate_trust(
             "n_pairs": relevance.n_pairs,
             "alpha": relevance.alpha,
         },
-        "risk_control": cal.to_dict() | {"tested": len(cal.tested)},
-        "variants": {name: _summary(recs) for name, recs in records.items()},
+        "risk_control": cal.to_dict() | {"tested": len(cal.tested), "n_val_items": len(val)},
+        "variants": {n: summary(r, QUESTION_KINDS) for n, r in records.items()},
         "no_gate": {
             "n": len(wrong),
             "right": 1 - float(wrong.mean()),
-            "wilson95": wilson(int((1 - wrong).sum()), len(wrong)),
+            "wilson95": wilson(int((~wrong).sum()), len(wrong)),
         },
-        "off_topic": {
-            "n": len(off),
-            "refused": refused / len(off),
-            "wilson95": wilson(refused, len(off)),
-            "decisions": {k: off.count(k) for k in sorted(set(off))},
-        },
+        "off_topic": {},
         "on_topic_called_off_topic": {
-            "share": float(np.mean([r.decision == "not_in_memory" for r in records["gate"]])),
-            "wilson95": wilson(
-                sum(r.decision == "not_in_memory" for r in records["gate"]), len(records["gate"])
-            ),
+            "n": nim,
+            "share": nim / len(records["gate"]),
+            "wilson95": wilson(nim, len(records["gate"])),
         },
-        "risk_coverage": _aurc_table(conf, wrong, bootstrap)
-        | {
-            "gate_coverage": gate_cov,
-            "margin_risk_at_gate_coverage": _risk_at(conf["raw_margin"], wrong, gate_cov),
-            "note": "no-gate top-1 answers, ordered by each score",
-        },
-        "answerer_calls": bot.calls,
-        "seconds": round(time.perf_counter() - started, 1),
+        "risk_coverage": aurc_table(conf, wrong.astype(float), bootstrap),
+        "equal_coverage": {},
     }
+    for name, decisions in off_decisions.items():
+        refused = sum(d not in ("answer", "widen") for d in decisions)
+        report["off_topic"][name] = {
+            "n": len(decisions), "n_refused": refused, "refused": refused / len(decisions),
+            "wilson95": wilson(refused, len(decisions)),
+            "decisions": {k: decisions.count(k) for k in sorted(set(decisions))},
+        }  # fmt: skip
+        recs = records[name]
+        answered = np.asarray([r.decision in ("answer", "widen") for r in recs])
+        correct = np.asarray([r.correct for r in recs])
+        report["equal_coverage"][name] = equal_coverage(answered, correct, margin, wrong, bootstrap)
+    report["answerer_calls"] = bot.calls
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    report["load"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    report["targets"] = {name: targets(report, name) for name in variants}
+    return report
+
+
+def _print_targets(report: dict[str, Any]) -> None:
+    for name, rows in report["targets"].items():
+        print(f"\n== {name}{' (default path)' if name == report['default'] else ''} ==")
+        for row in rows:
+            value = row["value"]
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            print(f"  {row['status']:4}  {row['target']}: {shown} ({row['goal']}) {row['detail']}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -247,22 +320,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="a LUMA-Shapes corpus (test + val splits)")
     parser.add_argument("--questions", type=int, default=400)
     parser.add_argument("--seed", type=int, default=8081)
+    parser.add_argument("--calibration", type=int, default=300, help="val-split triples for LTT")
+    parser.add_argument("--k-verify", type=int, default=3)
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--out", default=None, help="write the JSON report here too")
+    parser.add_argument("--readme", default=None, help="rewrite this README's generated table")
     parser.add_argument("--no-verify", action="store_true", help="skip the verification variants")
+    parser.add_argument("--attr-verify", action="store_true", help="add the attribute verifier")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    progress = logging.StreamHandler()
+    progress.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logger.addHandler(progress)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
     report = evaluate_trust(
         args.data,
         n_questions=args.questions,
         seed=args.seed,
         bootstrap=args.bootstrap,
         verify=not args.no_verify,
+        k_verify=args.k_verify,
+        n_calibration=args.calibration,
+        attr_verify=args.attr_verify,
     )
     text = json.dumps(report, indent=2, default=str)
-    print(text)
     if args.out:
         Path(args.out).write_text(text)
+    else:
+        print(text)
+    _print_targets(report)
+    if args.readme:
+        from luma_rag.eval.trust_report import write_readme
+
+        write_readme(report, args.readme)
     return 0
 
 

@@ -100,3 +100,39 @@ def test_gate_features_from_a_store() -> None:
     assert f.critical_rho == pytest.approx([0.1, 0.1, 0.1], abs=2e-3)
     assert f.correct.tolist() == [True, False, True]
     assert f.relevant.tolist() == [True, False, True]
+
+
+def test_requiring_verification_can_make_the_gate_feasible() -> None:
+    rng = np.random.default_rng(77)
+    n = 600
+    crit = rng.uniform(0, 0.5, n)
+    verified = rng.random(n) < 0.6
+    correct = np.where(verified, rng.random(n) < 0.99, rng.random(n) < 0.4)
+    f = GateFeatures(crit, rng.uniform(0.5, 0.9, n), np.ones(n, bool), verified, correct)
+    plain = choose_thresholds(f, alpha=0.1, delta=0.1, verify_options=(False,))
+    assert not plain.feasible
+    both = choose_thresholds(f, alpha=0.1, delta=0.1)
+    assert both.feasible and both.verify and both.risk <= 0.1
+
+
+def test_gate_features_search_texts_and_answer_matching() -> None:
+    store = _FakeStore()
+    seen: list[str] = []
+
+    def spy(texts: list[str]) -> np.ndarray:
+        seen.extend(texts)
+        return np.ones((len(texts), 2))
+
+    store.encoder = SimpleNamespace(encode_text=spy)  # type: ignore[misc]
+    triples = [("What colour is the circle?", "a", "color:red")]
+    f = gate_features(
+        store,  # type: ignore[arg-type]
+        triples,
+        search_texts=["a circle"],
+        answer=lambda q, hits: ("crimson", False),
+        is_right=lambda text, exp: text == "crimson" and exp == "color:red",
+    )
+    assert seen == ["a circle"]
+    assert f.correct.tolist() == [True] and f.verified.tolist() == [False]
+    with pytest.raises(InvalidInputError, match="search_texts"):
+        gate_features(store, triples, search_texts=[])  # type: ignore[arg-type]

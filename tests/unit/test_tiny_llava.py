@@ -249,3 +249,21 @@ def test_training_command_runs_a_few_steps(
     )
     assert isinstance(answer.text, str)
     assert main(["--data", str(tmp_path / "missing"), "--out", str(out)]) == 2
+
+
+def test_batched_answers_equal_one_by_one(tiny: LlavaAnswerer, corpus: list[ShapeItem]) -> None:
+    rng = np.random.default_rng(3)
+    test = [it for it in corpus if it.split == "test"][:6]
+    requests = [
+        (
+            make_question(it.attributes, QUESTION_KINDS[n % 5], rng).text,
+            _decision("answer", [str(it.image_path)]),
+        )
+        for n, it in enumerate(test)
+    ]
+    requests.append(("What color is it?", _decision("answer", [])))  # no image: one by one
+    batched = tiny.answer_many(requests, batch_size=4)
+    single = [tiny.answer(q, d) for q, d in requests]
+    assert [a.text for a in batched] == [a.text for a in single]
+    assert [a.decision for a in batched] == [d for _, d in requests]
+    assert batched[0].telemetry["batched"] == 4 and "batched" not in batched[-1].telemetry

@@ -114,20 +114,56 @@ Q = "What color is the small star?"
 # -- the verifying answerer ---------------------------------------------------------------------
 
 
-def test_verified_hits_that_agree_answer_from_the_top_verified_one() -> None:
+def test_an_unverified_top_hit_turns_answer_into_widen_over_the_verified_hits() -> None:
     bot = VerifyingAnswerer(
         FakeAnswerer({"b": "pink", "d": "Pink."}),
         _verifier({"a": False, "b": True, "c": False, "d": True}),
     )
     ans = bot.answer(Q, _decision("answer"))
     assert ans.text == "pink"
-    assert ans.decision.decision == "answer"
-    assert ans.decision.evidence[0].id == "b"  # the top *verified* hit leads the evidence
+    assert ans.decision.decision == "widen"  # the certified top-1 "a" failed the check
+    assert [h.id for h in ans.decision.evidence] == ["b", "d"]  # verified hits only
+    assert ans.decision.k_used == 2
     assert ans.telemetry["verified"] == ["b", "d"]
     info = ans.telemetry["verification"]
-    assert info["outcome"] == "answered" and info["rejected"] == ["a", "c"]
+    assert info["outcome"] == "widened" and info["rejected"] == ["a", "c"]
     assert info["answers"] == {"b": "pink", "d": "pink"}
-    assert "verified 2 of the top 4" in ans.decision.reason
+    assert "not the top hit" in ans.decision.reason
+
+
+def test_answer_stays_answer_only_when_its_top_hit_is_verified() -> None:
+    bot = VerifyingAnswerer(
+        FakeAnswerer({"a": "pink", "d": "Pink."}),
+        _verifier({"a": True, "b": False, "c": False, "d": True}),
+    )
+    ans = bot.answer(Q, _decision("answer"))
+    assert ans.decision.decision == "answer" and ans.decision.k_used == 1
+    assert ans.decision.evidence[0].id == "a" and ans.text == "pink"
+    assert ans.telemetry["verification"]["outcome"] == "answered"
+    assert "the top hit is verified (2 of the top 4" in ans.decision.reason
+
+
+def test_not_in_memory_is_never_verified_into_an_answer() -> None:
+    inner = FakeAnswerer({"a": "pink"})
+    verifier = _verifier({"a": True, "b": True})
+    decision = dataclasses.replace(_decision("clarify"), decision="not_in_memory", evidence=())
+    cfg = VerifyConfig(rescue_clarify=True)
+    ans = VerifyingAnswerer(inner, verifier, cfg).answer(Q, decision)
+    assert ans.decision is decision and verifier.seen == []
+
+
+def test_rescue_clarify_widens_over_verified_hits_that_agree() -> None:
+    verifier = _verifier({"a": False, "b": True, "c": False, "d": True})
+    cfg = VerifyConfig(rescue_clarify=True)
+    inner = FakeAnswerer({"b": "pink", "d": "pink"})
+    ans = VerifyingAnswerer(inner, verifier, cfg).answer(Q, _decision("clarify"))
+    assert ans.decision.decision == "widen"
+    assert [h.id for h in ans.decision.evidence] == ["b", "d"]
+    # they disagree: still a CLARIFY, naming the verified candidates
+    inner2 = FakeAnswerer({"b": "pink", "d": "red"})
+    ans2 = VerifyingAnswerer(inner2, verifier, cfg).answer(Q, _decision("clarify"))
+    assert ans2.decision.decision == "clarify"
+    assert [h.id for h in ans2.decision.evidence] == ["b", "d"]
 
 
 def test_widen_keeps_its_decision_and_k_verify_limits_the_check() -> None:

@@ -94,3 +94,57 @@ def test_verifier_caches_and_checks_its_prompts() -> None:
         VlmVerifier(vlm, image_prompt="Is it there?")
     with pytest.raises(InvalidInputError):
         VlmVerifier(object())  # type: ignore[arg-type]
+
+
+def test_referent_of_strips_every_question_frame_of_the_shapes_templates() -> None:
+    from luma_rag.datasets.questions import QUESTION_TEMPLATES
+
+    for kind, templates in QUESTION_TEMPLATES.items():
+        plural = kind == "count"
+        ref = "tiny green stars at the top" if plural else "tiny green star at the top"
+        for template in templates:
+            be = "are" if plural else "is"
+            q = template.format(ref=ref, be=be, Be=be.capitalize())
+            assert referent_of(q).removeprefix("the ") == ref, q
+    assert referent_of("What is the boiling point of water?") == "the boiling point of water"
+    assert referent_of("Can you see a red car?") == "a red car"
+    assert referent_of("a plain phrase.") == "a plain phrase"
+
+
+class BatchVlm(FakeVlm):
+    """FakeVlm with ``answer_many``: records each batch's size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def answer_many(self, requests: list[tuple[str, GateDecision]]) -> list[Answer]:
+        self.batches.append(len(requests))
+        return [self.answer(q, d) for q, d in requests]
+
+
+def test_yes_no_checks_are_batched_and_asked_once() -> None:
+    vlm = BatchVlm()
+    check = VlmVerifier(vlm)
+    hits = [_hit(i, r) for r, i in enumerate("abcd")]
+    q = "What color is the small red circle?"
+    assert check.many(q, hits) == [True, False, True, False]
+    assert vlm.batches == [4] and vlm.calls == 4
+    assert check.ask([(q, hits[0]), ("Is there a big blue square?", hits[1])]) == [True, True]
+    assert vlm.calls == 5  # only the new prompt was asked
+    bot = verified_answerer(BatchVlm(), VerifyConfig(k_verify=4))
+    ans = bot.answer("What color is the big blue square?", _decision("bdac"))
+    assert ans.text == "blue" and bot.answerer.batches == [4, 2]  # type: ignore[attr-defined]
+
+
+def test_answer_all_checks_what_answer_many_returns() -> None:
+    from luma_rag.answer.base import answer_all
+
+    class Short(FakeVlm):
+        def answer_many(self, requests: list[tuple[str, GateDecision]]) -> list[Answer]:
+            return []
+
+    d = _decision("ab")
+    with pytest.raises(InvalidInputError, match="one per request"):
+        answer_all(Short(), [("q", d), ("q", d)])
+    assert [a.text for a in answer_all(FakeVlm(), [("What color?", d)])] == ["red"]

@@ -1,0 +1,109 @@
+"""The held-out trust evaluation (luma_rag.eval.trust / trust_report): its report, targets
+and README block, on a small generated corpus with an oracle stand-in for the VLM."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from luma_rag.answer.base import Answer
+from luma_rag.answer.gate import GateDecision
+from luma_rag.datasets.manifest import ShapeItem
+from luma_rag.datasets.questions import answer_of
+from luma_rag.datasets.verifier import question_kind
+from luma_rag.errors import InvalidInputError
+from luma_rag.eval.trust_report import (
+    README_BEGIN,
+    README_END,
+    equal_coverage,
+    markdown,
+    wilson,
+    write_readme,
+)
+
+pytest.importorskip("torch")
+
+
+class Oracle:
+    """Reads the corpus: "yes" to every yes/no check of a hit whose id is in ``shown``, else
+    "no"; answers a question with the top hit's true value; batches via ``answer_many``."""
+
+    def __init__(self, items: list[ShapeItem], shown: set[str]) -> None:
+        self.attrs = {it.id: it.attributes for it in items}
+        self.shown = shown
+        self.batches: list[int] = []
+
+    def answer(self, question: str, decision: GateDecision) -> Answer:
+        top = decision.evidence[0].id if decision.evidence else None
+        if decision.decision == "clarify" or top not in self.attrs:
+            return Answer(decision.clarification or "?", decision, [], {})
+        if question.startswith("Does this image show"):
+            return Answer("yes" if top in self.shown else "no", decision, [], {})
+        kind = question_kind(question) or "color"
+        return Answer(answer_of(self.attrs[top], kind), decision, [], {})
+
+    def answer_many(self, requests: list[tuple[str, GateDecision]]) -> list[Answer]:
+        self.batches.append(len(requests))
+        return [self.answer(q, d) for q, d in requests]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[ShapeItem]]:
+    from luma_rag.datasets import generate, load_manifest
+
+    root = tmp_path_factory.mktemp("shapes-trust")
+    return root, load_manifest(generate(root, n=200, seed=4242))
+
+
+def test_trust_report_and_targets(corpus: tuple[Path, list[ShapeItem]], tmp_path: Path) -> None:
+    from luma_rag.eval.trust import DEFAULT_VARIANT, evaluate_trust
+
+    root, items = corpus
+    rng = np.random.default_rng(0)
+    shown = {it.id for it in items if rng.random() < 0.5}
+    oracle = Oracle(items, shown)
+    report = evaluate_trust(root, n_questions=30, seed=4343, answerer=oracle, bootstrap=20,
+                            n_calibration=20, k_verify=3)  # fmt: skip
+    assert oracle.batches and max(oracle.batches) > 3  # checks went out in batches
+    variants = report["variants"]
+    assert {"gate", DEFAULT_VARIANT, "gate+verify+rescue", "gate+ltt"} <= set(variants)
+    for v in variants.values():
+        shares = [v[k]["share"] for k in ("answer", "widen", "clarify", "not_in_memory")]
+        assert math.isclose(sum(shares), 1.0) and v["n"] == 30
+    # verification only ever demotes an ANSWER; rescue only adds WIDENs
+    assert variants[DEFAULT_VARIANT]["answer"]["n"] <= variants["gate"]["answer"]["n"]
+    assert variants["gate+verify+rescue"]["coverage"] >= variants[DEFAULT_VARIANT]["coverage"]
+    assert report["off_topic"][DEFAULT_VARIANT]["n"] == 60
+    rows = report["targets"][DEFAULT_VARIANT]
+    assert {r["status"] for r in rows} <= {"PASS", "MISS", "n/a"} and len(rows) == 12
+    assert report["risk_control"]["n"] == 20
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_BEGIN}\nSTALE-TABLE\n{README_END}\noutro\n")
+    write_readme(report, readme)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "STALE-TABLE" not in text
+    assert all(f"| {name}" in text for name in variants)
+    assert "**PASS**" in text or "**MISS**" in text
+    assert markdown(report) in text
+    readme.write_text("no markers")
+    with pytest.raises(InvalidInputError, match="marker"):
+        write_readme(report, readme)
+
+
+def test_equal_coverage_compares_at_the_same_coverage() -> None:
+    n = 200
+    rng = np.random.default_rng(1)
+    margin = rng.random(n)
+    base_wrong = rng.random(n) < 0.5  # the margin says nothing
+    correct = ~base_wrong
+    answered = correct & (rng.random(n) < 0.6)  # a variant that answers only right ones
+    out: dict[str, Any] = equal_coverage(answered, correct, margin, base_wrong, 200)
+    assert out["risk"] == 0.0 and out["margin_risk"] > 0.3
+    assert out["ci95"][1] < 0
+    lo, hi = wilson(19, 20)
+    assert lo is not None and hi is not None and lo < 0.95 < hi
+    assert wilson(0, 0) == (None, None)
