@@ -263,3 +263,28 @@ def test_demo_serves_with_progress_then_reopens_its_store(tmp_path: Path) -> Non
     right = sum(" -> RIGHT (" in r for r in rows)
     assert f"{right}/4 right" in check.stdout
     assert check.returncode == (0 if right == 4 else 1)
+
+
+def test_readme_lists_the_default_demo_corpus_examples() -> None:
+    """The README's example-question table is what the app shows on the default corpus
+    (seed 0, 300 items): the items are drawn (not rendered) as ``generate`` draws them."""
+    import inspect
+    from types import SimpleNamespace
+
+    from luma_rag.app.demo import build_parser
+    from luma_rag.datasets import generate
+    from luma_rag.datasets.sampling import plan_item
+
+    args = build_parser().parse_args([])
+    defaults = inspect.signature(generate).parameters
+    kwargs = {k: defaults[k].default for k in ("size", "fps", "split_seed")}
+    items = [
+        SimpleNamespace(
+            id=f"shape-{i:06d}",
+            attributes=plan_item(args.seed, i, video=False, **kwargs).attributes,
+        )
+        for i in range(args.n)
+    ]
+    readme = (REPO / "README.md").read_text()
+    for q in demo_questions(items, 4):  # type: ignore[arg-type]
+        assert f"| {q.text} | {q.answer} ({q.item_id}) |" in readme, q
