@@ -137,32 +137,48 @@ def _tone(path: Path, hz: float) -> Path:
     return path
 
 
-def test_ingest_audio_batch_stores_what_per_clip_ingest_stores(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def audio_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object, object]:
+    """A new store with the tiny CLIP + CLAP (ρ measured, bridge warm-started once), closed:
+    tests copy it. Returns (directory, CLIP encoder, CLAP encoder)."""
+    from luma_rag.encoders import get_encoder
+
     assert (CHECKPOINTS / "luma-tiny-clap/model.safetensors").is_file(), "tiny CLAP not shipped"
+    clip, clap = get_encoder("luma-tiny"), get_encoder("luma-tiny-clap")
+    root = tmp_path_factory.mktemp("audio-store") / "store"
+    Luma.open(root, encoder=clip, audio_encoder=clap).close()
+    return root, clip, clap
+
+
+def _copy(audio_store: tuple[Path, object, object], to: Path, *, audio: bool = True) -> Luma:
+    import shutil
+
+    root, clip, clap = audio_store
+    shutil.copytree(root, to)
+    return Luma.open(to, encoder=clip, audio_encoder=clap if audio else None)  # type: ignore[arg-type]
+
+
+def test_ingest_audio_batch_stores_what_per_clip_ingest_stores(
+    tmp_path: Path, audio_store: tuple[Path, object, object]
+) -> None:
     clips = [_tone(tmp_path / f"t{i}.wav", 220.0 * (i + 1)) for i in range(4)]
     captions = ["a low hum", "a beep", "a high beep", "a whistle"]
     metas = [{"n": i} for i in range(4)]
+    ids = [f"a{i}" for i in range(4)]
     stores = {}
     for how in ("one", "batch"):
-        luma = Luma.open(tmp_path / how, encoder="luma-tiny", audio_encoder="luma-tiny-clap")
+        luma = _copy(audio_store, tmp_path / how)
         assert luma.bridge is not None and luma.bridge.fitted  # warm-started at attach
         if how == "one":
             for i, clip in enumerate(clips):
-                luma.ingest(audio=clip, caption=captions[i], metadata=metas[i], id=f"a{i}")
+                luma.ingest(audio=clip, caption=captions[i], metadata=metas[i], id=ids[i])
         else:
-            ids = luma.ingest_audio(
-                clips, captions=captions, metadatas=metas, ids=[f"a{i}" for i in range(4)]
-            )
-            assert ids == [f"a{i}" for i in range(4)]
+            assert luma.ingest_audio(clips, captions=captions, metadatas=metas, ids=ids) == ids
         stores[how] = luma
-    one, batch = (stores[h].get([f"a{i}" for i in range(4)]) for h in ("one", "batch"))
+    one, batch = (stores[h].get(ids) for h in ("one", "batch"))
     for a, b in zip(one, batch, strict=True):
-        assert (a["modality"], a["text"], a["source"], a["metadata"]) == (
-            b["modality"],
-            b["text"],
-            b["source"],
-            b["metadata"],
-        )
+        keys = ("modality", "text", "source", "metadata")
+        assert [a[k] for k in keys] == [b[k] for k in keys]
         assert b["modality"] == "audio" and b["source"].endswith(".wav")
         assert float(np.dot(a["vector"], b["vector"])) > 0.99
     assert stores["one"].bridge.pairs_seen == stores["batch"].bridge.pairs_seen  # type: ignore[union-attr]
@@ -172,19 +188,21 @@ def test_ingest_audio_batch_stores_what_per_clip_ingest_stores(tmp_path: Path) -
         luma.close()
 
 
-def test_ingest_audio_refuses_bad_input_and_stores_nothing(tmp_path: Path) -> None:
+def test_ingest_audio_refuses_bad_input_and_stores_nothing(
+    tmp_path: Path, audio_store: tuple[Path, object, object]
+) -> None:
     from luma_rag.errors import ConfigError, InvalidInputError, LumaError
 
     clip = _tone(tmp_path / "t.wav", 440.0)
-    with Luma.open(tmp_path / "s", encoder="luma-tiny", audio_encoder="luma-tiny-clap") as luma:
+    with _copy(audio_store, tmp_path / "s") as luma:
         with pytest.raises(InvalidInputError):
-            luma.ingest_audio(str(clip))  # a path, not a list
+            luma.ingest_audio(str(clip))  # type: ignore[arg-type]  # a path, not a list
         with pytest.raises(InvalidInputError):
             luma.ingest_audio([clip], captions=["a", "b"])
         with pytest.raises(LumaError):
             luma.ingest_audio([clip, tmp_path / "missing.wav"])
         assert len(luma) == 0
-    with Luma.open(tmp_path / "v", encoder="luma-tiny") as luma, pytest.raises(ConfigError):
+    with _copy(audio_store, tmp_path / "v", audio=False) as luma, pytest.raises(ConfigError):
         luma.ingest_audio([clip])
 
 
