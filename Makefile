@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup test lint typecheck unit bench bench-1m demo eval eval-trust clean
+.PHONY: help setup test lint typecheck unit bench bench-1m demo demo-check eval eval-trust clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ bench-1m: $(STAMP) ## benchmark at 100k and 1M items (slow, ~memory hungry; mini
 
 demo: $(STAMP) ## the Gradio chat on 127.0.0.1:7860 over a LUMA-Shapes sample, offline (tiny models)
 	$(PY) -m luma_rag.app.demo $(DEMO_ARGS)
+
+demo-check: $(STAMP) ## ask the demo's example questions through the app; right/wrong per question
+	$(PY) -m luma_rag.app.check_examples $(DEMO_ARGS)
 
 eval: $(STAMP) ## the paper's protocol on held-out LUMA-Shapes: tables + plots in data/eval-results/
 	@test -f data/eval-images/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-images --n 1200 --seed 7

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import luma_rag._checks as checks
+from luma_rag.audio_ingest import ingest_audio
 from luma_rag.errors import DimensionMismatchError, InvalidInputError
 from luma_rag.results import QueryResult
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "attach_encoders",
     "calibration",
+    "ingest_audio",
     "ingest_images",
     "ingest_item",
     "ingest_texts",

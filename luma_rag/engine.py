@@ -356,6 +356,7 @@ class Luma:
     ingest = _encoding.ingest_item
     ingest_texts = _encoding.ingest_texts
     ingest_images = _encoding.ingest_images
+    ingest_audio = _encoding.ingest_audio  # batched: luma_rag/audio_ingest.py
     query = _encoding.query_media
     calibrate = _calibrate_store.calibrate_store
     # Composite queries: luma_rag/composite.py; transcripts/OCR routes: luma_rag/enrich/.

@@ -28,6 +28,7 @@ from luma_rag.answer.readable import readable
 from luma_rag.app.replies import ChatReply, IngestReport, MemoryView, Upload
 from luma_rag.errors import InvalidInputError, LumaError, UnsupportedMediaError
 from luma_rag.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, load_image
+from luma_rag.media.sources import local_path
 
 if TYPE_CHECKING:
     from luma_rag.engine import Luma
@@ -180,13 +181,14 @@ class AppService:
         }
         visual, sounds = [], []
         for c in answer.citations:
-            if c.source is None or not os.path.isfile(c.source):
+            shown = _displayable(c.source)
+            if c.source is None or shown is None:
                 continue
             caption = f"[{c.rank}] {c.text or Path(c.source).name} ({c.score:.3f})"
             if c.modality in ("image", "video"):
-                visual.append((c.source, caption))
+                visual.append((shown, caption))
             elif c.modality == "audio":
-                sounds.append((c.source, caption))
+                sounds.append((shown, caption))
         return ChatReply(asked, kind, answer, telemetry, visual, sounds)
 
     # -- ingest ----------------------------------------------------------------------------------
@@ -327,6 +329,20 @@ def _short_label(query: str) -> str:
     if sep and kind in ("image", "audio", "video") and os.sep in path:
         return f"{kind} query: {os.path.basename(path)}"
     return query
+
+
+def _displayable(source: str | None) -> str | None:
+    """A local file showing a cited source: the path itself, or for a URI (``s3://...``) the
+    download its registered resolver makes (in the temp directory, which the app may serve);
+    None when there is no file to show."""
+    if source is None:
+        return None
+    try:
+        path = local_path(source)
+    except LumaError as e:  # no resolver for the scheme, or the download failed
+        logger.warning("cannot display %s: %s", source, e)
+        return None
+    return path if os.path.isfile(path) else None
 
 
 def _check_image(path: Path) -> None:
