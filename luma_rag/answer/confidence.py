@@ -127,7 +127,8 @@ def choose_floor(
 
     Learn-then-Test with fixed-sequence testing: floors are tested from the strictest down;
     floor ``t`` is accepted when the binomial tail p-value of its empirical risk (answers with
-    confidence ≥ ``t`` that are wrong) is ≤ ``delta``; testing stops at the first rejection.
+    confidence ≥ ``t`` that are wrong) is ≤ ``delta``; testing stops at the first floor that
+    is not accepted. Floors that keep too few answers to ever pass are skipped.
     The bound is the exact binomial (Clopper-Pearson style) tail, valid for any sample size.
 
     Args:
@@ -152,6 +153,10 @@ def choose_floor(
         grid if grid is not None else [*(i / 100 for i in range(50, 100)), 0.995, 0.999]
     )
     n = len(confidences)
+    # A floor keeping fewer answers than this cannot pass even with no error; it is skipped,
+    # not failed. Which floors are skipped depends on the confidences only, not on the labels,
+    # so conditional on the confidences the tested sequence is fixed and the test valid.
+    least = math.ceil(math.log(delta) / math.log(1.0 - alpha))
     best: dict[str, Any] = {
         "feasible": False,
         "floor": None,
@@ -161,7 +166,7 @@ def choose_floor(
     }
     for floor in reversed(floors):
         kept = [r for c, r in zip(confidences, right, strict=True) if c >= floor]
-        if not kept:
+        if len(kept) < least:
             continue
         errors = sum(1 for r in kept if not r)
         p = _binomial_tail(errors, len(kept), alpha)
