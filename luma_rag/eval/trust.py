@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from luma_rag.answer.base import Answerer
+from luma_rag.answer.confidence import ConfidenceAnswerer, ConfidenceConfig
 from luma_rag.answer.gate import GateConfig, GateDecision, GatedRetriever
 from luma_rag.answer.readable import ReadableAnswerer
 from luma_rag.answer.relevance_auto import store_relevance
@@ -67,6 +68,7 @@ from luma_rag.eval.gate_questions import (
     split_items,
 )
 from luma_rag.eval.offtopic import OFF_TOPIC
+from luma_rag.eval.trust_confidence import confidence_floor
 from luma_rag.eval.trust_report import aurc_table, equal_coverage, summary, targets, wilson
 from luma_rag.results import Hit
 from luma_rag.risk_control import GateRiskCalibration, calibrate_gate
@@ -202,12 +204,18 @@ def evaluate_trust(
         answerer or default_answerer(), top_only=answerer is None, clarify_text=True
     )
     cal = _calibrate(val, encoder, bot, n_calibration, seed + 1, k_verify, verify, alpha, delta)
+    floor = confidence_floor(
+        val, encoder, bot, n=n_calibration, seed=seed + 2, alpha=alpha, delta=delta
+    )
     logger.info(
         "trust: calibration done (%s) after %.0f s", cal.reason, time.perf_counter() - started
     )
     by_id = {it.id: it for it in items}
     checker = VlmVerifier(bot)
     variants = _variants(bot, checker, k_verify, verify, attr_verify, cal.verify and verify)
+    if floor["feasible"]:
+        conf_cfg = ConfidenceConfig(floor=float(floor["floor"]))
+        variants["gate+confidence"] = ("gate", ReadableAnswerer(ConfidenceAnswerer(bot, conf_cfg)))
     with gallery(items, encoder, "luma-trust-") as luma:
         relevance = store_relevance(luma)
         ltt_rel = relevance
@@ -271,6 +279,7 @@ def evaluate_trust(
             "n_pairs": relevance.n_pairs,
             "alpha": relevance.alpha,
         },
+        "confidence_floor": floor,
         "risk_control": cal.to_dict() | {"tested": len(cal.tested), "n_val_items": len(val)},
         "variants": {n: summary(r, QUESTION_KINDS) for n, r in records.items()},
         "no_gate": {

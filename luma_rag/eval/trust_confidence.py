@@ -1,0 +1,60 @@
+"""The confidence-floor variant of issue #17's evaluation: its floor, chosen on the val split.
+
+:class:`~luma_rag.answer.confidence.ConfidenceAnswerer` turns an ANSWER / WIDEN whose answer
+the model itself found improbable into a CLARIFY. Its floor is chosen here on held-out
+(question, intended item) pairs of the corpus's **val** split — never the test split the
+report scores — by :func:`~luma_rag.answer.confidence.choose_floor` (Learn-then-Test): the
+store is the val items, each question's referent is searched, the answerer answers from the
+top-1, and an answer is right when it names the intended item's value.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from luma_rag.answer.base import Answerer
+from luma_rag.answer.confidence import CONFIDENCE_KEY, choose_floor
+from luma_rag.answer.verify_vlm import single_hit_decision
+from luma_rag.datasets.questions import parse_answer
+from luma_rag.datasets.shapes import ShapeItem
+from luma_rag.eval.gate_questions import gallery, questions
+
+__all__ = ["confidence_floor"]
+
+logger = logging.getLogger(__name__)
+
+
+def confidence_floor(
+    val: Sequence[ShapeItem],
+    encoder: Any,
+    answerer: Answerer,
+    *,
+    n: int,
+    seed: int,
+    alpha: float,
+    delta: float,
+) -> dict[str, Any]:
+    """Choose the floor on ``n`` val questions; the :func:`choose_floor` report plus counts.
+
+    Answers without a reported confidence count as confidence 0 (never kept).
+    """
+    from luma_rag.answer.base import answer_all
+
+    with gallery(val, encoder, "luma-trust-conf-") as luma:
+        qs = questions(val, n, seed, "full")
+        vectors = luma.encoder.encode_text([q.retrieval_text for _, q in qs])
+        tops = [luma.search(v, 1, rho=0.0).hits for v in vectors]
+    asked = [(t, q, hits[0]) for (t, q), hits in zip(qs, tops, strict=True) if hits]
+    answers = answer_all(answerer, [(q.text, single_hit_decision(h)) for _, q, h in asked])
+    conf, right = [], []
+    for (target, q, _), ans in zip(asked, answers, strict=True):
+        value = ans.telemetry.get(CONFIDENCE_KEY)
+        conf.append(float(value) if isinstance(value, int | float) else 0.0)
+        right.append(parse_answer(ans.text, q.kind) == getattr(target.attributes, q.kind))
+    out = choose_floor(conf, right, alpha=alpha, delta=delta)
+    out["n_val_questions"] = len(asked)
+    out["val_right_without_floor"] = sum(right) / len(right) if right else None
+    logger.info("confidence floor on %d val questions: %s", len(asked), out)
+    return out
