@@ -54,7 +54,7 @@ _PRETRAINED: dict[str, dict[str, PretrainedSpec]] = {
         "luma-shapes": PretrainedSpec(
             backend="open_clip",
             path="checkpoints/luma-tiny-clip/open_clip_model.safetensors",
-            sha256="8d5f9a2275731fed6a5e299900cea9d0c843c0f8458e5e9167b3711a55b7fbc6",
+            sha256="f3bd2d7a5d3517cd725b8cb3258e6b52c0bc393c557c63000b23d92e3e90e77a",
             description="tiny CLIP trained on LUMA-Shapes (offline default)",
         ),
     },
