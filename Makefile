@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup test lint typecheck unit bench bench-1m demo demo-check eval eval-trust clean
+.PHONY: help setup test lint typecheck unit bench bench-1m demo demo-check eval eval-kit eval-trust clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,11 @@ eval: $(STAMP) ## the paper's protocol on held-out LUMA-Shapes: tables + plots i
 	@test -f data/eval-video/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-video --n 400 --seed 13 --video
 	@test -f data/eval-audio/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-audio --n 1200 --seed 17 --audio
 	$(PY) -m luma_rag.eval.run --data data/eval-images --video-data data/eval-video --audio-data data/eval-audio --out data/eval-results $(EVAL_ARGS)
+
+eval-kit: $(STAMP) ## issue #12: the tiny models on a held-out corpus (seed 7331): every target, PASS/MISS
+	@test -f data/eval-kit/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-kit --n 3000 --seed 7331
+	@test -f data/eval-audio/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-audio --n 1200 --seed 17 --audio
+	$(PY) -m luma_rag.eval.model_kit --data data/eval-kit --audio-data data/eval-audio --out data/eval-kit/report.json
 
 eval-trust: $(STAMP) ## issue #17: the gate on a held-out corpus (seed 7717): ANSWER accuracy, off-topic, baselines
 	@test -f data/eval-trust/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-trust --n 1200 --seed 7717
