@@ -35,7 +35,13 @@ from luma_rag.answer.clarify import clarifying_question
 from luma_rag.answer.gate import GateDecision
 from luma_rag.errors import InvalidInputError
 
-__all__ = ["CONFIDENCE_KEY", "ConfidenceAnswerer", "ConfidenceConfig", "choose_floor"]
+__all__ = [
+    "CONFIDENCE_KEY",
+    "ConfidenceAnswerer",
+    "ConfidenceConfig",
+    "choose_floor",
+    "fixed_sequence",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -152,20 +158,33 @@ def choose_floor(
     floors = sorted(
         grid if grid is not None else [*(i / 100 for i in range(50, 100)), 0.995, 0.999]
     )
-    n = len(confidences)
-    # A floor keeping fewer answers than this cannot pass even with no error; it is skipped,
-    # not failed. Which floors are skipped depends on the confidences only, not on the labels,
-    # so conditional on the confidences the tested sequence is fixed and the test valid.
+    steps = [
+        (floor, [r for c, r in zip(confidences, right, strict=True) if c >= floor])
+        for floor in reversed(floors)
+    ]
+    out = fixed_sequence(steps, n_total=len(confidences), alpha=alpha, delta=delta)
+    out["floor"] = out.pop("setting")
+    return out
+
+
+def fixed_sequence(
+    steps: Sequence[tuple[float, Sequence[bool]]], *, n_total: int, alpha: float, delta: float
+) -> dict[str, Any]:
+    """Learn-then-Test over settings in a fixed order, strictest first.
+
+    ``steps``: ``(setting, outcomes)`` where ``outcomes`` are right/wrong flags of the answers
+    that setting keeps. A setting is accepted when the binomial tail p-value of its errors is
+    ≤ ``delta``; testing stops at the first setting that is not accepted. Settings that keep
+    too few answers to ever pass are skipped (which ones depends on how many answers each
+    keeps, not on whether they are right, so the tested order stays fixed given those
+    counts). Returns the last accepted setting: ``{"feasible", "setting", "coverage", "risk",
+    "n", "n_kept", "p_value", "alpha", "delta"}`` (``setting`` None when none is accepted).
+    """
     least = math.ceil(math.log(delta) / math.log(1.0 - alpha))
     best: dict[str, Any] = {
-        "feasible": False,
-        "floor": None,
-        "n": n,
-        "alpha": alpha,
-        "delta": delta,
-    }
-    for floor in reversed(floors):
-        kept = [r for c, r in zip(confidences, right, strict=True) if c >= floor]
+        "feasible": False, "setting": None, "n": n_total, "alpha": alpha, "delta": delta,
+    }  # fmt: skip
+    for setting, kept in steps:
         if len(kept) < least:
             continue
         errors = sum(1 for r in kept if not r)
@@ -174,10 +193,10 @@ def choose_floor(
             break
         best = {
             "feasible": True,
-            "floor": floor,
-            "coverage": len(kept) / n,
+            "setting": setting,
+            "coverage": len(kept) / n_total if n_total else None,
             "risk": errors / len(kept),
-            "n": n,
+            "n": n_total,
             "n_kept": len(kept),
             "p_value": p,
             "alpha": alpha,

@@ -52,6 +52,7 @@ import numpy as np
 
 from luma_rag.answer.base import Answerer
 from luma_rag.answer.confidence import ConfidenceAnswerer, ConfidenceConfig
+from luma_rag.answer.consensus import ConsensusAnswerer, ConsensusConfig
 from luma_rag.answer.gate import GateConfig, GateDecision, GatedRetriever
 from luma_rag.answer.readable import ReadableAnswerer
 from luma_rag.answer.relevance_auto import store_relevance
@@ -68,7 +69,7 @@ from luma_rag.eval.gate_questions import (
     split_items,
 )
 from luma_rag.eval.offtopic import OFF_TOPIC
-from luma_rag.eval.trust_confidence import confidence_floor
+from luma_rag.eval.trust_confidence import CONSENSUS_GRID, confidence_floor, consensus_rho
 from luma_rag.eval.trust_report import aurc_table, equal_coverage, summary, targets, wilson
 from luma_rag.results import Hit
 from luma_rag.risk_control import GateRiskCalibration, calibrate_gate
@@ -207,6 +208,10 @@ def evaluate_trust(
     floor = confidence_floor(
         val, encoder, bot, n=n_calibration, seed=seed + 2, alpha=alpha, delta=delta
     )
+    consensus = consensus_rho(
+        val, encoder, bot, rho=cal.rho, score_floor=cal.score_floor, n=n_calibration,
+        seed=seed + 3, alpha=alpha, delta=delta,
+    )  # fmt: skip
     logger.info(
         "trust: calibration done (%s) after %.0f s", cal.reason, time.perf_counter() - started
     )
@@ -216,6 +221,11 @@ def evaluate_trust(
     if floor["feasible"]:
         conf_cfg = ConfidenceConfig(floor=float(floor["floor"]))
         variants["gate+confidence"] = ("gate", ReadableAnswerer(ConfidenceAnswerer(bot, conf_cfg)))
+    rho_c = consensus["setting"] if consensus["feasible"] else CONSENSUS_GRID[0]
+    variants["gate+ltt+consensus"] = (
+        "ltt",
+        ReadableAnswerer(ConsensusAnswerer(bot, ConsensusConfig(rho=float(rho_c)))),
+    )
     with gallery(items, encoder, "luma-trust-") as luma:
         relevance = store_relevance(luma)
         ltt_rel = relevance
@@ -280,6 +290,7 @@ def evaluate_trust(
             "alpha": relevance.alpha,
         },
         "confidence_floor": floor,
+        "consensus_radius": consensus | {"used": rho_c},
         "risk_control": cal.to_dict() | {"tested": len(cal.tested), "n_val_items": len(val)},
         "variants": {n: summary(r, QUESTION_KINDS) for n, r in records.items()},
         "no_gate": {

@@ -58,3 +58,61 @@ def confidence_floor(
     out["val_right_without_floor"] = sum(right) / len(right) if right else None
     logger.info("confidence floor on %d val questions: %s", len(asked), out)
     return out
+
+
+#: Contender radii tried for the consensus variant, strictest (most contenders) first.
+CONSENSUS_GRID: tuple[float, ...] = (0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05, 0.0)
+
+
+def consensus_rho(
+    val: Sequence[ShapeItem],
+    encoder: Any,
+    answerer: Answerer,
+    *,
+    rho: float,
+    score_floor: float,
+    n: int,
+    seed: int,
+    alpha: float,
+    delta: float,
+) -> dict[str, Any]:
+    """Choose the consensus contender radius ρ_c on ``n`` val questions (Learn-then-Test).
+
+    The gate is the ``gate+ltt`` one (radius ``rho``, text score floor ``score_floor``); each
+    ρ_c of :data:`CONSENSUS_GRID` wraps ``answerer`` in a
+    :class:`~luma_rag.answer.consensus.ConsensusAnswerer` (every hit that could be the top-1
+    within ρ_c is asked too; answers that differ make a CLARIFY), and the radii are tested
+    from the largest down: the smallest accepted one keeps the ANSWER + WIDEN risk ≤ ``alpha``
+    with probability ≥ ``1 - delta``.
+    """
+    import dataclasses
+    import math
+
+    from luma_rag.answer.confidence import fixed_sequence
+    from luma_rag.answer.consensus import ConsensusAnswerer, ConsensusConfig
+    from luma_rag.answer.gate import GateConfig, GatedRetriever
+    from luma_rag.answer.relevance_auto import store_relevance
+
+    with gallery(val, encoder, "luma-trust-cons-") as luma:
+        relevance = store_relevance(luma)
+        if relevance is not None and math.isfinite(score_floor):
+            relevance = relevance.override(score_floor={"text": score_floor})
+        cfg = dataclasses.replace(GateConfig(k=10, k_max=10), rho=rho)
+        gate = GatedRetriever(luma, cfg, record_gaps=False, relevance=relevance)
+        qs = questions(val, n, seed, "full")
+        decided = [gate.query(q.retrieval_text) for _, q in qs]
+    steps = []
+    for rho_c in CONSENSUS_GRID:
+        bot = ConsensusAnswerer(answerer, ConsensusConfig(rho=rho_c))
+        outcomes = []
+        for (target, q), d in zip(qs, decided, strict=True):
+            out = bot.answer(q.text, d)
+            if out.decision.decision in ("answer", "widen"):
+                outcomes.append(
+                    parse_answer(out.text, q.kind) == getattr(target.attributes, q.kind)
+                )
+        steps.append((rho_c, outcomes))
+    out = fixed_sequence(steps, n_total=len(qs), alpha=alpha, delta=delta)
+    out["n_val_questions"] = len(qs)
+    logger.info("consensus radius on %d val questions: %s", len(qs), out)
+    return out
