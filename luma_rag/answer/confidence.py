@@ -177,10 +177,14 @@ def fixed_sequence(
     ≤ ``delta``; testing stops at the first setting that is not accepted. Settings that keep
     too few answers to ever pass are skipped (which ones depends on how many answers each
     keeps, not on whether they are right, so the tested order stays fixed given those
-    counts). Returns the last accepted setting: ``{"feasible", "setting", "coverage", "risk",
+    counts): fewer than a tenth of ``n_total``, or fewer than any error-free sample could pass
+    with. Returns the last accepted setting: ``{"feasible", "setting", "coverage", "risk",
     "n", "n_kept", "p_value", "alpha", "delta"}`` (``setting`` None when none is accepted).
     """
-    least = math.ceil(math.log(delta) / math.log(1.0 - alpha))
+    # The fewest kept answers worth testing: enough that no error at all could pass, and a
+    # tenth of the sample (a setting that keeps a handful of answers would stop the sequence
+    # on noise). Both depend on counts only, never on the labels.
+    least = max(math.ceil(math.log(delta) / math.log(1.0 - alpha)), math.ceil(0.1 * n_total))
     best: dict[str, Any] = {
         "feasible": False, "setting": None, "n": n_total, "alpha": alpha, "delta": delta,
     }  # fmt: skip

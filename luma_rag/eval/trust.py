@@ -189,7 +189,7 @@ def evaluate_trust(
     bootstrap: int = 1000,
     verify: bool = True,
     k_verify: int = 3,
-    n_calibration: int = 300,
+    n_calibration: int = 600,
     attr_verify: bool = False,
     alpha: float = 0.1,
     delta: float = 0.1,
@@ -340,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="a LUMA-Shapes corpus (test + val splits)")
     parser.add_argument("--questions", type=int, default=400)
     parser.add_argument("--seed", type=int, default=8081)
-    parser.add_argument("--calibration", type=int, default=300, help="val-split triples for LTT")
+    parser.add_argument("--calibration", type=int, default=600, help="val-split questions for LTT")
     parser.add_argument("--k-verify", type=int, default=3)
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--out", default=None, help="write the JSON report here too")

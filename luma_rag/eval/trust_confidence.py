@@ -114,5 +114,8 @@ def consensus_rho(
         steps.append((rho_c, outcomes))
     out = fixed_sequence(steps, n_total=len(qs), alpha=alpha, delta=delta)
     out["n_val_questions"] = len(qs)
+    out["curve"] = [
+        {"rho_c": r, "kept": len(o), "wrong": sum(1 for x in o if not x)} for r, o in steps
+    ]
     logger.info("consensus radius on %d val questions: %s", len(qs), out)
     return out
