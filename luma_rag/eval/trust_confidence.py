@@ -106,12 +106,13 @@ def consensus_rho(
         bot = ConsensusAnswerer(answerer, ConsensusConfig(rho=rho_c))
         outcomes = []
         for (target, q), d in zip(qs, decided, strict=True):
-            out = bot.answer(q.text, d)
-            if out.decision.decision in ("answer", "widen"):
+            ans = bot.answer(q.text, d)
+            if ans.decision.decision in ("answer", "widen"):
                 outcomes.append(
-                    parse_answer(out.text, q.kind) == getattr(target.attributes, q.kind)
+                    parse_answer(ans.text, q.kind) == getattr(target.attributes, q.kind)
                 )
         steps.append((rho_c, outcomes))
+    out: dict[str, Any]
     out = fixed_sequence(steps, n_total=len(qs), alpha=alpha, delta=delta)
     out["n_val_questions"] = len(qs)
     out["curve"] = [
