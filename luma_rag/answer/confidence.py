@@ -41,6 +41,7 @@ __all__ = [
     "ConfidenceConfig",
     "choose_floor",
     "fixed_sequence",
+    "generation_confidences",
 ]
 
 logger = logging.getLogger(__name__)
@@ -119,6 +120,33 @@ class ConfidenceAnswerer:
             "unconfirmed_answer": out.text,
         }
         return dataclasses.replace(out, text=text, decision=clar, telemetry=telemetry)
+
+
+def generation_confidences(gen: Any, width: int, tokenizer: Any) -> tuple[Any, list[float | None]]:
+    """Sequences and each row's answer probability from a transformers ``generate`` output.
+
+    The probability is the product over the row's new tokens, up to and including the first
+    end token, of the token's probability under the (processed) scores greedy decoding chose
+    it from. ``gen`` is ``generate(..., output_scores=True, return_dict_in_generate=True)``'s
+    output; a bare tensor of sequences (no scores) gives ``None`` per row. ``width``: the
+    prompt length.
+    """
+    if not hasattr(gen, "sequences"):
+        return gen, [None] * int(gen.shape[0])
+    import torch
+
+    eos = tokenizer.eos_token_id
+    new = gen.sequences[:, width:]
+    out: list[float | None] = []
+    for row in range(new.shape[0]):
+        total = 0.0
+        for step, scores in enumerate(gen.scores[: new.shape[1]]):
+            token = int(new[row, step])
+            total += float(torch.log_softmax(scores[row].float(), dim=-1)[token])
+            if eos is not None and token == int(eos):
+                break
+        out.append(math.exp(total) if math.isfinite(total) else 0.0)
+    return gen.sequences, out
 
 
 def choose_floor(

@@ -23,7 +23,6 @@ processor's chat template; only the generated tokens are decoded (the prompt is 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 import time
@@ -31,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from luma_rag.answer.base import Answer, Evidence
-from luma_rag.answer.confidence import CONFIDENCE_KEY
+from luma_rag.answer.confidence import CONFIDENCE_KEY, generation_confidences
 from luma_rag.answer.gate import GateDecision
 from luma_rag.answer.llava_load import PRECISIONS, load_llava
 from luma_rag.answer.prompts import build_messages
@@ -179,10 +178,6 @@ class LlavaAnswerer:
         info["prompt_tokens"] = int(inputs["input_ids"].shape[1])
         return inputs, info
 
-    def _eos(self) -> int | None:
-        eos = self._processor.tokenizer.eos_token_id
-        return None if eos is None else int(eos)
-
     def _generate_kwargs(self) -> dict[str, Any]:
         """Greedy decoding that cannot stop before its first token, nor emit a special token
         other than the end of sequence (``skip_special_tokens`` would decode it to nothing)."""
@@ -240,8 +235,8 @@ class LlavaAnswerer:
                 output_scores=True,
                 return_dict_in_generate=True,
             )
-        out = gen.sequences
-        info[CONFIDENCE_KEY] = _confidences(gen, info["prompt_tokens"], self._eos())[0]
+        out, conf = generation_confidences(gen, info["prompt_tokens"], self._processor.tokenizer)
+        info[CONFIDENCE_KEY] = conf[0]
         new_tokens = out[0, info["prompt_tokens"] :]
         text = self._processor.decode(new_tokens, skip_special_tokens=True).strip()
         info["new_tokens"] = int(new_tokens.shape[0])
@@ -309,9 +304,8 @@ class LlavaAnswerer:
                 output_scores=True,
                 return_dict_in_generate=True,
             )
-        generated = gen.sequences
         width = int(inputs["input_ids"].shape[1])
-        confidence = _confidences(gen, width, self._eos())
+        generated, confidence = generation_confidences(gen, width, self._processor.tokenizer)
         results = []
         for row, staged in enumerate(chunk):
             new_tokens = generated[row, width:]
@@ -361,28 +355,6 @@ class LlavaAnswerer:
             raise failure[0]
         if not any(ch.isalnum() for ch in said):
             yield (" " if said else "") + NO_ANSWER_REPLY
-
-
-def _confidences(gen: Any, width: int, eos: int | None) -> list[float]:
-    """Probability of each row's generated answer: the product over its new tokens, up to and
-    including the first end token, of the token's probability under the (processed) logits
-    greedy decoding chose it from. ``gen`` is ``generate(..., output_scores=True,
-    return_dict_in_generate=True)``'s output; ``width`` the prompt length."""
-    torch = _torch()
-    new = gen.sequences[:, width:]
-    out = []
-    for row in range(new.shape[0]):
-        total = 0.0
-        for step, scores in enumerate(gen.scores):
-            if step >= new.shape[1]:
-                break
-            token = int(new[row, step])
-            logp = torch.log_softmax(scores[row].float(), dim=-1)[token]
-            total += float(logp)
-            if eos is not None and token == eos:
-                break
-        out.append(float(math.exp(total)) if math.isfinite(total) else 0.0)
-    return out
 
 
 def _floating_dtype(model: Any) -> Any:

@@ -110,3 +110,29 @@ def test_choose_floor_rejects_bad_input() -> None:
         choose_floor([0.9], [True, False])
     with pytest.raises(InvalidInputError):
         choose_floor([0.9], [True], alpha=0.0)
+
+
+def test_generation_confidences_multiply_token_probabilities_up_to_the_end_token() -> None:
+    import types
+
+    import torch
+
+    from luma_rag.answer.confidence import generation_confidences
+
+    eos = 2
+    tok = types.SimpleNamespace(eos_token_id=eos)
+    # prompt width 1; row 0 generates [5, eos], row 1 [eos, pad]
+    seqs = torch.tensor([[9, 5, eos], [9, eos, 0]])
+    step0 = torch.log(
+        torch.tensor([[0.1, 0.1, 0.2, 0.0, 0.0, 0.6], [0.1, 0.1, 0.7, 0.0, 0.0, 0.1]])
+    )
+    step1 = torch.log(
+        torch.tensor([[0.1, 0.1, 0.5, 0.0, 0.0, 0.3], [0.9, 0.1, 0.0, 0.0, 0.0, 0.0]])
+    )
+    gen = types.SimpleNamespace(sequences=seqs, scores=(step0, step1))
+    out, conf = generation_confidences(gen, 1, tok)
+    assert out is seqs
+    assert conf[0] == pytest.approx(0.6 * 0.5, rel=1e-5)
+    assert conf[1] == pytest.approx(0.7, rel=1e-5)  # stops at the end token, pad not counted
+    bare, none = generation_confidences(seqs, 1, tok)  # no scores: not reported
+    assert bare is seqs and none == [None, None]
