@@ -31,7 +31,6 @@ from typing import Any
 
 from luma_rag._config import ConfigBase, check
 from luma_rag.answer.base import Answer, Answerer, answer_all
-from luma_rag.answer.clarify import clarifying_question
 from luma_rag.answer.gate import GateDecision
 from luma_rag.errors import InvalidInputError
 
@@ -101,14 +100,7 @@ class ConfidenceAnswerer:
             f"confidence floor {self.config.floor:.2f}; asking instead of guessing"
         )
         logger.debug("%s → clarify", reason)
-        clar = dataclasses.replace(
-            decision,
-            decision="clarify",
-            k_used=0,
-            evidence=options,
-            reason=reason,
-            clarification=clarifying_question(list(options)),
-        )
+        clar = decision.as_clarify(options, reason)
         text = (
             f"I am not sure: my reading of the evidence was {out.text!r}, which I could not "
             f"confirm. {clar.clarification}"

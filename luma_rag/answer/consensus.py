@@ -35,7 +35,7 @@ import numpy as np
 from luma_rag._checks import is_real
 from luma_rag._config import ConfigBase, check
 from luma_rag.answer.base import Answer, Answerer
-from luma_rag.answer.clarify import clarifying_question, one_per_answer
+from luma_rag.answer.clarify import one_per_answer
 from luma_rag.answer.gate import GateDecision
 from luma_rag.errors import InvalidInputError
 from luma_rag.results import Hit
@@ -209,14 +209,7 @@ class ConsensusAnswerer:
             f"({len(pool)} contenders, complete={complete})"
         )
         logger.debug("%s; %s → clarify", reason, decision.decision)
-        clar = dataclasses.replace(
-            decision,
-            decision="clarify",
-            k_used=0,
-            evidence=options,
-            reason=reason,
-            clarification=clarifying_question(options),
-        )
+        clar = decision.as_clarify(options, reason)
         out = self.answerer.answer(question, clar)
         return dataclasses.replace(out, telemetry={**out.telemetry, "consensus": info})
 

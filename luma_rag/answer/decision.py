@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -162,6 +163,23 @@ class GateDecision:
     gap_id: int | None = None
     hits: tuple[Hit, ...] = field(default=(), repr=False)
     relevance: RelevanceVerdict | None = None
+
+    def as_clarify(
+        self, options: Sequence[Hit], reason: str, clarification: str | None = None
+    ) -> GateDecision:
+        """This decision turned into a CLARIFY over ``options`` (the wrappers that overrule
+        an ANSWER / WIDEN: verification, consensus, the confidence floor); the clarifying
+        question names ``options`` unless ``clarification`` is given."""
+        from luma_rag.answer.clarify import clarifying_question
+
+        return dataclasses.replace(
+            self,
+            decision="clarify",
+            k_used=0,
+            evidence=tuple(options),
+            reason=reason,
+            clarification=clarification or clarifying_question(list(options)),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary for result metadata (LangChain / LlamaIndex / the app)."""

@@ -53,7 +53,7 @@ from typing import Any
 from luma_rag._checks import is_int
 from luma_rag._config import ConfigBase, check
 from luma_rag.answer.base import Answer, Answerer, answer_all
-from luma_rag.answer.clarify import clarifying_question, describe_hit, one_per_answer
+from luma_rag.answer.clarify import describe_hit, one_per_answer
 from luma_rag.answer.gate import GateDecision
 from luma_rag.errors import InvalidInputError
 from luma_rag.results import Hit
@@ -320,14 +320,7 @@ class VerifyingAnswerer:
         clarification: str | None = None,
     ) -> Answer:
         logger.debug("%s; %s → clarify", reason, decision.decision)
-        clar = dataclasses.replace(
-            decision,
-            decision="clarify",
-            k_used=0,
-            evidence=tuple(options),
-            reason=reason,
-            clarification=clarification or clarifying_question(list(options)),
-        )
+        clar = decision.as_clarify(options, reason, clarification)
         out = self.answerer.answer(question, clar)
         telemetry = {**out.telemetry, "verified": verified, "verification": info}
         return dataclasses.replace(out, telemetry=telemetry)
