@@ -87,9 +87,7 @@ def pretrain_heads(
         idx = colored[torch.randint(0, len(colored), (cfg.batch_size,), generator=gen)]
         codes = train.codes[idx]
         every = torch.ones(len(idx), dtype=torch.bool)
-        images = shift(train.pixels[idx], cfg.max_shift, gen, torch)
-        new = off_vocabulary_colors(len(idx), named, gen, torch)
-        images = recolor(images, every, named[codes[:, 1]], new, *image_norm(torch), torch)
+        images = _repainted(train.pixels[idx], codes, named, cfg, gen, torch)
         img = model.encode_image(images, normalize=True)
         loss = attribute_loss(heads, img, codes, every, torch)
         optimizer.zero_grad(set_to_none=True)
@@ -110,12 +108,21 @@ def add_head_views(
     pick = pick[codes[pick, 1] != _WHITE]
     if len(pick) == 0:
         return images, codes, gray
-    views = shift(images[pick], cfg.max_shift, gen, torch)
+    views = _repainted(images[pick], codes[pick], named, cfg, gen, torch)
     every = torch.ones(len(pick), dtype=torch.bool)
-    new = off_vocabulary_colors(len(pick), named, gen, torch)
-    views = recolor(views, every, named[codes[pick, 1]], new, *image_norm(torch), torch)
     return (
         torch.cat([images, views]),
         torch.cat([codes, codes[pick]]),
         torch.cat([gray, every]),
     )
+
+
+def _repainted(
+    pixels: Any, codes: Any, named: Any, cfg: ClipTrainConfig, gen: Any, torch: Any
+) -> Any:
+    """Shifted copies of ``pixels`` (rows with non-white shapes, codes ``codes``), every
+    shape repainted in a random colour far from the named ones."""
+    views = shift(pixels, cfg.max_shift, gen, torch)
+    every = torch.ones(len(pixels), dtype=torch.bool)
+    new = off_vocabulary_colors(len(pixels), named, gen, torch)
+    return recolor(views, every, named[codes[:, 1]], new, *image_norm(torch), torch)
