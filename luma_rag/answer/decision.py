@@ -45,10 +45,19 @@ class GateConfig(ConfigBase):
             that fits the question): after deciding, the same ranking is fetched this deep.
             The decision, its evidence and numbers are those of ``k`` / ``k_max``. ``None``
             (default): no extra fetch. ``>= k``.
+        link_key: Metadata key whose equal values mark items as renderings of one thing
+            (a picture and its spoken caption, the chunks of one document): e.g. ``"doc_id"``,
+            LlamaIndex's ``"ref_doc_id"``, LangChain's ``"source"``. When set, a query that
+            is not Safe@1 only because items of one group compete with each other is
+            ANSWERed from that group when it is certified at the group level
+            (:mod:`luma_rag.safety.groups`: one of its items beats every item of every
+            other group under the same bounds, and the result is complete at 1); the
+            answer's evidence leads with the group, its picture / video first. Items without
+            the key are groups of one. ``None`` (default): items are never linked.
 
     Example:
         >>> GateConfig.from_json(GateConfig(k=3, k_max=8).to_json())
-        GateConfig(k=3, k_max=8, max_options=3, rho=None, fetch_k=None)
+        GateConfig(k=3, k_max=8, max_options=3, rho=None, fetch_k=None, link_key=None)
     """
 
     k: int = 5
@@ -56,6 +65,7 @@ class GateConfig(ConfigBase):
     max_options: int = 3
     rho: float | None = None
     fetch_k: int | None = None
+    link_key: str | None = None
 
     def __post_init__(self) -> None:
         check(is_int(self.k) and self.k >= 1, f"GateConfig.k must be an int >= 1, got {self.k!r}")
@@ -80,6 +90,11 @@ class GateConfig(ConfigBase):
             self.fetch_k is None or (is_int(self.fetch_k) and self.fetch_k >= self.k),
             f"GateConfig.fetch_k must be None or an int >= k ({self.k!r}), got {self.fetch_k!r}",
         )
+        check(
+            self.link_key is None or (isinstance(self.link_key, str) and bool(self.link_key)),
+            f"GateConfig.link_key must be None or a non-empty metadata key such as 'doc_id', "
+            f"got {self.link_key!r}",
+        )
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,12 @@ class GateNumbers:
         rho_source: Where ρ came from: ``"calibrated"``, ``"user"`` or ``"unset"`` (nobody
             calibrated or set it; the certificate then only covers float rounding).
         n_candidates: Candidates the certificate covers. k_checked: largest ``k'`` examined.
+        group_safe: Group-Safe@1 (:mod:`luma_rag.safety.groups`) when ``GateConfig.link_key``
+            is set and the gate checked it (None: not checked).
+        group_margin / group_slack: the top group's lead over the best other group, and how
+            far its certificate is from failing (NaN: not checked).
+        group: The top group's link value (``"link:<value>"`` or ``"id:<item id>"``; None:
+            not checked).
     """
 
     margin_top2: float
@@ -120,6 +141,10 @@ class GateNumbers:
     k_checked: int
     complete_at: int = 0
     rho_source: str = "unset"
+    group_safe: bool | None = None
+    group_margin: float = math.nan
+    group_slack: float = math.nan
+    group: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict; NaN and ±inf become ``None``."""

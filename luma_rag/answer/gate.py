@@ -24,6 +24,15 @@ competitors beyond them are missing.
 
 A widened set must leave at least one candidate out (``k' < n``): "all the candidates there
 are" is trivially stable and certifies nothing, so it counts as CLARIFY.
+
+Linked items (``GateConfig.link_key``). Items that share a link value in their metadata are
+renderings of one thing (a picture and its spoken caption). When the item-level decision is
+not ANSWER, the gate fetches every certified candidate with its raw vector and checks
+Group-Safe@1 (:func:`luma_rag.safety.groups.certify_groups`: one item of the top group beats
+every item of every other group under the same bounds, per item or pairwise); with the
+result complete at 1 it ANSWERs from that group. An ANSWER's evidence then leads with the
+top group's items, its picture / video first, so an answerer that is shown one image is
+shown the group's own picture, never a context hit's. NOT_IN_MEMORY is never overruled.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ from luma_rag.answer.decision import (
     GateDecision,
     GateNumbers,
 )
+from luma_rag.answer.linked import linked_decision
 from luma_rag.answer.rules import decide
 from luma_rag.errors import ConfigError
 from luma_rag.relevance import RelevanceModel
@@ -268,6 +278,8 @@ class GatedRetriever:
         ):
             logger.debug("gate: re-querying with k=%d (%s)", wide, decision.reason)
             decision = dataclasses.replace(decide(fetch(wide), cfg, verdict), requeried=True)
+        if cfg.link_key is not None and decision.decision != "not_in_memory":
+            decision = linked_decision(decision, fetch, self.luma, cfg)
         if cfg.fetch_k is not None and cfg.fetch_k > len(decision.hits):
             deeper = fetch(cfg.fetch_k).hits
             if [h.id for h in deeper[: len(decision.hits)]] == [h.id for h in decision.hits]:

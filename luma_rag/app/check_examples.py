@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from luma_rag.app.demo import build_parser
-from luma_rag.app.demo_store import prepare
+from luma_rag.app.demo_store import demo_gate_config, prepare
 from luma_rag.app.examples import DemoQuestion, Verdict, demo_questions, verdict
 from luma_rag.app.phases import Phases
 from luma_rag.errors import LumaError
@@ -102,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         questions = demo_questions(demo.items, args.questions)
-        checked = ask_examples(AppService(demo.engine, demo.answerer), questions)
+        service = AppService(demo.engine, demo.answerer, demo_gate_config())
+        checked = ask_examples(service, questions)
     except LumaError as e:
         print(f"check_examples: {e}", file=sys.stderr)
         return 1

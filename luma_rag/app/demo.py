@@ -42,7 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from luma_rag.app.demo_store import DEFAULT_STORE, Demo, prepare
+from luma_rag.app.demo_store import DEFAULT_STORE, Demo, demo_gate_config, prepare
 from luma_rag.app.examples import demo_questions
 from luma_rag.app.phases import Phases
 from luma_rag.errors import LumaError
@@ -127,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             app = build_app(
                 engine,
                 demo.answerer,
+                demo_gate_config(),
                 max_upload_mb=args.max_upload_mb,
                 examples=example_questions(items),
                 note=(

@@ -22,11 +22,19 @@ from luma_rag.app.phases import Phases
 from luma_rag.errors import ModelNotAvailableError
 
 if TYPE_CHECKING:
-    from luma_rag.answer import Answerer
+    from luma_rag.answer import Answerer, GateConfig
     from luma_rag.datasets import ShapeItem
     from luma_rag.engine import Luma
 
-__all__ = ["CORPUS_DIR", "DEFAULT_STORE", "Demo", "prepare", "store_dir"]
+__all__ = [
+    "CORPUS_DIR",
+    "DEFAULT_STORE",
+    "LINK_KEY",
+    "Demo",
+    "demo_gate_config",
+    "prepare",
+    "store_dir",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +44,16 @@ DEFAULT_STORE: Final = Path("stores/demo")
 CORPUS_DIR: Final = "shapes"
 _BATCH: Final = 32
 _AUDIO_BATCH: Final = 25
+#: Metadata key linking an item's picture and its spoken caption (the corpus item id): the
+#: demo's gate treats them as one thing (``GateConfig.link_key``), not as rival answers.
+LINK_KEY: Final = "doc_id"
+
+
+def demo_gate_config() -> GateConfig:
+    """The demo's gate settings: the defaults, with a picture and its spoken caption linked."""
+    from luma_rag.answer import GateConfig
+
+    return GateConfig(link_key=LINK_KEY)
 
 
 @dataclass(frozen=True)
@@ -254,4 +272,4 @@ def _calibrate(engine: Luma, phases: Phases) -> None:
 
 
 def _metadata(item: ShapeItem) -> dict[str, Any]:
-    return {**item.attributes.as_dict(), "split": item.split}
+    return {**item.attributes.as_dict(), "split": item.split, LINK_KEY: item.id}
