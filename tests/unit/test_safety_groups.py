@@ -121,7 +121,7 @@ def test_a_group_is_refused_when_a_rival_can_overtake_it() -> None:
     and the group's items moved down flips the top group, so no certificate may be given."""
     u = np.array([1.0, 0.0, 0.0])
     theta = np.arccos([0.80, 0.74])
-    v = np.stack([[np.cos(t), np.sin(t) * s, 0.0] for t, s in zip(theta, (1.0, -1.0))])
+    v = np.stack([[np.cos(t), np.sin(t) * s, 0.0] for t, s in zip(theta, (1.0, -1.0), strict=True)])
     scores = v @ u
     r = 0.05
     tau = perturbation_bound(r, np.zeros(2)) + score_rounding_error(3)
