@@ -54,6 +54,12 @@ class EvidenceAnswerer:
                 out.append("Also relevant: " + "; ".join(lines[1:]) + ".")
             if nums.n_candidates < 2:
                 out.append("It is the only candidate in memory.")
+            elif nums.group_safe and not nums.safe1:  # GateConfig.link_key: one linked group
+                out.append(
+                    "Its linked items render one thing, and that thing is certified "
+                    f"(Group-Safe@1): it leads every other by {_num(nums.group_margin)} under "
+                    f"every perturbation within the bounds (slack {_num(nums.group_slack)})."
+                )
             else:
                 out.append(
                     f"The top match is certified (Safe@1): its lead γ={_num(nums.margin_top2)} "

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from luma_rag import Luma
-from luma_rag.answer import GateConfig, GatedRetriever
+from luma_rag.answer import EvidenceAnswerer, GateConfig, GatedRetriever
 from luma_rag.errors import ConfigError
 
 DIM = 32
@@ -77,6 +77,8 @@ def test_linked_renderings_answer_and_the_picture_leads(make_store: Any, make_ve
     assert d.numbers.group_margin == pytest.approx(d.hits[0].score - 0.5, abs=0.02)
     assert d.numbers.group_slack > 0 and "Group-Safe@1" in d.reason
     json.dumps(d.to_dict())
+    text = EvidenceAnswerer().answer("q", d).text
+    assert "Group-Safe@1" in text and text.startswith("Top match [1]: a red star (image")
 
 
 def test_a_close_rival_group_still_clarifies_one_option_each(
