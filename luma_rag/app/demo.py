@@ -15,7 +15,7 @@ Usage::
 
     python -m luma_rag.app.demo [--store PATH] [--n 300] [--n-audio 100] [--host 127.0.0.1]
                         [--port 7860] [--production] [--llava MODEL] [--evidence-only]
-                        [--no-audio] [--timings] [--no-serve]
+                        [--no-audio] [--threads 1] [--timings] [--no-serve]
 
 Progress: every phase (imports, model loads, corpus generation, each ingest batch, building
 the app) prints a stamped line ``demo: [  t s] ...`` on stderr; ``--timings`` prints how long
@@ -97,6 +97,12 @@ def build_parser(
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     p.add_argument("--no-audio", action="store_true", help="skip spoken captions and CLAP")
     p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: the tiny models gain nothing from more)",
+    )
+    p.add_argument(
         "--timings", action="store_true", help="print the start-up phases' timings before serving"
     )
     p.add_argument(
@@ -110,8 +116,8 @@ def build_parser(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; returns the exit status (0 after the server stops, 1 on an error)."""
     args = build_parser().parse_args(argv)
-    if args.n < 1 or args.n_audio < 0:
-        print("demo: --n must be >= 1 and --n-audio >= 0", file=sys.stderr)
+    if args.n < 1 or args.n_audio < 0 or args.threads < 1:
+        print("demo: --n and --threads must be >= 1, --n-audio >= 0", file=sys.stderr)
         return 2
     phases = Phases()
     try:
