@@ -171,16 +171,17 @@ def _certify(result: QueryResult, labels: Sequence[Hashable], luma: Luma) -> Gro
 
 
 def _one_option_per_group(decision: GateDecision, key: str, limit: int) -> GateDecision:
-    """A CLARIFY whose options name each group once (its best visual item, else its best)."""
+    """A CLARIFY whose options name each group once (its best visual item, else its best),
+    asked without the link key (bookkeeping such as ``doc_id`` tells the user nothing)."""
     options = decision.evidence
     labels = group_labels([h.id for h in options], [h.metadata for h in options], key)
     chosen: dict[Hashable, Hit] = {}
     for h, g in zip(options, labels, strict=True):
         if g not in chosen or (chosen[g].modality not in _VISUAL and h.modality in _VISUAL):
             chosen[g] = h
-    if len(chosen) == len(options) or len(chosen) < 2:
-        return decision
-    picked = tuple(list(chosen.values())[:limit])
-    return dataclasses.replace(
-        decision, evidence=picked, clarification=clarifying_question(list(picked))
-    )
+    picked = tuple(list(chosen.values())[:limit]) if len(chosen) >= 2 else tuple(options)
+    asked = [
+        dataclasses.replace(h, metadata={k: v for k, v in h.metadata.items() if k != key})
+        for h in picked
+    ]
+    return dataclasses.replace(decision, evidence=picked, clarification=clarifying_question(asked))

@@ -91,6 +91,7 @@ def test_a_close_rival_group_still_clarifies_one_option_each(
     assert d.numbers.group_safe is False and d.numbers.group_slack < 0
     assert [h.id for h in d.evidence] == ["thing", "other"]  # the caption is not an option
     assert d.clarification is not None and "red star (spoken)" not in d.clarification
+    assert "doc_id" not in d.clarification and "thing" not in d.clarification
 
 
 def test_not_in_memory_is_never_overruled(make_store: Any, make_vectors: Any) -> None:
