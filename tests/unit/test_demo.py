@@ -247,6 +247,7 @@ def test_demo_serves_with_progress_then_reopens_its_store(tmp_path: Path) -> Non
         assert f"] {phase} (" in text or f"] {phase} ..." in text, phase
     for done in ("generate the corpus", "ingest images", "ingest spoken captions", "build the app"):
         assert re.search(rf"\] {done}: done in \d+\.\d s", text), done
+    assert "] import torch (1 CPU thread(s)) ..." in text  # --threads defaults to 1
     assert "ingest images 48/48" in text and "ingest spoken captions 10/10" in text
     assert "total until serving" in err and "serving on http://127.0.0.1:" in text
     times = [float(_STAMP.match(line).group(1)) for line in stamped]  # type: ignore[union-attr]
@@ -282,6 +283,17 @@ def test_demo_serves_with_progress_then_reopens_its_store(tmp_path: Path) -> Non
     right = sum(" -> RIGHT (" in r for r in rows)
     assert f"{right}/4 right" in check.stdout
     assert check.returncode == (0 if right == 4 else 1)
+
+
+def test_a_picture_and_its_spoken_caption_are_linked(corpus: list) -> None:
+    """Both renderings of an item carry its id under the demo gate's link key, so the gate
+    reads them as one thing (GateConfig.link_key), and items stay distinct groups."""
+    from luma_rag.app.demo_store import LINK_KEY, _metadata, demo_gate_config
+
+    assert demo_gate_config().link_key == LINK_KEY
+    metas = [_metadata(it) for it in corpus]
+    assert [m[LINK_KEY] for m in metas] == [it.id for it in corpus]
+    assert len({m[LINK_KEY] for m in metas}) == len(corpus)
 
 
 def test_readme_lists_the_default_demo_corpus_examples() -> None:
