@@ -125,8 +125,8 @@ def linked_decision(
         reason = (
             f"Group-Safe@1 over items linked by {key!r}: the top group ({members} item"
             f"{'s' if members != 1 else ''}, {_label_text(cert.group)}) beats every other group "
-            f"under the bounds (group margin {cert.margin:.4g}, slack {cert.slack:.4g}); item "
-            f"Safe@1 failed only within the group"
+            f"under the bounds (group margin {cert.margin:.4g}, slack {cert.slack:.4g}); which "
+            f"of its items ranks first is not certified"
         )
         return _with_group(
             decision,
