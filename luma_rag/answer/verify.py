@@ -34,7 +34,7 @@ Nothing here imports torch; the wrappers call whatever answerer they are given.
 
 Example:
     >>> from luma_rag.datasets.verifier import AttributeVerifier
-    >>> llava = LlavaAnswerer("luma-tiny-llava", device="cpu", max_new_tokens=8)
+    >>> llava = LlavaAnswerer("luma-tiny-llava", device="cpu", max_new_tokens=16)
     >>> bot = VerifyingAnswerer(llava, AttributeVerifier(llava), VerifyConfig(k_verify=10))
     >>> gate = GatedRetriever(luma, GateConfig(k=10))  # hits to verify: the top 10
     >>> ans = bot.answer("What color is the small circle?", gate.query("a small circle"))

@@ -85,7 +85,12 @@ def referent_of(question: str) -> str:
 
 
 def parse_yes_no(text: str) -> bool | None:
-    """``True`` for a yes, ``False`` for a no, ``None`` when the reply says neither."""
+    """``True`` for a yes, ``False`` for a no, ``None`` when the reply says neither.
+
+    The verdict is the reply's first word ("Yes, it does.") or, when that is neither, a bare
+    "yes" / "no" that ends it: a model that describes before it judges ("small blue square
+    left: no", as the tiny LLaVA is trained to) puts its verdict last.
+    """
     words = re.sub(r"[^\w\s]", " ", text.lower()).split()
     if not words:
         return None
@@ -94,6 +99,8 @@ def parse_yes_no(text: str) -> bool | None:
         return True
     if first in _NO:
         return False
+    if words[-1] in ("yes", "no"):
+        return words[-1] == "yes"
     return None
 
 

@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
-        answerer = LlavaAnswerer(args.model or OFFLINE_LLAVA_MODEL, device="cpu", max_new_tokens=8)
+        answerer = LlavaAnswerer(args.model or OFFLINE_LLAVA_MODEL, device="cpu", max_new_tokens=16)
         gate = GateConfig(k=args.k, k_max=args.k_max)
         if args.verify:
             report = compare_verification(

@@ -219,6 +219,7 @@ VERIFY_TEMPLATES: Final = (
     "Is there {ref} in the image?",
     "Is this {ref}?",
     "Can you see {ref}?",
+    "Does this image show {ref}? Answer yes or no.",
 )
 
 
@@ -230,15 +231,34 @@ class VerificationQuestion:
         text: The question ("Does this image show a small red circle on the left?").
         answer: "yes" when every claimed attribute is the item's, else "no".
         claimed: The attributes the question claims, canonical values (``count`` included).
+        seen: What the image shows of the claimed attributes, canonical words in referent
+            order ("small blue square left").
     """
 
     text: str
     answer: str
     claimed: dict[str, Any]
+    seen: str = ""
+
+    @property
+    def reply(self) -> str:
+        """The reply a model is trained to give: the claim in canonical words, what the image
+        shows of it, then the verdict ("large hexagon : large star : no").
+
+        Writing first and judging after is what lets a tiny model learn the check. Judging
+        at once stays at chance (held-out 0.500 in three training runs); writing what it sees
+        first lifts the verdict to 0.64, but the claim's synonyms ("cobalt", "disk") still
+        have to be matched against canonical words; writing the claim canonically too turns
+        the verdict into "is every seen word among the claimed ones", a copy check.
+        """
+        if not self.seen:
+            return self.answer
+        claim = " ".join(str(self.claimed[k]) for k in _REFERENT_KEYS if k in self.claimed)
+        return f"{claim} : {self.seen} : {self.answer}"
 
 
 def make_verification(
-    attrs: ShapeAttributes, rng: np.random.Generator, *, truthful: bool
+    attrs: ShapeAttributes, rng: np.random.Generator, *, truthful: bool, single: bool = False
 ) -> VerificationQuestion:
     """Write a yes/no question naming a random non-empty subset of size, colour, shape and
     position (and the count, through the noun's number).
@@ -248,13 +268,14 @@ def make_verification(
         rng: Generator of the subset, the swap, the template and the synonyms.
         truthful: False: one named attribute is swapped to another value, so the answer is
             "no".
+        single: Name exactly one attribute (an easier claim, for a training curriculum).
 
     Returns:
         The :class:`VerificationQuestion`.
     """
     keep = rng.random(len(_REFERENT_KEYS)) < 0.5
     named = [k for k, on in zip(_REFERENT_KEYS, keep, strict=True) if on]
-    if not named:
+    if single or not named:
         named = [_REFERENT_KEYS[int(rng.integers(len(_REFERENT_KEYS)))]]
     claimed_attrs = attrs
     if not truthful:
@@ -270,11 +291,14 @@ def make_verification(
     plural = attrs.count == 2
     noun, place = _referent(claimed_attrs, named, rng, plural)
     det = "two" if plural else ("an" if noun[0] in "aeiou" else "a")
+    if rng.random() < 0.3:  # "the small circle", as a referent cut from a question reads
+        det = "the two" if plural else "the"
     ref = f"{det} {noun} {place}".strip()
     text = _pick(rng, VERIFY_TEMPLATES).format(ref=ref)
     claimed: dict[str, Any] = {k: getattr(claimed_attrs, k) for k in named}
     claimed["count"] = attrs.count
-    return VerificationQuestion(text, "yes" if truthful else "no", claimed)
+    seen = " ".join(str(getattr(attrs, k)) for k in _REFERENT_KEYS if k in named)
+    return VerificationQuestion(text, "yes" if truthful else "no", claimed, seen)
 
 
 def _replace(attrs: ShapeAttributes, key: str, value: str) -> ShapeAttributes:

@@ -11,7 +11,7 @@ compare answers (:meth:`AttributeVerifier.normalise`) and the answerer's per-kin
 accuracy (:attr:`AttributeVerifier.kind_accuracy`, for abstention).
 
 Example:
-    >>> llava = LlavaAnswerer("luma-tiny-llava", device="cpu", max_new_tokens=8)
+    >>> llava = LlavaAnswerer("luma-tiny-llava", device="cpu", max_new_tokens=16)
     >>> bot = VerifyingAnswerer(llava, AttributeVerifier(llava), VerifyConfig(k_verify=10))
 """
 

@@ -158,7 +158,7 @@ def default_answerer() -> Answerer:
     """The shipped tiny LLaVA on CPU, short answers."""
     from luma_rag.answer.llava import OFFLINE_LLAVA_MODEL, LlavaAnswerer
 
-    return LlavaAnswerer(OFFLINE_LLAVA_MODEL, device="cpu", max_new_tokens=8)
+    return LlavaAnswerer(OFFLINE_LLAVA_MODEL, device="cpu", max_new_tokens=16)
 
 
 def split_items(data_dir: str | Path, split: str) -> list[ShapeItem]:

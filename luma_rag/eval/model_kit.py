@@ -49,7 +49,7 @@ TARGETS: tuple[tuple[str, str, float], ...] = (
     ("llava.accuracy_position", ">=", 0.90),
     ("llava.accuracy_count", ">=", 0.90),
     ("llava.accuracy_size", ">=", 0.90),
-    ("llava.accuracy_verify", ">=", 0.95),
+    ("llava.accuracy_verify_verdict", ">=", 0.95),
     ("llava.n_empty_first_token", "<=", 0.0),
     ("audio.recall@10", ">=", 0.63),
 )

@@ -3,7 +3,11 @@ yes/no verification question (true or false, alternately) per item.
 
 An answer counts when greedy decoding gives exactly the canonical word ("red", "two", "yes")
 and then stops; measured in one teacher-forced forward pass (the argmax of every answer
-token and of the end token is what greedy decoding produces).
+token and of the end token is what greedy decoding produces). A verification reply is a
+reading and a verdict ("large hexagon : large star : no"); ``accuracy_verify`` asks the whole
+reply to be exact, ``accuracy_verify_verdict`` (:func:`verify_verdicts`) only the verdict,
+generated through :class:`~luma_rag.answer.llava.LlavaAnswerer` and read by
+:func:`~luma_rag.answer.verify_vlm.parse_yes_no`, as the verified answer path reads it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,14 @@ from luma_rag.encoders._images import load_image
 from luma_rag.errors import InvalidInputError
 from luma_rag.training.llava_run import Run, batch, embed, encode, import_torch, make_run
 
-__all__ = ["EVAL_KINDS", "cached_accuracy", "eval_questions", "evaluate_questions", "score"]
+__all__ = [
+    "EVAL_KINDS",
+    "cached_accuracy",
+    "eval_questions",
+    "evaluate_questions",
+    "score",
+    "verify_verdicts",
+]
 
 #: Kinds scored: the five question kinds and ``verify`` (yes/no).
 EVAL_KINDS: Final = (*QUESTION_KINDS, "verify")
@@ -39,7 +50,7 @@ def eval_questions(items: Sequence[ShapeItem], seed: int) -> list[EvalQuestion]:
             q = make_question(it.attributes, kind, rng)
             out.append((index, kind, q.text, q.answer))
         v = make_verification(it.attributes, rng, truthful=index % 2 == 0)
-        out.append((index, "verify", v.text, v.answer))
+        out.append((index, "verify", v.text, v.reply))
     return out
 
 
@@ -157,4 +168,40 @@ def evaluate_questions(
             ).logits
         correct += exact(logits, b).tolist()
         empty += first_special(logits, b, special).tolist()
-    return score(questions, correct, empty)
+    out = score(questions, correct, empty)
+    out.update(verify_verdicts(model_dir, items, questions))
+    return out
+
+
+def verify_verdicts(
+    model_dir: str | Path, items: Sequence[ShapeItem], questions: Sequence[EvalQuestion]
+) -> dict[str, Any]:
+    """Share of the verification questions whose generated reply has the right verdict.
+
+    Returns:
+        ``{"accuracy_verify_verdict", "n_verify_unread"}`` (the latter: replies with no
+        verdict in them, counted wrong).
+    """
+    from luma_rag.answer.llava import LlavaAnswerer
+    from luma_rag.answer.verify_vlm import parse_yes_no, single_hit_decision
+    from luma_rag.results import Hit
+
+    asked = [(j, text, answer) for j, kind, text, answer in questions if kind == "verify"]
+    if not asked:
+        return {"accuracy_verify_verdict": None, "n_verify_unread": 0}
+    bot = LlavaAnswerer(str(model_dir), device="cpu", max_new_tokens=16)
+    requests = []
+    for j, text, _ in asked:
+        hit = Hit(id=items[j].id, score=1.0, tier="hot", rank=0, modality="image",
+                  source=str(items[j].image_path))  # fmt: skip
+        requests.append((text, single_hit_decision(hit)))
+    replies = bot.answer_many(requests)
+    verdicts = [parse_yes_no(r.text) for r in replies]
+    right = [
+        v is not None and v == answer.endswith("yes")
+        for v, (*_, answer) in zip(verdicts, asked, strict=True)
+    ]
+    return {
+        "accuracy_verify_verdict": float(np.mean(right)),
+        "n_verify_unread": int(sum(v is None for v in verdicts)),
+    }

@@ -217,8 +217,10 @@ def step_batch(
     for i in idx:
         attrs = items[i].attributes
         if rng.random() < cfg.verify_share:
-            v = make_verification(attrs, rng, truthful=bool(rng.random() < 0.5))
-            encoded.append(encode(run, v.text, False, v.answer))
+            truthful = bool(rng.random() < 0.5)
+            single = cfg.verify_single > 0 and bool(rng.random() < cfg.verify_single)
+            v = make_verification(attrs, rng, truthful=truthful, single=single)
+            encoded.append(encode(run, v.text, False, v.reply))
             gray.append(False)
             continue
         kind = QUESTION_KINDS[int(rng.integers(len(QUESTION_KINDS)))]

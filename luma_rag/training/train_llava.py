@@ -109,6 +109,9 @@ class LlavaTrainConfig:
         verify_share: Share of questions that are yes/no verifications ("Does this image
             show a small red circle?"), half of them true; > 0 adds their words to the
             tokenizer. 0 (the shipped recipe): none.
+        verify_single: Share of those verifications that name exactly one attribute ("Is
+            this red?"): a curriculum that lets the model find the match-or-not signal
+            before it has to check every named attribute.
         clip_weights: open_clip weights of the vision tower; None: the registry's
             (shipped) tiny CLIP.
         spec: Architecture of the trained parts.
@@ -129,6 +132,7 @@ class LlavaTrainConfig:
     vision_lr_scale: float = 0.5
     grayscale: float = 0.0
     verify_share: float = 0.0
+    verify_single: float = 0.0
     clip_weights: str | None = None
     spec: TinyLlavaSpec = dataclasses.field(default_factory=TinyLlavaSpec)
 
@@ -144,6 +148,8 @@ class LlavaTrainConfig:
             raise ConfigError(f"grayscale must be in [0, 1], got {self.grayscale}")
         if not 0.0 <= self.verify_share < 1.0:
             raise ConfigError(f"verify_share must be in [0, 1), got {self.verify_share}")
+        if not 0.0 <= self.verify_single <= 1.0:
+            raise ConfigError(f"verify_single must be in [0, 1], got {self.verify_single}")
         if not 0.0 <= self.clarify_share < 1.0:
             raise ConfigError(f"clarify_share must be in [0, 1), got {self.clarify_share}")
 

@@ -232,5 +232,13 @@ def test_verification_answers_match_the_claim() -> None:
             assert named.get(key) == v.claimed.get(key)
         assert any(v.text.startswith(t.split("{")[0]) for t in VERIFY_TEMPLATES)
         assert set(re.findall(r"[a-z]+", v.text.lower())) <= words
+        # the trained reply: what the image shows of the claimed keys, then the verdict
+        claim, seen, verdict = v.reply.split(" : ")
+        assert verdict == v.answer
+        claimed_keys = [k for k in ("size", "color", "shape", "position") if k in v.claimed]
+        assert claim.split() == [str(v.claimed[k]) for k in claimed_keys]
+        assert seen.split() == [str(getattr(a, k)) for k in claimed_keys]
+        assert (claim == seen) == (v.answer == "yes")
+        assert set(seen.split()) <= words
         answers.append(v.answer)
     assert {"yes", "no"} <= words

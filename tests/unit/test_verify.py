@@ -308,7 +308,7 @@ def test_attribute_verifier_with_the_tiny_llava(corpus: list[ShapeItem]) -> None
     pytest.importorskip("transformers")
     from luma_rag.answer import LlavaAnswerer
 
-    llava = LlavaAnswerer("luma-tiny-llava", device="cpu", max_new_tokens=8)
+    llava = LlavaAnswerer("luma-tiny-llava", device="cpu", max_new_tokens=16)
     verifier = AttributeVerifier(llava)  # reliable kinds from the checkpoint's training.json
     assert "shape" not in verifier.reliable_kinds and "color" in verifier.reliable_kinds
     rng = np.random.default_rng(0)

@@ -58,6 +58,10 @@ def test_referent_and_yes_no_parsing() -> None:
     assert parse_yes_no("no") is False
     assert parse_yes_no("maybe red") is None
     assert parse_yes_no("") is None
+    # a model that describes first and judges last (the tiny LLaVA's trained reply)
+    assert parse_yes_no("small blue square left: no") is False
+    assert parse_yes_no("large red: yes") is True
+    assert parse_yes_no("red, not yes or no maybe") is None
 
 
 def test_answers_when_verified_evidence_agrees() -> None:
