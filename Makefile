@@ -52,9 +52,9 @@ eval-kit: $(STAMP) ## issue #12: the tiny models on a held-out corpus (seed 7331
 	@test -f data/eval-audio/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-audio --n 1200 --seed 17 --audio
 	$(PY) -m luma_rag.eval.model_kit --data data/eval-kit --audio-data data/eval-audio --out data/eval-kit/report.json
 
-eval-trust: $(STAMP) ## issue #17: the gate on a held-out corpus (seed 7717): ANSWER accuracy, off-topic, baselines
-	@test -f data/eval-trust/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-trust --n 1200 --seed 7717
-	$(PY) -m luma_rag.eval.trust --data data/eval-trust --questions 400 --seed 8081 --out data/eval-trust/report.json $(EVAL_ARGS)
+eval-trust: $(STAMP) ## issue #17: the gate on a held-out corpus (seed 9431; 7717 was read too often): ANSWER accuracy, off-topic, baselines
+	@test -f data/eval-trust9431/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-trust9431 --n 1200 --seed 9431
+	$(PY) -m luma_rag.eval.trust --data data/eval-trust9431 --questions 400 --seed 9907 --out data/eval-trust9431/report.json $(EVAL_ARGS)
 
 clean: ## remove the environment and generated files
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/results
