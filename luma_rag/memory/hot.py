@@ -213,7 +213,7 @@ class HotTier:
         return self._vectors_view()[pos].copy()
 
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> TierHits:
-        """Top ``k`` live (and allowed) items for a (d,) unit query.
+        """Top ``k`` live (and allowed) items for a (d,) unit query, with their stored vectors.
 
         Exact scan while the tier has at most ``exact_below`` items (then ``outside_bound``
         is the best score left out); HNSW otherwise (``outside_bound`` = +inf: HNSW misses
@@ -249,11 +249,13 @@ class HotTier:
             params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef)
         scores, pos = self._index.search(query[None, :], min(k, n_ok), params=params)
         ok = pos[0] >= 0
+        found = pos[0][ok]
         return TierHits(
-            keys=self._pos_keys[pos[0][ok]],
+            keys=self._pos_keys[found],
             scores=scores[0][ok].astype(np.float32),
-            zeta=np.zeros(int(ok.sum()), dtype=np.float32),
-            outside_bound=float("inf") if n_ok > ok.sum() else float("-inf"),
+            zeta=np.zeros(len(found), dtype=np.float32),
+            outside_bound=float("inf") if n_ok > len(found) else float("-inf"),
+            vectors=self._vectors_view()[found],  # in RAM: the rerank reads no disk for these
         )
 
     def nearest(self, vectors: np.ndarray) -> np.ndarray:
@@ -295,6 +297,7 @@ class HotTier:
             scores=scores[top].astype(np.float32),
             zeta=np.zeros(take, dtype=np.float32),
             outside_bound=outside,
+            vectors=self._vectors_view()[pos[top]],
         )
 
     def train(self) -> bool:

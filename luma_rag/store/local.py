@@ -87,6 +87,7 @@ class LocalStore:
                 config.dim,
                 config.hot_budget,
                 fetch=self._vectors.get,
+                score=self._vectors.scores,
                 lock=self.lock,
                 hot=config.hot,
                 warm=config.warm,
@@ -294,14 +295,14 @@ class LocalStore:
         if compiled is None:
             if k >= len(self._ids):  # everything asked for: one exact, complete scan
                 return self.memory.exact(query, np.fromiter(self._ids.values(), np.int64))
-            return self.memory.search(query, fetch_k, None)
+            return self.memory.search(query, fetch_k, None, k=k)
         keys = self._records.select_keys(compiled.sql, compiled.params)
         keys = keys[self.memory.tier_of(keys) >= 0]
         if keys.size <= self.config.exact_filter_below:
             return self.memory.exact(query, keys)
         allowed = np.zeros(self._next_key, dtype=bool)
         allowed[keys] = True
-        return self.memory.search(query, fetch_k, allowed)
+        return self.memory.search(query, fetch_k, allowed, k=k)
 
     def rescan(self, query: np.ndarray, k: int, filters: Mapping[str, Any] | None) -> Candidates:
         """Exact top candidates over every allowed live item (``TieredMemory.exact_top``)."""
