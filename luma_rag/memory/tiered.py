@@ -173,6 +173,20 @@ class TieredMemory:
         the new ones together, and the new items it picks go straight to the warm tier (a large
         batch beyond the budget never touches the HNSW graph).
         """
+        moved, (hot_keys, hot_vectors) = self.add_deferred(keys, vectors, novelty, now)
+        self.hot.add(hot_keys, hot_vectors)
+        return moved
+
+    def add_deferred(
+        self, keys: np.ndarray, vectors: np.ndarray, novelty: np.ndarray, now: float
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """:meth:`add`, except that the new hot items are not inserted into the graph.
+
+        Returns:
+            (keys moved to warm, (int64 (h,) keys, float32 (h, d) vectors) the caller must
+            insert into the hot tier, e.g. with ``hot.stage`` outside the write lock and
+            ``hot.commit`` under it).
+        """
         keys = np.asarray(keys, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self._grow(int(keys.max()) + 1)
@@ -183,18 +197,16 @@ class TieredMemory:
         hot_keys = self.hot.keys()
         chosen = self._spill_choice(np.concatenate([hot_keys, keys]), now)
         if chosen.size == 0:
-            self.hot.add(keys, vectors)
-            return chosen
+            return chosen, (keys, vectors)
         to_warm = np.isin(keys, chosen)
         old = chosen[~np.isin(chosen, keys)]
         if old.size:
             self.warm.add(old, self.hot.vectors(old))
             self.hot.remove(old)
-        self.hot.add(keys[~to_warm], vectors[~to_warm])
         self.warm.add(keys[to_warm], vectors[to_warm])
         self._tier[chosen] = WARM
         logger.debug("add: %d new items straight to warm, %d spilled", to_warm.sum(), old.size)
-        return chosen
+        return chosen, (keys[~to_warm], vectors[~to_warm])
 
     def _spill_choice(self, candidates: np.ndarray, now: float) -> np.ndarray:
         """The keys among hot ``candidates`` the spill policy moves to warm (empty: in budget)."""

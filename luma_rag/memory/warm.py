@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from luma_rag.memory.base import TierHits, bitmap_from_mask, empty_hits
+from luma_rag.memory.ivf_search import probe
 from luma_rag.memory.ivfpq import (
     IndexState,
     WarmTierConfig,
@@ -291,14 +292,9 @@ class WarmTier:
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> TierHits:
         """Top ``k`` for a (d,) unit query, with a sound bound on what was not returned.
 
-        Flat: exact, and the best score left out bounds the rest. IVF-PQ: the lists to probe are
-        chosen here from one product with the centroids (``search_preassigned``), which also
-        gives every list's bound ⟨q, c_l⟩ + R_l, so the probed set and the bound cannot disagree.
-        For the probed lists, an item's true score is at most its ADC score + ζ_i (exact float
-        ADC with 8-bit codes), so an ADC score + ζ_max bounds what those lists hold below it;
-        every other list l is bounded by ⟨q, c_l⟩ + R_l. With 4-bit fast-scan (quantized lookup
-        tables, not exact ADC) the per-list bound is used for every list. ``outside_after``
-        gives the same bound for every prefix of the returned list (see :class:`TierHits`).
+        Flat: exact, and the best score left out bounds the rest. IVF-PQ: see
+        :func:`~luma_rag.memory.ivf_search.probe` (the bound for every prefix of the list is
+        ``outside_after``).
         """
         import faiss
 
@@ -322,57 +318,8 @@ class WarmTier:
             keys_, scores_ = keys[0][ok], scores[0][ok].astype(np.float32)
             outside = float(scores_[-1]) if len(keys_) == kk and self._count > kk else _NEG
             return TierHits(keys_, scores_, np.zeros(len(keys_), np.float32), outside)
-        cq = s.centroids @ query  # (nlist,) ⟨q, c_l⟩: the probe choice and the bound
-        nprobe = min(s.nprobe, len(cq))
-        if nprobe < len(cq):
-            probed = np.argpartition(-cq, nprobe - 1)[:nprobe].astype(np.int64)
-        else:
-            probed = np.arange(len(cq), dtype=np.int64)
-        dis = np.ascontiguousarray(cq[probed], dtype=np.float32)
-        scores = np.empty(kk, dtype=np.float32)
-        keys = np.empty(kk, dtype=np.int64)
-        params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
-        # The C++ call: the Python wrapper of search_preassigned refuses search parameters.
-        s.ivf().search_preassigned_c(
-            1,
-            faiss.swig_ptr(np.ascontiguousarray(query, dtype=np.float32)),
-            kk,
-            faiss.swig_ptr(probed),
-            faiss.swig_ptr(dis),
-            faiss.swig_ptr(scores),
-            faiss.swig_ptr(keys),
-            False,
-            params,
-        )
-        ok = keys >= 0
-        keys_, scores_ = keys[ok], scores[ok]
-        after = self._outside_after(s, cq + s.list_radius, probed, scores_, len(keys_) == kk)
-        return TierHits(keys_, scores_, self.zeta_of(keys_), float(after[-1]), None, after)
-
-    def _outside_after(
-        self, s: IndexState, ub: np.ndarray, probed: np.ndarray, scores: np.ndarray, full: bool
-    ) -> np.ndarray:
-        """float64 (m + 1,): entry c bounds every allowed item not among the first c returned.
-
-        Args:
-            s: the generation searched. ub: float32 (nlist,) ⟨q, c_l⟩ + R_l (-inf: empty list).
-            probed: int64 lists scanned. scores: float32 (m,) the returned ADC scores, sorted
-            descending. full: whether the search returned all it was asked for (else every
-            allowed item of the probed lists was returned).
-        """
-        rest = np.ones(len(ub), dtype=bool)
-        rest[probed] = False
-        unprobed = float(ub[rest].max()) if rest.any() else _NEG
-        m = len(scores)
-        if s.nbits() == 8:  # exact float ADC: true ≤ ADC_i + ζ_i ≤ ADC_c + ζ_max at or after c
-            tail = scores.astype(np.float64) + self.zeta_max()
-            last = float(tail[-1]) if full and m else _NEG
-            return np.maximum(np.append(tail, last), unprobed)
-        scanned = float(ub[probed].max()) if probed.size else _NEG
-        out = np.full(m + 1, max(unprobed, scanned))
-        if not full:
-            out[m] = unprobed  # every allowed item of the probed lists was returned
-        return out
+        keys_, scores_, after = probe(s, query, kk, sel, self.zeta_max())
+        return TierHits(keys_, scores_, self._zeta[keys_], float(after[-1]), None, after)
 
     # -- persistence -----------------------------------------------------------------------------
     def snapshot(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

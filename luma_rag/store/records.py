@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS gaps (
 """
 
 
+_json_str = json.encoder.encode_basestring_ascii  # what json.dumps applies to each str
 _SEP = "\x1f"  # kv values are stored as value + _SEP + crc32 hex
 
 
@@ -75,9 +76,28 @@ def _rowsum(
     text: str | None,
     source: str | None,
 ) -> int:
-    """CRC32 over what a search shows of an item (its usage counters aside)."""
-    data = [int(key), item_id, int(crc), int(tier), modality, metadata, int(bridge_version)]
-    return zlib.crc32(json.dumps([*data, text, source]).encode("utf-8", "surrogatepass"))
+    """CRC32 over what a search shows of an item (its usage counters aside).
+
+    The checksummed bytes are ``json.dumps([key, item_id, crc, tier, modality, metadata,
+    bridge_version, text, source])``, spelled out with the encoder's own C string escaper
+    (byte-identical, ~4x cheaper per hit than building and walking a list).
+    """
+    if not (isinstance(item_id, str) and isinstance(modality, str) and isinstance(metadata, str)):
+        data = [int(key), item_id, int(crc), int(tier), modality, metadata, int(bridge_version)]
+        return zlib.crc32(json.dumps([*data, text, source]).encode("utf-8", "surrogatepass"))
+    q = _json_str
+    parts = (
+        str(int(key)),
+        q(item_id),
+        str(int(crc)),
+        str(int(tier)),
+        q(modality),
+        q(metadata),
+        str(int(bridge_version)),
+        "null" if text is None else q(text),
+        "null" if source is None else q(source),
+    )
+    return zlib.crc32(("[" + ", ".join(parts) + "]").encode("utf-8", "surrogatepass"))
 
 
 def _seal(value: str) -> str:
@@ -339,7 +359,7 @@ class RecordStore:
                 if rs is not None and rs != _rowsum(k, i, c, tier, m, md, bv, t, src):
                     raise ValueError(f"the record of key {k} fails its checksum")
             out = {
-                int(k): ItemDetails(str(i), str(m), json.loads(md), t, src)
+                int(k): ItemDetails(str(i), str(m), {} if md == "{}" else json.loads(md), t, src)
                 for k, i, m, md, t, src, *_ in rows
             }
             if not all(isinstance(d.metadata, dict) for d in out.values()):
