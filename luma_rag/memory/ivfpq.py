@@ -81,7 +81,7 @@ class WarmTierConfig(ConfigBase):
     lists_per_sqrt: float = 4.0
     dims_per_subquantizer: int = 4
     nbits: int | None = None
-    nprobe_fraction: float = 0.02
+    nprobe_fraction: float = 0.1
     min_nprobe: int = 16
     refine_depth: int = 512
     refine_sigmas: float | None = 3.0
