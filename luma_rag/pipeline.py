@@ -35,12 +35,11 @@ from luma_rag.results import Hit, QueryResult, Telemetry
 from luma_rag.safety import (
     Certificate,
     SafetyConfig,
-    certify,
-    completeness,
     perturbation_bound,
-    refine_with_geometry,
     score_rounding_error,
 )
+from luma_rag.safety.certificate import certify_ranked
+from luma_rag.safety.geometry import refine_ranked
 from luma_rag.store.base import StoreBackend
 
 __all__ = ["run_query"]
@@ -147,11 +146,18 @@ def run_query(
 def _certify(
     backend: StoreBackend, cands: Candidates, k: int, r: float, mult: float, eta: float
 ) -> tuple[Certificate, np.ndarray]:
-    """Per-item τ (+ rounding allowance η), Safe@1 / Safe@k, then the pairwise refinement."""
+    """Per-item τ (+ rounding allowance η), Safe@1 / Safe@k, then the pairwise refinement.
+
+    The arrays are the backend's own (finite exact scores sorted descending, drifts >= 0, a
+    validated r), so the unvalidated cores of :func:`certify` / :func:`refine_with_geometry`
+    run on them: same numbers, a fraction of the small-array calls.
+    """
     eps_items = backend.item_drift(cands.keys)
-    cert = certify(cands.scores, perturbation_bound(r, eps_items, mult) + eta, k)
+    s = cands.scores.astype(np.float64)
+    tau = (r + eps_items + r * eps_items) * (mult / 2.0) + eta  # perturbation_bound + η
+    cert = certify_ranked(s, tau, k)
     if cands.keys.size > 1:  # the shared query perturbation: a sharper, still sound test
-        cert = refine_with_geometry(cert, cands.scores, cands.vectors, r, eps_items, mult)
+        cert = refine_ranked(cert, s, cands.vectors, r, eps_items, mult, 256, eta)
     return cert, eps_items
 
 
@@ -171,7 +177,7 @@ def _complete_at(
     if math.isinf(cands.outside_bound):  # -inf: nothing was left out; +inf: not certifiable
         return kk if cands.outside_bound < 0 else 0
     slack = float(perturbation_bound(r, [backend.worst_drift()], mult)[0]) + eta
-    rival = np.array([cands.outside_bound + slack])
+    rival = cands.outside_bound + slack
     floors = np.minimum.accumulate(cands.scores[:kk].astype(np.float64) - cert.tau[:kk])
-    ok = [completeness(float(f), rival) for f in floors]
-    return kk if all(ok) else int(np.argmin(ok))
+    ok = floors >= rival  # completeness(f, [rival]) for every prefix floor f, at once
+    return kk if bool(ok.all()) else int(np.argmin(ok))

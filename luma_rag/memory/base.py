@@ -22,12 +22,19 @@ class TierHits:
         outside_bound: an upper bound on the true score of any allowed item of this tier that is
             *not* in ``keys``: ``-inf`` when the tier returned everything that could match,
             ``+inf`` when the tier cannot certify its misses (HNSW).
+        vectors: float32 (m, d) the items' exact stored vectors when the tier holds them in RAM
+            (the rerank then reads nothing from disk), else None.
+        outside_after: float (m + 1,) or None: ``outside_after[c]`` bounds the true score of any
+            allowed item of this tier not among the first ``c`` keys (``outside_after[m]`` is
+            ``outside_bound``), so a caller may rerank a prefix only. None: no prefix may be cut.
     """
 
     keys: np.ndarray
     scores: np.ndarray
     zeta: np.ndarray
     outside_bound: float
+    vectors: np.ndarray | None = None
+    outside_after: np.ndarray | None = None
 
 
 def empty_hits() -> TierHits:

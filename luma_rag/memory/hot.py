@@ -19,7 +19,7 @@ import numpy as np
 from luma_rag._config import ConfigBase, check
 from luma_rag.memory.base import TierHits, bitmap_from_mask, empty_hits
 
-__all__ = ["HotTier", "HotTierConfig"]
+__all__ = ["HotTier", "HotTierConfig", "Staged"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,26 @@ class HotTierConfig(ConfigBase):
             0.0 < self.tombstone_fraction < 1.0,
             "HotTierConfig.tombstone_fraction must be in (0, 1)",
         )
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A graph copy with new nodes inserted (:meth:`HotTier.stage`), not yet swapped in."""
+
+    base: Any
+    base_total: int
+    graph: Any
+    keys: np.ndarray
+    vectors: np.ndarray
+
+
+def _replay(tier: HotTier, log: list[tuple[str, np.ndarray, np.ndarray | None]]) -> None:
+    """Apply logged adds / removes to a tier being rebuilt."""
+    for op, ks, vs in log:
+        if op == "add" and vs is not None:
+            tier.add(ks, vs)
+        else:
+            tier.remove(ks)
 
 
 class HotTier:
@@ -123,6 +143,39 @@ class HotTier:
             return
         start = int(self._index.ntotal)
         self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self._register(keys, vectors, start)
+
+    def stage(self, keys: np.ndarray, vectors: np.ndarray) -> Staged | None:
+        """Insert (n,) new keys into a *copy* of the graph; :meth:`commit` swaps it in.
+
+        The expensive part of an insert (the graph search per new node) then runs without the
+        write lock: the live graph is only read (copied) meanwhile, so queries go on. Call from
+        the store's single writer, with no other hot mutation between stage and commit.
+        """
+        import faiss
+
+        keys = np.asarray(keys, dtype=np.int64)
+        if keys.size == 0:
+            return None
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        base = self._index
+        copy = faiss.clone_index(base)
+        copy.add(vectors)
+        return Staged(base, int(base.ntotal), copy, keys, vectors)
+
+    def commit(self, staged: Staged | None) -> None:
+        """Swap in a :meth:`stage` d graph (under the write lock). When the graph changed since
+        (a background rebuild swapped in meanwhile) the keys are inserted inline instead."""
+        if staged is None:
+            return
+        if self._index is not staged.base or int(self._index.ntotal) != staged.base_total:
+            self.add(staged.keys, staged.vectors)
+            return
+        self._index = staged.graph
+        self._register(staged.keys, staged.vectors, staged.base_total)
+
+    def _register(self, keys: np.ndarray, vectors: np.ndarray, start: int) -> None:
+        """Bookkeeping of keys now at graph positions ``start..``; logged for a rebuild."""
         self._xb = self._live_bitmap = None
         self._pos_keys = np.concatenate([self._pos_keys, keys])
         self._alive = np.concatenate([self._alive, np.ones(len(keys), dtype=bool)])
@@ -182,12 +235,15 @@ class HotTier:
         try:
             fresh = HotTier(self.dim, self.config)
             fresh.add(keys, vectors)
-            with write_lock():
-                for op, ks, vs in self._log or []:
-                    if op == "add" and vs is not None:
-                        fresh.add(ks, vs)
-                    else:
-                        fresh.remove(ks)
+            done = 0
+            for _ in range(4):  # replay what changed meanwhile outside the lock, a few rounds
+                pending = (self._log or [])[done:]
+                if not pending:
+                    break
+                _replay(fresh, pending)
+                done += len(pending)
+            with write_lock():  # only the last changes (usually none) and the swap stall queries
+                _replay(fresh, (self._log or [])[done:])
                 self._index, self._pos_keys, self._alive = (
                     fresh._index,
                     fresh._pos_keys,
@@ -213,7 +269,7 @@ class HotTier:
         return self._vectors_view()[pos].copy()
 
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> TierHits:
-        """Top ``k`` live (and allowed) items for a (d,) unit query.
+        """Top ``k`` live (and allowed) items for a (d,) unit query, with their stored vectors.
 
         Exact scan while the tier has at most ``exact_below`` items (then ``outside_bound``
         is the best score left out); HNSW otherwise (``outside_bound`` = +inf: HNSW misses
@@ -249,11 +305,13 @@ class HotTier:
             params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef)
         scores, pos = self._index.search(query[None, :], min(k, n_ok), params=params)
         ok = pos[0] >= 0
+        found = pos[0][ok]
         return TierHits(
-            keys=self._pos_keys[pos[0][ok]],
+            keys=self._pos_keys[found],
             scores=scores[0][ok].astype(np.float32),
-            zeta=np.zeros(int(ok.sum()), dtype=np.float32),
-            outside_bound=float("inf") if n_ok > ok.sum() else float("-inf"),
+            zeta=np.zeros(len(found), dtype=np.float32),
+            outside_bound=float("inf") if n_ok > len(found) else float("-inf"),
+            vectors=self._vectors_view()[found],  # in RAM: the rerank reads no disk for these
         )
 
     def nearest(self, vectors: np.ndarray) -> np.ndarray:
@@ -295,6 +353,7 @@ class HotTier:
             scores=scores[top].astype(np.float32),
             zeta=np.zeros(take, dtype=np.float32),
             outside_bound=outside,
+            vectors=self._vectors_view()[pos[top]],
         )
 
     def train(self) -> bool:

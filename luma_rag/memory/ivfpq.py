@@ -33,6 +33,7 @@ __all__ = [
     "list_radii",
     "nlist_for",
     "pq_m",
+    "probe_count",
     "reconstruction_error",
     "replay",
     "resolved_nbits",
@@ -63,6 +64,12 @@ class WarmTierConfig(ConfigBase):
         nprobe_fraction: share of lists probed per query (at least ``min_nprobe``).
         refine_depth: candidates a trained tier returns per query for the exact rerank (at
             least the k asked for): codes rank coarsely, the raw vectors decide.
+        refine_sigmas: the memory reranks the code-ranked candidates in doubling prefixes (from
+            the fetch depth up to ``refine_depth``) and stops once the next candidate's code
+            score, corrected by the mean code error seen on the reranked ones plus
+            ``refine_sigmas`` standard deviations, falls below the k-th exact score so far. A
+            recall heuristic, not a bound: what is not reranked stays under the tier's
+            completeness bound. ``None``: always rerank all ``refine_depth``.
         retrain_growth: retrain when the tier has grown by this factor since the last training.
         retrain_drift: retrain when the mean ζ of items added since training exceeds the
             training-time mean by this factor.
@@ -74,9 +81,10 @@ class WarmTierConfig(ConfigBase):
     lists_per_sqrt: float = 4.0
     dims_per_subquantizer: int = 4
     nbits: int | None = None
-    nprobe_fraction: float = 0.2
+    nprobe_fraction: float = 0.1
     min_nprobe: int = 16
     refine_depth: int = 512
+    refine_sigmas: float | None = 3.0
     retrain_growth: float = 2.0
     retrain_drift: float = 1.5
     background: bool = True
@@ -93,6 +101,11 @@ class WarmTierConfig(ConfigBase):
         check(0 < self.nprobe_fraction <= 1, "WarmTierConfig.nprobe_fraction must be in (0, 1]")
         check(self.min_nprobe >= 1, "WarmTierConfig.min_nprobe must be >= 1")
         check(self.refine_depth >= 1, "WarmTierConfig.refine_depth must be >= 1")
+        check(
+            self.refine_sigmas is None
+            or (isinstance(self.refine_sigmas, int | float) and 0 <= self.refine_sigmas < 1e6),
+            "WarmTierConfig.refine_sigmas must be None or a number in [0, 1e6)",
+        )
         check(self.retrain_growth > 1, "WarmTierConfig.retrain_growth must be > 1")
         check(self.retrain_drift > 1, "WarmTierConfig.retrain_drift must be > 1")
 
@@ -136,13 +149,23 @@ class IndexState:
     nprobe: int
     train_keys: np.ndarray | None = None  # int64 keys it was trained from (None: flat)
     _quantizer: Any = field(default=None, repr=False)
+    _ivf: Any = field(default=None, repr=False)
+    _nbits: int | None = field(default=None, repr=False)
 
     def nbits(self) -> int:
         """Bits per PQ code of the trained index itself (not the config: a snapshot made
         under other settings keeps its own codes, and the bounds must follow the codes)."""
-        import faiss
+        if self._nbits is None:
+            self._nbits = int(self.ivf().pq.nbits)
+        return self._nbits
 
-        return int(faiss.downcast_index(ivf_of(self.index)).pq.nbits)
+    def ivf(self) -> Any:
+        """The trained index's IVF layer, downcast (looked up once, then kept)."""
+        if self._ivf is None:
+            import faiss
+
+            self._ivf = faiss.downcast_index(ivf_of(self.index))
+        return self._ivf
 
     def quantizer(self) -> Any:
         """The coarse quantizer of a trained index (looked up once, then kept)."""
@@ -167,6 +190,11 @@ def nlist_for(config: WarmTierConfig, n: int) -> int:
     return max(1, min(int(c.lists_per_sqrt * math.sqrt(n)), n // c.points_per_list))
 
 
+def probe_count(config: WarmTierConfig, nlist: int) -> int:
+    """Lists probed per query: ``nprobe_fraction · nlist``, at least ``min_nprobe``, <= nlist."""
+    return min(nlist, max(config.min_nprobe, math.ceil(config.nprobe_fraction * nlist)))
+
+
 def trained_state(dim: int, config: WarmTierConfig, vectors: np.ndarray) -> IndexState:
     """Train an IVF-PQ index on (n, d) float32 ``vectors`` (empty: nothing added yet)."""
     import faiss
@@ -186,7 +214,7 @@ def trained_state(dim: int, config: WarmTierConfig, vectors: np.ndarray) -> Inde
         pq.cp.min_points_per_centroid = 1  # 256 codewords from >= 256 points: no warning spam
     index.train(vectors)
     centroids = ivf.quantizer.reconstruct_n(0, nlist).astype(np.float32)
-    nprobe = min(nlist, max(config.min_nprobe, math.ceil(config.nprobe_fraction * nlist)))
+    nprobe = probe_count(config, nlist)
     ivf.nprobe = nprobe
     logger.info("warm tier: trained %s on %d vectors (nprobe=%d)", spec, n, nprobe)
     return IndexState(index, True, centroids, np.full(nlist, _NEG, np.float32), n, 0.0, nprobe)

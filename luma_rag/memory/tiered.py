@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from luma_rag._rwlock import RWLock
-from luma_rag.memory.base import Tier, TierHits
+from luma_rag.memory.base import Tier
+from luma_rag.memory.candidates import Candidates, Scorer, merge_tiers, ranked_candidates
 from luma_rag.memory.hot import HotTier, HotTierConfig
 from luma_rag.memory.spill import SpillConfig, spill_order, spill_scores
 from luma_rag.memory.warm import WarmTier, WarmTierConfig
@@ -27,26 +27,6 @@ logger = logging.getLogger(__name__)
 
 HOT, WARM, ABSENT = 0, 1, -1
 TIER_NAMES: dict[int, Literal["hot", "warm"]] = {HOT: "hot", WARM: "warm"}
-
-
-@dataclass(frozen=True)
-class Candidates:
-    """Merged, exactly rescored candidates of one query, best first.
-
-    Attributes:
-        keys: int64 (m,). scores: float32 (m,) exact cosine. tiers: int8 (m,) 0 hot / 1 warm.
-        zeta: float32 (m,) quantization error of the item's code (0 when stored exactly).
-        outside_bound: upper bound on the exact score of any allowed item not in ``keys``
-            (+inf when not certifiable, -inf when nothing was left out).
-        vectors: float32 (m, d) the raw vectors the scores were computed from.
-    """
-
-    keys: np.ndarray
-    scores: np.ndarray
-    tiers: np.ndarray
-    zeta: np.ndarray
-    outside_bound: float
-    vectors: np.ndarray
 
 
 class TieredMemory:
@@ -62,6 +42,7 @@ class TieredMemory:
         *,
         fetch: Callable[[np.ndarray], np.ndarray],
         lock: RWLock,
+        score: Scorer | None = None,
         hot: HotTierConfig | None = None,
         warm: WarmTierConfig | None = None,
         spill: SpillConfig | None = None,
@@ -70,6 +51,7 @@ class TieredMemory:
         self.hot_budget = hot_budget
         self.spill_config = spill or SpillConfig()
         self._fetch = fetch
+        self._score: Scorer = score or (lambda keys, q: (fetch(keys) @ q).astype(np.float32))
         self.hot = HotTier(dim, hot, write_lock=lock.write)
         self.warm = WarmTier(dim, warm, fetch=fetch, write_lock=lock.write, read_lock=lock.read)
         self._tier = np.full(0, ABSENT, dtype=np.int8)
@@ -191,6 +173,20 @@ class TieredMemory:
         the new ones together, and the new items it picks go straight to the warm tier (a large
         batch beyond the budget never touches the HNSW graph).
         """
+        moved, (hot_keys, hot_vectors) = self.add_deferred(keys, vectors, novelty, now)
+        self.hot.add(hot_keys, hot_vectors)
+        return moved
+
+    def add_deferred(
+        self, keys: np.ndarray, vectors: np.ndarray, novelty: np.ndarray, now: float
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """:meth:`add`, except that the new hot items are not inserted into the graph.
+
+        Returns:
+            (keys moved to warm, (int64 (h,) keys, float32 (h, d) vectors) the caller must
+            insert into the hot tier, e.g. with ``hot.stage`` outside the write lock and
+            ``hot.commit`` under it).
+        """
         keys = np.asarray(keys, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self._grow(int(keys.max()) + 1)
@@ -201,18 +197,16 @@ class TieredMemory:
         hot_keys = self.hot.keys()
         chosen = self._spill_choice(np.concatenate([hot_keys, keys]), now)
         if chosen.size == 0:
-            self.hot.add(keys, vectors)
-            return chosen
+            return chosen, (keys, vectors)
         to_warm = np.isin(keys, chosen)
         old = chosen[~np.isin(chosen, keys)]
         if old.size:
             self.warm.add(old, self.hot.vectors(old))
             self.hot.remove(old)
-        self.hot.add(keys[~to_warm], vectors[~to_warm])
         self.warm.add(keys[to_warm], vectors[to_warm])
         self._tier[chosen] = WARM
         logger.debug("add: %d new items straight to warm, %d spilled", to_warm.sum(), old.size)
-        return chosen
+        return chosen, (keys[~to_warm], vectors[~to_warm])
 
     def _spill_choice(self, candidates: np.ndarray, now: float) -> np.ndarray:
         """The keys among hot ``candidates`` the spill policy moves to warm (empty: in budget)."""
@@ -274,22 +268,37 @@ class TieredMemory:
         return keys, self.spill(now)
 
     # -- search ----------------------------------------------------------------------------
-    def search(self, query: np.ndarray, fetch_k: int, allowed: np.ndarray | None) -> Candidates:
-        """Probe hot for ``fetch_k``, warm for its refine depth; merge; :meth:`rerank` exactly."""
-        parts: list[TierHits] = [
-            self.hot.search(query, fetch_k, allowed),
-            self.warm.search(query, self.warm.depth(fetch_k), allowed),
-        ]
-        keys = np.concatenate([p.keys for p in parts])
-        tiers = np.concatenate(
-            [
-                np.full(len(p.keys), code, np.int8)
-                for p, code in zip(parts, (HOT, WARM), strict=True)
-            ]
+    def search(
+        self,
+        query: np.ndarray,
+        fetch_k: int,
+        allowed: np.ndarray | None,
+        k: int | None = None,
+    ) -> Candidates:
+        """Probe hot for ``fetch_k``, warm for its refine depth; merge and rescore exactly.
+
+        The warm list is reranked in doubling prefixes until the rest is unlikely to reach the
+        k-th exact score (:func:`~luma_rag.memory.candidates.merge_tiers`); at most
+        ``min(2·fetch_k, max(2·k, 32))`` candidates are kept, and everything not kept stays
+        under ``outside_bound``.
+
+        Args:
+            query: float32 (d,) unit. fetch_k: candidates per tier. allowed: bool mask over
+                keys or None. k: hits the caller will show (default ``fetch_k``).
+        """
+        k = fetch_k if k is None else max(1, min(k, fetch_k))
+        hot = self.hot.search(query, fetch_k, allowed)
+        warm = self.warm.search(query, self.warm.depth(fetch_k), allowed)
+        return merge_tiers(
+            query,
+            hot,
+            warm,
+            fetch=self._fetch,
+            score=self._score,
+            k=k,
+            fetch_k=fetch_k,
+            sigmas=self.warm.config.refine_sigmas,
         )
-        zeta = np.concatenate([p.zeta for p in parts])
-        outside = max(p.outside_bound for p in parts)
-        return self.rerank(query, keys, tiers, zeta, outside, keep=2 * fetch_k)
 
     def exact(self, query: np.ndarray, keys: np.ndarray) -> Candidates:
         """Score every one of ``keys`` exactly: a complete candidate set (nothing left out)."""
@@ -355,13 +364,7 @@ class TieredMemory:
         keys, tiers, zeta = keys[by_key], tiers[by_key], zeta[by_key]
         vectors = self._fetch(keys)
         exact = (vectors @ query).astype(np.float32)
-        order = np.lexsort((keys, -exact))
-        if keep is not None and keep < len(order):
-            outside_bound = max(outside_bound, float(exact[order[keep]]))
-            order = order[:keep]
-        return Candidates(
-            keys[order], exact[order], tiers[order], zeta[order], outside_bound, vectors[order]
-        )
+        return ranked_candidates(keys, exact, tiers, zeta, vectors, outside_bound, keep)
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for background work of both tiers (graph rebuild, IVF-PQ retrain)."""

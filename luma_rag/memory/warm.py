@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from luma_rag.memory.base import TierHits, bitmap_from_mask, empty_hits
+from luma_rag.memory.ivf_search import probe
 from luma_rag.memory.ivfpq import (
     IndexState,
     WarmTierConfig,
@@ -29,6 +30,7 @@ from luma_rag.memory.ivfpq import (
     fit_state,
     flat_state,
     list_radii,
+    probe_count,
     replay,
 )
 
@@ -67,6 +69,7 @@ class WarmTier:
         self._state = flat_state(self.dim)
         self._present = np.zeros(0, dtype=bool)  # key -> in this tier
         self._zeta = np.zeros(0, dtype=np.float32)  # key -> quantization error
+        self._zeta_hi = 0.0  # >= every live ζ (see zeta_max)
         self._count = 0
         self._added_since_train = 0
         self._zeta_since_train = 0.0
@@ -107,10 +110,17 @@ class WarmTier:
         return out
 
     def zeta_max(self) -> float:
-        """Largest ζ of any item in the tier (0 when exact)."""
+        """An upper bound on ζ of every item in the tier (0 when exact).
+
+        Kept up to date on add (O(1) per query); removals leave it (sound, possibly loose)
+        until the next retrain, rebuild, restore or :meth:`tighten_radii` recomputes it.
+        """
         if not self._state.trained or self._count == 0:
             return 0.0
-        return float(self._zeta[self._present].max())
+        return self._zeta_hi
+
+    def _refresh_zeta_hi(self) -> None:
+        self._zeta_hi = float(self._zeta.max(initial=0.0))  # removed keys hold ζ = 0
 
     def _grow(self, hi: int) -> None:
         if hi > len(self._present):
@@ -131,6 +141,7 @@ class WarmTier:
         self._grow(int(keys.max()) + 1)
         self._present[keys] = True
         self._zeta[keys] = zeta
+        self._zeta_hi = max(self._zeta_hi, float(zeta.max(initial=0.0)))
         self._count += len(keys)
         self._added_since_train += len(keys)
         self._zeta_since_train += float(zeta.sum())
@@ -219,6 +230,7 @@ class WarmTier:
         self._present[keys] = True
         self._state, self._count = state, len(keys)
         self._added_since_train, self._zeta_since_train = 0, 0.0
+        self._refresh_zeta_hi()
 
     def tighten_radii(self) -> None:
         """Recompute each list's radius over its current members (removals only loosen it)."""
@@ -226,6 +238,7 @@ class WarmTier:
         if s.trained:
             keys = self.keys()
             s.list_radius = list_radii(s, self._fetch(keys)) if keys.size else s.list_radius
+        self._refresh_zeta_hi()
 
     def _retrain(self, keys: np.ndarray) -> None:
         """Train a new index on the raw vectors of ``keys``, replay changes, swap it in.
@@ -258,6 +271,7 @@ class WarmTier:
                 raise RuntimeError("warm tier: replayed key set disagrees with the live tier")
             self._state, self._zeta, self._log = state, new_zeta, None
             self._added_since_train, self._zeta_since_train = 0, 0.0
+            self._refresh_zeta_hi()
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until a background retrain (if any) has finished."""
@@ -278,11 +292,9 @@ class WarmTier:
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> TierHits:
         """Top ``k`` for a (d,) unit query, with a sound bound on what was not returned.
 
-        Flat: exact, and the best score left out bounds the rest. IVF-PQ: for the probed lists,
-        an item's true score is at most its ADC score + ζ_i (exact float ADC with 8-bit codes), so
-        the lowest returned ADC score + ζ_max bounds what those lists held back; for every other
-        list l, ⟨q, c_l⟩ + R_l bounds its items. With 4-bit fast-scan (quantized lookup tables,
-        not exact ADC) the per-list bound is used for every list.
+        Flat: exact, and the best score left out bounds the rest. IVF-PQ: see
+        :func:`~luma_rag.memory.ivf_search.probe` (the bound for every prefix of the list is
+        ``outside_after``).
         """
         import faiss
 
@@ -298,41 +310,16 @@ class WarmTier:
                 return empty_hits()
             bitmap = bitmap_from_mask(mask)
             sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
-        if s.trained:
-            params: Any = faiss.SearchParametersIVF(sel=sel, nprobe=s.nprobe)
-        else:
-            params = faiss.SearchParameters(sel=sel) if sel is not None else None
         kk = min(k, self._count)
-        scores, keys = s.index.search(query[None, :], kk, params=params)
-        ok = keys[0] >= 0
-        keys_, scores_ = keys[0][ok], scores[0][ok].astype(np.float32)
-        full = len(keys_) == kk
         if not s.trained:
-            outside = float(scores_[-1]) if full and self._count > kk else _NEG
+            params = faiss.SearchParameters(sel=sel) if sel is not None else None
+            scores, keys = s.index.search(query[None, :], kk, params=params)
+            ok = keys[0] >= 0
+            keys_, scores_ = keys[0][ok], scores[0][ok].astype(np.float32)
+            outside = float(scores_[-1]) if len(keys_) == kk and self._count > kk else _NEG
             return TierHits(keys_, scores_, np.zeros(len(keys_), np.float32), outside)
-        return TierHits(
-            keys_, scores_, self.zeta_of(keys_), self._outside_bound(s, query, scores_, full)
-        )
-
-    def _outside_bound(
-        self, s: IndexState, query: np.ndarray, scores: np.ndarray, full: bool
-    ) -> float:
-        ub = s.centroids @ query + s.list_radius  # -inf for empty lists
-        nbits = s.nbits()
-        if full and nbits == 4:
-            return float(ub.max())  # probed or not, every list is bounded by ⟨q, c⟩ + R
-        # The lists the search probed, chosen by the same quantizer call FAISS makes.
-        _, probed = s.quantizer().search(query[None, :], s.nprobe)
-        probed = probed[0][probed[0] >= 0]
-        rest = np.ones(len(ub), dtype=bool)
-        rest[probed] = False
-        bound = float(ub[rest].max()) if rest.any() else _NEG
-        if full:
-            if nbits == 8:
-                bound = max(bound, float(scores[-1]) + self.zeta_max())
-            else:
-                bound = max(bound, float(ub[probed].max()))
-        return bound
+        keys_, scores_, after = probe(s, query, kk, sel, self.zeta_max())
+        return TierHits(keys_, scores_, self._zeta[keys_], float(after[-1]), None, after)
 
     # -- persistence -----------------------------------------------------------------------------
     def snapshot(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -367,8 +354,11 @@ class WarmTier:
         if index.d != self.dim or index.ntotal != len(keys):
             raise ValueError("warm snapshot does not match its key list")
         trained = header["kind"] == "ivfpq"
-        if trained:
-            faiss.extract_index_ivf(index).nprobe = int(header["nprobe"])
+        nprobe = int(header["nprobe"])
+        if trained:  # the probe count follows this session's config (it changes no code)
+            ivf = faiss.extract_index_ivf(index)
+            nprobe = probe_count(self.config, int(ivf.nlist))
+            ivf.nprobe = nprobe
         self._state = IndexState(
             index,
             trained,
@@ -376,7 +366,7 @@ class WarmTier:
             arrays["list_radius"].astype(np.float32),
             int(header["n_trained"]),
             float(header["zeta_train_mean"]),
-            int(header["nprobe"]),
+            nprobe,
             arrays["train_keys"].astype(np.int64) if trained and "train_keys" in arrays else None,
         )
         self._present = np.zeros(0, dtype=bool)
@@ -386,6 +376,7 @@ class WarmTier:
         self._zeta[keys] = arrays["zeta"].astype(np.float32)
         self._count = len(keys)
         self._added_since_train, self._zeta_since_train = 0, 0.0
+        self._refresh_zeta_hi()
 
     def nbytes(self) -> int:
         """Codes + ids (+ per-key ζ and presence) in RAM."""

@@ -18,7 +18,7 @@ from luma_rag._checks import check_k, is_real
 from luma_rag.errors import InvalidInputError
 from luma_rag.safety.bounds import as_vector, check_radius
 
-__all__ = ["Certificate", "certify", "completeness", "ranked", "smallest_safe_k"]
+__all__ = ["Certificate", "certify", "certify_ranked", "completeness", "ranked", "smallest_safe_k"]
 
 logger = logging.getLogger(__name__)
 
@@ -150,9 +150,18 @@ def certify(scores: ArrayLike, tau: ArrayLike, k: int) -> Certificate:
     """
     k = check_k(k)
     s, t = ranked(scores, tau)
+    return certify_ranked(s, t.copy(), k)
+
+
+def certify_ranked(s: NDArray[np.float64], t: NDArray[np.float64], k: int) -> Certificate:
+    """:func:`certify` on inputs already known valid (the query pipeline's own arrays).
+
+    Args:
+        s: float64 (n,) finite exact scores, sorted descending. t: float64 (n,) finite τ >= 0,
+            owned by the certificate from here on (made read-only). k: int >= 1.
+    """
     n = int(s.size)
     nan = float("nan")
-    t = t.copy()
     t.flags.writeable = False
     if n == 0:
         return Certificate(False, False, k, 0, nan, nan, t, nan, nan, nan, None)
@@ -173,15 +182,16 @@ def certify(scores: ArrayLike, tau: ArrayLike, k: int) -> Certificate:
         floor_k=float(floor[kk - 1]),
         safe_prefix=int(hits[0]) + 1 if hits.size else None,
     )
-    logger.debug(
-        "certify n=%d k=%d safe1=%s safek=%s slack_1=%.3g slack_k=%.3g",
-        n,
-        k,
-        cert.safe1,
-        cert.safek,
-        cert.slack_1,
-        cert.slack_k,
-    )
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "certify n=%d k=%d safe1=%s safek=%s slack_1=%.3g slack_k=%.3g",
+            n,
+            k,
+            cert.safe1,
+            cert.safek,
+            cert.slack_1,
+            cert.slack_k,
+        )
     return cert
 
 

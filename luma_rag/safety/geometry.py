@@ -19,7 +19,7 @@ from luma_rag.errors import InvalidInputError
 from luma_rag.safety.bounds import as_vector, check_radius, score_rounding_error
 from luma_rag.safety.certificate import Certificate, ranked
 
-__all__ = ["pair_distances", "refine_with_geometry"]
+__all__ = ["pair_distances", "refine_ranked", "refine_with_geometry"]
 
 
 def refine_with_geometry(
@@ -77,9 +77,31 @@ def refine_with_geometry(
     if n == 0:
         return certificate
     eta = score_rounding_error(max(1, v.shape[1]), score_dtype)
+    return refine_ranked(certificate, s, v, r, radii, float(multiplier), max_rows, eta)
+
+
+def refine_ranked(
+    certificate: Certificate,
+    s: np.ndarray,
+    v: np.ndarray,
+    r: float,
+    radii: np.ndarray,
+    multiplier: float,
+    max_rows: int,
+    eta: float,
+) -> Certificate:
+    """:func:`refine_with_geometry` on inputs already known valid (the pipeline's own arrays).
+
+    Args:
+        certificate: the per-item certificate of the ranking. s: float64 (n,) sorted
+            descending, n >= 1. v: (n, d) vectors (float32 or float64; float32 values).
+        r: query radius >= 0. radii: float64 (n,) item radii >= 0. multiplier: > 0.
+        max_rows: refine prefixes up to this length. eta: the scores' rounding allowance.
+    """
+    n = s.size
     kk = min(certificate.k, n)  # only prefixes up to k are certified: rows i < kk suffice
     rows = min(kk, max(1, int(max_rows)))
-    dist = pair_distances(v, rows)
+    dist = pair_distances(np.asarray(v, dtype=np.float64), rows)
     item = radii[:rows, None] + radii[None, :]
     need = (r * dist + (1.0 + r + eta) * item) * (float(multiplier) / 2.0) + 2.0 * eta
     margin = s[:rows, None] - s[None, :] - need  # margin[i, j]: how safely i stays ahead of j

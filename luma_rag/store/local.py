@@ -2,9 +2,8 @@
 
 Files: ``config.json``, ``records.sqlite`` (records, metadata, settings, knowledge gaps),
 ``vectors.f32`` (raw vectors), ``hot.snapshot`` / ``warm.snapshot`` and ``bridge.safetensors``
-(derived, each bound to the store's id and generation: see :mod:`luma_rag.store.recovery`),
-``bridge.pairs`` (the bridge pairs appended since that snapshot, see
-:mod:`luma_rag.store.bridge_log`).
+(derived, bound to the store's id and generation: :mod:`luma_rag.store.recovery`),
+``bridge.pairs`` (bridge pairs appended since that snapshot: :mod:`luma_rag.store.bridge_log`).
 
 Write path: append vectors (fsync) -> commit records (WAL) -> tiers; acknowledged = durable.
 
@@ -87,6 +86,7 @@ class LocalStore:
                 config.dim,
                 config.hot_budget,
                 fetch=self._vectors.get,
+                score=self._vectors.scores,
                 lock=self.lock,
                 hot=config.hot,
                 warm=config.warm,
@@ -108,7 +108,7 @@ class LocalStore:
             self._bridge_version = state.bridge_versions
             if not read_only:
                 self._persist_tiers(state.moved)
-            self.wait_idle()
+            # No wait for background work recovery may have started: queries use the old index.
             if config.bridge is not None:  # bound snapshot + the pairs logged after it
                 self._bridge_log = BridgeLog(
                     path, config.bridge, self.store_id, self._records, read_only=read_only
@@ -149,10 +149,7 @@ class LocalStore:
             yield
 
     def maintain(self, what: str) -> None:
-        """Start a warm-tier retrain (``"retrain"``) or a hot graph rebuild (``"rebuild"``) now.
-
-        The work runs in the background; queries keep being served and wait only for the swap.
-        """
+        """Start a warm retrain (``"retrain"``) or graph rebuild (``"rebuild"``), in background."""
         self._check_writable()
         with self.lock.write():
             if what == "retrain":
@@ -231,7 +228,12 @@ class LocalStore:
                     self.memory.remove(np.array(replaced, dtype=np.int64))
                 for i, k in zip(ids, keys.tolist(), strict=True):
                     self._ids[i] = k
-                moved = self.memory.add(keys, vectors, novelty, now)
+                moved, (hot_keys, hot_vecs) = self.memory.add_deferred(keys, vectors, novelty, now)
+            # Graph inserts run on a copy outside the write lock (queries go on); only the swap
+            # takes it, and _ingest keeps every other writer out meanwhile.
+            staged = self.memory.hot.stage(hot_keys, hot_vecs)
+            with self.lock.write():
+                self.memory.hot.commit(staged)
                 moved = np.concatenate([moved, self._apply_promotions(now)])
             self._persist_tiers(moved)
 
@@ -241,12 +243,10 @@ class LocalStore:
             self._bridge_version = np.concatenate([self._bridge_version, grow])
 
     def _persist_tiers(self, keys: np.ndarray) -> None:
-        if keys.size:
-            tiers = self.memory.tier_of(keys)
-            for code in (0, 1):
-                sel = keys[tiers == code]
-                if sel.size:
-                    self._records.set_tiers(sel, code)
+        tiers = self.memory.tier_of(keys)
+        for sel, code in ((keys[tiers == c], c) for c in (0, 1)):
+            if sel.size:
+                self._records.set_tiers(sel, code)
 
     def _apply_promotions(self, now: float) -> np.ndarray:
         """Promote queued warm items (under the write lock). Returns keys whose tier changed."""
@@ -294,14 +294,14 @@ class LocalStore:
         if compiled is None:
             if k >= len(self._ids):  # everything asked for: one exact, complete scan
                 return self.memory.exact(query, np.fromiter(self._ids.values(), np.int64))
-            return self.memory.search(query, fetch_k, None)
+            return self.memory.search(query, fetch_k, None, k=k)
         keys = self._records.select_keys(compiled.sql, compiled.params)
         keys = keys[self.memory.tier_of(keys) >= 0]
         if keys.size <= self.config.exact_filter_below:
             return self.memory.exact(query, keys)
         allowed = np.zeros(self._next_key, dtype=bool)
         allowed[keys] = True
-        return self.memory.search(query, fetch_k, allowed)
+        return self.memory.search(query, fetch_k, allowed, k=k)
 
     def rescan(self, query: np.ndarray, k: int, filters: Mapping[str, Any] | None) -> Candidates:
         """Exact top candidates over every allowed live item (``TieredMemory.exact_top``)."""

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from luma_rag.errors import StoreCorruptedError
+from luma_rag.store.rowsum import rowsum as _rowsum
 
 __all__ = ["ItemDetails", "NewRecord", "RecordStore", "RecordTable"]
 
@@ -62,22 +63,6 @@ CREATE TABLE IF NOT EXISTS gaps (
 
 
 _SEP = "\x1f"  # kv values are stored as value + _SEP + crc32 hex
-
-
-def _rowsum(
-    key: int,
-    item_id: str,
-    crc: int,
-    tier: int,
-    modality: str,
-    metadata: str,
-    bridge_version: int,
-    text: str | None,
-    source: str | None,
-) -> int:
-    """CRC32 over what a search shows of an item (its usage counters aside)."""
-    data = [int(key), item_id, int(crc), int(tier), modality, metadata, int(bridge_version)]
-    return zlib.crc32(json.dumps([*data, text, source]).encode("utf-8", "surrogatepass"))
 
 
 def _seal(value: str) -> str:
@@ -339,7 +324,7 @@ class RecordStore:
                 if rs is not None and rs != _rowsum(k, i, c, tier, m, md, bv, t, src):
                     raise ValueError(f"the record of key {k} fails its checksum")
             out = {
-                int(k): ItemDetails(str(i), str(m), json.loads(md), t, src)
+                int(k): ItemDetails(str(i), str(m), {} if md == "{}" else json.loads(md), t, src)
                 for k, i, m, md, t, src, *_ in rows
             }
             if not all(isinstance(d.metadata, dict) for d in out.values()):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from luma_rag._rwlock import RWLock
 from luma_rag.memory import HotTierConfig, SpillConfig, TieredMemory, WarmTierConfig
+from luma_rag.memory.hot import HotTier
 from luma_rag.memory.spill import spill_order, spill_scores
 from tests.conftest import clustered_unit_vectors
 
@@ -50,9 +51,11 @@ def _memory(
     refine_depth=st.sampled_from([1, 16, 64]),
     fetch_k=st.sampled_from([1, 5, 20]),
     masked=st.booleans(),
+    sigmas=st.sampled_from([0.0, 3.0, None]),  # 0: the warm rerank stops at its first prefix
+    k=st.sampled_from([1, 3, 20]),
 )
 def test_candidates_never_hide_an_item_above_the_bound(
-    seed, budget, batch, warm_kind, refine_depth, fetch_k, masked
+    seed, budget, batch, warm_kind, refine_depth, fetch_k, masked, sigmas, k
 ):
     n, dim = 1500, 32
     x = clustered_unit_vectors(n, dim, seed=seed, clusters=12)
@@ -63,6 +66,7 @@ def test_candidates_never_hide_an_item_above_the_bound(
         nprobe_fraction=0.05,  # few lists probed: the unprobed-list bound is exercised
         min_nprobe=1,
         refine_depth=refine_depth,
+        refine_sigmas=sigmas,
     )
     # The hot tier scans exactly (a finite bound; HNSW misses are +inf, which hides nothing):
     # every finite bound, including what the truncated rerank drops, is then checked.
@@ -81,7 +85,7 @@ def test_candidates_never_hide_an_item_above_the_bound(
     q = x[rng.integers(0, n, 8)] + 0.3 * rng.standard_normal((8, dim)) / np.sqrt(dim)
     q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
     for query in q:
-        c = mem.search(query, fetch_k, allowed)
+        c = mem.search(query, fetch_k, allowed, k=k)
         true = x @ query
         assert ok[c.keys].all(), "a removed or disallowed key was returned"
         assert len(np.unique(c.keys)) == len(c.keys) <= 2 * fetch_k
@@ -143,3 +147,26 @@ def test_truncated_rerank_bounds_what_it_drops(keep):
     dropped = np.setdiff1d(keys, c.keys)
     assert float((x[dropped] @ q).max()) <= c.outside_bound  # the best dropped score joins it
     assert c.outside_bound <= float(c.scores[-1])  # ... and nothing better was dropped
+
+
+def test_staged_hot_insert_equals_an_inline_one_and_falls_back_when_the_graph_moved():
+    x = clustered_unit_vectors(600, 16, seed=6)
+    a = HotTier(16, HotTierConfig(exact_below=0))
+    b = HotTier(16, HotTierConfig(exact_below=0))
+    first, second = np.arange(300), np.arange(300, 600)
+    a.add(first, x[first])
+    b.add(first, x[first])
+    staged = b.stage(second, x[second])
+    assert len(b) == 300  # nothing visible before the commit
+    b.commit(staged)
+    a.add(second, x[second])
+    for q in x[::50]:
+        ha, hb = a.search(q, 10, None), b.search(q, 10, None)
+        assert ha.keys.tolist() == hb.keys.tolist()
+        assert np.array_equal(hb.vectors, x[hb.keys])  # hits carry their stored vectors
+    c = HotTier(16, HotTierConfig(exact_below=0))
+    c.add(first, x[first])
+    staged = c.stage(second[:100], x[second[:100]])
+    c.add(second[100:], x[second[100:]])  # the graph changed after staging
+    c.commit(staged)  # -> inserted inline, not lost and not duplicated
+    assert sorted(c.keys().tolist()) == list(range(600)) and c.tombstones == 0

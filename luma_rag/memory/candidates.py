@@ -1,0 +1,162 @@
+"""Merging the tiers' hits into one exactly rescored, bounded candidate list.
+
+The hot tier hands over its stored vectors (in RAM); the warm tier hands over code-ranked keys
+with a bound for every prefix (``TierHits.outside_after``). The warm candidates are reranked
+from the raw vectors in doubling prefixes, stopping once the next one is unlikely to reach the
+k-th exact score (``WarmTierConfig.refine_sigmas``); whatever is not reranked, and whatever the
+final truncation drops, stays under ``outside_bound``, so the certificate and the completeness
+test keep their guarantees on a short list.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from luma_rag.memory.base import TierHits
+
+__all__ = ["KEEP_MIN", "Candidates", "Scorer", "merge_tiers", "ranked_candidates"]
+
+KEEP_MIN = 32  # candidates kept for the certificate at least (2·k when larger)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Merged, exactly rescored candidates of one query, best first.
+
+    Attributes:
+        keys: int64 (m,). scores: float32 (m,) exact cosine. tiers: int8 (m,) 0 hot / 1 warm.
+        zeta: float32 (m,) quantization error of the item's code (0 when stored exactly).
+        outside_bound: upper bound on the exact score of any allowed item not in ``keys``
+            (+inf when not certifiable, -inf when nothing was left out).
+        vectors: float32 (m, d) the raw vectors the scores were computed from.
+    """
+
+    keys: np.ndarray
+    scores: np.ndarray
+    tiers: np.ndarray
+    zeta: np.ndarray
+    outside_bound: float
+    vectors: np.ndarray
+
+
+def ranked_candidates(
+    keys: np.ndarray,
+    exact: np.ndarray,
+    tiers: np.ndarray,
+    zeta: np.ndarray,
+    vectors: np.ndarray,
+    outside_bound: float,
+    keep: int | None = None,
+) -> Candidates:
+    """Sort by exact score (equal scores by key) and keep the best ``keep``.
+
+    The best exact score among the dropped ones joins ``outside_bound``.
+
+    Args:
+        keys: int64 (m,). exact: float32 (m,). tiers: int8 (m,). zeta: float32 (m,).
+        vectors: float32 (m, d). outside_bound: the bound on anything not in ``keys``.
+        keep: most candidates to return (None: all).
+    """
+    order = np.lexsort((keys, -exact))
+    if keep is not None and keep < len(order):
+        outside_bound = max(outside_bound, float(exact[order[keep]]))
+        order = order[:keep]
+    return Candidates(
+        keys[order], exact[order], tiers[order], zeta[order], outside_bound, vectors[order]
+    )
+
+
+Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (keys (m,), query (d,)) -> (m,) f32
+
+
+def _rerank_prefix(
+    query: np.ndarray,
+    hits: TierHits,
+    score: Scorer,
+    known: np.ndarray,
+    k: int,
+    first: int,
+    sigmas: float | None,
+) -> tuple[np.ndarray, float]:
+    """Rerank a prefix of a code-ranked tier list: (exact float32 (c,), bound).
+
+    Doubling prefixes from ``first``; stops when the next code score, corrected by the mean +
+    ``sigmas`` standard deviations of (exact − code) over the reranked prefix, is below the
+    k-th exact score of ``known`` ∪ the reranked prefix. ``bound`` covers every allowed item
+    of the tier not in the prefix (``hits.outside_after[c]``).
+    """
+    m = len(hits.keys)
+    if hits.outside_after is None or sigmas is None:
+        first = m
+    c = min(m, max(1, first))
+    parts = [score(hits.keys[:c], query)]
+    best = np.concatenate([known, parts[0]])
+    err = parts[0] - hits.scores[:c]
+    s1, s2 = float(err.sum()), float(err @ err)
+    while c < m:
+        if len(best) > k:
+            best = np.partition(best, len(best) - k)[len(best) - k :]
+        kth = float(best.min()) if len(best) >= k else float("-inf")
+        mean = s1 / c
+        spread = math.sqrt(max(s2 / c - mean * mean, 0.0))
+        if float(hits.scores[c]) + mean + float(sigmas or 0.0) * spread < kth:
+            break
+        nxt = min(m, 2 * c)
+        part = score(hits.keys[c:nxt], query)
+        parts.append(part)
+        err = part - hits.scores[c:nxt]
+        s1, s2 = s1 + float(err.sum()), s2 + float(err @ err)
+        best = np.concatenate([best, part])
+        c = nxt
+    bound = hits.outside_bound if c >= m or hits.outside_after is None else hits.outside_after[c]
+    return (parts[0] if len(parts) == 1 else np.concatenate(parts)), float(bound)
+
+
+def merge_tiers(
+    query: np.ndarray,
+    hot: TierHits,
+    warm: TierHits,
+    *,
+    fetch: Callable[[np.ndarray], np.ndarray],
+    score: Scorer,
+    k: int,
+    fetch_k: int,
+    sigmas: float | None,
+) -> Candidates:
+    """Exactly rescore the hot hits and a prefix of the warm hits; merge; keep the best.
+
+    Only the kept candidates' vectors are gathered (the hot ones from the tier's RAM).
+
+    Args:
+        query: float32 (d,) unit. hot / warm: the tiers' hits (hot ones carry vectors or
+            are fetched). fetch: keys -> raw vectors (m, d). score: keys, query -> exact
+            float32 scores from the raw vectors. k: hits the caller will show.
+        fetch_k: candidates each tier was asked for (the first warm prefix reranked).
+        sigmas: ``WarmTierConfig.refine_sigmas``.
+
+    Returns:
+        At most ``min(2·fetch_k, max(2·k, KEEP_MIN))`` candidates, best first.
+    """
+    hv = hot.vectors if hot.vectors is not None else fetch(hot.keys)
+    hs = (hv @ query).astype(np.float32, copy=False)
+    ws, warm_bound = _rerank_prefix(query, warm, score, hs, k, fetch_k, sigmas)
+    n_hot, c = len(hs), len(ws)
+    keys = np.concatenate([hot.keys, warm.keys[:c]])
+    exact = np.concatenate([hs, ws])
+    outside = max(hot.outside_bound, warm_bound)
+    order = np.lexsort((keys, -exact))
+    keep = min(2 * fetch_k, max(2 * k, KEEP_MIN))
+    if keep < len(order):
+        outside = max(outside, float(exact[order[keep]]))
+        order = order[:keep]
+    from_hot = order < n_hot
+    vectors = np.empty((len(order), len(query)), dtype=np.float32)
+    vectors[from_hot] = hv[order[from_hot]]
+    vectors[~from_hot] = fetch(keys[order[~from_hot]])
+    zeta = np.concatenate([hot.zeta, warm.zeta[:c]])[order]
+    tiers = (~from_hot).astype(np.int8)  # 0 hot / 1 warm
+    return Candidates(keys[order], exact[order], tiers, zeta, outside, vectors)

@@ -1,0 +1,100 @@
+"""Probing one trained IVF-PQ generation for a query, and bounding what the probe did not return.
+
+The lists to scan are chosen here from one product of the query with the centroids, and FAISS
+scans exactly those (``search_preassigned``); the same product gives every list's bound
+⟨q, c_l⟩ + R_l (R_l: the largest residual norm in list l), so the probed set and the bound
+cannot disagree and the coarse quantizer runs once per query, not twice.
+
+Bounds (every allowed item of the tier that the caller does not rerank stays below them):
+- a list that was not probed: ⟨q, c_l⟩ + R_l;
+- a probed list, 8-bit codes (exact float ADC): an item's true score is at most its ADC score
+  + ζ_i, so below position c of the ADC-sorted result, ADC_c + ζ_max bounds everything;
+- a probed list, 4-bit fast-scan (quantized lookup tables, not exact ADC): ⟨q, c_l⟩ + R_l too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from luma_rag.memory.ivfpq import IndexState
+
+__all__ = ["prefix_bounds", "probe"]
+
+_NEG = float("-inf")
+
+
+def probe(
+    state: IndexState, query: np.ndarray, k: int, sel: Any, zeta_max: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top ``k`` of a trained generation for a (d,) float32 unit query.
+
+    Args:
+        state: the trained generation. k: results wanted (>= 1). sel: a FAISS ID selector or
+            None. zeta_max: an upper bound on every item's ζ (for 8-bit codes).
+
+    Returns:
+        (keys int64 (m,), code scores float32 (m,) descending, bounds float64 (m + 1,)) where
+        ``bounds[c]`` bounds the true score of any allowed item not among the first ``c``.
+    """
+    import faiss
+
+    cq = state.centroids @ query  # (nlist,) ⟨q, c_l⟩: the probe choice and the bound
+    nprobe = min(state.nprobe, len(cq))
+    if nprobe < len(cq):
+        probed = np.argpartition(-cq, nprobe - 1)[:nprobe].astype(np.int64)
+    else:
+        probed = np.arange(len(cq), dtype=np.int64)
+    dis = np.ascontiguousarray(cq[probed], dtype=np.float32)
+    scores = np.empty(k, dtype=np.float32)
+    keys = np.empty(k, dtype=np.int64)
+    params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
+    # The C++ call: the Python wrapper of search_preassigned refuses search parameters.
+    state.ivf().search_preassigned_c(
+        1,
+        faiss.swig_ptr(np.ascontiguousarray(query, dtype=np.float32)),
+        k,
+        faiss.swig_ptr(probed),
+        faiss.swig_ptr(dis),
+        faiss.swig_ptr(scores),
+        faiss.swig_ptr(keys),
+        False,
+        params,
+    )
+    ok = keys >= 0
+    keys, scores = keys[ok], scores[ok]
+    ub = cq + state.list_radius  # -inf for empty lists
+    bounds = prefix_bounds(state.nbits(), ub, probed, scores, len(keys) == k, zeta_max)
+    return keys, scores, bounds
+
+
+def prefix_bounds(
+    nbits: int,
+    ub: np.ndarray,
+    probed: np.ndarray,
+    scores: np.ndarray,
+    full: bool,
+    zeta_max: float,
+) -> np.ndarray:
+    """float64 (m + 1,): entry c bounds every allowed item not among the first c returned.
+
+    Args:
+        nbits: bits per PQ code of the generation. ub: float32 (nlist,) ⟨q, c_l⟩ + R_l.
+        probed: int64 lists scanned. scores: float32 (m,) returned ADC scores, descending.
+        full: whether the search returned all it was asked for (else every allowed item of
+            the probed lists was returned). zeta_max: bound on every item's ζ.
+    """
+    rest = np.ones(len(ub), dtype=bool)
+    rest[probed] = False
+    unprobed = float(ub[rest].max()) if rest.any() else _NEG
+    m = len(scores)
+    if nbits == 8:  # exact float ADC: true ≤ ADC_i + ζ_i ≤ ADC_c + ζ_max at or after c
+        tail = scores.astype(np.float64) + zeta_max
+        last = float(tail[-1]) if full and m else _NEG
+        return np.maximum(np.append(tail, last), unprobed)
+    scanned = float(ub[probed].max()) if probed.size else _NEG
+    out = np.full(m + 1, max(unprobed, scanned))
+    if not full:
+        out[m] = unprobed  # every allowed item of the probed lists was returned
+    return out
