@@ -187,18 +187,22 @@ class VectorFile:
             self._map = m
         return m
 
-    def get(self, keys: np.ndarray) -> np.ndarray:
-        """Rows for ``keys`` (m,) int64 -> (m, dim) float32 (a copy)."""
-        keys = np.asarray(keys, dtype=np.int64)
-        if keys.size == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
+    def _mapping_for(self, keys: np.ndarray) -> np.ndarray:
+        """The mapping covering every row of non-empty ``keys``; bad rows are corruption."""
         with self._lock:
             hi = int(keys.max()) + 1
             if hi > self._rows or int(keys.min()) < 0:
                 raise StoreCorruptedError(
                     f"{self.path}: asked for row {hi - 1} but the file holds {self._rows} rows"
                 )
-            m = self._mapped(hi)
+            return self._mapped(hi)
+
+    def get(self, keys: np.ndarray) -> np.ndarray:
+        """Rows for ``keys`` (m,) int64 -> (m, dim) float32 (a copy)."""
+        keys = np.asarray(keys, dtype=np.int64)
+        if keys.size == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        m = self._mapping_for(keys)
         # One gather straight out of the mapping (no memmap-subclass intermediate copy).
         return np.take(m.view(np.ndarray), keys, axis=0)
 
@@ -215,13 +219,7 @@ class VectorFile:
         out = np.empty(len(keys), dtype=np.float32)
         if keys.size == 0:
             return out
-        with self._lock:
-            hi = int(keys.max()) + 1
-            if hi > self._rows or int(keys.min()) < 0:
-                raise StoreCorruptedError(
-                    f"{self.path}: asked for row {hi - 1} but the file holds {self._rows} rows"
-                )
-            m = self._mapped(hi)
+        m = self._mapping_for(keys)
         q = np.ascontiguousarray(query, dtype=np.float32)
         faiss.fvec_inner_products_by_idx(
             faiss.swig_ptr(out),
