@@ -95,8 +95,10 @@ def parse_yes_no(text: str) -> bool | None:
     if not words:
         return None
     first = words[0]
-    if first in _YES or " ".join(words[:2]) in _YES:
+    if first in _YES:
         return True
+    if " ".join(words[:2]) in _YES:  # "It is a red circle." / "It is not a red circle."
+        return not (len(words) > 2 and words[2] in ("not", "no"))
     if first in _NO:
         return False
     if words[-1] in ("yes", "no"):

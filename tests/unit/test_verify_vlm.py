@@ -58,6 +58,9 @@ def test_referent_and_yes_no_parsing() -> None:
     assert parse_yes_no("no") is False
     assert parse_yes_no("maybe red") is None
     assert parse_yes_no("") is None
+    assert parse_yes_no("It is a red circle.") is True
+    assert parse_yes_no("It is not a red circle.") is False
+    assert parse_yes_no("It does not.") is False
     # a model that describes first and judges last (the tiny LLaVA's trained reply)
     assert parse_yes_no("small blue square left: no") is False
     assert parse_yes_no("large red: yes") is True
