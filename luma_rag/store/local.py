@@ -219,16 +219,23 @@ class LocalStore:
                 )
             ]
             self._vectors.append(vectors, self._next_key)
-            self._records.commit(records, replaced, self._next_key + n)
+            if replaced:  # an upsert: readers see the old items or the new ones, never neither
+                with self.lock.write():  # so the records, the key map and the tiers change at once
+                    self._records.commit(records, replaced, self._next_key + n)
+                    self._next_key += n
+                    moved, (hot_keys, hot_vecs) = self._enter(
+                        ids, keys, vectors, novelty, now, bridge_version
+                    )
+                    self.memory.hot.add(hot_keys, hot_vecs)
+                    moved = np.concatenate([moved, self._apply_promotions(now)])
+                self._persist_tiers(moved)
+                return
+            self._records.commit(records, [], self._next_key + n)
             self._next_key += n
             with self.lock.write():
-                self._grow_versions(self._next_key)
-                self._bridge_version[keys] = bridge_version
-                if replaced:
-                    self.memory.remove(np.array(replaced, dtype=np.int64))
-                for i, k in zip(ids, keys.tolist(), strict=True):
-                    self._ids[i] = k
-                moved, (hot_keys, hot_vecs) = self.memory.add_deferred(keys, vectors, novelty, now)
+                moved, (hot_keys, hot_vecs) = self._enter(
+                    ids, keys, vectors, novelty, now, bridge_version
+                )
             # Graph inserts run on a copy outside the write lock (queries go on); only the swap
             # takes it, and _ingest keeps every other writer out meanwhile.
             staged = self.memory.hot.stage(hot_keys, hot_vecs)
@@ -236,6 +243,29 @@ class LocalStore:
                 self.memory.hot.commit(staged)
                 moved = np.concatenate([moved, self._apply_promotions(now)])
             self._persist_tiers(moved)
+
+    def _enter(
+        self,
+        ids: list[str],
+        keys: np.ndarray,
+        vectors: np.ndarray,
+        novelty: np.ndarray,
+        now: float,
+        bridge_version: int,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """New keys into the key map and the tiers (under the write lock), replaced ones out.
+
+        Returns ``TieredMemory.add_deferred``'s answer: what moved to warm, and the hot items
+        the caller still inserts into the graph.
+        """
+        self._grow_versions(self._next_key)
+        self._bridge_version[keys] = bridge_version
+        old = [self._ids[i] for i in ids if i in self._ids]
+        if old:
+            self.memory.remove(np.array(old, dtype=np.int64))
+        for i, k in zip(ids, keys.tolist(), strict=True):
+            self._ids[i] = k
+        return self.memory.add_deferred(keys, vectors, novelty, now)
 
     def _grow_versions(self, hi: int) -> None:
         if (have := len(self._bridge_version)) < hi:
@@ -267,8 +297,8 @@ class LocalStore:
                 raise NotFoundError(f"unknown id(s) {unknown[:5]!r}; nothing was deleted")
             ids = list(dict.fromkeys(ids))  # a repeated id is deleted once
             keys = [self._ids[i] for i in ids]
-            self._records.commit([], keys, self._next_key)
-            with self.lock.write():
+            with self.lock.write():  # readers never see a record gone but its vector still there
+                self._records.commit([], keys, self._next_key)
                 for i in ids:
                     self._ids.pop(i, None)
                 self.memory.remove(np.array(keys, dtype=np.int64))

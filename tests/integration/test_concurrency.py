@@ -154,3 +154,43 @@ def test_close_during_background_retrain(tmp_path, make_vectors):
         stats = again.stats()
         assert stats["total"] == 900 == stats["hot"] + stats["warm"]
         assert again.search(x[700], k=1, filters=None).hits[0].score <= 1.0 + 1e-6
+
+
+@pytest.mark.parametrize("hot_budget", [10_000, 150], ids=["hot", "spilling"])
+def test_an_upserted_item_never_vanishes_for_a_concurrent_query(tmp_path, make_vectors, hot_budget):
+    """Upserting an id swaps its old key for a new one: a query sees one of them, never neither
+    (the record of the old key used to go before the new key reached the tiers)."""
+    x = make_vectors(400, DIM, seed=33)
+    luma = Luma.open(
+        tmp_path / "store",
+        LumaConfig(dim=DIM, hot_budget=hot_budget, warm=WarmTierConfig(min_train=256)),
+    )
+    ids = [f"u{i}" for i in range(len(x))]
+    luma.add_vectors(x, ids=ids)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    queries = [0]
+
+    def upsert() -> None:  # until the reader has run 300 queries alongside (or 2,000 upserts)
+        try:
+            for n in range(2000):
+                luma.add_vectors(x[:8], ids=ids[:8], metadata=[{"n": n}] * 8)
+                if queries[0] >= 300:
+                    break
+        except BaseException as e:
+            errors.append(e)
+        finally:
+            stop.set()
+
+    misses = 0
+    writer = threading.Thread(target=upsert)
+    writer.start()
+    while not stop.is_set():
+        for i in range(8):
+            res = luma.search(x[i], k=1)
+            queries[0] += 1
+            misses += res.ids != [ids[i]]
+    writer.join(timeout=60)
+    luma.close()
+    assert not errors and not writer.is_alive()
+    assert queries[0] >= 300 and misses == 0, f"{misses} of {queries[0]} queries missed an item"
