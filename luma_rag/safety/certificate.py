@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from luma_rag._checks import check_k, is_real
+from luma_rag._json import to_jsonable
 from luma_rag.errors import InvalidInputError
 from luma_rag.safety.bounds import as_vector, check_radius
 
@@ -63,22 +64,21 @@ class Certificate:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary for result metadata; NaN and ±inf become ``None``."""
 
-        def num(x: float) -> float | None:
-            return x if math.isfinite(x) else None
-
-        return {
-            "safe1": self.safe1,
-            "safek": self.safek,
-            "k": self.k,
-            "n": self.n,
-            "margin_top2": num(self.margin_top2),
-            "delta_k": num(self.delta_k),
-            "slack_1": num(self.slack_1),
-            "slack_k": num(self.slack_k),
-            "floor_k": num(self.floor_k),
-            "safe_prefix": self.safe_prefix,
-            "tau": [float(t) for t in self.tau],
-        }
+        summary = to_jsonable(
+            {
+                "safe1": self.safe1,
+                "safek": self.safek,
+                "k": self.k,
+                "n": self.n,
+                "margin_top2": self.margin_top2,
+                "delta_k": self.delta_k,
+                "slack_1": self.slack_1,
+                "slack_k": self.slack_k,
+                "floor_k": self.floor_k,
+                "safe_prefix": self.safe_prefix,
+            }
+        )
+        return {**summary, "tau": [float(t) for t in self.tau]}
 
 
 def ranked(scores: ArrayLike, tau: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

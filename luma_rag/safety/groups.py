@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from luma_rag._json import to_jsonable
 from luma_rag.errors import InvalidInputError
 from luma_rag.safety.bounds import as_vector, check_radius, score_rounding_error
 from luma_rag.safety.certificate import ranked
@@ -93,17 +94,16 @@ class GroupCertificate:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary; NaN and ±inf become ``None``, the label a string."""
 
-        def num(x: float) -> float | None:
-            return x if math.isfinite(x) else None
-
-        return {
-            "safe": self.safe,
-            "group": None if self.group is None else str(self.group),
-            "members": list(self.members),
-            "margin": num(self.margin),
-            "slack": num(self.slack),
-            "witness": self.witness,
-        }
+        return to_jsonable(
+            {
+                "safe": self.safe,
+                "group": None if self.group is None else str(self.group),
+                "members": self.members,
+                "margin": self.margin,
+                "slack": self.slack,
+                "witness": self.witness,
+            }
+        )
 
 
 def group_labels(
