@@ -38,6 +38,7 @@ from luma_rag.errors import (
 from luma_rag.filters import compile_filter
 from luma_rag.memory.tiered import Candidates, TieredMemory
 from luma_rag.store.bridge_log import BridgeLog
+from luma_rag.store.drift import ItemVersions
 from luma_rag.store.lock import WriterLock
 from luma_rag.store.records import ItemDetails, NewRecord, RecordStore
 from luma_rag.store.recovery import recover, write_derived
@@ -105,7 +106,7 @@ class LocalStore:
             self.notes = state.notes
             self._next_key = state.next_key
             self._ids = state.ids
-            self._bridge_version = state.bridge_versions
+            self._versions = ItemVersions(state.bridge_versions)
             if not read_only:
                 self._persist_tiers(state.moved)
             # No wait for background work recovery may have started: queries use the old index.
@@ -219,58 +220,34 @@ class LocalStore:
                 )
             ]
             self._vectors.append(vectors, self._next_key)
-            if replaced:  # an upsert: readers see the old items or the new ones, never neither
-                with self.lock.write():  # so the records, the key map and the tiers change at once
+            if replaced:  # an upsert: readers see the old items or the new ones, never neither,
+                with self.lock.write():  # so records, key map and tiers change at once
                     self._records.commit(records, replaced, self._next_key + n)
                     self._next_key += n
-                    moved, (hot_keys, hot_vecs) = self._enter(
-                        ids, keys, vectors, novelty, now, bridge_version
-                    )
-                    self.memory.hot.add(hot_keys, hot_vecs)
+                    self._enter(ids, keys, bridge_version)
+                    moved = self.memory.add(keys, vectors, novelty, now)
                     moved = np.concatenate([moved, self._apply_promotions(now)])
-                self._persist_tiers(moved)
-                return
-            self._records.commit(records, [], self._next_key + n)
-            self._next_key += n
-            with self.lock.write():
-                moved, (hot_keys, hot_vecs) = self._enter(
-                    ids, keys, vectors, novelty, now, bridge_version
-                )
-            # Graph inserts run on a copy outside the write lock (queries go on); only the swap
-            # takes it, and _ingest keeps every other writer out meanwhile.
-            staged = self.memory.hot.stage(hot_keys, hot_vecs)
-            with self.lock.write():
-                self.memory.hot.commit(staged)
-                moved = np.concatenate([moved, self._apply_promotions(now)])
+            else:  # graph inserts run on a copy outside the write lock (queries go on); only
+                # the swap takes it, and _ingest keeps every other writer out meanwhile
+                self._records.commit(records, [], self._next_key + n)
+                self._next_key += n
+                with self.lock.write():
+                    self._enter(ids, keys, bridge_version)
+                    moved, hot_items = self.memory.add_deferred(keys, vectors, novelty, now)
+                staged = self.memory.hot.stage(*hot_items)
+                with self.lock.write():
+                    self.memory.hot.commit(staged)
+                    moved = np.concatenate([moved, self._apply_promotions(now)])
             self._persist_tiers(moved)
 
-    def _enter(
-        self,
-        ids: list[str],
-        keys: np.ndarray,
-        vectors: np.ndarray,
-        novelty: np.ndarray,
-        now: float,
-        bridge_version: int,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        """New keys into the key map and the tiers (under the write lock), replaced ones out.
-
-        Returns ``TieredMemory.add_deferred``'s answer: what moved to warm, and the hot items
-        the caller still inserts into the graph.
-        """
-        self._grow_versions(self._next_key)
-        self._bridge_version[keys] = bridge_version
+    def _enter(self, ids: list[str], keys: np.ndarray, bridge_version: int) -> None:
+        """New keys into the key map, the ones they replace out of the tiers (write lock held)."""
+        self._versions.set(keys, bridge_version)
         old = [self._ids[i] for i in ids if i in self._ids]
         if old:
             self.memory.remove(np.array(old, dtype=np.int64))
         for i, k in zip(ids, keys.tolist(), strict=True):
             self._ids[i] = k
-        return self.memory.add_deferred(keys, vectors, novelty, now)
-
-    def _grow_versions(self, hi: int) -> None:
-        if (have := len(self._bridge_version)) < hi:
-            grow = np.full(max(hi, 2 * have) - have, -1, np.int32)
-            self._bridge_version = np.concatenate([self._bridge_version, grow])
 
     def _persist_tiers(self, keys: np.ndarray) -> None:
         tiers = self.memory.tier_of(keys)
@@ -341,20 +318,11 @@ class LocalStore:
 
     def item_drift(self, keys: np.ndarray) -> np.ndarray:
         """ε_i per candidate: bridge drift since the item was projected (0 if it was not)."""
-        out = np.zeros(len(keys), dtype=np.float64)
-        if self._bridge is None or keys.size == 0:
-            return out
-        versions = self._bridge_version[keys]
-        for v in np.unique(versions[versions >= 0]).tolist():
-            out[versions == v] = self._bridge.drift_since(int(v))
-        return out
+        return self._versions.drift(self._bridge, keys)
 
     def worst_drift(self) -> float:
         """Drift since the oldest bridge version any stored item was projected with."""
-        if self._bridge is None:
-            return 0.0
-        versions = self._bridge_version[self._bridge_version >= 0]
-        return self._bridge.drift_since(int(versions.min())) if versions.size else 0.0
+        return self._versions.worst(self._bridge)
 
     def details(self, keys: Sequence[int]) -> dict[int, ItemDetails]:
         """What a hit shows of each key."""
