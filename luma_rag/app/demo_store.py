@@ -30,6 +30,7 @@ __all__ = [
     "CORPUS_DIR",
     "DEFAULT_STORE",
     "LINK_KEY",
+    "MEDIUM_KEY",
     "Demo",
     "demo_gate_config",
     "prepare",
@@ -44,9 +45,14 @@ DEFAULT_STORE: Final = Path("stores/demo")
 CORPUS_DIR: Final = "shapes"
 _BATCH: Final = 32
 _AUDIO_BATCH: Final = 25
-#: Metadata key linking an item's picture and its spoken caption (the corpus item id): the
-#: demo's gate treats them as one thing (``GateConfig.link_key``), not as rival answers.
+_CAPTION_BATCH: Final = 100
+#: Metadata key linking an item's picture, its caption and its spoken caption (the corpus item
+#: id): the demo's gate treats them as one thing (``GateConfig.link_key``), not as rival
+#: answers.
 LINK_KEY: Final = "doc_id"
+#: Metadata key saying which rendering of a corpus item an item is: ``"picture"``,
+#: ``"caption"`` (the picture's caption as a text item) or ``"speech"`` (the spoken caption).
+MEDIUM_KEY: Final = "medium"
 
 
 def demo_gate_config() -> GateConfig:
@@ -228,13 +234,17 @@ def _corpus(out: Path, n: int, seed: int, *, audio: bool, phases: Phases) -> lis
 
 
 def _ingest(engine: Luma, items: Sequence[ShapeItem], *, n_audio: int, phases: Phases) -> None:
-    """Ingest the items not yet in the store: images with captions, then spoken captions.
+    """Ingest the items not yet in the store: images, their captions as text, spoken captions.
 
-    Both in batches (one encoder pass per model and batch). Only the first ``n_audio`` spoken
-    captions are stored; the other clips stay in the corpus directory, ready to be used as
-    audio queries.
+    All in batches (one encoder pass per model and batch). Each picture's caption is also
+    stored as a text item linked to it (``<id>-caption``): a typed question is text, and the
+    tiny CLIP ranks text against text far more sharply than text against pictures or against
+    speech bridged into its text space (``python -m luma_rag.app.check_examples --explain``
+    shows the rankings). Only the first ``n_audio`` spoken captions are stored; the other
+    clips stay in the corpus directory, ready to be used as audio queries.
     """
     images = [it for it in items if it.id not in engine]
+    captions = [it for it in items if f"{it.id}-caption" not in engine]
     spoken = [
         it for it in items[:n_audio] if it.audio_path is not None and f"{it.id}-audio" not in engine
     ]
@@ -255,8 +265,23 @@ def _ingest(engine: Luma, items: Sequence[ShapeItem], *, n_audio: int, phases: P
                 engine.ingest_images(
                     [it.image_path for it in batch],
                     captions=[it.caption for it in batch],
-                    metadatas=[_metadata(it) for it in batch],
+                    metadatas=[_metadata(it, "picture") for it in batch],
                     ids=[it.id for it in batch],
+                )
+                advance(len(batch))
+    if captions:
+        with (
+            phases.phase(
+                "ingest captions", f"{len(captions)} as text, batches of {_CAPTION_BATCH}"
+            ),
+            phases.counter("ingest captions", len(captions)) as advance,
+        ):
+            for i in range(0, len(captions), _CAPTION_BATCH):
+                batch = captions[i : i + _CAPTION_BATCH]
+                engine.ingest_texts(
+                    [it.caption for it in batch],
+                    metadatas=[_metadata(it, "caption") for it in batch],
+                    ids=[f"{it.id}-caption" for it in batch],
                 )
                 advance(len(batch))
     if spoken:
@@ -269,7 +294,7 @@ def _ingest(engine: Luma, items: Sequence[ShapeItem], *, n_audio: int, phases: P
                 engine.ingest_audio(
                     [it.audio_path for it in batch if it.audio_path is not None],
                     captions=[it.caption for it in batch],
-                    metadatas=[_metadata(it) for it in batch],
+                    metadatas=[_metadata(it, "speech") for it in batch],
                     ids=[f"{it.id}-audio" for it in batch],
                 )
                 advance(len(batch))
@@ -290,5 +315,5 @@ def _calibrate(engine: Luma, phases: Phases) -> None:
     phases.say(f"rho {measured}")
 
 
-def _metadata(item: ShapeItem) -> dict[str, Any]:
-    return {**item.attributes.as_dict(), "split": item.split, LINK_KEY: item.id}
+def _metadata(item: ShapeItem, medium: str) -> dict[str, Any]:
+    return {**item.attributes.as_dict(), "split": item.split, LINK_KEY: item.id, MEDIUM_KEY: medium}

@@ -21,10 +21,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from luma_rag.answer import Answerer, GateConfig, GatedRetriever
 from luma_rag.answer.readable import readable
+from luma_rag.app.group_picture import lead_with_group_picture
 from luma_rag.app.replies import ChatReply, IngestReport, MemoryView, Upload
 from luma_rag.errors import InvalidInputError, LumaError, UnsupportedMediaError
 from luma_rag.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, load_image
@@ -32,6 +33,7 @@ from luma_rag.media.sources import local_path
 
 if TYPE_CHECKING:
     from luma_rag.engine import Luma
+    from luma_rag.results import QueryResult
 
 __all__ = [
     "DEFAULT_MAX_QUESTION_CHARS",
@@ -154,17 +156,23 @@ class AppService:
         if image is not None and audio is not None:
             raise InvalidInputError("use one query medium at a time: an image or an audio clip")
         t0 = time.perf_counter()
+        query: dict[str, Any]
         if image is not None:
-            kind, path = "image", self._checked_file(image, IMAGE_SUFFIXES, "image")
-            decision = self.gate.query(image=path)
+            kind = "image"
+            query = {"image": self._checked_file(image, IMAGE_SUFFIXES, "image")}
         elif audio is not None:
-            kind, path = "audio", self._checked_file(audio, AUDIO_SUFFIXES, "audio clip")
-            decision = self.gate.query(audio=path)
+            kind = "audio"
+            query = {"audio": self._checked_file(audio, AUDIO_SUFFIXES, "audio clip")}
         elif text:
-            kind = "text"
-            decision = self.gate.query(text)
+            kind, query = "text", {"text": text}
         else:
             raise InvalidInputError("type a question, or upload an image or an audio clip")
+        decision = self.gate.query(**query)
+
+        def search(filters: dict[str, Any], k: int) -> QueryResult:
+            return self.engine.query(**query, k=k, filters=filters)
+
+        decision = lead_with_group_picture(decision, self.gate.config.link_key, search)
         asked = text or _MEDIA_PROMPTS[kind]
         t1 = time.perf_counter()
         with self._answer_lock:
