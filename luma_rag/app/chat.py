@@ -87,6 +87,14 @@ def _answerer_note(answerer: Answerer) -> str:
             "Answers come from **EvidenceAnswerer**: a cited summary of the retrieved evidence, "
             "without a language model (start the demo with `--llava MODEL_DIR` for LLaVA)."
         )
+    inner = getattr(answerer, "answerer", None)  # a wrapper: ReadableAnswerer, VerifyingAnswerer
+    if inner is not None and callable(getattr(answerer, "verifier", None)):
+        return (
+            f"Answers come from **{type(inner).__name__}**, which first checks its evidence "
+            "with yes/no questions and answers only when the verified evidence agrees."
+        )
+    if inner is not None:
+        return _answerer_note(inner)
     return f"Answers come from **{type(answerer).__name__}**, grounded in the cited evidence."
 
 
@@ -100,6 +108,7 @@ def build_app(
     title: str = "LUMA-RAG",
     examples: Sequence[str] = (),
     note: str | None = None,
+    search_text: Callable[[str], str] | None = None,
 ) -> gr.Blocks:
     """Build the chat app around an open store.
 
@@ -113,6 +122,8 @@ def build_app(
         title: Page title and heading.
         examples: Example questions shown under the question box (ones the store answers).
         note: A line of markdown under the heading, e.g. what the memory holds.
+        search_text: Maps a typed question to the text the gate searches with (see
+            :class:`~luma_rag.app.service.AppService`); None: the question as typed.
 
     Returns:
         The :class:`gradio.Blocks`; launch it with :func:`launch_app` (which sets the upload
@@ -122,7 +133,9 @@ def build_app(
         MissingDependencyError: gradio is not installed.
     """
     gr = _gradio()
-    service = AppService(engine, answerer, gate_config, max_upload_mb=max_upload_mb)
+    service = AppService(
+        engine, answerer, gate_config, max_upload_mb=max_upload_mb, search_text=search_text
+    )
 
     with gr.Blocks(title=title, analytics_enabled=False) as app:
         gr.Markdown(f"# {title}\nLifelong multimodal retrieval with Safe@k certificates.")

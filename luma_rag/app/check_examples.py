@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from luma_rag.app.demo import build_parser
-from luma_rag.app.demo_store import demo_gate_config, prepare
+from luma_rag.app.demo_store import demo_gate_config, demo_search_text, prepare
 from luma_rag.app.examples import DemoQuestion, Verdict, demo_questions, verdict
 from luma_rag.app.phases import Phases
 from luma_rag.errors import LumaError
@@ -43,6 +43,8 @@ class Checked:
         answer: The reply's text.
         verdict: ``"right"``, ``"wrong"`` or ``"no answer"``.
         top_id: The id of the first cited item (None: nothing cited).
+        why: The gate's reason, its slack and ρ (with ``rho_source``), and the verification
+            outcome, in one line.
     """
 
     question: DemoQuestion
@@ -50,6 +52,7 @@ class Checked:
     answer: str
     verdict: Verdict
     top_id: str | None
+    why: str = ""
 
 
 def ask_examples(service: object, questions: Sequence[DemoQuestion]) -> list[Checked]:
@@ -68,7 +71,14 @@ def ask_examples(service: object, questions: Sequence[DemoQuestion]) -> list[Che
         text = reply.answer.text
         cited = reply.answer.citations
         top = cited[0].id if cited else None
-        out.append(Checked(q, reply.decision, text, verdict(q, reply.decision, text), top))
+        final = reply.answer.decision
+        checked = reply.answer.telemetry.get("verification") or {}
+        why = (
+            f"gate: {final.reason}; slack {final.numbers.slack:.3f}, rho "
+            f"{final.numbers.rho:.3f} ({final.numbers.rho_source})"
+            + (f"; verification: {checked.get('outcome')}" if checked else "")
+        )
+        out.append(Checked(q, reply.decision, text, verdict(q, reply.decision, text), top, why))
     return out
 
 
@@ -77,7 +87,7 @@ def _line(c: Checked) -> str:
     on_target = "top-1 is the item" if c.top_id == c.question.item_id else f"top-1 {c.top_id}"
     return (
         f"{c.question.text} -> {c.decision.upper()} -> {one_line!r} -> {c.verdict.upper()} "
-        f"(right: {c.question.answer}; {c.question.item_id}; {on_target})"
+        f"(right: {c.question.answer}; {c.question.item_id}; {on_target})\n    {c.why}"
     )
 
 
@@ -102,7 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         questions = demo_questions(demo.items, args.questions)
-        service = AppService(demo.engine, demo.answerer, demo_gate_config())
+        service = AppService(
+            demo.engine, demo.answerer, demo_gate_config(), search_text=demo_search_text
+        )
         checked = ask_examples(service, questions)
     except LumaError as e:
         print(f"check_examples: {e}", file=sys.stderr)

@@ -15,7 +15,7 @@ Usage::
 
     python -m luma_rag.app.demo [--store PATH] [--n 300] [--n-audio 100] [--host 127.0.0.1]
                         [--port 7860] [--production] [--llava MODEL] [--evidence-only]
-                        [--no-audio] [--threads 1] [--timings] [--no-serve]
+                        [--no-verify] [--no-audio] [--threads 1] [--timings] [--no-serve]
 
 Progress: every phase (imports, model loads, corpus generation, each ingest batch, building
 the app) prints a stamped line ``demo: [  t s] ...`` on stderr; ``--timings`` prints how long
@@ -23,7 +23,13 @@ each phase took before serving, ``--no-serve`` stops there (a start-up benchmark
 
 * default: ``luma-tiny`` (CLIP) + ``luma-tiny-clap``, answers by the shipped tiny LLaVA
   (``luma-tiny-llava``: it answers what shape, colour, size, position or count the top image
-  shows), with the cited evidence beside it;
+  shows) on the verified path: before answering it checks its top evidence with yes/no
+  questions ("Does this image show the small circle?") and answers only when the verified
+  evidence agrees (``--no-verify``: answer without the checks); the cited evidence beside it;
+* a typed question is searched without its interrogative frame ("What colour is the small
+  circle?" → "the small circle", :func:`~luma_rag.app.demo_store.demo_search_text`); each
+  picture's caption is stored beside it as a linked text item, so the question is ranked
+  against text, and the answer is read from the picture of the group the gate answered from;
 * ``--evidence-only``: answers by ``EvidenceAnswerer`` (a cited summary, no language model);
 * ``--llava MODEL``: answers by LLaVA-1.5 loaded from a local directory;
 * ``--production``: ``ViT-B-32`` / ``openai`` + ``laion/clap-htsat-unfused`` + LLaVA-1.5, all
@@ -42,7 +48,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from luma_rag.app.demo_store import DEFAULT_STORE, Demo, demo_gate_config, prepare
+from luma_rag.app.demo_store import (
+    DEFAULT_STORE,
+    Demo,
+    demo_gate_config,
+    demo_search_text,
+    prepare,
+)
 from luma_rag.app.examples import demo_questions
 from luma_rag.app.phases import Phases
 from luma_rag.errors import LumaError
@@ -94,6 +106,11 @@ def build_parser(
         action="store_true",
         help="answer with a cited summary of the evidence, no language model",
     )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="answer without the yes/no verification of the evidence (default: verified)",
+    )
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     p.add_argument("--no-audio", action="store_true", help="skip spoken captions and CLAP")
     p.add_argument(
@@ -136,10 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 demo_gate_config(),
                 max_upload_mb=args.max_upload_mb,
                 examples=example_questions(items),
+                search_text=demo_search_text,
                 note=(
                     f"The memory holds a **synthetic** corpus: {len(items)} LUMA-Shapes images "
                     "of rendered shapes (shape, colour, size, position, count) with their "
-                    "captions"
+                    "captions (stored as text beside each picture)"
                     + (", and spoken captions" if demo.has_audio else "")
                     + ". Ask about those; photos of the real world are not in it."
                 ),

@@ -33,6 +33,7 @@ __all__ = [
     "MEDIUM_KEY",
     "Demo",
     "demo_gate_config",
+    "demo_search_text",
     "prepare",
     "store_dir",
 ]
@@ -53,6 +54,17 @@ LINK_KEY: Final = "doc_id"
 #: Metadata key saying which rendering of a corpus item an item is: ``"picture"``,
 #: ``"caption"`` (the picture's caption as a text item) or ``"speech"`` (the spoken caption).
 MEDIUM_KEY: Final = "medium"
+
+
+def demo_search_text(question: str) -> str:
+    """What the demo's gate searches a typed question with: the question without its
+    interrogative frame ("What colour is the small circle?" → "the small circle";
+    :func:`~luma_rag.answer.verify_vlm.referent_of`, English question grammar only, nothing
+    about the corpus). The frame names the attribute asked, which the evidence need not
+    match; the answerer still gets the whole question."""
+    from luma_rag.answer.verify_vlm import referent_of
+
+    return referent_of(question)
 
 
 def demo_gate_config() -> GateConfig:
@@ -197,13 +209,16 @@ def _open_store(
 
 
 def _answerer(args: argparse.Namespace, device: str, phases: Phases) -> Answerer:
-    """EvidenceAnswerer, or LLaVA (loaded now, so a missing model fails before serving)."""
+    """EvidenceAnswerer, or LLaVA (loaded now, so a missing model fails before serving) on
+    the verified path (:func:`~luma_rag.answer.verify_vlm.verified_answerer`: before it
+    answers, LLaVA checks its top evidence with yes/no questions) unless ``--no-verify``."""
     from luma_rag.answer import (
         DEFAULT_LLAVA_MODEL,
         OFFLINE_LLAVA_MODEL,
         EvidenceAnswerer,
         LlavaAnswerer,
     )
+    from luma_rag.answer.verify_vlm import verified_answerer
 
     if args.evidence_only:
         return EvidenceAnswerer()
@@ -215,8 +230,9 @@ def _answerer(args: argparse.Namespace, device: str, phases: Phases) -> Answerer
     phases.say(
         f"LLaVA {info['model']} on {info['device']}, {info['precision']}, "
         f"{info['memory_bytes'] / 2**20:,.1f} MiB"
+        + ("" if getattr(args, "no_verify", False) else "; answers verified (yes/no checks)")
     )
-    return answerer
+    return answerer if getattr(args, "no_verify", False) else verified_answerer(answerer)
 
 
 # -- the corpus -----------------------------------------------------------------------------------

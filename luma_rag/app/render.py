@@ -41,6 +41,7 @@ TELEMETRY_LABELS: Final = {
     "zeta_mean": "ζ mean",
     "zeta_max": "ζ max",
     "rho": "ρ (encoder radius)",
+    "rho_source": "ρ source",
     "safe1": "Safe@1",
     "safe_k": "Safe@k (smallest certified k′)",
     "complete": "complete",
@@ -57,6 +58,8 @@ TELEMETRY_HELP: Final = {
     "ε": "drift of the CLAP→CLIP bridge since the query / item crossed it (audio only)",
     "ζ": "quantisation error of warm-tier (IVF-PQ) candidates; 0 for the hot tier",
     "ρ": "encoder radius: how far a paraphrase or re-encoding of the same thing can move",
+    "ρ source": "calibrated (measured on this store's encoder), user (set by hand) or unset "
+    "(nobody measured it: the certificate then only covers float rounding)",
     "Safe@k": "no perturbation within ρ, ε and ζ can change the top-k set",
 }
 

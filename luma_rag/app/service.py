@@ -72,6 +72,10 @@ class AppService:
         max_upload_mb: Largest file accepted, for uploads and media queries.
         gap_limit: Knowledge gaps listed by :meth:`memory`.
         max_question_chars: Longest question accepted (a longer one is refused, not cut).
+        search_text: Maps a typed question to the text the gate searches with (e.g.
+            :func:`luma_rag.answer.verify_vlm.referent_of`: "What colour is the small
+            circle?" → "the small circle"); the answerer always gets the question itself.
+            None (default): the question is searched as typed.
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class AppService:
         max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
         gap_limit: int = 20,
         max_question_chars: int = DEFAULT_MAX_QUESTION_CHARS,
+        search_text: Callable[[str], str] | None = None,
     ) -> None:
         if not isinstance(answerer, Answerer):
             raise InvalidInputError(
@@ -101,6 +106,9 @@ class AppService:
                 f"max_question_chars must be an int >= 1, got {max_question_chars!r}"
             )
         self.max_question_chars = max_question_chars
+        if search_text is not None and not callable(search_text):
+            raise InvalidInputError(f"search_text must be callable or None, got {search_text!r}")
+        self.search_text = search_text
         self._ingest_lock = threading.Lock()
         self._answer_lock = threading.Lock()  # one answerer call at a time (models may not share)
 
@@ -164,7 +172,8 @@ class AppService:
             kind = "audio"
             query = {"audio": self._checked_file(audio, AUDIO_SUFFIXES, "audio clip")}
         elif text:
-            kind, query = "text", {"text": text}
+            searched = self.search_text(text).strip() if self.search_text else text
+            kind, query = "text", {"text": searched or text}
         else:
             raise InvalidInputError("type a question, or upload an image or an audio clip")
         decision = self.gate.query(**query)
