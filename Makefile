@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup test lint typecheck unit bench bench-1m demo demo-check eval eval-kit eval-trust clean
+.PHONY: help setup test lint typecheck unit bench bench-1m demo demo-check demo-time eval eval-kit eval-trust clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ demo: $(STAMP) ## the Gradio chat on 127.0.0.1:7860 over a LUMA-Shapes sample, o
 
 demo-check: $(STAMP) ## ask the demo's example questions through the app; right/wrong per question
 	$(PY) -m luma_rag.app.check_examples $(DEMO_ARGS)
+
+demo-time: $(STAMP) ## start the demo on a fresh store and a free port; seconds (wall, CPU) to its first HTTP 200
+	$(PY) -m luma_rag.app.time_to_serve -- --threads 1 $(DEMO_ARGS)
 
 eval: $(STAMP) ## the paper's protocol on held-out LUMA-Shapes: tables + plots in data/eval-results/
 	@test -f data/eval-images/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-images --n 1200 --seed 7

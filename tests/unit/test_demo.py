@@ -245,10 +245,17 @@ def test_demo_serves_with_progress_then_reopens_its_store(tmp_path: Path) -> Non
     text = "\n".join(stamped)
     for phase in ("import torch", "load CLIP", "load CLAP", "open the store", "load LLaVA"):
         assert f"] {phase} (" in text or f"] {phase} ..." in text, phase
-    for done in ("generate the corpus", "ingest images", "ingest spoken captions", "build the app"):
+    for done in (
+        "generate the corpus",
+        "ingest images",
+        "ingest captions",
+        "ingest spoken captions",
+        "build the app",
+    ):
         assert re.search(rf"\] {done}: done in \d+\.\d s", text), done
     assert "] import torch (1 CPU thread(s)) ..." in text  # --threads defaults to 1
-    assert "ingest images 48/48" in text and "ingest spoken captions 10/10" in text
+    assert "ingest images 48/48" in text and "ingest captions 48/48" in text
+    assert "ingest spoken captions 10/10" in text
     assert "total until serving" in err and "serving on http://127.0.0.1:" in text
     times = [float(_STAMP.match(line).group(1)) for line in stamped]  # type: ignore[union-attr]
     assert times == sorted(times) and len(stamped) >= 20
@@ -264,9 +271,9 @@ def test_demo_serves_with_progress_then_reopens_its_store(tmp_path: Path) -> Non
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "reopening the demo store" in again.stderr
-    for phase in ("generate the corpus", "ingest images", "ingest spoken captions"):
+    for phase in ("generate the corpus", "ingest images", "ingest captions", "ingest spoken"):
         assert phase not in again.stderr, phase
-    assert "58 items in" in again.stderr and "not serving" in again.stderr
+    assert "106 items in" in again.stderr and "not serving" in again.stderr  # 48 + 48 + 10
     # the example questions, through the app's code path, judged against the manifest
     check = subprocess.run(
         [sys.executable, "-m", "luma_rag.app.check_examples", *cmd[3:5], *cmd[7:11]],
@@ -285,15 +292,28 @@ def test_demo_serves_with_progress_then_reopens_its_store(tmp_path: Path) -> Non
     assert check.returncode == (0 if right == 4 else 1)
 
 
-def test_a_picture_and_its_spoken_caption_are_linked(corpus: list) -> None:
-    """Both renderings of an item carry its id under the demo gate's link key, so the gate
-    reads them as one thing (GateConfig.link_key), and items stay distinct groups."""
-    from luma_rag.app.demo_store import LINK_KEY, _metadata, demo_gate_config
+def test_a_picture_its_caption_and_its_spoken_caption_are_linked(corpus: list) -> None:
+    """The three renderings of an item carry its id under the demo gate's link key, so the
+    gate reads them as one thing (GateConfig.link_key), and items stay distinct groups; the
+    medium key tells them apart."""
+    from luma_rag.app.demo_store import LINK_KEY, MEDIUM_KEY, _metadata, demo_gate_config
 
     assert demo_gate_config().link_key == LINK_KEY
-    metas = [_metadata(it) for it in corpus]
-    assert [m[LINK_KEY] for m in metas] == [it.id for it in corpus]
-    assert len({m[LINK_KEY] for m in metas}) == len(corpus)
+    for medium in ("picture", "caption", "speech"):
+        metas = [_metadata(it, medium) for it in corpus]
+        assert [m[LINK_KEY] for m in metas] == [it.id for it in corpus]
+        assert len({m[LINK_KEY] for m in metas}) == len(corpus)
+        assert {m[MEDIUM_KEY] for m in metas} == {medium}
+
+
+def test_demo_searches_a_question_by_its_referent() -> None:
+    """The demo's gate searches a typed question without its interrogative frame."""
+    from luma_rag.app.demo_store import demo_search_text
+
+    assert demo_search_text("What colour is the small circle on the left?") == (
+        "the small circle on the left"
+    )
+    assert demo_search_text("a red circle") == "a red circle"
 
 
 def test_readme_lists_the_default_demo_corpus_examples() -> None:
