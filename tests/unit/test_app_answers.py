@@ -169,3 +169,28 @@ def test_the_timer_reports_a_demo_that_fails(tmp_path: Path) -> None:
         cwd=Path(__file__).resolve().parents[2],
     )
     assert out.returncode == 1 and "no HTTP 200" in out.stdout, out.stdout + out.stderr[-2000:]
+
+
+def test_an_off_topic_question_is_not_in_memory_in_the_chat(luma: Luma) -> None:
+    """The fourth outcome in the chat: its own badge, the gate's words, no evidence shown."""
+    from luma_rag.app.handlers import ask_handler
+    from luma_rag.app.service import AppService
+
+    service = AppService(luma, EvidenceAnswerer())
+    history, badge, _, gallery, citations, _, reply = ask_handler(
+        service, "who won the 1998 world cup?", None, None, []
+    )
+    assert reply.decision == "not_in_memory"
+    assert history[-1]["content"].startswith("**NOT IN MEMORY** · Nothing in memory answers this")
+    assert 'data-decision="not_in_memory"' in badge and ">NOT IN MEMORY<" in badge
+    assert gallery == [] and "No evidence cited" in citations
+
+
+def test_a_clarify_shows_the_gates_own_question_in_the_chat(luma: Luma) -> None:
+    from luma_rag.app.handlers import ask_handler
+    from luma_rag.app.service import AppService
+
+    service = AppService(luma, EvidenceAnswerer(), GateConfig(k=3, rho=0.5))  # nothing certifies
+    history, *_, reply = ask_handler(service, "a shape", None, None, [])
+    assert reply.decision == "clarify" and reply.answer.decision.clarification
+    assert history[-1]["content"] == f"**CLARIFY** · {reply.answer.decision.clarification}"
