@@ -162,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     + ". Ask about those; photos of the real world are not in it."
                 ),
             )
+        with phases.phase("relevance test", "calibrated on the store's texts once, then read"):
+            from luma_rag.app.chat import service_of
+
+            service_of(app).gate.relevance  # noqa: B018 - done now, not on the first question
         if args.timings:
             print(phases.table(), file=sys.stderr, flush=True)
         if args.no_serve:
