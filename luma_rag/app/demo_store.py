@@ -210,15 +210,17 @@ def _open_store(
 
 def _answerer(args: argparse.Namespace, device: str, phases: Phases) -> Answerer:
     """EvidenceAnswerer, or LLaVA (loaded now, so a missing model fails before serving) on
-    the verified path (:func:`~luma_rag.answer.verify_vlm.verified_answerer`: before it
-    answers, LLaVA checks its top evidence with yes/no questions) unless ``--no-verify``."""
+    the verified path unless ``--no-verify``: before it answers, LLaVA checks the pictures
+    among its top evidence with yes/no questions
+    (:func:`~luma_rag.app.visual_verifier.picture_verified_answerer`; LLaVA reads pictures,
+    so captions and speech are not asked about)."""
     from luma_rag.answer import (
         DEFAULT_LLAVA_MODEL,
         OFFLINE_LLAVA_MODEL,
         EvidenceAnswerer,
         LlavaAnswerer,
     )
-    from luma_rag.answer.verify_vlm import verified_answerer
+    from luma_rag.app.visual_verifier import picture_verified_answerer
 
     if args.evidence_only:
         return EvidenceAnswerer()
@@ -232,7 +234,7 @@ def _answerer(args: argparse.Namespace, device: str, phases: Phases) -> Answerer
         f"{info['memory_bytes'] / 2**20:,.1f} MiB"
         + ("" if getattr(args, "no_verify", False) else "; answers verified (yes/no checks)")
     )
-    return answerer if getattr(args, "no_verify", False) else verified_answerer(answerer)
+    return answerer if getattr(args, "no_verify", False) else picture_verified_answerer(answerer)
 
 
 # -- the corpus -----------------------------------------------------------------------------------

@@ -194,3 +194,31 @@ def test_a_clarify_shows_the_gates_own_question_in_the_chat(luma: Luma) -> None:
     history, *_, reply = ask_handler(service, "a shape", None, None, [])
     assert reply.decision == "clarify" and reply.answer.decision.clarification
     assert history[-1]["content"] == f"**CLARIFY** · {reply.answer.decision.clarification}"
+
+
+def test_a_picture_only_model_is_asked_about_pictures_only() -> None:
+    """Text and audio hits are "cannot tell" (None), never a yes from a model shown no image;
+    the pictures are asked in one batch, in order."""
+    from luma_rag.app.visual_verifier import VisualOnlyVerifier, picture_verified_answerer
+
+    class Inner:
+        def __init__(self) -> None:
+            self.batches: list[list[str]] = []
+
+        def many(self, question: str, hits: list[Hit]) -> list[bool | None]:
+            self.batches.append([h.id for h in hits])
+            return [h.id == "a" for h in hits]
+
+    inner = Inner()
+    check = VisualOnlyVerifier(inner)  # type: ignore[arg-type]
+    hits = [
+        _hit("a-caption", "text", "a", 0.9),
+        _hit("a", "image", "a", 0.5),
+        _hit("b", "image", "b", 0.4),
+        _hit("a-audio", "audio", "a", 0.3),
+    ]
+    assert check.many("What colour is it?", hits) == [None, True, False, None]
+    assert inner.batches == [["a", "b"]]
+    assert check("What colour is it?", hits[0]) is None and inner.batches == [["a", "b"]]
+    bot = picture_verified_answerer(EvidenceAnswerer())
+    assert isinstance(bot.verifier, VisualOnlyVerifier)
