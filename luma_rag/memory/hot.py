@@ -23,9 +23,8 @@ __all__ = ["HotTier", "HotTierConfig", "Staged"]
 
 logger = logging.getLogger(__name__)
 
-# nearest() (the spill policy's novelty, a heuristic score, not a certified one): scan exactly
-# up to this many live items — a (1024 × 20k × d) product costs less than 1024 HNSW searches —
-# and search the graph with this beam width above it.
+# nearest() (the spill policy's novelty, a heuristic, not certified): scan exactly up to this many
+# live items (a (1024 × 20k × d) product costs less than 1024 HNSW searches), else the graph.
 _NEAREST_EXACT_BELOW = 20_000
 _NEAREST_EF = 16
 
@@ -163,16 +162,19 @@ class HotTier:
         copy.add(vectors)
         return Staged(base, int(base.ntotal), copy, keys, vectors)
 
-    def commit(self, staged: Staged | None) -> None:
-        """Swap in a :meth:`stage` d graph (under the write lock). When the graph changed since
-        (a background rebuild swapped in meanwhile) the keys are inserted inline instead."""
+    def commit(self, staged: Staged | None, *, inline: bool = True) -> bool:
+        """Swap in a :meth:`stage` d graph (under the write lock); returns whether the keys are in.
+        When the graph changed since (a background rebuild swapped in meanwhile) they are inserted
+        inline, or with ``inline=False`` not at all (the caller stages again, outside the lock)."""
         if staged is None:
-            return
+            return True
         if self._index is not staged.base or int(self._index.ntotal) != staged.base_total:
-            self.add(staged.keys, staged.vectors)
-            return
+            if inline:
+                self.add(staged.keys, staged.vectors)
+            return inline
         self._index = staged.graph
         self._register(staged.keys, staged.vectors, staged.base_total)
+        return True
 
     def _register(self, keys: np.ndarray, vectors: np.ndarray, start: int) -> None:
         """Bookkeeping of keys now at graph positions ``start..``; logged for a rebuild."""
@@ -391,9 +393,7 @@ class HotTier:
     def nbytes(self) -> int:
         """Vectors + graph links + bookkeeping held in RAM."""
         n = int(self._index.ntotal)
-        links = (
-            int(self._index.hnsw.neighbors.size()) * 4 + int(self._index.hnsw.offsets.size()) * 8
-        )
-        levels = int(self._index.hnsw.levels.size()) * 4
+        g = self._index.hnsw
+        links = int(g.neighbors.size()) * 4 + int(g.offsets.size()) * 8 + int(g.levels.size()) * 4
         books = self._pos_keys.nbytes + self._alive.nbytes
-        return n * self.dim * 4 + links + levels + books
+        return n * self.dim * 4 + links + books
