@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["Tier", "TierHits", "bitmap_from_mask", "empty_hits"]
+__all__ = ["Tier", "TierHits", "bitmap_from_mask", "empty_hits", "live_positions"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,30 @@ def empty_hits() -> TierHits:
         zeta=np.zeros(0, dtype=np.float32),
         outside_bound=float("-inf"),
     )
+
+
+def live_positions(pos_keys: np.ndarray, alive: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Index position of each of ``keys`` among the live positions (-1 where not live).
+
+    A search of the live keys, sorted, instead of a key -> position map kept per item (a Python
+    dict cost ~100 B per hot item): nothing per item in RAM, O(n log n) per call.
+
+    Args:
+        pos_keys: int64 (n,) key at each index position. alive: bool (n,) live positions (a
+            key is live at one position at most). keys: int64 (m,) keys to look up.
+
+    Returns:
+        int64 (m,) positions, -1 for keys that are not live.
+    """
+    keys = np.asarray(keys, dtype=np.int64)
+    live_pos = np.flatnonzero(alive)
+    if not live_pos.size:
+        return np.full(len(keys), -1, dtype=np.int64)
+    live_keys = pos_keys[live_pos]
+    order = np.argsort(live_keys, kind="stable")
+    at = np.minimum(np.searchsorted(live_keys, keys, sorter=order), len(order) - 1)
+    found = live_keys[order[at]] == keys
+    return np.where(found, live_pos[order[at]], -1).astype(np.int64)
 
 
 def bitmap_from_mask(mask: np.ndarray) -> np.ndarray:

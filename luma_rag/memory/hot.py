@@ -17,15 +17,14 @@ from typing import Any
 import numpy as np
 
 from luma_rag._config import ConfigBase, check
-from luma_rag.memory.base import TierHits, bitmap_from_mask, empty_hits
+from luma_rag.memory.base import TierHits, bitmap_from_mask, empty_hits, live_positions
 
 __all__ = ["HotTier", "HotTierConfig", "Staged"]
 
 logger = logging.getLogger(__name__)
 
-# nearest() (the spill policy's novelty, a heuristic score, not a certified one): scan exactly
-# up to this many live items — a (1024 × 20k × d) product costs less than 1024 HNSW searches —
-# and search the graph with this beam width above it.
+# nearest() (the spill policy's novelty, a heuristic, not certified): scan exactly up to this many
+# live items (a (1024 × 20k × d) product costs less than 1024 HNSW searches), else the graph.
 _NEAREST_EXACT_BELOW = 20_000
 _NEAREST_EF = 16
 
@@ -109,17 +108,17 @@ class HotTier:
         self._index = index
         self._pos_keys = np.zeros(0, dtype=np.int64)  # position -> key
         self._alive = np.zeros(0, dtype=bool)  # position -> not a tombstone
-        self._pos_of: dict[int, int] = {}  # key -> position
+        self._live = 0  # live (non-tombstone) nodes; key -> position: live_positions()
         self._xb: np.ndarray | None = None
         self._live_bitmap: np.ndarray | None = None  # packed _alive, for the ID selector
 
     def __len__(self) -> int:
-        return len(self._pos_of)
+        return self._live
 
     @property
     def tombstones(self) -> int:
         """Removed items still in the graph."""
-        return int(self._index.ntotal) - len(self._pos_of)
+        return int(self._index.ntotal) - self._live
 
     def keys(self) -> np.ndarray:
         """int64 keys currently live in the tier."""
@@ -163,24 +162,26 @@ class HotTier:
         copy.add(vectors)
         return Staged(base, int(base.ntotal), copy, keys, vectors)
 
-    def commit(self, staged: Staged | None) -> None:
-        """Swap in a :meth:`stage` d graph (under the write lock). When the graph changed since
-        (a background rebuild swapped in meanwhile) the keys are inserted inline instead."""
+    def commit(self, staged: Staged | None, *, inline: bool = True) -> bool:
+        """Swap in a :meth:`stage` d graph (under the write lock); returns whether the keys are in.
+        When the graph changed since (a background rebuild swapped in meanwhile) they are inserted
+        inline, or with ``inline=False`` not at all (the caller stages again, outside the lock)."""
         if staged is None:
-            return
+            return True
         if self._index is not staged.base or int(self._index.ntotal) != staged.base_total:
-            self.add(staged.keys, staged.vectors)
-            return
+            if inline:
+                self.add(staged.keys, staged.vectors)
+            return inline
         self._index = staged.graph
         self._register(staged.keys, staged.vectors, staged.base_total)
+        return True
 
     def _register(self, keys: np.ndarray, vectors: np.ndarray, start: int) -> None:
         """Bookkeeping of keys now at graph positions ``start..``; logged for a rebuild."""
         self._xb = self._live_bitmap = None
         self._pos_keys = np.concatenate([self._pos_keys, keys])
         self._alive = np.concatenate([self._alive, np.ones(len(keys), dtype=bool)])
-        for i, k in enumerate(keys.tolist()):
-            self._pos_of[k] = start + i
+        self._live += len(keys)
         if self._log is not None:
             self._log.append(("add", keys.copy(), np.array(vectors, dtype=np.float32)))
 
@@ -188,10 +189,10 @@ class HotTier:
         """Tombstone ``keys``; rebuild the graph when tombstones pass the configured share."""
         keys = np.asarray(keys, dtype=np.int64)
         self._live_bitmap = None
-        for k in keys.tolist():
-            pos = self._pos_of.pop(k, None)
-            if pos is not None:
-                self._alive[pos] = False
+        pos = live_positions(self._pos_keys, self._alive, keys)
+        pos = np.unique(pos[pos >= 0])  # a repeated key is removed once
+        self._alive[pos] = False
+        self._live -= len(pos)
         if self._log is not None:
             self._log.append(("remove", keys.copy(), None))
         total = int(self._index.ntotal)
@@ -249,7 +250,8 @@ class HotTier:
                     fresh._pos_keys,
                     fresh._alive,
                 )
-                self._pos_of, self._xb, self._log = fresh._pos_of, None, None
+                self._live = fresh._live
+                self._xb, self._log = None, None
                 self._live_bitmap = None
         except Exception:  # the old graph keeps serving; tombstones stay filtered
             logger.exception("hot tier: background rebuild failed; keeping the current graph")
@@ -265,8 +267,10 @@ class HotTier:
 
     def vectors(self, keys: np.ndarray) -> np.ndarray:
         """Stored (exact) vectors of live ``keys``: (n, d) float32 copy."""
-        pos = np.array([self._pos_of[int(k)] for k in keys], dtype=np.int64)
-        return self._vectors_view()[pos].copy()
+        pos = live_positions(self._pos_keys, self._alive, keys)
+        if (pos < 0).any():
+            raise KeyError("hot tier: vectors() asked for keys that are not live in the tier")
+        return self._vectors_view()[pos]
 
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> TierHits:
         """Top ``k`` live (and allowed) items for a (d,) unit query, with their stored vectors.
@@ -276,7 +280,7 @@ class HotTier:
         cannot be certified).
         """
         n = int(self._index.ntotal)
-        if n == 0 or not self._pos_of:
+        if n == 0 or self._live == 0:
             return empty_hits()
         mask = self._alive
         if allowed is not None:
@@ -284,10 +288,10 @@ class HotTier:
             mask = mask & inside & allowed[np.minimum(self._pos_keys, len(allowed) - 1)]
             n_ok = int(mask.sum())
         else:
-            n_ok = len(self._pos_of)
+            n_ok = self._live
         if n_ok == 0:
             return empty_hits()
-        if len(self._pos_of) <= self.config.exact_below:
+        if self._live <= self.config.exact_below:
             return self._exact(query, k, mask)
         import faiss
 
@@ -320,9 +324,9 @@ class HotTier:
         Returns float32 (n,); -1 where the tier is empty.
         """
         n = int(self._index.ntotal)
-        if n == 0 or not self._pos_of:
+        if n == 0 or self._live == 0:
             return np.full(len(vectors), -1.0, dtype=np.float32)
-        if len(self._pos_of) <= _NEAREST_EXACT_BELOW:  # one BLAS product beats HNSW here
+        if self._live <= _NEAREST_EXACT_BELOW:  # one BLAS product beats HNSW here
             live = self._vectors_view()[self._alive]
             out = np.empty(len(vectors), dtype=np.float32)
             for start in range(0, len(vectors), 1024):  # (1024, n) score blocks at most
@@ -384,13 +388,12 @@ class HotTier:
         self._pos_keys = arrays["pos_keys"].astype(np.int64)
         self._alive = arrays["alive"].astype(bool)
         self._live_bitmap = None
-        self._pos_of = {int(k): i for i, k in enumerate(self._pos_keys.tolist()) if self._alive[i]}
+        self._live = int(self._alive.sum())
 
     def nbytes(self) -> int:
         """Vectors + graph links + bookkeeping held in RAM."""
         n = int(self._index.ntotal)
-        links = (
-            int(self._index.hnsw.neighbors.size()) * 4 + int(self._index.hnsw.offsets.size()) * 8
-        )
-        levels = int(self._index.hnsw.levels.size()) * 4
-        return n * self.dim * 4 + links + levels + self._pos_keys.nbytes + self._alive.nbytes
+        g = self._index.hnsw
+        links = int(g.neighbors.size()) * 4 + int(g.offsets.size()) * 8 + int(g.levels.size()) * 4
+        books = self._pos_keys.nbytes + self._alive.nbytes
+        return n * self.dim * 4 + links + books

@@ -234,10 +234,12 @@ class LocalStore:
                 with self.lock.write():
                     self._enter(ids, keys, bridge_version)
                     moved, hot_items = self.memory.add_deferred(keys, vectors, novelty, now)
-                staged = self.memory.hot.stage(*hot_items)
-                with self.lock.write():
-                    self.memory.hot.commit(staged)
-                    moved = np.concatenate([moved, self._apply_promotions(now)])
+                for retry in (False, True):  # a graph rebuild swapped in meanwhile: restage once
+                    staged = self.memory.hot.stage(*hot_items)
+                    with self.lock.write():
+                        if self.memory.hot.commit(staged, inline=retry):
+                            moved = np.concatenate([moved, self._apply_promotions(now)])
+                            break
             self._persist_tiers(moved)
 
     def _enter(self, ids: list[str], keys: np.ndarray, bridge_version: int) -> None:

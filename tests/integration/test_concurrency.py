@@ -194,3 +194,56 @@ def test_an_upserted_item_never_vanishes_for_a_concurrent_query(tmp_path, make_v
     luma.close()
     assert not errors and not writer.is_alive()
     assert queries[0] >= 300 and misses == 0, f"{misses} of {queries[0]} queries missed an item"
+
+
+def test_open_returns_while_a_background_retrain_it_started_is_still_running(
+    tmp_path, make_vectors, monkeypatch
+):
+    """A warm index lost since the last close is retrained in the background by ``Luma.open``;
+    the open returns (and serves queries from the exact interim tier) before that retrain ends.
+
+    The retrain is gated on an Event this test controls, so the check is on behaviour: the
+    training is provably still running, not merely slow, when ``open`` returns.
+    """
+    import sqlite3
+
+    import luma_rag.memory.warm as warm_module
+
+    x = make_vectors(900, DIM, seed=33)
+    with Luma.open(tmp_path / "store", _config()) as luma:
+        luma.add_vectors(x)
+        luma.wait_idle()
+        assert luma.stats()["warm_trained"]
+    # The warm snapshot and the keys it was trained on are gone: open must retrain from scratch.
+    (tmp_path / "store" / "warm.snapshot").unlink()
+    with sqlite3.connect(tmp_path / "store" / "records.sqlite") as db:
+        db.execute("DELETE FROM kv WHERE name = 'warm_train_keys'")
+    db.close()
+
+    release = threading.Event()
+    entered = threading.Event()
+    real_fit = warm_module.fit_state
+
+    def gated_fit(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        release.wait(timeout=60)  # never released by open: only by this test, below
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(warm_module, "fit_state", gated_fit)
+    try:
+        luma = Luma.open(tmp_path / "store", _config())
+        try:
+            assert entered.wait(timeout=30), "open did not start a background retrain"
+            assert not release.is_set()
+            stats = luma.stats()
+            assert stats["warm_retraining"] and not stats["warm_trained"]
+            assert stats["total"] == 900 == stats["hot"] + stats["warm"]
+            hit = luma.search(x[700], k=1).hits[0]  # served meanwhile, exactly
+            assert hit.score == pytest.approx(1.0, abs=1e-5)
+        finally:
+            release.set()
+            luma.close()
+    finally:
+        release.set()
+    with Luma.open(tmp_path / "store", _config()) as again:
+        assert again.stats()["warm_trained"]

@@ -168,5 +168,8 @@ def test_staged_hot_insert_equals_an_inline_one_and_falls_back_when_the_graph_mo
     c.add(first, x[first])
     staged = c.stage(second[:100], x[second[:100]])
     c.add(second[100:], x[second[100:]])  # the graph changed after staging
-    c.commit(staged)  # -> inserted inline, not lost and not duplicated
+    assert not c.commit(staged, inline=False)  # refused: nothing inserted, the caller restages
+    assert sorted(c.keys().tolist()) == list(range(300)) + list(range(400, 600))
+    assert c.commit(staged)  # -> inserted inline, not lost and not duplicated
     assert sorted(c.keys().tolist()) == list(range(600)) and c.tombstones == 0
+    assert c.commit(c.stage(np.arange(600, 600), x[:0]), inline=False)  # nothing to insert
