@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Final
 
 from luma_rag.answer.base import VISUAL_MODALITIES, Answerer, answer_all
 from luma_rag.answer.gate import GateDecision, GateNumbers
+from luma_rag.answer.verdict import verdict_score
 from luma_rag.errors import InvalidInputError
 from luma_rag.results import Hit
 
@@ -142,7 +143,7 @@ class VlmVerifier:
         self.referent = referent or referent_of
         self.image_prompt = image_prompt
         self.text_prompt = text_prompt
-        self._cache: dict[tuple[str, str], bool | None] = {}
+        self._cache: dict[tuple[str, str], tuple[bool | None, float]] = {}
 
     def prompt(self, question: str, hit: Hit) -> str:
         """The yes/no question asked about ``hit``."""
@@ -161,6 +162,16 @@ class VlmVerifier:
     def ask(self, pairs: Sequence[tuple[str, Hit]]) -> list[bool | None]:
         """The verdict per ``(question, hit)``; uncached prompts go to the answerer in one
         batch (:func:`~luma_rag.answer.base.answer_all`), each asked once."""
+        return [verdict for verdict, _ in self._read(pairs)]
+
+    def scores(self, pairs: Sequence[tuple[str, Hit]]) -> list[float]:
+        """The yes-score in [0, 1] per ``(question, hit)``: the answerer's own P("yes") at its
+        verdict when it reports one (``telemetry["verdict_yes"]``, as
+        :class:`~luma_rag.answer.llava.LlavaAnswerer` does), else the parsed verdict as
+        1 / 0 (0.5 when unclear); see :mod:`luma_rag.answer.verdict`."""
+        return [score for _, score in self._read(pairs)]
+
+    def _read(self, pairs: Sequence[tuple[str, Hit]]) -> list[tuple[bool | None, float]]:
         keys = [(f"{h.id}\x00{h.source}", self.prompt(q, h)) for q, h in pairs]
         todo: dict[tuple[str, str], Hit] = {}
         for key, (_, hit) in zip(keys, pairs, strict=True):
@@ -170,10 +181,10 @@ class VlmVerifier:
             self.answerer, [(key[1], single_hit_decision(h)) for key, h in todo.items()]
         )
         for key, reply in zip(todo, replies, strict=True):
-            self._cache[key] = parse_yes_no(reply.text)
+            verdict = parse_yes_no(reply.text)
+            self._cache[key] = (verdict, verdict_score(reply.telemetry, verdict))
             logger.debug("verify %s: %r -> %r", key[0], key[1], reply.text)
         return [self._cache[key] for key in keys]
-
 
 def verified_answerer(
     answerer: Answerer, config: VerifyConfig | None = None, **verifier: object
