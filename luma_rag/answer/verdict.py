@@ -14,6 +14,7 @@ parsed reply (:func:`verdict_score`), so verification works with any VLM.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from typing import Any, Final
@@ -45,10 +46,8 @@ def yes_no_token_ids(tokenizer: Any) -> tuple[frozenset[int], frozenset[int]]:
         if len(ids) == 1 and tokenizer.unk_token_id != ids[0]:
             (yes if word.strip().lower() == "yes" else no).add(int(ids[0]))
     out = (frozenset(yes), frozenset(no - yes))
-    try:
+    with contextlib.suppress(AttributeError):  # a tokenizer with __slots__: recomputed per call
         tokenizer._luma_yes_no = out
-    except AttributeError:  # a tokenizer with __slots__: recomputed per call
-        pass
     return out
 
 

@@ -32,6 +32,7 @@ from luma_rag.errors import InvalidInputError
 from luma_rag.results import Hit
 
 if TYPE_CHECKING:
+    from luma_rag.answer.scored import ScoredVerifyConfig, ScoredVerifyingAnswerer
     from luma_rag.answer.verify import VerifyConfig, VerifyingAnswerer
 
 __all__ = ["VlmVerifier", "parse_yes_no", "referent_of", "single_hit_decision", "verified_answerer"]
@@ -186,18 +187,32 @@ class VlmVerifier:
             logger.debug("verify %s: %r -> %r", key[0], key[1], reply.text)
         return [self._cache[key] for key in keys]
 
+
 def verified_answerer(
-    answerer: Answerer, config: VerifyConfig | None = None, **verifier: object
-) -> VerifyingAnswerer:
+    answerer: Answerer,
+    config: ScoredVerifyConfig | VerifyConfig | None = None,
+    **verifier: object,
+) -> ScoredVerifyingAnswerer | VerifyingAnswerer:
     """The default verified path: yes/no verification with ``answerer`` itself, no parsing.
 
     Args:
         answerer: The VLM / LLM answerer.
-        config: :class:`~luma_rag.answer.verify.VerifyConfig` (abstention needs per-kind
-            accuracies and is off by default).
+        config: ``None`` or a :class:`~luma_rag.answer.scored.ScoredVerifyConfig`: the
+            default, score-gap verification of the top few hits in rank order
+            (:class:`~luma_rag.answer.scored.ScoredVerifyingAnswerer`); a
+            :class:`~luma_rag.answer.verify.VerifyConfig`: the previous default, yes/no
+            strings over ``k_verify`` hits on the gate's ANSWER / WIDEN
+            (:class:`~luma_rag.answer.verify.VerifyingAnswerer`).
         **verifier: Passed to :class:`VlmVerifier` (``referent=``, prompts).
     """
-    from luma_rag.answer.verify import VerifyingAnswerer
+    from luma_rag.answer.scored import ScoredVerifyConfig, ScoredVerifyingAnswerer
+    from luma_rag.answer.verify import VerifyConfig, VerifyingAnswerer
 
     check = VlmVerifier(answerer, **verifier)  # type: ignore[arg-type]
-    return VerifyingAnswerer(answerer, check, config, kind_of=lambda _q: None)
+    if isinstance(config, VerifyConfig):
+        return VerifyingAnswerer(answerer, check, config, kind_of=lambda _q: None)
+    if config is not None and not isinstance(config, ScoredVerifyConfig):
+        raise InvalidInputError(
+            f"config must be a ScoredVerifyConfig, a VerifyConfig or None, got {config!r}"
+        )
+    return ScoredVerifyingAnswerer(answerer, check, config)
