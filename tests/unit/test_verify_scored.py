@@ -181,3 +181,40 @@ def test_verdict_probabilities_read_the_last_yes_or_no_token() -> None:
     none = verdict_probabilities(bare, 1, tok)
     assert none == [None]
     assert np.isfinite(out[0])
+
+
+def test_tiny_llava_reports_a_verdict_probability_that_ranks_true_claims_higher(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The shipped tiny LLaVA's P(yes) at its verdict: reported for every reply, on the side
+    of 0.5 its parsed verdict is on, and higher for true claims than for false ones on
+    held-out items (AUC floor well above the 0.5 of a score that carries nothing)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from luma_rag.answer.llava import OFFLINE_LLAVA_MODEL, LlavaAnswerer
+    from luma_rag.answer.verify_vlm import parse_yes_no
+    from luma_rag.datasets import generate, load_manifest
+    from luma_rag.datasets.questions import make_verification
+
+    items = load_manifest(generate(tmp_path_factory.mktemp("verdict"), n=120, seed=5353))
+    held_out = [it for it in items if it.split != "train"][:32]
+    tiny = LlavaAnswerer(OFFLINE_LLAVA_MODEL, device="cpu", max_new_tokens=16)
+    rng = np.random.default_rng(13)
+    claims = [make_verification(it.attributes, rng, truthful=n % 2 == 0)
+              for n, it in enumerate(held_out)]  # fmt: skip
+    hits = [Hit(it.id, 1.0, "hot", 0, "image", source=str(it.image_path)) for it in held_out]
+    replies = tiny.answer_many([(c.text, _single(h)) for c, h in zip(claims, hits, strict=True)])
+    probs = [r.telemetry[VERDICT_KEY] for r in replies]
+    assert all(p is not None and 0.0 <= p <= 1.0 for p in probs)
+    for reply, p in zip(replies, probs, strict=True):
+        assert (p >= 0.5) == parse_yes_no(reply.text), (reply.text, p)
+    true = np.asarray([c.answer == "yes" for c in claims])
+    p = np.asarray(probs)
+    auc = float(np.mean([(a > b) + 0.5 * (a == b) for a in p[true] for b in p[~true]]))
+    assert auc >= 0.7, auc
+
+
+def _single(hit: Hit) -> GateDecision:
+    from luma_rag.answer.verify_vlm import single_hit_decision
+
+    return single_hit_decision(hit)
