@@ -35,7 +35,7 @@ def yes_no_token_ids(tokenizer: Any) -> tuple[frozenset[int], frozenset[int]]:
     """
     cached = getattr(tokenizer, "_luma_yes_no", None)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     yes: set[int] = set()
     no: set[int] = set()
     for word in _SPELLINGS:

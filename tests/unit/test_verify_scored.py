@@ -218,3 +218,25 @@ def _single(hit: Hit) -> GateDecision:
     from luma_rag.answer.verify_vlm import single_hit_decision
 
     return single_hit_decision(hit)
+
+
+def test_gated_retriever_answer_takes_the_default_verified_path() -> None:
+    """``GatedRetriever.answer`` gates the query, then verifies with the answerer itself:
+    score-gap by default, the previous yes/no path or none on request."""
+    from luma_rag.answer.gate import GatedRetriever
+
+    asked: list[str] = []
+
+    def query(text: str, *, filters: Any = None) -> GateDecision:
+        asked.append(text)
+        return _decision("bda", "clarify")
+
+    gate = GatedRetriever(SimpleNamespace(), relevance=None)  # type: ignore[arg-type]
+    gate.query = query  # type: ignore[method-assign]
+    question = "What color is the big blue square?"
+    ans = gate.answer(question, ScoringVlm(), query="a big blue square")
+    assert asked == ["a big blue square"]
+    assert ans.decision.decision == "widen" and ans.text == "blue"
+    assert gate.answer(question, ScoringVlm(), verify=False).decision.decision == "clarify"
+    legacy = gate.answer(question, ScoringVlm(), verify=VerifyConfig(k_verify=3))
+    assert legacy.decision.decision == "clarify" and asked[-1] == question
