@@ -1,16 +1,20 @@
 """Verification that works with any VLM: yes/no questions about the evidence.
 
 Before answering, the answerer checks its own evidence with a question any VLM (or LLM, for
-text evidence) can answer: "Does this image show <referent>?" on each of the top hits. Only
-hits answered "yes" count as verified; :class:`~luma_rag.answer.verify.VerifyingAnswerer`
-then answers when the verified hits agree, and otherwise asks a clarifying question naming
-the verified candidates. Nothing here parses corpus-specific attributes: the referent is the
-question with its interrogative frame removed ("What color is the small circle on the left?"
-→ "the small circle on the left"), or whatever ``referent=`` returns (e.g. the retrieval
-text the gate was queried with).
+text evidence) can answer: "Does this image show <referent>?" on each of the top hits. The
+answerer then answers when the verified hits agree, and otherwise asks a clarifying question
+naming the verified candidates. Nothing here parses corpus-specific attributes: the referent
+is the question with its interrogative frame removed ("What color is the small circle on the
+left?" → "the small circle on the left"), or whatever ``referent=`` returns (e.g. the
+retrieval text the gate was queried with).
 
-:func:`verified_answerer` builds the default verified path: ``VerifyingAnswerer(answerer,
-VlmVerifier(answerer), kind_of=None)``.
+:func:`verified_answerer` builds the default verified path:
+``ScoredVerifyingAnswerer(answerer, VlmVerifier(answerer))`` — the top few hits in rank order,
+each scored by the answerer's own P("yes") (:meth:`VlmVerifier.scores`,
+:mod:`luma_rag.answer.verdict`; 1 / 0 from the parsed reply for a VLM that reports no
+probability), answered from when they verify and agree (:mod:`luma_rag.answer.scored`). With
+a :class:`~luma_rag.answer.verify.VerifyConfig` it builds the previous default,
+``VerifyingAnswerer(answerer, VlmVerifier(answerer), config, kind_of=None)``.
 
 Example:
     >>> bot = verified_answerer(LlavaAnswerer("llava-hf/llava-1.5-7b-hf"))
