@@ -240,3 +240,27 @@ def test_gated_retriever_answer_takes_the_default_verified_path() -> None:
     assert gate.answer(question, ScoringVlm(), verify=False).decision.decision == "clarify"
     legacy = gate.answer(question, ScoringVlm(), verify=VerifyConfig(k_verify=3))
     assert legacy.decision.decision == "clarify" and asked[-1] == question
+
+
+def test_choose_scored_config_picks_the_loosest_accept_that_keeps_the_risk() -> None:
+    from luma_rag.answer.scored import choose_scored_config
+
+    rng = np.random.default_rng(5)
+    n = 600
+    score = rng.random(n)
+    right = rng.random(n) < np.where(score >= 0.7, 0.99, 0.5)  # risky below 0.7
+
+    def answered(cfg: ScoredVerifyConfig) -> list[bool]:
+        assert cfg.doubt <= cfg.accept and cfg.k_verify == 2
+        return [bool(r) for r in right[score >= cfg.accept]]
+
+    out = choose_scored_config(answered, n, base=ScoredVerifyConfig(k_verify=2),
+                               alpha=0.1, delta=0.1)  # fmt: skip
+    assert out["feasible"] and 0.6 <= out["accept"] <= 0.75 and out["risk"] <= 0.1
+    assert out["config"]["accept"] == out["accept"] and out["config"]["k_verify"] == 2
+    never = choose_scored_config(lambda cfg: [False] * 300, n)
+    assert not never["feasible"] and never["config"] is None
+    with pytest.raises(InvalidInputError, match="highest first"):
+        choose_scored_config(answered, n, grid=(0.5, 0.9))
+    with pytest.raises(InvalidInputError, match="alpha"):
+        choose_scored_config(answered, n, alpha=0.0)
