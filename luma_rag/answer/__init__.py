@@ -33,8 +33,10 @@ from luma_rag.answer.gate import (
 )
 from luma_rag.answer.llava import DEFAULT_LLAVA_MODEL, OFFLINE_LLAVA_MODEL, LlavaAnswerer
 from luma_rag.answer.prompts import build_messages, build_prompt_text
+from luma_rag.answer.scored import ScoredVerifyConfig, ScoredVerifyingAnswerer
 from luma_rag.answer.text_model import TextModelAnswerer
 from luma_rag.answer.verify import Verifier, VerifyConfig, VerifyingAnswerer
+from luma_rag.answer.verify_vlm import VlmVerifier, verified_answerer
 
 __all__ = [
     "DEFAULT_LLAVA_MODEL",
@@ -54,11 +56,14 @@ __all__ = [
     "GatedRetriever",
     "LlavaAnswerer",
     "RadiusCalibrationConfig",
+    "ScoredVerifyConfig",
+    "ScoredVerifyingAnswerer",
     "StreamingAnswerer",
     "TextModelAnswerer",
     "Verifier",
     "VerifyConfig",
     "VerifyingAnswerer",
+    "VlmVerifier",
     "build_messages",
     "build_prompt_text",
     "calibrate_gate_radius",
@@ -66,4 +71,5 @@ __all__ = [
     "decide",
     "describe_hit",
     "gated_query",
+    "verified_answerer",
 ]

@@ -35,11 +35,8 @@ from luma_rag.answer.gate import GateDecision
 from luma_rag.answer.llava_load import PRECISIONS, load_llava
 from luma_rag.answer.prompts import build_messages
 from luma_rag.answer.tiny_llava import TINY_LLAVA_MODEL
-from luma_rag.errors import (
-    InvalidInputError,
-    MissingDependencyError,
-    UnsupportedMediaError,
-)
+from luma_rag.answer.verdict import VERDICT_KEY, verdict_probabilities
+from luma_rag.errors import InvalidInputError, MissingDependencyError, UnsupportedMediaError
 
 __all__ = [
     "DEFAULT_LLAVA_MODEL",
@@ -235,8 +232,9 @@ class LlavaAnswerer:
                 output_scores=True,
                 return_dict_in_generate=True,
             )
-        out, conf = generation_confidences(gen, info["prompt_tokens"], self._processor.tokenizer)
-        info[CONFIDENCE_KEY] = conf[0]
+        width, tok = info["prompt_tokens"], self._processor.tokenizer
+        out, conf = generation_confidences(gen, width, tok)
+        info[CONFIDENCE_KEY], info[VERDICT_KEY] = conf[0], verdict_probabilities(gen, width, tok)[0]
         new_tokens = out[0, info["prompt_tokens"] :]
         text = self._processor.decode(new_tokens, skip_special_tokens=True).strip()
         info["new_tokens"] = int(new_tokens.shape[0])
@@ -306,6 +304,7 @@ class LlavaAnswerer:
             )
         width = int(inputs["input_ids"].shape[1])
         generated, confidence = generation_confidences(gen, width, self._processor.tokenizer)
+        verdicts = verdict_probabilities(gen, width, self._processor.tokenizer)
         results = []
         for row, staged in enumerate(chunk):
             new_tokens = generated[row, width:]
@@ -313,6 +312,7 @@ class LlavaAnswerer:
             staged[3]["prompt_tokens"] = int(inputs["attention_mask"][row].sum())
             staged[3]["batched"] = len(chunk)
             staged[3][CONFIDENCE_KEY] = confidence[row]
+            staged[3][VERDICT_KEY] = verdicts[row]
             if not any(ch.isalnum() for ch in text):
                 staged[3]["empty_generation"] = True
                 text = NO_ANSWER_REPLY

@@ -1,16 +1,20 @@
 """Verification that works with any VLM: yes/no questions about the evidence.
 
 Before answering, the answerer checks its own evidence with a question any VLM (or LLM, for
-text evidence) can answer: "Does this image show <referent>?" on each of the top hits. Only
-hits answered "yes" count as verified; :class:`~luma_rag.answer.verify.VerifyingAnswerer`
-then answers when the verified hits agree, and otherwise asks a clarifying question naming
-the verified candidates. Nothing here parses corpus-specific attributes: the referent is the
-question with its interrogative frame removed ("What color is the small circle on the left?"
-→ "the small circle on the left"), or whatever ``referent=`` returns (e.g. the retrieval
-text the gate was queried with).
+text evidence) can answer: "Does this image show <referent>?" on each of the top hits. The
+answerer then answers when the verified hits agree, and otherwise asks a clarifying question
+naming the verified candidates. Nothing here parses corpus-specific attributes: the referent
+is the question with its interrogative frame removed ("What color is the small circle on the
+left?" → "the small circle on the left"), or whatever ``referent=`` returns (e.g. the
+retrieval text the gate was queried with).
 
-:func:`verified_answerer` builds the default verified path: ``VerifyingAnswerer(answerer,
-VlmVerifier(answerer), kind_of=None)``.
+:func:`verified_answerer` builds the default verified path:
+``ScoredVerifyingAnswerer(answerer, VlmVerifier(answerer))`` — the top few hits in rank order,
+each scored by the answerer's own P("yes") (:meth:`VlmVerifier.scores`,
+:mod:`luma_rag.answer.verdict`; 1 / 0 from the parsed reply for a VLM that reports no
+probability), answered from when they verify and agree (:mod:`luma_rag.answer.scored`). With
+a :class:`~luma_rag.answer.verify.VerifyConfig` it builds the previous default,
+``VerifyingAnswerer(answerer, VlmVerifier(answerer), config, kind_of=None)``.
 
 Example:
     >>> bot = verified_answerer(LlavaAnswerer("llava-hf/llava-1.5-7b-hf"))
@@ -27,10 +31,12 @@ from typing import TYPE_CHECKING, Final
 
 from luma_rag.answer.base import VISUAL_MODALITIES, Answerer, answer_all
 from luma_rag.answer.gate import GateDecision, GateNumbers
+from luma_rag.answer.verdict import verdict_score
 from luma_rag.errors import InvalidInputError
 from luma_rag.results import Hit
 
 if TYPE_CHECKING:
+    from luma_rag.answer.scored import ScoredVerifyConfig, ScoredVerifyingAnswerer
     from luma_rag.answer.verify import VerifyConfig, VerifyingAnswerer
 
 __all__ = ["VlmVerifier", "parse_yes_no", "referent_of", "single_hit_decision", "verified_answerer"]
@@ -142,7 +148,7 @@ class VlmVerifier:
         self.referent = referent or referent_of
         self.image_prompt = image_prompt
         self.text_prompt = text_prompt
-        self._cache: dict[tuple[str, str], bool | None] = {}
+        self._cache: dict[tuple[str, str], tuple[bool | None, float]] = {}
 
     def prompt(self, question: str, hit: Hit) -> str:
         """The yes/no question asked about ``hit``."""
@@ -161,6 +167,16 @@ class VlmVerifier:
     def ask(self, pairs: Sequence[tuple[str, Hit]]) -> list[bool | None]:
         """The verdict per ``(question, hit)``; uncached prompts go to the answerer in one
         batch (:func:`~luma_rag.answer.base.answer_all`), each asked once."""
+        return [verdict for verdict, _ in self._read(pairs)]
+
+    def scores(self, pairs: Sequence[tuple[str, Hit]]) -> list[float]:
+        """The yes-score in [0, 1] per ``(question, hit)``: the answerer's own P("yes") at its
+        verdict when it reports one (``telemetry["verdict_yes"]``, as
+        :class:`~luma_rag.answer.llava.LlavaAnswerer` does), else the parsed verdict as
+        1 / 0 (0.5 when unclear); see :mod:`luma_rag.answer.verdict`."""
+        return [score for _, score in self._read(pairs)]
+
+    def _read(self, pairs: Sequence[tuple[str, Hit]]) -> list[tuple[bool | None, float]]:
         keys = [(f"{h.id}\x00{h.source}", self.prompt(q, h)) for q, h in pairs]
         todo: dict[tuple[str, str], Hit] = {}
         for key, (_, hit) in zip(keys, pairs, strict=True):
@@ -170,23 +186,37 @@ class VlmVerifier:
             self.answerer, [(key[1], single_hit_decision(h)) for key, h in todo.items()]
         )
         for key, reply in zip(todo, replies, strict=True):
-            self._cache[key] = parse_yes_no(reply.text)
+            verdict = parse_yes_no(reply.text)
+            self._cache[key] = (verdict, verdict_score(reply.telemetry, verdict))
             logger.debug("verify %s: %r -> %r", key[0], key[1], reply.text)
         return [self._cache[key] for key in keys]
 
 
 def verified_answerer(
-    answerer: Answerer, config: VerifyConfig | None = None, **verifier: object
-) -> VerifyingAnswerer:
+    answerer: Answerer,
+    config: ScoredVerifyConfig | VerifyConfig | None = None,
+    **verifier: object,
+) -> ScoredVerifyingAnswerer | VerifyingAnswerer:
     """The default verified path: yes/no verification with ``answerer`` itself, no parsing.
 
     Args:
         answerer: The VLM / LLM answerer.
-        config: :class:`~luma_rag.answer.verify.VerifyConfig` (abstention needs per-kind
-            accuracies and is off by default).
+        config: ``None`` or a :class:`~luma_rag.answer.scored.ScoredVerifyConfig`: the
+            default, score-gap verification of the top few hits in rank order
+            (:class:`~luma_rag.answer.scored.ScoredVerifyingAnswerer`); a
+            :class:`~luma_rag.answer.verify.VerifyConfig`: the previous default, yes/no
+            strings over ``k_verify`` hits on the gate's ANSWER / WIDEN
+            (:class:`~luma_rag.answer.verify.VerifyingAnswerer`).
         **verifier: Passed to :class:`VlmVerifier` (``referent=``, prompts).
     """
-    from luma_rag.answer.verify import VerifyingAnswerer
+    from luma_rag.answer.scored import ScoredVerifyConfig, ScoredVerifyingAnswerer
+    from luma_rag.answer.verify import VerifyConfig, VerifyingAnswerer
 
     check = VlmVerifier(answerer, **verifier)  # type: ignore[arg-type]
-    return VerifyingAnswerer(answerer, check, config, kind_of=lambda _q: None)
+    if isinstance(config, VerifyConfig):
+        return VerifyingAnswerer(answerer, check, config, kind_of=lambda _q: None)
+    if config is not None and not isinstance(config, ScoredVerifyConfig):
+        raise InvalidInputError(
+            f"config must be a ScoredVerifyConfig, a VerifyConfig or None, got {config!r}"
+        )
+    return ScoredVerifyingAnswerer(answerer, check, config)

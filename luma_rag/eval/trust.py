@@ -53,12 +53,13 @@ import numpy as np
 from luma_rag.answer.base import Answerer
 from luma_rag.answer.confidence import ConfidenceAnswerer, ConfidenceConfig
 from luma_rag.answer.consensus import ConsensusAnswerer, ConsensusConfig
-from luma_rag.answer.gate import GateConfig, GateDecision, GatedRetriever
+from luma_rag.answer.gate import GateConfig, GatedRetriever
 from luma_rag.answer.readable import ReadableAnswerer
 from luma_rag.answer.relevance_auto import store_relevance
+from luma_rag.answer.scored import ScoredVerifyConfig, ScoredVerifyingAnswerer
 from luma_rag.answer.verify import VerifyConfig, VerifyingAnswerer
-from luma_rag.answer.verify_vlm import VlmVerifier, single_hit_decision
-from luma_rag.datasets.questions import QUESTION_KINDS, parse_answer
+from luma_rag.answer.verify_vlm import VlmVerifier
+from luma_rag.datasets.questions import QUESTION_KINDS
 from luma_rag.eval.gate_questions import (
     CachedAnswerer,
     ScoringContext,
@@ -69,103 +70,40 @@ from luma_rag.eval.gate_questions import (
     split_items,
 )
 from luma_rag.eval.offtopic import OFF_TOPIC
+from luma_rag.eval.trust_calibrate import calibrate_on_val, legacy_verified, prefetch
 from luma_rag.eval.trust_confidence import CONSENSUS_GRID, confidence_floor, consensus_rho
 from luma_rag.eval.trust_report import aurc_table, equal_coverage, summary, targets, wilson
-from luma_rag.results import Hit
-from luma_rag.risk_control import GateRiskCalibration, calibrate_gate
 
-__all__ = ["DEFAULT_VARIANT", "evaluate_trust", "main"]
+__all__ = ["DEFAULT_VARIANT", "LEGACY_VARIANT", "evaluate_trust", "main"]
 
 logger = logging.getLogger(__name__)
 
-#: The variant that is the library's default ANSWER path.
-DEFAULT_VARIANT = "gate+verify"
-
-
-def _prefetch(
-    bot: CachedAnswerer, checker: VlmVerifier, jobs: Sequence[tuple[str, Sequence[Hit]]], k: int
-) -> None:
-    """Ask every yes/no check, then every answer the variants will read, in big batches.
-
-    ``jobs``: ``(question, ranked hits)``. The answers (from the top-1 for the no-gate
-    baseline, from each verified hit) are prefetched only when ``bot`` caches on the top
-    evidence (what a later call with any decision over the same top hit then finds).
-    """
-    pools = [(q, list(hits[:k])) for q, hits in jobs if hits]
-    verdicts = checker.ask([(q, h) for q, hits in pools for h in hits])
-    if not bot.top_only:
-        return
-    requests, i = [], 0
-    for q, hits in pools:
-        requests.append((q, single_hit_decision(hits[0])))
-        for hit in hits:
-            if verdicts[i]:
-                requests.append((q, single_hit_decision(hit)))
-            i += 1
-    bot.answer_many(requests)
-
-
-def _verified(bot: Answerer, checker: VlmVerifier, cfg: VerifyConfig) -> VerifyingAnswerer:
-    """The default verified path (as :func:`~luma_rag.answer.verify_vlm.verified_answerer`
-    builds it), sharing one yes/no cache."""
-    return VerifyingAnswerer(bot, checker, cfg, kind_of=lambda _q: None)
-
-
-def _calibrate(
-    val: Sequence[Any], encoder: Any, bot: CachedAnswerer, n: int, seed: int, k_verify: int,
-    verify: bool, alpha: float, delta: float,
-) -> GateRiskCalibration:  # fmt: skip
-    """Learn-then-Test on the val split: ρ, score floor and (with ``verify``) verification."""
-    with gallery(val, encoder, "luma-trust-val-") as luma:
-        relevance = store_relevance(luma)
-        qs = questions(val, n, seed, "full")
-        triples = [(q.text, t.id, f"{q.kind}:{q.answer}") for t, q in qs]
-        search = [q.retrieval_text for _, q in qs]
-        options: dict[str, Any] = {"relevance": relevance, "search_texts": search}
-        if not verify:
-            return calibrate_gate(luma, triples, alpha=alpha, delta=delta,
-                                  verify_options=(False,), **options)  # fmt: skip
-        checker = VlmVerifier(bot)
-        vectors = luma.encoder.encode_text(search)
-        jobs = [
-            (q.text, luma.search(v, 5, rho=0.0).hits) for (_, q), v in zip(qs, vectors, strict=True)
-        ]
-        _prefetch(bot, checker, jobs, k_verify)
-        verified = _verified(bot, checker, VerifyConfig(k_verify=k_verify))
-
-        def answer(question: str, hits: Any) -> tuple[str, bool]:
-            """The ANSWER's text (from the top hit) and whether verification kept it."""
-            d = _over(list(hits))
-            out = verified.answer(question, d)
-            kept = out.telemetry.get("verification", {}).get("outcome") == "answered"
-            return bot.answer(question, d).text, kept
-
-        def is_right(text: str, expected: str) -> bool:
-            kind, value = expected.split(":", 1)
-            return str(parse_answer(text, kind)) == value
-
-        return calibrate_gate(luma, triples, alpha=alpha, delta=delta, answer=answer,
-                              is_right=is_right, **options)  # fmt: skip
-
-
-def _over(hits: Sequence[Hit]) -> GateDecision:
-    """An ANSWER decision over ``hits`` (the top one certified), as the calibration asks."""
-    return dataclasses.replace(single_hit_decision(hits[0]), evidence=tuple(hits), hits=tuple(hits))
+#: The variant that is the library's default ANSWER path (score-gap verification).
+DEFAULT_VARIANT = "gate+scored-verify"
+#: The previous default: yes/no strings over ``k_verify`` hits on the gate's ANSWER / WIDEN.
+LEGACY_VARIANT = "gate+verify"
 
 
 def _variants(
     bot: CachedAnswerer, checker: VlmVerifier, k_verify: int, verify: bool, attr_verify: bool,
-    cal_verify: bool,
+    cal_verify: bool | None, scored: ScoredVerifyConfig, legacy: bool,
 ) -> dict[str, tuple[str, Answerer]]:  # fmt: skip
-    """``name -> (gate it reads, answerer)``."""
+    """``name -> (gate it reads, answerer)``; ``cal_verify`` None: no calibrated variants."""
     out: dict[str, tuple[str, Answerer]] = {"gate": ("gate", ReadableAnswerer(bot))}
     cfg = VerifyConfig(k_verify=k_verify)
     if verify:
-        out[DEFAULT_VARIANT] = ("gate", ReadableAnswerer(_verified(bot, checker, cfg)))
+        default = ScoredVerifyingAnswerer(bot, checker, scored)
+        out[DEFAULT_VARIANT] = ("gate", ReadableAnswerer(default))
+    if verify and legacy:
+        out[LEGACY_VARIANT] = ("gate", ReadableAnswerer(legacy_verified(bot, checker, cfg)))
         rescue = dataclasses.replace(cfg, rescue_clarify=True)
-        out["gate+verify+rescue"] = ("gate", ReadableAnswerer(_verified(bot, checker, rescue)))
-    ltt = _verified(bot, checker, cfg) if cal_verify else bot
-    out["gate+ltt"] = ("ltt", ReadableAnswerer(ltt))
+        out["gate+verify+rescue"] = (
+            "gate",
+            ReadableAnswerer(legacy_verified(bot, checker, rescue)),
+        )
+    if cal_verify is not None:
+        ltt = legacy_verified(bot, checker, cfg) if cal_verify else bot
+        out["gate+ltt"] = ("ltt", ReadableAnswerer(ltt))
     if attr_verify:
         from luma_rag.datasets.verifier import AttributeVerifier, answerer_kind_accuracy
 
@@ -193,51 +131,63 @@ def evaluate_trust(
     attr_verify: bool = False,
     alpha: float = 0.1,
     delta: float = 0.1,
+    scored: ScoredVerifyConfig | None = None,
+    legacy: bool = True,
+    calibrate: bool = True,
 ) -> dict[str, Any]:
     """Run the evaluation (module docstring); returns a JSON-able report with the targets.
 
     ``answerer`` None: the shipped tiny LLaVA, cached on question + top image; another
     answerer is cached on the whole decision. ``verify=False`` runs the gate alone.
+    ``scored``: the default path's settings (default :class:`ScoredVerifyConfig`);
+    ``legacy``: also run the previous default (``k_verify`` yes/no strings) and its rescue;
+    ``calibrate``: also run the val-split calibrations and the variants that use them.
     """
     started = time.perf_counter()
+    scored = scored if scored is not None else ScoredVerifyConfig()
     items, val = split_items(data_dir, "test"), split_items(data_dir, "val")
     bot = CachedAnswerer(
         answerer or default_answerer(), top_only=answerer is None, clarify_text=True
     )
-    cal = _calibrate(val, encoder, bot, n_calibration, seed + 1, k_verify, verify, alpha, delta)
-    floor = confidence_floor(
-        val, encoder, bot, n=n_calibration, seed=seed + 2, alpha=alpha, delta=delta
-    )
-    consensus = consensus_rho(
-        val, encoder, bot, rho=cal.rho, score_floor=cal.score_floor, n=n_calibration,
-        seed=seed + 3, alpha=alpha, delta=delta,
-    )  # fmt: skip
-    logger.info(
-        "trust: calibration done (%s) after %.0f s", cal.reason, time.perf_counter() - started
-    )
+    cal = floor = consensus = None
+    if calibrate:
+        cal = calibrate_on_val(
+            val, encoder, bot, n_calibration, seed + 1, k_verify, verify, alpha, delta
+        )
+        floor = confidence_floor(
+            val, encoder, bot, n=n_calibration, seed=seed + 2, alpha=alpha, delta=delta
+        )
+        consensus = consensus_rho(
+            val, encoder, bot, rho=cal.rho, score_floor=cal.score_floor, n=n_calibration,
+            seed=seed + 3, alpha=alpha, delta=delta,
+        )  # fmt: skip
+        logger.info(
+            "trust: calibrated (%s) after %.0f s", cal.reason, time.perf_counter() - started
+        )
     by_id = {it.id: it for it in items}
     checker = VlmVerifier(bot)
-    variants = _variants(bot, checker, k_verify, verify, attr_verify, cal.verify and verify)
-    if floor["feasible"]:
+    cal_verify = None if cal is None else cal.verify and verify
+    variants = _variants(bot, checker, k_verify, verify, attr_verify, cal_verify, scored, legacy)
+    if floor is not None and floor["feasible"]:
         conf_cfg = ConfidenceConfig(floor=float(floor["floor"]))
         variants["gate+confidence"] = ("gate", ReadableAnswerer(ConfidenceAnswerer(bot, conf_cfg)))
-    rho_c = consensus["setting"] if consensus["feasible"] else CONSENSUS_GRID[0]
-    variants["gate+ltt+consensus"] = (
-        "ltt",
-        ReadableAnswerer(ConsensusAnswerer(bot, ConsensusConfig(rho=float(rho_c)))),
-    )
+    rho_c = None
+    if consensus is not None:
+        rho_c = consensus["setting"] if consensus["feasible"] else CONSENSUS_GRID[0]
+        variants["gate+ltt+consensus"] = (
+            "ltt",
+            ReadableAnswerer(ConsensusAnswerer(bot, ConsensusConfig(rho=float(rho_c)))),
+        )
     with gallery(items, encoder, "luma-trust-") as luma:
         relevance = store_relevance(luma)
-        ltt_rel = relevance
-        if relevance is not None and math.isfinite(cal.score_floor):
-            ltt_rel = relevance.override(score_floor={"text": cal.score_floor})
         cfg = GateConfig(k=10, k_max=10)
-        gates = {
-            "gate": GatedRetriever(luma, cfg, record_gaps=False, relevance=relevance),
-            "ltt": GatedRetriever(
-                luma, dataclasses.replace(cfg, rho=cal.rho), record_gaps=False, relevance=ltt_rel
-            ),
-        }
+        gates = {"gate": GatedRetriever(luma, cfg, record_gaps=False, relevance=relevance)}
+        if cal is not None:
+            ltt_rel = relevance
+            if relevance is not None and math.isfinite(cal.score_floor):
+                ltt_rel = relevance.override(score_floor={"text": cal.score_floor})
+            ltt_cfg = dataclasses.replace(cfg, rho=cal.rho)
+            gates["ltt"] = GatedRetriever(luma, ltt_cfg, record_gaps=False, relevance=ltt_rel)
         qs = questions(items, n_questions, seed, "full")
         decided = [{g: gate.query(q.retrieval_text) for g, gate in gates.items()} for _, q in qs]
         off = [{g: gate.query(text) for g, gate in gates.items()} for text in OFF_TOPIC]
@@ -251,7 +201,7 @@ def evaluate_trust(
                 for text, d in zip(OFF_TOPIC, off, strict=True)
                 if d["gate"].decision != "not_in_memory"
             ]
-            _prefetch(bot, checker, jobs, k_verify)
+            prefetch(bot, checker, jobs, k_verify if legacy else scored.k_verify)
             logger.info("trust: prefetched after %.0f s", time.perf_counter() - started)
         records: dict[str, list[Any]] = {name: [] for name in variants}
         margins, slacks, base_wrong = [], [], []
@@ -278,7 +228,9 @@ def evaluate_trust(
         "n_questions": n_questions,
         "seed": seed,
         "bootstrap": bootstrap,
-        "k_verify": k_verify,
+        "k_verify": scored.k_verify if verify else k_verify,
+        "k_verify_legacy": k_verify if legacy else None,
+        "scored_verify": scored.to_dict(),
         "default": DEFAULT_VARIANT if verify else "gate",
         "answerer": "tiny LLaVA (luma-tiny-llava)" if answerer is None else type(answerer).__name__,
         "relevance": None
@@ -290,8 +242,10 @@ def evaluate_trust(
             "alpha": relevance.alpha,
         },
         "confidence_floor": floor,
-        "consensus_radius": consensus | {"used": rho_c},
-        "risk_control": cal.to_dict() | {"tested": len(cal.tested), "n_val_items": len(val)},
+        "consensus_radius": None if consensus is None else consensus | {"used": rho_c},
+        "risk_control": {"feasible": None, "alpha": alpha, "delta": delta, "reason": "not run"}
+        if cal is None
+        else cal.to_dict() | {"tested": len(cal.tested), "n_val_items": len(val)},
         "variants": {n: summary(r, QUESTION_KINDS) for n, r in records.items()},
         "no_gate": {
             "n": len(wrong),
@@ -347,6 +301,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--readme", default=None, help="rewrite this README's generated table")
     parser.add_argument("--no-verify", action="store_true", help="skip the verification variants")
     parser.add_argument("--attr-verify", action="store_true", help="add the attribute verifier")
+    parser.add_argument("--no-calibration", action="store_true", help="skip the val-split LTT")
+    parser.add_argument("--no-legacy", action="store_true", help="skip the previous default")
+    parser.add_argument("--scored-k", type=int, default=None, help="default path's k_verify")
+    parser.add_argument("--accept", type=float, default=None, help="default path's accept")
+    parser.add_argument("--doubt", type=float, default=None, help="default path's doubt")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     progress = logging.StreamHandler()
@@ -363,7 +322,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         k_verify=args.k_verify,
         n_calibration=args.calibration,
         attr_verify=args.attr_verify,
-    )
+        scored=ScoredVerifyConfig(**{
+            k: v for k, v in (("k_verify", args.scored_k), ("accept", args.accept),
+                              ("doubt", args.doubt)) if v is not None
+        }),
+        legacy=not args.no_legacy,
+        calibrate=not args.no_calibration,
+    )  # fmt: skip
     text = json.dumps(report, indent=2, default=str)
     if args.out:
         Path(args.out).write_text(text)

@@ -232,7 +232,8 @@ def targets(report: dict[str, Any], variant: str) -> list[dict[str, Any]]:
     cal = report["risk_control"]
     rows.append(_row(
         f"calibrate_gate feasible at α = {cal['alpha']:g}, δ = {cal['delta']:g}",
-        cal["feasible"], "feasible", bool(cal["feasible"]), cal["reason"],
+        cal["feasible"], "feasible", None if cal["feasible"] is None else bool(cal["feasible"]),
+        cal["reason"],
     ))  # fmt: skip
     return rows
 

@@ -60,7 +60,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[ShapeIt
 
 
 def test_trust_report_and_targets(corpus: tuple[Path, list[ShapeItem]], tmp_path: Path) -> None:
-    from luma_rag.eval.trust import DEFAULT_VARIANT, evaluate_trust
+    from luma_rag.eval.trust import DEFAULT_VARIANT, LEGACY_VARIANT, evaluate_trust
 
     root, items = corpus
     rng = np.random.default_rng(0)
@@ -70,13 +70,16 @@ def test_trust_report_and_targets(corpus: tuple[Path, list[ShapeItem]], tmp_path
                             n_calibration=20, k_verify=3)  # fmt: skip
     assert oracle.batches and max(oracle.batches) > 3  # checks went out in batches
     variants = report["variants"]
-    assert {"gate", DEFAULT_VARIANT, "gate+verify+rescue", "gate+ltt"} <= set(variants)
+    assert {"gate", DEFAULT_VARIANT, LEGACY_VARIANT, "gate+verify+rescue", "gate+ltt"} <= set(
+        variants
+    )
     for v in variants.values():
         shares = [v[k]["share"] for k in ("answer", "widen", "clarify", "not_in_memory")]
         assert math.isclose(sum(shares), 1.0) and v["n"] == 30
     # verification only ever demotes an ANSWER; rescue only adds WIDENs
-    assert variants[DEFAULT_VARIANT]["answer"]["n"] <= variants["gate"]["answer"]["n"]
-    assert variants["gate+verify+rescue"]["coverage"] >= variants[DEFAULT_VARIANT]["coverage"]
+    for name in (DEFAULT_VARIANT, LEGACY_VARIANT):
+        assert variants[name]["answer"]["n"] <= variants["gate"]["answer"]["n"]
+    assert variants["gate+verify+rescue"]["coverage"] >= variants[LEGACY_VARIANT]["coverage"]
     assert report["off_topic"][DEFAULT_VARIANT]["n"] == 60
     rows = report["targets"][DEFAULT_VARIANT]
     assert {r["status"] for r in rows} <= {"PASS", "MISS", "n/a"} and len(rows) == 12
@@ -92,6 +95,30 @@ def test_trust_report_and_targets(corpus: tuple[Path, list[ShapeItem]], tmp_path
     readme.write_text("no markers")
     with pytest.raises(InvalidInputError, match="marker"):
         write_readme(report, readme)
+
+
+def test_trust_report_without_calibration_or_legacy(
+    corpus: tuple[Path, list[ShapeItem]], tmp_path: Path
+) -> None:
+    """The quick run (no val-split calibration, no previous default) still reports every
+    target, the calibration row as not run, and the default path's settings."""
+    from luma_rag.answer.scored import ScoredVerifyConfig
+    from luma_rag.eval.trust import DEFAULT_VARIANT, LEGACY_VARIANT, evaluate_trust
+
+    root, items = corpus
+    oracle = Oracle(items, {it.id for it in items})
+    report = evaluate_trust(root, n_questions=20, seed=4344, answerer=oracle, bootstrap=10,
+                            scored=ScoredVerifyConfig(k_verify=2), legacy=False,
+                            calibrate=False)  # fmt: skip
+    assert set(report["variants"]) == {"gate", DEFAULT_VARIANT}
+    assert LEGACY_VARIANT not in report["off_topic"]
+    assert report["k_verify"] == 2 and report["scored_verify"]["k_verify"] == 2
+    rows = {r["target"]: r for r in report["targets"][DEFAULT_VARIANT]}
+    assert next(r for t, r in rows.items() if t.startswith("calibrate_gate"))["status"] == "n/a"
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_BEGIN}\n{README_END}\n")
+    write_readme(report, readme)
+    assert f"| {DEFAULT_VARIANT}" in readme.read_text()
 
 
 def test_equal_coverage_compares_at_the_same_coverage() -> None:
