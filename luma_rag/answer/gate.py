@@ -213,20 +213,20 @@ class GatedRetriever:
         """Gate ``query`` (default: ``question``) and answer ``question`` on the default path.
 
         The default path verifies the evidence with ``answerer`` itself
-        (:func:`~luma_rag.answer.verify_vlm.verified_answerer`): the top hits are asked a
-        yes/no question about what ``question`` refers to, scored by the answerer's own
-        P("yes"), and the answer comes only from verified hits that agree
-        (:mod:`luma_rag.answer.scored`); otherwise a CLARIFY names the verified candidates.
+        (:func:`~luma_rag.answer.verify_vlm.verified_answerer`): the hits of an ANSWER / WIDEN
+        are asked a yes/no question about what ``question`` refers to, and the answer comes
+        only from verified hits that agree; otherwise a CLARIFY names the verified candidates.
 
         Args:
             question: The user's question (what the answerer is asked).
             answerer: Any :class:`~luma_rag.answer.base.Answerer` (a VLM for images).
             query: What the store is searched with, if not the question itself (e.g. the
                 referent: "a small red circle").
-            verify: ``None``: the default score-gap verification; a
-                :class:`~luma_rag.answer.scored.ScoredVerifyConfig` or
-                :class:`~luma_rag.answer.verify.VerifyConfig` (the previous default); ``False``:
-                no verification (the gate's decision is answered as it is).
+            verify: ``None``: the default verification; a
+                :class:`~luma_rag.answer.verify.VerifyConfig` (its settings) or a
+                :class:`~luma_rag.answer.scored.ScoredVerifyConfig` (the opt-in score-gap
+                path, which also verifies CLARIFYs); ``False``: no verification (the gate's
+                decision is answered as it is).
             filters: Passed to :meth:`query`.
 
         Returns:

@@ -19,7 +19,9 @@ On a LUMA-Shapes corpus generated with a seed nothing else uses, the test split 
 Variants: ``gate`` (certificate + completeness + relevance, no verification); ``gate+verify``
 — **the default path**: the gate, then the answerer's own yes/no verification of the top
 ``k_verify`` hits (:func:`~luma_rag.answer.verify_vlm.verified_answerer`, referent taken from
-the question, no corpus parsing); ``gate+verify+rescue`` (verification may also turn a
+the question, no corpus parsing); ``gate+scored-verify`` — the path the targets are checked
+on: the top few hits scored by the answerer's P("yes") (:mod:`luma_rag.answer.scored`, opt-in
+in the library); ``gate+verify+rescue`` (verification may also turn a
 CLARIFY into a WIDEN over verified hits); ``gate+ltt`` (ρ, score floor and "require
 verification" chosen by :func:`luma_rag.risk_control.calibrate_gate` on the **val** split at
 α = δ = 0.1 — used only when feasible, else its best empirical thresholds, marked so).
@@ -78,9 +80,10 @@ __all__ = ["DEFAULT_VARIANT", "LEGACY_VARIANT", "evaluate_trust", "main"]
 
 logger = logging.getLogger(__name__)
 
-#: The variant that is the library's default ANSWER path (score-gap verification).
+#: The variant the targets are checked on: the score-gap path (opt-in in the library,
+#: ``verified_answerer(bot, ScoredVerifyConfig())``; not its default: README, held-out figures).
 DEFAULT_VARIANT = "gate+scored-verify"
-#: The previous default: yes/no strings over ``k_verify`` hits on the gate's ANSWER / WIDEN.
+#: The library's default verified path: yes/no strings over ``k_verify`` hits on ANSWER / WIDEN.
 LEGACY_VARIANT = "gate+verify"
 
 
@@ -139,7 +142,7 @@ def evaluate_trust(
 
     ``answerer`` None: the shipped tiny LLaVA, cached on question + top image; another
     answerer is cached on the whole decision. ``verify=False`` runs the gate alone.
-    ``scored``: the default path's settings (default :class:`ScoredVerifyConfig`);
+    ``scored``: the scored path's settings (default :class:`ScoredVerifyConfig`);
     ``legacy``: also run the previous default (``k_verify`` yes/no strings) and its rescue;
     ``calibrate``: also run the val-split calibrations and the variants that use them.
     """
@@ -281,7 +284,7 @@ def evaluate_trust(
 
 def _print_targets(report: dict[str, Any]) -> None:
     for name, rows in report["targets"].items():
-        print(f"\n== {name}{' (default path)' if name == report['default'] else ''} ==")
+        print(f"\n== {name}{' (targets checked)' if name == report['default'] else ''} ==")
         for row in rows:
             value = row["value"]
             shown = f"{value:.4f}" if isinstance(value, float) else str(value)
@@ -303,9 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--attr-verify", action="store_true", help="add the attribute verifier")
     parser.add_argument("--no-calibration", action="store_true", help="skip the val-split LTT")
     parser.add_argument("--no-legacy", action="store_true", help="skip the previous default")
-    parser.add_argument("--scored-k", type=int, default=None, help="default path's k_verify")
-    parser.add_argument("--accept", type=float, default=None, help="default path's accept")
-    parser.add_argument("--doubt", type=float, default=None, help="default path's doubt")
+    parser.add_argument("--scored-k", type=int, default=None, help="scored path's k_verify")
+    parser.add_argument("--accept", type=float, default=None, help="scored path's accept")
+    parser.add_argument("--doubt", type=float, default=None, help="scored path's doubt")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     progress = logging.StreamHandler()

@@ -291,7 +291,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"certificate's slack {rc['certificate_slack']['aurc']:.3f} "
         f"{_ci(rc['certificate_slack']['ci95'], pct=False)} (bootstrap {report['bootstrap']}).",
         "",
-        f"Targets, default path `{report['default']}` (answerer: "
+        f"Targets, checked on `{report['default']}` (answerer: "
         f"{report['answerer']}; k_verify {report['k_verify']}):",
         "",
         "| target | measured | goal | status | evidence |",

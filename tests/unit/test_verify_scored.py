@@ -64,9 +64,9 @@ def _bot(vlm: Any, **cfg: Any) -> ScoredVerifyingAnswerer:
     return ScoredVerifyingAnswerer(vlm, VlmVerifier(vlm), ScoredVerifyConfig(**cfg))
 
 
-def test_default_verified_path_is_scored_and_the_old_one_stays_reachable() -> None:
+def test_default_verified_path_is_yes_no_and_the_scored_one_is_opt_in() -> None:
     vlm = ScoringVlm()
-    assert isinstance(verified_answerer(vlm), ScoredVerifyingAnswerer)
+    assert isinstance(verified_answerer(vlm), VerifyingAnswerer)
     assert isinstance(verified_answerer(vlm, VerifyConfig(k_verify=4)), VerifyingAnswerer)
     bot = verified_answerer(vlm, ScoredVerifyConfig(k_verify=2))
     assert isinstance(bot, ScoredVerifyingAnswerer) and bot.config.k_verify == 2
@@ -222,7 +222,7 @@ def _single(hit: Hit) -> GateDecision:
 
 def test_gated_retriever_answer_takes_the_default_verified_path() -> None:
     """``GatedRetriever.answer`` gates the query, then verifies with the answerer itself:
-    score-gap by default, the previous yes/no path or none on request."""
+    yes/no strings over ANSWER / WIDEN by default, the score-gap path or none on request."""
     from luma_rag.answer.gate import GatedRetriever
 
     asked: list[str] = []
@@ -234,9 +234,11 @@ def test_gated_retriever_answer_takes_the_default_verified_path() -> None:
     gate = GatedRetriever(SimpleNamespace(), relevance=None)  # type: ignore[arg-type]
     gate.query = query  # type: ignore[method-assign]
     question = "What color is the big blue square?"
-    ans = gate.answer(question, ScoringVlm(), query="a big blue square")
+    plain = gate.answer(question, ScoringVlm(), query="a big blue square")
     assert asked == ["a big blue square"]
-    assert ans.decision.decision == "widen" and ans.text == "blue"
+    assert plain.decision.decision == "clarify"  # the default verifies ANSWER / WIDEN only
+    scored = gate.answer(question, ScoringVlm(), verify=ScoredVerifyConfig())
+    assert scored.decision.decision == "widen" and scored.text == "blue"
     assert gate.answer(question, ScoringVlm(), verify=False).decision.decision == "clarify"
     legacy = gate.answer(question, ScoringVlm(), verify=VerifyConfig(k_verify=3))
     assert legacy.decision.decision == "clarify" and asked[-1] == question
