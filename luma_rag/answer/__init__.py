@@ -36,7 +36,7 @@ from luma_rag.answer.prompts import build_messages, build_prompt_text
 from luma_rag.answer.scored import ScoredVerifyConfig, ScoredVerifyingAnswerer
 from luma_rag.answer.text_model import TextModelAnswerer
 from luma_rag.answer.verify import Verifier, VerifyConfig, VerifyingAnswerer
-from luma_rag.answer.verify_vlm import VlmVerifier, verified_answerer
+from luma_rag.answer.verify_vlm import VlmVerifier, answer_gated, verified_answerer
 
 __all__ = [
     "DEFAULT_LLAVA_MODEL",
@@ -71,5 +71,6 @@ __all__ = [
     "decide",
     "describe_hit",
     "gated_query",
+    "answer_gated",
     "verified_answerer",
 ]

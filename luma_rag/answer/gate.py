@@ -59,9 +59,6 @@ from luma_rag.relevance import RelevanceModel
 from luma_rag.results import QueryResult
 
 if TYPE_CHECKING:
-    from luma_rag.answer.base import Answer, Answerer
-    from luma_rag.answer.scored import ScoredVerifyConfig
-    from luma_rag.answer.verify import VerifyConfig
     from luma_rag.embedder import Embedded
     from luma_rag.engine import Luma
 
@@ -200,44 +197,6 @@ class GatedRetriever:
             )
 
         return self._gate(fetch, label, text, embedded.modality)
-
-    def answer(
-        self,
-        question: str,
-        answerer: Answerer,
-        *,
-        query: str | None = None,
-        verify: ScoredVerifyConfig | VerifyConfig | Literal[False] | None = None,
-        filters: Mapping[str, Any] | None = None,
-    ) -> Answer:
-        """Gate ``query`` (default: ``question``) and answer ``question`` on the default path.
-
-        The default path verifies the evidence with ``answerer`` itself
-        (:func:`~luma_rag.answer.verify_vlm.verified_answerer`): the hits of an ANSWER / WIDEN
-        are asked a yes/no question about what ``question`` refers to, and the answer comes
-        only from verified hits that agree; otherwise a CLARIFY names the verified candidates.
-
-        Args:
-            question: The user's question (what the answerer is asked).
-            answerer: Any :class:`~luma_rag.answer.base.Answerer` (a VLM for images).
-            query: What the store is searched with, if not the question itself (e.g. the
-                referent: "a small red circle").
-            verify: ``None``: the default verification; a
-                :class:`~luma_rag.answer.verify.VerifyConfig` (its settings) or a
-                :class:`~luma_rag.answer.scored.ScoredVerifyConfig` (the opt-in score-gap
-                path, which also verifies CLARIFYs); ``False``: no verification (the gate's
-                decision is answered as it is).
-            filters: Passed to :meth:`query`.
-
-        Returns:
-            The :class:`~luma_rag.answer.base.Answer`, its ``decision`` the final outcome.
-        """
-        decision = self.query(query if query is not None else question, filters=filters)
-        if verify is False:
-            return answerer.answer(question, decision)
-        from luma_rag.answer.verify_vlm import verified_answerer
-
-        return verified_answerer(answerer, verify).answer(question, decision)
 
     def _embed(
         self,

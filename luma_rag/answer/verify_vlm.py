@@ -28,11 +28,11 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-from luma_rag.answer.base import VISUAL_MODALITIES, Answerer, answer_all
-from luma_rag.answer.gate import GateDecision, GateNumbers
+from luma_rag.answer.base import VISUAL_MODALITIES, Answer, Answerer, answer_all
+from luma_rag.answer.gate import GateDecision, GatedRetriever, GateNumbers
 from luma_rag.answer.verdict import verdict_score
 from luma_rag.errors import InvalidInputError
 from luma_rag.results import Hit
@@ -41,7 +41,14 @@ if TYPE_CHECKING:
     from luma_rag.answer.scored import ScoredVerifyConfig, ScoredVerifyingAnswerer
     from luma_rag.answer.verify import VerifyConfig, VerifyingAnswerer
 
-__all__ = ["VlmVerifier", "parse_yes_no", "referent_of", "single_hit_decision", "verified_answerer"]
+__all__ = [
+    "VlmVerifier",
+    "answer_gated",
+    "parse_yes_no",
+    "referent_of",
+    "single_hit_decision",
+    "verified_answerer",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -223,3 +230,41 @@ def verified_answerer(
             f"config must be a VerifyConfig, a ScoredVerifyConfig or None, got {config!r}"
         )
     return VerifyingAnswerer(answerer, check, config, kind_of=lambda _q: None)
+
+
+def answer_gated(
+    gate: GatedRetriever,
+    question: str,
+    answerer: Answerer,
+    *,
+    query: str | None = None,
+    verify: ScoredVerifyConfig | VerifyConfig | Literal[False] | None = None,
+    filters: Mapping[str, Any] | None = None,
+) -> Answer:
+    """Gate ``query`` (default: ``question``) with ``gate`` and answer ``question``, verified.
+
+    The default path verifies the evidence with ``answerer`` itself (:func:`verified_answerer`):
+    the hits of an ANSWER / WIDEN are asked a yes/no question about what ``question`` refers
+    to, and the answer comes only from verified hits that agree; otherwise a CLARIFY names the
+    verified candidates.
+
+    Args:
+        gate: The :class:`~luma_rag.answer.gate.GatedRetriever`.
+        question: The user's question (what the answerer is asked).
+        answerer: Any :class:`~luma_rag.answer.base.Answerer` (a VLM for images).
+        query: What the store is searched with, if not the question itself (e.g. the
+            referent: "a small red circle").
+        verify: ``None``: the default verification; a
+            :class:`~luma_rag.answer.verify.VerifyConfig` (its settings) or a
+            :class:`~luma_rag.answer.scored.ScoredVerifyConfig` (the opt-in score-gap path,
+            which also verifies CLARIFYs); ``False``: no verification (the gate's decision
+            is answered as it is).
+        filters: Passed to :meth:`GatedRetriever.query`.
+
+    Returns:
+        The :class:`~luma_rag.answer.base.Answer`, its ``decision`` the final outcome.
+    """
+    decision = gate.query(query if query is not None else question, filters=filters)
+    if verify is False:
+        return answerer.answer(question, decision)
+    return verified_answerer(answerer, verify).answer(question, decision)

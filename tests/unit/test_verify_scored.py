@@ -15,7 +15,7 @@ from luma_rag.answer.gate import GateDecision, GateNumbers
 from luma_rag.answer.scored import ScoredVerifyConfig, ScoredVerifyingAnswerer
 from luma_rag.answer.verdict import VERDICT_KEY, verdict_probabilities, verdict_score
 from luma_rag.answer.verify import VerifyConfig, VerifyingAnswerer
-from luma_rag.answer.verify_vlm import VlmVerifier, verified_answerer
+from luma_rag.answer.verify_vlm import VlmVerifier, answer_gated, verified_answerer
 from luma_rag.errors import ConfigError, InvalidInputError, LumaError
 from luma_rag.results import Hit
 
@@ -220,8 +220,8 @@ def _single(hit: Hit) -> GateDecision:
     return single_hit_decision(hit)
 
 
-def test_gated_retriever_answer_takes_the_default_verified_path() -> None:
-    """``GatedRetriever.answer`` gates the query, then verifies with the answerer itself:
+def test_answer_gated_takes_the_default_verified_path() -> None:
+    """``answer_gated`` gates the query, then verifies with the answerer itself:
     yes/no strings over ANSWER / WIDEN by default, the score-gap path or none on request."""
     from luma_rag.answer.gate import GatedRetriever
 
@@ -234,13 +234,13 @@ def test_gated_retriever_answer_takes_the_default_verified_path() -> None:
     gate = GatedRetriever(SimpleNamespace(), relevance=None)  # type: ignore[arg-type]
     gate.query = query  # type: ignore[method-assign]
     question = "What color is the big blue square?"
-    plain = gate.answer(question, ScoringVlm(), query="a big blue square")
+    plain = answer_gated(gate, question, ScoringVlm(), query="a big blue square")
     assert asked == ["a big blue square"]
     assert plain.decision.decision == "clarify"  # the default verifies ANSWER / WIDEN only
-    scored = gate.answer(question, ScoringVlm(), verify=ScoredVerifyConfig())
+    scored = answer_gated(gate, question, ScoringVlm(), verify=ScoredVerifyConfig())
     assert scored.decision.decision == "widen" and scored.text == "blue"
-    assert gate.answer(question, ScoringVlm(), verify=False).decision.decision == "clarify"
-    legacy = gate.answer(question, ScoringVlm(), verify=VerifyConfig(k_verify=3))
+    assert answer_gated(gate, question, ScoringVlm(), verify=False).decision.decision == "clarify"
+    legacy = answer_gated(gate, question, ScoringVlm(), verify=VerifyConfig(k_verify=3))
     assert legacy.decision.decision == "clarify" and asked[-1] == question
 
 
