@@ -64,6 +64,7 @@ __all__ = [
     "VerifyConfig",
     "VerifyingAnswerer",
     "VlmVerifier",
+    "answer_gated",
     "build_messages",
     "build_prompt_text",
     "calibrate_gate_radius",
@@ -71,6 +72,5 @@ __all__ = [
     "decide",
     "describe_hit",
     "gated_query",
-    "answer_gated",
     "verified_answerer",
 ]
