@@ -224,7 +224,7 @@ class LocalStore:
                 with self.lock.write():  # so records, key map and tiers change at once
                     self._records.commit(records, replaced, self._next_key + n)
                     self._next_key += n
-                    self._enter(ids, keys, bridge_version)
+                    self._enter(ids, keys, replaced, bridge_version)
                     moved = self.memory.add(keys, vectors, novelty, now)
                     moved = np.concatenate([moved, self._apply_promotions(now)])
             else:  # graph inserts run on a copy outside the write lock (queries go on); only
@@ -232,7 +232,7 @@ class LocalStore:
                 self._records.commit(records, [], self._next_key + n)
                 self._next_key += n
                 with self.lock.write():
-                    self._enter(ids, keys, bridge_version)
+                    self._enter(ids, keys, [], bridge_version)
                     moved, hot_items = self.memory.add_deferred(keys, vectors, novelty, now)
                 for retry in (False, True):  # a graph rebuild swapped in meanwhile: restage once
                     staged = self.memory.hot.stage(*hot_items)
@@ -242,10 +242,10 @@ class LocalStore:
                             break
             self._persist_tiers(moved)
 
-    def _enter(self, ids: list[str], keys: np.ndarray, bridge_version: int) -> None:
-        """New keys into the key map, the ones they replace out of the tiers (write lock held)."""
-        self._versions.set(keys, bridge_version)
-        old = [self._ids[i] for i in ids if i in self._ids]
+    def _enter(self, ids: list[str], keys: np.ndarray, old: list[int], version: int) -> None:
+        """New keys into the key map (bridge ``version``), the ``old`` they replace out of the
+        tiers (write lock held)."""
+        self._versions.set(keys, version)
         if old:
             self.memory.remove(np.array(old, dtype=np.int64))
         for i, k in zip(ids, keys.tolist(), strict=True):
