@@ -54,7 +54,7 @@ from luma_rag._config import ConfigBase, check
 from luma_rag.answer.base import Answer, Answerer, answer_all
 from luma_rag.answer.clarify import one_per_answer
 from luma_rag.answer.gate import GateDecision
-from luma_rag.answer.verify import _answer_from, _pool, normalise_text
+from luma_rag.answer.verify import _answer_from, _clarify, _pool, normalise_text
 from luma_rag.errors import InvalidInputError
 from luma_rag.results import Hit
 
@@ -206,7 +206,7 @@ class ScoredVerifyingAnswerer:
                 f"verification: none of the top {len(pool)} hits scores >= {cfg.accept:.2f} "
                 f"(best {score[best[0].id]:.2f})"
             )
-            return self._clarify(question, decision, best, reason, info, ids)
+            return _clarify(self.answerer, question, decision, best, reason, info, ids)
         requests = [(question, _answer_from(decision, hit)) for hit in contenders]
         replies = answer_all(self.answerer, requests)
         answers = dict(zip([h.id for h in contenders], replies, strict=True))
@@ -221,7 +221,7 @@ class ScoredVerifyingAnswerer:
                 f"(yes-score >= {cfg.doubt:.2f}) and their answers differ "
                 f"({sorted(str(v) for v in distinct)})"
             )
-            return self._clarify(question, decision, options, reason, info, ids)
+            return _clarify(self.answerer, question, decision, options, reason, info, ids)
         said = next(iter(distinct))
         lead = verified[0]
         top_id = decision.evidence[0].id if decision.evidence else None
@@ -251,20 +251,6 @@ class ScoredVerifyingAnswerer:
         out = answers[lead.id]
         telemetry = {**out.telemetry, "verified": ids, "verification": info}
         return dataclasses.replace(out, decision=final, telemetry=telemetry)
-
-    def _clarify(
-        self,
-        question: str,
-        decision: GateDecision,
-        options: Sequence[Hit],
-        reason: str,
-        info: dict[str, Any],
-        verified: list[str],
-    ) -> Answer:
-        logger.debug("%s; %s → clarify", reason, decision.decision)
-        out = self.answerer.answer(question, decision.as_clarify(options, reason))
-        telemetry = {**out.telemetry, "verified": verified, "verification": info}
-        return dataclasses.replace(out, telemetry=telemetry)
 
 
 #: The default ``accept`` grid of :func:`choose_scored_config`, strictest first.

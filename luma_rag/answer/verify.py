@@ -233,7 +233,7 @@ class VerifyingAnswerer:
                 f"I cannot reliably tell the {kind} from the image of {what}; could you ask "
                 "about another detail (its colour, size, position or count)?"
             )
-            return self._clarify(question, decision, top, reason, info, [], question_back)
+            return _clarify(self.answerer, question, decision, top, reason, info, [], question_back)
 
         pool = _pool(decision, cfg.k_verify)
         verdicts = dict(zip([h.id for h in pool], self._verify(question, pool), strict=True))
@@ -251,7 +251,7 @@ class VerifyingAnswerer:
             reason = (
                 f"verification: none of the top {len(pool)} hits shows what the question refers to"
             )
-            return self._clarify(question, decision, options, reason, info, ids)
+            return _clarify(self.answerer, question, decision, options, reason, info, ids)
 
         requests = [(question, _answer_from(decision, hit)) for hit in verified]
         answers = dict(zip(ids, answer_all(self.answerer, requests), strict=True))
@@ -295,7 +295,7 @@ class VerifyingAnswerer:
             f"verification: {len(verified)} verified items fit the question and their answers "
             f"differ ({shown})"
         )
-        return self._clarify(question, decision, options, reason, info, ids)
+        return _clarify(self.answerer, question, decision, options, reason, info, ids)
 
     def _verify(self, question: str, pool: Sequence[Hit]) -> list[bool | None]:
         """The verifier's verdict per hit (in one batch when it offers ``many``)."""
@@ -309,21 +309,23 @@ class VerifyingAnswerer:
             return out
         return [self.verifier(question, h) for h in pool]
 
-    def _clarify(
-        self,
-        question: str,
-        decision: GateDecision,
-        options: Sequence[Hit],
-        reason: str,
-        info: dict[str, Any],
-        verified: list[str],
-        clarification: str | None = None,
-    ) -> Answer:
-        logger.debug("%s; %s → clarify", reason, decision.decision)
-        clar = decision.as_clarify(options, reason, clarification)
-        out = self.answerer.answer(question, clar)
-        telemetry = {**out.telemetry, "verified": verified, "verification": info}
-        return dataclasses.replace(out, telemetry=telemetry)
+
+def _clarify(
+    answerer: Answerer,
+    question: str,
+    decision: GateDecision,
+    options: Sequence[Hit],
+    reason: str,
+    info: dict[str, Any],
+    verified: list[str],
+    clarification: str | None = None,
+) -> Answer:
+    """``answerer``'s reply to ``decision`` turned CLARIFY over ``options``, with the
+    verification record (``verified`` ids, ``info``) in its telemetry."""
+    logger.debug("%s; %s → clarify", reason, decision.decision)
+    out = answerer.answer(question, decision.as_clarify(options, reason, clarification))
+    telemetry = {**out.telemetry, "verified": verified, "verification": info}
+    return dataclasses.replace(out, telemetry=telemetry)
 
 
 def _pool(decision: GateDecision, k: int) -> list[Hit]:
