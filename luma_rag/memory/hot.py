@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 # live items (a (1024 × 20k × d) product costs less than 1024 HNSW searches), else the graph.
 _NEAREST_EXACT_BELOW = 20_000
 _NEAREST_EF = 16
+_SWAP_REPLAY_MAX, _SWAP_TRIES = 64, 1000  # rebuild swap: most keys replayed under the lock
 
 
 @dataclass(frozen=True)
@@ -206,11 +207,8 @@ class HotTier:
     def _rebuild(self) -> None:
         if self._thread is not None:
             return  # one rebuild at a time; the running one swaps in a clean graph
-        keys = self._pos_keys[self._alive].copy()
-        vectors = self._vectors_view()[self._alive].copy()
-        logger.debug(
-            "hot tier: rebuilding HNSW with %d items (%d tombstones)", len(keys), self.tombstones
-        )
+        keys, vectors = self._pos_keys[self._alive], self._vectors_view()[self._alive]
+        logger.debug("hot tier: rebuild, %d items, %d tombstones", len(keys), self.tombstones)
         if self._write_lock is None or not self.config.background_rebuild:
             self._reset()
             self.add(keys, vectors)
@@ -237,22 +235,22 @@ class HotTier:
             fresh = HotTier(self.dim, self.config)
             fresh.add(keys, vectors)
             done = 0
-            for _ in range(4):  # replay what changed meanwhile outside the lock, a few rounds
+            for attempt in range(_SWAP_TRIES):  # replay outside the lock; swap once little is left
+                last = attempt == _SWAP_TRIES - 1
                 pending = (self._log or [])[done:]
-                if not pending:
-                    break
-                _replay(fresh, pending)
-                done += len(pending)
-            with write_lock():  # only the last changes (usually none) and the swap stall queries
-                _replay(fresh, (self._log or [])[done:])
-                self._index, self._pos_keys, self._alive = (
-                    fresh._index,
-                    fresh._pos_keys,
-                    fresh._alive,
-                )
-                self._live = fresh._live
-                self._xb, self._log = None, None
-                self._live_bitmap = None
+                if pending and not last:
+                    _replay(fresh, pending)
+                    done += len(pending)
+                    continue
+                with write_lock():  # only the last changes (usually none) and the swap stall
+                    rest = (self._log or [])[done:]
+                    if sum(len(ks) for _, ks, _ in rest) > _SWAP_REPLAY_MAX and not last:
+                        continue  # a batch arrived meanwhile: replay it outside the lock first
+                    _replay(fresh, rest)
+                    self._index, self._pos_keys = fresh._index, fresh._pos_keys
+                    self._alive, self._live = fresh._alive, fresh._live
+                    self._xb = self._log = self._live_bitmap = None
+                    return
         except Exception:  # the old graph keeps serving; tombstones stay filtered
             logger.exception("hot tier: background rebuild failed; keeping the current graph")
             self._log = None
@@ -327,10 +325,11 @@ class HotTier:
         if n == 0 or self._live == 0:
             return np.full(len(vectors), -1.0, dtype=np.float32)
         if self._live <= _NEAREST_EXACT_BELOW:  # one BLAS product beats HNSW here
-            live = self._vectors_view()[self._alive]
+            xb, dead = self._vectors_view(), ~self._alive  # scanned in place: no (n, d) gather
             out = np.empty(len(vectors), dtype=np.float32)
             for start in range(0, len(vectors), 1024):  # (1024, n) score blocks at most
-                block = np.ascontiguousarray(vectors[start : start + 1024], np.float32) @ live.T
+                block = np.ascontiguousarray(vectors[start : start + 1024], np.float32) @ xb.T
+                block[:, dead] = -np.inf
                 out[start : start + len(block)] = block.max(axis=1)
             return out
         import faiss

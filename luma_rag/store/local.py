@@ -36,7 +36,7 @@ from luma_rag.errors import (
     StoreReadOnlyError,
 )
 from luma_rag.filters import compile_filter
-from luma_rag.memory.tiered import Candidates, TieredMemory
+from luma_rag.memory.tiered import Candidates, Migration, TieredMemory
 from luma_rag.store.bridge_log import BridgeLog
 from luma_rag.store.drift import ItemVersions
 from luma_rag.store.lock import WriterLock
@@ -210,8 +210,7 @@ class LocalStore:
             self._check_writable()
             now = time.time()
             keys = np.arange(self._next_key, self._next_key + n, dtype=np.int64)
-            with self.lock.read():
-                novelty = self.memory.novelty(vectors)
+            novelty = self.memory.novelty(vectors)  # read lock per block, not one long hold
             replaced = [self._ids[i] for i in ids if i in self._ids]
             records = [
                 NewRecord(int(k), i, c, 0, modality, m, now, bridge_version, float(nv), t, src)
@@ -225,22 +224,28 @@ class LocalStore:
                     self._records.commit(records, replaced, self._next_key + n)
                     self._next_key += n
                     self._enter(ids, keys, replaced, bridge_version)
-                    moved = self.memory.add(keys, vectors, novelty, now)
-                    moved = np.concatenate([moved, self._apply_promotions(now)])
+                    plan, hot_items = self.memory.add_deferred(keys, vectors, novelty, now)
+                    self.memory.migrate(Migration(keys[:0], plan.new_keys, plan.new_vectors))
+                    self.memory.hot.add(*hot_items)
+                    promoted, more = self._apply_promotions(now)
+                moved, plan = plan.keys, Migration(plan.spilled, keys[:0], plan.new_vectors[:0])
             else:  # graph inserts run on a copy outside the write lock (queries go on); only
                 # the swap takes it, and _ingest keeps every other writer out meanwhile
                 self._records.commit(records, [], self._next_key + n)
                 self._next_key += n
                 with self.lock.write():
                     self._enter(ids, keys, [], bridge_version)
-                    moved, hot_items = self.memory.add_deferred(keys, vectors, novelty, now)
+                    plan, hot_items = self.memory.add_deferred(keys, vectors, novelty, now)
+                moved = plan.keys
                 for retry in (False, True):  # a graph rebuild swapped in meanwhile: restage once
                     staged = self.memory.hot.stage(*hot_items)
                     with self.lock.write():
                         if self.memory.hot.commit(staged, inline=retry):
-                            moved = np.concatenate([moved, self._apply_promotions(now)])
+                            promoted, more = self._apply_promotions(now)
                             break
-            self._persist_tiers(moved)
+            for todo in (plan, more):  # hot -> warm in chunks, one short write hold each
+                self.memory.migrate(todo)
+            self._persist_tiers(np.concatenate([moved, promoted, more.keys]))
 
     def _enter(self, ids: list[str], keys: np.ndarray, old: list[int], version: int) -> None:
         """New keys into the key map (bridge ``version``), the ``old`` they replace out of the
@@ -257,15 +262,10 @@ class LocalStore:
             if sel.size:
                 self._records.set_tiers(sel, code)
 
-    def _apply_promotions(self, now: float) -> np.ndarray:
-        """Promote queued warm items (under the write lock). Returns keys whose tier changed."""
-        if not self._promote:
-            return np.zeros(0, dtype=np.int64)
-        alive = set(self._ids.values())
-        live = [k for k in self._promote if k in alive]
-        self._promote.clear()
-        promoted, spilled = self.memory.promote(np.array(live, dtype=np.int64), now)
-        return np.concatenate([promoted, spilled])
+    def _apply_promotions(self, now: float) -> tuple[np.ndarray, Migration]:
+        """Promote queued warm items (write lock held): (promoted, the spill it calls for)."""
+        queued, self._promote = np.fromiter(self._promote, np.int64), set()
+        return self.memory.promote(queued, now)
 
     def delete(self, ids: list[str]) -> None:
         """Delete items by id. All ids must exist (else NotFoundError and nothing is deleted)."""
