@@ -232,7 +232,7 @@ class TieredMemory:
             with self._lock.write():
                 ks = plan.spilled[start : start + size]
                 ks = ks[self._tier[ks] == HOT]
-                self.warm.add(ks, self.hot.vectors(ks))
+                self.warm.add(ks, self._fetch(ks))  # the raw vectors (hot keeps fp16)
                 self.hot.remove(ks)
                 self._tier[ks] = WARM
 
