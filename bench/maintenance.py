@@ -19,6 +19,7 @@ import contextlib
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -28,7 +29,15 @@ from luma_rag import Luma, LumaConfig
 from luma_rag._rwlock import RWLock
 from luma_rag.store.local import LocalStore
 
-_HOLDS: list[tuple[float, float]] = []  # (wall ms, holder's CPU ms) per outermost write hold
+_HOLDS: list[tuple[float, float, str]] = []  # (wall ms, holder's CPU ms, where) per write hold
+
+
+def _site() -> str:
+    """``file:function`` of the innermost luma_rag frame holding the lock (for the report)."""
+    for frame in reversed(traceback.extract_stack()):
+        if "luma_rag" in frame.filename and "_rwlock" not in frame.filename:
+            return f"{Path(frame.filename).name}:{frame.name}:{frame.lineno}"
+    return "?"
 
 
 def _timed_write(
@@ -49,7 +58,7 @@ def _timed_write(
             finally:
                 if outer:
                     wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
-                    _HOLDS.append((wall * 1000.0, cpu * 1000.0))
+                    _HOLDS.append((wall * 1000.0, cpu * 1000.0, _site() if cpu > 2e-3 else ""))
 
     return write
 
@@ -66,9 +75,9 @@ def _vectors(n: int, dim: int, seed: int) -> np.ndarray:
 
 def _phase(
     luma: Luma, queries: np.ndarray, threads: int, run: Callable[[], None]
-) -> tuple[np.ndarray, tuple[float, float]]:
+) -> tuple[np.ndarray, tuple[float, float, str]]:
     """(latencies (ms) of every query issued by ``threads`` threads while ``run()`` runs,
-    longest write-lock hold meanwhile: (wall ms, CPU ms))."""
+    longest write-lock hold meanwhile: (wall ms, most CPU ms of one hold, where that was))."""
     _HOLDS.clear()
     stop = threading.Event()
     lat: list[list[float]] = [[] for _ in range(threads)]
@@ -90,8 +99,9 @@ def _phase(
         stop.set()
         for t in pool:
             t.join()
-    holds = np.array(_HOLDS or [(0.0, 0.0)])
-    return np.array([x for part in lat for x in part]), (holds[:, 0].max(), holds[:, 1].max())
+    wall = max((h[0] for h in _HOLDS), default=0.0)
+    cpu = max(_HOLDS, key=lambda h: h[1], default=(0.0, 0.0, ""))
+    return np.array([x for part in lat for x in part]), (wall, cpu[1], cpu[2])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -149,12 +159,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{'phase':<14}{'queries':>8}{'p50 ms':>9}{'p99 ms':>9}{'longest ms':>12}"
         f"{'p99/quiet p50':>15}{'max hold ms':>13}{'max CPU ms':>12}"
     )
-    for name, (lat, (wall, cpu)) in phases.items():
+    for name, (lat, (wall, cpu, _)) in phases.items():
         p50, p99, worst = np.percentile(lat, 50), np.percentile(lat, 99), lat.max()
         print(
             f"{name:<14}{len(lat):>8}{p50:>9.2f}{p99:>9.2f}{worst:>12.1f}"
             f"{p99 / quiet_p50:>15.2f}{wall:>13.1f}{cpu:>12.1f}"
         )
+    for name, (_, (_, cpu, where)) in phases.items():
+        print(f"{name}: the hold with the most CPU ({cpu:.1f} ms) was in {where or '-'}")
     for name in ("spill", "warm retrain", "hot rebuild"):
         lat = phases[name][0]
         ok99 = np.percentile(lat, 99) <= 5 * quiet_p50

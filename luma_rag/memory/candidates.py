@@ -129,7 +129,7 @@ def merge_tiers(
 ) -> Candidates:
     """Exactly rescore the hot hits and a prefix of the warm hits; merge; keep the best.
 
-    Only the kept candidates' vectors are gathered (from the tier's RAM when it hands them over).
+    Only the kept candidates' vectors are gathered (the hot hits' rows once, for their scores).
 
     Args:
         query: float32 (d,) unit. hot / warm: the tiers' hits (hot ones carry vectors or
@@ -141,8 +141,8 @@ def merge_tiers(
     Returns:
         At most ``min(2·fetch_k, max(2·k, KEEP_MIN))`` candidates, best first.
     """
-    hv = hot.vectors
-    hs = score(hot.keys, query) if hv is None else (hv @ query).astype(np.float32, copy=False)
+    hv = fetch(hot.keys) if hot.vectors is None else hot.vectors  # as rerank() scores them
+    hs = (hv @ query).astype(np.float32, copy=False)
     ws, warm_bound = _rerank_prefix(query, warm, score, hs, k, fetch_k, sigmas)
     n_hot, c = len(hs), len(ws)
     keys = np.concatenate([hot.keys, warm.keys[:c]])
@@ -157,12 +157,9 @@ def merge_tiers(
         outside = max(outside, float(exact[order[keep]]))
         order = order[:keep]
     from_hot = order < n_hot
-    if hv is None:  # one gather of every kept row from the raw vectors
-        vectors = fetch(keys[order])
-    else:
-        vectors = np.empty((len(order), len(query)), dtype=np.float32)
-        vectors[from_hot] = hv[order[from_hot]]
-        vectors[~from_hot] = fetch(keys[order[~from_hot]])
+    vectors = np.empty((len(order), len(query)), dtype=np.float32)
+    vectors[from_hot] = hv[order[from_hot]]
+    vectors[~from_hot] = fetch(keys[order[~from_hot]])
     zeta = np.concatenate([hot.zeta, warm.zeta[:c]])[order]
     tiers = (~from_hot).astype(np.int8)  # 0 hot / 1 warm
     return Candidates(keys[order], exact[order], tiers, zeta, outside, vectors)

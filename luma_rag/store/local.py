@@ -4,7 +4,6 @@ Files: ``config.json``, ``records.sqlite`` (records, metadata, settings, knowled
 ``vectors.f32`` (raw vectors), ``hot.snapshot`` / ``warm.snapshot`` and ``bridge.safetensors``
 (derived, bound to the store's id and generation: :mod:`luma_rag.store.recovery`),
 ``bridge.pairs`` (bridge pairs appended since that snapshot: :mod:`luma_rag.store.bridge_log`).
-
 Write path: append vectors (fsync) -> commit records (WAL) -> tiers; acknowledged = durable.
 
 Locking: one writer per directory (an OS file lock, :mod:`luma_rag.store.lock`); readers
@@ -227,7 +226,6 @@ class LocalStore:
                     plan, hot_items = self.memory.add_deferred(keys, vectors, novelty, now)
                     self.memory.migrate(Migration(keys[:0], plan.new_keys, plan.new_vectors))
                     self.memory.hot.add(*hot_items)
-                    promoted, more = self._apply_promotions(now)
                 moved, plan = plan.keys, Migration(plan.spilled, keys[:0], plan.new_vectors[:0])
             else:  # graph inserts run on a copy outside the write lock (queries go on); only
                 # the swap takes it, and _ingest keeps every other writer out meanwhile
@@ -241,15 +239,12 @@ class LocalStore:
                     staged = self.memory.hot.stage(*hot_items)
                     with self.lock.write():
                         if self.memory.hot.commit(staged, inline=retry):
-                            promoted, more = self._apply_promotions(now)
                             break
-            for todo in (plan, more):  # hot -> warm in chunks, one short write hold each
-                self.memory.migrate(todo)
-            self._persist_tiers(np.concatenate([moved, promoted, more.keys]))
+            self.memory.migrate(plan)  # hot -> warm in chunks, one short write hold each
+            self._persist_tiers(np.concatenate([moved, self._apply_promotions(now)]))
 
     def _enter(self, ids: list[str], keys: np.ndarray, old: list[int], version: int) -> None:
-        """New keys into the key map (bridge ``version``), the ``old`` they replace out of the
-        tiers (write lock held)."""
+        """Key map in (bridge ``version``), the ``old`` keys out of the tiers (write lock held)."""
         self._versions.set(keys, version)
         if old:
             self.memory.remove(np.array(old, dtype=np.int64))
@@ -262,10 +257,17 @@ class LocalStore:
             if sel.size:
                 self._records.set_tiers(sel, code)
 
-    def _apply_promotions(self, now: float) -> tuple[np.ndarray, Migration]:
-        """Promote queued warm items (write lock held): (promoted, the spill it calls for)."""
-        queued, self._promote = np.fromiter(self._promote, np.int64), set()
-        return self.memory.promote(queued, now)
+    def _apply_promotions(self, now: float) -> np.ndarray:
+        """Promote queued warm items (64 per write hold), migrate the spills: changed keys."""
+        with self._promote_lock:  # readers queue concurrently
+            queued, self._promote = np.fromiter(self._promote, np.int64), set()
+        changed = [queued[:0]]
+        for start in range(0, len(queued), 64):
+            with self.lock.write():
+                promoted, spill = self.memory.promote(queued[start : start + 64], now)
+            self.memory.migrate(spill)
+            changed += [promoted, spill.keys]
+        return np.concatenate(changed)
 
     def delete(self, ids: list[str]) -> None:
         """Delete items by id. All ids must exist (else NotFoundError and nothing is deleted)."""
@@ -333,7 +335,7 @@ class LocalStore:
     def record_hits(self, keys: np.ndarray, now: float) -> None:
         """Count hits; queue warm items that earned promotion (applied by the next write)."""
         due = self.memory.record_hits(keys, now)
-        if due.size:  # under the read lock: the writer drains this set under the write lock
+        if due.size:  # under the read lock; the writer drains this set (_apply_promotions)
             with self._promote_lock:
                 self._promote.update(due.tolist())
 
@@ -344,11 +346,8 @@ class LocalStore:
             keys = [self._ids[i] for i in ids if isinstance(i, str) and i in self._ids]
             details = self._records.details(keys)
             vecs = self._vectors.get(np.array(keys, dtype=np.int64))
-        return [
-            {**details[k]._asdict(), "vector": v}
-            for k, v in zip(keys, vecs, strict=True)
-            if k in details
-        ]
+        rows = zip(keys, vecs, strict=True)
+        return [{**details[k]._asdict(), "vector": v} for k, v in rows if k in details]
 
     def ids(self, filters: Mapping[str, Any] | None, check_keys: bool) -> list[str]:
         """Ids (oldest first), or those whose metadata match ``filters``."""
@@ -372,10 +371,9 @@ class LocalStore:
         """Counts per tier, RAM per tier, bridge state."""
         with self.lock.read():
             out = self.memory.stats()
-        out["total"] = len(self._ids)
-        out["bridge_version"] = self._bridge.version if self._bridge else None
-        out["bridge_epsilon"] = self._bridge.epsilon if self._bridge else None
-        return out
+        b = self._bridge
+        out["bridge_version"], out["bridge_epsilon"] = (b.version, b.epsilon) if b else (None, None)
+        return {**out, "total": len(self._ids)}
 
     def get_kv(self, name: str) -> str | None:
         """A persisted setting."""

@@ -21,11 +21,16 @@ def test_fp16_scores_stay_within_the_slack(dim):
     x = rng.standard_normal((2000, dim)).astype(np.float32)
     x[:500] *= np.exp(rng.uniform(-12, 0, (500, dim))).astype(np.float32)  # tiny coordinates
     x /= np.linalg.norm(x, axis=1, keepdims=True)
+    hot = HotTier(dim, HotTierConfig(exact_below=10_000))
+    hot.add(np.arange(2000), x)
+    stored = hot._vectors_view().astype(np.float64)  # FAISS's own fp16 encoding
     q = x[rng.integers(0, 2000, 50)] + 0.05 * rng.standard_normal((50, dim)).astype(np.float32)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     true = q.astype(np.float64) @ x.astype(np.float64).T
-    half = q.astype(np.float64) @ x.astype(np.float16).astype(np.float64).T
-    assert np.abs(true - half).max() <= fp16_slack(dim)
+    assert np.abs(true - q.astype(np.float64) @ stored.T).max() <= fp16_slack(dim)
+    for i, query in enumerate(q[:10]):  # the scores FAISS computes from them, too
+        hits = hot.search(query, 50, None)
+        assert np.abs(hits.scores - true[i, hits.keys]).max() <= fp16_slack(dim)
 
 
 @pytest.mark.parametrize("masked", [False, True])
