@@ -34,7 +34,7 @@ class SpillConfig(ConfigBase):
     half_life_s: float = 3600.0
     promote_hits: int = 3
     slack: float = 0.05
-    chunk: int = 256
+    chunk: int = 128
 
     def __post_init__(self) -> None:
         for name in ("alpha", "beta", "gamma"):
