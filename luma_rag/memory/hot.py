@@ -50,7 +50,7 @@ class HotTierConfig(ConfigBase):
     ef_construction: int = 40
     ef_search: int = 64
     exact_below: int = 2048
-    tombstone_fraction: float = 0.4
+    tombstone_fraction: float = 0.3
     background_rebuild: bool = True
 
     def __post_init__(self) -> None:
