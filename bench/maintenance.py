@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import tempfile
 import threading
 import time
@@ -113,12 +114,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--hot-budget", type=int, default=4_000)
     ap.add_argument("--quiet-seconds", type=float, default=5.0)
     ap.add_argument("--spill-rows", type=int, default=5_000)
+    ap.add_argument("--chunk", type=int, default=None, help="SpillConfig.chunk (default: its own)")
     args = ap.parse_args(argv)
     vecs = _vectors(args.items + args.spill_rows, args.dim, seed=11)
     extra, vecs = vecs[args.items :], vecs[: args.items]
     queries = _vectors(500, args.dim, seed=12)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = LumaConfig(dim=args.dim, hot_budget=args.hot_budget)
+        if args.chunk is not None:
+            cfg = dataclasses.replace(cfg, spill=dataclasses.replace(cfg.spill, chunk=args.chunk))
         t0 = time.perf_counter()
         with Luma.open(Path(tmp) / "store", cfg) as luma:
             for start in range(0, len(vecs), 1000):
