@@ -1,4 +1,9 @@
-"""A small writer-preferring readers-writer lock: many concurrent searches, one writer."""
+"""A small readers-writer lock: many concurrent searches, one writer, no starvation either way.
+
+Writers are preferred (a waiting writer holds back new readers), but when a writer releases
+the lock, the readers that were waiting at that moment go first, before the next writer: a
+writer that takes the lock again and again (a spill in chunks) cannot starve queries.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ class RWLock:
         self._writer: int | None = None
         self._writer_depth = 0
         self._waiting_writers = 0
+        self._waiting_readers = 0
+        self._turn = 0  # readers let in ahead of waiting writers (those waiting at a release)
 
     @contextmanager
     def read(self) -> Iterator[None]:
@@ -28,8 +35,14 @@ class RWLock:
                 self._writer_depth += 1
                 nested = True
             else:
-                while self._writer is not None or self._waiting_writers:
+                self._waiting_readers += 1
+                while self._writer is not None or (self._waiting_writers and not self._turn):
                     self._cond.wait()
+                self._waiting_readers -= 1
+                if self._turn:
+                    self._turn -= 1
+                    if not self._turn:
+                        self._cond.notify_all()
                 self._readers += 1
                 nested = False
         try:
@@ -52,7 +65,7 @@ class RWLock:
                 self._writer_depth += 1
             else:
                 self._waiting_writers += 1
-                while self._writer is not None or self._readers:
+                while self._writer is not None or self._readers or self._turn:
                     self._cond.wait()
                 self._waiting_writers -= 1
                 self._writer = me
@@ -64,4 +77,5 @@ class RWLock:
                 self._writer_depth -= 1
                 if self._writer_depth == 0:
                     self._writer = None
+                    self._turn = self._waiting_readers  # they go before the next writer
                     self._cond.notify_all()

@@ -1,8 +1,10 @@
-"""Hot tier: FAISS ``IndexHNSWFlat`` (inner product on unit vectors) under a budget.
+"""Hot tier: FAISS HNSW over fp16 vectors (``IndexHNSWSQ``, inner product) under a budget.
 
 HNSW cannot delete, so removed items become tombstones that a bitmap ID selector filters
 out at search time; the graph is rebuilt only once tombstones pass a fraction of the tier.
 When the tier is small it is scanned exactly instead, which makes its misses certifiable.
+Vectors are kept as fp16 (:mod:`luma_rag.memory.hot_scan`): ~1.3 KB per node at d = 512
+instead of ~2.3 KB; the memory rescores hot candidates exactly from the raw vectors.
 """
 
 from __future__ import annotations
@@ -18,15 +20,17 @@ import numpy as np
 
 from luma_rag._config import ConfigBase, check
 from luma_rag.memory.base import TierHits, bitmap_from_mask, empty_hits, live_positions
+from luma_rag.memory.hot_scan import scan_top, vectors_view
 
 __all__ = ["HotTier", "HotTierConfig", "Staged"]
 
 logger = logging.getLogger(__name__)
 
 # nearest() (the spill policy's novelty, a heuristic, not certified): scan exactly up to this many
-# live items (a (1024 × 20k × d) product costs less than 1024 HNSW searches), else the graph.
-_NEAREST_EXACT_BELOW = 20_000
+# nodes (each call widens the fp16 rows to float32 for one BLAS product), else the graph.
+_NEAREST_EXACT_BELOW = 4096
 _NEAREST_EF = 16
+_SWAP_REPLAY_MAX, _SWAP_TRIES = 64, 1000  # rebuild swap: most keys replayed under the lock
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class HotTierConfig(ConfigBase):
     ef_construction: int = 40
     ef_search: int = 64
     exact_below: int = 2048
-    tombstone_fraction: float = 0.5
+    tombstone_fraction: float = 0.3
     background_rebuild: bool = True
 
     def __post_init__(self) -> None:
@@ -102,7 +106,8 @@ class HotTier:
     def _reset(self) -> None:
         import faiss
 
-        index = faiss.IndexHNSWFlat(self.dim, self.config.M, faiss.METRIC_INNER_PRODUCT)
+        fp16, ip = faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+        index = faiss.IndexHNSWSQ(self.dim, fp16, self.config.M, ip)
         index.hnsw.efConstruction = self.config.ef_construction
         index.hnsw.efSearch = self.config.ef_search
         self._index = index
@@ -125,14 +130,9 @@ class HotTier:
         return self._pos_keys[self._alive].copy()
 
     def _vectors_view(self) -> np.ndarray:
-        """A no-copy (ntotal, d) float32 view of the HNSW's flat storage."""
+        """A no-copy (ntotal, d) float16 view of the graph's vectors."""
         if self._xb is None or self._xb.shape[0] != self._index.ntotal:
-            import faiss
-
-            storage = faiss.downcast_index(self._index.storage)
-            n = int(self._index.ntotal)
-            flat = faiss.rev_swig_ptr(storage.get_xb(), n * self.dim) if n else np.zeros(0)
-            self._xb = np.asarray(flat, dtype=np.float32).reshape(n, self.dim)
+            self._xb = vectors_view(self._index, self.dim)
         return self._xb
 
     def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
@@ -206,11 +206,9 @@ class HotTier:
     def _rebuild(self) -> None:
         if self._thread is not None:
             return  # one rebuild at a time; the running one swaps in a clean graph
-        keys = self._pos_keys[self._alive].copy()
-        vectors = self._vectors_view()[self._alive].copy()
-        logger.debug(
-            "hot tier: rebuilding HNSW with %d items (%d tombstones)", len(keys), self.tombstones
-        )
+        keys = self._pos_keys[self._alive]
+        vectors = self._vectors_view()[self._alive].astype(np.float32)  # re-encodes exactly
+        logger.debug("hot tier: rebuild, %d items, %d tombstones", len(keys), self.tombstones)
         if self._write_lock is None or not self.config.background_rebuild:
             self._reset()
             self.add(keys, vectors)
@@ -237,22 +235,22 @@ class HotTier:
             fresh = HotTier(self.dim, self.config)
             fresh.add(keys, vectors)
             done = 0
-            for _ in range(4):  # replay what changed meanwhile outside the lock, a few rounds
+            for attempt in range(_SWAP_TRIES):  # replay outside the lock; swap once little is left
+                last = attempt == _SWAP_TRIES - 1
                 pending = (self._log or [])[done:]
-                if not pending:
-                    break
-                _replay(fresh, pending)
-                done += len(pending)
-            with write_lock():  # only the last changes (usually none) and the swap stall queries
-                _replay(fresh, (self._log or [])[done:])
-                self._index, self._pos_keys, self._alive = (
-                    fresh._index,
-                    fresh._pos_keys,
-                    fresh._alive,
-                )
-                self._live = fresh._live
-                self._xb, self._log = None, None
-                self._live_bitmap = None
+                if pending and not last:
+                    _replay(fresh, pending)
+                    done += len(pending)
+                    continue
+                with write_lock():  # only the last changes (usually none) and the swap stall
+                    rest = (self._log or [])[done:]
+                    if sum(len(ks) for _, ks, _ in rest) > _SWAP_REPLAY_MAX and not last:
+                        continue  # a batch arrived meanwhile: replay it outside the lock first
+                    _replay(fresh, rest)
+                    self._index, self._pos_keys = fresh._index, fresh._pos_keys
+                    self._alive, self._live = fresh._alive, fresh._live
+                    self._xb = self._log = self._live_bitmap = None
+                    return
         except Exception:  # the old graph keeps serving; tombstones stay filtered
             logger.exception("hot tier: background rebuild failed; keeping the current graph")
             self._log = None
@@ -265,19 +263,12 @@ class HotTier:
         if t is not None:
             t.join(timeout)
 
-    def vectors(self, keys: np.ndarray) -> np.ndarray:
-        """Stored (exact) vectors of live ``keys``: (n, d) float32 copy."""
-        pos = live_positions(self._pos_keys, self._alive, keys)
-        if (pos < 0).any():
-            raise KeyError("hot tier: vectors() asked for keys that are not live in the tier")
-        return self._vectors_view()[pos]
-
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> TierHits:
-        """Top ``k`` live (and allowed) items for a (d,) unit query, with their stored vectors.
+        """Top ``k`` live (and allowed) items for a (d,) unit query, by their fp16 scores.
 
         Exact scan while the tier has at most ``exact_below`` items (then ``outside_bound``
-        is the best score left out); HNSW otherwise (``outside_bound`` = +inf: HNSW misses
-        cannot be certified).
+        is the best score left out plus the fp16 allowance); HNSW otherwise (``outside_bound``
+        = +inf: HNSW misses cannot be certified).
         """
         n = int(self._index.ntotal)
         if n == 0 or self._live == 0:
@@ -292,7 +283,7 @@ class HotTier:
         if n_ok == 0:
             return empty_hits()
         if self._live <= self.config.exact_below:
-            return self._exact(query, k, mask)
+            return scan_top(self._index, self._pos_keys, mask, query, k)
         import faiss
 
         ef = max(self.config.ef_search, k)
@@ -315,7 +306,6 @@ class HotTier:
             scores=scores[0][ok].astype(np.float32),
             zeta=np.zeros(len(found), dtype=np.float32),
             outside_bound=float("inf") if n_ok > len(found) else float("-inf"),
-            vectors=self._vectors_view()[found],  # in RAM: the rerank reads no disk for these
         )
 
     def nearest(self, vectors: np.ndarray) -> np.ndarray:
@@ -326,11 +316,12 @@ class HotTier:
         n = int(self._index.ntotal)
         if n == 0 or self._live == 0:
             return np.full(len(vectors), -1.0, dtype=np.float32)
-        if self._live <= _NEAREST_EXACT_BELOW:  # one BLAS product beats HNSW here
-            live = self._vectors_view()[self._alive]
+        if n <= _NEAREST_EXACT_BELOW:  # one BLAS product beats HNSW here
+            xb, dead = self._vectors_view().astype(np.float32), ~self._alive
             out = np.empty(len(vectors), dtype=np.float32)
             for start in range(0, len(vectors), 1024):  # (1024, n) score blocks at most
-                block = np.ascontiguousarray(vectors[start : start + 1024], np.float32) @ live.T
+                block = np.ascontiguousarray(vectors[start : start + 1024], np.float32) @ xb.T
+                block[:, dead] = -np.inf
                 out[start : start + len(block)] = block.max(axis=1)
             return out
         import faiss
@@ -342,23 +333,6 @@ class HotTier:
             np.ascontiguousarray(vectors, np.float32), 1, params=params
         )
         return np.where(pos[:, 0] >= 0, scores[:, 0], -1.0).astype(np.float32)
-
-    def _exact(self, query: np.ndarray, k: int, mask: np.ndarray) -> TierHits:
-        pos = np.flatnonzero(mask)
-        scores = (self._vectors_view() @ query)[pos]  # scan in place; no (n, d) gather
-        take = min(k, len(pos))
-        top = np.argpartition(-scores, take - 1)[:take] if take < len(pos) else np.arange(len(pos))
-        top = top[np.argsort(-scores[top], kind="stable")]
-        rest = np.ones(len(pos), dtype=bool)
-        rest[top] = False
-        outside = float(scores[rest].max()) if rest.any() else float("-inf")
-        return TierHits(
-            keys=self._pos_keys[pos[top]],
-            scores=scores[top].astype(np.float32),
-            zeta=np.zeros(take, dtype=np.float32),
-            outside_bound=outside,
-            vectors=self._vectors_view()[pos[top]],
-        )
 
     def train(self) -> bool:
         """HNSW needs no training."""
@@ -382,6 +356,8 @@ class HotTier:
         index = faiss.deserialize_index(arrays["index"])
         if index.d != self.dim or index.ntotal != len(arrays["pos_keys"]):
             raise ValueError("hot snapshot does not match its key map")
+        if not isinstance(faiss.downcast_index(index.storage), faiss.IndexScalarQuantizer):
+            raise ValueError("hot snapshot stores float32 vectors (older store): rebuilt as fp16")
         index.hnsw.efSearch = self.config.ef_search
         self._index = index
         self._xb = None
@@ -391,9 +367,9 @@ class HotTier:
         self._live = int(self._alive.sum())
 
     def nbytes(self) -> int:
-        """Vectors + graph links + bookkeeping held in RAM."""
-        n = int(self._index.ntotal)
+        """fp16 vectors + graph links + bookkeeping held in RAM (tombstones included)."""
         g = self._index.hnsw
         links = int(g.neighbors.size()) * 4 + int(g.offsets.size()) * 8 + int(g.levels.size()) * 4
-        books = self._pos_keys.nbytes + self._alive.nbytes
-        return n * self.dim * 4 + links + books
+        books = self._pos_keys.nbytes + self._alive.nbytes + int(self._index.ntotal + 7) // 8
+        books += sum(k.nbytes + (0 if v is None else v.nbytes) for _, k, v in self._log or [])
+        return int(self._index.ntotal) * self.dim * 2 + links + books

@@ -5,6 +5,10 @@ score = α·recency + β·frequency + γ·novelty, each in [0, 1]:
 - frequency = log(1 + hits) / log(1 + max hits in the tier);
 - novelty = 1 − (cosine to the nearest hot item when it arrived), clipped to [0, 1].
 Lowest scores spill first. A warm item is promoted once it has been hit ``promote_hits`` times.
+
+A spill is decided at once (:class:`Migration`) and carried out in chunks of ``chunk`` items,
+each under its own hold of the write lock (:meth:`~luma_rag.memory.tiered.TieredMemory.migrate`):
+encoding into the warm tier is the slow part, and queries run between the chunks.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ import numpy as np
 
 from luma_rag._config import ConfigBase, check
 
-__all__ = ["SpillConfig", "spill_order", "spill_scores"]
+__all__ = ["Migration", "SpillConfig", "spill_order", "spill_scores"]
 
 
 @dataclass(frozen=True)
 class SpillConfig(ConfigBase):
-    """Weights and rates of the spill / promotion policy."""
+    """Weights and rates of the spill / promotion policy; ``chunk``: most items moved hot -> warm
+    per write-lock hold (each chunk's encoding stalls queries for that long)."""
 
     alpha: float = 0.5
     beta: float = 0.3
@@ -29,6 +34,7 @@ class SpillConfig(ConfigBase):
     half_life_s: float = 3600.0
     promote_hits: int = 3
     slack: float = 0.05
+    chunk: int = 128
 
     def __post_init__(self) -> None:
         for name in ("alpha", "beta", "gamma"):
@@ -41,6 +47,40 @@ class SpillConfig(ConfigBase):
             0 <= self.slack < 0.5,
             "SpillConfig.slack (extra share spilled at once) must be in [0, 0.5)",
         )
+        check(
+            isinstance(self.chunk, int) and self.chunk >= 1,
+            "SpillConfig.chunk (items moved hot -> warm per write-lock hold) must be an int >= 1",
+        )
+
+
+@dataclass(frozen=True)
+class Migration:
+    """Moves to the warm tier that were decided under the write lock and not yet carried out.
+
+    Attributes:
+        spilled: int64 (s,) keys live in the hot tier that move to warm; each stays findable in
+            the hot tier until it is in the warm one.
+        new_keys: int64 (w,) new keys that go straight to warm (in no index until then).
+        new_vectors: float32 (w, d) their vectors.
+    """
+
+    spilled: np.ndarray
+    new_keys: np.ndarray
+    new_vectors: np.ndarray
+
+    @staticmethod
+    def empty(dim: int) -> Migration:
+        """Nothing to move."""
+        none = np.zeros(0, dtype=np.int64)
+        return Migration(none, none, np.zeros((0, dim), dtype=np.float32))
+
+    @property
+    def keys(self) -> np.ndarray:
+        """int64 every key that ends in the warm tier."""
+        return np.concatenate([self.new_keys, self.spilled])
+
+    def __len__(self) -> int:
+        return len(self.spilled) + len(self.new_keys)
 
 
 def spill_scores(

@@ -15,13 +15,14 @@ from typing import Any, Literal
 import numpy as np
 
 from luma_rag._rwlock import RWLock
+from luma_rag.memory import candidates as cand
 from luma_rag.memory.base import Tier
 from luma_rag.memory.candidates import Candidates, Scorer, merge_tiers, ranked_candidates
 from luma_rag.memory.hot import HotTier, HotTierConfig
-from luma_rag.memory.spill import SpillConfig, spill_order, spill_scores
+from luma_rag.memory.spill import Migration, SpillConfig, spill_order, spill_scores
 from luma_rag.memory.warm import WarmTier, WarmTierConfig
 
-__all__ = ["Candidates", "TieredMemory"]
+__all__ = ["Candidates", "Migration", "TieredMemory"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ TIER_NAMES: dict[int, Literal["hot", "warm"]] = {HOT: "hot", WARM: "warm"}
 class TieredMemory:
     """Hot + warm tiers and the per-item usage the spill policy reads.
 
-    Mutating methods must be called under ``lock.write()``; :meth:`search` under ``lock.read()``.
+    Mutating methods must be called under ``lock.write()``; :meth:`search` under ``lock.read()``;
+    :meth:`migrate` and :meth:`novelty` take the lock themselves, one bounded hold at a time.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class TieredMemory:
     ) -> None:
         self.dim = dim
         self.hot_budget = hot_budget
+        self._lock = lock
         self.spill_config = spill or SpillConfig()
         self._fetch = fetch
         self._score: Scorer = score or (lambda keys, q: (fetch(keys) @ q).astype(np.float32))
@@ -84,8 +87,16 @@ class TieredMemory:
         return self._hits[keys].copy(), self._last[keys].copy()
 
     def novelty(self, vectors: np.ndarray) -> np.ndarray:
-        """1 − cosine to the nearest hot item, per (n, d) unit vector: float32 (n,)."""
-        return np.clip(1.0 - self.hot.nearest(vectors), 0.0, 1.0).astype(np.float32)
+        """1 − cosine to the nearest hot item, per (n, d) unit vector: float32 (n,).
+
+        Takes the read lock per block of 64 vectors (call it without the lock): a long read
+        hold would make a waiting writer (the lock prefers writers) stall every query.
+        """
+        out = np.empty(len(vectors), dtype=np.float32)
+        for start in range(0, len(vectors), 64):
+            with self._lock.read():
+                out[start : start + 64] = self.hot.nearest(vectors[start : start + 64])
+        return np.clip(1.0 - out, 0.0, 1.0).astype(np.float32)
 
     # -- mutation ---------------------------------------------------------------------------------
     def load(
@@ -168,24 +179,25 @@ class TieredMemory:
     ) -> np.ndarray:
         """Insert new items; returns the keys that ended in the warm tier as a consequence.
 
-        The result is what "insert into hot, then :meth:`spill`" gives, without building graph
-        nodes for new items that would spill at once: the spill policy ranks the hot items and
-        the new ones together, and the new items it picks go straight to the warm tier (a large
-        batch beyond the budget never touches the HNSW graph).
+        As "insert into hot, then :meth:`spill`", without graph nodes for new items that would
+        spill at once: the policy ranks hot and new items together, and the new ones it picks go
+        straight to warm. All under the caller's write lock (:meth:`add_deferred` +
+        :meth:`migrate` split it into short holds).
         """
-        moved, (hot_keys, hot_vectors) = self.add_deferred(keys, vectors, novelty, now)
+        plan, (hot_keys, hot_vectors) = self.add_deferred(keys, vectors, novelty, now)
+        self.migrate(plan)
         self.hot.add(hot_keys, hot_vectors)
-        return moved
+        return plan.keys
 
     def add_deferred(
         self, keys: np.ndarray, vectors: np.ndarray, novelty: np.ndarray, now: float
-    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        """:meth:`add`, except that the new hot items are not inserted into the graph.
+    ) -> tuple[Migration, tuple[np.ndarray, np.ndarray]]:
+        """:meth:`add`'s decisions only: no graph insert, no warm encoding (cheap; write lock).
 
         Returns:
-            (keys moved to warm, (int64 (h,) keys, float32 (h, d) vectors) the caller must
-            insert into the hot tier, e.g. with ``hot.stage`` outside the write lock and
-            ``hot.commit`` under it).
+            (the moves to warm, for :meth:`migrate`; (int64 (h,) keys, float32 (h, d) vectors)
+            the caller must insert into the hot tier, e.g. with ``hot.stage`` outside the write
+            lock and ``hot.commit`` under it).
         """
         keys = np.asarray(keys, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -194,19 +206,35 @@ class TieredMemory:
         self._hits[keys] = 0
         self._last[keys] = now
         self._novelty[keys] = novelty
-        hot_keys = self.hot.keys()
-        chosen = self._spill_choice(np.concatenate([hot_keys, keys]), now)
+        chosen = self._spill_choice(np.concatenate([self.hot.keys(), keys]), now)
         if chosen.size == 0:
-            return chosen, (keys, vectors)
+            return Migration.empty(self.dim), (keys, vectors)
         to_warm = np.isin(keys, chosen)
-        old = chosen[~np.isin(chosen, keys)]
-        if old.size:
-            self.warm.add(old, self.hot.vectors(old))
-            self.hot.remove(old)
-        self.warm.add(keys[to_warm], vectors[to_warm])
-        self._tier[chosen] = WARM
-        logger.debug("add: %d new items straight to warm, %d spilled", to_warm.sum(), old.size)
-        return chosen, (keys[~to_warm], vectors[~to_warm])
+        self._tier[keys[to_warm]] = WARM  # label only: each key enters the index in migrate()
+        plan = Migration(chosen[~np.isin(chosen, keys)], keys[to_warm], vectors[to_warm])
+        logger.debug("add: %d new items straight to warm, %d to spill", to_warm.sum(), len(plan))
+        return plan, (keys[~to_warm], vectors[~to_warm])
+
+    def migrate(self, plan: Migration) -> None:
+        """Carry out ``plan`` in chunks of ``SpillConfig.chunk`` items, one write hold each.
+
+        A spilled key leaves the hot tier in the same hold that puts it in the warm tier, so a
+        query finds it in one of them at every moment. Keys removed meanwhile are skipped. Call
+        it without the write lock to let queries run between chunks (with it: one long hold).
+        """
+        size = self.spill_config.chunk
+        for start in range(0, len(plan.new_keys), size):
+            with self._lock.write():
+                ks = plan.new_keys[start : start + size]
+                ok = self._tier[ks] == WARM
+                self.warm.add(ks[ok], plan.new_vectors[start : start + size][ok])
+        for start in range(0, len(plan.spilled), size):
+            with self._lock.write():
+                ks = plan.spilled[start : start + size]
+                ks = ks[self._tier[ks] == HOT]
+                self.warm.add(ks, self._fetch(ks))  # the raw vectors (hot keeps fp16)
+                self.hot.remove(ks)
+                self._tier[ks] = WARM
 
     def _spill_choice(self, candidates: np.ndarray, now: float) -> np.ndarray:
         """The keys among hot ``candidates`` the spill policy moves to warm (empty: in budget)."""
@@ -234,14 +262,15 @@ class TieredMemory:
 
     def spill(self, now: float) -> np.ndarray:
         """Move the lowest-scoring hot items to warm until the hot tier is within budget."""
+        plan = self.spill_plan(now)
+        self.migrate(plan)
+        return plan.spilled
+
+    def spill_plan(self, now: float) -> Migration:
+        """The hot items :meth:`spill` would move (for :meth:`migrate`)."""
         out = self._spill_choice(self.hot.keys(), now)
-        if out.size == 0:
-            return out
-        self.warm.add(out, self.hot.vectors(out))
-        self.hot.remove(out)
-        self._tier[out] = WARM
-        logger.debug("spilled %d items hot -> warm", len(out))
-        return out
+        none = Migration.empty(self.dim)
+        return Migration(out, none.new_keys, none.new_vectors)
 
     def record_hits(self, keys: np.ndarray, now: float) -> np.ndarray:
         """Count a hit for ``keys``; return the warm ones that have earned promotion.
@@ -254,18 +283,18 @@ class TieredMemory:
         due = (self._tier[keys] == WARM) & (self._hits[keys] >= self.spill_config.promote_hits)
         return keys[due]
 
-    def promote(self, keys: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
-        """Move warm ``keys`` to hot. Returns (promoted, spilled as a consequence)."""
+    def promote(self, keys: np.ndarray, now: float) -> tuple[np.ndarray, Migration]:
+        """Move warm ``keys`` to hot: (promoted, the spill it calls for, for :meth:`migrate`)."""
         keys = np.asarray(keys, dtype=np.int64)
         keys = keys[self._tier[keys] == WARM]
         if keys.size == 0:
-            return keys, np.zeros(0, dtype=np.int64)
+            return keys, Migration.empty(self.dim)
         vectors = self._fetch(keys)
         self.warm.remove(keys)
         self.hot.add(keys, vectors)
         self._tier[keys] = HOT
         self._last[keys] = now
-        return keys, self.spill(now)
+        return keys, self.spill_plan(now)
 
     # -- search ----------------------------------------------------------------------------
     def search(
@@ -309,33 +338,17 @@ class TieredMemory:
     def exact_top(self, query: np.ndarray, keys: np.ndarray, fetch_k: int) -> Candidates:
         """The exact top ``fetch_k`` of the live ``keys``, with an exact outside bound.
 
-        The completeness fallback: an ANN tier (HNSW; IVF-PQ with unprobed lists) can miss an
-        item that beats the top-k, so a query the gate would ANSWER from a set not proven
-        complete is rescanned here, in chunks of 65 536 raw vectors (≈ 20 ms for 100k × 512
-        on one core): the top ``fetch_k`` become the candidates and the best score left out
-        bounds everything else exactly.
+        The completeness fallback (:func:`~luma_rag.memory.candidates.exact_top`): an ANN tier
+        can miss an item that beats the top-k, so a query the gate would ANSWER from a set not
+        proven complete is rescanned exactly.
 
         Args:
             query: float32 (d,) unit. keys: int64 (n,) allowed keys (deleted ones skipped).
             fetch_k: candidates to keep, ``>= 1``.
         """
         keys = np.asarray(keys, dtype=np.int64)
-        keys = keys[self.tier_of(keys) >= 0]
-        scores = np.empty(len(keys), dtype=np.float32)
-        for start in range(0, len(keys), 65_536):
-            part = keys[start : start + 65_536]
-            scores[start : start + len(part)] = self._fetch(part) @ query
-        take = min(fetch_k, len(keys))
-        top = np.argpartition(-scores, take - 1)[:take] if take < len(keys) else np.arange(take)
-        top = top[np.argsort(-scores[top], kind="stable")]
-        rest = np.ones(len(keys), dtype=bool)
-        rest[top] = False
-        outside = float(scores[rest].max()) if rest.any() else float("-inf")
-        chosen = keys[top]
-        zeta = np.zeros(take, dtype=np.float32)
-        return Candidates(
-            chosen, scores[top], self.tier_of(chosen), zeta, outside, self._fetch(chosen)
-        )
+        live = keys[self.tier_of(keys) >= 0]
+        return cand.exact_top(query, live, fetch_k, self._fetch, self.tier_of)
 
     def rerank(
         self,

@@ -4,7 +4,6 @@ Files: ``config.json``, ``records.sqlite`` (records, metadata, settings, knowled
 ``vectors.f32`` (raw vectors), ``hot.snapshot`` / ``warm.snapshot`` and ``bridge.safetensors``
 (derived, bound to the store's id and generation: :mod:`luma_rag.store.recovery`),
 ``bridge.pairs`` (bridge pairs appended since that snapshot: :mod:`luma_rag.store.bridge_log`).
-
 Write path: append vectors (fsync) -> commit records (WAL) -> tiers; acknowledged = durable.
 
 Locking: one writer per directory (an OS file lock, :mod:`luma_rag.store.lock`); readers
@@ -36,7 +35,7 @@ from luma_rag.errors import (
     StoreReadOnlyError,
 )
 from luma_rag.filters import compile_filter
-from luma_rag.memory.tiered import Candidates, TieredMemory
+from luma_rag.memory.tiered import Candidates, Migration, TieredMemory
 from luma_rag.store.bridge_log import BridgeLog
 from luma_rag.store.drift import ItemVersions
 from luma_rag.store.lock import WriterLock
@@ -210,8 +209,7 @@ class LocalStore:
             self._check_writable()
             now = time.time()
             keys = np.arange(self._next_key, self._next_key + n, dtype=np.int64)
-            with self.lock.read():
-                novelty = self.memory.novelty(vectors)
+            novelty = self.memory.novelty(vectors)  # read lock per block, not one long hold
             replaced = [self._ids[i] for i in ids if i in self._ids]
             records = [
                 NewRecord(int(k), i, c, 0, modality, m, now, bridge_version, float(nv), t, src)
@@ -225,26 +223,28 @@ class LocalStore:
                     self._records.commit(records, replaced, self._next_key + n)
                     self._next_key += n
                     self._enter(ids, keys, replaced, bridge_version)
-                    moved = self.memory.add(keys, vectors, novelty, now)
-                    moved = np.concatenate([moved, self._apply_promotions(now)])
+                    plan, hot_items = self.memory.add_deferred(keys, vectors, novelty, now)
+                    self.memory.migrate(Migration(keys[:0], plan.new_keys, plan.new_vectors))
+                    self.memory.hot.add(*hot_items)
+                moved, plan = plan.keys, Migration(plan.spilled, keys[:0], plan.new_vectors[:0])
             else:  # graph inserts run on a copy outside the write lock (queries go on); only
                 # the swap takes it, and _ingest keeps every other writer out meanwhile
                 self._records.commit(records, [], self._next_key + n)
                 self._next_key += n
                 with self.lock.write():
                     self._enter(ids, keys, [], bridge_version)
-                    moved, hot_items = self.memory.add_deferred(keys, vectors, novelty, now)
+                    plan, hot_items = self.memory.add_deferred(keys, vectors, novelty, now)
+                moved = plan.keys
                 for retry in (False, True):  # a graph rebuild swapped in meanwhile: restage once
                     staged = self.memory.hot.stage(*hot_items)
                     with self.lock.write():
                         if self.memory.hot.commit(staged, inline=retry):
-                            moved = np.concatenate([moved, self._apply_promotions(now)])
                             break
-            self._persist_tiers(moved)
+            self.memory.migrate(plan)  # hot -> warm in chunks, one short write hold each
+            self._persist_tiers(np.concatenate([moved, self._apply_promotions(now)]))
 
     def _enter(self, ids: list[str], keys: np.ndarray, old: list[int], version: int) -> None:
-        """New keys into the key map (bridge ``version``), the ``old`` they replace out of the
-        tiers (write lock held)."""
+        """Key map in (bridge ``version``), the ``old`` keys out of the tiers (write lock held)."""
         self._versions.set(keys, version)
         if old:
             self.memory.remove(np.array(old, dtype=np.int64))
@@ -258,14 +258,16 @@ class LocalStore:
                 self._records.set_tiers(sel, code)
 
     def _apply_promotions(self, now: float) -> np.ndarray:
-        """Promote queued warm items (under the write lock). Returns keys whose tier changed."""
-        if not self._promote:
-            return np.zeros(0, dtype=np.int64)
-        alive = set(self._ids.values())
-        live = [k for k in self._promote if k in alive]
-        self._promote.clear()
-        promoted, spilled = self.memory.promote(np.array(live, dtype=np.int64), now)
-        return np.concatenate([promoted, spilled])
+        """Promote queued warm items (64 per write hold), migrate the spills: changed keys."""
+        with self._promote_lock:  # readers queue concurrently
+            queued, self._promote = np.fromiter(self._promote, np.int64), set()
+        changed = [queued[:0]]
+        for start in range(0, len(queued), 64):
+            with self.lock.write():
+                promoted, spill = self.memory.promote(queued[start : start + 64], now)
+            self.memory.migrate(spill)
+            changed += [promoted, spill.keys]
+        return np.concatenate(changed)
 
     def delete(self, ids: list[str]) -> None:
         """Delete items by id. All ids must exist (else NotFoundError and nothing is deleted)."""
@@ -333,7 +335,7 @@ class LocalStore:
     def record_hits(self, keys: np.ndarray, now: float) -> None:
         """Count hits; queue warm items that earned promotion (applied by the next write)."""
         due = self.memory.record_hits(keys, now)
-        if due.size:  # under the read lock: the writer drains this set under the write lock
+        if due.size:  # under the read lock; the writer drains this set (_apply_promotions)
             with self._promote_lock:
                 self._promote.update(due.tolist())
 
@@ -344,11 +346,8 @@ class LocalStore:
             keys = [self._ids[i] for i in ids if isinstance(i, str) and i in self._ids]
             details = self._records.details(keys)
             vecs = self._vectors.get(np.array(keys, dtype=np.int64))
-        return [
-            {**details[k]._asdict(), "vector": v}
-            for k, v in zip(keys, vecs, strict=True)
-            if k in details
-        ]
+        rows = zip(keys, vecs, strict=True)
+        return [{**details[k]._asdict(), "vector": v} for k, v in rows if k in details]
 
     def ids(self, filters: Mapping[str, Any] | None, check_keys: bool) -> list[str]:
         """Ids (oldest first), or those whose metadata match ``filters``."""
@@ -372,10 +371,9 @@ class LocalStore:
         """Counts per tier, RAM per tier, bridge state."""
         with self.lock.read():
             out = self.memory.stats()
-        out["total"] = len(self._ids)
-        out["bridge_version"] = self._bridge.version if self._bridge else None
-        out["bridge_epsilon"] = self._bridge.epsilon if self._bridge else None
-        return out
+        b = self._bridge
+        out["bridge_version"], out["bridge_epsilon"] = (b.version, b.epsilon) if b else (None, None)
+        return {**out, "total": len(self._ids)}
 
     def get_kv(self, name: str) -> str | None:
         """A persisted setting."""

@@ -120,7 +120,9 @@ class RecordTable:
 
 
 class RecordStore:
-    """SQLite-backed records. Thread-safe: one connection behind a mutex."""
+    """SQLite-backed records. Thread-safe: one connection behind a mutex, and (writable stores) a
+    second one, behind its own, for the query path's reads: in WAL mode a writer's commit and
+    its fsync do not block that one, so an ingest does not stall queries."""
 
     def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
         self.path = Path(path)
@@ -150,6 +152,13 @@ class RecordStore:
                 columns = {r[1] for r in self._db.execute("PRAGMA table_info(items)")}
                 if "rowsum" not in columns:  # a store written before rows were checksummed
                     self._db.execute("ALTER TABLE items ADD COLUMN rowsum INTEGER")
+            self._rdb, self._rlock = self._db, self._lock
+            if not read_only:
+                self._rdb = sqlite3.connect(
+                    str(self.path), check_same_thread=False, isolation_level=None
+                )
+                self._rdb.execute("PRAGMA query_only=ON")
+                self._rlock = threading.Lock()
         except sqlite3.DatabaseError as e:
             raise StoreCorruptedError(
                 f"{self.path}: record store is unreadable ({e}); restore records.sqlite from "
@@ -157,9 +166,10 @@ class RecordStore:
             ) from e
 
     @contextlib.contextmanager
-    def _guard(self, what: str) -> Iterator[None]:
-        """Hold the connection's mutex; turn SQLite / decoding failures into StoreCorruptedError."""
-        with self._lock:
+    def _guard(self, what: str, *, reader: bool = False) -> Iterator[None]:
+        """Hold the (``reader``: query) connection's mutex; turn SQLite / decoding failures into
+        StoreCorruptedError."""
+        with self._rlock if reader else self._lock:
             try:
                 yield
             except StoreCorruptedError:
@@ -314,8 +324,8 @@ class RecordStore:
         if not keys:
             return {}
         marks = ",".join("?" * len(keys))
-        with self._guard("reading item details"):
-            rows = self._db.execute(
+        with self._guard("reading item details", reader=True):
+            rows = self._rdb.execute(
                 "SELECT key, id, modality, metadata, text, source, crc, tier, bridge_version, "
                 f"rowsum FROM items WHERE key IN ({marks})",
                 [int(k) for k in keys],
@@ -333,13 +343,13 @@ class RecordStore:
 
     def meta_keys(self) -> set[str]:
         """Every metadata key any stored item has used."""
-        with self._guard("reading metadata keys"):
-            return {str(r[0]) for r in self._db.execute("SELECT name FROM meta_keys")}
+        with self._guard("reading metadata keys", reader=True):
+            return {str(r[0]) for r in self._rdb.execute("SELECT name FROM meta_keys")}
 
     def select_keys(self, where_sql: str, params: Sequence[Any]) -> np.ndarray:
         """Keys of the items whose metadata satisfy a compiled filter expression."""
-        with self._guard("filtering by metadata"):
-            rows = self._db.execute(
+        with self._guard("filtering by metadata", reader=True):
+            rows = self._rdb.execute(
                 f"SELECT key FROM items WHERE {where_sql}", list(params)
             ).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
@@ -377,3 +387,6 @@ class RecordStore:
                 logger.warning("%s: WAL checkpoint at close failed (%s)", self.path, e)
             finally:
                 self._db.close()
+                if self._rdb is not self._db:
+                    with self._rlock:
+                        self._rdb.close()

@@ -61,6 +61,7 @@ class VectorFile:
         self.read_only = read_only
         self._row_bytes = 4 * dim
         self._lock = threading.Lock()
+        self._appending = threading.Lock()  # one append at a time (readers never take it)
         self._map: np.ndarray | None = None
         if read_only and not self.path.exists():
             raise StoreCorruptedError(f"{self.path} is missing; restore it from a backup")
@@ -159,19 +160,26 @@ class VectorFile:
         return used
 
     def append(self, vectors: np.ndarray, first_row: int) -> None:
-        """Write ``vectors`` (n, dim) float32 at ``first_row`` and fsync before returning."""
+        """Write ``vectors`` (n, dim) float32 at ``first_row`` and fsync before returning.
+
+        The write and its fsync happen past the rows readers may map, without the readers'
+        lock (an fsync can take long on a busy disk; queries go on); only the new row count
+        is published under it."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        with self._lock:
+        if self.read_only:
+            raise StoreCorruptedError(f"{self.path} is open read-only")
+        with self._appending:
             if first_row != self._rows:
-                # An earlier failed write left a tail: overwrite from the expected row.
-                self._fh.truncate(_HEADER.size + first_row * self._row_bytes)
-            if self.read_only:
-                raise StoreCorruptedError(f"{self.path} is open read-only")
+                with self._lock:  # an earlier failed write left a tail: overwrite from the row
+                    self._fh.truncate(_HEADER.size + first_row * self._row_bytes)
+                    if first_row < self._rows:
+                        self._rows, self._map = first_row, None
             self._fh.seek(_HEADER.size + first_row * self._row_bytes)
             self._fh.write(vectors.tobytes())
             self._fh.flush()
             os.fsync(self._fh.fileno())
-            self._rows = first_row + len(vectors)
+            with self._lock:
+                self._rows = first_row + len(vectors)
 
     def _mapped(self, needed: int) -> np.ndarray:
         m = self._map
