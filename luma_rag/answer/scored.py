@@ -47,7 +47,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from luma_rag._checks import is_int
 from luma_rag._config import ConfigBase, check
@@ -58,7 +58,13 @@ from luma_rag.answer.verify import _answer_from, _clarify, _pool, normalise_text
 from luma_rag.errors import InvalidInputError
 from luma_rag.results import Hit
 
-__all__ = ["ACCEPT_GRID", "ScoredVerifyConfig", "ScoredVerifyingAnswerer", "choose_scored_config"]
+__all__ = [
+    "ACCEPT_GRID",
+    "SESSION6_SCORED",
+    "ScoredVerifyConfig",
+    "ScoredVerifyingAnswerer",
+    "choose_scored_config",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +84,24 @@ class ScoredVerifyConfig(ConfigBase):
         max_options: Most items a clarifying question names; ``>= 2``.
         verify_clarify: Also verify the hits of a gate CLARIFY (an unstable ranking) and
             answer from them when they verify and agree.
+        rescue_coverage: With ``verify_clarify``, a CLARIFY is verified only when the
+            relevance test found at least this share of the query's content words in the
+            store's vocabulary (``RelevanceVerdict.coverage``); a CLARIFY whose query was not
+            checked so (no relevance test, no vocabulary) is then never verified. None: every
+            relevant CLARIFY is verified. A yes/no check reads what the model knows ("a green
+            apple on the left" is a green shape on the left to a model of shapes), so an
+            unstable ranking is only verified into an answer when every word of the query is
+            something the memory holds.
+        gap: The verified hit answered from must beat every hit of the pool that is not a
+            contender by at least this yes-score, in [0, 1] (0: no further condition than
+            ``accept`` / ``doubt``).
+        max_drop: The verified hit answered from may score at most this much below the top
+            hit in retrieval (cosine), ``>= 0``; None: any rank in the pool.
 
     Example:
-        >>> ScoredVerifyConfig.from_json(ScoredVerifyConfig(k_verify=5).to_json())
-        ScoredVerifyConfig(k_verify=5, accept=0.5, doubt=0.2, max_options=3, verify_clarify=True)
+        >>> cfg = ScoredVerifyConfig(k_verify=5)
+        >>> ScoredVerifyConfig.from_json(cfg.to_json()) == cfg
+        True
     """
 
     k_verify: int = 3
@@ -89,6 +109,9 @@ class ScoredVerifyConfig(ConfigBase):
     doubt: float = 0.2
     max_options: int = 3
     verify_clarify: bool = True
+    rescue_coverage: float | None = None
+    gap: float = 0.0
+    max_drop: float | None = None
 
     def __post_init__(self) -> None:
         check(
@@ -112,6 +135,23 @@ class ScoredVerifyConfig(ConfigBase):
             isinstance(self.verify_clarify, bool),
             f"ScoredVerifyConfig.verify_clarify must be a bool, got {self.verify_clarify!r}",
         )
+        check(
+            self.rescue_coverage is None or _unit(self.rescue_coverage),
+            "ScoredVerifyConfig.rescue_coverage must be None or in [0, 1], "
+            f"got {self.rescue_coverage!r}",
+        )
+        check(_unit(self.gap), f"ScoredVerifyConfig.gap must be in [0, 1], got {self.gap!r}")
+        object.__setattr__(self, "gap", float(self.gap))
+        check(
+            self.max_drop is None
+            or (isinstance(self.max_drop, int | float) and not isinstance(self.max_drop, bool)
+                and self.max_drop >= 0),
+            f"ScoredVerifyConfig.max_drop must be None or >= 0, got {self.max_drop!r}",
+        )  # fmt: skip
+        for name in ("rescue_coverage", "max_drop"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, float(value))
 
 
 class ScoredVerifyingAnswerer:
@@ -168,6 +208,36 @@ class ScoredVerifyingAnswerer:
             )
         return out
 
+    def rescuable(self, decision: GateDecision) -> bool:
+        """Whether a gate CLARIFY may be verified (``verify_clarify``, ``rescue_coverage``)."""
+        cfg = self.config
+        if not cfg.verify_clarify:
+            return False
+        if cfg.rescue_coverage is None:
+            return True
+        verdict = decision.relevance
+        coverage = None if verdict is None else verdict.coverage
+        return coverage is not None and coverage >= cfg.rescue_coverage
+
+    def _doubt(
+        self, pool: Sequence[Hit], lead: Hit, contenders: Sequence[Hit], score: dict[str, float]
+    ) -> str | None:
+        """Why the verified ``lead`` is not sure enough to answer from (None: it is)."""
+        cfg = self.config
+        others = [score[h.id] for h in pool if all(h.id != c.id for c in contenders)]
+        if others and score[lead.id] - max(others) < cfg.gap:
+            return (
+                f"verification: the best verified hit scores {score[lead.id]:.2f}, less than "
+                f"{cfg.gap:.2f} above a rejected one ({max(others):.2f})"
+            )
+        drop = pool[0].score - lead.score
+        if cfg.max_drop is not None and drop > cfg.max_drop:
+            return (
+                f"verification: the best verified hit ranks {drop:.3f} below the top hit in "
+                f"retrieval (more than {cfg.max_drop:.3f})"
+            )
+        return None
+
     def answer(self, question: str, decision: GateDecision) -> Answer:
         """Answer ``question`` from ``decision``'s hits that verify and agree.
 
@@ -180,7 +250,7 @@ class ScoredVerifyingAnswerer:
             raise InvalidInputError(f"decision must be a GateDecision, got {decision!r}")
         cfg = self.config
         if decision.decision == "not_in_memory" or (
-            decision.decision == "clarify" and not cfg.verify_clarify
+            decision.decision == "clarify" and not self.rescuable(decision)
         ):
             return self.answerer.answer(question, decision)
         pool = _pool(decision, cfg.k_verify)
@@ -207,6 +277,11 @@ class ScoredVerifyingAnswerer:
                 f"(best {score[best[0].id]:.2f})"
             )
             return _clarify(self.answerer, question, decision, best, reason, info, ids)
+        doubt = self._doubt(pool, verified[0], contenders, score)
+        if doubt is not None:
+            info["outcome"] = "unsure"
+            best = sorted(pool, key=lambda h: -score[h.id])[: cfg.max_options]
+            return _clarify(self.answerer, question, decision, best, doubt, info, ids)
         requests = [(question, _answer_from(decision, hit)) for hit in contenders]
         replies = answer_all(self.answerer, requests)
         answers = dict(zip([h.id for h in contenders], replies, strict=True))
@@ -252,6 +327,9 @@ class ScoredVerifyingAnswerer:
         telemetry = {**out.telemetry, "verified": ids, "verification": info}
         return dataclasses.replace(out, decision=final, telemetry=telemetry)
 
+
+#: Session 6's score-gap path (every relevant CLARIFY verified, no gap, any rank).
+SESSION6_SCORED: Final = ScoredVerifyConfig(rescue_coverage=None, gap=0.0, max_drop=None)
 
 #: The default ``accept`` grid of :func:`choose_scored_config`, strictest first.
 ACCEPT_GRID = (0.99, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5)
