@@ -242,9 +242,10 @@ class CachedAnswerer:
             right for answerers that read nothing else (the tiny LLaVA: its chat template
             keeps only the question, and it is shown the top image); default: the whole
             decision (kind, size, every evidence id, clarifying question).
-        clarify_text: Answer a CLARIFY with the gate's own clarifying question, without
-            calling ``inner`` — for scoring runs, which never score a CLARIFY's text (and
-            :class:`~luma_rag.answer.readable.ReadableAnswerer` shows the gate's question).
+        clarify_text: Answer a CLARIFY (and a NOT_IN_MEMORY) with the gate's own clarifying
+            question, without calling ``inner`` — for scoring runs, which never score their
+            text (and :class:`~luma_rag.answer.readable.ReadableAnswerer` shows the gate's
+            question).
     """
 
     def __init__(
@@ -291,7 +292,7 @@ class CachedAnswerer:
         ]
 
     def _skip(self, decision: GateDecision) -> bool:
-        return self.clarify_text and decision.decision == "clarify"
+        return self.clarify_text and decision.decision in ("clarify", "not_in_memory")
 
 
 def answer_normaliser(kind: str) -> Callable[[str], str | None]:

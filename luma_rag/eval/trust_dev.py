@@ -303,44 +303,29 @@ def figures(cases: Sequence[DevCase], answers: Sequence[Answer], k: int) -> dict
     return out
 
 
-def rules(bot: CachedAnswerer, checker: VlmVerifier, candidate: Any) -> dict[str, Answerer]:
-    """The decision rules compared: the gate alone, session 6's score-gap path, ``candidate``
-    (a :class:`~luma_rag.answer.scored.ScoredVerifyConfig`)."""
-    from luma_rag.answer.scored import SESSION6_SCORED, ScoredVerifyingAnswerer
-
-    return {
-        "gate": bot,
-        "scored (session 6)": ScoredVerifyingAnswerer(bot, checker, SESSION6_SCORED),
-        "candidate": ScoredVerifyingAnswerer(bot, checker, candidate),
-    }
-
-
 def _plan(args: argparse.Namespace) -> dict[str, tuple[int, int]]:
-    plan = {"test": (args.test, DEV_TEST_SEED)}
-    for i, name in enumerate(g for g in args.galleries.split(",") if g):
-        plan[name] = (args.cal, DEV_TEST_SEED + 1 + i)
+    plan = {"test": (args.test, DEV_TEST_SEED), "val": (args.cal, DEV_TEST_SEED + 1)}
+    for i in range(args.learn_galleries):
+        plan[f"train-{i}"] = (args.learn, DEV_TEST_SEED + 2 + i)
     return plan
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m luma_rag.eval.trust_dev --data DIR [--test N] [--cal N] [--galleries ...]``."""
-    from luma_rag.answer.scored import (
-        ScoredVerifyConfig,
-        ScoredVerifyingAnswerer,
-        choose_scored_config,
-    )
+    """``python -m luma_rag.eval.trust_dev --data DIR [--test N] [--cal N] [--learn N]``."""
+    from luma_rag.answer.scored import SESSION6_SCORED, ScoredVerifyConfig, ScoredVerifyingAnswerer
     from luma_rag.eval.gate_questions import default_answerer
+    from luma_rag.eval.trust_dev_search import errors, select
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="the dev corpus (seed 6262)")
     parser.add_argument("--test", type=int, default=200, help="questions on the test split")
-    parser.add_argument("--cal", type=int, default=100, help="questions per calibration gallery")
-    parser.add_argument("--galleries", default="val", help="calibration galleries (val,train-0)")
+    parser.add_argument("--cal", type=int, default=300, help="questions on the val split (LTT)")
+    parser.add_argument("--learn", type=int, default=100, help="questions per learn gallery")
+    parser.add_argument("--learn-galleries", type=int, default=4, help="train-split galleries")
     parser.add_argument("--k", type=int, default=3, help="hits verified per question")
     parser.add_argument("--cache", default=None, help="default: DATA/vlm-cache.json")
-    parser.add_argument("--chunk", type=int, default=25, help="cases per cache save")
+    parser.add_argument("--chunk", type=int, default=40, help="cases per cache save")
     parser.add_argument("--out", default=None, help="write the JSON report here")
-    parser.add_argument("--candidate", default="{}", help="ScoredVerifyConfig fields, JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cases = collect(args.data, _plan(args))
@@ -348,31 +333,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     cache = VlmCache(bot, args.cache or Path(args.data) / "vlm-cache.json", model_tag(bot))
     logger.info("trust_dev: %d cached calls read", cache.load())
     checker = VlmVerifier(bot)
-    for i in range(0, len(cases), args.chunk):
+    for i in range(0, len(cases), args.chunk):  # test first: what is checked comes first
         prefill(bot, checker, cases[i : i + args.chunk], args.k)
         cache.save()
         logger.info("trust_dev: %d/%d cases, %d calls", i + args.chunk, len(cases), bot.calls)
-    test = [c for c in cases if c.gallery == "test"]
-    cal = [c for c in cases if c.gallery != "test" and not c.off_topic]
-    report: dict[str, Any] = {"plan": _plan(args), "k": args.k, "calls": bot.calls}
-    candidate = ScoredVerifyConfig(**json.loads(args.candidate))
-    report["candidate"] = candidate.to_dict()
-    for name, rule in rules(bot, checker, candidate).items():
-        report[name] = {"test": figures(test, replay(test, rule), args.k)}
-        if cal:
-            report[name]["calibration"] = figures(cal, replay(cal, rule), args.k)
-    if cal:
-
-        def answered(cfg: Any) -> list[bool]:
-            out = replay(cal, ScoredVerifyingAnswerer(bot, checker, cfg))
-            return [c.right(a.text) for c, a in zip(cal, out, strict=True)
-                    if a.decision.decision in ("answer", "widen")]  # fmt: skip
-
-        ltt = choose_scored_config(answered, len(cal), base=candidate)
-        report["ltt"] = ltt
-        if ltt["config"] is not None:
-            chosen = ScoredVerifyingAnswerer(bot, checker, ScoredVerifyConfig(**ltt["config"]))
-            report["ltt"]["test"] = figures(test, replay(test, chosen), args.k)
+    part = {
+        name: [c for c in cases if c.gallery == name or (name == "learn" and "-" in c.gallery)]
+        for name in ("test", "val", "learn")
+    }
+    chosen = select(bot, checker, part["learn"], part["val"], args.k)
+    report: dict[str, Any] = {"plan": _plan(args), "k": args.k, "calls": bot.calls, **chosen}
+    accept = chosen["ltt"]["accept"]
+    final = ScoredVerifyConfig(**chosen["structure"])
+    if accept is not None:
+        final = dataclasses.replace(final, accept=accept, doubt=min(final.doubt, accept))
+    report["final"] = final.to_dict()
+    rules: dict[str, Answerer] = {
+        "gate": bot,
+        "scored (session 6)": ScoredVerifyingAnswerer(bot, checker, SESSION6_SCORED),
+        "final": ScoredVerifyingAnswerer(bot, checker, final),
+    }
+    for name, rule in rules.items():
+        for split, subset in part.items():
+            answers = replay(subset, rule)
+            report.setdefault(name, {})[split] = figures(subset, answers, args.k)
+            if split == "test":
+                report[name]["test_errors"] = errors(subset, answers, args.k)
     text = json.dumps(report, indent=2, default=str)
     if args.out:
         Path(args.out).write_text(text)
