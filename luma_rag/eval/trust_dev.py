@@ -21,12 +21,11 @@ Dev only: the corpus seed 6262 / question seed 6363 pair; the held-out pair is t
 Command line (fills the cache, prints each rule's figures)::
 
     python -m luma_rag.datasets.shapes --out data/dev6262 --n 1200 --seed 6262
-    python -m luma_rag.eval.trust_dev --data data/dev6262
+    python -m luma_rag.eval.trust_dev_search --data data/dev6262
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import hashlib
@@ -48,13 +47,16 @@ from luma_rag.eval.offtopic import OFF_TOPIC
 from luma_rag.results import Hit
 
 __all__ = [
+    "DEV_TEST_SEED",
     "DevCase",
     "VlmCache",
     "collect",
     "dev_galleries",
+    "figures",
     "model_tag",
     "prefill",
     "replay",
+    "stage",
 ]
 
 logger = logging.getLogger(__name__)
@@ -301,70 +303,3 @@ def figures(cases: Sequence[DevCase], answers: Sequence[Answer], k: int) -> dict
     stages = [stage(c, a, k) for c, a in zip(cases, answers, strict=True)]
     out["wrong_by_stage"] = {s: stages.count(s) for s in sorted({s for s in stages if s})}
     return out
-
-
-def _plan(args: argparse.Namespace) -> dict[str, tuple[int, int]]:
-    plan = {"test": (args.test, DEV_TEST_SEED), "val": (args.cal, DEV_TEST_SEED + 1)}
-    for i in range(args.learn_galleries):
-        plan[f"train-{i}"] = (args.learn, DEV_TEST_SEED + 2 + i)
-    return plan
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m luma_rag.eval.trust_dev --data DIR [--test N] [--cal N] [--learn N]``."""
-    from luma_rag.answer.scored import SESSION6_SCORED, ScoredVerifyConfig, ScoredVerifyingAnswerer
-    from luma_rag.eval.gate_questions import default_answerer
-    from luma_rag.eval.trust_dev_search import errors, select
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", required=True, help="the dev corpus (seed 6262)")
-    parser.add_argument("--test", type=int, default=200, help="questions on the test split")
-    parser.add_argument("--cal", type=int, default=300, help="questions on the val split (LTT)")
-    parser.add_argument("--learn", type=int, default=100, help="questions per learn gallery")
-    parser.add_argument("--learn-galleries", type=int, default=4, help="train-split galleries")
-    parser.add_argument("--k", type=int, default=3, help="hits verified per question")
-    parser.add_argument("--cache", default=None, help="default: DATA/vlm-cache.json")
-    parser.add_argument("--chunk", type=int, default=40, help="cases per cache save")
-    parser.add_argument("--out", default=None, help="write the JSON report here")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    cases = collect(args.data, _plan(args))
-    bot = CachedAnswerer(default_answerer(), top_only=True, clarify_text=True)
-    cache = VlmCache(bot, args.cache or Path(args.data) / "vlm-cache.json", model_tag(bot))
-    logger.info("trust_dev: %d cached calls read", cache.load())
-    checker = VlmVerifier(bot)
-    for i in range(0, len(cases), args.chunk):  # test first: what is checked comes first
-        prefill(bot, checker, cases[i : i + args.chunk], args.k)
-        cache.save()
-        logger.info("trust_dev: %d/%d cases, %d calls", i + args.chunk, len(cases), bot.calls)
-    part = {
-        name: [c for c in cases if c.gallery == name or (name == "learn" and "-" in c.gallery)]
-        for name in ("test", "val", "learn")
-    }
-    chosen = select(bot, checker, part["learn"], part["val"], args.k)
-    report: dict[str, Any] = {"plan": _plan(args), "k": args.k, "calls": bot.calls, **chosen}
-    accept = chosen["ltt"]["accept"]
-    final = ScoredVerifyConfig(**chosen["structure"])
-    if accept is not None:
-        final = dataclasses.replace(final, accept=accept, doubt=min(final.doubt, accept))
-    report["final"] = final.to_dict()
-    rules: dict[str, Answerer] = {
-        "gate": bot,
-        "scored (session 6)": ScoredVerifyingAnswerer(bot, checker, SESSION6_SCORED),
-        "final": ScoredVerifyingAnswerer(bot, checker, final),
-    }
-    for name, rule in rules.items():
-        for split, subset in part.items():
-            answers = replay(subset, rule)
-            report.setdefault(name, {})[split] = figures(subset, answers, args.k)
-            if split == "test":
-                report[name]["test_errors"] = errors(subset, answers, args.k)
-    text = json.dumps(report, indent=2, default=str)
-    if args.out:
-        Path(args.out).write_text(text)
-    print(text)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

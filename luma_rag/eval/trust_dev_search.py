@@ -10,23 +10,45 @@ Three disjoint parts of the dev corpus (seed 6262; :mod:`luma_rag.eval.trust_dev
   (:func:`~luma_rag.answer.scored.choose_scored_config`, α = δ = 0.1);
 * **check** (its test split and the off-topic questions): the chosen setting's figures.
 
-Never run on the held-out pair.
+Never run on the held-out pair. Command line (fills the VLM cache, prints the report)::
+
+    python -m luma_rag.datasets.shapes --out data/dev6262 --n 1200 --seed 6262
+    python -m luma_rag.eval.trust_dev_search --data data/dev6262 --out data/dev6262/run.json
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import itertools
+import json
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Final
 
 from luma_rag.answer.base import Answer, Answerer
-from luma_rag.answer.scored import ScoredVerifyConfig, ScoredVerifyingAnswerer, choose_scored_config
-from luma_rag.eval.gate_questions import CachedAnswerer
-from luma_rag.eval.trust_dev import DevCase, figures, replay, stage
+from luma_rag.answer.scored import (
+    SESSION6_SCORED,
+    ScoredVerifyConfig,
+    ScoredVerifyingAnswerer,
+    choose_scored_config,
+)
+from luma_rag.answer.verify_vlm import VlmVerifier
+from luma_rag.eval.gate_questions import CachedAnswerer, default_answerer
+from luma_rag.eval.trust_dev import (
+    DEV_TEST_SEED,
+    DevCase,
+    VlmCache,
+    collect,
+    figures,
+    model_tag,
+    prefill,
+    replay,
+    stage,
+)
 
-__all__ = ["GRID", "errors", "ok", "search", "select"]
+__all__ = ["GRID", "errors", "main", "ok", "plan", "run", "search", "select"]
 
 logger = logging.getLogger(__name__)
 
@@ -110,3 +132,78 @@ def errors(cases: Sequence[DevCase], answers: Sequence[Answer], k: int) -> list[
             "coverage": None if c.decision.relevance is None else c.decision.relevance.coverage,
         })  # fmt: skip
     return out
+
+
+def plan(test: int, cal: int, learn: int, galleries: int) -> dict[str, tuple[int, int]]:
+    """``{gallery: (questions, seed)}``: the test split, the val split, ``galleries`` cut
+    from the train split (question seeds 6363, 6364, 6365, ...)."""
+    out = {"test": (test, DEV_TEST_SEED), "val": (cal, DEV_TEST_SEED + 1)}
+    for i in range(galleries):
+        out[f"train-{i}"] = (learn, DEV_TEST_SEED + 2 + i)
+    return out
+
+
+def run(
+    data_dir: str | Path, galleries: dict[str, tuple[int, int]], *, k: int = 3,
+    answerer: Answerer | None = None, cache: str | Path | None = None, chunk: int = 40,
+) -> dict[str, Any]:  # fmt: skip
+    """Collect, prefill (cached), choose the setting, and report it beside the gate alone and
+    session 6's score-gap path on each part. ``answerer`` None: the shipped tiny LLaVA."""
+    cases = collect(data_dir, galleries)
+    bot = CachedAnswerer(answerer or default_answerer(), top_only=True, clarify_text=True)
+    store = VlmCache(bot, cache or Path(data_dir) / "vlm-cache.json", model_tag(bot))
+    logger.info("trust_dev: %d cached calls read", store.load())
+    checker = VlmVerifier(bot)
+    for i in range(0, len(cases), chunk):  # test first: what is checked comes first
+        prefill(bot, checker, cases[i : i + chunk], k)
+        store.save()
+        logger.info("trust_dev: %d/%d cases, %d calls", i + chunk, len(cases), bot.calls)
+    part = {
+        name: [c for c in cases if c.gallery == name or (name == "learn" and "-" in c.gallery)]
+        for name in ("test", "val", "learn")
+    }
+    chosen = select(bot, checker, part["learn"], part["val"], k)
+    report: dict[str, Any] = {"plan": galleries, "k": k, "calls": bot.calls, **chosen}
+    final = ScoredVerifyConfig(**chosen["structure"])
+    accept = chosen["ltt"]["accept"]
+    if accept is not None:
+        final = dataclasses.replace(final, accept=accept, doubt=min(final.doubt, accept))
+    report["final"] = final.to_dict()
+    rules: dict[str, Answerer] = {
+        "gate": bot,
+        "scored (session 6)": ScoredVerifyingAnswerer(bot, checker, SESSION6_SCORED),
+        "final": ScoredVerifyingAnswerer(bot, checker, final),
+    }
+    for name, rule in rules.items():
+        for split, subset in part.items():
+            answers = replay(subset, rule)
+            report.setdefault(name, {})[split] = figures(subset, answers, k)
+            if split == "test":
+                report[name]["test_errors"] = errors(subset, answers, k)
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m luma_rag.eval.trust_dev_search --data DIR [--test N] [--cal N] ...``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, help="the dev corpus (seed 6262)")
+    parser.add_argument("--test", type=int, default=200, help="questions on the test split")
+    parser.add_argument("--cal", type=int, default=200, help="questions on the val split (LTT)")
+    parser.add_argument("--learn", type=int, default=80, help="questions per learn gallery")
+    parser.add_argument("--learn-galleries", type=int, default=3, help="train-split galleries")
+    parser.add_argument("--k", type=int, default=3, help="hits verified per question")
+    parser.add_argument("--cache", default=None, help="default: DATA/vlm-cache.json")
+    parser.add_argument("--out", default=None, help="write the JSON report here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    galleries = plan(args.test, args.cal, args.learn, args.learn_galleries)
+    report = run(args.data, galleries, k=args.k, cache=args.cache)
+    text = json.dumps(report, indent=2, default=str)
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
