@@ -197,13 +197,14 @@ def collect(
     """Gate decisions for ``plan``'s galleries: ``{gallery name: (n questions, seed)}``.
 
     The off-topic questions are gated over the ``"test"`` gallery (when it is planned and
-    ``off_topic``). Galleries are named as :func:`dev_galleries` names them.
+    ``off_topic``). Galleries are named as :func:`dev_galleries` names them; ``"name@tag"``
+    is gallery ``name`` again, with its own questions.
     """
     galleries = dev_galleries(data_dir)
     cfg = GateConfig(k=10, k_max=10)
     cases: list[DevCase] = []
     for name, (n, seed) in plan.items():
-        items = galleries[name]
+        items = galleries[name.split("@")[0]]  # "val@cal": the val gallery, other questions
         with _gate(items, encoder, cfg) as gate:
             for target, q in questions(items, n, seed, "full"):
                 cases.append(_case(name, target, q, gate.query(q.retrieval_text), items))

@@ -1,14 +1,19 @@
 """Choosing the score-gap path's settings on the dev corpus, from cached VLM calls.
 
-Three disjoint parts of the dev corpus (seed 6262; :mod:`luma_rag.eval.trust_dev`):
+Three parts of the dev corpus (seed 6262; :mod:`luma_rag.eval.trust_dev`):
 
-* **learn** (galleries cut from its train split): every setting of :data:`GRID` is replayed
+* **learn** (its val split, question seed 6364): every setting of :data:`GRID` is replayed
   and the settings whose risk, ANSWER risk and per-kind coverage meet the targets with some
-  room are ranked by coverage — this picks the *structure* (``doubt``, ``gap``,
-  ``max_drop``, ``rescue_coverage``);
-* **calibrate** (its val split): Learn-then-Test over ``accept`` for that structure
-  (:func:`~luma_rag.answer.scored.choose_scored_config`, α = δ = 0.1);
-* **check** (its test split and the off-topic questions): the chosen setting's figures.
+  room are ranked by coverage;
+* **calibrate** (the same val gallery, other questions: seed 6370): the chosen setting alone is
+  tested (Learn-then-Test with one hypothesis: its binomial p-value for risk > α must be
+  ≤ δ, α = δ = 0.1), and the fixed sequence over ``accept``
+  (:func:`~luma_rag.answer.scored_ltt.choose_scored_config`) is reported beside it;
+* **check** (its test split and the off-topic questions): the figures.
+
+The train split is not used: its shape/colour combinations are the ones the tiny models were
+trained on (val and test hold unseen ones, as the held-out corpus does), so every rule is
+nearly error-free there and it cannot tell them apart.
 
 Never run on the held-out pair. Command line (fills the VLM cache, prints the report)::
 
@@ -28,12 +33,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from luma_rag.answer.base import Answer, Answerer
+from luma_rag.answer.confidence import fixed_sequence
 from luma_rag.answer.scored import (
     SESSION6_SCORED,
     ScoredVerifyConfig,
     ScoredVerifyingAnswerer,
-    choose_scored_config,
 )
+from luma_rag.answer.scored_ltt import choose_scored_config
+from luma_rag.answer.verify import VerifyConfig, VerifyingAnswerer
 from luma_rag.answer.verify_vlm import VlmVerifier
 from luma_rag.eval.gate_questions import CachedAnswerer, default_answerer
 from luma_rag.eval.trust_dev import (
@@ -55,10 +62,11 @@ logger = logging.getLogger(__name__)
 #: The settings tried on the learn part (``doubt > accept`` combinations skipped).
 GRID: Final[dict[str, tuple[Any, ...]]] = {
     "accept": (0.5, 0.7, 0.9),
-    "doubt": (0.1, 0.2, 0.35),
-    "gap": (0.0, 0.4, 0.6),
+    "doubt": (0.2, 0.35, 0.5),
+    "gap": (0.0, 0.5),
     "max_drop": (None, 0.03),
-    "rescue_coverage": (None, 0.75, 1.0),
+    "min_coverage": (1.0,),  # None lets off-topic questions through (structural, not tuned)
+    "certified_top": (False, True),
 }
 
 
@@ -78,8 +86,9 @@ def search(
     cases: Sequence[DevCase], rule: Callable[[ScoredVerifyConfig], Answerer], k: int,
     base: ScoredVerifyConfig | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Every :data:`GRID` setting's figures on ``cases``: ``[{"config", "figures", "ok"}]``,
-    the ones that pass :func:`ok` first, then by coverage."""
+    """Every :data:`GRID` setting's figures on ``cases``: ``[{"config", "figures", "ok",
+    "safe"}]``, the ones that pass :func:`ok` first, then those that pass it but for the
+    per-kind coverage (``safe``), each by coverage."""
     base = base or ScoredVerifyConfig(k_verify=k)
     rows = []
     names = list(GRID)
@@ -89,8 +98,9 @@ def search(
             continue
         cfg = dataclasses.replace(base, **setting)
         fig = figures(cases, replay(cases, rule(cfg)), k)
-        rows.append({"config": cfg.to_dict(), "figures": fig, "ok": ok(fig)})
-    rows.sort(key=lambda r: (not r["ok"], -(r["figures"]["coverage"] or 0.0)))
+        safe = ok(fig, kind_share=0.0)
+        rows.append({"config": cfg.to_dict(), "figures": fig, "ok": ok(fig), "safe": safe})
+    rows.sort(key=lambda r: (not r["ok"], not r["safe"], -(r["figures"]["coverage"] or 0.0)))
     return rows
 
 
@@ -113,7 +123,13 @@ def select(
                 if a.decision.decision in ("answer", "widen")]  # fmt: skip
 
     ltt = choose_scored_config(answered, len(on), base=best, alpha=alpha, delta=delta)
-    return {"learn_top": rows[:5], "learn_n": len(learn), "structure": best.to_dict(), "ltt": ltt}
+    # one hypothesis, chosen on learn alone: its risk on calibrate, binomial test at δ
+    single = fixed_sequence([(best.accept, answered(best))], n_total=len(on), alpha=alpha,
+                            delta=delta)  # fmt: skip
+    return {
+        "learn_top": rows[:5], "learn_n": len(learn), "structure": best.to_dict(),
+        "ltt": ltt, "ltt_single": single,
+    }  # fmt: skip
 
 
 def errors(cases: Sequence[DevCase], answers: Sequence[Answer], k: int) -> list[dict[str, Any]]:
@@ -134,10 +150,16 @@ def errors(cases: Sequence[DevCase], answers: Sequence[Answer], k: int) -> list[
     return out
 
 
+def _none(_question: str) -> None:
+    return None
+
+
 def plan(test: int, cal: int, learn: int, galleries: int) -> dict[str, tuple[int, int]]:
-    """``{gallery: (questions, seed)}``: the test split, the val split, ``galleries`` cut
-    from the train split (question seeds 6363, 6364, 6365, ...)."""
-    out = {"test": (test, DEV_TEST_SEED), "val": (cal, DEV_TEST_SEED + 1)}
+    """``{gallery: (questions, seed)}``: the test split (seed 6363), the val split to learn on
+    (6364) and to calibrate on (6370), ``galleries`` cut from the train split (6365, ...; for
+    comparison only)."""
+    out = {"test": (test, DEV_TEST_SEED), "val": (learn, DEV_TEST_SEED + 1),
+           "val@cal": (cal, DEV_TEST_SEED + 7)}  # fmt: skip
     for i in range(galleries):
         out[f"train-{i}"] = (learn, DEV_TEST_SEED + 2 + i)
     return out
@@ -159,21 +181,29 @@ def run(
         store.save()
         logger.info("trust_dev: %d/%d cases, %d calls", i + chunk, len(cases), bot.calls)
     part = {
-        name: [c for c in cases if c.gallery == name or (name == "learn" and "-" in c.gallery)]
-        for name in ("test", "val", "learn")
+        "test": [c for c in cases if c.gallery == "test"],
+        "learn": [c for c in cases if c.gallery == "val"],
+        "calibrate": [c for c in cases if c.gallery == "val@cal"],
+        "train": [c for c in cases if c.gallery.startswith("train-")],
     }
-    chosen = select(bot, checker, part["learn"], part["val"], k)
+    part = {name: cases for name, cases in part.items() if cases}
+    chosen = select(bot, checker, part["learn"], part["calibrate"], k)
     report: dict[str, Any] = {"plan": galleries, "k": k, "calls": bot.calls, **chosen}
-    final = ScoredVerifyConfig(**chosen["structure"])
-    accept = chosen["ltt"]["accept"]
-    if accept is not None:
-        final = dataclasses.replace(final, accept=accept, doubt=min(final.doubt, accept))
-    report["final"] = final.to_dict()
+    final = ScoredVerifyConfig(**chosen["structure"])  # tested alone on val: ltt_single
+    report["chosen_config"] = final.to_dict()
     rules: dict[str, Answerer] = {
         "gate": bot,
+        "default": ScoredVerifyingAnswerer(bot, checker, ScoredVerifyConfig()),
         "scored (session 6)": ScoredVerifyingAnswerer(bot, checker, SESSION6_SCORED),
-        "final": ScoredVerifyingAnswerer(bot, checker, final),
+        "yes-no (session 5)": VerifyingAnswerer(bot, checker, VerifyConfig(), kind_of=_none),
+        "chosen": ScoredVerifyingAnswerer(bot, checker, final),
     }
+    on_val = [c for c in part["calibrate"] if not c.off_topic]
+    default = rules["default"]
+    kept = [c.right(a.text) for c, a in zip(on_val, replay(on_val, default), strict=True)
+            if a.decision.decision in ("answer", "widen")]  # fmt: skip
+    report["ltt_default"] = fixed_sequence([(ScoredVerifyConfig().accept, kept)],
+                                           n_total=len(on_val), alpha=0.1, delta=0.1)  # fmt: skip
     for name, rule in rules.items():
         for split, subset in part.items():
             answers = replay(subset, rule)
@@ -188,15 +218,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="the dev corpus (seed 6262)")
     parser.add_argument("--test", type=int, default=200, help="questions on the test split")
-    parser.add_argument("--cal", type=int, default=200, help="questions on the val split (LTT)")
-    parser.add_argument("--learn", type=int, default=80, help="questions per learn gallery")
-    parser.add_argument("--learn-galleries", type=int, default=3, help="train-split galleries")
+    parser.add_argument("--cal", type=int, default=300, help="val questions to test on (LTT)")
+    parser.add_argument("--learn", type=int, default=200, help="val questions to learn on")
+    parser.add_argument("--train-galleries", type=int, default=0, help="train-split galleries")
     parser.add_argument("--k", type=int, default=3, help="hits verified per question")
     parser.add_argument("--cache", default=None, help="default: DATA/vlm-cache.json")
     parser.add_argument("--out", default=None, help="write the JSON report here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    galleries = plan(args.test, args.cal, args.learn, args.learn_galleries)
+    galleries = plan(args.test, args.cal, args.learn, args.train_galleries)
     report = run(args.data, galleries, k=args.k, cache=args.cache)
     text = json.dumps(report, indent=2, default=str)
     if args.out:

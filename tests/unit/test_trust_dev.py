@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 
 from luma_rag.answer.base import Answer
-from luma_rag.answer.scored import ScoredVerifyConfig, ScoredVerifyingAnswerer
+from luma_rag.answer.scored import SESSION6_SCORED, ScoredVerifyingAnswerer
 from luma_rag.answer.verify_vlm import VlmVerifier
 from luma_rag.eval.gate_questions import CachedAnswerer
 from luma_rag.eval.trust_dev import DevCase, VlmCache, figures, model_tag, prefill, replay, stage
@@ -38,7 +38,7 @@ def test_the_cache_persists_every_call_and_a_replay_asks_the_model_nothing(
     fresh_vlm = ScoringVlm()
     fresh = CachedAnswerer(fresh_vlm, top_only=True, clarify_text=True)
     assert VlmCache(fresh, tmp_path / "c.json", "tiny:v1").load() == 5
-    rule = ScoredVerifyingAnswerer(fresh, VlmVerifier(fresh), ScoredVerifyConfig())
+    rule = ScoredVerifyingAnswerer(fresh, VlmVerifier(fresh), SESSION6_SCORED)
     out = replay(cases, rule)
     assert fresh_vlm.calls == 0
     assert [a.decision.decision for a in out] == ["answer", "widen", "not_in_memory"]

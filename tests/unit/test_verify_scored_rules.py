@@ -1,5 +1,5 @@
 """The score-gap path's guards (luma_rag.answer.scored): which CLARIFYs may be verified
-(``rescue_coverage``), the yes-score gap to a rejected hit (``gap``) and the retrieval drop
+(``min_coverage``), the yes-score gap to a rejected hit (``gap``) and the retrieval drop
 of the hit answered from (``max_drop``); with the fake VLM of test_verify_scored."""
 
 from __future__ import annotations
@@ -20,7 +20,11 @@ QUESTION = "What color is the big blue square?"
 
 
 def _bot(vlm: Any, **cfg: Any) -> ScoredVerifyingAnswerer:
-    return ScoredVerifyingAnswerer(vlm, VlmVerifier(vlm), ScoredVerifyConfig(**cfg))
+    """The score-gap path without guards (session 6's), ``cfg`` changed."""
+    from luma_rag.answer.scored import SESSION6_SCORED
+
+    config = dataclasses.replace(SESSION6_SCORED, **cfg)
+    return ScoredVerifyingAnswerer(vlm, VlmVerifier(vlm), config)
 
 
 def _clarify(coverage: float | None, ids: str = "bda") -> GateDecision:
@@ -29,10 +33,10 @@ def _clarify(coverage: float | None, ids: str = "bda") -> GateDecision:
 
 
 def test_a_clarify_is_verified_only_when_every_query_word_is_known_to_the_store() -> None:
-    """"a green apple on the left" is a green shape on the left to a model of shapes: a
+    """ "a green apple on the left" is a green shape on the left to a model of shapes: a
     CLARIFY whose query has words the store does not know (coverage < 1) stays a CLARIFY."""
     vlm = ScoringVlm()
-    strict = _bot(vlm, rescue_coverage=1.0)
+    strict = _bot(vlm, min_coverage=1.0)
     assert strict.answer(QUESTION, _clarify(1.0)).decision.decision == "widen"
     before = vlm.calls
     partly = strict.answer(QUESTION, _clarify(0.67))
@@ -44,9 +48,25 @@ def test_a_clarify_is_verified_only_when_every_query_word_is_known_to_the_store(
     assert old.answer(QUESTION, _clarify(0.67)).decision.decision == "widen"
 
 
-def test_a_gate_answer_is_verified_whatever_the_coverage() -> None:
-    ans = _bot(ScoringVlm(), rescue_coverage=1.0).answer(QUESTION, _decision("bae"))
-    assert ans.decision.decision == "answer" and ans.text == "blue"
+def _answer(coverage: float | None, kind: str = "answer") -> GateDecision:
+    verdict = RelevanceVerdict(True, "relevant", 0.3, 0.2, coverage, 0.5, "calibrated")
+    return dataclasses.replace(_decision("bae", kind), relevance=verdict)
+
+
+def test_a_gate_answer_or_widen_on_a_partly_unknown_query_is_not_answered() -> None:
+    """ "a blue bicycle near the top": the gate widened over two blue shapes at the top and
+    both verify; 'bicycle' is unknown to the store, so the path does not answer."""
+    vlm = ScoringVlm()
+    bot = _bot(vlm, min_coverage=1.0)
+    for kind in ("answer", "widen"):
+        out = bot.answer(QUESTION, _answer(0.67, kind))  # type: ignore[arg-type]
+        assert out.decision.decision == "clarify"
+        assert out.telemetry["verification"]["outcome"] == "ungrounded"
+        assert "67%" in out.decision.reason
+    assert bot.answer(QUESTION, _answer(1.0)).decision.decision == "answer"
+    unchecked = bot.answer(QUESTION, _decision("bae"))  # no lexical check: verified as usual
+    assert unchecked.decision.decision == "answer" and unchecked.text == "blue"
+    assert _bot(vlm, min_coverage=None).answer(QUESTION, _answer(0.67)).text == "blue"
 
 
 def test_the_verified_hit_must_beat_a_rejected_one_by_the_gap() -> None:
@@ -72,12 +92,12 @@ def test_a_verified_hit_far_below_the_top_in_retrieval_is_not_answered_from() ->
 
 
 def test_guard_settings_are_checked() -> None:
-    with pytest.raises(ConfigError, match="rescue_coverage"):
-        ScoredVerifyConfig(rescue_coverage=1.5)
+    with pytest.raises(ConfigError, match="min_coverage"):
+        ScoredVerifyConfig(min_coverage=1.5)
     with pytest.raises(ConfigError, match="gap"):
         ScoredVerifyConfig(gap=-0.1)
     with pytest.raises(ConfigError, match="max_drop"):
         ScoredVerifyConfig(max_drop=-1)
-    cfg = ScoredVerifyConfig(rescue_coverage=1, gap=0.3, max_drop=0.05)
-    assert cfg.rescue_coverage == 1.0 and isinstance(cfg.rescue_coverage, float)
+    cfg = ScoredVerifyConfig(min_coverage=1, gap=0.3, max_drop=0.05)
+    assert cfg.min_coverage == 1.0 and isinstance(cfg.min_coverage, float)
     assert ScoredVerifyConfig.from_json(cfg.to_json()) == cfg
