@@ -90,7 +90,7 @@ def search(
     "safe"}]``, the ones that pass :func:`ok` first, then those that pass it but for the
     per-kind coverage (``safe``), each by coverage."""
     base = base or ScoredVerifyConfig(k_verify=k)
-    rows = []
+    rows: list[dict[str, Any]] = []
     names = list(GRID)
     for values in itertools.product(*(GRID[n] for n in names)):
         setting = dict(zip(names, values, strict=True))
