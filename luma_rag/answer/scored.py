@@ -31,16 +31,13 @@ exactly one "yes". :class:`ScoredVerifyingAnswerer` reads verification as a **sc
   certified top-1 is answered whatever the other contenders say); otherwise a **WIDEN** over
   the contenders, answered from the best-ranked verified one.
 
-NOT_IN_MEMORY (the relevance test) is never overruled. The defaults ``k_verify=3,
-accept=0.5, doubt=0.35, min_coverage=1.0`` were chosen on the dev pair (corpus seed 6262,
-tiny LLaVA v2.1, tiny CLIP; :mod:`luma_rag.eval.trust_dev_search`): on its val split (200
-questions, seed 6364) 34.5 % answered at 2.9 % risk; on 300 other val questions (seed 6370)
-31.3 % at 6.4 % (6/94; Learn-then-Test at α = δ = 0.1 not feasible: p ≈ 0.15); on its test
-split (200 questions, seed 6363) 35.0 % at 10.0 % (ANSWER 1/1 wrong, WIDEN 6/69), 60/60
-off-topic questions refused — against 34.5 % at 10.1 % and 48/60 for session 6's path
-without the grounding rule (:data:`SESSION6_SCORED`) and 5.5 % at 0 % for the yes/no path
-(:class:`~luma_rag.answer.verify.VerifyingAnswerer`, ``verified_answerer(bot,
-VerifyConfig())``). Choose other thresholds on your own held-out questions with
+NOT_IN_MEMORY is never overruled, and an answer the answerer itself gives a probability under
+``min_confidence`` becomes a CLARIFY. The defaults (``k_verify=3, accept=0.5, doubt=0.35,
+min_coverage=1.0, min_confidence=0.9``) were chosen on the dev pair (corpus 6262, tiny
+models; :mod:`luma_rag.eval.trust_dev_search`): test split, 200 questions: 33.5 % answered at
+7.5 % risk (WIDEN 4/66, ANSWER 1/1), off-topic refused 60/60; session 6's unguarded path
+(:data:`SESSION6_SCORED`): 34.5 % at 10.1 %, 48/60; yes/no path (``verified_answerer(bot,
+VerifyConfig())``): 5.5 % at 0 %. Choose your own with
 :func:`luma_rag.answer.scored_ltt.choose_scored_config`.
 
 Every answer carries ``telemetry["verified"]`` (ids of the verified hits) and
@@ -57,6 +54,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -65,6 +63,7 @@ from luma_rag._checks import is_int
 from luma_rag._config import ConfigBase, check
 from luma_rag.answer.base import Answer, Answerer, answer_all
 from luma_rag.answer.clarify import one_per_answer
+from luma_rag.answer.confidence import CONFIDENCE_KEY
 from luma_rag.answer.gate import GateDecision
 from luma_rag.answer.verify import _answer_from, _clarify, _pool, normalise_text
 from luma_rag.errors import InvalidInputError
@@ -94,27 +93,25 @@ class ScoredVerifyConfig(ConfigBase):
         max_options: Most items a clarifying question names; ``>= 2``.
         verify_clarify: Also verify the hits of a gate CLARIFY (an unstable ranking) and
             answer from them when they verify and agree.
-        min_coverage: Least share of the query's content words the store's vocabulary must
-            hold (the relevance test's ``RelevanceVerdict.coverage``) for the path to answer
-            at all: below it, a gate ANSWER / WIDEN becomes a CLARIFY and a gate CLARIFY is not
-            verified; a CLARIFY whose query was not checked so (no relevance test, no
-            vocabulary) is not verified either (a gate ANSWER / WIDEN is). None: no such
-            condition. A yes/no check reads what the model knows ("a green apple on the left"
-            is a green shape on the left to a model of shapes), so the path answers only when
-            every word of the query is something the memory holds.
+        min_coverage: Least share of the query's content words the store knows (the
+            relevance test's ``coverage``) for the path to answer at all (module docstring);
+            a CLARIFY with no such check is not verified. None: no such condition.
         gap: The verified hit answered from must beat every hit of the pool that is not a
             contender by at least this yes-score, in [0, 1] (0: no further condition than
             ``accept`` / ``doubt``).
         max_drop: The verified hit answered from may score at most this much below the top
             hit in retrieval (cosine), ``>= 0``; None: any rank in the pool.
+        min_confidence: Least probability the answerer gives its own answer
+            (``telemetry["answer_confidence"]``, which
+            :class:`~luma_rag.answer.llava.LlavaAnswerer` reports) for it to be given, in
+            [0, 1]; below it → CLARIFY. An answerer that reports none is not held to it.
         certified_top: A gate ANSWER (Safe@1 and complete: no item can overtake its top hit
             within the bounds) whose top hit verifies is answered from that hit, whatever the
             other hits score; False: other contenders must agree with it.
 
     Example:
-        >>> cfg = ScoredVerifyConfig(k_verify=5)
-        >>> ScoredVerifyConfig.from_json(cfg.to_json()) == cfg
-        True
+        >>> ScoredVerifyConfig.from_json(ScoredVerifyConfig(k_verify=5).to_json()).k_verify
+        5
     """
 
     k_verify: int = 3
@@ -126,6 +123,7 @@ class ScoredVerifyConfig(ConfigBase):
     gap: float = 0.0
     max_drop: float | None = None
     certified_top: bool = False
+    min_confidence: float = 0.9
 
     def __post_init__(self) -> None:
         check(
@@ -161,6 +159,11 @@ class ScoredVerifyConfig(ConfigBase):
                 and self.max_drop >= 0),
             f"ScoredVerifyConfig.max_drop must be None or >= 0, got {self.max_drop!r}",
         )  # fmt: skip
+        check(
+            _unit(self.min_confidence),
+            f"ScoredVerifyConfig.min_confidence must be in [0, 1], got {self.min_confidence!r}",
+        )
+        object.__setattr__(self, "min_confidence", float(self.min_confidence))
         check(
             isinstance(self.certified_top, bool),
             f"ScoredVerifyConfig.certified_top must be a bool, got {self.certified_top!r}",
@@ -316,6 +319,10 @@ class ScoredVerifyingAnswerer:
             )
             final = dataclasses.replace(_answer_from(decision, top), reason=reason)
             out = self.answerer.answer(question, final)
+            low = self._unsure_reading(out)
+            if low is not None:
+                info["outcome"] = "unsure reading"
+                return _clarify(self.answerer, question, decision, [top], low, info, ids)
             telemetry = {**out.telemetry, "verified": ids, "verification": info}
             return dataclasses.replace(out, decision=final, telemetry=telemetry)
         doubt = self._doubt(pool, verified[0], contenders, score)
@@ -363,13 +370,30 @@ class ScoredVerifyingAnswerer:
                 reason=reason,
                 clarification=None,
             )
-        info["answered_from"] = lead.id
         out = answers[lead.id]
+        low = self._unsure_reading(out)
+        if low is not None:
+            info["outcome"] = "unsure reading"
+            return _clarify(self.answerer, question, decision, contenders[: cfg.max_options],
+                            low, info, ids)  # fmt: skip
+        info["answered_from"] = lead.id
         telemetry = {**out.telemetry, "verified": ids, "verification": info}
         return dataclasses.replace(out, decision=final, telemetry=telemetry)
+
+    def _unsure_reading(self, out: Answer) -> str | None:
+        """Why the answerer's reading is too unsure to give (None: sure, or not reported)."""
+        conf = out.telemetry.get(CONFIDENCE_KEY)
+        if not isinstance(conf, int | float) or not math.isfinite(conf):
+            return None
+        if conf >= self.config.min_confidence:
+            return None
+        return (
+            f"verification: the answerer's reading {out.text!r} had probability {conf:.2f}, "
+            f"under {self.config.min_confidence:.2f}; asking instead of guessing"
+        )
 
 
 #: Session 6's score-gap path (every relevant CLARIFY verified, no gap, any rank).
 SESSION6_SCORED: Final = ScoredVerifyConfig(
-    accept=0.5, doubt=0.2, min_coverage=None, gap=0.0, max_drop=None
+    accept=0.5, doubt=0.2, min_coverage=None, gap=0.0, max_drop=None, min_confidence=0.0
 )

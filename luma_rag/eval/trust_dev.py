@@ -124,8 +124,9 @@ def model_tag(answerer: Any) -> str:
 class VlmCache:
     """A :class:`CachedAnswerer` (``top_only``) whose replies persist as JSON.
 
-    Each entry is one VLM call: the prompt, the image (hit id) it was shown, the reply text and
-    the P("yes") it reported (``telemetry["verdict_yes"]``, when any). A file written for
+    Each entry is one VLM call: the prompt, the image (hit id) it was shown, the reply text,
+    the P("yes") it reported (``telemetry["verdict_yes"]``) and the probability of its reply
+    (``telemetry["answer_confidence"]``), each when any. A file written for
     another ``tag`` (another checkpoint) is ignored.
     """
 
@@ -141,8 +142,10 @@ class VlmCache:
             logger.warning("vlm cache %s is for %s, not %s: ignored", self.path, data.get("tag"),
                            self.tag)  # fmt: skip
             return 0
-        for question, top, text, yes in data["entries"]:
+        for question, top, text, yes, *more in data["entries"]:
             telemetry = {} if yes is None else {"verdict_yes": yes}
+            if more and more[0] is not None:
+                telemetry["answer_confidence"] = more[0]
             answer = Answer(text, single_hit_decision(_stub(top)), [], telemetry)
             self.bot.cache[(question, False, top)] = answer
         return len(data["entries"])
@@ -150,7 +153,7 @@ class VlmCache:
     def save(self) -> None:
         """Write the answerer's cache (its non-CLARIFY entries)."""
         entries = [
-            [q, top, a.text, a.telemetry.get("verdict_yes")]
+            [q, top, a.text, a.telemetry.get("verdict_yes"), a.telemetry.get("answer_confidence")]
             for (q, clarify, top), a in self.bot.cache.items()
             if not clarify
         ]

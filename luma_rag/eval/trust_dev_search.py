@@ -150,6 +150,10 @@ def errors(cases: Sequence[DevCase], answers: Sequence[Answer], k: int) -> list[
     return out
 
 
+#: ``min_confidence`` values reported beside the default path's.
+CONFIDENCE_FLOORS: Final = (0.0, 0.5, 0.7, 0.95)
+
+
 def _none(_question: str) -> None:
     return None
 
@@ -198,6 +202,9 @@ def run(
         "yes-no (session 5)": VerifyingAnswerer(bot, checker, VerifyConfig(), kind_of=_none),
         "chosen": ScoredVerifyingAnswerer(bot, checker, final),
     }
+    for floor in CONFIDENCE_FLOORS:  # the answerer's own probability of its answer
+        cfg = dataclasses.replace(ScoredVerifyConfig(), min_confidence=floor)
+        rules[f"default, min_confidence {floor}"] = ScoredVerifyingAnswerer(bot, checker, cfg)
     on_val = [c for c in part["calibrate"] if not c.off_topic]
     default = rules["default"]
     kept = [c.right(a.text) for c, a in zip(on_val, replay(on_val, default), strict=True)

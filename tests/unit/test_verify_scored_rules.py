@@ -101,3 +101,44 @@ def test_guard_settings_are_checked() -> None:
     cfg = ScoredVerifyConfig(min_coverage=1, gap=0.3, max_drop=0.05)
     assert cfg.min_coverage == 1.0 and isinstance(cfg.min_coverage, float)
     assert ScoredVerifyConfig.from_json(cfg.to_json()) == cfg
+
+
+class Unsure(ScoringVlm):
+    """Reports the probability of each answer it gives: ``conf`` for item 'b'."""
+
+    def __init__(self, conf: float) -> None:
+        super().__init__()
+        self.conf = conf
+
+    def answer(self, question: str, decision: GateDecision) -> Any:
+        out = super().answer(question, decision)
+        if question.startswith("Does") or decision.evidence[0].id != "b":
+            return out
+        return dataclasses.replace(out, telemetry={"answer_confidence": self.conf})
+
+
+def test_an_answer_the_answerer_itself_doubts_becomes_a_clarify() -> None:
+    unsure = _bot(Unsure(0.6), min_confidence=0.9).answer(QUESTION, _decision("bae"))
+    assert unsure.decision.decision == "clarify"
+    assert unsure.telemetry["verification"]["outcome"] == "unsure reading"
+    assert "0.60" in unsure.decision.reason
+    sure = _bot(Unsure(0.95), min_confidence=0.9).answer(QUESTION, _decision("bae"))
+    assert sure.decision.decision == "answer" and sure.text == "blue"
+    silent = _bot(ScoringVlm(), min_confidence=0.9).answer(QUESTION, _decision("bae"))
+    assert silent.decision.decision == "answer"  # reports no probability: not held to it
+    certified = _bot(Unsure(0.6), min_confidence=0.9, certified_top=True)
+    assert certified.answer(QUESTION, _decision("bae")).decision.decision == "clarify"
+    assert ScoredVerifyConfig().min_confidence == 0.9
+    with pytest.raises(ConfigError, match="min_confidence"):
+        ScoredVerifyConfig(min_confidence=2)
+
+
+def test_a_certified_verified_top_hit_is_answered_even_when_a_contender_disagrees() -> None:
+    """'a' and 'c' both show the small red circle and answer red / pink: the path CLARIFIES,
+    unless the gate certified 'a' and ``certified_top`` trusts that certificate."""
+    question = "What color is the small red circle?"
+    assert _bot(ScoringVlm()).answer(question, _decision("acb")).decision.decision == "clarify"
+    ans = _bot(ScoringVlm(), certified_top=True).answer(question, _decision("acb"))
+    assert ans.decision.decision == "answer" and ans.text == "red"
+    widen = _bot(ScoringVlm(), certified_top=True).answer(question, _decision("acb", "widen"))
+    assert widen.decision.decision == "clarify"  # only a certified ANSWER is trusted so
