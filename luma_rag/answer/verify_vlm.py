@@ -13,9 +13,9 @@ verification (:class:`~luma_rag.answer.scored.ScoredVerifyingAnswerer` with
 :class:`~luma_rag.answer.scored.ScoredVerifyConfig`'s defaults): the top few hits in rank order,
 each scored by the answerer's own P("yes") (:meth:`VlmVerifier.scores`,
 :mod:`luma_rag.answer.verdict`; 1 / 0 from the parsed reply for a VLM that reports none); a gate
-CLARIFY is verified too, but only when every content word of the query is known to the store
-(so an off-topic question is never verified into an answer), and the hit answered from must
-clearly beat the hits it rejected. The earlier paths stay reachable by config:
+CLARIFY is verified too; nothing is answered when a content word of the query is unknown to
+the store (so an off-topic question is never verified into an answer), nor when the answerer
+gives its own answer a probability under 0.9. The earlier paths stay reachable by config:
 ``verified_answerer(bot, VerifyConfig())`` (yes/no strings over the gate's ANSWER / WIDEN hits,
 the default until session 7) and ``verified_answerer(bot, SESSION6_SCORED)`` (the score-gap path
 without its guards). Figures: README, "Coverage and risk, held out".
@@ -247,8 +247,8 @@ def answer_gated(
 
     The default path verifies the evidence with ``answerer`` itself (:func:`verified_answerer`):
     the top hits are asked a yes/no question about what ``question`` refers to and scored by
-    the answerer's P("yes"); the answer comes only from verified hits that agree and clearly
-    beat the rejected ones; otherwise a CLARIFY names the candidates.
+    the answerer's P("yes"); the answer comes only from verified hits that agree, on a query
+    whose words the store knows; otherwise a CLARIFY names the candidates.
 
     Args:
         gate: The :class:`~luma_rag.answer.gate.GatedRetriever`.
