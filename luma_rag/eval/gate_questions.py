@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -57,6 +58,7 @@ __all__ = [
     "rates",
     "score",
     "split_items",
+    "uncited",
 ]
 
 #: ``(question, retrieval text)`` pairs that name nothing that tells the gallery apart.
@@ -220,14 +222,25 @@ class ScoringContext:
         )
 
 
+#: Inline citations ("[1]", "[1]–[3]") a readable answer carries: never part of its value
+#: (their digits would read as counts).
+_CITATIONS: Final = re.compile(r"\[\d+\](?:\s*[–-]\s*\[\d+\])?")
+
+
+def uncited(text: str) -> str:
+    """``text`` without its inline citation marks."""
+    return _CITATIONS.sub(" ", text)
+
+
 def score(q: Question, answer: Answer, ctx: ScoringContext) -> Record:
-    """Score one answer (and the no-gate baseline's) against the intended item's value."""
+    """Score one answer (and the no-gate baseline's) against the intended item's value; the
+    answer's citation marks are not read."""
     return Record(
         kind=q.kind,
         decision=answer.decision.decision,
         ambiguous=ctx.ambiguous,
-        correct=parse_answer(answer.text, q.kind) == ctx.value,
-        baseline_correct=parse_answer(ctx.baseline.text, q.kind) == ctx.value,
+        correct=parse_answer(uncited(answer.text), q.kind) == ctx.value,
+        baseline_correct=parse_answer(uncited(ctx.baseline.text), q.kind) == ctx.value,
         answer=answer.text,
         top1_relevant=ctx.top is not None and relevant(q.named, ctx.top.attributes),
     )

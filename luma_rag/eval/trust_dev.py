@@ -42,7 +42,7 @@ from luma_rag.answer.verify_vlm import VlmVerifier, single_hit_decision
 from luma_rag.datasets.attributes import relevant
 from luma_rag.datasets.manifest import ShapeItem
 from luma_rag.datasets.questions import Question, parse_answer
-from luma_rag.eval.gate_questions import CachedAnswerer, gallery, questions, split_items
+from luma_rag.eval.gate_questions import CachedAnswerer, gallery, questions, split_items, uncited
 from luma_rag.eval.offtopic import OFF_TOPIC
 from luma_rag.results import Hit
 
@@ -99,7 +99,7 @@ class DevCase:
 
     def right(self, text: str) -> bool:
         """Whether an answer text names the target's value."""
-        return self.kind is not None and parse_answer(text, self.kind) == self.value
+        return self.kind is not None and parse_answer(uncited(text), self.kind) == self.value
 
 
 def model_tag(answerer: Any) -> str:

@@ -82,3 +82,15 @@ def test_figures_count_coverage_risk_kinds_and_off_topic() -> None:
 
 def test_model_tag_names_an_answerer_without_local_weights() -> None:
     assert model_tag(ScoringVlm()) == "ScoringVlm:None"
+
+
+def test_citation_marks_are_not_read_as_the_answer() -> None:
+    """A readable answer "one [1]–[2]" answers a count question with one, not 1 and 2."""
+    from luma_rag.datasets.questions import parse_answer
+    from luma_rag.eval.gate_questions import uncited
+
+    assert parse_answer("one [1]–[2]", "count") is None  # what the scorer used to read
+    assert parse_answer(uncited("one [1]–[2]"), "count") == 1
+    assert parse_answer(uncited("Two [3]."), "count") == 2
+    case = _case("bae", kind="count", value=1)
+    assert case.right("one [1]–[2]") and not case.right("two [1]")
