@@ -54,7 +54,7 @@ _PRETRAINED: dict[str, dict[str, PretrainedSpec]] = {
         "luma-shapes": PretrainedSpec(
             backend="open_clip",
             path="checkpoints/luma-tiny-clip/open_clip_model.safetensors",
-            sha256="f3bd2d7a5d3517cd725b8cb3258e6b52c0bc393c557c63000b23d92e3e90e77a",
+            sha256="dc35a4326cca0643470d93572d06bd1e5069fded18085034ddecb2431a0300a4",
             description="tiny CLIP trained on LUMA-Shapes (offline default)",
         ),
     },

@@ -121,8 +121,33 @@ def _repainted(
     pixels: Any, codes: Any, named: Any, cfg: ClipTrainConfig, gen: Any, torch: Any
 ) -> Any:
     """Shifted copies of ``pixels`` (rows with non-white shapes, codes ``codes``), every
-    shape repainted in a random colour far from the named ones."""
+    shape repainted in a random colour far from the named ones, or (``cfg.achromatic_p``)
+    in an achromatic one."""
     views = shift(pixels, cfg.max_shift, gen, torch)
     every = torch.ones(len(pixels), dtype=torch.bool)
     new = off_vocabulary_colors(len(pixels), named, gen, torch)
+    if cfg.achromatic_p > 0:
+        new = _with_achromatic(new, cfg.achromatic_p, gen, torch)
     return recolor(views, every, named[codes[:, 1]], new, *image_norm(torch), torch)
+
+
+#: Achromatic repaint levels (0-1): clear of the backgrounds' greys (80-150, stripes +-22).
+_LIGHT: Final = (0.78, 1.0)
+_DARK: Final = (0.0, 0.14)
+
+
+def _with_achromatic(new: Any, share: float, gen: Any, torch: Any) -> Any:
+    """``new`` with a random ``share`` of its rows replaced by grey levels: light (white,
+    like the named "white") three times out of four, else near black."""
+    pick = torch.rand(len(new), generator=gen) < share
+    k = int(pick.sum())
+    if k == 0:
+        return new
+    light = torch.rand(k, generator=gen) < 0.75
+    u = torch.rand(k, generator=gen)
+    level = torch.where(
+        light, _LIGHT[0] + u * (_LIGHT[1] - _LIGHT[0]), _DARK[0] + u * (_DARK[1] - _DARK[0])
+    )
+    out = new.clone()
+    out[pick] = level[:, None].expand(k, 3)
+    return out

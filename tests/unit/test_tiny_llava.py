@@ -80,22 +80,36 @@ def _decision(kind: str, sources: list[str]) -> GateDecision:
 
 
 def test_converted_vision_tower_matches_open_clip(corpus: list[ShapeItem]) -> None:
+    """The open_clip -> transformers converter the tiny LLaVA is built with reproduces the
+    shipped tiny CLIP's pre-projection image features, and the shipped LLaVA's tower has that
+    architecture. (Its weights are tiny CLIP v2's, which v3 replaced as the retriever: the
+    LLaVA README says why; `training.json` records the tower's digest.)"""
     from luma_rag.encoders import get_encoder
+    from luma_rag.encoders.open_clip_to_hf import clip_vision_config, load_visual_weights
+    from luma_rag.encoders.registry import get_model_config
     from luma_rag.media import load_image
 
     clip: Any = get_encoder("luma-tiny")
     visual = copy.deepcopy(clip.model.visual).eval()
     visual.proj = None  # open_clip's image feature before its projection
+    config = clip_vision_config(get_model_config("luma-tiny-clip") or {})
+    converted = transformers.CLIPVisionModel(config).eval()
+    load_visual_weights(converted, clip.model.state_dict())
+    pixels = torch.stack([clip._preprocess(load_image(it.image_path)) for it in corpus[:8]])
+    with torch.inference_mode():
+        want = visual(pixels)
+        got = converted(pixel_values=pixels).pooler_output
+    assert torch.allclose(got, want, atol=1e-4), float((got - want).abs().max())
+
     model = transformers.LlavaForConditionalGeneration.from_pretrained(
         TINY_LLAVA_DIR, dtype=torch.float32, local_files_only=True
     ).eval()
     tower = model.model.vision_tower
     assert tower.config.hidden_act == "gelu"
-    pixels = torch.stack([clip._preprocess(load_image(it.image_path)) for it in corpus[:8]])
-    with torch.inference_mode():
-        want = visual(pixels)
-        got = tower(pixel_values=pixels).pooler_output
-    assert torch.allclose(got, want, atol=1e-4), float((got - want).abs().max())
+    for key in ("hidden_size", "num_hidden_layers", "image_size", "patch_size"):
+        assert getattr(tower.config, key) == getattr(config, key), key
+    record = json.loads((TINY_LLAVA_DIR / "training.json").read_text())
+    assert len(record["vision_tower"]["sha256"]) == 64
 
 
 def test_converter_refuses_what_it_does_not_know() -> None:
