@@ -34,7 +34,7 @@ exactly one "yes". :class:`ScoredVerifyingAnswerer` reads verification as a **sc
 NOT_IN_MEMORY is never overruled, and an answer the answerer itself gives a probability under
 ``min_confidence`` becomes a CLARIFY. The defaults (``k_verify=3, accept=0.5, doubt=0.35,
 min_coverage=1.0, min_confidence=0.9``) were chosen on the dev pair (corpus 6262, tiny
-CLIP v3, tiny LLaVA v2.1; :mod:`luma_rag.eval.trust_dev_search`): test split, 200 questions:
+CLIP v2; :mod:`luma_rag.eval.trust_dev_search`); with CLIP v3, its test split (200 questions):
 35.5 % answered at 7.0 % risk (WIDEN 4/68, ANSWER 1/3), off-topic refused 60/60; session 6's
 unguarded path (:data:`SESSION6_SCORED`): 37.0 % at 8.1 %, 45/60; yes/no path
 (``verified_answerer(bot, VerifyConfig())``): 9.5 %. Choose your own with
