@@ -8,15 +8,17 @@ is the question with its interrogative frame removed ("What color is the small c
 left?" → "the small circle on the left"), or whatever ``referent=`` returns (e.g. the
 retrieval text the gate was queried with).
 
-:func:`verified_answerer` builds the default verified path:
-``VerifyingAnswerer(answerer, VlmVerifier(answerer), kind_of=None)`` (yes/no strings over the
-gate's ANSWER / WIDEN hits). With a :class:`~luma_rag.answer.scored.ScoredVerifyConfig` it
-builds the score-gap path instead (opt-in): the top few hits in rank order, each scored by the
-answerer's own P("yes") (:meth:`VlmVerifier.scores`, :mod:`luma_rag.answer.verdict`), which
-also verifies the gate's CLARIFYs. It answers far more (held out: 34.5 % of targeted questions
-against 6.0 %) but wrongly far more often (21.7 % against 8.3 %) and let 1 of 60 off-topic
-questions through (12 of 60 on the dev corpus), so it is not the default (README, "Coverage
-and risk, held out").
+:func:`verified_answerer` builds the default verified path: the **guarded score-gap**
+verification (:class:`~luma_rag.answer.scored.ScoredVerifyingAnswerer` with
+:class:`~luma_rag.answer.scored.ScoredVerifyConfig`'s defaults): the top few hits in rank order,
+each scored by the answerer's own P("yes") (:meth:`VlmVerifier.scores`,
+:mod:`luma_rag.answer.verdict`; 1 / 0 from the parsed reply for a VLM that reports none); a gate
+CLARIFY is verified too; nothing is answered when a content word of the query is unknown to
+the store (so an off-topic question is never verified into an answer), nor when the answerer
+gives its own answer a probability under 0.9. The earlier paths stay reachable by config:
+``verified_answerer(bot, VerifyConfig())`` (yes/no strings over the gate's ANSWER / WIDEN hits,
+the default until session 7) and ``verified_answerer(bot, SESSION6_SCORED)`` (the score-gap path
+without its guards). Figures: README, "Coverage and risk, held out".
 
 Example:
     >>> bot = verified_answerer(LlavaAnswerer("llava-hf/llava-1.5-7b-hf"))
@@ -206,28 +208,28 @@ def verified_answerer(
     config: ScoredVerifyConfig | VerifyConfig | None = None,
     **verifier: object,
 ) -> ScoredVerifyingAnswerer | VerifyingAnswerer:
-    """The default verified path: yes/no verification with ``answerer`` itself, no parsing.
+    """The default verified path: verification by the answerer itself, no corpus parsing.
 
     Args:
         answerer: The VLM / LLM answerer.
-        config: ``None`` or a :class:`~luma_rag.answer.verify.VerifyConfig`: the default,
-            yes/no strings over ``k_verify`` hits on the gate's ANSWER / WIDEN
-            (:class:`~luma_rag.answer.verify.VerifyingAnswerer`); a
-            :class:`~luma_rag.answer.scored.ScoredVerifyConfig`: the opt-in score-gap
-            verification of the top few hits in rank order
-            (:class:`~luma_rag.answer.scored.ScoredVerifyingAnswerer`; see the module docstring
-            for what it trades).
+        config: ``None`` (the default: :class:`~luma_rag.answer.scored.ScoredVerifyConfig`'s
+            defaults) or a :class:`~luma_rag.answer.scored.ScoredVerifyConfig`: the guarded
+            score-gap verification of the top few hits in rank order
+            (:class:`~luma_rag.answer.scored.ScoredVerifyingAnswerer`); a
+            :class:`~luma_rag.answer.verify.VerifyConfig`: the earlier yes/no strings over
+            ``k_verify`` hits on the gate's ANSWER / WIDEN
+            (:class:`~luma_rag.answer.verify.VerifyingAnswerer`).
         **verifier: Passed to :class:`VlmVerifier` (``referent=``, prompts).
     """
     from luma_rag.answer.scored import ScoredVerifyConfig, ScoredVerifyingAnswerer
     from luma_rag.answer.verify import VerifyConfig, VerifyingAnswerer
 
     check = VlmVerifier(answerer, **verifier)  # type: ignore[arg-type]
-    if isinstance(config, ScoredVerifyConfig):
+    if config is None or isinstance(config, ScoredVerifyConfig):
         return ScoredVerifyingAnswerer(answerer, check, config)
-    if config is not None and not isinstance(config, VerifyConfig):
+    if not isinstance(config, VerifyConfig):
         raise InvalidInputError(
-            f"config must be a VerifyConfig, a ScoredVerifyConfig or None, got {config!r}"
+            f"config must be a ScoredVerifyConfig, a VerifyConfig or None, got {config!r}"
         )
     return VerifyingAnswerer(answerer, check, config, kind_of=lambda _q: None)
 
@@ -244,9 +246,9 @@ def answer_gated(
     """Gate ``query`` (default: ``question``) with ``gate`` and answer ``question``, verified.
 
     The default path verifies the evidence with ``answerer`` itself (:func:`verified_answerer`):
-    the hits of an ANSWER / WIDEN are asked a yes/no question about what ``question`` refers
-    to, and the answer comes only from verified hits that agree; otherwise a CLARIFY names the
-    verified candidates.
+    the top hits are asked a yes/no question about what ``question`` refers to and scored by
+    the answerer's P("yes"); the answer comes only from verified hits that agree, on a query
+    whose words the store knows; otherwise a CLARIFY names the candidates.
 
     Args:
         gate: The :class:`~luma_rag.answer.gate.GatedRetriever`.
@@ -255,10 +257,10 @@ def answer_gated(
         query: What the store is searched with, if not the question itself (e.g. the
             referent: "a small red circle").
         verify: ``None``: the default verification; a
-            :class:`~luma_rag.answer.verify.VerifyConfig` (its settings) or a
-            :class:`~luma_rag.answer.scored.ScoredVerifyConfig` (the opt-in score-gap path,
-            which also verifies CLARIFYs); ``False``: no verification (the gate's decision
-            is answered as it is).
+            :class:`~luma_rag.answer.scored.ScoredVerifyConfig` (its settings) or a
+            :class:`~luma_rag.answer.verify.VerifyConfig` (the earlier yes/no path over the
+            gate's ANSWER / WIDEN); ``False``: no verification (the gate's decision is
+            answered as it is).
         filters: Passed to :meth:`GatedRetriever.query`.
 
     Returns:

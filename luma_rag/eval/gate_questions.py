@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -57,6 +58,7 @@ __all__ = [
     "rates",
     "score",
     "split_items",
+    "uncited",
 ]
 
 #: ``(question, retrieval text)`` pairs that name nothing that tells the gallery apart.
@@ -220,14 +222,25 @@ class ScoringContext:
         )
 
 
+#: Inline citations ("[1]", "[1]–[3]") a readable answer carries: never part of its value
+#: (their digits would read as counts).
+_CITATIONS: Final = re.compile(r"\[\d+\](?:\s*[–-]\s*\[\d+\])?")
+
+
+def uncited(text: str) -> str:
+    """``text`` without its inline citation marks."""
+    return _CITATIONS.sub(" ", text)
+
+
 def score(q: Question, answer: Answer, ctx: ScoringContext) -> Record:
-    """Score one answer (and the no-gate baseline's) against the intended item's value."""
+    """Score one answer (and the no-gate baseline's) against the intended item's value; the
+    answer's citation marks are not read."""
     return Record(
         kind=q.kind,
         decision=answer.decision.decision,
         ambiguous=ctx.ambiguous,
-        correct=parse_answer(answer.text, q.kind) == ctx.value,
-        baseline_correct=parse_answer(ctx.baseline.text, q.kind) == ctx.value,
+        correct=parse_answer(uncited(answer.text), q.kind) == ctx.value,
+        baseline_correct=parse_answer(uncited(ctx.baseline.text), q.kind) == ctx.value,
         answer=answer.text,
         top1_relevant=ctx.top is not None and relevant(q.named, ctx.top.attributes),
     )
@@ -242,9 +255,10 @@ class CachedAnswerer:
             right for answerers that read nothing else (the tiny LLaVA: its chat template
             keeps only the question, and it is shown the top image); default: the whole
             decision (kind, size, every evidence id, clarifying question).
-        clarify_text: Answer a CLARIFY with the gate's own clarifying question, without
-            calling ``inner`` — for scoring runs, which never score a CLARIFY's text (and
-            :class:`~luma_rag.answer.readable.ReadableAnswerer` shows the gate's question).
+        clarify_text: Answer a CLARIFY (and a NOT_IN_MEMORY) with the gate's own clarifying
+            question, without calling ``inner`` — for scoring runs, which never score their
+            text (and :class:`~luma_rag.answer.readable.ReadableAnswerer` shows the gate's
+            question).
     """
 
     def __init__(
@@ -291,7 +305,7 @@ class CachedAnswerer:
         ]
 
     def _skip(self, decision: GateDecision) -> bool:
-        return self.clarify_text and decision.decision == "clarify"
+        return self.clarify_text and decision.decision in ("clarify", "not_in_memory")
 
 
 def answer_normaliser(kind: str) -> Callable[[str], str | None]:

@@ -17,12 +17,15 @@ On a LUMA-Shapes corpus generated with a seed nothing else uses, the test split 
   (:mod:`luma_rag.eval.trust_report`, which also checks every target: PASS / MISS).
 
 Variants: ``gate`` (certificate + completeness + relevance, no verification); ``gate+verify``
-— **the default path**: the gate, then the answerer's own yes/no verification of the top
-``k_verify`` hits (:func:`~luma_rag.answer.verify_vlm.verified_answerer`, referent taken from
-the question, no corpus parsing); ``gate+scored-verify`` — the path the targets are checked
-on: the top few hits scored by the answerer's P("yes") (:mod:`luma_rag.answer.scored`, opt-in
-in the library); ``gate+verify+rescue`` (verification may also turn a
-CLARIFY into a WIDEN over verified hits); ``gate+ltt`` (ρ, score floor and "require
+— **the library's default path** and the one the targets are checked on
+(:func:`~luma_rag.answer.verify_vlm.verified_answerer` with no config: the gate, then the top
+``k_verify`` hits scored by the answerer's own P("yes") with the guards of
+:class:`~luma_rag.answer.scored.ScoredVerifyConfig`'s defaults, referent taken from the
+question, no corpus parsing); ``gate+scored-verify (session 6)`` — the score-gap path without
+its guards (:data:`~luma_rag.answer.scored.SESSION6_SCORED`); ``gate+yes-no-verify`` — the
+default before it: yes/no strings over ``k_verify`` hits on the gate's ANSWER / WIDEN
+(:class:`~luma_rag.answer.verify.VerifyConfig`); ``gate+verify+rescue`` (that path, also
+turning a CLARIFY into a WIDEN over verified hits); ``gate+ltt`` (ρ, score floor and "require
 verification" chosen by :func:`luma_rag.risk_control.calibrate_gate` on the **val** split at
 α = δ = 0.1 — used only when feasible, else its best empirical thresholds, marked so).
 ``--attr-verify`` adds the LUMA-Shapes attribute verifier (not the default path).
@@ -58,7 +61,7 @@ from luma_rag.answer.consensus import ConsensusAnswerer, ConsensusConfig
 from luma_rag.answer.gate import GateConfig, GatedRetriever
 from luma_rag.answer.readable import ReadableAnswerer
 from luma_rag.answer.relevance_auto import store_relevance
-from luma_rag.answer.scored import ScoredVerifyConfig, ScoredVerifyingAnswerer
+from luma_rag.answer.scored import SESSION6_SCORED, ScoredVerifyConfig, ScoredVerifyingAnswerer
 from luma_rag.answer.verify import VerifyConfig, VerifyingAnswerer
 from luma_rag.answer.verify_vlm import VlmVerifier
 from luma_rag.datasets.questions import QUESTION_KINDS
@@ -76,15 +79,17 @@ from luma_rag.eval.trust_calibrate import calibrate_on_val, legacy_verified, pre
 from luma_rag.eval.trust_confidence import CONSENSUS_GRID, confidence_floor, consensus_rho
 from luma_rag.eval.trust_report import aurc_table, equal_coverage, summary, targets, wilson
 
-__all__ = ["DEFAULT_VARIANT", "LEGACY_VARIANT", "evaluate_trust", "main"]
+__all__ = ["DEFAULT_VARIANT", "LEGACY_VARIANT", "SESSION6_VARIANT", "evaluate_trust", "main"]
 
 logger = logging.getLogger(__name__)
 
-#: The variant the targets are checked on: the score-gap path (opt-in in the library,
-#: ``verified_answerer(bot, ScoredVerifyConfig())``; not its default: README, held-out figures).
-DEFAULT_VARIANT = "gate+scored-verify"
-#: The library's default verified path: yes/no strings over ``k_verify`` hits on ANSWER / WIDEN.
-LEGACY_VARIANT = "gate+verify"
+#: The variant the targets are checked on: the library's default verified path
+#: (``verified_answerer(bot)``: the guarded score-gap path, :class:`ScoredVerifyConfig`).
+DEFAULT_VARIANT = "gate+verify"
+#: Session 6's score-gap path without the guards (:data:`SESSION6_SCORED`).
+SESSION6_VARIANT = "gate+scored-verify (session 6)"
+#: The default before: yes/no strings over ``k_verify`` hits on ANSWER / WIDEN (VerifyConfig).
+LEGACY_VARIANT = "gate+yes-no-verify"
 
 
 def _variants(
@@ -98,6 +103,8 @@ def _variants(
         default = ScoredVerifyingAnswerer(bot, checker, scored)
         out[DEFAULT_VARIANT] = ("gate", ReadableAnswerer(default))
     if verify and legacy:
+        session6 = ScoredVerifyingAnswerer(bot, checker, SESSION6_SCORED)
+        out[SESSION6_VARIANT] = ("gate", ReadableAnswerer(session6))
         out[LEGACY_VARIANT] = ("gate", ReadableAnswerer(legacy_verified(bot, checker, cfg)))
         rescue = dataclasses.replace(cfg, rescue_clarify=True)
         out["gate+verify+rescue"] = (
@@ -142,8 +149,9 @@ def evaluate_trust(
 
     ``answerer`` None: the shipped tiny LLaVA, cached on question + top image; another
     answerer is cached on the whole decision. ``verify=False`` runs the gate alone.
-    ``scored``: the scored path's settings (default :class:`ScoredVerifyConfig`);
-    ``legacy``: also run the previous default (``k_verify`` yes/no strings) and its rescue;
+    ``scored``: the default path's settings (default :class:`ScoredVerifyConfig`: the
+    library's); ``legacy``: also run the earlier paths (session 6's unguarded score-gap path,
+    the ``k_verify`` yes/no strings and their rescue);
     ``calibrate``: also run the val-split calibrations and the variants that use them.
     """
     started = time.perf_counter()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import SimpleNamespace
 from typing import Any
@@ -61,15 +62,26 @@ def _decision(ids: str, kind: str = "answer") -> GateDecision:
 
 
 def _bot(vlm: Any, **cfg: Any) -> ScoredVerifyingAnswerer:
-    return ScoredVerifyingAnswerer(vlm, VlmVerifier(vlm), ScoredVerifyConfig(**cfg))
+    """The score-gap path without guards (session 6's), ``cfg`` changed."""
+    from luma_rag.answer.scored import SESSION6_SCORED
+
+    config = dataclasses.replace(SESSION6_SCORED, **cfg)
+    return ScoredVerifyingAnswerer(vlm, VlmVerifier(vlm), config)
 
 
-def test_default_verified_path_is_yes_no_and_the_scored_one_is_opt_in() -> None:
+def test_default_verified_path_is_the_guarded_scored_one_and_yes_no_is_opt_in() -> None:
+    from luma_rag.answer.scored import SESSION6_SCORED
+
     vlm = ScoringVlm()
-    assert isinstance(verified_answerer(vlm), VerifyingAnswerer)
+    default = verified_answerer(vlm)
+    assert isinstance(default, ScoredVerifyingAnswerer)
+    assert default.config == ScoredVerifyConfig() and default.config.min_coverage is not None
     assert isinstance(verified_answerer(vlm, VerifyConfig(k_verify=4)), VerifyingAnswerer)
     bot = verified_answerer(vlm, ScoredVerifyConfig(k_verify=2))
     assert isinstance(bot, ScoredVerifyingAnswerer) and bot.config.k_verify == 2
+    assert verified_answerer(vlm, SESSION6_SCORED).config.min_coverage is None
+    with pytest.raises(InvalidInputError, match="config"):
+        verified_answerer(vlm, {"k_verify": 2})  # type: ignore[arg-type]
 
 
 def test_certified_and_verified_top_hit_is_answered() -> None:
@@ -221,8 +233,8 @@ def _single(hit: Hit) -> GateDecision:
 
 
 def test_answer_gated_takes_the_default_verified_path() -> None:
-    """``answer_gated`` gates the query, then verifies with the answerer itself:
-    yes/no strings over ANSWER / WIDEN by default, the score-gap path or none on request."""
+    """``answer_gated`` gates the query, then verifies with the answerer itself: the guarded
+    score-gap path by default, other settings, the yes/no path or none on request."""
     from luma_rag.answer.gate import GatedRetriever
 
     asked: list[str] = []
@@ -236,8 +248,11 @@ def test_answer_gated_takes_the_default_verified_path() -> None:
     question = "What color is the big blue square?"
     plain = answer_gated(gate, question, ScoringVlm(), query="a big blue square")
     assert asked == ["a big blue square"]
-    assert plain.decision.decision == "clarify"  # the default verifies ANSWER / WIDEN only
-    scored = answer_gated(gate, question, ScoringVlm(), verify=ScoredVerifyConfig())
+    # the default verifies a CLARIFY only when the relevance test knew every query word;
+    # this gate ran none
+    assert plain.decision.decision == "clarify"
+    loose = ScoredVerifyConfig(min_coverage=None)
+    scored = answer_gated(gate, question, ScoringVlm(), verify=loose)
     assert scored.decision.decision == "widen" and scored.text == "blue"
     assert answer_gated(gate, question, ScoringVlm(), verify=False).decision.decision == "clarify"
     legacy = answer_gated(gate, question, ScoringVlm(), verify=VerifyConfig(k_verify=3))
@@ -245,7 +260,7 @@ def test_answer_gated_takes_the_default_verified_path() -> None:
 
 
 def test_choose_scored_config_picks_the_loosest_accept_that_keeps_the_risk() -> None:
-    from luma_rag.answer.scored import choose_scored_config
+    from luma_rag.answer.scored_ltt import choose_scored_config
 
     rng = np.random.default_rng(5)
     n = 600
