@@ -36,8 +36,14 @@ class RWLock:
                 nested = True
             else:
                 self._waiting_readers += 1
-                while self._writer is not None or (self._waiting_writers and not self._turn):
-                    self._cond.wait()
+                try:
+                    while self._writer is not None or (self._waiting_writers and not self._turn):
+                        self._cond.wait()
+                except BaseException:  # interrupted while waiting: give back a turn it held
+                    self._waiting_readers -= 1
+                    self._turn = min(self._turn, self._waiting_readers)
+                    self._cond.notify_all()
+                    raise
                 self._waiting_readers -= 1
                 if self._turn:
                     self._turn -= 1
@@ -65,8 +71,13 @@ class RWLock:
                 self._writer_depth += 1
             else:
                 self._waiting_writers += 1
-                while self._writer is not None or self._readers or self._turn:
-                    self._cond.wait()
+                try:
+                    while self._writer is not None or self._readers or self._turn:
+                        self._cond.wait()
+                except BaseException:  # interrupted while waiting: stop holding readers back
+                    self._waiting_writers -= 1
+                    self._cond.notify_all()
+                    raise
                 self._waiting_writers -= 1
                 self._writer = me
                 self._writer_depth = 1

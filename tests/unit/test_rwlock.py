@@ -68,3 +68,56 @@ def test_reads_share_writes_exclude_and_nesting_works():
         t.join(10)
     assert shared[0] == 200 and not torn
     assert not any(t.is_alive() for t in readers + writers)
+
+
+def test_a_reader_interrupted_while_waiting_does_not_block_writers() -> None:
+    """A reader whose wait is interrupted (an exception raised inside ``Condition.wait``)
+    gives back the turn it was counted for, so the next writer is not held back forever."""
+    lock = RWLock()
+    calls = {"n": 0}
+    real_wait = lock._cond.wait
+
+    def interrupted_wait(timeout: float | None = None) -> bool:
+        calls["n"] += 1
+        raise KeyboardInterrupt
+
+    with lock.write():
+        lock._cond.wait = interrupted_wait  # type: ignore[method-assign]
+        try:
+            with lock.read():  # nested under our own write: no wait, must still work
+                pass
+        finally:
+            lock._cond.wait = real_wait  # type: ignore[method-assign]
+    # Now a reader that must wait (another thread holds the write lock) and is interrupted.
+    import threading
+
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with lock.write():
+            holding.set()
+            release.wait(5)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    holding.wait(5)
+    lock._cond.wait = interrupted_wait  # type: ignore[method-assign]
+    try:
+        with pytest.raises(KeyboardInterrupt), lock.read():
+            pass
+    finally:
+        lock._cond.wait = real_wait  # type: ignore[method-assign]
+    release.set()
+    t.join(5)
+    assert calls["n"] == 1
+    assert lock._waiting_readers == 0 and lock._turn == 0
+    done = threading.Event()
+
+    def next_writer() -> None:
+        with lock.write():
+            done.set()
+
+    t2 = threading.Thread(target=next_writer)
+    t2.start()
+    t2.join(5)
+    assert done.is_set(), "a writer was held back by a reader that never came"
