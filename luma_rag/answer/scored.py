@@ -65,7 +65,15 @@ from luma_rag.answer.base import Answer, Answerer, answer_all
 from luma_rag.answer.clarify import one_per_answer
 from luma_rag.answer.confidence import CONFIDENCE_KEY
 from luma_rag.answer.gate import GateDecision
-from luma_rag.answer.verify import _answer_from, _clarify, _pool, normalise_text
+from luma_rag.answer.verify import (
+    _answer_from,
+    _check_request,
+    _clarify,
+    _pool,
+    _recorded,
+    _widened,
+    normalise_text,
+)
 from luma_rag.errors import InvalidInputError
 from luma_rag.results import Hit
 
@@ -267,10 +275,7 @@ class ScoredVerifyingAnswerer:
         Raises:
             InvalidInputError: an empty question or a decision that is not a GateDecision.
         """
-        if not isinstance(question, str) or not question.strip():
-            raise InvalidInputError(f"question must be a non-empty str, got {question!r}")
-        if not isinstance(decision, GateDecision):
-            raise InvalidInputError(f"decision must be a GateDecision, got {decision!r}")
+        _check_request(question, decision)
         cfg = self.config
         if decision.decision == "not_in_memory" or (
             decision.decision == "clarify" and not self.rescuable(decision)
@@ -323,8 +328,7 @@ class ScoredVerifyingAnswerer:
             if low is not None:
                 info["outcome"] = "unsure reading"
                 return _clarify(self.answerer, question, decision, [top], low, info, ids)
-            telemetry = {**out.telemetry, "verified": ids, "verification": info}
-            return dataclasses.replace(out, decision=final, telemetry=telemetry)
+            return _recorded(out, ids, info, final)
         doubt = self._doubt(pool, verified[0], contenders, score)
         if doubt is not None:
             info["outcome"] = "unsure"
@@ -362,14 +366,7 @@ class ScoredVerifyingAnswerer:
                 f"(yes-scores {', '.join(f'{score[h.id]:.2f}' for h in contenders)}) and all "
                 f"answer {said!r} (gate: {decision.decision}); answering from them"
             )
-            final = dataclasses.replace(
-                decision,
-                decision="widen",
-                k_used=len(contenders),
-                evidence=(lead, *(h for h in contenders if h.id != lead.id)),
-                reason=reason,
-                clarification=None,
-            )
+            final = _widened(decision, [lead, *(h for h in contenders if h.id != lead.id)], reason)
         out = answers[lead.id]
         low = self._unsure_reading(out)
         if low is not None:
@@ -377,8 +374,7 @@ class ScoredVerifyingAnswerer:
             return _clarify(self.answerer, question, decision, contenders[: cfg.max_options],
                             low, info, ids)  # fmt: skip
         info["answered_from"] = lead.id
-        telemetry = {**out.telemetry, "verified": ids, "verification": info}
-        return dataclasses.replace(out, decision=final, telemetry=telemetry)
+        return _recorded(out, ids, info, final)
 
     def _unsure_reading(self, out: Answer) -> str | None:
         """Why the answerer's reading is too unsure to give (None: sure, or not reported)."""

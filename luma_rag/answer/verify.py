@@ -209,10 +209,7 @@ class VerifyingAnswerer:
         Raises:
             InvalidInputError: an empty question or a decision that is not a GateDecision.
         """
-        if not isinstance(question, str) or not question.strip():
-            raise InvalidInputError(f"question must be a non-empty str, got {question!r}")
-        if not isinstance(decision, GateDecision):
-            raise InvalidInputError(f"decision must be a GateDecision, got {decision!r}")
+        _check_request(question, decision)
         if decision.decision == "not_in_memory" or (
             decision.decision == "clarify" and not self.config.rescue_clarify
         ):
@@ -276,18 +273,9 @@ class VerifyingAnswerer:
                     f"question refers to{not_top}, and all answer {said!r} (gate: "
                     f"{decision.decision}); answering from the verified hits only"
                 )
-                final = dataclasses.replace(
-                    decision,
-                    decision="widen",
-                    k_used=len(verified),
-                    evidence=tuple(verified),
-                    reason=reason,
-                    clarification=None,
-                )
+                final = _widened(decision, verified, reason)
             info["answered_from"] = final.evidence[0].id
-            out = answers[final.evidence[0].id]
-            telemetry = {**out.telemetry, "verified": ids, "verification": info}
-            return dataclasses.replace(out, decision=final, telemetry=telemetry)
+            return _recorded(answers[final.evidence[0].id], ids, info, final)
         info["outcome"] = "ambiguous"
         options = one_per_answer(verified, values, cfg.max_options)
         shown = sorted(str(v) for v in distinct)
@@ -324,8 +312,42 @@ def _clarify(
     verification record (``verified`` ids, ``info``) in its telemetry."""
     logger.debug("%s; %s → clarify", reason, decision.decision)
     out = answerer.answer(question, decision.as_clarify(options, reason, clarification))
+    return _recorded(out, verified, info)
+
+
+def _check_request(question: object, decision: object) -> None:
+    """The input checks every verifying answerer's ``answer`` starts with.
+
+    Raises:
+        InvalidInputError: an empty question or a decision that is not a GateDecision.
+    """
+    if not isinstance(question, str) or not question.strip():
+        raise InvalidInputError(f"question must be a non-empty str, got {question!r}")
+    if not isinstance(decision, GateDecision):
+        raise InvalidInputError(f"decision must be a GateDecision, got {decision!r}")
+
+
+def _recorded(
+    out: Answer, verified: list[str], info: dict[str, Any], final: GateDecision | None = None
+) -> Answer:
+    """``out`` with the verification record (``verified`` ids, ``info``) in its telemetry
+    and, when given, ``final`` as its decision."""
     telemetry = {**out.telemetry, "verified": verified, "verification": info}
-    return dataclasses.replace(out, telemetry=telemetry)
+    if final is None:
+        return dataclasses.replace(out, telemetry=telemetry)
+    return dataclasses.replace(out, decision=final, telemetry=telemetry)
+
+
+def _widened(decision: GateDecision, evidence: Sequence[Hit], reason: str) -> GateDecision:
+    """``decision`` turned WIDEN over ``evidence`` (first = the hit answered from)."""
+    return dataclasses.replace(
+        decision,
+        decision="widen",
+        k_used=len(evidence),
+        evidence=tuple(evidence),
+        reason=reason,
+        clarification=None,
+    )
 
 
 def _pool(decision: GateDecision, k: int) -> list[Hit]:
