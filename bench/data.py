@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Dataset", "exact_topk", "make_dataset", "recall_at_k"]
+__all__ = ["Dataset", "exact_topk", "make_dataset", "recall_at_k", "tight_clusters"]
 
 _CHUNK = 65_536
 
@@ -80,6 +80,16 @@ def make_dataset(
         block /= np.linalg.norm(block, axis=1, keepdims=True)
         out[start:stop] = block
     return Dataset(corpus=out[:n], queries=out[n : n + n_queries], extra=out[n + n_queries : total])
+
+
+def tight_clusters(n: int, dim: int, *, seed: int, clusters: int) -> np.ndarray:
+    """``n`` float32 unit rows ``normalise(c + 0.6·g/√dim)`` around ``clusters`` standard-normal
+    centres (norm ≈ √dim, so the clusters are tight): the maintenance and hot-RAM benches'
+    data, where what is measured (lock holds, bytes per item) hardly depends on the vectors."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim))
+    x = centres[rng.integers(0, clusters, n)] + 0.6 * rng.standard_normal((n, dim)) / np.sqrt(dim)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
 def exact_topk(corpus: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:

@@ -20,16 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.data import tight_clusters
 from luma_rag import Luma, LumaConfig
 
 TARGET_B_PER_ITEM_D512 = 2400
-
-
-def _vectors(n: int, dim: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((200, dim))
-    x = centres[rng.integers(0, 200, n)] + 0.6 * rng.standard_normal((n, dim)) / np.sqrt(dim)
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--delete-share", type=float, default=0.05)
     ap.add_argument("--report-every", type=int, default=20_000)
     args = ap.parse_args(argv)
-    x = _vectors(args.items, args.dim, seed=31)
+    x = tight_clusters(args.items, args.dim, seed=31, clusters=200)
     rng = np.random.default_rng(32)
     target = TARGET_B_PER_ITEM_D512 * args.dim / 512
     worst = 0.0

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.data import tight_clusters
 from luma_rag import Luma, LumaConfig
 from luma_rag._rwlock import RWLock
 from luma_rag.store.local import LocalStore
@@ -65,13 +66,6 @@ def _timed_write(
 
 
 RWLock.write = _timed_write(RWLock.write)  # type: ignore[method-assign]
-
-
-def _vectors(n: int, dim: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((256, dim))
-    x = centres[rng.integers(0, 256, n)] + 0.6 * rng.standard_normal((n, dim)) / np.sqrt(dim)
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
 def _phase(
@@ -116,9 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--spill-rows", type=int, default=5_000)
     ap.add_argument("--chunk", type=int, default=None, help="SpillConfig.chunk (default: its own)")
     args = ap.parse_args(argv)
-    vecs = _vectors(args.items + args.spill_rows, args.dim, seed=11)
+    vecs = tight_clusters(args.items + args.spill_rows, args.dim, seed=11, clusters=256)
     extra, vecs = vecs[args.items :], vecs[: args.items]
-    queries = _vectors(500, args.dim, seed=12)
+    queries = tight_clusters(500, args.dim, seed=12, clusters=256)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = LumaConfig(dim=args.dim, hot_budget=args.hot_budget)
         if args.chunk is not None:
