@@ -46,7 +46,7 @@ class LumaEmbeddings(BaseModel, Embeddings):
         ```python
         vector = embeddings.embed_query("a red circle")
         vectors = embeddings.embed_documents(["a red circle", "a blue square"])
-        assert len(vector) == embeddings.dim and len(vectors) == 2
+        print(len(vector), len(vectors))  # 128 2 (embeddings.dim, one vector per text)
         ```
 
     Embed images:

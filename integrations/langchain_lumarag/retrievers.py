@@ -98,10 +98,10 @@ class LumaRetriever(BaseRetriever):
         ```python
         docs = retriever.invoke("a red circle")
         top = docs[0]
-        assert len(docs) == 2 and top.id == top.metadata["luma"]["id"]
+        print(len(docs), top.id == top.metadata["luma"]["id"])  # 2 True
         answerable = top.metadata["safe1"]  # Safe@1: the top item is certified
-        docs = retriever.invoke("a shape", k=1, filters={"shape": {"$in": ["square"]}})
-        assert docs[0].metadata["shape"] == "square"
+        squares = retriever.invoke("a shape", k=1, filters={"shape": {"$in": ["square"]}})
+        print(squares[0].metadata["shape"])  # square
         ```
 
     Query with an image:
@@ -135,7 +135,8 @@ class LumaRetriever(BaseRetriever):
             | llm
             | StrOutputParser()
         )
-        assert chain.invoke("which shape is red?") == "A red circle."
+        answer = chain.invoke("which shape is red?")
+        print(answer)  # A red circle.
         ```
 
     Async:
