@@ -101,12 +101,14 @@ def _run_writer(path: Path, start: int, rng: random.Random) -> list[list[str]]:
     if rng.random() < 0.25:  # anywhere: startup, recovery on open, the first writes
         time.sleep(rng.uniform(0.05, 1.0))
     else:  # after a random number of acknowledged writes, a few ms into the next one
-        acks = rng.randint(0, 5)
+        # (counted from its TRY line, not from the last ACK: a fast write can be over before a
+        # sleep counted from the ACK ends, and then the kill lands between writes)
+        tries = rng.randint(1, 6)
         deadline = time.monotonic() + 30
-        while sum(ln[:1] == ["ACK"] for ln in list(lines)) < acks and proc.poll() is None:
+        while sum(ln[:1] == ["TRY"] for ln in list(lines)) < tries and proc.poll() is None:
             assert time.monotonic() < deadline, "the writer made no progress"
-            time.sleep(0.002)
-        time.sleep(rng.uniform(0.0, 0.03))
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0.0, 0.005))
     if proc.poll() is None:
         proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
