@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from luma_rag.answer import Answerer, GateConfig, GatedRetriever
 from luma_rag.answer.readable import readable
-from luma_rag.app.group_picture import lead_with_group_picture
+from luma_rag.app.group_picture import pictures_for_groups
 from luma_rag.app.replies import ChatReply, IngestReport, MemoryView, Upload
 from luma_rag.errors import InvalidInputError, LumaError, UnsupportedMediaError
 from luma_rag.media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, load_image
@@ -181,7 +181,7 @@ class AppService:
         def search(filters: dict[str, Any], k: int) -> QueryResult:
             return self.engine.query(**query, k=k, filters=filters)
 
-        decision = lead_with_group_picture(decision, self.gate.config.link_key, search)
+        decision = pictures_for_groups(decision, self.gate.config.link_key, search)
         asked = text or _MEDIA_PROMPTS[kind]
         t1 = time.perf_counter()
         with self._answer_lock:
