@@ -7,12 +7,22 @@ The gate therefore asks this test first, and when it fails the outcome is NOT_IN
 
 Two checks, both calibrated on the store's own data (:func:`calibrate_relevance`):
 
-* **score floor** (every modality): the best hit's score must reach the floor. Matched
-  pairs are the store's own items queried by perturbed versions of their own text
-  (:mod:`luma_rag.perturb`: word dropout, swaps, casing, typos); the floor is the conformal
-  lower ``α``-quantile of their scores — the ``⌊α(n+1)⌋``-th smallest of ``n`` — so a new
-  matched query (exchangeable with them) falls below it with probability at most ``α``
-  (``1/(n+1)`` when ``n`` is too small for ``α``: the smallest score is used);
+* **score floor** (every modality): the best hit's score must reach the floor. It is the
+  lower of two conformal lower ``α``-quantiles — the ``⌊α(n+1)⌋``-th smallest of ``n``, so
+  a new query exchangeable with them falls below it with probability at most ``α``
+  (``1/(n+1)`` when ``n`` is too small for ``α``: the smallest score is used): (a) the
+  store's own items queried by perturbed versions of their own text
+  (:mod:`luma_rag.perturb`: word dropout, swaps, casing, typos), scored against that item;
+  (b) **question-like** queries — one to three of an item's own words inside a generic
+  question frame (:func:`~luma_rag.relevance_queries.question_like`, at least
+  ``min_queries`` of them, several per item on a small store) — scored by their best hit in
+  the store, as the gate reads a question. Real questions score below full captions, so (a)
+  alone refused on-topic questions on small stores (24 items: size questions 5 of 24).
+  Then the **null side**: off-topic probe texts
+  (:data:`~luma_rag.relevance_queries.NULL_PROBES`) are scored the same way; when even the
+  highest of them is below that floor, the floor moves to the middle of the gap (every probe
+  refused, fewer on-topic questions at the edge); when they overlap the floor stays where
+  on-topic questions need it, and the grounding check below is what refuses the rest;
 * **grounding** (text queries over stores whose items carry text): the share of the query's
   content words (stop words and generic words such as "image", "shape", "thing" aside) found
   in the store's vocabulary must reach a floor, calibrated the same way on held-out texts
@@ -39,9 +49,12 @@ import numpy as np
 from luma_rag._config import ConfigBase, check
 from luma_rag.errors import InvalidInputError
 from luma_rag.perturb import perturb_text
+from luma_rag.relevance_queries import NULL_PROBES, question_like
+from luma_rag.relevance_words import WordMatcher, word_floor
 
 __all__ = [
     "GENERIC_WORDS",
+    "RELEVANCE_VERSION",
     "RelevanceConfig",
     "RelevanceModel",
     "RelevanceVerdict",
@@ -61,7 +74,8 @@ GENERIC_WORDS: Final = frozenset(
     may might must has have had please tell show me find give one two three four five six
     image images picture pictures photo photos shape shapes object objects figure figures thing
     things item items something anything kind sort type look looks like colour color colors
-    colours size sizes position positions where count number big small""".split()  # noqa: SIM905
+    colours size sizes position positions where count number big small located part side
+    anything""".split()  # noqa: SIM905
 )
 
 #: Generic nouns a vague but on-topic question refers with ("What color is the shape?").
@@ -71,6 +85,11 @@ _REFERRING: Final = frozenset(
 )
 
 _TOKEN = re.compile(r"[a-z0-9]+")
+
+#: Version of :func:`calibrate_relevance`'s method; a persisted model of another version is
+#: recalibrated on first use (:func:`luma_rag.answer.relevance_auto.store_relevance`).
+#: 2: question-like queries and the null side (session 8).
+RELEVANCE_VERSION: Final = 2
 
 
 def _stem(word: str) -> str:
@@ -87,9 +106,20 @@ def content_words(text: str) -> list[str]:
     return [_stem(w) for w in _TOKEN.findall(text.lower()) if w not in GENERIC_WORDS]
 
 
-def _coverage(text: str, vocabulary: frozenset[str] | set[str]) -> float:
+def _coverage(
+    text: str, vocabulary: frozenset[str] | set[str], matcher: WordMatcher | None = None
+) -> float:
     words = content_words(text)
-    return float(np.mean([w in vocabulary for w in words])) if words else 0.0
+    if not words:
+        return 0.0
+    known = matcher.known(words) if matcher is not None else [w in vocabulary for w in words]
+    return float(np.mean(known))
+
+
+def _embed(embed_text: Callable[[list[str]], Any], texts: list[str]) -> np.ndarray:
+    """Unit rows of ``embed_text(texts)``, float64 ``(len(texts), d)``."""
+    q = np.asarray(embed_text(texts), dtype=np.float64)
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
 
 
 def _conformal_floor(values: np.ndarray, alpha: float) -> float:
@@ -116,6 +146,11 @@ class RelevanceConfig(ConfigBase):
             not reject a paraphrase that uses one new word.
         strength: Word-dropout / typo strength of the matched queries, in ``(0, 0.5]``.
         seed: Seed of the sample and the perturbations.
+        query_like: Also calibrate the score floor on question-like partial referents
+            and on off-topic probes (module docstring); False: perturbed texts only (the
+            floor before session 8).
+        min_queries: Least number of question-like queries (several per item on a small
+            store), ``>= 1``.
     """
 
     alpha: float = 0.02
@@ -123,6 +158,8 @@ class RelevanceConfig(ConfigBase):
     max_lexical_floor: float = 0.5
     strength: float = 0.3
     seed: int = 0
+    query_like: bool = True
+    min_queries: int = 200
 
     def __post_init__(self) -> None:
         check(0 < self.alpha < 0.5, f"RelevanceConfig.alpha must be in (0, 0.5), got {self.alpha}")
@@ -134,6 +171,10 @@ class RelevanceConfig(ConfigBase):
         check(
             0 < self.strength <= 0.5,
             f"RelevanceConfig.strength must be in (0, 0.5]: {self.strength}",
+        )
+        check(
+            isinstance(self.min_queries, int) and self.min_queries >= 1,
+            f"RelevanceConfig.min_queries must be an int >= 1: {self.min_queries!r}",
         )
 
 
@@ -174,6 +215,12 @@ class RelevanceModel:
             (None: no grounding check).
         n_pairs: Matched pairs the floors were calibrated on. alpha: their target α.
         source: ``"calibrated"`` or ``"user"`` (after :meth:`override`).
+        null_score: Per query modality, the highest best-score of the off-topic probes
+            (empty: not measured).
+        word_floor: Least cosine of an unseen word to its nearest vocabulary word for it to
+            count as known (:mod:`luma_rag.relevance_words`; None: spelling only).
+        matcher: The :class:`~luma_rag.relevance_words.WordMatcher` reading ``word_floor``
+            with the query embedder (not persisted: :meth:`with_embedder` attaches it).
     """
 
     score_floor: dict[str, float] = field(default_factory=dict)
@@ -182,6 +229,9 @@ class RelevanceModel:
     n_pairs: int = 0
     alpha: float = 0.0
     source: Literal["calibrated", "user"] = "calibrated"
+    null_score: dict[str, float] = field(default_factory=dict)
+    word_floor: float | None = None
+    matcher: WordMatcher | None = field(default=None, compare=False, repr=False)
 
     def judge(self, text: str | None, modality: str, top_score: float | None) -> RelevanceVerdict:
         """Judge one query: its text (None for media queries), modality and best score."""
@@ -211,9 +261,13 @@ class RelevanceModel:
                     **common,
                 )
             if words:
-                cov = _coverage(text, self.vocabulary)
+                cov = _coverage(text, self.vocabulary, self.matcher)
                 if cov < self.lexical_floor:
-                    unknown = [w for w in words if w not in self.vocabulary][:4]
+                    known = self.matcher.known(words) if self.matcher else [False] * len(words)
+                    unknown = [
+                        w for w, k in zip(words, known, strict=True)
+                        if w not in self.vocabulary and not k
+                    ][:4]  # fmt: skip
                     return RelevanceVerdict(
                         False,
                         f"nothing in memory answers this: the memory holds nothing about "
@@ -236,10 +290,20 @@ class RelevanceModel:
         lex = self.lexical_floor if lexical_floor is None else float(lexical_floor)
         return replace(self, score_floor=floors, lexical_floor=lex, source="user")
 
+    def with_embedder(self, embed_text: Callable[[list[str]], Any]) -> RelevanceModel:
+        """The same model reading unseen words by meaning with ``embed_text`` (when it has a
+        ``word_floor`` and a vocabulary; else unchanged)."""
+        if self.word_floor is None or not self.vocabulary:
+            return self
+        return replace(self, matcher=WordMatcher(self.vocabulary, embed_text, self.word_floor))
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict (for ``Luma.set_calibration("relevance", ...)``)."""
-        out = asdict(self)
+        """JSON-friendly dict (for ``Luma.set_calibration("relevance", ...)``), with the
+        calibration's ``version`` (:data:`RELEVANCE_VERSION`); the matcher is not saved."""
+        out = asdict(replace(self, matcher=None))
+        out.pop("matcher")
         out["vocabulary"] = sorted(self.vocabulary)
+        out["version"] = RELEVANCE_VERSION
         return out
 
     @classmethod
@@ -253,6 +317,8 @@ class RelevanceModel:
                 n_pairs=int(data.get("n_pairs", 0)),
                 alpha=float(data.get("alpha", 0.0)),
                 source=data.get("source", "calibrated"),
+                null_score={str(k): float(v) for k, v in data.get("null_score", {}).items()},
+                word_floor=data.get("word_floor"),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise InvalidInputError(f"not a RelevanceModel dict: {e}") from e
@@ -293,29 +359,52 @@ def calibrate_relevance(
         )
     rng = np.random.default_rng(cfg.seed)
     pick = rng.permutation(with_text)[: cfg.max_items]
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     queries = [perturb_text(str(texts[i]), rng, strength=cfg.strength) for i in pick]
-    q = np.asarray(embed_text(queries), dtype=np.float64)
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    matched = np.einsum("ij,ij->i", q, vecs[pick])  # each perturbed text against its own item
-    floors = {"text": _conformal_floor(matched, cfg.alpha)}
-    floors = {k: v for k, v in floors.items() if math.isfinite(v)}
+    matched = np.einsum("ij,ij->i", _embed(embed_text, queries), vecs[pick])  # against own item
+    floor, null = _conformal_floor(matched, cfg.alpha), math.inf
+    if cfg.query_like:
+        reps = max(1, math.ceil(cfg.min_queries / len(pick)))
+        asked = [question_like(str(texts[i]), rng) for i in pick for _ in range(reps)]
+        asked_ok = [a for a in asked if a]
+        if asked_ok:  # the best score anywhere in the store, as the gate reads it
+            best = (_embed(embed_text, asked_ok) @ vecs.T).max(axis=1)
+            floor = min(floor, _conformal_floor(best, cfg.alpha))
+        probes = (_embed(embed_text, list(NULL_PROBES)) @ vecs.T).max(axis=1)
+        null = float(probes.max())
+        if null < floor:  # separated on the calibration sets: the middle of the gap
+            floor = (null + floor) / 2.0
+    floors = {"text": floor} if math.isfinite(floor) else {}
     half = len(pick) // 2
     vocab_half = {w for i in pick[:half] for w in content_words(str(texts[i]))}
-    variants = [perturb_text(str(texts[i]), rng, strength=cfg.strength) for i in pick[half:]]
-    held_out = np.array([_coverage(v, vocab_half) for v in variants])
-    lexical = min(cfg.max_lexical_floor, _conformal_floor(held_out, cfg.alpha))
     vocabulary = frozenset(w for i in with_text for w in content_words(str(texts[i])))
+    variants = [perturb_text(str(texts[i]), rng, strength=cfg.strength) for i in pick[half:]]
+    words_floor, half_matcher = None, None
+    if cfg.query_like:
+        unseen = {w for v in variants for w in content_words(v)} - vocab_half
+        probe_words = {w for p in NULL_PROBES for w in content_words(p)}
+        words_floor, _ = word_floor(
+            vocab_half, unseen, vocabulary, probe_words, embed_text, cfg.alpha
+        )
+        if words_floor is not None and vocab_half:
+            half_matcher = WordMatcher(vocab_half, embed_text, words_floor)
+    held_out = np.array([_coverage(v, vocab_half, half_matcher) for v in variants])
+    lexical = min(cfg.max_lexical_floor, _conformal_floor(held_out, cfg.alpha))
     model = RelevanceModel(
         score_floor=floors,
         vocabulary=vocabulary,
         lexical_floor=lexical if math.isfinite(lexical) else None,
         n_pairs=len(pick),
         alpha=cfg.alpha,
-    )
+        null_score={"text": null} if math.isfinite(null) else {},
+        word_floor=words_floor,
+    ).with_embedder(embed_text)
     logger.info(
-        "relevance calibrated on %d items: text floor %s, grounding floor %s, %d words",
+        "relevance calibrated on %d items: text floor %s (highest null probe %s), grounding "
+        "floor %s, %d words",
         len(pick),
         floors.get("text"),
+        model.null_score.get("text"),
         model.lexical_floor,
         len(vocabulary),
     )

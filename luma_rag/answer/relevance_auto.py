@@ -4,7 +4,9 @@
 :func:`store_relevance`. Calibration (:func:`luma_rag.relevance.calibrate_relevance`) samples
 at most ``max_items`` items that carry text, embeds perturbed versions of their texts with the
 query embedder (the store's encoder, or the foreign embedder passed in), and persists the
-model under ``Luma.calibration("relevance:<embedder>")``. A store with fewer than 10 texts
+model under ``Luma.calibration("relevance:<embedder>")``; a persisted model of an older
+method (:data:`~luma_rag.relevance.RELEVANCE_VERSION`) is recalibrated, one a user set
+(``source: "user"``) is kept. A store with fewer than 10 texts
 gets no relevance test (logged), rather than a guessed one.
 """
 
@@ -18,7 +20,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from luma_rag.errors import InvalidInputError, LumaError
-from luma_rag.relevance import RelevanceConfig, RelevanceModel, calibrate_relevance
+from luma_rag.relevance import (
+    RELEVANCE_VERSION,
+    RelevanceConfig,
+    RelevanceModel,
+    calibrate_relevance,
+)
 
 if TYPE_CHECKING:
     from luma_rag.engine import Luma
@@ -52,16 +59,21 @@ def store_relevance(
     if get is None:
         return None
     stored = get(key)
-    if stored:
-        try:
-            return RelevanceModel.from_dict(stored)
-        except InvalidInputError as e:
-            logger.warning("ignoring the stored relevance calibration (%s); recalibrating", e)
+    if stored and stored.get("source") != "user" and stored.get("version") != RELEVANCE_VERSION:
+        logger.info("the stored relevance calibration is of an older method; recalibrating")
+        stored = None
     if embed_text is None:
         encoder = getattr(luma, "encoder", None)
-        if encoder is None:
-            return None
-        embed_text = encoder.encode_text
+        embed_text = None if encoder is None else encoder.encode_text
+    if stored:
+        try:
+            model = RelevanceModel.from_dict(stored)
+        except InvalidInputError as e:
+            logger.warning("ignoring the stored relevance calibration (%s); recalibrating", e)
+        else:
+            return model if embed_text is None else model.with_embedder(embed_text)
+    if embed_text is None:
+        return None
     cfg = config or RelevanceConfig()
     ids = luma.ids()
     if len(ids) > 4 * cfg.max_items:  # sample before reading: bounded time on big stores
