@@ -9,9 +9,10 @@ of 120 questions, most of them so). :class:`WordMatcher` embeds each unseen word
 the store's query embedder and accepts it when its cosine to the nearest vocabulary word
 reaches ``floor``. :func:`word_floor` calibrates that floor from the **null side**: the
 content words of the off-topic probes (:data:`~luma_rag.relevance_queries.NULL_PROBES`) that
-the store does not know; the floor is their conformal upper ``1 − α`` quantile (their
-largest when there are too few for ``α``), so an unrelated word passes with probability at
-most about ``α``. It also reports how many held-out on-topic words (words of half of the
+the store does not know and the embedder can read (not blank, below); the floor is their
+conformal upper ``1 − α`` quantile (their largest when there are too few for ``α``), so an
+unrelated word passes with probability at most about ``α``; with no readable probe word
+there is no floor (spelling only). It also reports how many held-out on-topic words (words of half of the
 store's texts that the other half's vocabulary lacks) it recovers.
 
 **Words the embedder cannot read.** A small embedder maps every word it has no meaning for
@@ -93,13 +94,18 @@ def word_floor(
         alpha: Target share of unrelated words accepted.
 
     Returns:
-        ``(floor, recovered)``; ``(None, None)`` when no probe word is unknown to the store.
+        ``(floor, recovered)``; ``(None, None)`` when no probe word is both unknown to the
+        store and readable by the embedder.
     """
     known = set(vocabulary)
     null_words = sorted({w for w in probe_words if w not in known})
     if not null_words:
         return None, None
     null = _Space(embed, known).nearest(null_words)
+    null = null[null > -1.0]  # blank probe words say nothing about readable ones
+    if null.size == 0:
+        logger.info("no readable off-topic probe word: unseen words count by spelling only")
+        return None, None
     rank = math.ceil((1 - alpha) * (null.size + 1))
     floor = float(np.sort(null)[min(rank, null.size) - 1])
     half = sorted(set(vocab_half))
