@@ -20,7 +20,9 @@ to one region: with the tiny CLIP, "zzzz", "apple", "cup" and the store's own "b
 0.93–0.99 apart from each other, so "zzzz" would "mean" "backdrop". A word is *blank* when
 it is as close to one of a few gibberish strings (:data:`GIBBERISH`) as those strings are to
 each other (their least pairwise cosine); blank words never count by meaning, on either side
-(an unseen blank word is unknown; a blank vocabulary word is known by spelling only).
+(an unseen blank word is unknown; a blank vocabulary word is known by spelling only). An
+embedder that spreads gibberish out (least pairwise cosine <= 0, random-like vectors) has no
+such region and no word is blank.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ class _Space:
         self.embed = embed
         self.blank = _unit(embed, GIBBERISH)
         pair = self.blank @ self.blank.T
-        self.beta = float(pair[~np.eye(len(GIBBERISH), dtype=bool)].min())
+        beta = float(pair[~np.eye(len(GIBBERISH), dtype=bool)].min())
+        self.beta = beta if beta > 0 else math.inf  # gibberish spread out: no blank region
         words = sorted(set(vocabulary))
         vecs = _unit(embed, words) if words else np.zeros((0, self.blank.shape[1]))
         keep = ~self._blank(vecs) if words else np.zeros(0, dtype=bool)

@@ -1,5 +1,6 @@
-"""What the chat app answers from and shows: the answered group's own picture
-(luma_rag/app/group_picture.py), the text a question is searched with, ρ and where it came
+"""What the chat app answers from and shows: each linked group read through its picture
+(luma_rag/app/group_picture.py), the picture-only verified path
+(luma_rag/app/visual_verifier.py), the text a question is searched with, ρ and where it came
 from in the telemetry panel, and the start-up timer (luma_rag/app/time_to_serve.py)."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from luma_rag import Luma
 from luma_rag.answer import EvidenceAnswerer, GateConfig
 from luma_rag.answer.verify_vlm import single_hit_decision
-from luma_rag.app.group_picture import lead_with_group_picture
+from luma_rag.app.group_picture import pictures_for_groups
 from luma_rag.results import Hit, QueryResult
 from tests.unit.test_app import make_encoder, open_shapes_store
 
@@ -25,6 +26,12 @@ def _hit(id_: str, modality: str, doc: str | None, score: float) -> Hit:
     meta = {} if doc is None else {"doc_id": doc}
     source = f"/media/{id_}.png" if modality == "image" else None
     return Hit(id_, score, "hot", 0, modality, meta, f"text of {id_}", source)
+
+
+def _grounded():  # type: ignore[no-untyped-def]
+    from luma_rag.relevance import RelevanceVerdict
+
+    return RelevanceVerdict(True, "relevant", 0.9, 0.1, 1.0, 0.5, "calibrated")
 
 
 def _decision(kind: str, hits: list[Hit]):
@@ -45,47 +52,109 @@ class _Search:
         return QueryResult(hits=hits[:k], telemetry=None, certificate=None)  # type: ignore[arg-type]
 
 
-def test_an_answer_from_a_caption_shows_its_own_groups_picture() -> None:
-    """The caption of doc A answers; another doc's picture is in the evidence, A's is not:
-    A's picture is fetched with the group filter and leads evidence and hits."""
-    caption = _hit("a-caption", "text", "a", 0.9)
-    other = _hit("b", "image", "b", 0.5)
-    picture = _hit("a", "image", "a", 0.4)
-    search = _Search([caption, picture])
-    out = lead_with_group_picture(_decision("answer", [caption, other]), "doc_id", search)
-    assert [h.id for h in out.evidence] == ["a", "a-caption", "b"]
-    assert [h.id for h in out.hits] == ["a", "a-caption", "b"]
-    assert search.calls == [({"doc_id": "a"}, 10)]
-    # the answerer is shown A's picture, not B's
+def test_each_group_is_read_through_its_picture_at_its_best_rank() -> None:
+    """Captions of docs A and B rank first; A's picture is among the hits, B's is fetched with
+    the group filter. Each group appears once, by its picture, at its caption's rank and
+    score; the link key is gone from what a clarifying question would read."""
+    cap_a, cap_b = _hit("a-caption", "text", "a", 0.9), _hit("b-caption", "text", "b", 0.8)
+    pic_a, pic_b = _hit("a", "image", "a", 0.4), _hit("b", "image", "b", 0.3)
+    loose = _hit("t", "text", None, 0.35)
+    search = _Search([cap_b, pic_b])
+    hits = [cap_a, cap_b, pic_a, loose]
+    out = pictures_for_groups(_decision("clarify", hits), "doc_id", search)
+    assert [h.id for h in out.hits] == ["a", "b", "t"]
+    assert [h.score for h in out.hits] == [0.9, 0.8, 0.35]
+    assert [h.modality for h in out.hits] == ["image", "image", "text"]
+    assert all("doc_id" not in h.metadata for h in out.hits[:2])
+    assert search.calls == [({"doc_id": "b"}, 10)]  # A's picture was already there
     from luma_rag.answer.base import Evidence
 
     assert Evidence.from_decision(out).image.id == "a"  # type: ignore[union-attr]
 
 
-def test_the_group_picture_step_leaves_other_decisions_alone() -> None:
+def test_the_group_picture_step_leaves_what_it_cannot_improve_alone() -> None:
     caption = _hit("a-caption", "text", "a", 0.9)
     picture = _hit("a", "image", "a", 0.4)
     search = _Search([caption, picture])
-    clarify = _decision("clarify", [caption, picture])
-    assert lead_with_group_picture(clarify, "doc_id", search) is clarify
-    visual_first = _decision("answer", [picture, caption])
-    assert lead_with_group_picture(visual_first, "doc_id", search) is visual_first
+    refused = _decision("not_in_memory", [caption, picture])
+    assert pictures_for_groups(refused, "doc_id", search) is refused
     unlinked = _decision("answer", [caption])
-    assert lead_with_group_picture(unlinked, None, search) is unlinked
+    assert pictures_for_groups(unlinked, None, search) is unlinked
     no_key = _decision("answer", [_hit("t", "text", None, 0.9)])
-    assert lead_with_group_picture(no_key, "doc_id", search) is no_key
+    assert pictures_for_groups(no_key, "doc_id", search) is no_key
     lonely = _decision("widen", [_hit("c-caption", "text", "c", 0.9)])
-    assert lead_with_group_picture(lonely, "doc_id", search) is lonely  # no picture in "c"
+    assert pictures_for_groups(lonely, "doc_id", search) is lonely  # no picture in "c"
     assert search.calls == [({"doc_id": "c"}, 10)]
 
 
-def test_a_group_picture_already_in_the_evidence_is_moved_first_without_a_search() -> None:
-    caption = _hit("a-caption", "text", "a", 0.9)
-    other = _hit("b", "image", "b", 0.6)
-    picture = _hit("a", "image", "a", 0.5)
-    search = _Search([])
-    out = lead_with_group_picture(_decision("widen", [caption, other, picture]), "doc_id", search)
-    assert [h.id for h in out.evidence] == ["a", "a-caption", "b"] and not search.calls
+def test_a_reply_whose_written_claim_differs_from_what_it_saw_is_a_no() -> None:
+    from luma_rag.app.visual_verifier import written_verdict
+
+    assert written_verdict("yellow circle center : yellow diamond center : yes") is False
+    assert written_verdict("Yellow circle  center : yellow circle center : no") is True
+    assert written_verdict("yes") is None and written_verdict("a : b : maybe") is None
+    assert written_verdict("It is red: yes") is None
+
+
+class _FakeVlm:
+    """Answers from the first image of the evidence: a yes/no prompt with a written claim
+    ("<claim> : <seen> : yes", P(yes) 0.7 whatever it saw, like the tiny LLaVA's weak
+    verdict token), any other question with the picture's colour."""
+
+    def __init__(self, colours: dict[str, str]) -> None:
+        self.colours = colours
+        self.prompts: list[tuple[str, str]] = []
+
+    def answer(self, question: str, decision):  # type: ignore[no-untyped-def]
+        from luma_rag.answer.base import Answer, Evidence
+
+        image = Evidence.from_decision(decision).image
+        seen = self.colours.get(image.id, "none") if image is not None else "none"
+        self.prompts.append((question, image.id if image is not None else ""))
+        if question.startswith("Does this image show"):
+            claim = "red" if " red " in f" {question} " else "blue"
+            text, tel = f"{claim} : {seen} : yes", {"verdict_yes": 0.7}
+        else:
+            text, tel = seen, {"answer_confidence": 0.99}
+        return Answer(text, decision, list(Evidence.from_decision(decision).citations), tel)
+
+
+def test_a_caption_hit_is_verified_and_answered_on_its_groups_picture() -> None:
+    """The app's verified path: the group pictures stand for the captions; the model
+    "verifies" every picture (P(yes) 0.7) but writes that only A's shows red, so the answer
+    is A's colour, cited, from A's picture; the text hits were never shown to it."""
+    from luma_rag.answer.readable import readable
+    from luma_rag.answer.scored import ScoredVerifyingAnswerer
+    from luma_rag.app.visual_verifier import picture_verified_answerer
+
+    cap_a, cap_b = _hit("a-caption", "text", "a", 0.9), _hit("b-caption", "text", "b", 0.88)
+    pic_a, pic_b = _hit("a", "image", "a", 0.4), _hit("b", "image", "b", 0.39)
+    decision = _decision("clarify", [cap_a, cap_b])
+    decision = dataclasses.replace(decision, relevance=_grounded())
+    shown = pictures_for_groups(decision, "doc_id", _Search([pic_a, pic_b]))
+    vlm = _FakeVlm({"a": "red", "b": "blue"})
+    bot = picture_verified_answerer(vlm)  # type: ignore[arg-type]
+    assert isinstance(bot, ScoredVerifyingAnswerer)
+    out = readable(bot).answer("What colour is the red square?", shown)
+    assert out.decision.decision in ("answer", "widen")
+    assert out.text.startswith("red") and "[1]" in out.text
+    assert out.decision.evidence[0].id == "a"
+    assert out.telemetry["verification"]["scores"] == {"a": 0.7, "b": 0.0}
+    assert {img for _, img in vlm.prompts} == {"a", "b"}
+
+
+def test_a_picture_only_model_scores_text_evidence_zero_and_asks_pictures_once() -> None:
+    from luma_rag.answer.verify_vlm import VlmVerifier
+    from luma_rag.app.visual_verifier import VisualOnlyVerifier
+
+    vlm = _FakeVlm({"a": "red", "b": "blue"})
+    check = VisualOnlyVerifier(VlmVerifier(vlm))  # type: ignore[arg-type]
+    hits = [_hit("a-caption", "text", "a", 0.9), _hit("a", "image", "a", 0.5),
+            _hit("b", "image", "b", 0.4), _hit("a-audio", "audio", "a", 0.3)]  # fmt: skip
+    q = "Is it a red square?"
+    assert check.scores([(q, h) for h in hits]) == [0.0, 0.7, 0.0, 0.0]
+    assert check.many(q, hits) == [None, True, False, None]
+    assert len(vlm.prompts) == 2  # each picture asked once, the answers cached
 
 
 # -- the app --------------------------------------------------------------------------------------
@@ -194,31 +263,3 @@ def test_a_clarify_shows_the_gates_own_question_in_the_chat(luma: Luma) -> None:
     history, *_, reply = ask_handler(service, "a shape", None, None, [])
     assert reply.decision == "clarify" and reply.answer.decision.clarification
     assert history[-1]["content"] == f"**CLARIFY** · {reply.answer.decision.clarification}"
-
-
-def test_a_picture_only_model_is_asked_about_pictures_only() -> None:
-    """Text and audio hits are "cannot tell" (None), never a yes from a model shown no image;
-    the pictures are asked in one batch, in order."""
-    from luma_rag.app.visual_verifier import VisualOnlyVerifier, picture_verified_answerer
-
-    class Inner:
-        def __init__(self) -> None:
-            self.batches: list[list[str]] = []
-
-        def many(self, question: str, hits: list[Hit]) -> list[bool | None]:
-            self.batches.append([h.id for h in hits])
-            return [h.id == "a" for h in hits]
-
-    inner = Inner()
-    check = VisualOnlyVerifier(inner)  # type: ignore[arg-type]
-    hits = [
-        _hit("a-caption", "text", "a", 0.9),
-        _hit("a", "image", "a", 0.5),
-        _hit("b", "image", "b", 0.4),
-        _hit("a-audio", "audio", "a", 0.3),
-    ]
-    assert check.many("What colour is it?", hits) == [None, True, False, None]
-    assert inner.batches == [["a", "b"]]
-    assert check("What colour is it?", hits[0]) is None and inner.batches == [["a", "b"]]
-    bot = picture_verified_answerer(EvidenceAnswerer())
-    assert isinstance(bot.verifier, VisualOnlyVerifier)
