@@ -75,7 +75,7 @@ GENERIC_WORDS: Final = frozenset(
     image images picture pictures photo photos shape shapes object objects figure figures thing
     things item items something anything kind sort type look looks like colour color colors
     colours size sizes position positions where count number big small located part side
-    anything""".split()  # noqa: SIM905
+    anything see seen visible""".split()  # noqa: SIM905
 )
 
 #: Generic nouns a vague but on-topic question refers with ("What color is the shape?").

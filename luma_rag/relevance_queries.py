@@ -62,7 +62,7 @@ NULL_PROBES: Final = (
     "what causes thunder?",
     "how many players are on a football team?",
     "what is the GDP of Canada?",
-    "a golden retriever catching a frisbee",
+    "a retriever dog catching a frisbee",
     "a cup of hot coffee on a table",
     "a red fire truck on the street",
     "a bunch of bananas",

@@ -388,12 +388,13 @@ def test_chat_answers_with_the_shipped_tiny_llava(luma: Luma, shapes_root: Path)
     service = AppService(luma, answerer)
     replies = [ask_handler(service, q.text, None, None, [])[-1] for q in questions]
     assert all(r.answer.text.strip() for r in replies)
-    # All six are on-topic, but on a 24-item store the relevance floor is the least of 24
-    # perturbed-caption scores, and questions score below captions: it refuses some (measured
-    # with tiny CLIP v3 on this store: colour 2 of 24, size 5 of 24; v2: 0 and 5 of 24). A
-    # known weakness of small stores (closing note, session 7), not what this test is about.
+    # All six are on-topic. The relevance floor is calibrated on question-like queries too
+    # (luma_rag/relevance_queries.py), so a small store no longer refuses most of what it was
+    # asked: on this 24-item store with tiny CLIP v3, colour questions called NOT_IN_MEMORY
+    # fell from 2 of 24 to 1 of 24 ("What is the color of the star?", 0.187 against a floor
+    # of 0.188; it is among these six), all five kinds from 11 of 120 to 3 of 120.
     on_topic = [r for r in replies if r.decision != "not_in_memory"]
-    assert len(on_topic) >= 4, [r.decision for r in replies]
+    assert len(on_topic) >= 5, [r.decision for r in replies]
     assert all(r.decision in ("answer", "widen", "clarify") for r in on_topic)
     right = 0
     for q in questions:  # answered from the top image, whatever the gate would decide
