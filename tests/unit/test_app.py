@@ -390,9 +390,10 @@ def test_chat_answers_with_the_shipped_tiny_llava(luma: Luma, shapes_root: Path)
     assert all(r.answer.text.strip() for r in replies)
     # All six are on-topic. The relevance floor is calibrated on question-like queries too
     # (luma_rag/relevance_queries.py), so a small store no longer refuses most of what it was
-    # asked: on this 24-item store with tiny CLIP v3, colour questions called NOT_IN_MEMORY
-    # fell from 2 of 24 to 1 of 24 ("What is the color of the star?", 0.187 against a floor
-    # of 0.188; it is among these six), all five kinds from 11 of 120 to 3 of 120.
+    # asked: on this 24-item store with tiny CLIP v3 (one question per item and kind, drawn
+    # as here), colour questions called NOT_IN_MEMORY fell from 3 of 24 to 1 of 24 ("What is
+    # the color of the star?", 0.187 against a floor of 0.188; it is among these six), all
+    # five kinds from 13 of 120 to 3 of 120.
     on_topic = [r for r in replies if r.decision != "not_in_memory"]
     assert len(on_topic) >= 5, [r.decision for r in replies]
     assert all(r.decision in ("answer", "widen", "clarify") for r in on_topic)
