@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final, Literal
@@ -49,8 +48,20 @@ import numpy as np
 from luma_rag._config import ConfigBase, check
 from luma_rag.errors import InvalidInputError
 from luma_rag.perturb import perturb_text
-from luma_rag.relevance_queries import NULL_PROBES, question_like
+from luma_rag.relevance_queries import (
+    _REFERRING,
+    _TOKEN,
+    GENERIC_WORDS,
+    NULL_PROBES,
+    content_words,
+    question_like,
+)
 from luma_rag.relevance_words import WordMatcher, word_floor
+
+#: Version of :func:`calibrate_relevance`'s method; a persisted model of another version is
+#: recalibrated on first use (:func:`luma_rag.answer.relevance_auto.store_relevance`).
+#: 2: question-like queries and the null side (session 8).
+RELEVANCE_VERSION: Final = 2
 
 __all__ = [
     "GENERIC_WORDS",
@@ -63,47 +74,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: English function words and generic nouns of questions about media: they say nothing
-#: about *what* is asked for, so they neither ground nor un-ground a query.
-GENERIC_WORDS: Final = frozenset(
-    """a an the of in on at to is are was were be been am do does did what who whom whose which
-    where when why how there here this that these those it its i me my you your we our they
-    them their he she his her with for by from and or not no yes as into onto about above
-    below near any some all each every much many more most can could would should will shall
-    may might must has have had please tell show me find give one two three four five six
-    image images picture pictures photo photos shape shapes object objects figure figures thing
-    things item items something anything kind sort type look looks like colour color colors
-    colours size sizes position positions where count number big small located part side
-    anything see seen visible""".split()  # noqa: SIM905
-)
-
-#: Generic nouns a vague but on-topic question refers with ("What color is the shape?").
-_REFERRING: Final = frozenset(
-    {"image", "images", "picture", "pictures", "photo", "photos", "shape", "shapes", "object"}
-    | {"objects", "figure", "figures", "thing", "things", "item", "items", "one"}
-)
-
-_TOKEN = re.compile(r"[a-z0-9]+")
-
-#: Version of :func:`calibrate_relevance`'s method; a persisted model of another version is
-#: recalibrated on first use (:func:`luma_rag.answer.relevance_auto.store_relevance`).
-#: 2: question-like queries and the null side (session 8).
-RELEVANCE_VERSION: Final = 2
-
-
-def _stem(word: str) -> str:
-    """Crude plural folding, enough for vocabulary lookups ("boxes" → "box", "discs" → "disc")."""
-    if len(word) > 4 and word.endswith("es") and word[-3] in "sxz":
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
-
-
-def content_words(text: str) -> list[str]:
-    """Lower-cased, plural-folded words of ``text`` that are not in :data:`GENERIC_WORDS`."""
-    return [_stem(w) for w in _TOKEN.findall(text.lower()) if w not in GENERIC_WORDS]
 
 
 def _coverage(

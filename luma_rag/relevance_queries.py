@@ -5,7 +5,8 @@ square?" or "the small square", a few of the words of one item's text inside a q
 frame, and such queries score below the full caption (with the tiny CLIP on a 24-item store:
 median 0.37–0.39 against 0.47–0.49). A floor calibrated on perturbed captions alone therefore
 refuses on-topic questions on small stores (:mod:`luma_rag.relevance`). This module builds
-the two calibration sets, generically from the store's own texts:
+the two calibration sets, generically from the store's own texts, and holds the notion of a
+query's *content words* both checks read (:func:`content_words`, :data:`GENERIC_WORDS`):
 
 * :func:`question_like` — a *partial referent*: one to three content words of an item's text
   (:func:`~luma_rag.relevance.content_words`'s notion, in their order), sometimes with the
@@ -25,9 +26,46 @@ from typing import Final
 
 import numpy as np
 
-__all__ = ["NULL_PROBES", "QUESTION_FRAMES", "question_like"]
+__all__ = ["GENERIC_WORDS", "NULL_PROBES", "QUESTION_FRAMES", "content_words", "question_like"]
 
 logger = logging.getLogger(__name__)
+
+#: English function words and generic nouns of questions about media: they say nothing
+#: about *what* is asked for, so they neither ground nor un-ground a query.
+GENERIC_WORDS: Final = frozenset(
+    """a an the of in on at to is are was were be been am do does did what who whom whose which
+    where when why how there here this that these those it its i me my you your we our they
+    them their he she his her with for by from and or not no yes as into onto about above
+    below near any some all each every much many more most can could would should will shall
+    may might must has have had please tell show me find give one two three four five six
+    image images picture pictures photo photos shape shapes object objects figure figures thing
+    things item items something anything kind sort type look looks like colour color colors
+    colours size sizes position positions where count number big small located part side
+    anything see seen visible""".split()  # noqa: SIM905
+)
+
+#: Generic nouns a vague but on-topic question refers with ("What color is the shape?").
+_REFERRING: Final = frozenset(
+    {"image", "images", "picture", "pictures", "photo", "photos", "shape", "shapes", "object"}
+    | {"objects", "figure", "figures", "thing", "things", "item", "items", "one"}
+)
+
+_TOKEN: Final = re.compile(r"[a-z0-9]+")
+
+
+def _stem(word: str) -> str:
+    """Crude plural folding, enough for vocabulary lookups ("boxes" → "box", "discs" → "disc")."""
+    if len(word) > 4 and word.endswith("es") and word[-3] in "sxz":
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased, plural-folded words of ``text`` that are not in :data:`GENERIC_WORDS`."""
+    return [_stem(w) for w in _TOKEN.findall(text.lower()) if w not in GENERIC_WORDS]
+
 
 #: Generic English question frames; ``{}`` is the referent.
 QUESTION_FRAMES: Final = (
@@ -103,8 +141,6 @@ def question_like(text: str, rng: np.random.Generator) -> str | None:
         E.g. ``"Where is the small square?"`` for "a small red square on the left"; None when
         the text has no content word.
     """
-    from luma_rag.relevance import GENERIC_WORDS
-
     words = _WORD.findall(text)
     content = [i for i, w in enumerate(words) if w.lower() not in GENERIC_WORDS]
     if not content:

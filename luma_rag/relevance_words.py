@@ -12,8 +12,8 @@ content words of the off-topic probes (:data:`~luma_rag.relevance_queries.NULL_P
 the store does not know and the embedder can read (not blank, below); the floor is their
 conformal upper ``1 − α`` quantile (their largest when there are too few for ``α``), so an
 unrelated word passes with probability at most about ``α``; with no readable probe word
-there is no floor (spelling only). It also reports how many held-out on-topic words (words of half of the
-store's texts that the other half's vocabulary lacks) it recovers.
+there is no floor (spelling only). It also reports how many held-out on-topic words (words
+of half of the store's texts that the other half's vocabulary lacks) it recovers.
 
 **Words the embedder cannot read.** A small embedder maps every word it has no meaning for
 to one region: with the tiny CLIP, "zzzz", "apple", "cup" and the store's own "backdrop" are

@@ -2,8 +2,9 @@
 
 The demo's tiny LLaVA answers from the question and one image; asked "Is this about …?" of a
 caption it is shown no image and its "yes" means nothing. :class:`VisualOnlyVerifier` asks
-image / video hits only: every other hit scores 0 ("not verified", :meth:`~VisualOnlyVerifier.scores`)
-or ``None`` ("cannot tell", :meth:`~VisualOnlyVerifier.many`). The app shows it each linked
+image / video hits only: every other hit scores 0 ("not verified",
+:meth:`~VisualOnlyVerifier.scores`) or ``None`` ("cannot tell",
+:meth:`~VisualOnlyVerifier.many`). The app shows it each linked
 group by its picture (:func:`~luma_rag.app.group_picture.pictures_for_groups`), so a caption
 hit is checked on the picture it describes.
 

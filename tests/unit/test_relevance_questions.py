@@ -103,7 +103,7 @@ def test_question_like_queries_use_only_the_items_words_in_a_generic_frame() -> 
 
 
 def test_unseen_words_count_by_meaning_but_not_blank_ones() -> None:
-    """"red" embeds like the store's "crimson" and counts as known; "flarn" and "backdrop"
+    """The word "red" embeds like the store's "crimson" and counts as known; "flarn" and "backdrop"
     embed in the no-meaning region, so "flarn" does not "mean" "backdrop"."""
     matcher = WordMatcher(STORE_WORDS | {"backdrop"}, embed, floor=0.95)
     assert matcher.known(["red", "disk", "flarn", "banana", "square"]) == [
