@@ -91,7 +91,8 @@ def _answerer_note(answerer: Answerer) -> str:
     if inner is not None and callable(getattr(answerer, "verifier", None)):
         return (
             f"Answers come from **{type(inner).__name__}**, which first checks its evidence "
-            "with yes/no questions and answers only when the verified evidence agrees."
+            "with yes/no questions (scored by its own P(yes), on each group's picture) and "
+            "answers only from evidence it verifies and that agrees; otherwise it asks."
         )
     if inner is not None:
         return _answerer_note(inner)

@@ -23,9 +23,11 @@ each phase took before serving, ``--no-serve`` stops there (a start-up benchmark
 
 * default: ``luma-tiny`` (CLIP) + ``luma-tiny-clap``, answers by the shipped tiny LLaVA
   (``luma-tiny-llava``: it answers what shape, colour, size, position or count the top image
-  shows) on the verified path: before answering it checks its top evidence with yes/no
-  questions ("Does this image show the small circle?") and answers only when the verified
-  evidence agrees (``--no-verify``: answer without the checks); the cited evidence beside it;
+  shows) on the library's default verified path (the score-gap path): before answering it
+  asks the pictures of the top 3 linked groups a yes/no question ("Does this image show the
+  small circle?"), scores each by its own P("yes"), and answers only from the pictures it
+  verifies and that agree (``--no-verify``: answer without the checks); the cited evidence
+  beside it;
 * a typed question is searched without its interrogative frame ("What colour is the small
   circle?" → "the small circle", :func:`~luma_rag.app.demo_store.demo_search_text`); each
   picture's caption is stored beside it as a linked text item, so the question is ranked
@@ -109,7 +111,7 @@ def build_parser(
     p.add_argument(
         "--no-verify",
         action="store_true",
-        help="answer without the yes/no verification of the evidence (default: verified)",
+        help="answer without verifying the evidence (default: verified)",
     )
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     p.add_argument("--no-audio", action="store_true", help="skip spoken captions and CLAP")

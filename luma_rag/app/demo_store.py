@@ -210,10 +210,11 @@ def _open_store(
 
 def _answerer(args: argparse.Namespace, device: str, phases: Phases) -> Answerer:
     """EvidenceAnswerer, or LLaVA (loaded now, so a missing model fails before serving) on
-    the verified path unless ``--no-verify``: before it answers, LLaVA checks the pictures
-    among its top evidence with yes/no questions
+    the library's default score-gap verified path unless ``--no-verify``: before it answers,
+    LLaVA scores a yes/no check of the pictures among its top evidence
     (:func:`~luma_rag.app.visual_verifier.picture_verified_answerer`; LLaVA reads pictures,
-    so captions and speech are not asked about)."""
+    so captions and speech score 0; the app shows it each group's picture,
+    :func:`~luma_rag.app.group_picture.pictures_for_groups`)."""
     from luma_rag.answer import (
         DEFAULT_LLAVA_MODEL,
         OFFLINE_LLAVA_MODEL,
@@ -232,7 +233,7 @@ def _answerer(args: argparse.Namespace, device: str, phases: Phases) -> Answerer
     phases.say(
         f"LLaVA {info['model']} on {info['device']}, {info['precision']}, "
         f"{info['memory_bytes'] / 2**20:,.1f} MiB"
-        + ("" if getattr(args, "no_verify", False) else "; answers verified (yes/no checks)")
+        + ("" if getattr(args, "no_verify", False) else "; answers verified (scored yes/no checks)")
     )
     return answerer if getattr(args, "no_verify", False) else picture_verified_answerer(answerer)
 
