@@ -54,8 +54,9 @@ def pictures_for_groups(
             picture is not among the hits.
 
     Returns:
-        The decision with ``evidence`` and ``hits`` rewritten (module docstring); the same
-        object when nothing changed.
+        The decision with ``evidence`` and ``hits`` rewritten (module docstring) and
+        ``k_used`` at most the number of evidence hits left (a WIDEN over a caption and its
+        picture rests on one group); the same object when nothing changed.
     """
     if link_key is None or decision.decision == "not_in_memory" or not decision.hits:
         return decision
@@ -75,7 +76,8 @@ def pictures_for_groups(
     hits = _one_per_group(decision.hits, link_key, pictures)
     if evidence == decision.evidence and hits == decision.hits:
         return decision
-    return dataclasses.replace(decision, evidence=evidence, hits=hits)
+    k_used = min(decision.k_used, len(evidence)) if evidence else decision.k_used
+    return dataclasses.replace(decision, evidence=evidence, hits=hits, k_used=k_used)
 
 
 def _one_per_group(

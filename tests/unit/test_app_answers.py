@@ -67,6 +67,8 @@ def test_each_group_is_read_through_its_picture_at_its_best_rank() -> None:
     assert [h.modality for h in out.hits] == ["image", "image", "text"]
     assert all("doc_id" not in h.metadata for h in out.hits[:2])
     assert search.calls == [({"doc_id": "b"}, 10)]  # A's picture was already there
+    widen = dataclasses.replace(_decision("widen", [cap_a, pic_a]), k_used=2)
+    assert pictures_for_groups(widen, "doc_id", search).k_used == 1  # one group, one citation
     from luma_rag.answer.base import Evidence
 
     assert Evidence.from_decision(out).image.id == "a"  # type: ignore[union-attr]
