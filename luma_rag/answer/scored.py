@@ -305,8 +305,8 @@ class ScoredVerifyingAnswerer:
         top = pool[0]
         if decision.hits and decision.hits[0].id != top.id:
             return None
-        if decision.numbers.complete_at < 1:  # an ANN tier may hide a better item
-            return None
+        if not (decision.numbers.top_exact or decision.numbers.complete_at >= 1):
+            return None  # an ANN tier may hide a better item
         need = max(cfg.verified_top, cfg.accept)
         if score[top.id] < need or score[top.id] < max(score.values()):
             return None

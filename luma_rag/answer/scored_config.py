@@ -48,7 +48,7 @@ class ScoredVerifyConfig(ConfigBase):
         verified_top: The **verification route to ANSWER** ("certified by verification"):
             whatever the certificate said (ANSWER, WIDEN, or a grounded CLARIFY), the store's
             top-1 is ANSWERed when it is proven to be the store's exact top-1
-            (``numbers.complete_at >= 1``), its yes-score is ``>= verified_top`` (and
+            (``numbers.top_exact``, or complete at 1), its yes-score is ``>= verified_top`` (and
             ``>= accept``) and the highest of the pool, every contender gives the same answer
             (``exclusive``: there is no other contender at all), and the answerer's own
             probability of that answer is ``>= top_confidence``. In [0, 1]; None: off (the
