@@ -63,8 +63,8 @@ class GateConfig(ConfigBase):
             False: never probed.
 
     Example:
-        >>> GateConfig.from_json(GateConfig(k=3, k_max=8).to_json())
-        GateConfig(k=3, k_max=8, max_options=3, rho=None, fetch_k=None, link_key=None, prove_top=True)
+        >>> GateConfig.from_json(GateConfig(k=3, k_max=8).to_json()).k_max
+        8
     """
 
     k: int = 5

@@ -78,7 +78,7 @@ def choose_scored_config(
     def setting(g: float) -> ScoredVerifyConfig:
         if param == "accept":
             return dataclasses.replace(base, accept=g, doubt=min(base.doubt, g))
-        return dataclasses.replace(base, **{param: g})
+        return dataclasses.replace(base, **{param: g})  # type: ignore[arg-type]
 
     configs = {g: setting(g) for g in values}
     steps = [(g, list(answered(configs[g]))) for g in values]

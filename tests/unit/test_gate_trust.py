@@ -12,9 +12,9 @@ import pytest
 
 from luma_rag import BridgeConfig, Luma, LumaConfig
 from luma_rag.answer import GateConfig, GatedRetriever, decide
-from luma_rag.answer.gate import NOT_IN_MEMORY_QUESTION
 from luma_rag.answer.base import Answer
 from luma_rag.answer.decision import GateDecision
+from luma_rag.answer.gate import NOT_IN_MEMORY_QUESTION
 from luma_rag.answer.relevance_auto import store_relevance
 from luma_rag.answer.scored import ScoredVerifyConfig, ScoredVerifyingAnswerer
 from luma_rag.memory.hot import HotTierConfig
@@ -140,7 +140,7 @@ def test_no_answer_whose_top1_is_not_the_exact_top1(tmp_path, tiers: str) -> Non
             d = gate.search(q, rho=rho)
             top, best = _exact_top(stored, q)
 
-            def exact(hit_id: str, top: int = top, best: float = best) -> bool:
+            def exact(hit_id: str, top: int = top, best: float = best, q: np.ndarray = q) -> bool:
                 got = ids.index(hit_id)
                 return got == top or float(stored[got].astype(np.float64) @ q) == best
 
