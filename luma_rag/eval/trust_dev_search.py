@@ -233,7 +233,7 @@ def run(
     }
     part = {name: cases for name, cases in part.items() if cases}
     report: dict[str, Any] = {"plan": galleries, "k": k}
-    if grid:
+    if grid:  # asks the model for what the cache lacks (other contenders, the yes/no path)
         report |= select(bot, checker, part["learn"], part["calibrate"], k)
     ltt = answer_ltt(bot, checker, part["calibrate"])
     report["answer_ltt"] = ltt
@@ -245,9 +245,10 @@ def run(
         "default": ScoredVerifyingAnswerer(bot, checker, ScoredVerifyConfig()),
         "session 7": ScoredVerifyingAnswerer(bot, checker, SESSION7_SCORED),
         "scored (session 6)": ScoredVerifyingAnswerer(bot, checker, SESSION6_SCORED),
-        "yes-no (session 5)": VerifyingAnswerer(bot, checker, VerifyConfig(), kind_of=_none),
         "chosen": ScoredVerifyingAnswerer(bot, checker, final),
     }
+    if grid:  # session 5's yes/no strings over VerifyConfig().k_verify hits: many uncached calls
+        rules["yes-no (session 5)"] = VerifyingAnswerer(bot, checker, VerifyConfig(), kind_of=_none)
     for floor in CONFIDENCE_FLOORS:  # the answerer's own probability of its answer
         cfg = dataclasses.replace(ScoredVerifyConfig(), min_confidence=floor)
         rules[f"default, min_confidence {floor}"] = ScoredVerifyingAnswerer(bot, checker, cfg)
