@@ -54,10 +54,17 @@ class GateConfig(ConfigBase):
             other group under the same bounds, and the result is complete at 1); the
             answer's evidence leads with the group, its picture / video first. Items without
             the key are groups of one. ``None`` (default): items are never linked.
+        prove_top: When a WIDEN / CLARIFY's top-1 is not proven to be the store's exact
+            top-1 (not complete at 1: an HNSW / IVF-PQ tier may have missed a better item),
+            one more search at ρ = 0 with an exact rescan checks it, and
+            ``GateNumbers.top_exact`` records the answer — what a verified answer from the
+            top-1 needs (:class:`~luma_rag.answer.scored.ScoredVerifyingAnswerer`'s
+            verification route). Costs one exact scan for such queries in large ANN stores;
+            False: never probed.
 
     Example:
-        >>> GateConfig.from_json(GateConfig(k=3, k_max=8).to_json())
-        GateConfig(k=3, k_max=8, max_options=3, rho=None, fetch_k=None, link_key=None)
+        >>> GateConfig.from_json(GateConfig(k=3, k_max=8).to_json()).k_max
+        8
     """
 
     k: int = 5
@@ -66,6 +73,7 @@ class GateConfig(ConfigBase):
     rho: float | None = None
     fetch_k: int | None = None
     link_key: str | None = None
+    prove_top: bool = True
 
     def __post_init__(self) -> None:
         check(is_int(self.k) and self.k >= 1, f"GateConfig.k must be an int >= 1, got {self.k!r}")
@@ -94,6 +102,10 @@ class GateConfig(ConfigBase):
             self.link_key is None or (isinstance(self.link_key, str) and bool(self.link_key)),
             f"GateConfig.link_key must be None or a non-empty metadata key such as 'doc_id', "
             f"got {self.link_key!r}",
+        )
+        check(
+            isinstance(self.prove_top, bool),
+            f"GateConfig.prove_top must be True or False, got {self.prove_top!r}",
         )
 
 
@@ -124,6 +136,9 @@ class GateNumbers:
             far its certificate is from failing (NaN: not checked).
         group: The top group's link value (``"link:<value>"`` or ``"id:<item id>"``; None:
             not checked).
+        top_exact: The top-1 is proven to be the store's exact top-1: complete at 1 under
+            the bounds, or (``GateConfig.prove_top``) an exact search at ρ = 0 found the same
+            top-1 with a Safe@1 margin over float rounding. False: not proven.
     """
 
     margin_top2: float
@@ -145,6 +160,7 @@ class GateNumbers:
     group_margin: float = math.nan
     group_slack: float = math.nan
     group: str | None = None
+    top_exact: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict; NaN and ±inf become ``None``."""

@@ -180,7 +180,7 @@ class GatedRetriever:
                     text, image=image, audio=audio, video=video, k=k, filters=filters, **extra
                 )
 
-            return self._gate(requery, label, text, "audio")
+            return self._gate(requery, label, text, "audio", exact=False)
         rho = self.config.rho
         extra = {}
         if rho is None and embedded.modality in self.luma.rho:  # as Luma.query uses
@@ -191,7 +191,10 @@ class GatedRetriever:
             )
         vector, bridged = embedded.vector, embedded.bridged
 
-        def fetch(k: int) -> QueryResult:
+        def fetch(k: int, exact: bool = False) -> QueryResult:
+            if exact:  # the store's exact top-1: rho 0, rescanned when not proven complete
+                return self.luma.search(vector, 1, filters=filters, rho=0.0, bridged=bridged,
+                                        ensure_complete=True)  # fmt: skip
             return self.luma.search(
                 vector, k, filters=filters, rho=rho, bridged=bridged, ensure_complete=True, **extra
             )
@@ -251,7 +254,10 @@ class GatedRetriever:
 
         extra = {} if rho_source is None else {"rho_source": rho_source}
 
-        def fetch(k: int) -> QueryResult:
+        def fetch(k: int, exact: bool = False) -> QueryResult:
+            if exact:  # the store's exact top-1: rho 0, rescanned when not proven complete
+                return self.luma.search(vector, 1, filters=filters, rho=0.0, bridged=bridged,
+                                        ensure_complete=True)  # fmt: skip
             return self.luma.search(
                 vector, k, filters=filters, rho=rho, bridged=bridged, ensure_complete=True, **extra
             )
@@ -260,12 +266,20 @@ class GatedRetriever:
 
     def _gate(
         self,
-        fetch: Callable[[int], QueryResult],
+        fetch: Callable[..., QueryResult],
         label: str,
         text: str | None = None,
         modality: str = "text",
+        *,
+        exact: bool = True,
     ) -> GateDecision:
+        """Decide from ``fetch(k)``; ``exact``: ``fetch(k, exact=True)`` gives the store's
+        exact top-1 (for ``GateConfig.prove_top``)."""
         cfg = self.config
+
+        def exact_top() -> QueryResult:
+            return fetch(1, exact=True)
+
         wide = max(cfg.k_max, cfg.max_options)
         first = fetch(cfg.k)
         model = self.relevance
@@ -286,10 +300,30 @@ class GatedRetriever:
                 decision = dataclasses.replace(decision, hits=tuple(deeper))
             else:  # a store changed in between: keep what the decision was made on
                 logger.warning("gate: the deeper fetch ranks differently; keeping the hits")
+        if cfg.prove_top and exact:
+            decision = _prove_top(decision, exact_top)
         if decision.decision in ("clarify", "not_in_memory") and self.record_gaps:
             gap = self.luma.record_gap(label or "(empty query)", _gap_detail(decision))
             decision = dataclasses.replace(decision, gap_id=gap)
         return decision
+
+
+def _prove_top(decision: GateDecision, exact_top: Callable[[], QueryResult]) -> GateDecision:
+    """``decision`` with ``numbers.top_exact`` set when an exact search at ρ = 0 (rescanned,
+    Safe@1 over float rounding, complete at 1) finds the same top-1 (WIDEN / CLARIFY only)."""
+    if decision.decision not in ("widen", "clarify") or not decision.hits:
+        return decision
+    if decision.numbers.top_exact:
+        return decision
+    res = exact_top()
+    tel = res.telemetry
+    same = bool(res.hits) and res.hits[0].id == decision.hits[0].id
+    if not (same and tel.safe1 and tel.complete_at >= 1):
+        logger.debug("gate: the top-1 is not proven exact (%s)", "other top" if not same else
+                     "not Safe@1 at rho 0 or not complete")  # fmt: skip
+        return decision
+    numbers = dataclasses.replace(decision.numbers, top_exact=True)
+    return dataclasses.replace(decision, numbers=numbers)
 
 
 def gated_query(

@@ -45,6 +45,7 @@ def _numbers(
         k_checked=int(k_checked),
         complete_at=_complete_at(result),
         rho_source=str(tel.rho_source),
+        top_exact=_complete_at(result) >= 1,
     )
 
 

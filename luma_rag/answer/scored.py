@@ -56,15 +56,13 @@ import dataclasses
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
-from luma_rag._checks import is_int
-from luma_rag._config import ConfigBase, check
 from luma_rag.answer.base import Answer, Answerer, answer_all
 from luma_rag.answer.clarify import one_per_answer
 from luma_rag.answer.confidence import CONFIDENCE_KEY
 from luma_rag.answer.gate import GateDecision
+from luma_rag.answer.scored_config import SESSION6_SCORED, SESSION7_SCORED, ScoredVerifyConfig
 from luma_rag.answer.verify import (
     _answer_from,
     _check_request,
@@ -79,107 +77,12 @@ from luma_rag.results import Hit
 
 __all__ = [
     "SESSION6_SCORED",
+    "SESSION7_SCORED",
     "ScoredVerifyConfig",
     "ScoredVerifyingAnswerer",
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def _unit(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
-
-
-@dataclass(frozen=True)
-class ScoredVerifyConfig(ConfigBase):
-    """Settings of :class:`ScoredVerifyingAnswerer`.
-
-    Attributes:
-        k_verify: How many top hits (retrieval order) are verified; ``>= 1``.
-        accept: Yes-score a hit needs to be verified, in [0, 1].
-        doubt: Yes-score from which a hit counts as a contender, in [0, ``accept``].
-        max_options: Most items a clarifying question names; ``>= 2``.
-        verify_clarify: Also verify the hits of a gate CLARIFY (an unstable ranking) and
-            answer from them when they verify and agree.
-        min_coverage: Least share of the query's content words the store knows (the
-            relevance test's ``coverage``) for the path to answer at all (module docstring);
-            a CLARIFY with no such check is not verified. None: no such condition.
-        gap: The verified hit answered from must beat every hit of the pool that is not a
-            contender by at least this yes-score, in [0, 1] (0: no further condition than
-            ``accept`` / ``doubt``).
-        max_drop: The verified hit answered from may score at most this much below the top
-            hit in retrieval (cosine), ``>= 0``; None: any rank in the pool.
-        min_confidence: Least probability the answerer gives its own answer
-            (``telemetry["answer_confidence"]``, which
-            :class:`~luma_rag.answer.llava.LlavaAnswerer` reports) for it to be given, in
-            [0, 1]; below it → CLARIFY. An answerer that reports none is not held to it.
-        certified_top: A gate ANSWER (Safe@1 and complete: no item can overtake its top hit
-            within the bounds) whose top hit verifies is answered from that hit, whatever the
-            other hits score; False: other contenders must agree with it.
-
-    Example:
-        >>> ScoredVerifyConfig.from_json(ScoredVerifyConfig(k_verify=5).to_json()).k_verify
-        5
-    """
-
-    k_verify: int = 3
-    accept: float = 0.5
-    doubt: float = 0.35
-    max_options: int = 3
-    verify_clarify: bool = True
-    min_coverage: float | None = 1.0
-    gap: float = 0.0
-    max_drop: float | None = None
-    certified_top: bool = False
-    min_confidence: float = 0.9
-
-    def __post_init__(self) -> None:
-        check(
-            is_int(self.k_verify) and self.k_verify >= 1,
-            f"ScoredVerifyConfig.k_verify must be an int >= 1, got {self.k_verify!r}",
-        )
-        check(
-            _unit(self.accept), f"ScoredVerifyConfig.accept must be in [0, 1], got {self.accept!r}"
-        )
-        check(
-            _unit(self.doubt) and self.doubt <= self.accept,
-            f"ScoredVerifyConfig.doubt must be in [0, accept={self.accept!r}], got {self.doubt!r}",
-        )
-        object.__setattr__(self, "accept", float(self.accept))
-        object.__setattr__(self, "doubt", float(self.doubt))
-        check(
-            is_int(self.max_options) and self.max_options >= 2,
-            f"ScoredVerifyConfig.max_options must be an int >= 2, got {self.max_options!r}",
-        )
-        check(
-            isinstance(self.verify_clarify, bool),
-            f"ScoredVerifyConfig.verify_clarify must be a bool, got {self.verify_clarify!r}",
-        )
-        check(
-            self.min_coverage is None or _unit(self.min_coverage),
-            f"ScoredVerifyConfig.min_coverage must be None or in [0, 1], got {self.min_coverage!r}",
-        )
-        check(_unit(self.gap), f"ScoredVerifyConfig.gap must be in [0, 1], got {self.gap!r}")
-        object.__setattr__(self, "gap", float(self.gap))
-        check(
-            self.max_drop is None
-            or (isinstance(self.max_drop, int | float) and not isinstance(self.max_drop, bool)
-                and self.max_drop >= 0),
-            f"ScoredVerifyConfig.max_drop must be None or >= 0, got {self.max_drop!r}",
-        )  # fmt: skip
-        check(
-            _unit(self.min_confidence),
-            f"ScoredVerifyConfig.min_confidence must be in [0, 1], got {self.min_confidence!r}",
-        )
-        object.__setattr__(self, "min_confidence", float(self.min_confidence))
-        check(
-            isinstance(self.certified_top, bool),
-            f"ScoredVerifyConfig.certified_top must be a bool, got {self.certified_top!r}",
-        )
-        for name in ("min_coverage", "max_drop"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, float(value))
 
 
 class ScoredVerifyingAnswerer:
@@ -317,7 +220,7 @@ class ScoredVerifyingAnswerer:
             return _clarify(self.answerer, question, decision, best, reason, info, ids)
         top = decision.evidence[0] if decision.evidence else None
         if cfg.certified_top and decision.decision == "answer" and top in verified:
-            info.update(outcome="answered", answered_from=top.id)
+            info.update(outcome="answered", answered_from=top.id, route="certificate")
             reason = (
                 f"{decision.reason}; the certified top hit is verified (yes-score "
                 f"{score[top.id]:.2f})"
@@ -352,13 +255,18 @@ class ScoredVerifyingAnswerer:
         said = next(iter(distinct))
         lead = verified[0]
         top_id = decision.evidence[0].id if decision.evidence else None
+        route = self._verified_route(decision, pool, contenders, score, answers)
         if decision.decision == "answer" and len(contenders) == 1 and lead.id == top_id:
-            info["outcome"] = "answered"
+            info.update(outcome="answered", route="certificate")
             reason = (
                 f"{decision.reason}; the top hit is verified (yes-score {score[lead.id]:.2f}) "
                 f"and no other of the top {len(pool)} fits (< {cfg.doubt:.2f})"
             )
             final = dataclasses.replace(_answer_from(decision, lead), reason=reason)
+        elif route is not None:
+            lead = pool[0]
+            info.update(outcome="answered", route="verification")
+            final = dataclasses.replace(_answer_from(decision, lead), reason=route)
         else:
             info["outcome"] = "widened"
             reason = (
@@ -376,6 +284,53 @@ class ScoredVerifyingAnswerer:
         info["answered_from"] = lead.id
         return _recorded(out, ids, info, final)
 
+    def _verified_route(
+        self,
+        decision: GateDecision,
+        pool: Sequence[Hit],
+        contenders: Sequence[Hit],
+        score: dict[str, float],
+        answers: dict[str, Answer],
+    ) -> str | None:
+        """Why the store's top-1 is certified by verification (``verified_top``), or None.
+
+        Every condition is checked here, whatever the caller already knows: the pool's first
+        hit is the store's exact top-1 (complete at 1), it is verified at ``verified_top``
+        and scores highest, it is the only contender (``exclusive``) or every contender
+        answers as it does, and its answer is read with ``top_confidence``.
+        """
+        cfg = self.config
+        if cfg.verified_top is None or not pool or decision.decision == "not_in_memory":
+            return None
+        top = pool[0]
+        if decision.hits and decision.hits[0].id != top.id:
+            return None
+        if not (decision.numbers.top_exact or decision.numbers.complete_at >= 1):
+            return None  # an ANN tier may hide a better item
+        need = max(cfg.verified_top, cfg.accept)
+        if score[top.id] < need or score[top.id] < max(score.values()):
+            return None
+        others = [h for h in contenders if h.id != top.id]
+        if cfg.exclusive and others:
+            return None
+        if top.id not in answers:
+            return None
+        said = self.normalise(answers[top.id].text, None)
+        if said is None or any(self.normalise(answers[h.id].text, None) != said for h in others):
+            return None
+        conf = answers[top.id].telemetry.get(CONFIDENCE_KEY)
+        if isinstance(conf, int | float) and math.isfinite(conf) and conf < cfg.top_confidence:
+            return None
+        agree = (
+            f"no other of the top {len(pool)} fits (< {cfg.doubt:.2f})"
+            if not others
+            else f"the {len(others)} other hit(s) that fit answer the same"
+        )
+        return (
+            f"certified by verification (gate: {decision.decision}): the store's exact top-1 is "
+            f"verified (yes-score {score[top.id]:.2f} >= {need:.2f}, the highest) and {agree}"
+        )
+
     def _unsure_reading(self, out: Answer) -> str | None:
         """Why the answerer's reading is too unsure to give (None: sure, or not reported)."""
         conf = out.telemetry.get(CONFIDENCE_KEY)
@@ -387,9 +342,3 @@ class ScoredVerifyingAnswerer:
             f"verification: the answerer's reading {out.text!r} had probability {conf:.2f}, "
             f"under {self.config.min_confidence:.2f}; asking instead of guessing"
         )
-
-
-#: Session 6's score-gap path (every relevant CLARIFY verified, no gap, any rank).
-SESSION6_SCORED: Final = ScoredVerifyConfig(
-    accept=0.5, doubt=0.2, min_coverage=None, gap=0.0, max_drop=None, min_confidence=0.0
-)

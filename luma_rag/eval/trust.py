@@ -13,8 +13,11 @@ On a LUMA-Shapes corpus generated with a seed nothing else uses, the test split 
   called NOT_IN_MEMORY;
 * **risk–coverage**: each variant's risk against the best raw-margin threshold (γ = s1 − s2
   over the no-gate answers) at the same coverage, and the AURC of the no-gate answers ordered
-  by γ and by the certificate's slack, with bootstrap intervals
-  (:mod:`luma_rag.eval.trust_report`, which also checks every target: PASS / MISS).
+  by γ, by the certificate's slack and (with verification) by the gate's trust score
+  (:func:`~luma_rag.eval.trust_score.trust_score`: verification agreement × top-1 yes-score ×
+  answer probability + slack), with bootstrap intervals (:mod:`luma_rag.eval.trust_report`,
+  which also checks every target: PASS / MISS; the AURC target is checked on the trust
+  score, the certificate-alone row is reported beside it).
 
 Variants: ``gate`` (certificate + completeness + relevance, no verification); ``gate+verify``
 — **the library's default path** and the one the targets are checked on
@@ -78,6 +81,7 @@ from luma_rag.eval.offtopic import OFF_TOPIC
 from luma_rag.eval.trust_calibrate import calibrate_on_val, legacy_verified, prefetch
 from luma_rag.eval.trust_confidence import CONSENSUS_GRID, confidence_floor, consensus_rho
 from luma_rag.eval.trust_report import aurc_table, equal_coverage, summary, targets, wilson
+from luma_rag.eval.trust_score import trust_score
 
 __all__ = ["DEFAULT_VARIANT", "LEGACY_VARIANT", "SESSION6_VARIANT", "evaluate_trust", "main"]
 
@@ -215,7 +219,7 @@ def evaluate_trust(
             prefetch(bot, checker, jobs, k_verify if legacy else scored.k_verify)
             logger.info("trust: prefetched after %.0f s", time.perf_counter() - started)
         records: dict[str, list[Any]] = {name: [] for name in variants}
-        margins, slacks, base_wrong = [], [], []
+        margins, slacks, trusts, base_wrong = [], [], [], []
         for (target, q), d in zip(qs, decided, strict=True):
             ctx = ScoringContext.of(q, target, d["gate"], bot, cfg.k, items, by_id)
             for name, (g, ans) in variants.items():
@@ -223,6 +227,9 @@ def evaluate_trust(
             num = d["gate"].numbers
             margins.append(num.margin_top2 if math.isfinite(num.margin_top2) else 0.0)
             slacks.append(num.slack if math.isfinite(num.slack) else -9.0)
+            if verify:
+                trusts.append(trust_score(q.text, d["gate"], bot, checker.scores,
+                                          k=scored.k_verify, doubt=scored.doubt))  # fmt: skip
             base_wrong.append(not records["gate"][-1].baseline_correct)
         pairs = list(zip(OFF_TOPIC, off, strict=True))
         off_decisions = {
@@ -232,6 +239,8 @@ def evaluate_trust(
     wrong = np.asarray(base_wrong, dtype=bool)
     margin = np.asarray(margins)
     conf = {"raw_margin": margin, "certificate_slack": np.asarray(slacks)}
+    if verify:
+        conf["gate_score"] = np.asarray(trusts)
     nim = sum(r.decision == "not_in_memory" for r in records["gate"])
     report: dict[str, Any] = {
         "data": str(data_dir),

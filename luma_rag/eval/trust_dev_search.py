@@ -5,10 +5,12 @@ Three parts of the dev corpus (seed 6262; :mod:`luma_rag.eval.trust_dev`):
 * **learn** (its val split, question seed 6364): every setting of :data:`GRID` is replayed
   and the settings whose risk, ANSWER risk and per-kind coverage meet the targets with some
   room are ranked by coverage;
-* **calibrate** (the same val gallery, other questions: seed 6370): the chosen setting alone is
-  tested (Learn-then-Test with one hypothesis: its binomial p-value for risk > α must be
-  ≤ δ, α = δ = 0.1), and the fixed sequence over ``accept``
-  (:func:`~luma_rag.answer.scored_ltt.choose_scored_config`) is reported beside it;
+* **calibrate** (the same val gallery, other questions: seed 6370): the **ANSWER risk** of the
+  verification route is controlled by Learn-then-Test (:func:`answer_ltt`: the fixed
+  sequence over ``verified_top``, strictest first, α = 0.05, δ = 0.1,
+  :func:`~luma_rag.answer.scored_ltt.choose_scored_config`); with ``--grid``, the structure
+  the learn part ranks first is tested alone too (one hypothesis: its binomial p-value for
+  ANSWER + WIDEN risk > α must be ≤ δ, α = δ = 0.1), with the fixed sequence over ``accept``;
 * **check** (its test split and the off-topic questions): the figures.
 
 The train split is not used: its shape/colour combinations are the ones the tiny models were
@@ -36,6 +38,7 @@ from luma_rag.answer.base import Answer, Answerer
 from luma_rag.answer.confidence import fixed_sequence
 from luma_rag.answer.scored import (
     SESSION6_SCORED,
+    SESSION7_SCORED,
     ScoredVerifyConfig,
     ScoredVerifyingAnswerer,
 )
@@ -55,7 +58,18 @@ from luma_rag.eval.trust_dev import (
     stage,
 )
 
-__all__ = ["GRID", "errors", "main", "ok", "plan", "run", "search", "select"]
+__all__ = [
+    "GRID",
+    "VERIFIED_TOP_GRID",
+    "answer_ltt",
+    "errors",
+    "main",
+    "ok",
+    "plan",
+    "run",
+    "search",
+    "select",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +81,10 @@ GRID: Final[dict[str, tuple[Any, ...]]] = {
     "max_drop": (None, 0.03),
     "min_coverage": (1.0,),  # None lets off-topic questions through (structural, not tuned)
     "certified_top": (False, True),
+    "verified_top": (None, 0.5),
 }
+#: ``verified_top`` values the ANSWER-risk Learn-then-Test walks, strictest first.
+VERIFIED_TOP_GRID: Final = (0.9, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5)
 
 
 def ok(fig: dict[str, Any], *, risk: float = 0.07, answer_risk: float = 0.05,
@@ -132,6 +149,27 @@ def select(
     }  # fmt: skip
 
 
+def answer_ltt(
+    bot: CachedAnswerer, checker: Any, calibrate: Sequence[DevCase], *,
+    base: ScoredVerifyConfig | None = None, alpha: float = 0.05, delta: float = 0.1,
+) -> dict[str, Any]:  # fmt: skip
+    """The loosest ``verified_top`` whose **ANSWER** risk (wrong ANSWERs among ANSWERs, WIDENs
+    not counted) on ``calibrate``'s targeted questions is ≤ ``alpha`` with probability
+    ≥ 1 − ``delta`` (:func:`~luma_rag.answer.scored_ltt.choose_scored_config` over
+    :data:`VERIFIED_TOP_GRID`), or ``feasible: False``."""
+    on = [c for c in calibrate if not c.off_topic]
+
+    def answered(cfg: ScoredVerifyConfig) -> list[bool]:
+        out = replay(on, ScoredVerifyingAnswerer(bot, checker, cfg))
+        return [c.right(a.text) for c, a in zip(on, out, strict=True)
+                if a.decision.decision == "answer"]  # fmt: skip
+
+    return choose_scored_config(
+        answered, len(on), base=base or ScoredVerifyConfig(), grid=VERIFIED_TOP_GRID,
+        alpha=alpha, delta=delta, param="verified_top",
+    )  # fmt: skip
+
+
 def errors(cases: Sequence[DevCase], answers: Sequence[Answer], k: int) -> list[dict[str, Any]]:
     """One row per wrong ANSWER / WIDEN: the question, its stage, the hits' yes-scores."""
     out = []
@@ -172,9 +210,12 @@ def plan(test: int, cal: int, learn: int, galleries: int) -> dict[str, tuple[int
 def run(
     data_dir: str | Path, galleries: dict[str, tuple[int, int]], *, k: int = 3,
     answerer: Answerer | None = None, cache: str | Path | None = None, chunk: int = 40,
+    grid: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    """Collect, prefill (cached), choose the setting, and report it beside the gate alone and
-    session 6's score-gap path on each part. ``answerer`` None: the shipped tiny LLaVA."""
+    """Collect, prefill (cached), choose ``verified_top`` by the ANSWER-risk Learn-then-Test
+    (:func:`answer_ltt`; with ``grid``, also the :data:`GRID` search and its test), and report
+    the chosen setting beside the default, session 7's and session 6's paths and the gate
+    alone on each part. ``answerer`` None: the shipped tiny LLaVA."""
     cases = collect(data_dir, galleries)
     bot = CachedAnswerer(answerer or default_answerer(), top_only=True, clarify_text=True)
     store = VlmCache(bot, cache or Path(data_dir) / "vlm-cache.json", model_tag(bot))
@@ -191,17 +232,23 @@ def run(
         "train": [c for c in cases if c.gallery.startswith("train-")],
     }
     part = {name: cases for name, cases in part.items() if cases}
-    chosen = select(bot, checker, part["learn"], part["calibrate"], k)
-    report: dict[str, Any] = {"plan": galleries, "k": k, "calls": bot.calls, **chosen}
-    final = ScoredVerifyConfig(**chosen["structure"])  # tested alone on val: ltt_single
+    report: dict[str, Any] = {"plan": galleries, "k": k}
+    if grid:  # asks the model for what the cache lacks (other contenders, the yes/no path)
+        report |= select(bot, checker, part["learn"], part["calibrate"], k)
+    ltt = answer_ltt(bot, checker, part["calibrate"])
+    report["answer_ltt"] = ltt
+    report["calls"] = bot.calls
+    final = ScoredVerifyConfig(**ltt["config"]) if ltt["feasible"] else ScoredVerifyConfig()
     report["chosen_config"] = final.to_dict()
     rules: dict[str, Answerer] = {
         "gate": bot,
         "default": ScoredVerifyingAnswerer(bot, checker, ScoredVerifyConfig()),
+        "session 7": ScoredVerifyingAnswerer(bot, checker, SESSION7_SCORED),
         "scored (session 6)": ScoredVerifyingAnswerer(bot, checker, SESSION6_SCORED),
-        "yes-no (session 5)": VerifyingAnswerer(bot, checker, VerifyConfig(), kind_of=_none),
         "chosen": ScoredVerifyingAnswerer(bot, checker, final),
     }
+    if grid:  # session 5's yes/no strings over VerifyConfig().k_verify hits: many uncached calls
+        rules["yes-no (session 5)"] = VerifyingAnswerer(bot, checker, VerifyConfig(), kind_of=_none)
     for floor in CONFIDENCE_FLOORS:  # the answerer's own probability of its answer
         cfg = dataclasses.replace(ScoredVerifyConfig(), min_confidence=floor)
         rules[f"default, min_confidence {floor}"] = ScoredVerifyingAnswerer(bot, checker, cfg)
@@ -225,16 +272,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="the dev corpus (seed 6262)")
     parser.add_argument("--test", type=int, default=200, help="questions on the test split")
-    parser.add_argument("--cal", type=int, default=300, help="val questions to test on (LTT)")
+    parser.add_argument("--cal", type=int, default=1000, help="val questions to test on (LTT)")
     parser.add_argument("--learn", type=int, default=200, help="val questions to learn on")
     parser.add_argument("--train-galleries", type=int, default=0, help="train-split galleries")
     parser.add_argument("--k", type=int, default=3, help="hits verified per question")
     parser.add_argument("--cache", default=None, help="default: DATA/vlm-cache.json")
     parser.add_argument("--out", default=None, help="write the JSON report here")
+    parser.add_argument("--grid", action="store_true", help="also search GRID on the learn part")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     galleries = plan(args.test, args.cal, args.learn, args.train_galleries)
-    report = run(args.data, galleries, k=args.k, cache=args.cache)
+    report = run(args.data, galleries, k=args.k, cache=args.cache, grid=args.grid)
     text = json.dumps(report, indent=2, default=str)
     if args.out:
         Path(args.out).write_text(text)

@@ -24,6 +24,7 @@ import numpy as np
 from luma_rag.errors import InvalidInputError
 
 __all__ = [
+    "DIFFERENCES",
     "README_BEGIN",
     "README_END",
     "aurc",
@@ -78,19 +79,28 @@ def _interval(values: Sequence[float]) -> list[float] | None:
     return [float(np.quantile(vals, q)) for q in (0.025, 0.975)] if vals else None
 
 
+#: ``aurc_table`` difference rows: name → the score compared with ``raw_margin``.
+DIFFERENCES: Final = {"difference": "certificate_slack", "gate_score_difference": "gate_score"}
+
+
 def aurc_table(conf: dict[str, np.ndarray], wrong: np.ndarray, reps: int) -> dict[str, Any]:
-    """AURC per confidence score and certificate − margin, with bootstrap 95 % intervals."""
+    """AURC per confidence score, and each of :data:`DIFFERENCES` (score − raw margin: the
+    certificate's slack, and the gate's trust score when ``conf`` has one), with bootstrap
+    95 % intervals (the same resamples for every score)."""
     rng = np.random.default_rng(0)
-    boot: dict[str, list[float]] = {name: [] for name in [*conf, "difference"]}
+    diffs = {d: score for d, score in DIFFERENCES.items() if score in conf}
+    boot: dict[str, list[float]] = {name: [] for name in [*conf, *diffs]}
     n = len(wrong)
     for _ in range(reps):
         idx = rng.integers(n, size=n)
         vals = {name: aurc(c[idx], wrong[idx]) for name, c in conf.items()}
         for name, v in vals.items():
             boot[name].append(v)
-        boot["difference"].append(vals["certificate_slack"] - vals["raw_margin"])
+        for d, score in diffs.items():
+            boot[d].append(vals[score] - vals["raw_margin"])
     point = {name: aurc(c, wrong) for name, c in conf.items()}
-    point["difference"] = point["certificate_slack"] - point["raw_margin"]
+    for d, score in diffs.items():
+        point[d] = point[score] - point["raw_margin"]
     return {name: {"aurc": point[name], "ci95": _interval(boot[name])} for name in boot}
 
 
@@ -224,9 +234,17 @@ def targets(report: dict[str, Any], variant: str) -> list[dict[str, Any]]:
         f"{_pct(eq['risk'])} vs {_pct(eq['margin_risk'])} at {_pct(eq['coverage'])} "
         f"{_ci(ci, pct=False)}",
     ))  # fmt: skip
+    gate = report["risk_coverage"].get("gate_score_difference")
+    if gate is not None:  # the target: the gate (certificate + verification) vs raw margin
+        rows.append(_row(
+            "AURC gate score − raw margin", gate["aurc"], "< 0 (bootstrap upper < 0)",
+            None if gate["ci95"] is None else gate["ci95"][1] < 0,
+            f"{_ci(gate['ci95'], pct=False)}; score = agreement · P(yes) · P(answer) + slack",
+        ))  # fmt: skip
     rc = report["risk_coverage"]["difference"]
     rows.append(_row(
-        "AURC certificate − raw margin", rc["aurc"], "< 0 (bootstrap upper < 0)",
+        "AURC certificate − raw margin" + (" (reported)" if gate is not None else ""),
+        rc["aurc"], "< 0 (bootstrap upper < 0)",
         None if rc["ci95"] is None else rc["ci95"][1] < 0, _ci(rc["ci95"], pct=False),
     ))  # fmt: skip
     cal = report["risk_control"]
@@ -289,7 +307,14 @@ def markdown(report: dict[str, Any]) -> str:
         f"Raw-margin baseline: AURC of the no-gate answers ordered by γ = s1 − s2 "
         f"{rc['raw_margin']['aurc']:.3f} {_ci(rc['raw_margin']['ci95'], pct=False)}, by the "
         f"certificate's slack {rc['certificate_slack']['aurc']:.3f} "
-        f"{_ci(rc['certificate_slack']['ci95'], pct=False)} (bootstrap {report['bootstrap']}).",
+        f"{_ci(rc['certificate_slack']['ci95'], pct=False)}"
+        + (
+            f", by the gate's trust score {rc['gate_score']['aurc']:.3f} "
+            f"{_ci(rc['gate_score']['ci95'], pct=False)}"
+            if "gate_score" in rc
+            else ""
+        )
+        + f" (bootstrap {report['bootstrap']}).",
         "",
         f"Targets, checked on `{report['default']}` (answerer: "
         f"{report['answerer']}; k_verify {report['k_verify']}):",

@@ -12,11 +12,15 @@ import pytest
 
 from luma_rag import BridgeConfig, Luma, LumaConfig
 from luma_rag.answer import GateConfig, GatedRetriever, decide
+from luma_rag.answer.base import Answer
+from luma_rag.answer.decision import GateDecision
 from luma_rag.answer.gate import NOT_IN_MEMORY_QUESTION
 from luma_rag.answer.relevance_auto import store_relevance
+from luma_rag.answer.scored import ScoredVerifyConfig, ScoredVerifyingAnswerer
 from luma_rag.memory.hot import HotTierConfig
 from luma_rag.memory.warm import WarmTierConfig
 from luma_rag.relevance import RelevanceModel, RelevanceVerdict
+from luma_rag.results import Hit
 from tests.unit.test_gate import make_result
 
 pytestmark = pytest.mark.timeout(300)
@@ -81,9 +85,25 @@ def _exact_top(vectors: np.ndarray, q: np.ndarray) -> tuple[int, float]:
     return int(np.argmax(s)), float(s.max())
 
 
+class _TrustsTheTop:
+    """An adversarial verifier + answerer: every pool's first hit verifies (yes-score 1, read
+    with probability 1), every other hit is rejected: the verification route to ANSWER fires
+    whenever the rest of its conditions (the exact top-1) allow it."""
+
+    def scores(self, pairs: list[tuple[str, Hit]]) -> list[float]:
+        first = pairs[0][1].id if pairs else None
+        return [1.0 if h.id == first else 0.0 for _, h in pairs]
+
+    def answer(self, question: str, decision: GateDecision) -> Answer:
+        return Answer("x", decision, [], {"answer_confidence": 1.0})
+
+
 @pytest.mark.parametrize("tiers", ["hnsw", "ivfpq"])
 def test_no_answer_whose_top1_is_not_the_exact_top1(tmp_path, tiers: str) -> None:
-    """Near-duplicate clusters (copies 1e-7..1e-4 apart); queries moved towards a runner-up."""
+    """Near-duplicate clusters (copies 1e-7..1e-4 apart); queries moved towards a runner-up.
+    Every decision also goes through the verified path with an adversarial verifier that
+    trusts any top-1 (:class:`_TrustsTheTop`): its ANSWERs (certificate or verification
+    route) must be the store's exact top-1 too."""
     rng = np.random.default_rng(20170 + (tiers == "ivfpq"))
     dim, n_base = 32, 700
     base = rng.standard_normal((n_base, dim))
@@ -99,7 +119,11 @@ def test_no_answer_whose_top1_is_not_the_exact_top1(tmp_path, tiers: str) -> Non
         )
     else:
         cfg = LumaConfig(dim=dim, hot_budget=10_000, hot=hot)
-    answers = 0
+    answers = routed = wrong_top = 0
+    trusting = _TrustsTheTop()
+    verified = ScoredVerifyingAnswerer(
+        trusting, trusting, ScoredVerifyConfig(min_coverage=None, verified_top=0.5)
+    )
     with Luma.open(tmp_path / tiers, cfg) as luma:
         ids = luma.add_vectors(vecs)
         stored = np.stack([it["vector"] for it in luma.get(ids)])
@@ -114,12 +138,23 @@ def test_no_answer_whose_top1_is_not_the_exact_top1(tmp_path, tiers: str) -> Non
             q = (q / np.linalg.norm(q)).astype(np.float32)
             rho = float(rng.choice([0.0, 1e-6, 0.01, 0.05]))
             d = gate.search(q, rho=rho)
+            top, best = _exact_top(stored, q)
+
+            def exact(hit_id: str, top: int = top, best: float = best, q: np.ndarray = q) -> bool:
+                got = ids.index(hit_id)
+                return got == top or float(stored[got].astype(np.float64) @ q) == best
+
             if d.decision == "answer":
                 answers += 1
-                top, best = _exact_top(stored, q)
-                got = ids.index(d.evidence[0].id)
-                assert got == top or float(stored[got].astype(np.float64) @ q) == best
+                assert exact(d.evidence[0].id)
+            wrong_top += d.decision != "answer" and not exact(d.hits[0].id)
+            out = verified.answer("what is it?", d)
+            if out.decision.decision == "answer":
+                routed += out.telemetry["verification"].get("route") == "verification"
+                assert exact(out.decision.evidence[0].id), (d.numbers, d.reason)
     assert answers > 100  # the gate still answers
+    assert routed > 15  # the verification route answered queries the certificate did not
+    assert wrong_top > 50  # and many it must not answer: a top-1 the ANN tier got wrong
 
 
 def test_bridged_items_keep_their_certified_top1_after_refits(tmp_path) -> None:

@@ -3,6 +3,7 @@ and README block, on a small generated corpus with an oracle stand-in for the VL
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -76,13 +77,21 @@ def test_trust_report_and_targets(corpus: tuple[Path, list[ShapeItem]], tmp_path
     for v in variants.values():
         shares = [v[k]["share"] for k in ("answer", "widen", "clarify", "not_in_memory")]
         assert math.isclose(sum(shares), 1.0) and v["n"] == 30
-    # verification only ever demotes an ANSWER; rescue only adds WIDENs
-    for name in (DEFAULT_VARIANT, LEGACY_VARIANT):
-        assert variants[name]["answer"]["n"] <= variants["gate"]["answer"]["n"]
+    # yes/no verification only ever demotes an ANSWER (the default path may also certify one
+    # by verification); rescue only adds WIDENs
+    assert variants[LEGACY_VARIANT]["answer"]["n"] <= variants["gate"]["answer"]["n"]
     assert variants["gate+verify+rescue"]["coverage"] >= variants[LEGACY_VARIANT]["coverage"]
     assert report["off_topic"][DEFAULT_VARIANT]["n"] == 60
     rows = report["targets"][DEFAULT_VARIANT]
-    assert {r["status"] for r in rows} <= {"PASS", "MISS", "n/a"} and len(rows) == 12
+    assert {r["status"] for r in rows} <= {"PASS", "MISS", "n/a"} and len(rows) == 13
+    assert [r["target"] for r in rows if "AURC" in r["target"]] == [
+        "AURC gate score − raw margin",
+        "AURC certificate − raw margin (reported)",
+    ]
+    rc = report["risk_coverage"]
+    assert rc["gate_score_difference"]["aurc"] == pytest.approx(
+        rc["gate_score"]["aurc"] - rc["raw_margin"]["aurc"]
+    )
     assert report["risk_control"]["n"] == 20
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{README_BEGIN}\nSTALE-TABLE\n{README_END}\noutro\n")
@@ -134,3 +143,42 @@ def test_equal_coverage_compares_at_the_same_coverage() -> None:
     lo, hi = wilson(19, 20)
     assert lo is not None and hi is not None and lo < 0.95 < hi
     assert wilson(0, 0) == (None, None)
+
+
+def test_aurc_table_compares_each_score_with_the_raw_margin() -> None:
+    """A score that knows which answers are wrong orders better than a margin that does not:
+    its difference is negative with a bootstrap interval under 0; without a gate score only
+    the certificate's row is made."""
+    from luma_rag.eval.trust_report import aurc, aurc_table
+
+    rng = np.random.default_rng(5)
+    wrong = (rng.random(300) < 0.3).astype(float)
+    noise = rng.random(300)
+    conf = {"raw_margin": noise, "certificate_slack": noise - 0.1, "gate_score": 1 - wrong + noise}
+    out = aurc_table(conf, wrong, 50)
+    assert out["gate_score"]["aurc"] == pytest.approx(aurc(conf["gate_score"], wrong))
+    assert out["gate_score_difference"]["ci95"][1] < 0
+    assert out["difference"]["aurc"] == pytest.approx(0.0)  # slack = margin − const: same order
+    del conf["gate_score"]
+    assert "gate_score_difference" not in aurc_table(conf, wrong, 5)
+
+
+def test_trust_score_ranks_agreeing_verified_sure_answers_first() -> None:
+    from luma_rag.answer.scored import ScoredVerifyConfig
+    from luma_rag.eval.trust_score import trust_score
+    from tests.unit.test_verify_scored_route import Confident, _gated
+
+    def scores(pairs: list[tuple[str, Any]]) -> list[float]:
+        return [{"a": 0.2, "b": 0.8, "c": 0.7, "d": 0.6, "e": 0.1}[h.id] for _, h in pairs]
+
+    q = "What color is the big blue square?"
+    doubt = ScoredVerifyConfig().doubt
+    agree = trust_score(q, _gated("bda"), Confident(0.5), scores, doubt=doubt)
+    assert agree == pytest.approx(0.8 * 0.5 + 1.0)  # A y1 c + slack (the fake's slack is 1)
+    differ = trust_score("What color is the small red circle?", _gated("acb"), Confident(),
+                         scores, doubt=doubt)  # fmt: skip
+    assert differ == pytest.approx(1.0)  # 'a' and 'c' answer red / pink: no agreement
+    alone = trust_score(q, _gated("be"), Confident(), scores, k=2, doubt=doubt)
+    assert alone == pytest.approx(0.8 + 1.0)  # 'e' is no contender
+    empty = dataclasses.replace(_gated("b"), hits=())
+    assert trust_score(q, empty, Confident(), scores) == -math.inf
