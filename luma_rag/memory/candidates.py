@@ -168,7 +168,8 @@ def merge_tiers(
         ws, warm_bound = _rerank_prefix(
             query, warm, score, lo.astype(np.float32), k, fetch_k, sigmas
         )
-        pool = np.concatenate([ws.astype(np.float64), lo])
+        twice = np.isin(hot.keys, warm.keys[: len(ws)])  # mid-move: count each key once
+        pool = np.concatenate([ws.astype(np.float64), lo[~twice]])
         cut = (
             float(np.partition(pool, len(pool) - keep)[len(pool) - keep])
             if len(pool) > keep

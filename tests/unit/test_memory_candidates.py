@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from luma_rag._rwlock import RWLock
 from luma_rag.memory import HotTierConfig, SpillConfig, TieredMemory, WarmTierConfig
+from luma_rag.memory.candidates import row_scores
 from luma_rag.memory.hot import HotTier
 from luma_rag.memory.spill import spill_order, spill_scores
 from tests.conftest import clustered_unit_vectors
@@ -145,7 +146,8 @@ def test_truncated_rerank_bounds_what_it_drops(keep):
     assert len(c.keys) == keep and set(c.keys.tolist()) <= set(keys.tolist())
     assert np.allclose(c.scores, x[c.keys] @ q, atol=1e-6) and (np.diff(c.scores) <= 0).all()
     dropped = np.setdiff1d(keys, c.keys)
-    assert float((x[dropped] @ q).max()) <= c.outside_bound  # the best dropped score joins it
+    best_dropped = float(row_scores(x[dropped], q).max())  # scored as the memory scores rows
+    assert best_dropped <= c.outside_bound  # the best dropped score joins it
     assert c.outside_bound <= float(c.scores[-1])  # ... and nothing better was dropped
 
 
@@ -189,7 +191,7 @@ def test_skipping_hot_rescores_never_drops_a_kept_candidate(seed, n_hot, n_warm,
     candidates (keys, exact scores, order) are those of rescoring every hot hit, and whatever
     is left out stays under ``outside_bound``. Near-ties are forced (shared clusters)."""
     from luma_rag.memory.base import TierHits
-    from luma_rag.memory.candidates import merge_tiers, row_scores
+    from luma_rag.memory.candidates import merge_tiers
     from luma_rag.memory.hot_scan import fp16_slack
 
     dim = 64
