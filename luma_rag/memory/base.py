@@ -27,6 +27,9 @@ class TierHits:
         outside_after: float (m + 1,) or None: ``outside_after[c]`` bounds the true score of any
             allowed item of this tier not among the first ``c`` keys (``outside_after[m]`` is
             ``outside_bound``), so a caller may rerank a prefix only. None: no prefix may be cut.
+        score_slack: when set, every returned score is within this distance of the exact
+            float32 score from the raw vectors (fp16 storage), so a caller may skip rescoring
+            the hits that cannot rank high enough. None: no such bound.
     """
 
     keys: np.ndarray
@@ -35,6 +38,7 @@ class TierHits:
     outside_bound: float
     vectors: np.ndarray | None = None
     outside_after: np.ndarray | None = None
+    score_slack: float | None = None
 
 
 def empty_hits() -> TierHits:

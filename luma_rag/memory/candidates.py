@@ -18,7 +18,15 @@ import numpy as np
 
 from luma_rag.memory.base import TierHits
 
-__all__ = ["KEEP_MIN", "Candidates", "Scorer", "exact_top", "merge_tiers", "ranked_candidates"]
+__all__ = [
+    "KEEP_MIN",
+    "Candidates",
+    "Scorer",
+    "exact_top",
+    "merge_tiers",
+    "ranked_candidates",
+    "row_scores",
+]
 
 KEEP_MIN = 32  # candidates kept for the certificate at least (2·k when larger)
 
@@ -71,6 +79,13 @@ def ranked_candidates(
 
 
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (keys (m,), query (d,)) -> (m,) f32
+
+
+def row_scores(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """float32 (m,) inner products of (m, d) rows with a (d,) query, each row on its own: a
+    row's score does not depend on which other rows it is read with (a matrix product's may),
+    so every path that scores an item gives it the same float32 score."""
+    return np.einsum("ij,j->i", vectors, query, optimize=False).astype(np.float32, copy=False)
 
 
 def _rerank_prefix(
@@ -129,40 +144,71 @@ def merge_tiers(
 ) -> Candidates:
     """Exactly rescore the hot hits and a prefix of the warm hits; merge; keep the best.
 
-    Only the kept candidates' vectors are gathered (the hot hits' rows once, for their scores).
+    Hot hits that carry ``score_slack`` (scores within that distance of the exact ones, e.g.
+    fp16) are rescored only when they could still be kept: one whose score + slack is below
+    the ``keep``-th best of (reranked warm scores ∪ hot scores − slack) cannot be, and its
+    score + slack joins ``outside_bound``. Every exact score comes from ``score`` (row by row,
+    so an item scores the same whichever rows it is read with); only the kept candidates'
+    vectors are gathered.
 
     Args:
         query: float32 (d,) unit. hot / warm: the tiers' hits (hot ones carry vectors or
-            are fetched). fetch: keys -> raw vectors (m, d). score: keys, query -> exact
-            float32 scores from the raw vectors. k: hits the caller will show.
-        fetch_k: candidates each tier was asked for (the first warm prefix reranked).
-        sigmas: ``WarmTierConfig.refine_sigmas``.
+            are rescored from the raw vectors). fetch: keys -> raw vectors (m, d). score:
+            keys, query -> exact float32 scores from the raw vectors. k: hits the caller
+            will show. fetch_k: candidates each tier was asked for (the first warm prefix
+            reranked). sigmas: ``WarmTierConfig.refine_sigmas``.
 
     Returns:
         At most ``min(2·fetch_k, max(2·k, KEEP_MIN))`` candidates, best first.
     """
-    hv = fetch(hot.keys) if hot.vectors is None else hot.vectors  # as rerank() scores them
-    hs = (hv @ query).astype(np.float32, copy=False)
-    ws, warm_bound = _rerank_prefix(query, warm, score, hs, k, fetch_k, sigmas)
+    keep = min(2 * fetch_k, max(2 * k, KEEP_MIN))
+    slack = hot.score_slack
+    if hot.vectors is None and slack is not None and len(hot.keys):
+        lo = hot.scores.astype(np.float64) - slack  # exact >= lo, exact <= scores + slack
+        ws, warm_bound = _rerank_prefix(
+            query, warm, score, lo.astype(np.float32), k, fetch_k, sigmas
+        )
+        twice = np.isin(hot.keys, warm.keys[: len(ws)])  # mid-move: count each key once
+        pool = np.concatenate([ws.astype(np.float64), lo[~twice]])
+        cut = (
+            float(np.partition(pool, len(pool) - keep)[len(pool) - keep])
+            if len(pool) > keep
+            else -np.inf
+        )
+        up = hot.scores.astype(np.float64) + slack
+        sure = up >= cut  # the others cannot be among the best ``keep``
+        pruned = float(up[~sure].max()) if not sure.all() else -np.inf
+        hot_keys, hot_zeta = hot.keys[sure], hot.zeta[sure]
+        hs = score(hot_keys, query)  # per row, as rerank() scores them
+        hv = None
+        hot_bound = max(hot.outside_bound, pruned)
+    else:
+        hot_keys, hot_zeta, hv = hot.keys, hot.zeta, hot.vectors
+        hs = score(hot.keys, query) if hv is None else (hv @ query).astype(np.float32)
+        ws, warm_bound = _rerank_prefix(query, warm, score, hs, k, fetch_k, sigmas)
+        hot_bound = hot.outside_bound
     n_hot, c = len(hs), len(ws)
-    keys = np.concatenate([hot.keys, warm.keys[:c]])
+    keys = np.concatenate([hot_keys, warm.keys[:c]])
     exact = np.concatenate([hs, ws])
-    outside = max(hot.outside_bound, warm_bound)
+    outside = max(hot_bound, warm_bound)
     order = np.lexsort((keys, -exact))
     if n_hot and c:  # a key in both tiers (mid-move) is one candidate: keep its first entry
         _, first = np.unique(keys[order], return_index=True)
         order = order[np.sort(first)] if len(first) < len(order) else order
-    keep = min(2 * fetch_k, max(2 * k, KEEP_MIN))
     if keep < len(order):
         outside = max(outside, float(exact[order[keep]]))
         order = order[:keep]
+    chosen = keys[order]
     from_hot = order < n_hot
-    vectors = np.empty((len(order), len(query)), dtype=np.float32)
-    vectors[from_hot] = hv[order[from_hot]]
-    vectors[~from_hot] = fetch(keys[order[~from_hot]])
-    zeta = np.concatenate([hot.zeta, warm.zeta[:c]])[order]
+    if hv is None:
+        vectors = fetch(chosen)
+    else:
+        vectors = np.empty((len(order), len(query)), dtype=np.float32)
+        vectors[from_hot] = hv[order[from_hot]]
+        vectors[~from_hot] = fetch(chosen[~from_hot])
+    zeta = np.concatenate([hot_zeta, warm.zeta[:c]])[order]
     tiers = (~from_hot).astype(np.int8)  # 0 hot / 1 warm
-    return Candidates(keys[order], exact[order], tiers, zeta, outside, vectors)
+    return Candidates(chosen, exact[order], tiers, zeta, outside, vectors)
 
 
 def exact_top(

@@ -20,7 +20,7 @@ import numpy as np
 
 from luma_rag._config import ConfigBase, check
 from luma_rag.memory.base import TierHits, bitmap_from_mask, empty_hits, live_positions
-from luma_rag.memory.hot_scan import scan_top, vectors_view
+from luma_rag.memory.hot_scan import fp16_slack, scan_top, vectors_view
 
 __all__ = ["HotTier", "HotTierConfig", "Staged"]
 
@@ -115,7 +115,7 @@ class HotTier:
         self._alive = np.zeros(0, dtype=bool)  # position -> not a tombstone
         self._live = 0  # live (non-tombstone) nodes; key -> position: live_positions()
         self._xb: np.ndarray | None = None
-        self._live_bitmap: np.ndarray | None = None  # packed _alive, for the ID selector
+        self._params: dict[int, tuple[Any, np.ndarray | None]] = {}  # unfiltered, per efSearch
 
     def __len__(self) -> int:
         return self._live
@@ -178,7 +178,7 @@ class HotTier:
 
     def _register(self, keys: np.ndarray, vectors: np.ndarray, start: int) -> None:
         """Bookkeeping of keys now at graph positions ``start..``; logged for a rebuild."""
-        self._xb = self._live_bitmap = None
+        self._xb, self._params = None, {}
         self._pos_keys = np.concatenate([self._pos_keys, keys])
         self._alive = np.concatenate([self._alive, np.ones(len(keys), dtype=bool)])
         self._live += len(keys)
@@ -188,7 +188,7 @@ class HotTier:
     def remove(self, keys: np.ndarray) -> None:
         """Tombstone ``keys``; rebuild the graph when tombstones pass the configured share."""
         keys = np.asarray(keys, dtype=np.int64)
-        self._live_bitmap = None
+        self._params = {}
         pos = live_positions(self._pos_keys, self._alive, keys)
         pos = np.unique(pos[pos >= 0])  # a repeated key is removed once
         self._alive[pos] = False
@@ -249,7 +249,8 @@ class HotTier:
                     _replay(fresh, rest)
                     self._index, self._pos_keys = fresh._index, fresh._pos_keys
                     self._alive, self._live = fresh._alive, fresh._live
-                    self._xb = self._log = self._live_bitmap = None
+                    self._xb = self._log = None
+                    self._params = {}
                     return
         except Exception:  # the old graph keeps serving; tombstones stay filtered
             logger.exception("hot tier: background rebuild failed; keeping the current graph")
@@ -284,29 +285,37 @@ class HotTier:
             return empty_hits()
         if self._live <= self.config.exact_below:
             return scan_top(self._index, self._pos_keys, mask, query, k)
-        import faiss
-
         ef = max(self.config.ef_search, k)
-        if n_ok == n:  # every node is live and allowed: no selector to build or test
-            params = faiss.SearchParametersHNSW(efSearch=ef)
+        if allowed is None:  # no filter: the parameters (and packed live mask) are kept
+            params = self._params.get(ef)
+            if params is None:
+                params = self._params[ef] = self._search_params(ef, n_ok < n, None)
         else:
-            if allowed is None:  # tombstones only: the packed live mask is kept between queries
-                if self._live_bitmap is None:
-                    self._live_bitmap = bitmap_from_mask(self._alive)
-                bitmap = self._live_bitmap
-            else:
-                bitmap = bitmap_from_mask(mask)
-            sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
-            params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef)
-        scores, pos = self._index.search(query[None, :], min(k, n_ok), params=params)
+            params = self._search_params(ef, n_ok < n, mask)
+        scores, pos = self._index.search(query[None, :], min(k, n_ok), params=params[0])
         ok = pos[0] >= 0
         found = pos[0][ok]
         return TierHits(
             keys=self._pos_keys[found],
-            scores=scores[0][ok].astype(np.float32),
+            scores=scores[0][ok],
             zeta=np.zeros(len(found), dtype=np.float32),
             outside_bound=float("inf") if n_ok > len(found) else float("-inf"),
+            score_slack=2.0 * fp16_slack(self.dim),  # fp16 vs raw, both products rounded
         )
+
+    def _search_params(
+        self, ef: int, select: bool, mask: np.ndarray | None
+    ) -> tuple[Any, np.ndarray | None]:
+        """HNSW search parameters, with an ID selector over ``mask`` (None: the live mask)
+        when ``select``; returned with the bitmap the selector points into (keep it alive)."""
+        import faiss
+
+        if not select:
+            return faiss.SearchParametersHNSW(efSearch=ef), None
+        bitmap = bitmap_from_mask(self._alive if mask is None else mask)
+        sel = faiss.IDSelectorBitmap(len(self._alive), faiss.swig_ptr(bitmap))
+        params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef)
+        return params, bitmap
 
     def nearest(self, vectors: np.ndarray) -> np.ndarray:
         """Best score of each (n, d) unit vector against the live items (one batched call).
@@ -363,7 +372,7 @@ class HotTier:
         self._xb = None
         self._pos_keys = arrays["pos_keys"].astype(np.int64)
         self._alive = arrays["alive"].astype(bool)
-        self._live_bitmap = None
+        self._params = {}
         self._live = int(self._alive.sum())
 
     def nbytes(self) -> int:

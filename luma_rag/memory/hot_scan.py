@@ -52,7 +52,8 @@ def scan_top(
 
     Returns:
         Hits with fp16 scores (``vectors`` None: the memory rescores them from the raw
-        vectors); ``outside_bound`` = the best fp16 score left out + :func:`fp16_slack`.
+        vectors; ``score_slack`` bounds their distance to the exact float32 scores);
+        ``outside_bound`` = the best fp16 score left out + :func:`fp16_slack`.
     """
     import faiss
 
@@ -73,4 +74,5 @@ def scan_top(
         scores=scores[:take].astype(np.float32),
         zeta=np.zeros(take, dtype=np.float32),
         outside_bound=outside,
+        score_slack=2.0 * fp16_slack(len(query)),  # fp16 vs raw, both products rounded
     )

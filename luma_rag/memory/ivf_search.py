@@ -49,7 +49,10 @@ def probe(
     dis = np.ascontiguousarray(cq[probed], dtype=np.float32)
     scores = np.empty(k, dtype=np.float32)
     keys = np.empty(k, dtype=np.int64)
-    params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
+    if sel is None:
+        params = state.probe_params(nprobe)
+    else:
+        params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
     # The C++ call: the Python wrapper of search_preassigned refuses search parameters.
     state.ivf().search_preassigned_c(
         1,

@@ -151,6 +151,7 @@ class IndexState:
     _quantizer: Any = field(default=None, repr=False)
     _ivf: Any = field(default=None, repr=False)
     _nbits: int | None = field(default=None, repr=False)
+    _params: Any = field(default=None, repr=False)
 
     def nbits(self) -> int:
         """Bits per PQ code of the trained index itself (not the config: a snapshot made
@@ -166,6 +167,14 @@ class IndexState:
 
             self._ivf = faiss.downcast_index(ivf_of(self.index))
         return self._ivf
+
+    def probe_params(self, nprobe: int) -> Any:
+        """Unfiltered IVF search parameters for ``nprobe`` lists (built once, then kept)."""
+        if self._params is None or self._params.nprobe != nprobe:
+            import faiss
+
+            self._params = faiss.SearchParametersIVF(nprobe=nprobe)
+        return self._params
 
     def quantizer(self) -> Any:
         """The coarse quantizer of a trained index (looked up once, then kept)."""

@@ -54,7 +54,7 @@ class TieredMemory:
         self._lock = lock
         self.spill_config = spill or SpillConfig()
         self._fetch = fetch
-        self._score: Scorer = score or (lambda keys, q: (fetch(keys) @ q).astype(np.float32))
+        self._score: Scorer = score or (lambda keys, q: cand.row_scores(fetch(keys), q))
         self.hot = HotTier(dim, hot, write_lock=lock.write)
         self.warm = WarmTier(dim, warm, fetch=fetch, write_lock=lock.write, read_lock=lock.read)
         self._tier = np.full(0, ABSENT, dtype=np.int8)
@@ -376,7 +376,7 @@ class TieredMemory:
         by_key = np.argsort(keys, kind="stable")
         keys, tiers, zeta = keys[by_key], tiers[by_key], zeta[by_key]
         vectors = self._fetch(keys)
-        exact = (vectors @ query).astype(np.float32)
+        exact = self._score(keys, query)  # row by row, as the tier search scores them
         return ranked_candidates(keys, exact, tiers, zeta, vectors, outside_bound, keep)
 
     def wait(self, timeout: float | None = None) -> None:

@@ -2,14 +2,11 @@
 
 Files: ``config.json``, ``records.sqlite`` (records, metadata, settings, knowledge gaps),
 ``vectors.f32`` (raw vectors), ``hot.snapshot`` / ``warm.snapshot`` and ``bridge.safetensors``
-(derived, bound to the store's id and generation: :mod:`luma_rag.store.recovery`),
-``bridge.pairs`` (bridge pairs appended since that snapshot: :mod:`luma_rag.store.bridge_log`).
-Write path: append vectors (fsync) -> commit records (WAL) -> tiers; acknowledged = durable.
-
-Locking: one writer per directory (an OS file lock, :mod:`luma_rag.store.lock`); readers
-(``read_only=True``) take none, write nothing and see the last committed state (:meth:`reopen`
-for a fresh one). In a process, ``lock`` (readers-writer) guards the in-memory state, and
-``_ingest`` serialises writers so that key allocation and append/commit are one sequence.
+(bound to the store's id and generation: :mod:`~luma_rag.store.recovery`), ``bridge.pairs``
+(:mod:`~luma_rag.store.bridge_log`). Writes: append vectors (fsync) -> commit records (WAL) ->
+tiers; acknowledged = durable. One writer per directory (an OS file lock); readers take none and
+see the last committed state. In a process, ``lock`` (readers-writer) guards the in-memory
+state, and ``_ingest`` serialises writers (key allocation and append/commit are one sequence).
 """
 
 from __future__ import annotations
@@ -149,15 +146,22 @@ class LocalStore:
             yield
 
     def maintain(self, what: str) -> None:
-        """Start a warm retrain (``"retrain"``) or graph rebuild (``"rebuild"``), in background."""
+        """Start a warm retrain (``"retrain"``) or graph rebuild (``"rebuild"``) in background, or
+        ``"compact"`` deleted rows' disk blocks now (:meth:`VectorFile.compact`)."""
         self._check_writable()
+        if what == "compact":
+            with self._ingest:  # no write meanwhile; a running retrain reads the rows it began with
+                self.wait_idle()
+                gen, live = self._records.get_kv("generation"), list(self._ids.values())
+                self._vectors.compact(np.array(live, np.int64), self._next_key, int(gen or 0))
+            return
         with self.lock.write():
             if what == "retrain":
                 self.memory.warm.train(force=True)
             elif what == "rebuild":
                 self.memory.hot.rebuild()
             else:
-                raise InvalidInputError(f"maintain takes 'retrain' or 'rebuild', got {what!r}")
+                raise InvalidInputError(f"maintain takes retrain, rebuild or compact; {what!r}?")
 
     def wait_idle(self, timeout: float | None = None) -> None:
         """Wait for background work (hot graph rebuild, warm-tier retrain) to finish."""
@@ -187,10 +191,8 @@ class LocalStore:
     def _check_writable(self) -> None:
         self.check_open()
         if self.read_only:
-            raise StoreReadOnlyError(
-                f"the store at {self.path} is open read-only; open it with Luma.open(path) "
-                "(one writer at a time) to change it"
-            )
+            msg = "open it with Luma.open(path) (one writer at a time) to change it"
+            raise StoreReadOnlyError(f"the store at {self.path} is open read-only; {msg}")
 
     # -- writes ----------------------------------------------------------------------------------
     def add(

@@ -7,6 +7,8 @@ id). :func:`recover` reconciles the durable record (``records.sqlite``), the raw
 * the store id (a uuid in ``config.json`` and in the record) must agree;
 * vector rows the record does not account for are moved aside, never deleted; rows it needs
   that an aside file holds (an older record had been restored meanwhile) are taken back;
+* a record older than the vector file's last compaction that references a reclaimed row is
+  reported as such (restore both files from one backup), not as damage;
 * a snapshot is used only when it verifies *and* carries this store's id and the record's
   current generation; otherwise the tier is rebuilt from the raw vectors with a WARNING (the
   warm tier deterministically, from the keys its index was trained on, so results are the
@@ -192,6 +194,13 @@ def recover(
     if not read_only and vectors.rows > next_key:
         vectors.set_aside(next_key)  # unaccounted rows: kept in an aside file, never deleted
     bad = vectors.verify(table.keys, table.crcs)
+    if bad.size and generation < vectors.reclaimed_generation:
+        raise StoreCorruptedError(
+            f"{path}: records.sqlite (generation {generation}) is older than the compaction "
+            f"of vectors.f32 (generation {vectors.reclaimed_generation}), which reclaimed rows "
+            f"it still references (keys {bad[:5].tolist()}); restore vectors.f32 from the same "
+            "backup as records.sqlite, or put the newer records.sqlite back"
+        )
     if bad.size:
         raise StoreCorruptedError(
             f"{path}: {bad.size} raw vectors fail their checksum "

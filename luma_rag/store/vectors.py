@@ -1,7 +1,8 @@
 """Append-only file of raw float32 vectors, fsync'd on write, memory-mapped for reading.
 
-Layout: a 16-byte header (magic ``LUMAVEC1``, little-endian uint32 dim, 4 reserved bytes)
-followed by rows of ``dim`` float32. Row ``r`` is the vector of the item whose key is ``r``.
+Layout: a 16-byte header (magic ``LUMAVEC1``, little-endian uint32 dim, uint32 generation of
+the last compaction, 0 if none) followed by rows of ``dim`` float32; row ``r`` is the vector
+of the item whose key is ``r``.
 A CRC32 of every row is returned on append and kept in the record store, so a flipped or
 truncated file is detected on open instead of silently returning wrong scores.
 
@@ -9,13 +10,14 @@ Rows the record does not account for are never deleted: :meth:`VectorFile.set_as
 them to ``vectors.aside-<first_row>-<time>.f32`` (same layout) and :meth:`VectorFile.take_back`
 appends such rows again when a record that references them is put back.
 
-Deleted rows can be reclaimed in place (:meth:`VectorFile.reclaim`): the file-system blocks that lie
-wholly inside deleted rows are punched out (Linux ``fallocate(PUNCH_HOLE | KEEP_SIZE)``), so the
-disk space comes back while every live row keeps its offset — keys never move, nothing is
+Deleted rows can be reclaimed in place (:meth:`VectorFile.compact`): the file-system blocks that
+lie wholly inside deleted rows are punched out (Linux ``fallocate(PUNCH_HOLE | KEEP_SIZE)``), so
+the disk space comes back while every live row keeps its offset — keys never move, nothing is
 rewritten, and a crash at any point leaves live rows untouched (a punched range reads as zeros
-and is never read again: the record store forgot those keys before the punch). The store does
-not call it on delete yet: a records.sqlite restored from an older backup would then find
-zeroed rows for keys it still references (see the module's set-aside rule above).
+and is never read again: the record store forgot those keys before the punch). Before punching,
+the record's generation is written into the header (fsync'd), so a records.sqlite restored later
+from a backup older than the compaction — which may reference rows that are now zeros — is told
+apart from damage (:func:`luma_rag.store.recovery.recover` names both files to restore together).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ logger = logging.getLogger(__name__)
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
 _MAGIC = b"LUMAVEC1"
-_HEADER = struct.Struct("<8sI4x")
+_HEADER = struct.Struct("<8sII")
 
 
 def row_crc(rows: np.ndarray) -> list[int]:
@@ -67,28 +69,30 @@ class VectorFile:
             raise StoreCorruptedError(f"{self.path} is missing; restore it from a backup")
         if not self.path.exists():
             with open(self.path, "wb") as f:
-                f.write(_HEADER.pack(_MAGIC, dim))
+                f.write(_HEADER.pack(_MAGIC, dim, 0))
                 f.flush()
                 os.fsync(f.fileno())
             _fsync_dir(self.path.parent)
-        self._check_header()
+        self.reclaimed_generation = self._check_header()
         mode = "rb" if read_only else "r+b"
         self._fh = open(self.path, mode)  # noqa: SIM115 - kept open for the store's lifetime
         size = os.fstat(self._fh.fileno()).st_size - _HEADER.size
         self._rows = size // self._row_bytes
 
-    def _check_header(self) -> None:
+    def _check_header(self) -> int:
+        """Check magic and width; returns the generation of the last compaction (0: none)."""
         with open(self.path, "rb") as f:
             head = f.read(_HEADER.size)
         if len(head) < _HEADER.size:
             raise StoreCorruptedError(f"{self.path}: vector file header is truncated")
-        magic, dim = _HEADER.unpack(head)
+        magic, dim, reclaimed = _HEADER.unpack(head)
         if magic != _MAGIC:
             raise StoreCorruptedError(f"{self.path}: not a LUMA vector file (bad magic)")
         if dim != self.dim:
             raise StoreCorruptedError(
                 f"{self.path}: vector file holds {dim}-d rows but the store says {self.dim}-d"
             )
+        return int(reclaimed)
 
     @property
     def rows(self) -> int:
@@ -108,7 +112,7 @@ class VectorFile:
             if tail_bytes:
                 aside = self.path.with_name(f"vectors.aside-{rows}-{time.time_ns()}.f32")
                 with open(aside, "wb") as f:
-                    f.write(_HEADER.pack(_MAGIC, self.dim))
+                    f.write(_HEADER.pack(_MAGIC, self.dim, 0))
                     f.write(tail_bytes)
                     f.flush()
                     os.fsync(f.fileno())
@@ -239,6 +243,35 @@ class VectorFile:
             len(keys),
         )
         return out
+
+    def compact(self, live: np.ndarray, rows: int, generation: int) -> int:
+        """Reclaim the disk blocks of every row below ``rows`` that is not in ``live``.
+
+        The record's ``generation`` goes into the header (fsync'd) *before* anything is
+        punched, so a crash in between only leaves a stricter marker. Call it after the record
+        store committed the deletions (at ``generation``) and while nothing reads dead rows
+        (no background retrain). Returns the bytes freed (0 without hole punching).
+
+        Args:
+            live: int64 (m,) keys the record still references. rows: the record's high-water
+                mark (rows past it are not touched). generation: the record's generation.
+        """
+        if self.read_only:
+            raise StoreCorruptedError(f"{self.path} is open read-only")
+        alive = np.zeros(min(rows, self._rows), dtype=bool)
+        live = np.asarray(live, dtype=np.int64)
+        alive[live[live < len(alive)]] = True
+        dead = np.flatnonzero(~alive)
+        if dead.size == 0:
+            return 0
+        if generation > self.reclaimed_generation:
+            with self._lock:
+                self._fh.seek(0)
+                self._fh.write(_HEADER.pack(_MAGIC, self.dim, int(generation)))
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+                self.reclaimed_generation = int(generation)
+        return self.reclaim(dead)
 
     def reclaim(self, keys: np.ndarray) -> int:
         """Give back the disk blocks of deleted rows; returns the bytes punched out.

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from luma_rag._rwlock import RWLock
 from luma_rag.memory import HotTierConfig, SpillConfig, TieredMemory, WarmTierConfig
+from luma_rag.memory.candidates import row_scores
 from luma_rag.memory.hot import HotTier
 from luma_rag.memory.spill import spill_order, spill_scores
 from tests.conftest import clustered_unit_vectors
@@ -145,7 +146,8 @@ def test_truncated_rerank_bounds_what_it_drops(keep):
     assert len(c.keys) == keep and set(c.keys.tolist()) <= set(keys.tolist())
     assert np.allclose(c.scores, x[c.keys] @ q, atol=1e-6) and (np.diff(c.scores) <= 0).all()
     dropped = np.setdiff1d(keys, c.keys)
-    assert float((x[dropped] @ q).max()) <= c.outside_bound  # the best dropped score joins it
+    best_dropped = float(row_scores(x[dropped], q).max())  # scored as the memory scores rows
+    assert best_dropped <= c.outside_bound  # the best dropped score joins it
     assert c.outside_bound <= float(c.scores[-1])  # ... and nothing better was dropped
 
 
@@ -173,3 +175,58 @@ def test_staged_hot_insert_equals_an_inline_one_and_falls_back_when_the_graph_mo
     assert c.commit(staged)  # -> inserted inline, not lost and not duplicated
     assert sorted(c.keys().tolist()) == list(range(600)) and c.tombstones == 0
     assert c.commit(c.stage(np.arange(600, 600), x[:0]), inline=False)  # nothing to insert
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(
+    seed=st.integers(0, 2**16),
+    n_hot=st.sampled_from([1, 8, 64]),
+    n_warm=st.sampled_from([0, 5, 200]),
+    k=st.sampled_from([1, 10]),
+    fetch_k=st.sampled_from([10, 64]),
+    dup=st.booleans(),
+)
+def test_skipping_hot_rescores_never_drops_a_kept_candidate(seed, n_hot, n_warm, k, fetch_k, dup):
+    """Hot hits whose fp16 score + slack cannot reach the kept set are not rescored: the kept
+    candidates (keys, exact scores, order) are those of rescoring every hot hit, and whatever
+    is left out stays under ``outside_bound``. Near-ties are forced (shared clusters)."""
+    from luma_rag.memory.base import TierHits
+    from luma_rag.memory.candidates import merge_tiers
+    from luma_rag.memory.hot_scan import fp16_slack
+
+    dim = 64
+    x = clustered_unit_vectors(n_hot + n_warm, dim, seed=seed, clusters=3)
+    rng = np.random.default_rng(seed)
+    q = x[rng.integers(0, len(x))]
+    hot_keys = np.arange(n_hot, dtype=np.int64)
+    fp16 = x[hot_keys].astype(np.float16).astype(np.float32) @ q
+    order = np.argsort(-fp16, kind="stable")
+    warm_keys = np.arange(n_hot, n_hot + n_warm, dtype=np.int64)
+    if dup and n_warm:  # a key mid-move is in both tiers
+        warm_keys[0] = hot_keys[0]
+    ws = x[warm_keys] @ q
+    w_order = np.argsort(-ws, kind="stable")
+    warm = TierHits(warm_keys[w_order], ws[w_order], np.zeros(n_warm, np.float32), -np.inf)
+
+    def merged(slack):
+        hot = TierHits(
+            hot_keys[order], fp16[order], np.zeros(n_hot, np.float32), -np.inf, None, None, slack
+        )
+        return merge_tiers(
+            q,
+            hot,
+            warm,
+            fetch=lambda ks: x[ks],
+            score=lambda ks, qq: row_scores(x[ks], qq),
+            k=k,
+            fetch_k=fetch_k,
+            sigmas=None,
+        )
+
+    full, fast = merged(None), merged(2.0 * fp16_slack(dim))
+    assert fast.keys.tolist() == full.keys.tolist()
+    assert fast.scores.tolist() == full.scores.tolist()
+    assert np.array_equal(fast.vectors, full.vectors) and fast.tiers.tolist() == full.tiers.tolist()
+    left = np.setdiff1d(np.union1d(hot_keys, warm_keys), fast.keys)
+    if left.size:
+        assert float((x[left] @ q).max()) <= fast.outside_bound + ROUND
