@@ -26,22 +26,42 @@ exactly one "yes". :class:`ScoredVerifyingAnswerer` reads verification as a **sc
 * every contender is asked the question; answers that differ (or cannot be read) →
   **CLARIFY** naming one contender per answer (the question is ambiguous among items that
   all fit the referent);
-* they agree → **ANSWER** from the top-1 when the gate's certificate already said ANSWER and
-  the top-1 is the only contender (certified and verified; with ``certified_top`` a verified
-  certified top-1 is answered whatever the other contenders say); otherwise a **WIDEN** over
-  the contenders, answered from the best-ranked verified one.
+* they agree → **ANSWER** from the top-1 by one of two routes, recorded as
+  ``telemetry["verification"]["route"]``:
+
+  - ``"certificate"``: the gate's certificate already said ANSWER (Safe@1, complete) and the
+    top-1 is the only contender (with ``certified_top`` a verified certified top-1 is
+    answered whatever the other contenders say);
+  - ``"verification"`` ("certified by verification", ``verified_top``): whatever the
+    certificate said, the store's top-1 is proven to be its **exact** top-1
+    (``numbers.top_exact``: complete at 1, or an exact search at ρ = 0 found it —
+    :class:`~luma_rag.answer.gate.GatedRetriever` checks it for WIDEN / CLARIFY), it is
+    verified at ``verified_top`` with the **highest** yes-score of the pool, every contender
+    gives its answer (the answer is exclusive; ``exclusive=True``: the item must be, no
+    other contender at all), and the answerer reads it with probability ``>= top_confidence``;
+
+  otherwise a **WIDEN** over the contenders, answered from the best-ranked verified one.
 
 NOT_IN_MEMORY is never overruled, and an answer the answerer itself gives a probability under
 ``min_confidence`` becomes a CLARIFY. The defaults (``k_verify=3, accept=0.5, doubt=0.35,
-min_coverage=1.0, min_confidence=0.9``) were chosen on the dev pair (corpus 6262, tiny
-CLIP v2; :mod:`luma_rag.eval.trust_dev_search`); with CLIP v3, its test split (200 questions):
-35.5 % answered at 7.0 % risk (WIDEN 4/68, ANSWER 1/3), off-topic refused 60/60; session 6's
-unguarded path (:data:`SESSION6_SCORED`): 37.0 % at 8.1 %, 45/60; yes/no path
-(``verified_answerer(bot, VerifyConfig())``): 9.5 %. Choose your own with
+min_coverage=1.0, min_confidence=0.9``; ``verified_top=0.5, top_confidence=0.99``) were
+chosen on the dev pair (corpus 6262; the guards with tiny CLIP v2 by session 7, the
+verification route with CLIP v3; :mod:`luma_rag.eval.trust_dev_search`). With CLIP v3 and the
+tiny LLaVA v2.1, the verification route turns WIDENs into ANSWERs and changes nothing else
+(coverage, overall risk, off-topic and per-kind shares are session 7's): on the dev val
+split's calibrate questions (n 1000) ANSWER 149 at 143 right (96.0 %, Wilson [91.5, 98.1];
+session 7's default: 21, 19 right), WIDEN 120 at 5 wrong; on its test split (200 questions)
+ANSWER 28 at 26 right (92.9 % [77.4, 98.0]; session 7: 3), WIDEN 43 at 3 wrong, 35.5 %
+answered at 7.0 % risk, off-topic refused 60/60. Learn-then-Test on the ANSWER risk at α = 0.05,
+δ = 0.1 over ``verified_top`` (:func:`~luma_rag.eval.trust_dev_search.answer_ltt`) is
+**infeasible** on those 1000 questions (the ANSWER risk measured, 4.0 %, is too close to α
+for n = 149). Session 7's default stays reachable as :data:`SESSION7_SCORED`, session 6's
+unguarded path as :data:`SESSION6_SCORED`, the yes/no path as
+``verified_answerer(bot, VerifyConfig())``. Choose your own with
 :func:`luma_rag.answer.scored_ltt.choose_scored_config`.
 
 Every answer carries ``telemetry["verified"]`` (ids of the verified hits) and
-``telemetry["verification"]`` (scores, contenders, outcome), like
+``telemetry["verification"]`` (scores, contenders, outcome, route), like
 :class:`~luma_rag.answer.verify.VerifyingAnswerer`.
 
 Example:
