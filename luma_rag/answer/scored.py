@@ -247,7 +247,7 @@ class ScoredVerifyingAnswerer:
             )
             final = dataclasses.replace(_answer_from(decision, top), reason=reason)
             out = self.answerer.answer(question, final)
-            low = self._unsure_reading(out)
+            low = self._unsure_reading(out, True)
             if low is not None:
                 info["outcome"] = "unsure reading"
                 return _clarify(self.answerer, question, decision, [top], low, info, ids)
@@ -296,7 +296,7 @@ class ScoredVerifyingAnswerer:
             )
             final = _widened(decision, [lead, *(h for h in contenders if h.id != lead.id)], reason)
         out = answers[lead.id]
-        low = self._unsure_reading(out)
+        low = self._unsure_reading(out, final.decision == "answer")
         if low is not None:
             info["outcome"] = "unsure reading"
             return _clarify(self.answerer, question, decision, contenders[: cfg.max_options],
@@ -333,6 +333,8 @@ class ScoredVerifyingAnswerer:
         others = [h for h in contenders if h.id != top.id]
         if cfg.exclusive and others:
             return None
+        if cfg.bounded and len(others) + 1 >= len(pool):  # every hit fits: more may, beyond
+            return None
         if top.id not in answers:
             return None
         said = self.normalise(answers[top.id].text, None)
@@ -351,14 +353,18 @@ class ScoredVerifyingAnswerer:
             f"verified (yes-score {score[top.id]:.2f} >= {need:.2f}, the highest) and {agree}"
         )
 
-    def _unsure_reading(self, out: Answer) -> str | None:
-        """Why the answerer's reading is too unsure to give (None: sure, or not reported)."""
+    def _unsure_reading(self, out: Answer, answer: bool = False) -> str | None:
+        """Why the answerer's reading is too unsure to give (None: sure, or not reported):
+        under ``min_confidence``, or for an ANSWER (``answer``) under ``answer_confidence``."""
         conf = out.telemetry.get(CONFIDENCE_KEY)
         if not isinstance(conf, int | float) or not math.isfinite(conf):
             return None
-        if conf >= self.config.min_confidence:
+        floor = self.config.min_confidence
+        if answer and self.config.answer_confidence is not None:
+            floor = max(floor, self.config.answer_confidence)
+        if conf >= floor:
             return None
         return (
             f"verification: the answerer's reading {out.text!r} had probability {conf:.2f}, "
-            f"under {self.config.min_confidence:.2f}; asking instead of guessing"
+            f"under {floor:.2f}; asking instead of guessing"
         )
