@@ -203,8 +203,9 @@ def fixed_sequence(
     too few answers to ever pass are skipped (which ones depends on how many answers each
     keeps, not on whether they are right, so the tested order stays fixed given those
     counts): fewer than ``min_share`` (default a tenth) of ``n_total``, or fewer than any
-    error-free sample could pass with. Returns the last accepted setting: ``{"feasible", "setting", "coverage", "risk",
-    "n", "n_kept", "p_value", "alpha", "delta"}`` (``setting`` None when none is accepted).
+    error-free sample could pass with. Returns the last accepted setting: ``{"feasible",
+    "setting", "coverage", "risk", "n", "n_kept", "p_value", "alpha", "delta"}`` (``setting``
+    None when none is accepted).
     """
     # The fewest kept answers worth testing: enough that no error at all could pass, and a
     # tenth of the sample (a setting that keeps a handful of answers would stop the sequence
