@@ -210,9 +210,7 @@ def fixed_sequence(
     # The fewest kept answers worth testing: enough that no error at all could pass, and a
     # tenth of the sample (a setting that keeps a handful of answers would stop the sequence
     # on noise). Both depend on counts only, never on the labels.
-    least = max(
-        math.ceil(math.log(delta) / math.log(1.0 - alpha)), math.ceil(min_share * n_total)
-    )
+    least = max(math.ceil(math.log(delta) / math.log(1.0 - alpha)), math.ceil(min_share * n_total))
     best: dict[str, Any] = {
         "feasible": False, "setting": None, "n": n_total, "alpha": alpha, "delta": delta,
     }  # fmt: skip
