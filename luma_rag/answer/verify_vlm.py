@@ -18,10 +18,9 @@ the store (so an off-topic question is never verified into an answer), nor when 
 gives its own answer a probability under 0.9. It ANSWERs by the certificate's Safe@1 or by
 verification: the store's exact top-1, verified with the highest yes-score, every other
 contender giving the same answer and some checked hit not fitting, read with probability
->= 0.99 ("certified by verification", ``telemetry["verification"]["route"]``). The earlier paths stay reachable by
-config: ``verified_answerer(bot, SESSION7_SCORED)`` (session 7's default: ANSWER by Safe@1
-only),
-``verified_answerer(bot, VerifyConfig())`` (yes/no strings over the gate's ANSWER / WIDEN hits,
+>= 0.99 ("certified by verification", ``telemetry["verification"]["route"]``). The earlier
+paths stay reachable by config: ``verified_answerer(bot, SESSION7_SCORED)`` (session 7's
+default: ANSWER by Safe@1 only), ``verified_answerer(bot, VerifyConfig())`` (yes/no strings over the gate's ANSWER / WIDEN hits,
 the default until session 7) and ``verified_answerer(bot, SESSION6_SCORED)`` (the score-gap path
 without its guards). Figures: README, "Coverage and risk, held out".
 
