@@ -22,7 +22,8 @@ contender giving the same answer and some checked hit not fitting, read with pro
 paths stay reachable by config: ``verified_answerer(bot, SESSION7_SCORED)`` (session 7's
 default: ANSWER by Safe@1 only), ``verified_answerer(bot, VerifyConfig())`` (yes/no strings
 over the gate's ANSWER / WIDEN hits, the default until session 7) and
-``verified_answerer(bot, SESSION6_SCORED)`` (the score-gap path without its guards). Figures: README, "Coverage and risk, held out".
+``verified_answerer(bot, SESSION6_SCORED)`` (the score-gap path without its guards).
+Figures: README, "Coverage and risk, held out".
 
 Example:
     >>> bot = verified_answerer(LlavaAnswerer("llava-hf/llava-1.5-7b-hf"))
