@@ -188,7 +188,12 @@ def choose_floor(
 
 
 def fixed_sequence(
-    steps: Sequence[tuple[float, Sequence[bool]]], *, n_total: int, alpha: float, delta: float
+    steps: Sequence[tuple[float, Sequence[bool]]],
+    *,
+    n_total: int,
+    alpha: float,
+    delta: float,
+    min_share: float = 0.1,
 ) -> dict[str, Any]:
     """Learn-then-Test over settings in a fixed order, strictest first.
 
@@ -197,14 +202,15 @@ def fixed_sequence(
     ≤ ``delta``; testing stops at the first setting that is not accepted. Settings that keep
     too few answers to ever pass are skipped (which ones depends on how many answers each
     keeps, not on whether they are right, so the tested order stays fixed given those
-    counts): fewer than a tenth of ``n_total``, or fewer than any error-free sample could pass
-    with. Returns the last accepted setting: ``{"feasible", "setting", "coverage", "risk",
-    "n", "n_kept", "p_value", "alpha", "delta"}`` (``setting`` None when none is accepted).
+    counts): fewer than ``min_share`` (default a tenth) of ``n_total``, or fewer than any
+    error-free sample could pass with. Returns the last accepted setting: ``{"feasible",
+    "setting", "coverage", "risk", "n", "n_kept", "p_value", "alpha", "delta"}`` (``setting``
+    None when none is accepted).
     """
     # The fewest kept answers worth testing: enough that no error at all could pass, and a
     # tenth of the sample (a setting that keeps a handful of answers would stop the sequence
     # on noise). Both depend on counts only, never on the labels.
-    least = max(math.ceil(math.log(delta) / math.log(1.0 - alpha)), math.ceil(0.1 * n_total))
+    least = max(math.ceil(math.log(delta) / math.log(1.0 - alpha)), math.ceil(min_share * n_total))
     best: dict[str, Any] = {
         "feasible": False, "setting": None, "n": n_total, "alpha": alpha, "delta": delta,
     }  # fmt: skip

@@ -26,22 +26,45 @@ exactly one "yes". :class:`ScoredVerifyingAnswerer` reads verification as a **sc
 * every contender is asked the question; answers that differ (or cannot be read) →
   **CLARIFY** naming one contender per answer (the question is ambiguous among items that
   all fit the referent);
-* they agree → **ANSWER** from the top-1 when the gate's certificate already said ANSWER and
-  the top-1 is the only contender (certified and verified; with ``certified_top`` a verified
-  certified top-1 is answered whatever the other contenders say); otherwise a **WIDEN** over
-  the contenders, answered from the best-ranked verified one.
+* they agree → **ANSWER** from the top-1 by one of two routes, recorded as
+  ``telemetry["verification"]["route"]``:
 
-NOT_IN_MEMORY is never overruled, and an answer the answerer itself gives a probability under
-``min_confidence`` becomes a CLARIFY. The defaults (``k_verify=3, accept=0.5, doubt=0.35,
-min_coverage=1.0, min_confidence=0.9``) were chosen on the dev pair (corpus 6262, tiny
-CLIP v2; :mod:`luma_rag.eval.trust_dev_search`); with CLIP v3, its test split (200 questions):
-35.5 % answered at 7.0 % risk (WIDEN 4/68, ANSWER 1/3), off-topic refused 60/60; session 6's
-unguarded path (:data:`SESSION6_SCORED`): 37.0 % at 8.1 %, 45/60; yes/no path
-(``verified_answerer(bot, VerifyConfig())``): 9.5 %. Choose your own with
+  - ``"certificate"``: the gate's certificate already said ANSWER (Safe@1, complete) and the
+    top-1 is the only contender (with ``certified_top`` a verified certified top-1 is
+    answered whatever the other contenders say);
+  - ``"verification"`` ("certified by verification", ``verified_top``): whatever the
+    certificate said, the store's top-1 is proven to be its **exact** top-1
+    (``numbers.top_exact``: complete at 1, or an exact search at ρ = 0 found it —
+    :class:`~luma_rag.answer.gate.GatedRetriever` checks it for WIDEN / CLARIFY), it is
+    verified at ``verified_top`` with the **highest** yes-score of the pool, every contender
+    gives its answer (the answer is exclusive; ``exclusive=True``: the item must be, no
+    other contender at all), some hit of the pool does **not** fit (``bounded``: when all
+    ``k_verify`` fit, more may past them and answer otherwise), and the answerer reads it
+    with probability ``>= top_confidence``;
+
+  otherwise a **WIDEN** over the contenders, answered from the best-ranked verified one.
+
+NOT_IN_MEMORY is never overruled; an answer the answerer itself gives a probability under
+``min_confidence`` becomes a CLARIFY, an ANSWER (either route) under ``answer_confidence``
+too. The defaults (``k_verify=3, accept=0.5, doubt=0.35, min_coverage=1.0,
+min_confidence=0.9``; ``verified_top=0.5, top_confidence=0.99, bounded=True,
+answer_confidence=0.99``) come from the dev pair (corpus 6262; the guards with tiny CLIP v2
+in session 7; the ANSWER routes with CLIP v3 and the tiny LLaVA v2.1,
+:mod:`luma_rag.eval.trust_dev_search`): ``bounded`` and ``answer_confidence`` from the error
+analysis of the dev ANSWERs (every dev split was read), then ``verified_top`` by
+Learn-then-Test on the **ANSWER** risk over the val split's calibrate questions (n 1000,
+α = 0.05, δ = 0.1: feasible, 81 ANSWERs, 0 wrong, p 0.016); checked on the dev test split
+(200 questions): ANSWER 8/8 right (Wilson [67.6, 100]; session 7's default: 2/3), WIDEN 62 at
+4 wrong, 35.0 % answered at 5.7 % risk (session 7: 35.5 % at 7.0 %), off-topic refused 60/60.
+On the calibrate questions: ANSWER 81/81 (session 7: 19/21), WIDEN 9/185 wrong, 26.6 % at
+3.4 % (session 7: 26.9 % at 4.1 %). Without ``bounded`` and ``answer_confidence`` the route
+ANSWERs 149 of the 1000 at 6 wrong (LTT infeasible at α = 0.05). Session 7's default stays
+reachable as :data:`SESSION7_SCORED`, session 6's unguarded path as :data:`SESSION6_SCORED`,
+the yes/no path as ``verified_answerer(bot, VerifyConfig())``. Choose your own with
 :func:`luma_rag.answer.scored_ltt.choose_scored_config`.
 
 Every answer carries ``telemetry["verified"]`` (ids of the verified hits) and
-``telemetry["verification"]`` (scores, contenders, outcome), like
+``telemetry["verification"]`` (scores, contenders, outcome, route), like
 :class:`~luma_rag.answer.verify.VerifyingAnswerer`.
 
 Example:
@@ -227,7 +250,7 @@ class ScoredVerifyingAnswerer:
             )
             final = dataclasses.replace(_answer_from(decision, top), reason=reason)
             out = self.answerer.answer(question, final)
-            low = self._unsure_reading(out)
+            low = self._unsure_reading(out, True)
             if low is not None:
                 info["outcome"] = "unsure reading"
                 return _clarify(self.answerer, question, decision, [top], low, info, ids)
@@ -276,7 +299,7 @@ class ScoredVerifyingAnswerer:
             )
             final = _widened(decision, [lead, *(h for h in contenders if h.id != lead.id)], reason)
         out = answers[lead.id]
-        low = self._unsure_reading(out)
+        low = self._unsure_reading(out, final.decision == "answer")
         if low is not None:
             info["outcome"] = "unsure reading"
             return _clarify(self.answerer, question, decision, contenders[: cfg.max_options],
@@ -313,6 +336,8 @@ class ScoredVerifyingAnswerer:
         others = [h for h in contenders if h.id != top.id]
         if cfg.exclusive and others:
             return None
+        if cfg.bounded and len(others) + 1 >= len(pool):  # every hit fits: more may, beyond
+            return None
         if top.id not in answers:
             return None
         said = self.normalise(answers[top.id].text, None)
@@ -331,14 +356,18 @@ class ScoredVerifyingAnswerer:
             f"verified (yes-score {score[top.id]:.2f} >= {need:.2f}, the highest) and {agree}"
         )
 
-    def _unsure_reading(self, out: Answer) -> str | None:
-        """Why the answerer's reading is too unsure to give (None: sure, or not reported)."""
+    def _unsure_reading(self, out: Answer, answer: bool = False) -> str | None:
+        """Why the answerer's reading is too unsure to give (None: sure, or not reported):
+        under ``min_confidence``, or for an ANSWER (``answer``) under ``answer_confidence``."""
         conf = out.telemetry.get(CONFIDENCE_KEY)
         if not isinstance(conf, int | float) or not math.isfinite(conf):
             return None
-        if conf >= self.config.min_confidence:
+        floor = self.config.min_confidence
+        if answer and self.config.answer_confidence is not None:
+            floor = max(floor, self.config.answer_confidence)
+        if conf >= floor:
             return None
         return (
             f"verification: the answerer's reading {out.text!r} had probability {conf:.2f}, "
-            f"under {self.config.min_confidence:.2f}; asking instead of guessing"
+            f"under {floor:.2f}; asking instead of guessing"
         )

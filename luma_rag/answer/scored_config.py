@@ -59,6 +59,11 @@ class ScoredVerifyConfig(ConfigBase):
             the item).
         top_confidence: Least answer probability of the verification route, in [0, 1]; an
             answerer that reports none is not held to it (nor to ``min_confidence``).
+        bounded: The verification route needs a hit of the pool that does **not** fit
+            (under ``doubt``): when all ``k_verify`` hits fit, items beyond the pool may fit
+            too and answer otherwise (the question may be ambiguous past what was checked).
+        answer_confidence: Least answer probability of **any** ANSWER (the certificate's
+            route too; below it → CLARIFY), in [0, 1]; None: ``min_confidence`` only.
 
     Example:
         >>> ScoredVerifyConfig.from_json(ScoredVerifyConfig(k_verify=5).to_json()).k_verify
@@ -78,6 +83,8 @@ class ScoredVerifyConfig(ConfigBase):
     verified_top: float | None = 0.5
     exclusive: bool = False
     top_confidence: float = 0.99
+    bounded: bool = True
+    answer_confidence: float | None = 0.99
 
     def __post_init__(self) -> None:
         check(
@@ -97,12 +104,12 @@ class ScoredVerifyConfig(ConfigBase):
             is_int(self.max_options) and self.max_options >= 2,
             f"ScoredVerifyConfig.max_options must be an int >= 2, got {self.max_options!r}",
         )
-        for flag in ("verify_clarify", "certified_top", "exclusive"):
+        for flag in ("verify_clarify", "certified_top", "exclusive", "bounded"):
             value = getattr(self, flag)
             check(
                 isinstance(value, bool), f"ScoredVerifyConfig.{flag} must be a bool, got {value!r}"
             )
-        for name in ("min_coverage", "verified_top"):
+        for name in ("min_coverage", "verified_top", "answer_confidence"):
             value = getattr(self, name)
             check(
                 value is None or _unit(value),
@@ -118,7 +125,7 @@ class ScoredVerifyConfig(ConfigBase):
                 and self.max_drop >= 0),
             f"ScoredVerifyConfig.max_drop must be None or >= 0, got {self.max_drop!r}",
         )  # fmt: skip
-        for name in ("min_coverage", "max_drop", "verified_top"):
+        for name in ("min_coverage", "max_drop", "verified_top", "answer_confidence"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, float(value))
@@ -128,7 +135,7 @@ class ScoredVerifyConfig(ConfigBase):
 #: verification route to ANSWER).
 SESSION6_SCORED: Final = ScoredVerifyConfig(
     accept=0.5, doubt=0.2, min_coverage=None, gap=0.0, max_drop=None, min_confidence=0.0,
-    verified_top=None,
+    verified_top=None, answer_confidence=None,
 )  # fmt: skip
 #: Session 7's default (the guarded path; ANSWER only through the certificate's Safe@1).
-SESSION7_SCORED: Final = ScoredVerifyConfig(verified_top=None)
+SESSION7_SCORED: Final = ScoredVerifyConfig(verified_top=None, answer_confidence=None)

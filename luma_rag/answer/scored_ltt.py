@@ -30,6 +30,7 @@ def choose_scored_config(
     alpha: float = 0.1,
     delta: float = 0.1,
     param: str = "accept",
+    min_share: float = 0.1,
 ) -> dict[str, Any]:
     """Learn-then-Test for the score-gap path: the loosest ``param`` whose risk is ≤ ``alpha``.
 
@@ -51,6 +52,9 @@ def choose_scored_config(
         alpha: Target risk among answered questions, in (0, 1).
         delta: Failure probability of the guarantee, in (0, 1).
         param: Which setting is swept: one of :data:`TUNABLE`.
+        min_share: Settings that keep fewer answers than this share of ``n_total`` are
+            skipped, not tested (label-free; e.g. 0 for the ANSWER risk, where ANSWERs are a
+            small share of the questions).
 
     Returns:
         ``{"feasible", "config" (the chosen ScoredVerifyConfig's dict, None when
@@ -82,7 +86,7 @@ def choose_scored_config(
 
     configs = {g: setting(g) for g in values}
     steps = [(g, list(answered(configs[g]))) for g in values]
-    out = fixed_sequence(steps, n_total=n_total, alpha=alpha, delta=delta)
+    out = fixed_sequence(steps, n_total=n_total, alpha=alpha, delta=delta, min_share=min_share)
     chosen = out.pop("setting")
     out["param"] = param
     out[param] = chosen

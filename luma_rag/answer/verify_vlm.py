@@ -15,10 +15,15 @@ each scored by the answerer's own P("yes") (:meth:`VlmVerifier.scores`,
 :mod:`luma_rag.answer.verdict`; 1 / 0 from the parsed reply for a VLM that reports none); a gate
 CLARIFY is verified too; nothing is answered when a content word of the query is unknown to
 the store (so an off-topic question is never verified into an answer), nor when the answerer
-gives its own answer a probability under 0.9. The earlier paths stay reachable by config:
-``verified_answerer(bot, VerifyConfig())`` (yes/no strings over the gate's ANSWER / WIDEN hits,
-the default until session 7) and ``verified_answerer(bot, SESSION6_SCORED)`` (the score-gap path
-without its guards). Figures: README, "Coverage and risk, held out".
+gives its own answer a probability under 0.9. It ANSWERs by the certificate's Safe@1 or by
+verification: the store's exact top-1, verified with the highest yes-score, every other
+contender giving the same answer and some checked hit not fitting, read with probability
+>= 0.99 ("certified by verification", ``telemetry["verification"]["route"]``). The earlier
+paths stay reachable by config: ``verified_answerer(bot, SESSION7_SCORED)`` (session 7's
+default: ANSWER by Safe@1 only), ``verified_answerer(bot, VerifyConfig())`` (yes/no strings
+over the gate's ANSWER / WIDEN hits, the default until session 7) and
+``verified_answerer(bot, SESSION6_SCORED)`` (the score-gap path without its guards).
+Figures: README, "Coverage and risk, held out".
 
 Example:
     >>> bot = verified_answerer(LlavaAnswerer("llava-hf/llava-1.5-7b-hf"))

@@ -23,9 +23,11 @@ Variants: ``gate`` (certificate + completeness + relevance, no verification); ``
 — **the library's default path** and the one the targets are checked on
 (:func:`~luma_rag.answer.verify_vlm.verified_answerer` with no config: the gate, then the top
 ``k_verify`` hits scored by the answerer's own P("yes") with the guards of
-:class:`~luma_rag.answer.scored.ScoredVerifyConfig`'s defaults, referent taken from the
-question, no corpus parsing); ``gate+scored-verify (session 6)`` — the score-gap path without
-its guards (:data:`~luma_rag.answer.scored.SESSION6_SCORED`); ``gate+yes-no-verify`` — the
+:class:`~luma_rag.answer.scored.ScoredVerifyConfig`'s defaults and its verification route to
+ANSWER, referent taken from the question, no corpus parsing); ``gate+verify (session 7)``
+— session 7's default, ANSWER by Safe@1 only (:data:`~luma_rag.answer.scored.SESSION7_SCORED`);
+``gate+scored-verify (session 6)`` — the score-gap path without its guards
+(:data:`~luma_rag.answer.scored.SESSION6_SCORED`); ``gate+yes-no-verify`` — the
 default before it: yes/no strings over ``k_verify`` hits on the gate's ANSWER / WIDEN
 (:class:`~luma_rag.answer.verify.VerifyConfig`); ``gate+verify+rescue`` (that path, also
 turning a CLARIFY into a WIDEN over verified hits); ``gate+ltt`` (ρ, score floor and "require
@@ -64,7 +66,12 @@ from luma_rag.answer.consensus import ConsensusAnswerer, ConsensusConfig
 from luma_rag.answer.gate import GateConfig, GatedRetriever
 from luma_rag.answer.readable import ReadableAnswerer
 from luma_rag.answer.relevance_auto import store_relevance
-from luma_rag.answer.scored import SESSION6_SCORED, ScoredVerifyConfig, ScoredVerifyingAnswerer
+from luma_rag.answer.scored import (
+    SESSION6_SCORED,
+    SESSION7_SCORED,
+    ScoredVerifyConfig,
+    ScoredVerifyingAnswerer,
+)
 from luma_rag.answer.verify import VerifyConfig, VerifyingAnswerer
 from luma_rag.answer.verify_vlm import VlmVerifier
 from luma_rag.datasets.questions import QUESTION_KINDS
@@ -83,7 +90,14 @@ from luma_rag.eval.trust_confidence import CONSENSUS_GRID, confidence_floor, con
 from luma_rag.eval.trust_report import aurc_table, equal_coverage, summary, targets, wilson
 from luma_rag.eval.trust_score import trust_score
 
-__all__ = ["DEFAULT_VARIANT", "LEGACY_VARIANT", "SESSION6_VARIANT", "evaluate_trust", "main"]
+__all__ = [
+    "DEFAULT_VARIANT",
+    "LEGACY_VARIANT",
+    "SESSION6_VARIANT",
+    "SESSION7_VARIANT",
+    "evaluate_trust",
+    "main",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +106,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_VARIANT = "gate+verify"
 #: Session 6's score-gap path without the guards (:data:`SESSION6_SCORED`).
 SESSION6_VARIANT = "gate+scored-verify (session 6)"
+#: Session 7's default: the guarded path, ANSWER by the certificate's Safe@1 only.
+SESSION7_VARIANT = "gate+verify (session 7)"
 #: The default before: yes/no strings over ``k_verify`` hits on ANSWER / WIDEN (VerifyConfig).
 LEGACY_VARIANT = "gate+yes-no-verify"
 
@@ -107,6 +123,8 @@ def _variants(
         default = ScoredVerifyingAnswerer(bot, checker, scored)
         out[DEFAULT_VARIANT] = ("gate", ReadableAnswerer(default))
     if verify and legacy:
+        session7 = ScoredVerifyingAnswerer(bot, checker, SESSION7_SCORED)
+        out[SESSION7_VARIANT] = ("gate", ReadableAnswerer(session7))
         session6 = ScoredVerifyingAnswerer(bot, checker, SESSION6_SCORED)
         out[SESSION6_VARIANT] = ("gate", ReadableAnswerer(session6))
         out[LEGACY_VARIANT] = ("gate", ReadableAnswerer(legacy_verified(bot, checker, cfg)))

@@ -156,7 +156,8 @@ def answer_ltt(
     """The loosest ``verified_top`` whose **ANSWER** risk (wrong ANSWERs among ANSWERs, WIDENs
     not counted) on ``calibrate``'s targeted questions is ≤ ``alpha`` with probability
     ≥ 1 − ``delta`` (:func:`~luma_rag.answer.scored_ltt.choose_scored_config` over
-    :data:`VERIFIED_TOP_GRID`), or ``feasible: False``."""
+    :data:`VERIFIED_TOP_GRID`; a setting is skipped only when it keeps too few ANSWERs for an
+    error-free sample to pass), or ``feasible: False``."""
     on = [c for c in calibrate if not c.off_topic]
 
     def answered(cfg: ScoredVerifyConfig) -> list[bool]:
@@ -166,7 +167,7 @@ def answer_ltt(
 
     return choose_scored_config(
         answered, len(on), base=base or ScoredVerifyConfig(), grid=VERIFIED_TOP_GRID,
-        alpha=alpha, delta=delta, param="verified_top",
+        alpha=alpha, delta=delta, param="verified_top", min_share=0.0,
     )  # fmt: skip
 
 

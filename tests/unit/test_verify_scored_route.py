@@ -102,8 +102,30 @@ def test_a_contender_that_answers_otherwise_still_clarifies() -> None:
 def test_the_route_needs_a_confident_reading() -> None:
     unsure = _bot(Confident(0.95, override={"d": 0.8})).answer(QUESTION, _gated("bda"))
     assert unsure.decision.decision == "widen"  # >= min_confidence 0.9, < top_confidence 0.99
-    loose = _bot(Confident(0.95, override={"d": 0.8}), top_confidence=0.9)
+    loose = _bot(Confident(0.95, override={"d": 0.8}), top_confidence=0.9, answer_confidence=0.9)
     assert loose.answer(QUESTION, _gated("bda")).decision.decision == "answer"
+
+
+def test_every_answer_needs_answer_confidence_the_certificate_route_too() -> None:
+    """A Safe@1 top-1, verified and alone, read with probability 0.95 (< 0.99): CLARIFY."""
+    unsure = _bot(Confident(0.95)).answer(QUESTION, _gated("bae", "answer"))
+    assert unsure.decision.decision == "clarify"
+    assert unsure.telemetry["verification"]["outcome"] == "unsure reading"
+    old = _bot(Confident(0.95), answer_confidence=None).answer(QUESTION, _gated("bae", "answer"))
+    assert old.decision.decision == "answer"
+    assert old.telemetry["verification"]["route"] == "certificate"
+
+
+def test_bounded_needs_a_hit_of_the_pool_that_does_not_fit() -> None:
+    """Every checked hit fits ('b' and 'd' of a pool of two): an item past the pool may fit too
+    and answer otherwise, so no ANSWER by verification; with a rejected hit in the pool, or
+    ``bounded=False``, the route applies."""
+    vlm = Confident(override={"d": 0.8})
+    full = _bot(vlm, k_verify=2).answer(QUESTION, _gated("bda"))
+    assert full.decision.decision == "widen"
+    assert _bot(vlm, k_verify=3).answer(QUESTION, _gated("bda")).decision.decision == "answer"
+    free = _bot(vlm, k_verify=2, bounded=False).answer(QUESTION, _gated("bda"))
+    assert free.decision.decision == "answer"
 
 
 def test_a_vlm_without_a_yes_probability_reads_as_one_or_zero() -> None:
@@ -124,6 +146,8 @@ def test_the_default_has_the_route_and_the_certificate_route_is_kept() -> None:
     ans = _bot(Confident()).answer(QUESTION, _gated("bae", "answer"))
     assert ans.decision.decision == "answer"
     assert ans.telemetry["verification"]["route"] == "certificate"
-    for bad in ({"verified_top": 1.5}, {"top_confidence": -0.1}, {"exclusive": 1}):
+    bads = ({"verified_top": 1.5}, {"top_confidence": -0.1}, {"exclusive": 1}, {"bounded": None},
+            {"answer_confidence": 2})  # fmt: skip
+    for bad in bads:
         with pytest.raises(ConfigError):
             ScoredVerifyConfig(**bad)
