@@ -55,9 +55,11 @@ eval-kit: $(STAMP) ## issue #12: the tiny models on a held-out corpus (seed 7331
 	@test -f data/eval-audio/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-audio --n 1200 --seed 17 --audio
 	$(PY) -m luma_rag.eval.model_kit --data data/eval-kit --audio-data data/eval-audio --out data/eval-kit/report.json
 
-eval-trust: $(STAMP) ## issue #17: the gate on a held-out corpus (seed 9431; 7717 was read too often): ANSWER accuracy, off-topic, baselines
-	@test -f data/eval-trust9431/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-trust9431 --n 1200 --seed 9431
-	$(PY) -m luma_rag.eval.trust --data data/eval-trust9431 --questions 400 --seed 9907 --out data/eval-trust9431/report.json $(EVAL_ARGS)
+eval-trust: $(STAMP) ## issue #17: the gate on two held-out corpora (seeds 12289, 12373; 9431 and 7717 were read too often)
+	@test -f data/eval-trust12289/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-trust12289 --n 1200 --seed 12289
+	@test -f data/eval-trust12373/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-trust12373 --n 1200 --seed 12373
+	$(PY) -m luma_rag.eval.trust --data data/eval-trust12289 --questions 400 --seed 12301 --out data/eval-trust12289/report.json $(EVAL_ARGS)
+	$(PY) -m luma_rag.eval.trust --data data/eval-trust12373 --questions 400 --seed 12379 --out data/eval-trust12373/report.json $(EVAL_ARGS)
 
 clean: ## remove the environment and generated files
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/results
