@@ -191,14 +191,7 @@ class GatedRetriever:
             )
         vector, bridged = embedded.vector, embedded.bridged
 
-        def fetch(k: int, exact: bool = False) -> QueryResult:
-            if exact:  # the store's exact top-1: rho 0, rescanned when not proven complete
-                return self.luma.search(vector, 1, filters=filters, rho=0.0, bridged=bridged,
-                                        ensure_complete=True)  # fmt: skip
-            return self.luma.search(
-                vector, k, filters=filters, rho=rho, bridged=bridged, ensure_complete=True, **extra
-            )
-
+        fetch = self._searcher(vector, filters, rho, bridged, extra)
         return self._gate(fetch, label, text, embedded.modality)
 
     def _embed(
@@ -254,15 +247,30 @@ class GatedRetriever:
 
         extra = {} if rho_source is None else {"rho_source": rho_source}
 
+        fetch = self._searcher(vector, filters, rho, bridged, extra)
+        return self._gate(fetch, question or "vector query", question, "text")
+
+    def _searcher(
+        self,
+        vector: Any,
+        filters: Mapping[str, Any] | None,
+        rho: float | None,
+        bridged: bool,
+        extra: dict[str, Any],
+    ) -> Callable[..., QueryResult]:
+        """``fetch(k)``: ``Luma.search`` at ``rho``, made complete; ``fetch(k, exact=True)``: the
+        store's exact top-1 (ρ 0, rescanned when not proven complete) for ``prove_top``."""
+
         def fetch(k: int, exact: bool = False) -> QueryResult:
-            if exact:  # the store's exact top-1: rho 0, rescanned when not proven complete
-                return self.luma.search(vector, 1, filters=filters, rho=0.0, bridged=bridged,
-                                        ensure_complete=True)  # fmt: skip
+            if exact:
+                return self.luma.search(
+                    vector, 1, filters=filters, rho=0.0, bridged=bridged, ensure_complete=True
+                )
             return self.luma.search(
                 vector, k, filters=filters, rho=rho, bridged=bridged, ensure_complete=True, **extra
             )
 
-        return self._gate(fetch, question or "vector query", question, "text")
+        return fetch
 
     def _gate(
         self,
