@@ -164,7 +164,7 @@ class VlmVerifier:
         self.referent = referent or referent_of
         self.image_prompt = image_prompt
         self.text_prompt = text_prompt
-        self._cache: dict[tuple[str, str], tuple[bool | None, float]] = {}
+        self._cache: dict[tuple[str, str], tuple[bool | None, float, str]] = {}
 
     def prompt(self, question: str, hit: Hit) -> str:
         """The yes/no question asked about ``hit``."""
@@ -183,16 +183,18 @@ class VlmVerifier:
     def ask(self, pairs: Sequence[tuple[str, Hit]]) -> list[bool | None]:
         """The verdict per ``(question, hit)``; uncached prompts go to the answerer in one
         batch (:func:`~luma_rag.answer.base.answer_all`), each asked once."""
-        return [verdict for verdict, _ in self._read(pairs)]
+        return [verdict for verdict, _, _ in self.read(pairs)]
 
     def scores(self, pairs: Sequence[tuple[str, Hit]]) -> list[float]:
         """The yes-score in [0, 1] per ``(question, hit)``: the answerer's own P("yes") at its
         verdict when it reports one (``telemetry["verdict_yes"]``, as
         :class:`~luma_rag.answer.llava.LlavaAnswerer` does), else the parsed verdict as
         1 / 0 (0.5 when unclear); see :mod:`luma_rag.answer.verdict`."""
-        return [score for _, score in self._read(pairs)]
+        return [score for _, score, _ in self.read(pairs)]
 
-    def _read(self, pairs: Sequence[tuple[str, Hit]]) -> list[tuple[bool | None, float]]:
+    def read(self, pairs: Sequence[tuple[str, Hit]]) -> list[tuple[bool | None, float, str]]:
+        """``(verdict, yes-score, reply text)`` per ``(question, hit)``; uncached prompts asked
+        in one batch, each once (:meth:`ask` and :meth:`scores` read these)."""
         keys = [(f"{h.id}\x00{h.source}", self.prompt(q, h)) for q, h in pairs]
         todo: dict[tuple[str, str], Hit] = {}
         for key, (_, hit) in zip(keys, pairs, strict=True):
@@ -203,7 +205,7 @@ class VlmVerifier:
         )
         for key, reply in zip(todo, replies, strict=True):
             verdict = parse_yes_no(reply.text)
-            self._cache[key] = (verdict, verdict_score(reply.telemetry, verdict))
+            self._cache[key] = (verdict, verdict_score(reply.telemetry, verdict), reply.text)
             logger.debug("verify %s: %r -> %r", key[0], key[1], reply.text)
         return [self._cache[key] for key in keys]
 

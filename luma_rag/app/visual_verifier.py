@@ -32,9 +32,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
-from luma_rag.answer.base import VISUAL_MODALITIES, Answerer, answer_all
-from luma_rag.answer.verdict import verdict_score
-from luma_rag.answer.verify_vlm import VlmVerifier, parse_yes_no, single_hit_decision
+from luma_rag.answer.base import VISUAL_MODALITIES, Answerer
+from luma_rag.answer.verify_vlm import VlmVerifier
 from luma_rag.results import Hit
 
 if TYPE_CHECKING:
@@ -74,7 +73,6 @@ class VisualOnlyVerifier:
 
     def __init__(self, inner: VlmVerifier) -> None:
         self.inner = inner
-        self._cache: dict[tuple[str, str], tuple[bool | None, float]] = {}
 
     def __call__(self, question: str, hit: Hit) -> bool | None:
         """The verdict for ``hit`` (None: not a picture, or the reply was unclear)."""
@@ -93,22 +91,12 @@ class VisualOnlyVerifier:
         return [next(read)[1] if _readable(h) else 0.0 for _, h in pairs]
 
     def _read(self, pairs: Sequence[tuple[str, Hit]]) -> list[tuple[bool | None, float]]:
-        """(verdict, yes-score) per pair; uncached prompts asked in one batch, each once."""
-        keys = [(f"{h.id}\x00{h.source}", self.inner.prompt(q, h)) for q, h in pairs]
-        todo: dict[tuple[str, str], Hit] = {}
-        for key, (_, hit) in zip(keys, pairs, strict=True):
-            if key not in self._cache:
-                todo.setdefault(key, hit)
-        requests = [(key[1], single_hit_decision(h)) for key, h in todo.items()]
-        replies = answer_all(self.inner.answerer, requests) if requests else []
-        for key, reply in zip(todo, replies, strict=True):
-            verdict, written = parse_yes_no(reply.text), written_verdict(reply.text)
-            score = verdict_score(reply.telemetry, verdict)
-            if written is False:  # it wrote a claim and saw something else: a no
-                verdict, score = False, 0.0
-            self._cache[key] = (verdict, score)
-            logger.debug("verify %s: %r -> %r (%.2f)", key[0], key[1], reply.text, score)
-        return [self._cache[key] for key in keys]
+        """(verdict, yes-score) per pair, read by the inner verifier (batched, cached there);
+        a reply whose written claim and seen words differ is a no at score 0."""
+        return [
+            (False, 0.0) if written_verdict(text) is False else (verdict, score)
+            for verdict, score, text in self.inner.read(pairs)
+        ]
 
 
 def picture_verified_answerer(
