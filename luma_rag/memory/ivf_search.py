@@ -10,6 +10,11 @@ Bounds (every allowed item of the tier that the caller does not rerank stays bel
 - a probed list, 8-bit codes (exact float ADC): an item's true score is at most its ADC score
   + ζ_i, so below position c of the ADC-sorted result, ADC_c + ζ_max bounds everything;
 - a probed list, 4-bit fast-scan (quantized lookup tables, not exact ADC): ⟨q, c_l⟩ + R_l too.
+
+A caller that already knows a floor under the k-th best score (e.g. the hot tier's k-th score
+minus its slack) passes it: a list whose bound ⟨q, c_l⟩ + R_l (+ a float32 rounding allowance)
+is below the floor cannot hold a top-k item and is not scanned. Its bound joins the unprobed
+ones, so the bounds above stay sound.
 """
 
 from __future__ import annotations
@@ -26,13 +31,20 @@ _NEG = float("-inf")
 
 
 def probe(
-    state: IndexState, query: np.ndarray, k: int, sel: Any, zeta_max: float
+    state: IndexState,
+    query: np.ndarray,
+    k: int,
+    sel: Any,
+    zeta_max: float,
+    floor: float = _NEG,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top ``k`` of a trained generation for a (d,) float32 unit query.
 
     Args:
         state: the trained generation. k: results wanted (>= 1). sel: a FAISS ID selector or
-            None. zeta_max: an upper bound on every item's ζ (for 8-bit codes).
+            None. zeta_max: an upper bound on every item's ζ (for 8-bit codes). floor: a lower
+            bound on the exact k-th best score of the caller's whole candidate set: lists
+            whose every item scores below it are skipped (``-inf``: probe ``nprobe`` lists).
 
     Returns:
         (keys int64 (m,), code scores float32 (m,) descending, bounds float64 (m + 1,)) where
@@ -46,6 +58,16 @@ def probe(
         probed = np.argpartition(-cq, nprobe - 1)[:nprobe].astype(np.int64)
     else:
         probed = np.arange(len(cq), dtype=np.int64)
+    ub = cq + state.list_radius  # -inf for empty lists
+    if floor > _NEG:
+        # float32 rounding of ⟨q, c_l⟩, of R_l and of the exact scores: d·2⁻²⁴ each, and more
+        allowance = (len(query) + 16) * 2.0**-22
+        probed = probed[ub[probed] + allowance >= floor]
+        if not probed.size:
+            empty = np.zeros(0, dtype=np.float32)
+            bounds = prefix_bounds(state.nbits(), ub, probed, empty, False, zeta_max)
+            return np.zeros(0, dtype=np.int64), empty, bounds
+        nprobe = len(probed)
     dis = np.ascontiguousarray(cq[probed], dtype=np.float32)
     scores = np.empty(k, dtype=np.float32)
     keys = np.empty(k, dtype=np.int64)
@@ -67,7 +89,6 @@ def probe(
     )
     ok = keys >= 0
     keys, scores = keys[ok], scores[ok]
-    ub = cq + state.list_radius  # -inf for empty lists
     bounds = prefix_bounds(state.nbits(), ub, probed, scores, len(keys) == k, zeta_max)
     return keys, scores, bounds
 

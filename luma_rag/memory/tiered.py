@@ -317,7 +317,8 @@ class TieredMemory:
         """
         k = fetch_k if k is None else max(1, min(k, fetch_k))
         hot = self.hot.search(query, fetch_k, allowed)
-        warm = self.warm.search(query, self.warm.depth(fetch_k), allowed)
+        floor = cand.kth_floor(hot, k)  # warm lists that cannot reach it are not scanned
+        warm = self.warm.search(query, self.warm.depth(fetch_k), allowed, floor)
         return merge_tiers(
             query,
             hot,

@@ -289,12 +289,15 @@ class WarmTier:
         """Candidates to fetch for ``k`` exact hits: ``max(k, refine_depth)`` once trained."""
         return max(k, self.config.refine_depth) if self._state.trained else k
 
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> TierHits:
+    def search(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None, floor: float = _NEG
+    ) -> TierHits:
         """Top ``k`` for a (d,) unit query, with a sound bound on what was not returned.
 
         Flat: exact, and the best score left out bounds the rest. IVF-PQ: see
         :func:`~luma_rag.memory.ivf_search.probe` (the bound for every prefix of the list is
-        ``outside_after``).
+        ``outside_after``; lists that cannot reach ``floor``, a lower bound on the caller's
+        k-th best exact score, are not scanned).
         """
         import faiss
 
@@ -318,7 +321,7 @@ class WarmTier:
             keys_, scores_ = keys[0][ok], scores[0][ok].astype(np.float32)
             outside = float(scores_[-1]) if len(keys_) == kk and self._count > kk else _NEG
             return TierHits(keys_, scores_, np.zeros(len(keys_), np.float32), outside)
-        keys_, scores_, after = probe(s, query, kk, sel, self.zeta_max())
+        keys_, scores_, after = probe(s, query, kk, sel, self.zeta_max(), floor)
         return TierHits(keys_, scores_, self._zeta[keys_], float(after[-1]), None, after)
 
     # -- persistence -----------------------------------------------------------------------------

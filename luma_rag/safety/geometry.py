@@ -101,9 +101,11 @@ def refine_ranked(
     n = s.size
     kk = min(certificate.k, n)  # only prefixes up to k are certified: rows i < kk suffice
     rows = min(kk, max(1, int(max_rows)))
-    dist = pair_distances(np.asarray(v, dtype=np.float64), rows)
     item = radii[:rows, None] + radii[None, :]
-    need = (r * dist + (1.0 + r + eta) * item) * (float(multiplier) / 2.0) + 2.0 * eta
+    need = (1.0 + r + eta) * item
+    if r > 0:  # r = 0 (no query radius): r·dist is 0 for every (finite) distance, skip the Gram
+        need += r * pair_distances(np.asarray(v, dtype=np.float64), rows)
+    need = need * (float(multiplier) / 2.0) + 2.0 * eta
     margin = s[:rows, None] - s[None, :] - need  # margin[i, j]: how safely i stays ahead of j
     # slack of prefix p = min over i < p <= j of margin[i, j]; +inf when nothing is outside
     suffix = np.minimum.accumulate(margin[:, ::-1], axis=1)[:, ::-1]  # min over j' >= j
