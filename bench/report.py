@@ -211,6 +211,7 @@ def format_table(res: dict[str, Any]) -> str:
         "p50 ms",
         "p95 ms",
         "p99 ms",
+        "CPU p50",
         "QPS",
         f"recall@{k}",
         "RAM B/item",
@@ -235,6 +236,7 @@ def format_table(res: dict[str, Any]) -> str:
                 _fmt(lat["p50_ms"], ".3f"),
                 _fmt(lat["p95_ms"], ".3f"),
                 _fmt(lat["p99_ms"], ".3f"),
+                _fmt(m.get("cpu_p50_ms"), ".3f"),
                 _fmt(lat["qps"], ",.1f"),
                 _fmt(m["recall_at_k"], ".4f"),
                 ram,
@@ -338,11 +340,13 @@ def markdown_report(results: list[dict[str, Any]]) -> str:
             f"load {_fmt(load0[0], '.1f')} → {_fmt(load1[0], '.1f')})"
         )
         out.append("")
-        out.append("| method | p50 ms | p95 ms | p99 ms | recall@10 | RAM B/item | ingest/s |")
-        out.append("|---|---|---|---|---|---|---|")
+        out.append(
+            "| method | p50 ms | p95 ms | p99 ms | CPU p50 ms | recall@10 | RAM B/item | ingest/s |"
+        )
+        out.append("|---|---|---|---|---|---|---|---|")
         for name, m in res["methods"].items():
             if m.get("status") != "ok":
-                out.append(f"| {name} | {m.get('status')}: {m.get('reason', '')} | | | | | |")
+                out.append(f"| {name} | {m.get('status')}: {m.get('reason', '')} | | | | | | |")
                 continue
             lat = m["latency"]
             ram = _fmt(m.get("bytes_per_item"), ",.0f")
@@ -354,11 +358,12 @@ def markdown_report(results: list[dict[str, Any]]) -> str:
                 )
             out.append(
                 f"| {name} | {_fmt(lat['p50_ms'], '.3f')} | {_fmt(lat['p95_ms'], '.3f')} | "
-                f"{_fmt(lat['p99_ms'], '.3f')} | {_fmt(m['recall_at_k'], '.4f')} | {ram} | "
+                f"{_fmt(lat['p99_ms'], '.3f')} | {_fmt(m.get('cpu_p50_ms'), '.3f')} | "
+                f"{_fmt(m['recall_at_k'], '.4f')} | {ram} | "
                 f"{_fmt(m['build']['items_per_s'], ',.0f')} |"
             )
         floor = res["scan_floor"]
-        out.append(f"| scan floor | {_fmt(floor['ms'], '.3f')} | | | 1.0000 | {res['dim'] * 4} | |")
+        out.append(f"| scan floor | {_fmt(floor['ms'], '.3f')} | | | | 1.0000 | {res['dim'] * 4} | |")
         out.append("")
         for t in res.get("targets", []):
             value, bound = _fmt_target(t["value"]), _fmt_target(t["bound"])

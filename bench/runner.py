@@ -63,6 +63,7 @@ def _measure(
         "status": "ok",
         "build": dataclasses.asdict(built),
         "latency": dataclasses.asdict(run.summary()),
+        "cpu_p50_ms": float(np.median(run.extras["cpu_ms"])),
         "recall_at_k": run.recall(truth, args.k),
         "index_bytes": index_bytes,
         "bytes_per_item": per_item,

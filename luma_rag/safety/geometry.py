@@ -101,18 +101,15 @@ def refine_ranked(
     n = s.size
     kk = min(certificate.k, n)  # only prefixes up to k are certified: rows i < kk suffice
     rows = min(kk, max(1, int(max_rows)))
-    item = radii[:rows, None] + radii[None, :]
-    need = (1.0 + r + eta) * item
-    if r > 0:  # r = 0 (no query radius): r·dist is 0 for every (finite) distance, skip the Gram
-        need += r * pair_distances(np.asarray(v, dtype=np.float64), rows)
-    need = need * (float(multiplier) / 2.0) + 2.0 * eta
-    margin = s[:rows, None] - s[None, :] - need  # margin[i, j]: how safely i stays ahead of j
-    # slack of prefix p = min over i < p <= j of margin[i, j]; +inf when nothing is outside
-    suffix = np.minimum.accumulate(margin[:, ::-1], axis=1)[:, ::-1]  # min over j' >= j
-    cols = np.full((rows, rows), np.inf)
     width = min(rows, n - 1)
-    cols[:, :width] = suffix[:, 1 : width + 1]  # column p-1: min over j >= p
-    slack = np.diagonal(np.minimum.accumulate(cols, axis=0)).copy()  # min over i < p
+    if r == 0 and not radii.any():
+        # need[i, j] = 2η for every pair, and fl(fl(s_i − s_j) − 2η) is monotone in s_i and
+        # -s_j, so the minimum over i < p <= j sits at (p − 1, p): the same float64 slack as
+        # the full matrix below, in O(n) instead of O(rows · n).
+        slack = np.full(rows, np.inf)
+        slack[:width] = (s[:width] - s[1 : width + 1]) - 2.0 * eta
+    else:
+        slack = _pair_slack(s, v, r, radii, multiplier, eta, rows, width)
     safe = slack > 0
     prefix = np.flatnonzero(safe)
     if rows < kk:  # prefixes beyond max_rows keep the per-item verdict
@@ -131,6 +128,30 @@ def refine_ranked(
         slack_k=float(slack[kk - 1]),
         safe_prefix=int(prefix[0]) + 1 if prefix.size else None,
     )
+
+
+def _pair_slack(
+    s: np.ndarray,
+    v: np.ndarray,
+    r: float,
+    radii: np.ndarray,
+    multiplier: float,
+    eta: float,
+    rows: int,
+    width: int,
+) -> np.ndarray:
+    """float64 (rows,): slack of each prefix p <= rows, min over i < p <= j of the pair margin."""
+    item = radii[:rows, None] + radii[None, :]
+    need = (1.0 + r + eta) * item
+    if r > 0:  # r = 0 (no query radius): r·dist is 0 for every (finite) distance, skip the Gram
+        need += r * pair_distances(np.asarray(v, dtype=np.float64), rows)
+    need = need * (float(multiplier) / 2.0) + 2.0 * eta
+    margin = s[:rows, None] - s[None, :] - need  # margin[i, j]: how safely i stays ahead of j
+    # slack of prefix p = min over i < p <= j of margin[i, j]; +inf when nothing is outside
+    suffix = np.minimum.accumulate(margin[:, ::-1], axis=1)[:, ::-1]  # min over j' >= j
+    cols = np.full((rows, rows), np.inf)
+    cols[:, :width] = suffix[:, 1 : width + 1]  # column p-1: min over j >= p
+    return np.diagonal(np.minimum.accumulate(cols, axis=0)).copy()  # min over i < p
 
 
 def pair_distances(v: np.ndarray, rows: int) -> np.ndarray:

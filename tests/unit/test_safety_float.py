@@ -151,3 +151,37 @@ def test_pair_distances_bound_the_difference_norm(seed: int, d: int, gap: float)
     bound = pair_distances(v.astype(np.float64), 12)
     assert np.all(bound.astype(np.longdouble) >= exact)
     assert np.all(bound - exact.astype(np.float64) <= 1e-5)
+
+
+@PROPERTY
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(1, 40),
+    k=st.integers(1, 45),
+    ties=st.booleans(),
+    max_rows=st.sampled_from([3, 256]),
+)
+def test_refinement_without_radii_equals_the_pairwise_matrix(seed, n, k, ties, max_rows):
+    """With r = 0 and no item radius the refinement takes an O(n) path: its verdicts and
+    slacks must be bit for bit those of the full pairwise margin matrix (near-ties forced)."""
+    from luma_rag.safety.certificate import certify_ranked
+    from luma_rag.safety.geometry import _pair_slack, refine_ranked
+
+    rng = np.random.default_rng(seed)
+    s = np.sort(rng.random(n))[::-1]
+    if ties and n > 2:  # differences at the scale of 2η and of float64 rounding
+        s[1:] = s[0] - np.cumsum(rng.choice([0.0, 1e-16, 6e-5, 1.2e-4], n - 1))
+    eta = 6e-5
+    v = _unit32(rng.standard_normal((n, 8)))
+    zero = np.zeros(n)
+    cert = certify_ranked(s.copy(), np.full(n, eta), k)
+    fast = refine_ranked(cert, s, v, 0.0, zero, 2.0, max_rows, eta)
+    kk = min(k, n)
+    rows = min(kk, max_rows)
+    slack = _pair_slack(s, v, 0.0, zero, 2.0, eta, rows, min(rows, n - 1))
+    assert fast.slack_1 == slack[0]
+    assert fast.safe1 == bool(slack[0] > 0)
+    if rows == kk:
+        assert fast.slack_k == slack[kk - 1] and fast.safek == bool(slack[kk - 1] > 0)
+        safe = np.flatnonzero(slack > 0)
+        assert fast.safe_prefix == (int(safe[0]) + 1 if safe.size else None)
