@@ -363,7 +363,8 @@ def markdown_report(results: list[dict[str, Any]]) -> str:
                 f"{_fmt(m['build']['items_per_s'], ',.0f')} |"
             )
         floor = res["scan_floor"]
-        out.append(f"| scan floor | {_fmt(floor['ms'], '.3f')} | | | | 1.0000 | {res['dim'] * 4} | |")
+        floor_ms = _fmt(floor["ms"], ".3f")
+        out.append(f"| scan floor | {floor_ms} | | | | 1.0000 | {res['dim'] * 4} | |")
         out.append("")
         for t in res.get("targets", []):
             value, bound = _fmt_target(t["value"]), _fmt_target(t["bound"])

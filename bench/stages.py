@@ -51,7 +51,6 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, list[float]] = {}
     seen: dict[str, list[float]] = {}
     busy = 0
-    probed: list[int] = []
     scored: list[int] = []
 
     def counting(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -93,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         seen.setdefault("warm code hits", []).append(len(warm.keys))
         in_warm = int(np.isin(cands.keys, warm.keys).sum())
         seen.setdefault("rows scored exactly", []).append(sum(scored))
+        st = mem.warm._state
+        if st.trained:  # the lists the probe scanned: top nprobe by ⟨q, c⟩ that reach the floor
+            cq = st.centroids @ q
+            top = np.argsort(-cq)[: st.nprobe]
+            reach = cq[top] + st.list_radius[top] + (len(q) + 16) * 2.0**-22 >= kth_floor(hot, k)
+            seen.setdefault("warm lists scanned", []).append(int(reach.sum()))
         seen.setdefault("warm kept", []).append(in_warm)
         seen.setdefault("candidates kept", []).append(len(cands.keys))
         seen.setdefault("outside bound finite", []).append(float(np.isfinite(cands.outside_bound)))

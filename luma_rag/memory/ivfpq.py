@@ -169,12 +169,17 @@ class IndexState:
         return self._ivf
 
     def probe_params(self, nprobe: int) -> Any:
-        """Unfiltered IVF search parameters for ``nprobe`` lists (built once, then kept)."""
-        if self._params is None or self._params.nprobe != nprobe:
+        """Unfiltered IVF search parameters for ``nprobe`` lists (kept for the generation's own
+        ``nprobe``; built per call for another count, so concurrent queries never share one
+        whose count another thread changed)."""
+        params = self._params
+        if params is None or params.nprobe != nprobe:
             import faiss
 
-            self._params = faiss.SearchParametersIVF(nprobe=nprobe)
-        return self._params
+            params = faiss.SearchParametersIVF(nprobe=nprobe)
+            if nprobe == self.nprobe:
+                self._params = params
+        return params
 
     def quantizer(self) -> Any:
         """The coarse quantizer of a trained index (looked up once, then kept)."""

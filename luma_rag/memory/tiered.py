@@ -306,10 +306,9 @@ class TieredMemory:
     ) -> Candidates:
         """Probe hot for ``fetch_k``, warm for its refine depth; merge and rescore exactly.
 
-        The warm list is reranked in doubling prefixes until the rest is unlikely to reach the
-        k-th exact score (:func:`~luma_rag.memory.candidates.merge_tiers`); at most
-        ``min(2·fetch_k, max(2·k, 32))`` candidates are kept, and everything not kept stays
-        under ``outside_bound``.
+        Warm lists that cannot reach the hot k-th score are skipped (``candidates.kth_floor``);
+        the warm list is reranked in doubling prefixes (``candidates.merge_tiers``); at most
+        ``min(2·fetch_k, max(2·k, 32))`` candidates are kept, the rest under ``outside_bound``.
 
         Args:
             query: float32 (d,) unit. fetch_k: candidates per tier. allowed: bool mask over
@@ -317,8 +316,7 @@ class TieredMemory:
         """
         k = fetch_k if k is None else max(1, min(k, fetch_k))
         hot = self.hot.search(query, fetch_k, allowed)
-        floor = cand.kth_floor(hot, k)  # warm lists that cannot reach it are not scanned
-        warm = self.warm.search(query, self.warm.depth(fetch_k), allowed, floor)
+        warm = self.warm.search(query, self.warm.depth(fetch_k), allowed, cand.kth_floor(hot, k))
         return merge_tiers(
             query,
             hot,
