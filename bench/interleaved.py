@@ -10,6 +10,7 @@ intervals, recall@10 of each against exact search, and LUMA's median stage times
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -40,10 +41,13 @@ def _hnsw(corpus: np.ndarray, path: Path) -> object:
     return index
 
 
-def _luma(corpus: np.ndarray, path: Path, hot_budget: int) -> object:
+def _luma(corpus: np.ndarray, path: Path, hot_budget: int, hot_ef: int | None = None) -> object:
     from luma_rag import Luma, LumaConfig
+    from luma_rag.memory import HotTierConfig
 
     cfg = LumaConfig(dim=int(corpus.shape[1]), hot_budget=hot_budget)
+    if hot_ef is not None:  # a query-time setting: the cached graph is reused
+        cfg = dataclasses.replace(cfg, hot=HotTierConfig(ef_search=hot_ef))
     fresh = not path.exists()
     luma = Luma.open(path, cfg)
     if fresh:
@@ -74,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--k", type=int, default=10)
+    p.add_argument("--hot-ef", type=int, default=None, help="LUMA hot tier efSearch (default 64)")
     args = p.parse_args(argv)
     ns = argparse.Namespace(
         dim=512, clusters=1000, noise=0.6, seed=0, cache_dir=RESULTS, minilm_max=args.size
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     tag = f"interleaved-{args.distribution}-{args.size}"
     RESULTS.mkdir(parents=True, exist_ok=True)
     hnsw = _hnsw(data.corpus, RESULTS / f"{tag}.hnsw")
-    luma = _luma(data.corpus, RESULTS / f"{tag}.luma", max(1000, args.size // 10))
+    luma = _luma(data.corpus, RESULTS / f"{tag}.luma", max(1000, args.size // 10), args.hot_ef)
     truth = exact_topk(data.corpus, data.queries, args.k)
     qs = data.queries
     for q in qs[:20]:  # warm-up
