@@ -136,9 +136,11 @@ def _rerank_prefix(
 def kth_floor(hot: TierHits, k: int) -> float:
     """A lower bound on the k-th best exact score of any candidate set holding ``hot``'s hits.
 
-    The hot hits are all rescored unless they cannot be kept (:func:`merge_tiers` keeps at
-    least ``2·k``), so the final k-th exact score is at least the k-th of (score − slack);
-    ``-inf`` when the tier returned fewer than ``k`` hits or gives no slack.
+    Every exact score is at least its fp16 score − slack; :func:`merge_tiers` rescores at
+    least the ``k`` hot hits with the highest such lower bounds and keeps the best ``>= k`` of
+    everything it rescored, so the final k-th exact score is at least the k-th largest
+    (score − slack): an item scoring below it cannot be in the top k. ``-inf`` when the tier returned fewer than ``k`` hits or gives no
+    slack (then nothing is skipped).
     """
     if hot.score_slack is None or len(hot.scores) < k or k < 1:
         return float("-inf")
