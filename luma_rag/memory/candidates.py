@@ -139,8 +139,8 @@ def kth_floor(hot: TierHits, k: int) -> float:
     Every exact score is at least its fp16 score − slack; :func:`merge_tiers` rescores at
     least the ``k`` hot hits with the highest such lower bounds and keeps the best ``>= k`` of
     everything it rescored, so the final k-th exact score is at least the k-th largest
-    (score − slack): an item scoring below it cannot be in the top k. ``-inf`` when the tier returned fewer than ``k`` hits or gives no
-    slack (then nothing is skipped).
+    (score − slack): an item scoring below it cannot be in the top k. ``-inf`` when the tier
+    returned fewer than ``k`` hits or gives no slack (then nothing is skipped).
     """
     if hot.score_slack is None or len(hot.scores) < k or k < 1:
         return float("-inf")
