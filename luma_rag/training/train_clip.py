@@ -40,6 +40,7 @@ from typing import Any, Final
 import numpy as np
 
 from luma_rag.datasets.shapes import ShapeItem, load_manifest
+from luma_rag.datasets.vocab import SHAPES
 from luma_rag.encoders.open_clip_backend import OpenClipEncoder, import_open_clip
 from luma_rag.encoders.registry import ensure_open_clip_configs, get_model_config
 from luma_rag.errors import ConfigError
@@ -50,15 +51,9 @@ from luma_rag.training._cli import (
     run_main,
     versions,
 )
-from luma_rag.training.clip_data import (
-    ClipBatchData,
-    load_init,
-    prepare,
-    teacher_embeddings,
-)
-from luma_rag.training.clip_losses import (
-    attribute_heads,
-)
+from luma_rag.training.clip_data import ClipBatchData, load_init, prepare, teacher_embeddings
+from luma_rag.training.clip_focus import focus_weights, shape_errors
+from luma_rag.training.clip_losses import attribute_heads
 from luma_rag.training.clip_steps import pretrain_heads, step_loss
 from luma_rag.training.compositional import evaluate_referents, linear_probe
 from luma_rag.training.evaluate import evaluate_retrieval
@@ -113,6 +108,9 @@ class ClipTrainConfig:
             Without them no shape is ever seen achromatic except in the one white
             combination the corpus has for it, and the shape held out in white (an unseen
             combination) reads as another shape (v3 recipe).
+        focus: Share of each batch drawn by the shapes' train-split probe errors instead of
+            their counts (:mod:`~luma_rag.training.clip_focus`), so the shapes the embedding
+            confuses are each other's in-batch negatives. 0 keeps uniform batches.
     """
 
     model: str = "luma-tiny-clip"
@@ -137,6 +135,7 @@ class ClipTrainConfig:
     head_views: float = 0.0
     head_pretrain: int = 0
     achromatic_p: float = 0.0
+    focus: float = 0.0
 
     def __post_init__(self) -> None:
         check_run_config(
@@ -156,10 +155,9 @@ class ClipTrainConfig:
         )
         if self.stop_after is not None and not 1 <= self.stop_after <= self.epochs:
             raise ConfigError(f"stop_after must be in [1, epochs], got {self.stop_after}")
-        if not 0.0 <= self.head_views <= 1.0:
-            raise ConfigError(f"head_views must be in [0, 1], got {self.head_views}")
-        if not 0.0 <= self.achromatic_p <= 1.0:
-            raise ConfigError(f"achromatic_p must be in [0, 1], got {self.achromatic_p}")
+        for name in ("head_views", "achromatic_p", "focus"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.recolor_p < 1.0:
             raise ConfigError(f"recolor_p must be in [0, 1), got {self.recolor_p}")
         if not 0.0 <= self.referent_p <= 1.0 or (self.referent_p > 0 and self.referents == 0):
@@ -271,12 +269,15 @@ def _fit(
     history: list[dict[str, Any]] = []
     if cfg.head_pretrain > 0:
         pre = pretrain_heads(model, heads, train, cfg, gen, torch)
+        seconds = round(time.perf_counter() - started, 1)
+        loss = float(np.mean(pre[-100:]))
+        history.append({"head_pretrain_steps": cfg.head_pretrain, "loss": loss, "seconds": seconds})
+    weights = None
+    if cfg.focus > 0:
+        errors = shape_errors(model, train.pixels, train.codes[:, 0], torch)
+        weights = focus_weights(train.codes[:, 0], errors, cfg.focus, torch)
         history.append(
-            {
-                "head_pretrain_steps": cfg.head_pretrain,
-                "loss": float(np.mean(pre[-100:])),
-                "seconds": round(time.perf_counter() - started, 1),
-            }
+            {"focus_shape_errors": dict(zip(SHAPES, errors.round(4).tolist(), strict=True))}
         )
     n = len(train.items)
     steps_per_epoch = max(1, n // cfg.batch_size)
@@ -288,6 +289,8 @@ def _fit(
         losses = []
         for b in range(steps_per_epoch):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            if weights is not None:
+                idx = torch.multinomial(weights, cfg.batch_size, generator=gen)
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, total, cfg)
             loss = step_loss(model, heads, train, idx, cfg, gen, torch)
