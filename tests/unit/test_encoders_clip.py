@@ -20,6 +20,7 @@ from PIL import Image
 
 from luma_rag.datasets import generate, load_manifest, parse_query_attributes, relevant
 from luma_rag.datasets.shapes import ShapeItem
+from luma_rag.datasets.vocab import SHAPES
 from luma_rag.encoders import (
     Encoder,
     OpenClipEncoder,
@@ -357,10 +358,12 @@ def test_train_clip_smoke_run_writes_loadable_weights(tmp_path: Path) -> None:
     generate(data, n=80, seed=5)
     threads = torch.get_num_threads()
     argv = ["--data", str(data), "--out", str(tmp_path / "out"), "--epochs", "1"]
-    assert main([*argv, "--batch-size", "16", "--eval-every", "0", "--threads", "1"]) == 0
+    flags = ["--batch-size", "16", "--eval-every", "0", "--threads", "1", "--focus", "0.5"]
+    assert main([*argv, *flags]) == 0
     assert torch.get_num_threads() == threads
     report = json.loads((tmp_path / "out" / "training.json").read_text())
-    assert report["config"]["epochs"] == 1 and len(report["history"]) == 1
+    assert report["config"]["epochs"] == 1 and len(report["history"]) == 2
+    assert set(report["history"][0]["focus_shape_errors"]) <= set(SHAPES)
     assert 0.0 <= report["metrics"]["test"]["t2i_recall@10"] <= 1.0
     weights = tmp_path / "out" / "open_clip_model.safetensors"
     assert report["weights"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
