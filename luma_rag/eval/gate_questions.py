@@ -40,6 +40,7 @@ from luma_rag.datasets.attributes import relevant
 from luma_rag.datasets.manifest import ShapeItem, load_manifest
 from luma_rag.datasets.questions import QUESTION_KINDS, Question, make_question, parse_answer
 from luma_rag.errors import InvalidInputError
+from luma_rag.eval.well_posed import is_ambiguous
 
 __all__ = [
     "AMBIGUOUS_QUERIES",
@@ -114,12 +115,8 @@ def questions(
     ]
 
 
-def _ambiguous(q: Question, target: ShapeItem, items: Sequence[ShapeItem]) -> bool:
-    """Whether items the referent matches disagree on the asked attribute."""
-    value = getattr(target.attributes, q.kind)
-    return any(
-        relevant(q.named, it.attributes) and getattr(it.attributes, q.kind) != value for it in items
-    )
+#: Whether items the referent matches disagree on the asked attribute.
+_ambiguous = is_ambiguous
 
 
 def rates(records: Sequence[Record]) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from luma_rag.answer.relevance_auto import store_relevance
 from luma_rag.answer.verify import VerifyConfig, VerifyingAnswerer
 from luma_rag.answer.verify_vlm import VlmVerifier, single_hit_decision
 from luma_rag.datasets.questions import parse_answer
-from luma_rag.eval.gate_questions import CachedAnswerer, gallery, questions
+from luma_rag.eval.gate_questions import CachedAnswerer, gallery
+from luma_rag.eval.well_posed import QuestionMode, question_set
 from luma_rag.results import Hit
 from luma_rag.risk_control import GateRiskCalibration, calibrate_gate
 
@@ -52,12 +53,13 @@ def legacy_verified(bot: Answerer, checker: VlmVerifier, cfg: VerifyConfig) -> V
 
 def calibrate_on_val(
     val: Sequence[Any], encoder: Any, bot: CachedAnswerer, n: int, seed: int, k_verify: int,
-    verify: bool, alpha: float, delta: float,
+    verify: bool, alpha: float, delta: float, mode: QuestionMode = "as-drawn",
 ) -> GateRiskCalibration:  # fmt: skip
-    """Learn-then-Test on the val split: ρ, score floor and (with ``verify``) verification."""
+    """Learn-then-Test on the val split: ρ, score floor and (with ``verify``) verification;
+    ``mode``: the questions (:func:`~luma_rag.eval.well_posed.question_set`'s targeted set)."""
     with gallery(val, encoder, "luma-trust-val-") as luma:
         relevance = store_relevance(luma)
-        qs = questions(val, n, seed, "full")
+        qs = question_set(val, n, seed, mode).targeted
         triples = [(q.text, t.id, f"{q.kind}:{q.answer}") for t, q in qs]
         search = [q.retrieval_text for _, q in qs]
         options: dict[str, Any] = {"relevance": relevance, "search_texts": search}
