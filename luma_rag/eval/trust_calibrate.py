@@ -19,7 +19,7 @@ from luma_rag.eval.well_posed import QuestionMode, question_set
 from luma_rag.results import Hit
 from luma_rag.risk_control import GateRiskCalibration, calibrate_gate
 
-__all__ = ["calibrate_on_val", "legacy_verified", "prefetch"]
+__all__ = ["answer_matches", "calibrate_on_val", "legacy_verified", "prefetch"]
 
 
 def prefetch(
@@ -81,12 +81,20 @@ def calibrate_on_val(
             kept = out.telemetry.get("verification", {}).get("outcome") == "answered"
             return bot.answer(question, d).text, kept
 
-        def is_right(text: str, expected: str) -> bool:
-            kind, value = expected.split(":", 1)
-            return str(parse_answer(text, kind)) == value
-
         return calibrate_gate(luma, triples, alpha=alpha, delta=delta, answer=answer,
-                              is_right=is_right, **options)  # fmt: skip
+                              is_right=answer_matches, **options)  # fmt: skip
+
+
+def answer_matches(text: str, expected: str) -> bool:
+    """Whether ``text`` names the value ``expected`` ("kind:word", e.g. ``"count:two"``).
+
+    Both sides are read with :func:`~luma_rag.datasets.questions.parse_answer`: a count is read
+    as an int from "two" as from "2" (before session 9 the read int was compared with the
+    word, so every count answer counted as wrong in the calibration).
+    """
+    kind, word = expected.split(":", 1)
+    got = parse_answer(text, kind)
+    return got is not None and got == parse_answer(word, kind)
 
 
 def _over(hits: Sequence[Hit]) -> GateDecision:

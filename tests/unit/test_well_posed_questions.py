@@ -132,3 +132,26 @@ def test_ambiguous_summary_counts_every_outcome() -> None:
     lines = markdown_lines({"questions": qset.to_dict(), "ambiguous": {"gate": out}})
     assert "| gate | 2/5 = 40.0 %" in lines[-1] and "well posed" in lines[1]
     assert np.isclose(out["clarify"]["share"], 2 / 5)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "right"),
+    [
+        ("two", "count:two", True),
+        ("There are 2.", "count:two", True),
+        ("one", "count:two", False),
+        ("Red.", "color:red", True),
+        ("crimson", "color:red", True),
+        ("blue", "color:red", False),
+        ("", "color:red", False),
+        ("on the left", "position:left", True),
+    ],
+)
+def test_calibration_reads_the_expected_answer_as_it_reads_the_model(
+    text: str, expected: str, right: bool
+) -> None:
+    """The val-split LTT compares what the model said with the expected word, both parsed (a
+    count is an int: "two" once never matched the parsed 2, so every count counted wrong)."""
+    from luma_rag.eval.trust_calibrate import answer_matches
+
+    assert answer_matches(text, expected) is right
