@@ -41,6 +41,7 @@ __all__ = [
     "QuestionMode",
     "QuestionSet",
     "ambiguous_summary",
+    "as_drawn",
     "is_ambiguous",
     "markdown_lines",
     "question_set",
@@ -54,6 +55,7 @@ logger = logging.getLogger(__name__)
 QuestionMode = Literal["well-posed", "as-drawn"]
 QUESTION_MODES: Final[tuple[QuestionMode, ...]] = ("well-posed", "as-drawn")
 _FULL: Final = ("size", "color", "shape", "position")
+_KINDS: Final[tuple[str, ...]] = QUESTION_KINDS
 #: Draws per requested question before a kind is given up (only reached when no gallery
 #: item of that kind is well posed, which is checked first).
 _MAX_DRAWS: Final = 100_000
@@ -96,9 +98,9 @@ class QuestionSet:
     def to_dict(self) -> dict[str, Any]:
         """What the report records about the set (counts only)."""
         per_kind = {
-            k: sum(q.kind == k for _, q in self.targeted) for k in QUESTION_KINDS
+            k: sum(q.kind == k for _, q in self.targeted) for k in _KINDS
         }  # fmt: skip
-        amb = {k: sum(q.kind == k for _, q in self.ambiguous) for k in QUESTION_KINDS}
+        amb = {k: sum(q.kind == k for _, q in self.ambiguous) for k in _KINDS}
         return {
             "mode": self.mode,
             "n_targeted": len(self.targeted),
@@ -111,6 +113,23 @@ class QuestionSet:
             "distinct_targets": dict(self.distinct_targets),
             "well_posed_items": dict(self.well_posed_items),
         }
+
+
+def as_drawn(
+    items: Sequence[ShapeItem], n: int, seed: int, referent: Literal["full", "random"]
+) -> list[tuple[ShapeItem, Question]]:
+    """``n`` (target, question) pairs, kinds in turn, targets drawn with ``seed`` — the
+    generator before session 9: ambiguous questions are mixed in."""
+    rng = np.random.default_rng([seed, 7])
+    picks = rng.integers(len(items), size=n)
+    named = _FULL if referent == "full" else None
+    return [
+        (
+            items[int(i)],
+            make_question(items[int(i)].attributes, QUESTION_KINDS[j % 5], rng, named=named),
+        )
+        for j, i in enumerate(picks)
+    ]
 
 
 def _well_posed_items(items: Sequence[ShapeItem], kind: str) -> list[ShapeItem]:
@@ -149,10 +168,10 @@ def targeted(
         raise InvalidInputError(f"referent must be 'full' or 'random', got {referent!r}")
     rng = np.random.default_rng([seed, 17])
     named = _FULL if referent == "full" else None
-    possible = {k: len(_well_posed_items(items, k)) for k in QUESTION_KINDS}
-    draws = dict.fromkeys(QUESTION_KINDS, 0)
-    rejected, widened = dict.fromkeys(QUESTION_KINDS, 0), dict.fromkeys(QUESTION_KINDS, 0)
-    wanted = {k: sum(QUESTION_KINDS[j % 5] == k for j in range(n)) for k in QUESTION_KINDS}
+    possible = {k: len(_well_posed_items(items, k)) for k in _KINDS}
+    draws = dict.fromkeys(_KINDS, 0)
+    rejected, widened = dict.fromkeys(_KINDS, 0), dict.fromkeys(_KINDS, 0)
+    wanted = {k: sum(QUESTION_KINDS[j % 5] == k for j in range(n)) for k in _KINDS}
     out: list[tuple[ShapeItem, Question]] = []
     amb: list[tuple[ShapeItem, Question]] = []
     for j in range(n):
@@ -172,10 +191,10 @@ def targeted(
             rejected[kind] += 1
             if sum(a.kind == kind for _, a in amb) < wanted[kind]:
                 amb.append((target, q))
-    for kind, m in possible.items():
-        if m == 0 and wanted[kind]:
-            logger.warning("no gallery item singles out its %s: no %s question asked", kind, kind)
-    distinct = {k: len({t.id for t, q in out if q.kind == k}) for k in QUESTION_KINDS}
+    for name, m in possible.items():
+        if m == 0 and wanted[name]:
+            logger.warning("no gallery item singles out its %s: no %s question asked", name, name)
+    distinct = {k: len({t.id for t, q in out if q.kind == k}) for k in _KINDS}
     return QuestionSet("well-posed", out, amb, draws, rejected, widened, distinct, possible)
 
 
@@ -189,14 +208,12 @@ def question_set(
         return targeted(items, n, seed, "full")
     if mode != "as-drawn":
         raise InvalidInputError(f"question mode must be one of {QUESTION_MODES}, got {mode!r}")
-    from luma_rag.eval.gate_questions import questions
-
-    qs = questions(items, n, seed, "full")
-    draws = {k: sum(q.kind == k for _, q in qs) for k in QUESTION_KINDS}
+    qs = as_drawn(items, n, seed, "full")
+    draws = {k: sum(q.kind == k for _, q in qs) for k in _KINDS}
     rejected = {k: sum(q.kind == k and is_ambiguous(q, t, items) for t, q in qs) for k in draws}
-    distinct = {k: len({t.id for t, q in qs if q.kind == k}) for k in QUESTION_KINDS}
-    possible = {k: len(_well_posed_items(items, k)) for k in QUESTION_KINDS}
-    zero = dict.fromkeys(QUESTION_KINDS, 0)
+    distinct = {k: len({t.id for t, q in qs if q.kind == k}) for k in _KINDS}
+    possible = {k: len(_well_posed_items(items, k)) for k in _KINDS}
+    zero = dict.fromkeys(_KINDS, 0)
     return QuestionSet("as-drawn", qs, [], draws, rejected, zero, distinct, possible)
 
 
@@ -228,7 +245,7 @@ def ambiguous_summary(records: Sequence[Any], off_wilson: Any) -> dict[str, Any]
             "n": sum(r.kind == k for r in records),
             "clarify": sum(r.kind == k and r.decision == "clarify" for r in records),
         }
-        for k in QUESTION_KINDS
+        for k in _KINDS
         if any(r.kind == k for r in records)
     }
     return out
@@ -244,7 +261,7 @@ def markdown_lines(report: dict[str, Any]) -> list[str]:
     qs = report.get("questions")
     if not qs:
         return []
-    kinds = [k for k in QUESTION_KINDS if qs["draws"].get(k)]
+    kinds = [k for k in _KINDS if qs["draws"].get(k)]
     if qs["mode"] == "as-drawn":
         amb = ", ".join(f"{k} {qs['rejected'][k]}/{qs['draws'][k]}" for k in kinds)
         return ["", f"Question set: **as drawn** (ambiguous questions mixed in: {amb})."]
