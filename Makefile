@@ -63,7 +63,7 @@ eval-trust: $(STAMP) ## issue #17: the gate on held-out corpora, well-posed ques
 	$(PY) -m luma_rag.eval.trust --data data/eval-trust12289 --questions 400 --seed 12301 --no-calibration --no-legacy --out data/eval-trust12289/report.json $(EVAL_ARGS)
 	$(PY) -m luma_rag.eval.trust --data data/eval-trust12373 --questions 400 --seed 12379 --no-calibration --no-legacy --out data/eval-trust12373/report.json $(EVAL_ARGS)
 
-eval-trust-ltt: $(STAMP) ## issue #17: the fresh corpus 14813 with its val-split Learn-then-Test calibrations (alpha 0.05, delta 0.1; the README block), ~15 min
+eval-trust-ltt: $(STAMP) ## issue #17: the fresh corpus 14813 with its val-split Learn-then-Test calibrations (alpha 0.05, delta 0.1; the README block), ~40 min on a loaded 2-core machine
 	@test -f data/eval-trust14813/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-trust14813 --n 1200 --seed 14813
 	$(PY) -m luma_rag.eval.trust --data data/eval-trust14813 --questions 400 --seed 14821 --alpha 0.05 --delta 0.1 --no-legacy --out data/eval-trust14813/report-ltt.json $(EVAL_ARGS)
 
