@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup test lint typecheck unit bench bench-1m demo demo-check demo-time eval eval-kit eval-trust clean
+.PHONY: help setup test lint typecheck unit bench bench-1m demo demo-check demo-time eval eval-kit eval-trust eval-trust-ltt clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -55,11 +55,17 @@ eval-kit: $(STAMP) ## issue #12: the tiny models on a held-out corpus (seed 7331
 	@test -f data/eval-audio/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-audio --n 1200 --seed 17 --audio
 	$(PY) -m luma_rag.eval.model_kit --data data/eval-kit --audio-data data/eval-audio --out data/eval-kit/report.json
 
-eval-trust: $(STAMP) ## issue #17: the gate on two held-out corpora (seeds 12289, 12373; 9431 and 7717 were read too often)
+eval-trust: $(STAMP) ## issue #17: the gate on held-out corpora, well-posed questions (fresh: 14813; read before: 12289, 12373), ~15 min
+	@test -f data/eval-trust14813/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-trust14813 --n 1200 --seed 14813
 	@test -f data/eval-trust12289/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-trust12289 --n 1200 --seed 12289
 	@test -f data/eval-trust12373/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-trust12373 --n 1200 --seed 12373
-	$(PY) -m luma_rag.eval.trust --data data/eval-trust12289 --questions 400 --seed 12301 --out data/eval-trust12289/report.json $(EVAL_ARGS)
-	$(PY) -m luma_rag.eval.trust --data data/eval-trust12373 --questions 400 --seed 12379 --out data/eval-trust12373/report.json $(EVAL_ARGS)
+	$(PY) -m luma_rag.eval.trust --data data/eval-trust14813 --questions 400 --seed 14821 --no-calibration --no-legacy --out data/eval-trust14813/report.json $(EVAL_ARGS)
+	$(PY) -m luma_rag.eval.trust --data data/eval-trust12289 --questions 400 --seed 12301 --no-calibration --no-legacy --out data/eval-trust12289/report.json $(EVAL_ARGS)
+	$(PY) -m luma_rag.eval.trust --data data/eval-trust12373 --questions 400 --seed 12379 --no-calibration --no-legacy --out data/eval-trust12373/report.json $(EVAL_ARGS)
+
+eval-trust-ltt: $(STAMP) ## issue #17: the fresh corpus 14813 with its val-split Learn-then-Test calibrations (alpha 0.05, delta 0.1; the README block), ~40 min on a loaded 2-core machine
+	@test -f data/eval-trust14813/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-trust14813 --n 1200 --seed 14813
+	$(PY) -m luma_rag.eval.trust --data data/eval-trust14813 --questions 400 --seed 14821 --alpha 0.05 --delta 0.1 --no-legacy --out data/eval-trust14813/report-ltt.json $(EVAL_ARGS)
 
 clean: ## remove the environment and generated files
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/results

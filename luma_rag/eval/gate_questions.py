@@ -38,8 +38,9 @@ from luma_rag.answer.calibrate import (
 from luma_rag.answer.gate import GateDecision
 from luma_rag.datasets.attributes import relevant
 from luma_rag.datasets.manifest import ShapeItem, load_manifest
-from luma_rag.datasets.questions import QUESTION_KINDS, Question, make_question, parse_answer
+from luma_rag.datasets.questions import QUESTION_KINDS, Question, parse_answer
 from luma_rag.errors import InvalidInputError
+from luma_rag.eval.well_posed import as_drawn, is_ambiguous
 
 __all__ = [
     "AMBIGUOUS_QUERIES",
@@ -75,7 +76,6 @@ PROBE_KINDS: Final = ("color", "shape", "position", "size", "color")
 #: How much of the target a question's referent names: every other attribute, or a random
 #: subset (each of size, colour, shape, position with probability 1/2).
 Referent = Literal["full", "random"]
-_FULL_REFERENT: Final = ("size", "color", "shape", "position")
 
 
 @dataclasses.dataclass
@@ -98,28 +98,13 @@ def check_referents(referents: Sequence[str]) -> None:
             raise InvalidInputError(f"referent must be 'full' or 'random', got {referent!r}")
 
 
-def questions(
-    items: Sequence[ShapeItem], n: int, seed: int, referent: Referent
-) -> list[tuple[ShapeItem, Question]]:
-    """``n`` (target, question) pairs, kinds in turn, targets drawn with ``seed``."""
-    rng = np.random.default_rng([seed, 7])
-    picks = rng.integers(len(items), size=n)
-    named = _FULL_REFERENT if referent == "full" else None
-    return [
-        (
-            items[int(i)],
-            make_question(items[int(i)].attributes, QUESTION_KINDS[j % 5], rng, named=named),
-        )
-        for j, i in enumerate(picks)
-    ]
+#: ``n`` (target, question) pairs, kinds in turn, targets drawn with ``seed`` (the as-drawn
+#: generator: ambiguous questions mixed in; :func:`luma_rag.eval.well_posed.targeted` draws
+#: well-posed ones).
+questions = as_drawn
 
-
-def _ambiguous(q: Question, target: ShapeItem, items: Sequence[ShapeItem]) -> bool:
-    """Whether items the referent matches disagree on the asked attribute."""
-    value = getattr(target.attributes, q.kind)
-    return any(
-        relevant(q.named, it.attributes) and getattr(it.attributes, q.kind) != value for it in items
-    )
+#: Whether items the referent matches disagree on the asked attribute.
+_ambiguous = is_ambiguous
 
 
 def rates(records: Sequence[Record]) -> dict[str, Any]:

@@ -3,8 +3,12 @@
 On a LUMA-Shapes corpus generated with a seed nothing else uses, the test split is the store
 (images + captions, the shipped tiny CLIP), and:
 
-* **targeted questions** (:func:`~luma_rag.eval.gate_questions.questions`, full referents;
-  the store is queried with the referent, the answerer gets the question): per variant the
+* **targeted questions** (full referents; the store is queried with the referent, the
+  answerer gets the question), since session 9 **well posed** by default
+  (:func:`~luma_rag.eval.well_posed.question_set`: a question's referent singles out the
+  asked value in the gallery; ambiguous draws are rejected, counted per kind and scored
+  apart as the *ambiguous set*, whose right outcome is CLARIFY; ``--questions-mode as-drawn``
+  gives the earlier set, ambiguous questions mixed in): per variant the
   share of ANSWER / WIDEN / CLARIFY / NOT_IN_MEMORY, ANSWER and WIDEN right with 95 % Wilson
   intervals, coverage (ANSWER + WIDEN) and answered share per kind; the **no-gate baseline**
   answers every question from the top-1;
@@ -41,8 +45,8 @@ then every answer, each in batches (:meth:`~luma_rag.answer.llava.LlavaAnswerer.
 
 Command line::
 
-    python -m luma_rag.datasets.shapes --out data/eval-trust12289 --n 1200 --seed 12289
-    python -m luma_rag.eval.trust --data data/eval-trust12289 --questions 400 --seed 12301
+    python -m luma_rag.datasets.shapes --out data/eval-trust14813 --n 1200 --seed 14813
+    python -m luma_rag.eval.trust --data data/eval-trust14813 --questions 400 --seed 14821
 """
 
 from __future__ import annotations
@@ -66,13 +70,7 @@ from luma_rag.answer.consensus import ConsensusAnswerer, ConsensusConfig
 from luma_rag.answer.gate import GateConfig, GatedRetriever
 from luma_rag.answer.readable import ReadableAnswerer
 from luma_rag.answer.relevance_auto import store_relevance
-from luma_rag.answer.scored import (
-    SESSION6_SCORED,
-    SESSION7_SCORED,
-    ScoredVerifyConfig,
-    ScoredVerifyingAnswerer,
-)
-from luma_rag.answer.verify import VerifyConfig, VerifyingAnswerer
+from luma_rag.answer.scored import ScoredVerifyConfig
 from luma_rag.answer.verify_vlm import VlmVerifier
 from luma_rag.datasets.questions import QUESTION_KINDS
 from luma_rag.eval.gate_questions import (
@@ -80,15 +78,29 @@ from luma_rag.eval.gate_questions import (
     ScoringContext,
     default_answerer,
     gallery,
-    questions,
     score,
     split_items,
 )
 from luma_rag.eval.offtopic import OFF_TOPIC
-from luma_rag.eval.trust_calibrate import calibrate_on_val, legacy_verified, prefetch
+from luma_rag.eval.trust_calibrate import calibrate_on_val, prefetch
 from luma_rag.eval.trust_confidence import CONSENSUS_GRID, confidence_floor, consensus_rho
-from luma_rag.eval.trust_report import aurc_table, equal_coverage, summary, targets, wilson
+from luma_rag.eval.trust_report import (
+    aurc_table,
+    equal_coverage,
+    print_targets,
+    summary,
+    targets,
+    wilson,
+)
 from luma_rag.eval.trust_score import trust_score
+from luma_rag.eval.trust_variants import (
+    DEFAULT_VARIANT,
+    LEGACY_VARIANT,
+    SESSION6_VARIANT,
+    SESSION7_VARIANT,
+)
+from luma_rag.eval.trust_variants import variants as trust_variants
+from luma_rag.eval.well_posed import QUESTION_MODES, QuestionMode, ambiguous_summary, question_set
 
 __all__ = [
     "DEFAULT_VARIANT",
@@ -101,59 +113,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The variant the targets are checked on: the library's default verified path
-#: (``verified_answerer(bot)``: the guarded score-gap path, :class:`ScoredVerifyConfig`).
-DEFAULT_VARIANT = "gate+verify"
-#: Session 6's score-gap path without the guards (:data:`SESSION6_SCORED`).
-SESSION6_VARIANT = "gate+scored-verify (session 6)"
-#: Session 7's default: the guarded path, ANSWER by the certificate's Safe@1 only.
-SESSION7_VARIANT = "gate+verify (session 7)"
-#: The default before: yes/no strings over ``k_verify`` hits on ANSWER / WIDEN (VerifyConfig).
-LEGACY_VARIANT = "gate+yes-no-verify"
-
-
-def _variants(
-    bot: CachedAnswerer, checker: VlmVerifier, k_verify: int, verify: bool, attr_verify: bool,
-    cal_verify: bool | None, scored: ScoredVerifyConfig, legacy: bool,
-) -> dict[str, tuple[str, Answerer]]:  # fmt: skip
-    """``name -> (gate it reads, answerer)``; ``cal_verify`` None: no calibrated variants."""
-    out: dict[str, tuple[str, Answerer]] = {"gate": ("gate", ReadableAnswerer(bot))}
-    cfg = VerifyConfig(k_verify=k_verify)
-    if verify:
-        default = ScoredVerifyingAnswerer(bot, checker, scored)
-        out[DEFAULT_VARIANT] = ("gate", ReadableAnswerer(default))
-    if verify and legacy:
-        session7 = ScoredVerifyingAnswerer(bot, checker, SESSION7_SCORED)
-        out[SESSION7_VARIANT] = ("gate", ReadableAnswerer(session7))
-        session6 = ScoredVerifyingAnswerer(bot, checker, SESSION6_SCORED)
-        out[SESSION6_VARIANT] = ("gate", ReadableAnswerer(session6))
-        out[LEGACY_VARIANT] = ("gate", ReadableAnswerer(legacy_verified(bot, checker, cfg)))
-        rescue = dataclasses.replace(cfg, rescue_clarify=True)
-        out["gate+verify+rescue"] = (
-            "gate",
-            ReadableAnswerer(legacy_verified(bot, checker, rescue)),
-        )
-    if cal_verify is not None:
-        ltt = legacy_verified(bot, checker, cfg) if cal_verify else bot
-        out["gate+ltt"] = ("ltt", ReadableAnswerer(ltt))
-    if attr_verify:
-        from luma_rag.datasets.verifier import AttributeVerifier, answerer_kind_accuracy
-
-        acc = answerer_kind_accuracy(bot.inner)
-        acfg = VerifyConfig(k_verify=k_verify, abstain_unreliable=acc is not None)
-        check = AttributeVerifier(bot, kind_accuracy=acc, min_accuracy=acfg.min_kind_accuracy)
-        out["gate+attr-verify"] = (
-            "gate",
-            ReadableAnswerer(VerifyingAnswerer(bot, check, acfg, kind_accuracy=acc)),
-        )
-    return out
-
 
 def evaluate_trust(
     data_dir: str | Path,
     *,
     n_questions: int = 400,
-    seed: int = 12301,
+    seed: int = 14821,
     answerer: Answerer | None = None,
     encoder: Any = "luma-tiny",
     bootstrap: int = 1000,
@@ -166,6 +131,7 @@ def evaluate_trust(
     scored: ScoredVerifyConfig | None = None,
     legacy: bool = True,
     calibrate: bool = True,
+    question_mode: QuestionMode = "well-posed",
 ) -> dict[str, Any]:
     """Run the evaluation (module docstring); returns a JSON-able report with the targets.
 
@@ -174,7 +140,11 @@ def evaluate_trust(
     ``scored``: the default path's settings (default :class:`ScoredVerifyConfig`: the
     library's); ``legacy``: also run the earlier paths (session 6's unguarded score-gap path,
     the ``k_verify`` yes/no strings and their rescue);
-    ``calibrate``: also run the val-split calibrations and the variants that use them.
+    ``calibrate``: also run the val-split calibrations and the variants that use them;
+    ``question_mode``: ``"well-posed"`` (targeted questions single out their answer; the
+    rejected ambiguous draws are scored apart, right outcome CLARIFY) or ``"as-drawn"`` (the
+    generator before session 9), :func:`~luma_rag.eval.well_posed.question_set` — also for
+    the val-split calibrations.
     """
     started = time.perf_counter()
     scored = scored if scored is not None else ScoredVerifyConfig()
@@ -184,15 +154,13 @@ def evaluate_trust(
     )
     cal = floor = consensus = None
     if calibrate:
-        cal = calibrate_on_val(
-            val, encoder, bot, n_calibration, seed + 1, k_verify, verify, alpha, delta
-        )
-        floor = confidence_floor(
-            val, encoder, bot, n=n_calibration, seed=seed + 2, alpha=alpha, delta=delta
-        )
+        cal = calibrate_on_val(val, encoder, bot, n_calibration, seed + 1, k_verify, verify,
+                               alpha, delta, mode=question_mode)  # fmt: skip
+        floor = confidence_floor(val, encoder, bot, n=n_calibration, seed=seed + 2,
+                                 alpha=alpha, delta=delta, mode=question_mode)  # fmt: skip
         consensus = consensus_rho(
             val, encoder, bot, rho=cal.rho, score_floor=cal.score_floor, n=n_calibration,
-            seed=seed + 3, alpha=alpha, delta=delta,
+            seed=seed + 3, alpha=alpha, delta=delta, mode=question_mode,
         )  # fmt: skip
         logger.info(
             "trust: calibrated (%s) after %.0f s", cal.reason, time.perf_counter() - started
@@ -200,7 +168,9 @@ def evaluate_trust(
     by_id = {it.id: it for it in items}
     checker = VlmVerifier(bot)
     cal_verify = None if cal is None else cal.verify and verify
-    variants = _variants(bot, checker, k_verify, verify, attr_verify, cal_verify, scored, legacy)
+    variants = trust_variants(
+        bot, checker, k_verify, verify, attr_verify, cal_verify, scored, legacy
+    )
     if floor is not None and floor["feasible"]:
         conf_cfg = ConfidenceConfig(floor=float(floor["floor"]))
         variants["gate+confidence"] = ("gate", ReadableAnswerer(ConfidenceAnswerer(bot, conf_cfg)))
@@ -221,7 +191,8 @@ def evaluate_trust(
                 ltt_rel = relevance.override(score_floor={"text": cal.score_floor})
             ltt_cfg = dataclasses.replace(cfg, rho=cal.rho)
             gates["ltt"] = GatedRetriever(luma, ltt_cfg, record_gaps=False, relevance=ltt_rel)
-        qs = questions(items, n_questions, seed, "full")
+        qset = question_set(items, n_questions, seed, question_mode)
+        qs, n_t = qset.targeted + qset.ambiguous, len(qset.targeted)
         decided = [{g: gate.query(q.retrieval_text) for g, gate in gates.items()} for _, q in qs]
         off = [{g: gate.query(text) for g, gate in gates.items()} for text in OFF_TOPIC]
         logger.info(
@@ -249,6 +220,10 @@ def evaluate_trust(
                 trusts.append(trust_score(q.text, d["gate"], bot, checker.scores,
                                           k=scored.k_verify, doubt=scored.doubt))  # fmt: skip
             base_wrong.append(not records["gate"][-1].baseline_correct)
+        unclear = {name: recs[n_t:] for name, recs in records.items()}
+        records = {name: recs[:n_t] for name, recs in records.items()}
+        margins, slacks, trusts, base_wrong = (margins[:n_t], slacks[:n_t], trusts[:n_t],
+                                               base_wrong[:n_t])  # fmt: skip
         pairs = list(zip(OFF_TOPIC, off, strict=True))
         off_decisions = {
             name: [ans.answer(t, d[g]).decision.decision for t, d in pairs]
@@ -263,8 +238,10 @@ def evaluate_trust(
     report: dict[str, Any] = {
         "data": str(data_dir),
         "n_gallery": len(items),
-        "n_questions": n_questions,
+        "n_questions": n_t,
+        "n_requested": n_questions,
         "seed": seed,
+        "questions": qset.to_dict(),
         "bootstrap": bootstrap,
         "k_verify": scored.k_verify if verify else k_verify,
         "k_verify_legacy": k_verify if legacy else None,
@@ -285,6 +262,7 @@ def evaluate_trust(
         if cal is None
         else cal.to_dict() | {"tested": len(cal.tested), "n_val_items": len(val)},
         "variants": {n: summary(r, QUESTION_KINDS) for n, r in records.items()},
+        "ambiguous": {n: ambiguous_summary(r, wilson) for n, r in unclear.items()},
         "no_gate": {
             "n": len(wrong),
             "right": 1 - float(wrong.mean()),
@@ -317,21 +295,12 @@ def evaluate_trust(
     return report
 
 
-def _print_targets(report: dict[str, Any]) -> None:
-    for name, rows in report["targets"].items():
-        print(f"\n== {name}{' (targets checked)' if name == report['default'] else ''} ==")
-        for row in rows:
-            value = row["value"]
-            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
-            print(f"  {row['status']:4}  {row['target']}: {shown} ({row['goal']}) {row['detail']}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m luma_rag.eval.trust --data DIR [--questions N] [--seed S] [--out FILE]``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="a LUMA-Shapes corpus (test + val splits)")
     parser.add_argument("--questions", type=int, default=400)
-    parser.add_argument("--seed", type=int, default=12301)
+    parser.add_argument("--seed", type=int, default=14821)
     parser.add_argument("--calibration", type=int, default=600, help="val-split questions for LTT")
     parser.add_argument("--k-verify", type=int, default=10, help="hits verified (the gate's k)")
     parser.add_argument("--bootstrap", type=int, default=1000)
@@ -344,6 +313,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scored-k", type=int, default=None, help="scored path's k_verify")
     parser.add_argument("--accept", type=float, default=None, help="scored path's accept")
     parser.add_argument("--doubt", type=float, default=None, help="scored path's doubt")
+    parser.add_argument(
+        "--questions-mode",
+        choices=QUESTION_MODES,
+        default="well-posed",
+        help="well-posed targeted questions (default) or the as-drawn ones",
+    )
+    parser.add_argument("--alpha", type=float, default=0.1, help="calibration risk level")
+    parser.add_argument("--delta", type=float, default=0.1, help="calibration failure chance")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     progress = logging.StreamHandler()
@@ -366,13 +343,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         }),
         legacy=not args.no_legacy,
         calibrate=not args.no_calibration,
+        question_mode=args.questions_mode,
+        alpha=args.alpha,
+        delta=args.delta,
     )  # fmt: skip
     text = json.dumps(report, indent=2, default=str)
     if args.out:
         Path(args.out).write_text(text)
     else:
         print(text)
-    _print_targets(report)
+    print_targets(report)
     if args.readme:
         from luma_rag.eval.trust_report import write_readme
 

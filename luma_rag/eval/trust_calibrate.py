@@ -14,11 +14,12 @@ from luma_rag.answer.relevance_auto import store_relevance
 from luma_rag.answer.verify import VerifyConfig, VerifyingAnswerer
 from luma_rag.answer.verify_vlm import VlmVerifier, single_hit_decision
 from luma_rag.datasets.questions import parse_answer
-from luma_rag.eval.gate_questions import CachedAnswerer, gallery, questions
+from luma_rag.eval.gate_questions import CachedAnswerer, gallery
+from luma_rag.eval.well_posed import QuestionMode, question_set
 from luma_rag.results import Hit
 from luma_rag.risk_control import GateRiskCalibration, calibrate_gate
 
-__all__ = ["calibrate_on_val", "legacy_verified", "prefetch"]
+__all__ = ["answer_matches", "calibrate_on_val", "legacy_verified", "prefetch"]
 
 
 def prefetch(
@@ -52,12 +53,13 @@ def legacy_verified(bot: Answerer, checker: VlmVerifier, cfg: VerifyConfig) -> V
 
 def calibrate_on_val(
     val: Sequence[Any], encoder: Any, bot: CachedAnswerer, n: int, seed: int, k_verify: int,
-    verify: bool, alpha: float, delta: float,
+    verify: bool, alpha: float, delta: float, mode: QuestionMode = "as-drawn",
 ) -> GateRiskCalibration:  # fmt: skip
-    """Learn-then-Test on the val split: ρ, score floor and (with ``verify``) verification."""
+    """Learn-then-Test on the val split: ρ, score floor and (with ``verify``) verification;
+    ``mode``: the questions (:func:`~luma_rag.eval.well_posed.question_set`'s targeted set)."""
     with gallery(val, encoder, "luma-trust-val-") as luma:
         relevance = store_relevance(luma)
-        qs = questions(val, n, seed, "full")
+        qs = question_set(val, n, seed, mode).targeted
         triples = [(q.text, t.id, f"{q.kind}:{q.answer}") for t, q in qs]
         search = [q.retrieval_text for _, q in qs]
         options: dict[str, Any] = {"relevance": relevance, "search_texts": search}
@@ -79,12 +81,20 @@ def calibrate_on_val(
             kept = out.telemetry.get("verification", {}).get("outcome") == "answered"
             return bot.answer(question, d).text, kept
 
-        def is_right(text: str, expected: str) -> bool:
-            kind, value = expected.split(":", 1)
-            return str(parse_answer(text, kind)) == value
-
         return calibrate_gate(luma, triples, alpha=alpha, delta=delta, answer=answer,
-                              is_right=is_right, **options)  # fmt: skip
+                              is_right=answer_matches, **options)  # fmt: skip
+
+
+def answer_matches(text: str, expected: str) -> bool:
+    """Whether ``text`` names the value ``expected`` ("kind:word", e.g. ``"count:two"``).
+
+    Both sides are read with :func:`~luma_rag.datasets.questions.parse_answer`: a count is read
+    as an int from "two" as from "2" (before session 9 the read int was compared with the
+    word, so every count answer counted as wrong in the calibration).
+    """
+    kind, word = expected.split(":", 1)
+    got = parse_answer(text, kind)
+    return got is not None and got == parse_answer(word, kind)
 
 
 def _over(hits: Sequence[Hit]) -> GateDecision:

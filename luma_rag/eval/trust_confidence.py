@@ -19,7 +19,8 @@ from luma_rag.answer.confidence import CONFIDENCE_KEY, choose_floor
 from luma_rag.answer.verify_vlm import single_hit_decision
 from luma_rag.datasets.questions import parse_answer
 from luma_rag.datasets.shapes import ShapeItem
-from luma_rag.eval.gate_questions import gallery, questions
+from luma_rag.eval.gate_questions import gallery
+from luma_rag.eval.well_posed import QuestionMode, question_set
 
 __all__ = ["confidence_floor"]
 
@@ -35,15 +36,17 @@ def confidence_floor(
     seed: int,
     alpha: float,
     delta: float,
+    mode: QuestionMode = "as-drawn",
 ) -> dict[str, Any]:
     """Choose the floor on ``n`` val questions; the :func:`choose_floor` report plus counts.
 
-    Answers without a reported confidence count as confidence 0 (never kept).
+    Answers without a reported confidence count as confidence 0 (never kept). ``mode``: the
+    questions (:func:`~luma_rag.eval.well_posed.question_set`; only its targeted set is used).
     """
     from luma_rag.answer.base import answer_all
 
     with gallery(val, encoder, "luma-trust-conf-") as luma:
-        qs = questions(val, n, seed, "full")
+        qs = question_set(val, n, seed, mode).targeted
         vectors = luma.encoder.encode_text([q.retrieval_text for _, q in qs])
         tops = [luma.search(v, 1, rho=0.0).hits for v in vectors]
     asked = [(t, q, hits[0]) for (t, q), hits in zip(qs, tops, strict=True) if hits]
@@ -75,6 +78,7 @@ def consensus_rho(
     seed: int,
     alpha: float,
     delta: float,
+    mode: QuestionMode = "as-drawn",
 ) -> dict[str, Any]:
     """Choose the consensus contender radius ρ_c on ``n`` val questions (Learn-then-Test).
 
@@ -83,7 +87,7 @@ def consensus_rho(
     :class:`~luma_rag.answer.consensus.ConsensusAnswerer` (every hit that could be the top-1
     within ρ_c is asked too; answers that differ make a CLARIFY), and the radii are tested
     from the largest down: the smallest accepted one keeps the ANSWER + WIDEN risk ≤ ``alpha``
-    with probability ≥ ``1 - delta``.
+    with probability ≥ ``1 - delta``. ``mode``: as :func:`confidence_floor`'s.
     """
     import dataclasses
     import math
@@ -99,7 +103,7 @@ def consensus_rho(
             relevance = relevance.override(score_floor={"text": score_floor})
         cfg = dataclasses.replace(GateConfig(k=10, k_max=10), rho=rho)
         gate = GatedRetriever(luma, cfg, record_gaps=False, relevance=relevance)
-        qs = questions(val, n, seed, "full")
+        qs = question_set(val, n, seed, mode).targeted
         decided = [gate.query(q.retrieval_text) for _, q in qs]
     steps = []
     for rho_c in CONSENSUS_GRID:

@@ -22,6 +22,7 @@ from typing import Any, Final
 import numpy as np
 
 from luma_rag.errors import InvalidInputError
+from luma_rag.eval.well_posed import markdown_lines
 
 __all__ = [
     "DIFFERENCES",
@@ -32,6 +33,7 @@ __all__ = [
     "equal_coverage",
     "main",
     "markdown",
+    "print_targets",
     "risk_at",
     "summary",
     "targets",
@@ -256,6 +258,16 @@ def targets(report: dict[str, Any], variant: str) -> list[dict[str, Any]]:
     return rows
 
 
+def print_targets(report: dict[str, Any]) -> None:
+    """Print every variant's target rows (the checked variant marked)."""
+    for name, rows in report["targets"].items():
+        print(f"\n== {name}{' (targets checked)' if name == report['default'] else ''} ==")
+        for row in rows:
+            value = row["value"]
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            print(f"  {row['status']:4}  {row['target']}: {shown} ({row['goal']}) {row['detail']}")
+
+
 def _value(row: dict[str, Any]) -> str:
     v = row["value"]
     if isinstance(v, bool) or v is None:
@@ -278,6 +290,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"the test split ({report['n_gallery']} images) of `{report['data']}`; "
         f"{report['seconds']:.0f} s, {report['answerer_calls']} answerer calls"
         f"{_load(report)}.",
+        *markdown_lines(report),
         "",
         "| variant | ANSWER share | ANSWER right (95 % Wilson) | WIDEN share / right | CLARIFY "
         "| NOT IN MEMORY | answered / risk | off-topic refused |",

@@ -74,9 +74,16 @@ def test_trust_report_and_targets(corpus: tuple[Path, list[ShapeItem]], tmp_path
     assert {"gate", DEFAULT_VARIANT, LEGACY_VARIANT, "gate+verify+rescue", "gate+ltt"} <= set(
         variants
     )
+    qs = report["questions"]
+    assert qs["mode"] == "well-posed" and report["n_questions"] == qs["n_targeted"] > 0
     for v in variants.values():
         shares = [v[k]["share"] for k in ("answer", "widen", "clarify", "not_in_memory")]
-        assert math.isclose(sum(shares), 1.0) and v["n"] == 30
+        assert math.isclose(sum(shares), 1.0) and v["n"] == report["n_questions"]
+    for name, amb in report["ambiguous"].items():  # the rejected draws, scored apart
+        assert amb["n"] == qs["n_ambiguous"] == sum(qs["ambiguous_by_kind"].values())
+        decided = amb["clarify"]["n"] + amb["not_in_memory"]["n"]
+        decided += sum(amb[d]["n_target_value"] + amb[d]["n_other"] for d in ("answer", "widen"))
+        assert decided == amb["n"], name
     # yes/no verification only ever demotes an ANSWER (the default path may also certify one
     # by verification); rescue only adds WIDENs
     assert variants[LEGACY_VARIANT]["answer"]["n"] <= variants["gate"]["answer"]["n"]
@@ -120,6 +127,7 @@ def test_trust_report_without_calibration_or_legacy(
                             scored=ScoredVerifyConfig(k_verify=2), legacy=False,
                             calibrate=False)  # fmt: skip
     assert set(report["variants"]) == {"gate", DEFAULT_VARIANT}
+    assert report["questions"]["mode"] == "well-posed"
     assert LEGACY_VARIANT not in report["off_topic"]
     assert report["k_verify"] == 2 and report["scored_verify"]["k_verify"] == 2
     rows = {r["target"]: r for r in report["targets"][DEFAULT_VARIANT]}
