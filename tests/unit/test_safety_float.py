@@ -69,17 +69,24 @@ def _check(
     return cert
 
 
+def _unit_and_orthogonal(
+    rng: np.random.Generator, dim: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """A random unit vector ``b`` and a random unit ``w`` orthogonal to it, both float64 (dim,)."""
+    b = rng.standard_normal(dim)
+    b /= np.linalg.norm(b)
+    w = rng.standard_normal(dim)
+    w -= (w @ b) * b
+    return b, w / np.linalg.norm(w)
+
+
 @st.composite
 def near_duplicates(draw: st.DrawFn) -> tuple[NDArray[np.float32], NDArray[np.float32], float]:
     """Two items 1e-7..1e-3 apart plus others, a query almost orthogonal to their difference."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     dim = draw(st.sampled_from([3, 8, 32, 128]))
     gap = 10.0 ** draw(st.floats(-7.0, -3.0))
-    b = rng.standard_normal(dim)
-    b /= np.linalg.norm(b)
-    w = rng.standard_normal(dim)
-    w -= (w @ b) * b
-    w /= np.linalg.norm(w)
+    b, w = _unit_and_orthogonal(rng, dim)
     others = rng.standard_normal((draw(st.integers(1, 4)), dim))
     v = _unit32(np.vstack([b, b + gap * w, b - 0.5 * gap * w, others])[: 2 + len(others)])
     tilt = draw(st.floats(-3.0, 3.0)) * gap  # the query leans a little towards one copy
@@ -106,11 +113,7 @@ def leaning_duplicates(draw: st.DrawFn) -> tuple[NDArray[np.float32], NDArray[np
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     dim = draw(st.sampled_from([3, 8, 32]))
     gap = 10.0 ** draw(st.floats(-4.5, -3.5))
-    b = rng.standard_normal(dim)
-    b /= np.linalg.norm(b)
-    w = rng.standard_normal(dim)
-    w -= (w @ b) * b
-    w /= np.linalg.norm(w)
+    b, w = _unit_and_orthogonal(rng, dim)
     others = -b + 0.3 * rng.standard_normal((draw(st.integers(1, 3)), dim))  # far below
     v = _unit32(np.vstack([b + gap * w, b, others]))
     q = _unit32(b + draw(st.floats(0.05, 0.15)) * w)
