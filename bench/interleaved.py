@@ -21,7 +21,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
-from bench.data import exact_topk, recall_at_k
+from bench.data import Dataset, exact_topk, recall_at_k
 from bench.distributions import load_distribution
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -70,6 +70,17 @@ def _boot_ratio(a: np.ndarray, b: np.ndarray, n: int = 2000, seed: int = 0) -> t
     return float(lo), float(hi)
 
 
+def cached_dataset(distribution: str, size: int, queries: int) -> tuple[Dataset, str]:
+    """The ``distribution``'s dataset (``size`` items, ``queries`` queries, seed 0) and the
+    file tag its cached indexes and stores go under in :data:`RESULTS` (created)."""
+    ns = argparse.Namespace(
+        dim=512, clusters=1000, noise=0.6, seed=0, cache_dir=RESULTS, minilm_max=size
+    )
+    data = load_distribution(distribution, size, queries, 0, ns).dataset
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    return data, f"interleaved-{distribution}-{size}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse flags, build or open the cached indexes, time the queries interleaved."""
     p = argparse.ArgumentParser(prog="python -m bench.interleaved", description=__doc__)
@@ -80,12 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--hot-ef", type=int, default=None, help="LUMA hot tier efSearch (default 64)")
     args = p.parse_args(argv)
-    ns = argparse.Namespace(
-        dim=512, clusters=1000, noise=0.6, seed=0, cache_dir=RESULTS, minilm_max=args.size
-    )
-    data = load_distribution(args.distribution, args.size, args.queries, 0, ns).dataset
-    tag = f"interleaved-{args.distribution}-{args.size}"
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    data, tag = cached_dataset(args.distribution, args.size, args.queries)
     hnsw = _hnsw(data.corpus, RESULTS / f"{tag}.hnsw")
     luma = _luma(data.corpus, RESULTS / f"{tag}.luma", max(1000, args.size // 10), args.hot_ef)
     truth = exact_topk(data.corpus, data.queries, args.k)

@@ -20,8 +20,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
-from bench.distributions import load_distribution
-from bench.interleaved import RESULTS, _luma
+from bench.interleaved import RESULTS, _luma, cached_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,11 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--k", type=int, default=10)
     args = p.parse_args(argv)
-    ns = argparse.Namespace(
-        dim=512, clusters=1000, noise=0.6, seed=0, cache_dir=RESULTS, minilm_max=args.size
-    )
-    data = load_distribution(args.distribution, args.size, args.queries, 0, ns).dataset
-    tag = f"interleaved-{args.distribution}-{args.size}"
+    data, tag = cached_dataset(args.distribution, args.size, args.queries)
     luma = _luma(data.corpus, RESULTS / f"{tag}.luma", max(1000, args.size // 10))
     from luma_rag.memory.candidates import kth_floor, merge_tiers
     from luma_rag.pipeline import _certify, _complete_at
