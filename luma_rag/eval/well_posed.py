@@ -182,10 +182,12 @@ def targeted(
             target = items[int(rng.integers(len(items)))]
             draws[kind] += 1
             q = make_question(target.attributes, kind, rng, named=named)
-            if is_ambiguous(q, target, items) and named is None:
+            ambiguous = is_ambiguous(q, target, items)
+            if ambiguous and named is None:
                 q = make_question(target.attributes, kind, rng, named=_FULL)
-                widened[kind] += not is_ambiguous(q, target, items)
-            if not is_ambiguous(q, target, items):
+                ambiguous = is_ambiguous(q, target, items)
+                widened[kind] += not ambiguous
+            if not ambiguous:
                 out.append((target, q))
                 break
             rejected[kind] += 1
