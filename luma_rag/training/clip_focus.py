@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from luma_rag.datasets.vocab import SHAPES
+from luma_rag.training.compositional import ridge_predict
 
 __all__ = ["focus_weights", "shape_errors"]
 
@@ -51,14 +52,12 @@ def shape_errors(model: Any, pixels: Any, shape_codes: Any, torch: Any, batch: i
                 for i in range(0, len(pixels), batch)
             ]
         )
-    x = np.hstack([emb.numpy().astype(np.float64), np.ones((len(emb), 1))])
+    x = emb.numpy()
     y = shape_codes.numpy()
-    target = np.eye(len(SHAPES))[y]
     wrong = np.zeros(len(y), dtype=bool)
     for fold in (0, 1):
         fit = np.arange(len(y)) % 2 != fold
-        w = np.linalg.solve(x[fit].T @ x[fit] + 1e-2 * np.eye(x.shape[1]), x[fit].T @ target[fit])
-        wrong[~fit] = np.argmax(x[~fit] @ w, axis=1) != y[~fit]
+        wrong[~fit] = ridge_predict(x[fit], y[fit], len(SHAPES), x[~fit]) != y[~fit]
     counts = np.bincount(y, minlength=len(SHAPES))
     errors = np.bincount(y, weights=wrong, minlength=len(SHAPES)) / np.maximum(counts, 1)
     logger.info(

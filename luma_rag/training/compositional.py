@@ -26,7 +26,7 @@ from luma_rag.encoders.base import Encoder
 from luma_rag.errors import InvalidInputError
 from luma_rag.training.evaluate import relevance_matrix
 
-__all__ = ["evaluate_referents", "linear_probe", "wilson"]
+__all__ = ["evaluate_referents", "linear_probe", "ridge_predict", "wilson"]
 
 _FULL: tuple[str, ...] = ("size", "color", "shape", "position")
 
@@ -91,6 +91,25 @@ def evaluate_referents(
     return out
 
 
+def ridge_predict(
+    x_fit: np.ndarray, y: np.ndarray, n_classes: int, x_test: np.ndarray, ridge: float = 1e-2
+) -> np.ndarray:
+    """Classes a ridge read-out predicts: regression onto one-hot targets with a bias, arg-max.
+
+    Args:
+        x_fit: ``(n, d)`` features to fit on. y: int ``(n,)`` class per row, < ``n_classes``.
+        n_classes: number of classes. x_test: ``(m, d)`` features to predict. ridge: L2 penalty.
+
+    Returns:
+        int64 ``(m,)`` predicted class per test row (closed form, deterministic; float64).
+    """
+    x = np.hstack([np.asarray(x_fit, np.float64), np.ones((len(x_fit), 1))])
+    target = np.eye(n_classes)[y]
+    w = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ target)
+    xt = np.hstack([np.asarray(x_test, np.float64), np.ones((len(x_test), 1))])
+    return np.argmax(xt @ w, axis=1)
+
+
 def linear_probe(
     encoder: Encoder,
     fit_items: Sequence[ShapeItem],
@@ -125,11 +144,7 @@ def linear_probe(
     x_test = encoder.encode_image([it.image_path for it in test_items], batch_size=batch_size)
     labels = sorted({getattr(it.attributes, attribute) for it in fit_items}, key=str)
     y = np.array([labels.index(getattr(it.attributes, attribute)) for it in fit_items])
-    x = np.hstack([x_fit, np.ones((len(x_fit), 1), dtype=x_fit.dtype)]).astype(np.float64)
-    target = np.eye(len(labels))[y]
-    w = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ target)
-    xt = np.hstack([x_test, np.ones((len(x_test), 1))]).astype(np.float64)
-    pred = [labels[int(i)] for i in np.argmax(xt @ w, axis=1)]
+    pred = [labels[int(i)] for i in ridge_predict(x_fit, y, len(labels), x_test, ridge)]
     hits = np.array(
         [p == getattr(it.attributes, attribute) for p, it in zip(pred, test_items, strict=True)]
     )
