@@ -52,10 +52,8 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -65,25 +63,11 @@ from typing import Any
 import numpy as np
 
 from luma_rag.answer.base import Answerer
-from luma_rag.answer.confidence import ConfidenceAnswerer, ConfidenceConfig
-from luma_rag.answer.consensus import ConsensusAnswerer, ConsensusConfig
-from luma_rag.answer.gate import GateConfig, GatedRetriever
-from luma_rag.answer.readable import ReadableAnswerer
-from luma_rag.answer.relevance_auto import store_relevance
 from luma_rag.answer.scored import ScoredVerifyConfig
-from luma_rag.answer.verify_vlm import VlmVerifier
 from luma_rag.datasets.questions import QUESTION_KINDS
-from luma_rag.eval.gate_questions import (
-    CachedAnswerer,
-    ScoringContext,
-    default_answerer,
-    gallery,
-    score,
-    split_items,
-)
-from luma_rag.eval.offtopic import OFF_TOPIC
-from luma_rag.eval.trust_calibrate import calibrate_on_val, prefetch
-from luma_rag.eval.trust_confidence import CONSENSUS_GRID, confidence_floor, consensus_rho
+from luma_rag.errors import InvalidInputError
+from luma_rag.eval.gate_questions import CachedAnswerer, default_answerer
+from luma_rag.eval.trust_corpus import RunSettings, run_corpus
 from luma_rag.eval.trust_report import (
     aurc_table,
     equal_coverage,
@@ -92,15 +76,13 @@ from luma_rag.eval.trust_report import (
     targets,
     wilson,
 )
-from luma_rag.eval.trust_score import trust_score
 from luma_rag.eval.trust_variants import (
     DEFAULT_VARIANT,
     LEGACY_VARIANT,
     SESSION6_VARIANT,
     SESSION7_VARIANT,
 )
-from luma_rag.eval.trust_variants import variants as trust_variants
-from luma_rag.eval.well_posed import QUESTION_MODES, QuestionMode, ambiguous_summary, question_set
+from luma_rag.eval.well_posed import QUESTION_MODES, QuestionMode, ambiguous_summary
 
 __all__ = [
     "DEFAULT_VARIANT",
@@ -114,8 +96,20 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+def _merged_questions(sets: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Several corpora's question-set counts as one (counts add; distinct targets add, since
+    each corpus's items are its own)."""
+    out: dict[str, Any] = {"mode": sets[0]["mode"]}
+    for key, value in sets[0].items():
+        if isinstance(value, int):
+            out[key] = sum(q[key] for q in sets)
+        elif isinstance(value, dict):
+            out[key] = {k: sum(q[key].get(k, 0) for q in sets) for k in value}
+    return out
+
+
 def evaluate_trust(
-    data_dir: str | Path,
+    data_dir: str | Path | Sequence[str | Path],
     *,
     n_questions: int = 400,
     seed: int = 14821,
@@ -135,6 +129,10 @@ def evaluate_trust(
 ) -> dict[str, Any]:
     """Run the evaluation (module docstring); returns a JSON-able report with the targets.
 
+    ``data_dir``: one corpus, or several, **pooled**: corpus ``i`` gets ``n_questions``
+    questions drawn with seed ``seed + 1000 * i`` over its own store, every figure is computed
+    over all of them together and ``corpora`` lists each corpus's own counts (pooling needs
+    ``calibrate=False``: the calibrated variants are per corpus).
     ``answerer`` None: the shipped tiny LLaVA, cached on question + top image; another
     answerer is cached on the whole decision. ``verify=False`` runs the gate alone.
     ``scored``: the default path's settings (default :class:`ScoredVerifyConfig`: the
@@ -145,122 +143,65 @@ def evaluate_trust(
     rejected ambiguous draws are scored apart, right outcome CLARIFY) or ``"as-drawn"`` (the
     generator before session 9), :func:`~luma_rag.eval.well_posed.question_set` — also for
     the val-split calibrations.
+
+    Raises:
+        InvalidInputError: No corpus, or several with ``calibrate=True``.
     """
     started = time.perf_counter()
+    dirs = [data_dir] if isinstance(data_dir, str | Path) else list(data_dir)
+    if not dirs:
+        raise InvalidInputError("give at least one corpus directory")
+    if len(dirs) > 1 and calibrate:
+        raise InvalidInputError(
+            "several corpora are pooled only without calibration (--no-calibration): "
+            "the calibrated variants are chosen per corpus"
+        )
     scored = scored if scored is not None else ScoredVerifyConfig()
-    items, val = split_items(data_dir, "test"), split_items(data_dir, "val")
     bot = CachedAnswerer(
         answerer or default_answerer(), top_only=answerer is None, clarify_text=True
     )
-    cal = floor = consensus = None
-    if calibrate:
-        cal = calibrate_on_val(val, encoder, bot, n_calibration, seed + 1, k_verify, verify,
-                               alpha, delta, mode=question_mode)  # fmt: skip
-        floor = confidence_floor(val, encoder, bot, n=n_calibration, seed=seed + 2,
-                                 alpha=alpha, delta=delta, mode=question_mode)  # fmt: skip
-        consensus = consensus_rho(
-            val, encoder, bot, rho=cal.rho, score_floor=cal.score_floor, n=n_calibration,
-            seed=seed + 3, alpha=alpha, delta=delta, mode=question_mode,
-        )  # fmt: skip
-        logger.info(
-            "trust: calibrated (%s) after %.0f s", cal.reason, time.perf_counter() - started
-        )
-    by_id = {it.id: it for it in items}
-    checker = VlmVerifier(bot)
-    cal_verify = None if cal is None else cal.verify and verify
-    variants = trust_variants(
-        bot, checker, k_verify, verify, attr_verify, cal_verify, scored, legacy
-    )
-    if floor is not None and floor["feasible"]:
-        conf_cfg = ConfidenceConfig(floor=float(floor["floor"]))
-        variants["gate+confidence"] = ("gate", ReadableAnswerer(ConfidenceAnswerer(bot, conf_cfg)))
-    rho_c = None
-    if consensus is not None:
-        rho_c = consensus["setting"] if consensus["feasible"] else CONSENSUS_GRID[0]
-        variants["gate+ltt+consensus"] = (
-            "ltt",
-            ReadableAnswerer(ConsensusAnswerer(bot, ConsensusConfig(rho=float(rho_c)))),
-        )
-    with gallery(items, encoder, "luma-trust-") as luma:
-        relevance = store_relevance(luma)
-        cfg = GateConfig(k=10, k_max=10)
-        gates = {"gate": GatedRetriever(luma, cfg, record_gaps=False, relevance=relevance)}
-        if cal is not None:
-            ltt_rel = relevance
-            if relevance is not None and math.isfinite(cal.score_floor):
-                ltt_rel = relevance.override(score_floor={"text": cal.score_floor})
-            ltt_cfg = dataclasses.replace(cfg, rho=cal.rho)
-            gates["ltt"] = GatedRetriever(luma, ltt_cfg, record_gaps=False, relevance=ltt_rel)
-        qset = question_set(items, n_questions, seed, question_mode)
-        qs, n_t = qset.targeted + qset.ambiguous, len(qset.targeted)
-        decided = [{g: gate.query(q.retrieval_text) for g, gate in gates.items()} for _, q in qs]
-        off = [{g: gate.query(text) for g, gate in gates.items()} for text in OFF_TOPIC]
-        logger.info(
-            "trust: %d gate decisions after %.0f s", len(decided) * 2, time.perf_counter() - started
-        )
-        if verify:
-            jobs = [(q.text, d["gate"].hits) for (_, q), d in zip(qs, decided, strict=True)]
-            jobs += [
-                (text, d["gate"].hits)
-                for text, d in zip(OFF_TOPIC, off, strict=True)
-                if d["gate"].decision != "not_in_memory"
-            ]
-            prefetch(bot, checker, jobs, k_verify if legacy else scored.k_verify)
-            logger.info("trust: prefetched after %.0f s", time.perf_counter() - started)
-        records: dict[str, list[Any]] = {name: [] for name in variants}
-        margins, slacks, trusts, base_wrong = [], [], [], []
-        for (target, q), d in zip(qs, decided, strict=True):
-            ctx = ScoringContext.of(q, target, d["gate"], bot, cfg.k, items, by_id)
-            for name, (g, ans) in variants.items():
-                records[name].append(score(q, ans.answer(q.text, d[g]), ctx))
-            num = d["gate"].numbers
-            margins.append(num.margin_top2 if math.isfinite(num.margin_top2) else 0.0)
-            slacks.append(num.slack if math.isfinite(num.slack) else -9.0)
-            if verify:
-                trusts.append(trust_score(q.text, d["gate"], bot, checker.scores,
-                                          k=scored.k_verify, doubt=scored.doubt))  # fmt: skip
-            base_wrong.append(not records["gate"][-1].baseline_correct)
-        unclear = {name: recs[n_t:] for name, recs in records.items()}
-        records = {name: recs[:n_t] for name, recs in records.items()}
-        margins, slacks, trusts, base_wrong = (margins[:n_t], slacks[:n_t], trusts[:n_t],
-                                               base_wrong[:n_t])  # fmt: skip
-        pairs = list(zip(OFF_TOPIC, off, strict=True))
-        off_decisions = {
-            name: [ans.answer(t, d[g]).decision.decision for t, d in pairs]
-            for name, (g, ans) in variants.items()
-        }
-    wrong = np.asarray(base_wrong, dtype=bool)
-    margin = np.asarray(margins)
-    conf = {"raw_margin": margin, "certificate_slack": np.asarray(slacks)}
+    settings = RunSettings(encoder, verify, k_verify, n_calibration, attr_verify, alpha, delta,
+                           scored, legacy, calibrate, question_mode)  # fmt: skip
+    runs = [run_corpus(d, n_questions, seed + 1000 * i, bot, settings) for i, d in enumerate(dirs)]
+    names = list(runs[0].records)
+    records = {n: [r for run in runs for r in run.records[n]] for n in names}
+    unclear = {n: [r for run in runs for r in run.unclear[n]] for n in names}
+    off_decisions = {n: [d for run in runs for d in run.off_decisions[n]] for n in names}
+    wrong = np.asarray([w for run in runs for w in run.base_wrong], dtype=bool)
+    margin = np.asarray([m for run in runs for m in run.margins])
+    conf = {
+        "raw_margin": margin,
+        "certificate_slack": np.asarray([x for run in runs for x in run.slacks]),
+    }
     if verify:
-        conf["gate_score"] = np.asarray(trusts)
+        conf["gate_score"] = np.asarray([x for run in runs for x in run.trusts])
     nim = sum(r.decision == "not_in_memory" for r in records["gate"])
+    first, cal = runs[0].meta, runs[0].meta["cal"]
+    n_t = len(records["gate"])
     report: dict[str, Any] = {
-        "data": str(data_dir),
-        "n_gallery": len(items),
+        "data": first["data"] if len(runs) == 1 else [run.meta["data"] for run in runs],
+        "n_gallery": sum(run.meta["n_gallery"] for run in runs),
         "n_questions": n_t,
-        "n_requested": n_questions,
+        "n_requested": n_questions * len(runs),
         "seed": seed,
-        "questions": qset.to_dict(),
+        "questions": _merged_questions([run.meta["questions"] for run in runs]),
+        "corpora": [
+            {k: v for k, v in run.meta.items() if k not in ("cal", "confidence_floor")}
+            | {"n_questions": len(run.records["gate"])}
+            for run in runs
+        ],
         "bootstrap": bootstrap,
         "k_verify": scored.k_verify if verify else k_verify,
         "k_verify_legacy": k_verify if legacy else None,
         "scored_verify": scored.to_dict(),
         "default": DEFAULT_VARIANT if verify else "gate",
         "answerer": "tiny LLaVA (luma-tiny-llava)" if answerer is None else type(answerer).__name__,
-        "relevance": None
-        if relevance is None
-        else {
-            "score_floor": relevance.score_floor,
-            "lexical_floor": relevance.lexical_floor,
-            "n_pairs": relevance.n_pairs,
-            "alpha": relevance.alpha,
-        },
-        "confidence_floor": floor,
-        "consensus_radius": None if consensus is None else consensus | {"used": rho_c},
+        "relevance": first["relevance"],
+        "confidence_floor": first["confidence_floor"],
+        "consensus_radius": first["consensus_radius"],
         "risk_control": {"feasible": None, "alpha": alpha, "delta": delta, "reason": "not run"}
         if cal is None
-        else cal.to_dict() | {"tested": len(cal.tested), "n_val_items": len(val)},
+        else cal.to_dict() | {"tested": len(cal.tested), "n_val_items": first["n_val_items"]},
         "variants": {n: summary(r, QUESTION_KINDS) for n, r in records.items()},
         "ambiguous": {n: ambiguous_summary(r, wilson) for n, r in unclear.items()},
         "no_gate": {
@@ -271,8 +212,8 @@ def evaluate_trust(
         "off_topic": {},
         "on_topic_called_off_topic": {
             "n": nim,
-            "share": nim / len(records["gate"]),
-            "wilson95": wilson(nim, len(records["gate"])),
+            "share": nim / n_t,
+            "wilson95": wilson(nim, n_t),
         },
         "risk_coverage": aurc_table(conf, wrong.astype(float), bootstrap),
         "equal_coverage": {},
@@ -291,14 +232,19 @@ def evaluate_trust(
     report["answerer_calls"] = bot.calls
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["load"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    report["targets"] = {name: targets(report, name) for name in variants}
+    report["targets"] = {name: targets(report, name) for name in names}
     return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m luma_rag.eval.trust --data DIR [--questions N] [--seed S] [--out FILE]``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", required=True, help="a LUMA-Shapes corpus (test + val splits)")
+    parser.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        help="a LUMA-Shapes corpus (test + val splits); several are pooled (--no-calibration)",
+    )
     parser.add_argument("--questions", type=int, default=400)
     parser.add_argument("--seed", type=int, default=14821)
     parser.add_argument("--calibration", type=int, default=600, help="val-split questions for LTT")
@@ -329,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.setLevel(logging.INFO)
     logger.propagate = False
     report = evaluate_trust(
-        args.data,
+        args.data[0] if len(args.data) == 1 else args.data,
         n_questions=args.questions,
         seed=args.seed,
         bootstrap=args.bootstrap,

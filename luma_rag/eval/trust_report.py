@@ -282,12 +282,25 @@ def _load(report: dict[str, Any]) -> str:
     return "" if load is None else f", load average {load:.1f} at the end"
 
 
+def _where(report: dict[str, Any]) -> str:
+    """Which corpora a report covers: one test split, or several pooled (each its own store)."""
+    if isinstance(report["data"], str):
+        return (
+            f"(seed {report['seed']}) over the test split ({report['n_gallery']} images) "
+            f"of `{report['data']}`"
+        )
+    parts = ", ".join(
+        f"`{c['data']}` ({c['n_questions']} questions, seed {c['seed']}, {c['n_gallery']} images)"
+        for c in report["corpora"]
+    )
+    return f"pooled over {len(report['corpora'])} corpora, each its own store: {parts}"
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The README block: the variants' table, the baselines and the default's targets."""
     lines = [
         README_BEGIN,
-        f"Held-out run: {report['n_questions']} targeted questions (seed {report['seed']}) over "
-        f"the test split ({report['n_gallery']} images) of `{report['data']}`; "
+        f"Held-out run: {report['n_questions']} targeted questions {_where(report)}; "
         f"{report['seconds']:.0f} s, {report['answerer_calls']} answerer calls"
         f"{_load(report)}.",
         *markdown_lines(report),

@@ -190,3 +190,37 @@ def test_trust_score_ranks_agreeing_verified_sure_answers_first() -> None:
     assert alone == pytest.approx(0.8 + 1.0)  # 'e' is no contender
     empty = dataclasses.replace(_gated("b"), hits=())
     assert trust_score(q, empty, Confident(), scores) == -math.inf
+
+
+def test_trust_report_pools_corpora(
+    corpus: tuple[Path, list[ShapeItem]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Several corpora pool into one report: each its own store and question seed, every
+    count the sum of the single-corpus runs; pooling refuses the per-corpus calibrations."""
+    from luma_rag.datasets import generate, load_manifest
+    from luma_rag.eval.trust import DEFAULT_VARIANT, evaluate_trust
+
+    root, items = corpus
+    other = tmp_path_factory.mktemp("shapes-trust-b")
+    items_b = load_manifest(generate(other, n=200, seed=4246))
+    oracle = Oracle(items + items_b, {it.id for it in items + items_b})
+    kw: dict[str, Any] = {"n_questions": 15, "answerer": oracle, "bootstrap": 10,
+                          "legacy": False, "calibrate": False}  # fmt: skip
+    single_a = evaluate_trust(root, seed=4350, **kw)
+    single_b = evaluate_trust(other, seed=5350, **kw)
+    pooled = evaluate_trust([root, other], seed=4350, **kw)
+    assert [c["data"] for c in pooled["corpora"]] == [str(root), str(other)]
+    assert [c["seed"] for c in pooled["corpora"]] == [4350, 5350]
+    assert pooled["n_questions"] == single_a["n_questions"] + single_b["n_questions"]
+    assert pooled["n_gallery"] == single_a["n_gallery"] + single_b["n_gallery"]
+    for name in ("gate", DEFAULT_VARIANT):
+        for decision in ("answer", "widen", "clarify", "not_in_memory"):
+            counts = [r["variants"][name][decision]["n"] for r in (single_a, single_b, pooled)]
+            assert counts[2] == counts[0] + counts[1], (name, decision)
+        assert pooled["off_topic"][name]["n"] == 120
+    assert pooled["questions"]["n_targeted"] == pooled["n_questions"]
+    assert "pooled over 2 corpora" in markdown(pooled)
+    with pytest.raises(InvalidInputError, match="calibration"):
+        evaluate_trust([root, other], seed=4350, n_questions=5, answerer=oracle, calibrate=True)
+    with pytest.raises(InvalidInputError, match="at least one"):
+        evaluate_trust([], answerer=oracle, calibrate=False)
