@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -145,6 +146,9 @@ class VlmVerifier:
             :func:`referent_of`).
         image_prompt: Asked about image / video evidence; ``{referent}`` is filled in.
         text_prompt: Asked about text evidence.
+        max_cached: Verdicts kept (least recently used dropped first), keyed on the hit's
+            id, source and text and the prompt, so an item re-added with new content is
+            asked again; a long-running service stays bounded.
     """
 
     def __init__(
@@ -154,17 +158,21 @@ class VlmVerifier:
         referent: Callable[[str], str] | None = None,
         image_prompt: str = "Does this image show {referent}? Answer yes or no.",
         text_prompt: str = "Is this about {referent}? Answer yes or no.",
+        max_cached: int = 4096,
     ) -> None:
         if not callable(getattr(answerer, "answer", None)):
             raise InvalidInputError(f"answerer must have an answer() method, got {answerer!r}")
         for name, prompt in (("image_prompt", image_prompt), ("text_prompt", text_prompt)):
             if "{referent}" not in prompt:
                 raise InvalidInputError(f"{name} must contain '{{referent}}', got {prompt!r}")
+        if isinstance(max_cached, bool) or not isinstance(max_cached, int) or max_cached < 1:
+            raise InvalidInputError(f"max_cached must be an int >= 1, got {max_cached!r}")
         self.answerer = answerer
         self.referent = referent or referent_of
         self.image_prompt = image_prompt
         self.text_prompt = text_prompt
-        self._cache: dict[tuple[str, str], tuple[bool | None, float, str]] = {}
+        self.max_cached = max_cached
+        self._cache: OrderedDict[tuple[str, str], tuple[bool | None, float, str]] = OrderedDict()
 
     def prompt(self, question: str, hit: Hit) -> str:
         """The yes/no question asked about ``hit``."""
@@ -195,19 +203,26 @@ class VlmVerifier:
     def read(self, pairs: Sequence[tuple[str, Hit]]) -> list[tuple[bool | None, float, str]]:
         """``(verdict, yes-score, reply text)`` per ``(question, hit)``; uncached prompts asked
         in one batch, each once (:meth:`ask` and :meth:`scores` read these)."""
-        keys = [(f"{h.id}\x00{h.source}", self.prompt(q, h)) for q, h in pairs]
+        keys = [(f"{h.id}\x00{h.source}\x00{h.text or ''}", self.prompt(q, h)) for q, h in pairs]
+        found: dict[tuple[str, str], tuple[bool | None, float, str]] = {}
         todo: dict[tuple[str, str], Hit] = {}
         for key, (_, hit) in zip(keys, pairs, strict=True):
-            if key not in self._cache:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                found[key] = self._cache[key]
+            else:
                 todo.setdefault(key, hit)
         replies = answer_all(
             self.answerer, [(key[1], single_hit_decision(h)) for key, h in todo.items()]
         )
         for key, reply in zip(todo, replies, strict=True):
             verdict = parse_yes_no(reply.text)
-            self._cache[key] = (verdict, verdict_score(reply.telemetry, verdict), reply.text)
+            found[key] = (verdict, verdict_score(reply.telemetry, verdict), reply.text)
+            self._cache[key] = found[key]
             logger.debug("verify %s: %r -> %r", key[0], key[1], reply.text)
-        return [self._cache[key] for key in keys]
+        while len(self._cache) > self.max_cached:
+            self._cache.popitem(last=False)
+        return [found[key] for key in keys]
 
 
 def verified_answerer(

@@ -103,6 +103,31 @@ def test_verifier_caches_and_checks_its_prompts() -> None:
         VlmVerifier(object())  # type: ignore[arg-type]
 
 
+def test_verifier_cache_is_bounded_and_keyed_on_content() -> None:
+    """The least recently used verdicts go first; an item re-added with new text under the
+    same id is asked again."""
+    import dataclasses
+
+    vlm = FakeVlm()
+    check = VlmVerifier(vlm, max_cached=2)
+    q = "What color is the small red circle?"
+    a, b, c = _hit("a", 0), _hit("b", 1), _hit("c", 2)
+    check.many(q, [a, b])
+    check(q, a)  # a is now the most recent
+    assert vlm.calls == 2
+    check(q, c)  # evicts b, keeps a
+    assert vlm.calls == 3 and len(check._cache) == 2
+    check(q, a)
+    assert vlm.calls == 3
+    check(q, b)
+    assert vlm.calls == 4
+    check(q, dataclasses.replace(b, text="new content"))
+    assert vlm.calls == 5
+    for bad in (0, -1, True, 2.5):
+        with pytest.raises(InvalidInputError, match="max_cached"):
+            VlmVerifier(vlm, max_cached=bad)  # type: ignore[arg-type]
+
+
 def test_referent_of_strips_every_question_frame_of_the_shapes_templates() -> None:
     from luma_rag.datasets.questions import QUESTION_TEMPLATES
 
