@@ -35,14 +35,14 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 from luma_rag._config import ConfigBase, check
 from luma_rag.answer.base import Answer, Answerer, Citation
 from luma_rag.answer.gate import GateConfig, GateDecision, GatedRetriever
+from luma_rag.closing import ClosesOnExit
 from luma_rag.config import LumaConfig
 from luma_rag.errors import ConfigError, InvalidInputError
 
@@ -140,7 +140,7 @@ class ConversationConfig(ConfigBase):
         return text if re.search(r"\w", text) else question
 
 
-class TurnMemory:
+class TurnMemory(ClosesOnExit):
     """The turn store: remember, recall and forget answered turns (see the module docstring)."""
 
     def __init__(self, luma: Luma, config: ConversationConfig | None = None) -> None:
@@ -156,17 +156,6 @@ class TurnMemory:
     def close(self) -> None:
         """Close the turn store (the main store stays open)."""
         self.store.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         encoder = self.luma.encoder
@@ -255,7 +244,7 @@ class TurnMemory:
         return [{"id": d["id"], **d["metadata"]} for d in self.store.get(ids)]
 
 
-class Conversation:
+class Conversation(ClosesOnExit):
     """A session: questions answered by the gate, with earlier turns as citable evidence."""
 
     def __init__(
@@ -286,17 +275,6 @@ class Conversation:
         """Close the turn store if this conversation opened it."""
         if self._own_memory:
             self.memory.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def ask(self, question: str, *, now: float | None = None) -> Answer:
         """Answer ``question`` (from an earlier turn when it refers back to one) and remember it.

@@ -19,7 +19,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 import luma_rag._checks as checks
@@ -30,6 +29,7 @@ import luma_rag.gaps as _gaps
 import luma_rag.store_calibration as _calibrate_store
 from luma_rag._arrays import as_query, as_unit_matrix
 from luma_rag.bridge import ProcrustesBridge
+from luma_rag.closing import ClosesOnExit
 from luma_rag.config import LumaConfig, session_config
 from luma_rag.encoders.resolve import check_encoder_name
 from luma_rag.encoders.resolve import resolve_encoder as _resolve_encoder
@@ -51,7 +51,7 @@ __all__ = ["Luma"]
 logger = logging.getLogger(__name__)
 
 
-class Luma:
+class Luma(ClosesOnExit):
     """A lifelong multimodal memory in one directory.
 
     Example:
@@ -160,17 +160,6 @@ class Luma:
         if enc is not None:
             luma.attach_encoders(enc, _resolve_encoder(audio_encoder, "audio"))
         return luma
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Finish background work, write index snapshots, close files. Idempotent."""

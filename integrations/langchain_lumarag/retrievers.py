@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -23,6 +22,7 @@ from langchain_lumarag._documents import DEFAULT_METADATA_KEY, result_to_documen
 from langchain_lumarag._query import ParsedQuery, check_k, parse_query, search_or_none
 from langchain_lumarag.embeddings import LumaEmbeddings
 from luma_rag import Luma
+from luma_rag.closing import ClosesOnExit
 from luma_rag.encoders import DEFAULT_MODEL
 from luma_rag.errors import ConfigError, InvalidInputError
 from luma_rag.foreign import embedder_rho
@@ -35,7 +35,7 @@ _CALL_KWARGS = frozenset({"k", "filters", "filter", "modality", "rho"})
 _IGNORED_KWARGS = frozenset({"verbose"})
 
 
-class LumaRetriever(BaseRetriever):
+class LumaRetriever(BaseRetriever, ClosesOnExit):
     """LUMA-RAG retriever: text, image, audio or video queries over one multimodal memory.
 
     Every document carries the query's Safe@k certificate, so a chain can answer, widen its
@@ -196,17 +196,6 @@ class LumaRetriever(BaseRetriever):
         """Close the engine if this retriever opened it (``store_path=``). Idempotent."""
         if self._owns_engine and self.luma is not None:
             self.luma.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- retrieval -------------------------------------------------------------------------------
     def _get_relevant_documents(

@@ -9,7 +9,6 @@ import tempfile
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import numpy as np
@@ -25,6 +24,7 @@ from langchain_lumarag._mmr import MmrMixin
 from langchain_lumarag._query import check_k, search_or_none
 from langchain_lumarag.embeddings import LumaEmbeddings
 from luma_rag import Luma, LumaConfig
+from luma_rag.closing import ClosesOnExit
 from luma_rag.errors import (
     DimensionMismatchError,
     InvalidInputError,
@@ -37,7 +37,7 @@ __all__ = ["LumaVectorStore"]
 logger = logging.getLogger(__name__)
 
 
-class LumaVectorStore(ItemsMixin, MmrMixin, VectorStore):
+class LumaVectorStore(ItemsMixin, MmrMixin, VectorStore, ClosesOnExit):
     """LUMA-RAG vector store: a tiered, durable memory with exact scores and Safe@k.
 
     Works with any LangChain ``Embeddings`` (the store's dimension is taken from them), and
@@ -217,17 +217,6 @@ class LumaVectorStore(ItemsMixin, MmrMixin, VectorStore):
         An engine passed as ``luma=`` is left open: its owner closes it.
         """
         self._finalizer()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(path={str(self._luma.path)!r}, dim={self._luma.config.dim})"

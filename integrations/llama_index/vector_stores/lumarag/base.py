@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 from llama_index.core.bridge.pydantic import PrivateAttr
@@ -31,6 +31,7 @@ from llama_index.vector_stores.lumarag._search import run_query
 from llama_index.vector_stores.lumarag.filters import to_luma_filter
 
 from luma_rag import Luma, LumaConfig
+from luma_rag.closing import ClosesOnExit
 from luma_rag.encoders import Encoder
 from luma_rag.filters import compile_filter
 
@@ -39,7 +40,7 @@ __all__ = ["LumaVectorStore"]
 logger = logging.getLogger(__name__)
 
 
-class LumaVectorStore(AsyncMixin, BasePydanticVectorStore):
+class LumaVectorStore(AsyncMixin, BasePydanticVectorStore, ClosesOnExit):
     """A LUMA-RAG store (a directory) as a LlamaIndex vector store.
 
     Nodes are stored whole (``stores_text=True``): their serialized JSON rides in the item's
@@ -186,12 +187,6 @@ class LumaVectorStore(AsyncMixin, BasePydanticVectorStore):
         """Close the engine if this store opened it (writes index snapshots). Idempotent."""
         if self._owns_engine:
             self._luma.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def persist(self, persist_path: str, fs: Any = None) -> None:
         """Nothing to do: every write is durable when it returns, in the store's directory.
