@@ -304,10 +304,13 @@ class TieredMemory:
         allowed: np.ndarray | None,
         k: int | None = None,
     ) -> Candidates:
-        """Probe hot for ``fetch_k``, warm for its refine depth; merge and rescore exactly.
+        """Probe hot for up to ``fetch_k`` (at most its efSearch, at least ``k``), warm for its
+        refine depth; merge and rescore exactly.
 
-        Warm lists that cannot reach the hot k-th score are skipped (``candidates.kth_floor``);
-        the warm list is reranked in doubling prefixes (``candidates.merge_tiers``); at most
+        Warm lists that cannot reach the hot k-th score are skipped (``candidates.kth_floor``),
+        and so are those below the k-th exact score once the best two lists' leading items were
+        scored (``candidates.floor_raiser``; those items stay candidates); the warm list is
+        reranked in doubling prefixes (``candidates.merge_tiers``); at most
         ``min(2·fetch_k, max(2·k, 32))`` candidates are kept, the rest under ``outside_bound``.
 
         Args:
@@ -315,8 +318,17 @@ class TieredMemory:
                 keys or None. k: hits the caller will show (default ``fetch_k``).
         """
         k = fetch_k if k is None else max(1, min(k, fetch_k))
-        hot = self.hot.search(query, fetch_k, allowed)
-        warm = self.warm.search(query, self.warm.depth(fetch_k), allowed, cand.kth_floor(hot, k))
+        # The beam decides the graph search's cost, not the count asked for: ask for no more
+        # hits than the beam holds (asking more widens the beam to the count).
+        hot = self.hot.search(query, max(k, min(fetch_k, self.hot.config.ef_search)), allowed)
+        found: list[tuple[np.ndarray, np.ndarray]] = []
+        raiser = cand.floor_raiser(query, hot, k, self._score, found)
+        floor = cand.kth_floor(hot, k)
+        warm = self.warm.search(query, self.warm.depth(fetch_k), allowed, floor, raiser)
+        pre = None
+        if found:  # warm items the raiser scored exactly: they stay candidates
+            keys, exact = found[0]
+            pre = (keys, exact, self.warm.zeta_of(keys))
         return merge_tiers(
             query,
             hot,
@@ -326,6 +338,7 @@ class TieredMemory:
             k=k,
             fetch_k=fetch_k,
             sigmas=self.warm.config.refine_sigmas,
+            pre=pre,
         )
 
     def exact(self, query: np.ndarray, keys: np.ndarray) -> Candidates:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from luma_rag.memory.base import TierHits, bitmap_from_mask, empty_hits
-from luma_rag.memory.ivf_search import probe
+from luma_rag.memory.ivf_search import FloorRaiser, probe
 from luma_rag.memory.ivfpq import (
     IndexState,
     WarmTierConfig,
@@ -290,14 +290,20 @@ class WarmTier:
         return max(k, self.config.refine_depth) if self._state.trained else k
 
     def search(
-        self, query: np.ndarray, k: int, allowed: np.ndarray | None, floor: float = _NEG
+        self,
+        query: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None,
+        floor: float = _NEG,
+        raise_floor: FloorRaiser | None = None,
     ) -> TierHits:
         """Top ``k`` for a (d,) unit query, with a sound bound on what was not returned.
 
         Flat: exact, and the best score left out bounds the rest. IVF-PQ: see
         :func:`~luma_rag.memory.ivf_search.probe` (the bound for every prefix of the list is
         ``outside_after``; lists that cannot reach ``floor``, a lower bound on the caller's
-        k-th best exact score, are not scanned).
+        k-th best exact score, are not scanned; ``raise_floor`` may raise that floor after the
+        best lists were scanned).
         """
         import faiss
 
@@ -321,7 +327,7 @@ class WarmTier:
             keys_, scores_ = keys[0][ok], scores[0][ok].astype(np.float32)
             outside = float(scores_[-1]) if len(keys_) == kk and self._count > kk else _NEG
             return TierHits(keys_, scores_, np.zeros(len(keys_), np.float32), outside)
-        keys_, scores_, after = probe(s, query, kk, sel, self.zeta_max(), floor)
+        keys_, scores_, after = probe(s, query, kk, sel, self.zeta_max(), floor, raise_floor)
         return TierHits(keys_, scores_, self._zeta[keys_], float(after[-1]), None, after)
 
     # -- persistence -----------------------------------------------------------------------------
