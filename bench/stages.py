@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     data, tag = cached_dataset(args.distribution, args.size, args.queries)
     luma = _luma(data.corpus, RESULTS / f"{tag}.luma", max(1000, args.size // 10))
-    from luma_rag.memory.candidates import floor_raiser, kth_floor, merge_tiers
+    from luma_rag.memory.candidates import kth_floor, merge_tiers, warm_hits
     from luma_rag.memory.ivf_search import FloorRaiser
     from luma_rag.pipeline import _certify, _complete_at
     from luma_rag.safety import score_rounding_error
@@ -54,22 +54,23 @@ def main(argv: list[str] | None = None) -> int:
         return mem._score(keys, query)  # type: ignore[no-any-return]
 
     raised: list[float] = []  # the floor the warm probe raised (none when it did not)
+    depth = mem.warm.depth(fetch_k)
 
     for i, q in enumerate(data.queries):
         scored.clear()
         t = [clock()]
         hot = mem.hot.search(q, max(k, min(fetch_k, mem.hot.config.ef_search)), None)
         t.append(clock())
-        found: list[tuple[np.ndarray, np.ndarray]] = []
         raised.clear()
-        raise_to = floor_raiser(q, hot, k, counting, found)
 
-        def raiser(keys: np.ndarray, raise_to: FloorRaiser = raise_to) -> float:
-            raised.append(raise_to(keys))
-            return raised[-1]
+        def search(floor: float, raiser: FloorRaiser, q: np.ndarray = q) -> object:
+            def raising(keys: np.ndarray) -> float:
+                raised.append(raiser(keys))
+                return raised[-1]
 
-        warm = mem.warm.search(q, mem.warm.depth(fetch_k), None, kth_floor(hot, k), raiser)
-        pre = (found[0][0], found[0][1], mem.warm.zeta_of(found[0][0])) if found else None
+            return mem.warm.search(q, depth, None, floor, raising)
+
+        warm, pre = warm_hits(q, hot, k, counting, search, mem.warm.zeta_of)
         t.append(clock())
         cands = merge_tiers(
             q,

@@ -29,6 +29,7 @@ __all__ = [
     "merge_tiers",
     "ranked_candidates",
     "row_scores",
+    "warm_hits",
 ]
 
 KEEP_MIN = 32  # candidates kept for the certificate at least (2·k when larger)
@@ -200,6 +201,32 @@ def floor_raiser(
     return raise_floor
 
 
+Pre = tuple[np.ndarray, np.ndarray, np.ndarray]  # warm keys, exact scores, ζ (see merge_tiers)
+
+
+def warm_hits(
+    query: np.ndarray,
+    hot: TierHits,
+    k: int,
+    score: Scorer,
+    search: Callable[[float, Callable[[np.ndarray], float]], TierHits],
+    zeta_of: Callable[[np.ndarray], np.ndarray],
+) -> tuple[TierHits, Pre | None]:
+    """The warm tier's hits for ``query``, given the hot tier's: (hits, ``pre`` for
+    :func:`merge_tiers`).
+
+    ``search(floor, raise_floor)`` probes the warm tier: lists that cannot reach the floor
+    (:func:`kth_floor` of the hot hits) are skipped, and the probe may raise it with exactly
+    scored items of its best list (:func:`floor_raiser`), which come back as ``pre``.
+    """
+    found: list[tuple[np.ndarray, np.ndarray]] = []
+    warm = search(kth_floor(hot, k), floor_raiser(query, hot, k, score, found))
+    if not found:
+        return warm, None
+    keys, exact = found[0]
+    return warm, (keys, exact, zeta_of(keys))
+
+
 def merge_tiers(
     query: np.ndarray,
     hot: TierHits,
@@ -210,7 +237,7 @@ def merge_tiers(
     k: int,
     fetch_k: int,
     sigmas: float | None,
-    pre: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    pre: Pre | None = None,
 ) -> Candidates:
     """Exactly rescore the hot hits and a prefix of the warm hits; merge; keep the best.
 
@@ -290,7 +317,7 @@ def merge_tiers(
 
 
 def _with_pre(
-    warm: TierHits, ws: np.ndarray, pre: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+    warm: TierHits, ws: np.ndarray, pre: Pre | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(keys, ζ, exact scores) of the reranked warm prefix plus the ``pre`` items not in it."""
     c = len(ws)

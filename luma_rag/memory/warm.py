@@ -25,11 +25,13 @@ from luma_rag.memory.base import TierHits, bitmap_from_mask, empty_hits
 from luma_rag.memory.ivf_search import FloorRaiser, probe
 from luma_rag.memory.ivfpq import (
     IndexState,
+    Prepared,
     WarmTierConfig,
     encode_into,
     fit_state,
     flat_state,
     list_radii,
+    prepare,
     probe_count,
     replay,
 )
@@ -131,13 +133,17 @@ class WarmTier:
             self._zeta = np.concatenate([self._zeta, np.zeros(cap - len(self._zeta), np.float32)])
 
     # -- mutation --------------------------------------------------------------------------------
-    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        """Add (n,) new int64 keys with (n, d) float32 unit vectors."""
+    def prepare(self, vectors: np.ndarray) -> Prepared | None:
+        """:meth:`add`'s per-vector work on float32 (n, d) ``vectors``, ahead (no lock needed)."""
+        return prepare(self._state, np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray, ready: Prepared | None = None) -> None:
+        """Add (n,) new int64 keys with (n, d) float32 unit vectors (``ready``: :meth:`prepare`)."""
         keys = np.asarray(keys, dtype=np.int64)
         if keys.size == 0:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        zeta = encode_into(self._state, keys, vectors)
+        zeta = encode_into(self._state, keys, vectors, ready)
         self._grow(int(keys.max()) + 1)
         self._present[keys] = True
         self._zeta[keys] = zeta
@@ -297,14 +303,10 @@ class WarmTier:
         floor: float = _NEG,
         raise_floor: FloorRaiser | None = None,
     ) -> TierHits:
-        """Top ``k`` for a (d,) unit query, with a sound bound on what was not returned.
-
-        Flat: exact, and the best score left out bounds the rest. IVF-PQ: see
-        :func:`~luma_rag.memory.ivf_search.probe` (the bound for every prefix of the list is
-        ``outside_after``; lists that cannot reach ``floor``, a lower bound on the caller's
-        k-th best exact score, are not scanned; ``raise_floor`` may raise that floor after the
-        best lists were scanned).
-        """
+        """Top ``k`` for a (d,) unit query, with a sound bound on what was not returned. Flat:
+        exact, the best score left out bounds the rest. IVF-PQ: :func:`ivf_search.probe` (bound
+        of every prefix: ``outside_after``; lists below ``floor`` — or the floor
+        ``raise_floor`` sets — are not scanned)."""
         import faiss
 
         s = self._state
