@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from luma_rag.memory.base import TierHits, bitmap_from_mask, empty_hits
-from luma_rag.memory.ivf_search import FloorRaiser, probe
+from luma_rag.memory.ivf_search import FloorRaiser, RaiseGain, probe
 from luma_rag.memory.ivfpq import (
     IndexState,
     Prepared,
@@ -57,12 +57,9 @@ class WarmTier:
         write_lock: Callable[[], AbstractContextManager[None]],
         read_lock: Callable[[], AbstractContextManager[None]],
     ) -> None:
-        """Args:
-        dim: vector dimension.
-        config: tier settings.
-        fetch: keys (m,) int64 -> raw vectors (m, d) float32, used to (re)train.
-        write_lock / read_lock: the engine's lock, taken by the background retrainer.
-        """
+        """Args: dim: vector dimension. config: tier settings. fetch: keys (m,) int64 -> raw
+        vectors (m, d) float32, used to (re)train. write_lock / read_lock: the engine's lock,
+        taken by the background retrainer."""
         self.dim = dim
         self.config = config or WarmTierConfig()
         self._fetch = fetch
@@ -72,12 +69,11 @@ class WarmTier:
         self._present = np.zeros(0, dtype=bool)  # key -> in this tier
         self._zeta = np.zeros(0, dtype=np.float32)  # key -> quantization error
         self._zeta_hi = 0.0  # >= every live ζ (see zeta_max)
-        self._count = 0
-        self._added_since_train = 0
-        self._zeta_since_train = 0.0
+        self._count, self._added_since_train, self._zeta_since_train = 0, 0, 0.0
         self._log: list[tuple[str, np.ndarray]] | None = None  # changes during a retrain
         self._thread: threading.Thread | None = None
         self._retrain_error: BaseException | None = None
+        self._raise = RaiseGain()  # whether raising the probe's floor has been paying off
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -329,7 +325,9 @@ class WarmTier:
             keys_, scores_ = keys[0][ok], scores[0][ok].astype(np.float32)
             outside = float(scores_[-1]) if len(keys_) == kk and self._count > kk else _NEG
             return TierHits(keys_, scores_, np.zeros(len(keys_), np.float32), outside)
-        keys_, scores_, after = probe(s, query, kk, sel, self.zeta_max(), floor, raise_floor)
+        gain = self._raise  # raise the floor only while it pays off (RaiseGain)
+        up = raise_floor if gain.due() else None
+        keys_, scores_, after = probe(s, query, kk, sel, self.zeta_max(), floor, up, gain)
         return TierHits(keys_, scores_, self._zeta[keys_], float(after[-1]), None, after)
 
     # -- persistence -----------------------------------------------------------------------------

@@ -271,10 +271,10 @@ def test_skipping_warm_lists_below_the_hot_floor_never_drops_a_top_k_item(
     skipped: list[int] = []
     real = ivf_search.probe
 
-    def counting(state, query, kk, sel, zeta_max, floor=float("-inf"), raise_floor=None):
+    def counting(state, query, kk, sel, zeta_max, floor=float("-inf"), *raising):
         ub = state.centroids @ query + state.list_radius
         skipped.append(int((ub < floor).sum()))
-        return real(state, query, kk, sel, zeta_max, floor, raise_floor)
+        return real(state, query, kk, sel, zeta_max, floor, *raising)
 
     q = x[rng.integers(0, n, 12)] + 0.2 * rng.standard_normal((12, dim)) / np.sqrt(dim)
     q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
@@ -363,3 +363,20 @@ def test_a_floor_raised_by_the_best_warm_list_stays_below_the_kth_exact_score(
                 assert float(true[left_out].max()) <= c.outside_bound + ROUND
     if clusters == 40 and not masked:  # separated clusters (a filter turns the raise off)
         assert skipped > 0, "the raised floor never skipped a list: the test exercises nothing"
+
+
+def test_the_floor_is_raised_only_while_raising_pays_off():
+    """``RaiseGain``: a raise that skips no list is soon tried on one query in RAISE_RETRY
+    only; one that keeps skipping lists stays on, and a store whose raises start paying off
+    again turns it back on."""
+    from luma_rag.memory.ivf_search import RAISE_RETRY, RaiseGain
+
+    g = RaiseGain()
+    assert all(g.due() for _ in range(5))  # optimistic start
+    for _ in range(40):
+        g.record(0, 80)
+    tries = sum(g.due() for _ in range(10 * RAISE_RETRY))
+    assert tries == 10  # one in RAISE_RETRY: the retries that notice a change
+    for _ in range(40):
+        g.record(70, 80)
+    assert all(g.due() for _ in range(2 * RAISE_RETRY))
