@@ -62,8 +62,12 @@ class ExactNumpy:
         self._x = None
 
 
+BASELINE_EF_SEARCH = 64  # issue #14's baseline: HNSW32, efSearch 64, efConstruction 40
+
+
 class FaissHNSW:
-    """Bare ``faiss.IndexHNSWFlat`` with inner product (the LUMA hot tier's configuration)."""
+    """Bare ``faiss.IndexHNSWFlat`` with inner product: the LUMA hot tier's graph (M,
+    efConstruction), searched with issue #14's baseline efSearch (:data:`BASELINE_EF_SEARCH`)."""
 
     name = "faiss-hnsw"
 
@@ -75,7 +79,7 @@ class FaissHNSW:
         hot = HotTierConfig()  # the same graph settings as LUMA's hot tier unless told otherwise
         self.m = hot.M if m is None else m
         self.ef_construction = hot.ef_construction if ef_construction is None else ef_construction
-        self.ef_search = hot.ef_search if ef_search is None else ef_search
+        self.ef_search = BASELINE_EF_SEARCH if ef_search is None else ef_search
         self._index: Any = None
 
     def build(self, corpus: np.ndarray) -> None:

@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     data, tag = cached_dataset(args.distribution, args.size, args.queries)
     luma = _luma(data.corpus, RESULTS / f"{tag}.luma", max(1000, args.size // 10))
-    from luma_rag.memory.candidates import kth_floor, merge_tiers
+    from luma_rag.memory.candidates import kth_floor, merge_tiers, warm_hits
+    from luma_rag.memory.ivf_search import FloorRaiser
     from luma_rag.pipeline import _certify, _complete_at
     from luma_rag.safety import score_rounding_error
 
@@ -52,12 +53,24 @@ def main(argv: list[str] | None = None) -> int:
         scored.append(len(keys))
         return mem._score(keys, query)  # type: ignore[no-any-return]
 
+    raised: list[float] = []  # the floor the warm probe raised (none when it did not)
+    depth = mem.warm.depth(fetch_k)
+
     for i, q in enumerate(data.queries):
         scored.clear()
         t = [clock()]
-        hot = mem.hot.search(q, fetch_k, None)
+        hot = mem.hot.search(q, max(k, min(fetch_k, mem.hot.config.ef_search)), None)
         t.append(clock())
-        warm = mem.warm.search(q, mem.warm.depth(fetch_k), None, kth_floor(hot, k))
+        raised.clear()
+
+        def search(floor: float, raiser: FloorRaiser, q: np.ndarray = q) -> object:
+            def raising(keys: np.ndarray) -> float:
+                raised.append(raiser(keys))
+                return raised[-1]
+
+            return mem.warm.search(q, depth, None, floor, raising)
+
+        warm, pre = warm_hits(q, hot, k, counting, search, mem.warm.zeta_of)
         t.append(clock())
         cands = merge_tiers(
             q,
@@ -68,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             k=k,
             fetch_k=fetch_k,
             sigmas=mem.warm.config.refine_sigmas,
+            pre=pre,
         )
         t.append(clock())
         cert, _ = _certify(store, cands, k, 0.0, 2.0, eta)
@@ -91,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         if st.trained:  # the lists the probe scanned: top nprobe by ⟨q, c⟩ that reach the floor
             cq = st.centroids @ q
             top = np.argsort(-cq)[: st.nprobe]
-            reach = cq[top] + st.list_radius[top] + (len(q) + 16) * 2.0**-22 >= kth_floor(hot, k)
+            floor = max([kth_floor(hot, k), *raised])
+            reach = cq[top] + st.list_radius[top] + (len(q) + 16) * 2.0**-22 >= floor
             seen.setdefault("warm lists scanned", []).append(int(reach.sum()))
         seen.setdefault("warm kept", []).append(in_warm)
         seen.setdefault("candidates kept", []).append(len(cands.keys))

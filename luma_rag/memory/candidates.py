@@ -23,11 +23,13 @@ __all__ = [
     "Candidates",
     "Scorer",
     "exact_top",
+    "floor_raiser",
     "kth_floor",
     "member",
     "merge_tiers",
     "ranked_candidates",
     "row_scores",
+    "warm_hits",
 ]
 
 KEEP_MIN = 32  # candidates kept for the certificate at least (2·k when larger)
@@ -163,6 +165,68 @@ def member(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray(sb[at] == a)
 
 
+def floor_raiser(
+    query: np.ndarray,
+    hot: TierHits,
+    k: int,
+    score: Scorer,
+    found: list[tuple[np.ndarray, np.ndarray]],
+) -> Callable[[np.ndarray], float]:
+    """A ``raise_floor`` for the warm probe (:func:`~luma_rag.memory.ivf_search.probe`).
+
+    It scores exactly the first ``max(2·k, KEEP_MIN)`` of the warm keys it is handed (keys
+    the hot tier returned aside), appends them with their scores to ``found`` — the
+    caller passes those to :func:`merge_tiers` as ``pre``, so they stay candidates — and
+    returns the k-th best of (their exact scores ∪ the hot hits' lower bounds): a lower bound
+    on the k-th exact score of the merged candidates, as :func:`kth_floor` is.
+    """
+    lo = (
+        hot.scores.astype(np.float64) - hot.score_slack
+        if hot.score_slack is not None
+        else np.zeros(0)
+    )
+
+    def raise_floor(keys: np.ndarray) -> float:
+        take = keys[: max(2 * k, KEEP_MIN)]
+        take = take[~member(take, hot.keys)]  # a key mid-move counts once (its hot entry)
+        if not len(take):
+            return float("-inf")
+        exact = score(take, query)
+        found.append((take, exact))
+        pool = np.concatenate([lo, exact.astype(np.float64)])
+        if len(pool) < k or k < 1:
+            return float("-inf")
+        return float(np.partition(pool, len(pool) - k)[len(pool) - k])
+
+    return raise_floor
+
+
+Pre = tuple[np.ndarray, np.ndarray, np.ndarray]  # warm keys, exact scores, ζ (see merge_tiers)
+
+
+def warm_hits(
+    query: np.ndarray,
+    hot: TierHits,
+    k: int,
+    score: Scorer,
+    search: Callable[[float, Callable[[np.ndarray], float]], TierHits],
+    zeta_of: Callable[[np.ndarray], np.ndarray],
+) -> tuple[TierHits, Pre | None]:
+    """The warm tier's hits for ``query``, given the hot tier's: (hits, ``pre`` for
+    :func:`merge_tiers`).
+
+    ``search(floor, raise_floor)`` probes the warm tier: lists that cannot reach the floor
+    (:func:`kth_floor` of the hot hits) are skipped, and the probe may raise it with exactly
+    scored items of its best list (:func:`floor_raiser`), which come back as ``pre``.
+    """
+    found: list[tuple[np.ndarray, np.ndarray]] = []
+    warm = search(kth_floor(hot, k), floor_raiser(query, hot, k, score, found))
+    if not found:
+        return warm, None
+    keys, exact = found[0]
+    return warm, (keys, exact, zeta_of(keys))
+
+
 def merge_tiers(
     query: np.ndarray,
     hot: TierHits,
@@ -173,6 +237,7 @@ def merge_tiers(
     k: int,
     fetch_k: int,
     sigmas: float | None,
+    pre: Pre | None = None,
 ) -> Candidates:
     """Exactly rescore the hot hits and a prefix of the warm hits; merge; keep the best.
 
@@ -189,18 +254,23 @@ def merge_tiers(
             keys, query -> exact float32 scores from the raw vectors. k: hits the caller
             will show. fetch_k: candidates each tier was asked for (the first warm prefix
             reranked). sigmas: ``WarmTierConfig.refine_sigmas``.
+        pre: warm items already scored exactly (int64 keys, float32 exact scores, float32
+            ζ), e.g. by :func:`floor_raiser`: always candidates, whatever prefix is reranked.
 
     Returns:
         At most ``min(2·fetch_k, max(2·k, KEEP_MIN))`` candidates, best first.
     """
     keep = min(2 * fetch_k, max(2 * k, KEEP_MIN))
     slack = hot.score_slack
+    pre_exact = np.zeros(0, np.float32)  # pre items the warm list lacks (the rest: reranked)
+    if pre is not None and len(pre[0]):
+        pre_exact = pre[1][~member(pre[0], warm.keys)]
     if hot.vectors is None and slack is not None and len(hot.keys):
         lo = hot.scores.astype(np.float64) - slack  # exact >= lo, exact <= scores + slack
-        ws, warm_bound = _rerank_prefix(
-            query, warm, score, lo.astype(np.float32), k, fetch_k, sigmas
-        )
-        twice = member(hot.keys, warm.keys[: len(ws)])  # mid-move: count each key once
+        known = np.concatenate([lo.astype(np.float32), pre_exact])
+        ws, warm_bound = _rerank_prefix(query, warm, score, known, k, fetch_k, sigmas)
+        warm_keys, warm_zeta, ws = _with_pre(warm, ws, pre)
+        twice = member(hot.keys, warm_keys)  # mid-move: count each key once
         pool = np.concatenate([ws.astype(np.float64), lo[~twice]])
         cut = (
             float(np.partition(pool, len(pool) - keep)[len(pool) - keep])
@@ -217,11 +287,12 @@ def merge_tiers(
     else:
         hot_keys, hot_zeta, hv = hot.keys, hot.zeta, hot.vectors
         hs = score(hot.keys, query) if hv is None else (hv @ query).astype(np.float32)
-        ws, warm_bound = _rerank_prefix(query, warm, score, hs, k, fetch_k, sigmas)
+        known = np.concatenate([hs, pre_exact])
+        ws, warm_bound = _rerank_prefix(query, warm, score, known, k, fetch_k, sigmas)
+        warm_keys, warm_zeta, ws = _with_pre(warm, ws, pre)
         hot_bound = hot.outside_bound
-    n_hot, c = len(hs), len(ws)
-    warm_keys, warm_zeta = warm.keys[:c], warm.zeta[:c]
-    if n_hot and c:  # a key in both tiers (mid-move) is one candidate: its hot entry
+    n_hot = len(hs)
+    if n_hot and len(ws):  # a key in both tiers (mid-move) is one candidate: its hot entry
         dup = member(warm_keys, hot_keys)
         if dup.any():
             warm_keys, warm_zeta, ws = warm_keys[~dup], warm_zeta[~dup], ws[~dup]
@@ -243,6 +314,22 @@ def merge_tiers(
     zeta = np.concatenate([hot_zeta, warm_zeta])[order]
     tiers = (~from_hot).astype(np.int8)  # 0 hot / 1 warm
     return Candidates(chosen, exact[order], tiers, zeta, outside, vectors)
+
+
+def _with_pre(
+    warm: TierHits, ws: np.ndarray, pre: Pre | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keys, ζ, exact scores) of the reranked warm prefix plus the ``pre`` items not in it."""
+    c = len(ws)
+    keys, zeta = warm.keys[:c], warm.zeta[:c]
+    if pre is None or not len(pre[0]):
+        return keys, zeta, ws
+    extra = ~member(pre[0], keys)
+    return (
+        np.concatenate([keys, pre[0][extra]]),
+        np.concatenate([zeta, pre[2][extra]]),
+        np.concatenate([ws, pre[1][extra]]),
+    )
 
 
 def exact_top(

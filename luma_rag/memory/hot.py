@@ -38,7 +38,9 @@ class HotTierConfig(ConfigBase):
     """HNSW settings of the hot tier.
 
     Attributes:
-        M: graph degree. ef_construction / ef_search: HNSW beam widths.
+        M: graph degree. ef_construction / ef_search: HNSW beam widths (the memory asks the
+            tier for ``max(k, min(rerank_depth, ef_search))`` hits, so ``ef_search`` also caps
+            how many hot candidates a query rescores).
         exact_below: scan exactly (certifiable) while the tier holds at most this many items.
         tombstone_fraction: rebuild the graph when this share of its nodes are tombstones.
         background_rebuild: rebuild in a background thread and swap the new graph in under the
@@ -48,7 +50,7 @@ class HotTierConfig(ConfigBase):
 
     M: int = 32
     ef_construction: int = 40
-    ef_search: int = 64
+    ef_search: int = 32
     exact_below: int = 2048
     tombstone_fraction: float = 0.3
     background_rebuild: bool = True

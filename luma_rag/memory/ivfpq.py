@@ -25,6 +25,7 @@ from luma_rag._config import ConfigBase, check
 __all__ = [
     "PQ_MIN_TRAIN",
     "IndexState",
+    "Prepared",
     "WarmTierConfig",
     "encode_into",
     "fit_state",
@@ -33,6 +34,7 @@ __all__ = [
     "list_radii",
     "nlist_for",
     "pq_m",
+    "prepare",
     "probe_count",
     "reconstruction_error",
     "replay",
@@ -261,18 +263,46 @@ def _pq_error(state: IndexState, vectors: np.ndarray, lists: np.ndarray) -> np.n
     return np.linalg.norm(vectors - recon, axis=1).astype(np.float32)
 
 
-def encode_into(state: IndexState, keys: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """Add to ``state``'s index; update list radii; return ζ per vector."""
-    state.index.add_with_ids(vectors, keys)
-    if not state.trained:
-        return np.zeros(len(keys), dtype=np.float32)
-    # The lists FAISS itself put them in (same call, same batch), not a numpy argmax that
-    # can break near-ties differently and leave an item outside its list's radius.
+@dataclass(frozen=True)
+class Prepared:
+    """What :func:`encode_into` computes per vector besides the index insert, done ahead of it
+    (e.g. outside a write lock) for one generation and one batch (:func:`prepare`)."""
+
+    state: IndexState
+    vectors: np.ndarray  # float32 (n, d): the very batch (identity is checked)
+    lists: np.ndarray  # int64 (n,) the IVF list of each vector
+    zeta: np.ndarray  # float32 (n,) PQ reconstruction error
+    resid: np.ndarray  # float32 (n,) residual norm to the list centroid
+
+
+def prepare(state: IndexState, vectors: np.ndarray) -> Prepared | None:
+    """List, ζ and residual norm of each (n, d) float32 vector (None while flat). Reads the
+    generation only, so it may run beside queries; pass it to :func:`encode_into` with the
+    same array."""
+    if not state.trained or not len(vectors):
+        return None
+    # The lists FAISS itself puts them in (same function, same batch), not a numpy argmax
+    # that can break near-ties differently and leave an item outside its list's radius.
     lists = state.quantizer().assign(vectors, 1).ravel()
     zeta = _pq_error(state, vectors, lists)
     resid = np.linalg.norm(vectors - state.centroids[lists], axis=1).astype(np.float32)
-    np.maximum.at(state.list_radius, lists, resid)
-    return zeta
+    return Prepared(state, vectors, lists, zeta, resid)
+
+
+def encode_into(
+    state: IndexState, keys: np.ndarray, vectors: np.ndarray, ready: Prepared | None = None
+) -> np.ndarray:
+    """Add to ``state``'s index; update list radii; return ζ per vector. ``ready``: the
+    :func:`prepare` d values, used when they are for this generation and this very batch."""
+    state.index.add_with_ids(vectors, keys)
+    if not state.trained:
+        return np.zeros(len(keys), dtype=np.float32)
+    if ready is None or ready.state is not state or ready.vectors is not vectors:
+        ready = prepare(state, vectors)
+    if ready is None:
+        return np.zeros(len(keys), dtype=np.float32)
+    np.maximum.at(state.list_radius, ready.lists, ready.resid)
+    return ready.zeta
 
 
 def fit_state(

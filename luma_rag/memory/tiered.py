@@ -220,21 +220,26 @@ class TieredMemory:
 
         A spilled key leaves the hot tier in the same hold that puts it in the warm tier, so a
         query finds it in one of them at every moment. Keys removed meanwhile are skipped. Call
-        it without the write lock to let queries run between chunks (with it: one long hold).
+        it without the write lock to let queries run between chunks (with it: one long hold);
+        each chunk's list assignment and ζ are computed before its hold (``WarmTier.prepare``).
         """
         size = self.spill_config.chunk
         for start in range(0, len(plan.new_keys), size):
+            ks, vs = plan.new_keys[start : start + size], plan.new_vectors[start : start + size]
+            vs = np.ascontiguousarray(vs, dtype=np.float32)
+            ready = self.warm.prepare(vs)
             with self._lock.write():
-                ks = plan.new_keys[start : start + size]
                 ok = self._tier[ks] == WARM
-                self.warm.add(ks[ok], plan.new_vectors[start : start + size][ok])
+                self.warm.add(*((ks, vs, ready) if ok.all() else (ks[ok], vs[ok])))
         for start in range(0, len(plan.spilled), size):
+            ks = plan.spilled[start : start + size]
+            vs = self._fetch(ks)  # the raw vectors (hot keeps fp16); rows outlive deletes
+            ready = self.warm.prepare(vs)
             with self._lock.write():
-                ks = plan.spilled[start : start + size]
-                ks = ks[self._tier[ks] == HOT]
-                self.warm.add(ks, self._fetch(ks))  # the raw vectors (hot keeps fp16)
-                self.hot.remove(ks)
-                self._tier[ks] = WARM
+                ok = self._tier[ks] == HOT
+                self.warm.add(*((ks, vs, ready) if ok.all() else (ks[ok], vs[ok])))
+                self.hot.remove(ks[ok])
+                self._tier[ks[ok]] = WARM
 
     def _spill_choice(self, candidates: np.ndarray, now: float) -> np.ndarray:
         """The keys among hot ``candidates`` the spill policy moves to warm (empty: in budget)."""
@@ -304,19 +309,25 @@ class TieredMemory:
         allowed: np.ndarray | None,
         k: int | None = None,
     ) -> Candidates:
-        """Probe hot for ``fetch_k``, warm for its refine depth; merge and rescore exactly.
-
-        Warm lists that cannot reach the hot k-th score are skipped (``candidates.kth_floor``);
-        the warm list is reranked in doubling prefixes (``candidates.merge_tiers``); at most
-        ``min(2·fetch_k, max(2·k, 32))`` candidates are kept, the rest under ``outside_bound``.
+        """Probe hot (up to ``fetch_k`` hits, at most its efSearch: the beam sets the cost),
+        warm for its refine depth (``candidates.warm_hits``: lists below the k-th score's
+        floor are skipped); merge and rescore exactly (``candidates.merge_tiers``): at most
+        ``min(2·fetch_k, max(2·k, 32))`` candidates, the rest under ``outside_bound``.
 
         Args:
             query: float32 (d,) unit. fetch_k: candidates per tier. allowed: bool mask over
                 keys or None. k: hits the caller will show (default ``fetch_k``).
         """
         k = fetch_k if k is None else max(1, min(k, fetch_k))
-        hot = self.hot.search(query, fetch_k, allowed)
-        warm = self.warm.search(query, self.warm.depth(fetch_k), allowed, cand.kth_floor(hot, k))
+        hot = self.hot.search(query, max(k, min(fetch_k, self.hot.config.ef_search)), allowed)
+        warm, pre = cand.warm_hits(
+            query,
+            hot,
+            k,
+            self._score,
+            lambda f, r: self.warm.search(query, self.warm.depth(fetch_k), allowed, f, r),
+            self.warm.zeta_of,
+        )
         return merge_tiers(
             query,
             hot,
@@ -326,6 +337,7 @@ class TieredMemory:
             k=k,
             fetch_k=fetch_k,
             sigmas=self.warm.config.refine_sigmas,
+            pre=pre,
         )
 
     def exact(self, query: np.ndarray, keys: np.ndarray) -> Candidates:
@@ -335,16 +347,9 @@ class TieredMemory:
         return self.rerank(query, keys, self.tier_of(keys), zeta, float("-inf"))
 
     def exact_top(self, query: np.ndarray, keys: np.ndarray, fetch_k: int) -> Candidates:
-        """The exact top ``fetch_k`` of the live ``keys``, with an exact outside bound.
-
-        The completeness fallback (:func:`~luma_rag.memory.candidates.exact_top`): an ANN tier
-        can miss an item that beats the top-k, so a query the gate would ANSWER from a set not
-        proven complete is rescanned exactly.
-
-        Args:
-            query: float32 (d,) unit. keys: int64 (n,) allowed keys (deleted ones skipped).
-            fetch_k: candidates to keep, ``>= 1``.
-        """
+        """The exact top ``fetch_k >= 1`` of the live int64 ``keys`` (deleted ones skipped), with
+        an exact outside bound: the completeness fallback (:func:`candidates.exact_top`) for a
+        query the gate would ANSWER from a set an ANN tier did not prove complete."""
         keys = np.asarray(keys, dtype=np.int64)
         live = keys[self.tier_of(keys) >= 0]
         return cand.exact_top(query, live, fetch_k, self._fetch, self.tier_of)
@@ -358,13 +363,9 @@ class TieredMemory:
         outside_bound: float,
         keep: int | None = None,
     ) -> Candidates:
-        """The one exact-rerank path: cosine against the raw vectors, best first.
-
-        The raw rows are read in key order (sequential on disk), scored, and sorted (equal
-        scores by key). With ``keep``, only the best ``keep`` candidates are returned and the
-        best exact score among the dropped ones joins ``outside_bound``: everything not returned
-        stays bounded, so the certificate and the completeness test work on a short list with
-        the same guarantees.
+        """The one exact-rerank path: cosine against the raw vectors (read in key order), best
+        first (equal scores by key). With ``keep``, only the best ``keep`` are returned and the
+        best dropped score joins ``outside_bound``, so everything not returned stays bounded.
 
         Args:
             query: float32 (d,) unit. keys: int64 (m,). tiers: int8 (m,). zeta: float32 (m,).

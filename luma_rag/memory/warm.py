@@ -22,14 +22,16 @@ from typing import Any
 import numpy as np
 
 from luma_rag.memory.base import TierHits, bitmap_from_mask, empty_hits
-from luma_rag.memory.ivf_search import probe
+from luma_rag.memory.ivf_search import FloorRaiser, RaiseGain, probe
 from luma_rag.memory.ivfpq import (
     IndexState,
+    Prepared,
     WarmTierConfig,
     encode_into,
     fit_state,
     flat_state,
     list_radii,
+    prepare,
     probe_count,
     replay,
 )
@@ -55,12 +57,9 @@ class WarmTier:
         write_lock: Callable[[], AbstractContextManager[None]],
         read_lock: Callable[[], AbstractContextManager[None]],
     ) -> None:
-        """Args:
-        dim: vector dimension.
-        config: tier settings.
-        fetch: keys (m,) int64 -> raw vectors (m, d) float32, used to (re)train.
-        write_lock / read_lock: the engine's lock, taken by the background retrainer.
-        """
+        """Args: dim: vector dimension. config: tier settings. fetch: keys (m,) int64 -> raw
+        vectors (m, d) float32, used to (re)train. write_lock / read_lock: the engine's lock,
+        taken by the background retrainer."""
         self.dim = dim
         self.config = config or WarmTierConfig()
         self._fetch = fetch
@@ -70,12 +69,11 @@ class WarmTier:
         self._present = np.zeros(0, dtype=bool)  # key -> in this tier
         self._zeta = np.zeros(0, dtype=np.float32)  # key -> quantization error
         self._zeta_hi = 0.0  # >= every live ζ (see zeta_max)
-        self._count = 0
-        self._added_since_train = 0
-        self._zeta_since_train = 0.0
+        self._count, self._added_since_train, self._zeta_since_train = 0, 0, 0.0
         self._log: list[tuple[str, np.ndarray]] | None = None  # changes during a retrain
         self._thread: threading.Thread | None = None
         self._retrain_error: BaseException | None = None
+        self._raise = RaiseGain()  # whether raising the probe's floor has been paying off
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -131,13 +129,17 @@ class WarmTier:
             self._zeta = np.concatenate([self._zeta, np.zeros(cap - len(self._zeta), np.float32)])
 
     # -- mutation --------------------------------------------------------------------------------
-    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        """Add (n,) new int64 keys with (n, d) float32 unit vectors."""
+    def prepare(self, vectors: np.ndarray) -> Prepared | None:
+        """:meth:`add`'s per-vector work on float32 (n, d) ``vectors``, ahead (no lock needed)."""
+        return prepare(self._state, np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray, ready: Prepared | None = None) -> None:
+        """Add (n,) new int64 keys with (n, d) float32 unit vectors (``ready``: :meth:`prepare`)."""
         keys = np.asarray(keys, dtype=np.int64)
         if keys.size == 0:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        zeta = encode_into(self._state, keys, vectors)
+        zeta = encode_into(self._state, keys, vectors, ready)
         self._grow(int(keys.max()) + 1)
         self._present[keys] = True
         self._zeta[keys] = zeta
@@ -290,15 +292,17 @@ class WarmTier:
         return max(k, self.config.refine_depth) if self._state.trained else k
 
     def search(
-        self, query: np.ndarray, k: int, allowed: np.ndarray | None, floor: float = _NEG
+        self,
+        query: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None,
+        floor: float = _NEG,
+        raise_floor: FloorRaiser | None = None,
     ) -> TierHits:
-        """Top ``k`` for a (d,) unit query, with a sound bound on what was not returned.
-
-        Flat: exact, and the best score left out bounds the rest. IVF-PQ: see
-        :func:`~luma_rag.memory.ivf_search.probe` (the bound for every prefix of the list is
-        ``outside_after``; lists that cannot reach ``floor``, a lower bound on the caller's
-        k-th best exact score, are not scanned).
-        """
+        """Top ``k`` for a (d,) unit query, with a sound bound on what was not returned. Flat:
+        exact, the best score left out bounds the rest. IVF-PQ: :func:`ivf_search.probe` (bound
+        of every prefix: ``outside_after``; lists below ``floor`` — or the floor
+        ``raise_floor`` sets — are not scanned)."""
         import faiss
 
         s = self._state
@@ -321,7 +325,9 @@ class WarmTier:
             keys_, scores_ = keys[0][ok], scores[0][ok].astype(np.float32)
             outside = float(scores_[-1]) if len(keys_) == kk and self._count > kk else _NEG
             return TierHits(keys_, scores_, np.zeros(len(keys_), np.float32), outside)
-        keys_, scores_, after = probe(s, query, kk, sel, self.zeta_max(), floor)
+        gain = self._raise  # raise the floor only while it pays off (RaiseGain)
+        up = raise_floor if gain.due() else None
+        keys_, scores_, after = probe(s, query, kk, sel, self.zeta_max(), floor, up, gain)
         return TierHits(keys_, scores_, self._zeta[keys_], float(after[-1]), None, after)
 
     # -- persistence -----------------------------------------------------------------------------

@@ -271,10 +271,10 @@ def test_skipping_warm_lists_below_the_hot_floor_never_drops_a_top_k_item(
     skipped: list[int] = []
     real = ivf_search.probe
 
-    def counting(state, query, kk, sel, zeta_max, floor=float("-inf")):
+    def counting(state, query, kk, sel, zeta_max, floor=float("-inf"), *raising):
         ub = state.centroids @ query + state.list_radius
         skipped.append(int((ub < floor).sum()))
-        return real(state, query, kk, sel, zeta_max, floor)
+        return real(state, query, kk, sel, zeta_max, floor, *raising)
 
     q = x[rng.integers(0, n, 12)] + 0.2 * rng.standard_normal((12, dim)) / np.sqrt(dim)
     q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
@@ -287,3 +287,96 @@ def test_skipping_warm_lists_below_the_hot_floor_never_drops_a_top_k_item(
             assert np.allclose(c.scores[:k], want, atol=1e-6), "a top-k item was dropped"
     if clusters == 12:  # separated clusters: most lists fall below the floor
         assert sum(skipped) > 0, "no list was ever skipped: the test exercises nothing"
+
+
+@settings(max_examples=24, deadline=None, derandomize=True, database=None)
+@given(
+    seed=st.integers(0, 2**16),
+    masked=st.booleans(),
+    k=st.sampled_from([1, 5, 20]),
+    depth=st.sampled_from([8, 40, 1500]),
+    sigmas=st.sampled_from([0.0, None]),
+    clusters=st.sampled_from([4, 40]),  # 4: a cluster spans many lists, its items several
+    nbits=st.sampled_from([4, 8]),
+)
+def test_a_floor_raised_by_the_best_warm_list_stays_below_the_kth_exact_score(
+    seed, masked, k, depth, sigmas, clusters, nbits
+):
+    """The warm probe scores items of its best list exactly and skips the lists whose bound
+    is below the k-th of those scores and the hot hits' (``floor_raiser``). Those
+    items stay candidates, so the floor is a lower bound on the merged k-th exact score at any
+    refine depth; with every other approximation off the top k is the exact top k; and lists
+    must really have been skipped by it (the hot tier is too small to set a floor itself)."""
+    import luma_rag.memory.candidates as cand
+
+    n, dim = 1500, 32
+    x = clustered_unit_vectors(n, dim, seed=seed, clusters=clusters, spread=0.35)
+    warm = WarmTierConfig(
+        min_train=256,
+        background=False,
+        nbits=nbits,
+        nprobe_fraction=1.0,
+        min_nprobe=1,
+        refine_depth=depth,
+        refine_sigmas=sigmas,
+    )
+    mem = _memory(x, 30, warm, exact_below=10_000)
+    for start in range(0, n, 500):
+        keys = np.arange(start, min(start + 500, n))
+        mem.add(keys, x[keys], mem.novelty(x[keys]), float(start))
+    assert mem.warm.trained
+    rng = np.random.default_rng(seed)
+    allowed = rng.random(n) < 0.5 if masked else None
+    ok = allowed if allowed is not None else np.ones(n, bool)
+    floors: list[float] = []
+    real = cand.floor_raiser
+
+    def recording(*args, **kwargs):
+        inner = real(*args, **kwargs)
+
+        def raise_floor(keys):
+            floors.append(inner(keys))
+            return floors[-1]
+
+        return raise_floor
+
+    skipped = 0
+    q = x[rng.integers(0, n, 10)] + 0.2 * rng.standard_normal((10, dim)) / np.sqrt(dim)
+    q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cand, "floor_raiser", recording)
+        for query in q:
+            floors.clear()
+            c = mem.search(query, k, allowed, k=k)
+            true = np.where(ok, x @ query, -np.inf)
+            if floors and len(c.scores) >= k:
+                assert float(c.scores[k - 1]) >= max(floors), "the floor overtook the k-th"
+            if floors:
+                s = mem.warm._state
+                skipped += int((s.centroids @ query + s.list_radius < max(floors) - 1e-3).sum())
+            if depth == n and sigmas is None:
+                want = np.sort(true)[::-1][:k]
+                assert np.allclose(c.scores[:k], want, atol=1e-6), "a top-k item was dropped"
+            left_out = ok.copy()
+            left_out[c.keys] = False
+            if left_out.any():
+                assert float(true[left_out].max()) <= c.outside_bound + ROUND
+    if clusters == 40 and not masked:  # separated clusters (a filter turns the raise off)
+        assert skipped > 0, "the raised floor never skipped a list: the test exercises nothing"
+
+
+def test_the_floor_is_raised_only_while_raising_pays_off():
+    """``RaiseGain``: a raise that skips no list is soon tried on one query in RAISE_RETRY
+    only; one that keeps skipping lists stays on, and a store whose raises start paying off
+    again turns it back on."""
+    from luma_rag.memory.ivf_search import RAISE_RETRY, RaiseGain
+
+    g = RaiseGain()
+    assert all(g.due() for _ in range(5))  # optimistic start
+    for _ in range(40):
+        g.record(0, 80)
+    tries = sum(g.due() for _ in range(10 * RAISE_RETRY))
+    assert tries == 10  # one in RAISE_RETRY: the retries that notice a change
+    for _ in range(40):
+        g.record(70, 80)
+    assert all(g.due() for _ in range(2 * RAISE_RETRY))

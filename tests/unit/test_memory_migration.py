@@ -108,3 +108,38 @@ def test_an_item_in_both_tiers_for_a_moment_is_one_candidate():
         assert len(np.unique(c.keys)) == len(c.keys)
         assert c.keys[0] == key and (c.keys == key).sum() == 1
         assert np.allclose(c.scores, x[c.keys] @ x[key], atol=1e-6)
+
+
+def test_work_prepared_outside_the_hold_encodes_as_inline_and_stale_work_is_redone():
+    """``WarmTier.prepare`` (list, ζ, residual norm, computed before a write hold) gives the
+    tier exactly what an inline add computes; work prepared for another batch (or another
+    tier's generation, trained alike here) is not used."""
+    from luma_rag.memory.warm import WarmTier
+
+    x = clustered_unit_vectors(1200, 32, seed=9)
+    cfg = WarmTierConfig(min_train=256, background=False)
+
+    def tier() -> WarmTier:
+        lock = RWLock()
+        t = WarmTier(32, cfg, fetch=lambda k: x[k], write_lock=lock.write, read_lock=lock.read)
+        t.add(np.arange(600), x[:600])  # trains (inline)
+        return t
+
+    inline, ahead, stale = tier(), tier(), tier()
+    assert inline.trained
+    keys = np.arange(600, 1200)
+    batch = np.ascontiguousarray(x[600:])
+    inline.add(keys, batch)
+    ahead.add(keys, batch, ahead.prepare(batch))
+    other = inline.prepare(batch)  # inline's generation, not stale's
+    wrong = stale.prepare(np.ascontiguousarray(x[:600]))  # another batch
+    stale.add(keys[:300], batch[:300], other)
+    stale.add(keys[300:], batch[300:], wrong)
+    for t in (ahead, stale):
+        assert np.array_equal(t.zeta_of(keys), inline.zeta_of(keys))
+        assert np.array_equal(t._state.list_radius, inline._state.list_radius)
+    for q in x[::100]:
+        a, b = inline.search(q, 20, None), ahead.search(q, 20, None)
+        assert a.keys.tolist() == b.keys.tolist() and np.array_equal(
+            a.outside_after, b.outside_after
+        )
