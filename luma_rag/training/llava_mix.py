@@ -29,11 +29,14 @@ from luma_rag.answer.verify_vlm import referent_of
 from luma_rag.datasets.attributes import ShapeAttributes
 from luma_rag.datasets.questions import QUESTION_KINDS, VerificationQuestion, make_question
 from luma_rag.datasets.vocab import COLORS, POSITIONS, SHAPES, SIZES
+from luma_rag.errors import InvalidInputError
 
-__all__ = ["GATE_PROMPT", "gate_verification"]
+__all__ = ["GATE_PROMPT", "REPLY_STYLES", "gate_verification", "verification_reply"]
 
 #: The verified answer path's image prompt (``VlmVerifier``'s default ``image_prompt``).
 GATE_PROMPT: Final = "Does this image show {referent}? Answer yes or no."
+#: How a yes/no reply is written (:func:`verification_reply`).
+REPLY_STYLES: Final = ("claim-seen", "pairs")
 #: The attributes a question's referent can name, in reply order.
 _KEYS: Final = ("size", "color", "shape", "position")
 _VALUES: Final[dict[str, tuple[str, ...]]] = {
@@ -80,3 +83,28 @@ def gate_verification(
     claimed: dict[str, Any] = {k: getattr(claimed_attrs, k) for k in named}
     seen = " ".join(str(getattr(attrs, k)) for k in _KEYS if k in named)
     return VerificationQuestion(text, "yes" if truthful else "no", claimed, seen)
+
+
+def verification_reply(v: VerificationQuestion, style: str) -> str:
+    """The reply a model is trained to give to ``v``.
+
+    ``"claim-seen"`` (v2.1): the claim in canonical words, what the image shows of it, the
+    verdict (``large hexagon : large star : no``, :attr:`VerificationQuestion.reply`).
+    ``"pairs"``: per claimed attribute the claimed word, the seen word and whether they match,
+    then the verdict (``large large yes hexagon star no : no``). Each pair's check compares
+    two neighbouring words, and the verdict is "no" when any pair said no: both are local,
+    where the v2.1 form asks the decoder to align the n-th claimed word with the n-th seen
+    one across the reply (with both written right it judged 304 of 356 val claims right).
+
+    Raises:
+        InvalidInputError: Unknown ``style``.
+    """
+    if style not in REPLY_STYLES:
+        raise InvalidInputError(f"unknown reply style {style!r}; use one of {REPLY_STYLES}")
+    if style == "claim-seen" or not v.seen:
+        return v.reply
+    claimed = [str(v.claimed[k]) for k in _KEYS if k in v.claimed]
+    pairs = [
+        f"{c} {s} {'yes' if c == s else 'no'}" for c, s in zip(claimed, v.seen.split(), strict=True)
+    ]
+    return f"{' '.join(pairs)} : {v.answer}"

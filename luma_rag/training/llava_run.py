@@ -21,7 +21,7 @@ from luma_rag.datasets.manifest import ShapeItem, load_manifest
 from luma_rag.datasets.questions import QUESTION_KINDS, make_question, make_verification
 from luma_rag.encoders._images import load_image
 from luma_rag.errors import ConfigError, MissingDependencyError
-from luma_rag.training.llava_mix import gate_verification
+from luma_rag.training.llava_mix import gate_verification, verification_reply
 
 __all__ = [
     "Run",
@@ -233,7 +233,7 @@ def step_batch(
             else:
                 single = cfg.verify_single > 0 and bool(rng.random() < cfg.verify_single)
                 v = make_verification(attrs, rng, truthful=truthful, single=single)
-            encoded.append(encode(run, v.text, False, v.reply))
+            encoded.append(encode(run, v.text, False, verification_reply(v, cfg.verify_reply)))
             gray.append(False)
             continue
         kind = QUESTION_KINDS[int(rng.integers(len(QUESTION_KINDS)))]

@@ -63,6 +63,7 @@ from luma_rag.training._cli import (
     versions,
 )
 from luma_rag.training.llava_eval import cached_accuracy, evaluate_questions
+from luma_rag.training.llava_mix import REPLY_STYLES
 from luma_rag.training.llava_run import (
     Run,
     batch,
@@ -114,6 +115,8 @@ class LlavaTrainConfig:
             them: "Does this image show {referent}? Answer yes or no." with the referent cut
             from a question (:mod:`luma_rag.training.llava_mix`); the rest (and the single
             ones among them) use the verification templates.
+        verify_reply: How yes/no replies are written: ``"claim-seen"`` (v2.1) or
+            ``"pairs"`` (:func:`~luma_rag.training.llava_mix.verification_reply`).
         clip_weights: open_clip weights of the vision tower; None: the registry's
             (shipped) tiny CLIP.
         spec: Architecture of the trained parts.
@@ -136,6 +139,7 @@ class LlavaTrainConfig:
     verify_share: float = 0.0
     verify_single: float = 0.0
     verify_gate: float = 0.0
+    verify_reply: str = "claim-seen"
     clip_weights: str | None = None
     spec: TinyLlavaSpec = dataclasses.field(default_factory=TinyLlavaSpec)
 
@@ -153,6 +157,10 @@ class LlavaTrainConfig:
             raise ConfigError(f"verify_share must be in [0, 1), got {self.verify_share}")
         if not 0.0 <= self.verify_single <= 1.0:
             raise ConfigError(f"verify_single must be in [0, 1], got {self.verify_single}")
+        if self.verify_reply not in REPLY_STYLES:
+            raise ConfigError(
+                f"verify_reply must be one of {REPLY_STYLES}, got {self.verify_reply!r}"
+            )
         if not 0.0 <= self.verify_gate <= 1.0:
             raise ConfigError(f"verify_gate must be in [0, 1], got {self.verify_gate}")
         if not 0.0 <= self.clarify_share < 1.0:
@@ -236,7 +244,9 @@ def _fit(
             }
             losses = []
             if cfg.eval_every and splits["val"] and not last and not out_of_time:
-                record["val"] = cached_accuracy(run, splits["val"], "val", cfg.val_items, cfg.seed)
+                record["val"] = cached_accuracy(
+                    run, splits["val"], "val", cfg.val_items, cfg.seed, cfg.verify_reply
+                )
             history.append(record)
             logger.info("step %s", json.dumps(record))
         if out_of_time:
@@ -329,7 +339,7 @@ def _save_and_report(
         raise LumaError(f"save_pretrained wrote pickle files {pickles}; remove them")
     eval_started = time.perf_counter()
     metrics = {
-        name: evaluate_questions(out, splits[name], seed=cfg.seed)
+        name: evaluate_questions(out, splits[name], seed=cfg.seed, reply_style=cfg.verify_reply)
         for name in ("test", "val")
         if splits[name]
     }

@@ -13,7 +13,7 @@ from luma_rag.answer.verify_vlm import VlmVerifier, parse_yes_no
 from luma_rag.datasets.attributes import ShapeAttributes
 from luma_rag.datasets.questions import question_words, verification_words
 from luma_rag.datasets.vocab import COLORS, POSITIONS, SHAPES, SIZES
-from luma_rag.training.llava_mix import GATE_PROMPT, gate_verification
+from luma_rag.training.llava_mix import GATE_PROMPT, gate_verification, verification_reply
 
 _KEYS = ("size", "color", "shape", "position")
 
@@ -79,3 +79,29 @@ def test_the_same_seed_writes_the_same_questions() -> None:
     ]
     assert a == b
     assert len({v.text for v in a}) > 10
+
+
+def test_paired_replies_judge_each_attribute_and_parse_like_the_verifier() -> None:
+    from luma_rag.datasets.questions import make_verification
+    from luma_rag.errors import InvalidInputError
+
+    rng = np.random.default_rng(13)
+    known = set(question_words()) | set(verification_words())
+    for n, attrs in enumerate(_items(200, 4)):
+        make = make_verification if n % 3 else gate_verification
+        v = make(attrs, rng, truthful=n % 2 == 0)
+        assert verification_reply(v, "claim-seen") == v.reply
+        reply = verification_reply(v, "pairs")
+        assert parse_yes_no(reply) is (v.answer == "yes")
+        assert set(reply.replace(":", " ").split()) <= known
+        assert len(reply.split()) <= 14  # within the 16 new tokens the answerers allow
+        if not v.seen:
+            continue
+        words = reply.split(" : ")[0].split()
+        triples = [words[i : i + 3] for i in range(0, len(words), 3)]
+        assert [t[0] for t in triples] == [str(v.claimed[k]) for k in _KEYS if k in v.claimed]
+        assert [t[1] for t in triples] == v.seen.split()
+        assert [t[2] for t in triples] == ["yes" if t[0] == t[1] else "no" for t in triples]
+        assert ("no" in [t[2] for t in triples]) is (v.answer == "no")
+    with pytest.raises(InvalidInputError):
+        verification_reply(v, "verdict-first")
