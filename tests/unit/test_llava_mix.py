@@ -5,6 +5,9 @@ every word known to the model's tokenizer."""
 from __future__ import annotations
 
 import inspect
+import json
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -105,3 +108,17 @@ def test_paired_replies_judge_each_attribute_and_parse_like_the_verifier() -> No
         assert ("no" in [t[2] for t in triples]) is (v.answer == "no")
     with pytest.raises(InvalidInputError):
         verification_reply(v, "verdict-first")
+
+
+def test_evaluation_reads_the_reply_style_a_checkpoint_was_trained_with(tmp_path: Path) -> None:
+    from luma_rag.training.llava_eval import _reply_style, eval_questions
+
+    assert _reply_style(tmp_path) == "claim-seen"  # no training.json: v2.1's form
+    (tmp_path / "training.json").write_text(json.dumps({"config": {"verify_reply": "pairs"}}))
+    assert _reply_style(tmp_path) == "pairs"
+    attrs = _items(1, 5)[0]
+    item = SimpleNamespace(attributes=attrs)
+    (*_, paired) = eval_questions([item], 3, "pairs")[-1]  # type: ignore[list-item]
+    (*_, plain) = eval_questions([item], 3)[-1]  # type: ignore[list-item]
+    assert " : " in paired and paired.split()[-1] == plain.split()[-1]
+    assert paired != plain or len(plain.split()) == 1
