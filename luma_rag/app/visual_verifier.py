@@ -11,7 +11,10 @@ hit is checked on the picture it describes.
 **Written claims.** A model may write out what it checks before it judges: the tiny LLaVA
 replies ``"<claim> : <seen> : <verdict>"`` ("yellow circle center : yellow diamond center :
 yes") — the claim in its own canonical words, what the image shows of it, then the verdict
-(:attr:`luma_rag.datasets.questions.VerificationQuestion.reply`). Its verdict token is the
+(:attr:`luma_rag.datasets.questions.VerificationQuestion.reply`), or, trained with
+``--verify-reply pairs``, per claimed attribute the claimed word, the seen word and whether
+they match, then the verdict ("yellow yellow yes circle diamond no center center yes : no",
+:func:`luma_rag.training.llava_mix.verification_reply`). Its verdict token is the
 weak part (held-out verdict accuracy 0.85 while it reads each attribute ≥ 0.85–0.99): on the
 demo store it says "yes" with P 0.68 after writing "yellow circle center : yellow diamond
 center". So a reply whose written claim and seen words differ is read as a **no** (yes-score
@@ -44,6 +47,8 @@ __all__ = ["VisualOnlyVerifier", "picture_verified_answerer", "written_verdict"]
 logger = logging.getLogger(__name__)
 
 _WRITTEN: Final = re.compile(r"^\s*(?P<claim>[^:]+?)\s*:\s*(?P<seen>[^:]+?)\s*:\s*(?P<v>\w+)\W*$")
+#: "<claimed> <seen> <yes|no>" per attribute, then " : <verdict>".
+_PAIRS: Final = re.compile(r"^\s*(?P<body>(?:\w+\s+\w+\s+(?:yes|no)\s+)+):\s*(?P<v>\w+)\W*$", re.I)
 
 
 def _readable(hit: Hit) -> bool:
@@ -51,12 +56,18 @@ def _readable(hit: Hit) -> bool:
 
 
 def written_verdict(reply: str) -> bool | None:
-    """Whether a ``"<claim> : <seen> : <verdict>"`` reply's claim and seen words agree.
+    """Whether a ``"<claim> : <seen> : <verdict>"`` reply's claim and seen words agree, or
+    those of a ``"<claimed> <seen> <yes|no> ... : <verdict>"`` reply (one triple per
+    attribute; the written per-attribute judgements are not trusted, the words are compared).
 
     Returns:
-        True / False for a reply of that form (the same words, case and spacing aside / not);
-        None for a reply of any other form.
+        True / False for a reply of either form (the same words, case and spacing aside /
+        not); None for a reply of any other form.
     """
+    paired = _PAIRS.match(reply)
+    if paired is not None and paired.group("v").lower() in ("yes", "no"):
+        words = paired.group("body").lower().split()
+        return words[0::3] == words[1::3]
     m = _WRITTEN.match(reply)
     if m is None or m.group("v").lower() not in ("yes", "no"):
         return None

@@ -12,6 +12,7 @@ generated through :class:`~luma_rag.answer.llava.LlavaAnswerer` and read by
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -22,6 +23,7 @@ from luma_rag.datasets.manifest import ShapeItem
 from luma_rag.datasets.questions import QUESTION_KINDS, make_question, make_verification
 from luma_rag.encoders._images import load_image
 from luma_rag.errors import InvalidInputError
+from luma_rag.training.llava_mix import verification_reply
 from luma_rag.training.llava_run import Run, batch, embed, encode, import_torch, make_run
 
 __all__ = [
@@ -40,9 +42,13 @@ EVAL_KINDS: Final = (*QUESTION_KINDS, "verify")
 EvalQuestion = tuple[int, str, str, str]
 
 
-def eval_questions(items: Sequence[ShapeItem], seed: int) -> list[EvalQuestion]:
+def eval_questions(
+    items: Sequence[ShapeItem], seed: int, reply_style: str = "claim-seen"
+) -> list[EvalQuestion]:
     """One question of every kind and one verification question about every item; the same
-    for the same seed (item ``i`` is asked a true claim when ``i`` is even)."""
+    for the same seed (item ``i`` is asked a true claim when ``i`` is even). Verification
+    answers are written in ``reply_style``
+    (:func:`~luma_rag.training.llava_mix.verification_reply`)."""
     out: list[EvalQuestion] = []
     for index, it in enumerate(items):
         rng = np.random.default_rng([seed, index])
@@ -50,7 +56,7 @@ def eval_questions(items: Sequence[ShapeItem], seed: int) -> list[EvalQuestion]:
             q = make_question(it.attributes, kind, rng)
             out.append((index, kind, q.text, q.answer))
         v = make_verification(it.attributes, rng, truthful=index % 2 == 0)
-        out.append((index, "verify", v.text, v.reply))
+        out.append((index, "verify", v.text, verification_reply(v, reply_style)))
     return out
 
 
@@ -94,11 +100,16 @@ def score(
 
 
 def cached_accuracy(
-    run: Run, items: list[ShapeItem], split: str, limit: int, seed: int
+    run: Run,
+    items: list[ShapeItem],
+    split: str,
+    limit: int,
+    seed: int,
+    reply_style: str = "claim-seen",
 ) -> dict[str, Any]:
     """Exact-answer accuracy from the cached vision features (monitoring during training)."""
     torch = import_torch()
-    questions = eval_questions(items[: limit or len(items)], seed)
+    questions = eval_questions(items[: limit or len(items)], seed, reply_style)
     correct: list[bool] = []
     run.model.eval()
     for i in range(0, len(questions), 256):
@@ -118,6 +129,7 @@ def evaluate_questions(
     *,
     seed: int = 0,
     batch_size: int = 64,
+    reply_style: str | None = None,
 ) -> dict[str, Any]:
     """Held-out question accuracy of a saved tiny LLaVA, pixels in, through ``from_pretrained``.
 
@@ -131,6 +143,9 @@ def evaluate_questions(
         items: LUMA-Shapes items to ask about.
         seed: Seed of the questions.
         batch_size: Questions per forward pass.
+        reply_style: How the model writes yes/no replies (for ``accuracy_verify``, the exact
+            reply); None: the ``verify_reply`` of the ``training.json`` beside the weights,
+            else ``"claim-seen"``.
 
     Returns:
         ``{"n_questions", "accuracy", "accuracy_<kind>" per kind and "verify", "n_verify",
@@ -150,7 +165,7 @@ def evaluate_questions(
         model_dir, dtype=torch.float32, local_files_only=True
     ).eval()
     run = make_run(model, processor)
-    questions = eval_questions(items, seed)
+    questions = eval_questions(items, seed, reply_style or _reply_style(Path(model_dir)))
     tokenizer = processor.tokenizer
     special = sorted({int(i) for i in tokenizer.all_special_ids})
     correct: list[bool] = []
@@ -171,6 +186,15 @@ def evaluate_questions(
     out = score(questions, correct, empty)
     out.update(verify_verdicts(model_dir, items, questions))
     return out
+
+
+def _reply_style(model_dir: Path) -> str:
+    """The ``verify_reply`` a checkpoint was trained with (its ``training.json``)."""
+    report = model_dir / "training.json"
+    if not report.is_file():
+        return "claim-seen"
+    config = json.loads(report.read_text(encoding="utf-8")).get("config", {})
+    return str(config.get("verify_reply", "claim-seen"))
 
 
 def verify_verdicts(

@@ -3,7 +3,8 @@ batches, the (partly cached) vision tower, and the splits of the corpora.
 
 A :class:`Run` holds the model and processor, the image-token id and count, and the vision
 features cached per split (the hidden states entering the first fine-tuned vision block;
-all of them when the tower is frozen).
+all of them when the tower is frozen), and of the train images in greyscale when the mix
+shows some of them grey.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from luma_rag.datasets.manifest import ShapeItem, load_manifest
 from luma_rag.datasets.questions import QUESTION_KINDS, make_question, make_verification
 from luma_rag.encoders._images import load_image
 from luma_rag.errors import ConfigError, MissingDependencyError
+from luma_rag.training.llava_mix import gate_verification, verification_reply
 
 __all__ = [
     "Run",
@@ -48,7 +50,7 @@ class Run:
     features: dict[str, Any]  # split -> float32 (n, 65, vision width): input of block `start`
     start: int = 0  # first vision block run at every step (the ones before it are cached)
     stop: int = 0  # vision blocks up to the feature layer
-    pixels: Any = None  # train pixels (n, 3, H, W), normalised; only with grayscale > 0
+    gray: Any = None  # like features["train"], of the images in greyscale; only with grayscale > 0
 
 
 def import_torch() -> Any:
@@ -137,16 +139,22 @@ def load_splits(data: Sequence[Path]) -> dict[str, list[ShapeItem]]:
     return splits
 
 
-def vision_features(run: Run, items: Sequence[ShapeItem], torch: Any, batch: int = 128) -> Any:
-    """Vision hidden states entering block ``run.start``: float32 ``(n, 1 + patches, width)``."""
+def vision_features(
+    run: Run, items: Sequence[ShapeItem], torch: Any, batch: int = 128, *, gray: bool = False
+) -> Any:
+    """Vision hidden states entering block ``run.start``: float32 ``(n, 1 + patches, width)``;
+    ``gray``: of the images turned to their luminance first (:func:`to_gray`)."""
     vision = run.model.config.vision_config
     if not items:
         tokens = (int(vision.image_size) // int(vision.patch_size)) ** 2 + 1
         return torch.zeros((0, tokens, int(vision.hidden_size)))
     parts = []
     for i in range(0, len(items), batch):
+        pixels = load_pixels(run, items[i : i + batch])
+        if gray:
+            pixels = to_gray(pixels, torch.ones(len(pixels), dtype=torch.bool), torch)
         with torch.inference_mode():
-            parts.append(vision_head(run, load_pixels(run, items[i : i + batch])))
+            parts.append(vision_head(run, pixels))
     return torch.cat(parts)
 
 
@@ -210,17 +218,22 @@ def step_batch(
     """Encoded questions for items ``idx``, and which of their images to show in grey.
 
     ``cfg`` (a :class:`~luma_rag.training.train_llava.LlavaTrainConfig`) gives the shares of
-    yes/no verifications (``verify_share``, half of them true), CLARIFY prompts and grey
-    images; the other questions ask a uniform kind about a referent naming a random subset.
+    yes/no verifications (``verify_share``, half of them true; ``verify_gate`` of them phrased
+    as the verified answer path asks, :func:`~luma_rag.training.llava_mix.gate_verification`),
+    CLARIFY prompts and grey images; the other questions ask a uniform kind about a referent
+    naming a random subset.
     """
     encoded, gray = [], []
     for i in idx:
         attrs = items[i].attributes
         if rng.random() < cfg.verify_share:
             truthful = bool(rng.random() < 0.5)
-            single = cfg.verify_single > 0 and bool(rng.random() < cfg.verify_single)
-            v = make_verification(attrs, rng, truthful=truthful, single=single)
-            encoded.append(encode(run, v.text, False, v.reply))
+            if cfg.verify_gate > 0 and rng.random() < cfg.verify_gate:
+                v = gate_verification(attrs, rng, truthful=truthful)
+            else:
+                single = cfg.verify_single > 0 and bool(rng.random() < cfg.verify_single)
+                v = make_verification(attrs, rng, truthful=truthful, single=single)
+            encoded.append(encode(run, v.text, False, verification_reply(v, cfg.verify_reply)))
             gray.append(False)
             continue
         kind = QUESTION_KINDS[int(rng.integers(len(QUESTION_KINDS)))]

@@ -63,18 +63,16 @@ from luma_rag.training._cli import (
     versions,
 )
 from luma_rag.training.llava_eval import cached_accuracy, evaluate_questions
+from luma_rag.training.llava_mix import REPLY_STYLES
 from luma_rag.training.llava_run import (
     Run,
     batch,
     embed,
     import_torch,
-    load_pixels,
     load_splits,
     make_run,
     step_batch,
-    to_gray,
     vision_features,
-    vision_head,
 )
 
 __all__ = ["REPORT_NAME", "LlavaTrainConfig", "evaluate_questions", "main", "train_llava"]
@@ -105,13 +103,20 @@ class LlavaTrainConfig:
         vision_lr_scale: Learning rate of those blocks relative to ``lr``.
         grayscale: Probability that the image of a question that is not about colour is
             shown in greyscale (luminance), so that shape, size, position and count must be
-            read from form rather than colour. 0: never (the vision features are then cached).
+            read from form rather than colour. 0: never. The vision features of the grey
+            images are cached beside the colour ones.
         verify_share: Share of questions that are yes/no verifications ("Does this image
             show a small red circle?"), half of them true; > 0 adds their words to the
             tokenizer. 0 (the shipped recipe): none.
         verify_single: Share of those verifications that name exactly one attribute ("Is
             this red?"): a curriculum that lets the model find the match-or-not signal
             before it has to check every named attribute.
+        verify_gate: Share of the verifications phrased as the verified answer path asks
+            them: "Does this image show {referent}? Answer yes or no." with the referent cut
+            from a question (:mod:`luma_rag.training.llava_mix`); the rest (and the single
+            ones among them) use the verification templates.
+        verify_reply: How yes/no replies are written: ``"claim-seen"`` (v2.1) or
+            ``"pairs"`` (:func:`~luma_rag.training.llava_mix.verification_reply`).
         clip_weights: open_clip weights of the vision tower; None: the registry's
             (shipped) tiny CLIP.
         spec: Architecture of the trained parts.
@@ -133,6 +138,8 @@ class LlavaTrainConfig:
     grayscale: float = 0.0
     verify_share: float = 0.0
     verify_single: float = 0.0
+    verify_gate: float = 0.0
+    verify_reply: str = "claim-seen"
     clip_weights: str | None = None
     spec: TinyLlavaSpec = dataclasses.field(default_factory=TinyLlavaSpec)
 
@@ -150,6 +157,12 @@ class LlavaTrainConfig:
             raise ConfigError(f"verify_share must be in [0, 1), got {self.verify_share}")
         if not 0.0 <= self.verify_single <= 1.0:
             raise ConfigError(f"verify_single must be in [0, 1], got {self.verify_single}")
+        if self.verify_reply not in REPLY_STYLES:
+            raise ConfigError(
+                f"verify_reply must be one of {REPLY_STYLES}, got {self.verify_reply!r}"
+            )
+        if not 0.0 <= self.verify_gate <= 1.0:
+            raise ConfigError(f"verify_gate must be in [0, 1], got {self.verify_gate}")
         if not 0.0 <= self.clarify_share < 1.0:
             raise ConfigError(f"clarify_share must be in [0, 1), got {self.clarify_share}")
 
@@ -205,12 +218,9 @@ def _fit(
         idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
         encoded, gray = step_batch(run, items, idx, rng, cfg)
         tokens = batch(run, encoded, torch)
-        if run.pixels is not None:
-            pixels = to_gray(run.pixels[idx], torch.tensor(gray), torch)
-            with torch.no_grad():
-                cached = vision_head(run, pixels)
-        else:
-            cached = feats[idx]
+        cached = feats[idx]
+        if run.gray is not None and any(gray):
+            cached = torch.where(torch.tensor(gray).view(-1, 1, 1), run.gray[idx], cached)
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, cfg) * group["lr_scale"]
         model.train()
@@ -234,7 +244,9 @@ def _fit(
             }
             losses = []
             if cfg.eval_every and splits["val"] and not last and not out_of_time:
-                record["val"] = cached_accuracy(run, splits["val"], "val", cfg.val_items, cfg.seed)
+                record["val"] = cached_accuracy(
+                    run, splits["val"], "val", cfg.val_items, cfg.seed, cfg.verify_reply
+                )
             history.append(record)
             logger.info("step %s", json.dumps(record))
         if out_of_time:
@@ -291,12 +303,7 @@ def _train(data: list[Path], out: Path, cfg: LlavaTrainConfig, torch: Any) -> di
     run = make_run(model, processor, cfg.vision_layers)
     run.features = {s: vision_features(run, part, torch) for s, part in splits.items()}
     if cfg.grayscale > 0:
-        run.pixels = torch.cat(
-            [
-                load_pixels(run, splits["train"][i : i + 128])
-                for i in range(0, len(splits["train"]), 128)
-            ]
-        )
+        run.gray = vision_features(run, splits["train"], torch, gray=True)
     prepared = time.perf_counter() - started
     n_items = sum(len(part) for part in splits.values())
     logger.info("cached vision features of %d items in %.1f s", n_items, prepared)
@@ -332,7 +339,7 @@ def _save_and_report(
         raise LumaError(f"save_pretrained wrote pickle files {pickles}; remove them")
     eval_started = time.perf_counter()
     metrics = {
-        name: evaluate_questions(out, splits[name], seed=cfg.seed)
+        name: evaluate_questions(out, splits[name], seed=cfg.seed, reply_style=cfg.verify_reply)
         for name in ("test", "val")
         if splits[name]
     }

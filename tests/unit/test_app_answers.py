@@ -96,6 +96,10 @@ def test_a_reply_whose_written_claim_differs_from_what_it_saw_is_a_no() -> None:
     assert written_verdict("Yellow circle  center : yellow circle center : no") is True
     assert written_verdict("yes") is None and written_verdict("a : b : maybe") is None
     assert written_verdict("It is red: yes") is None
+    # the paired form ("--verify-reply pairs"): the words decide, not the written judgements
+    assert written_verdict("yellow yellow yes circle diamond yes center center yes : yes") is False
+    assert written_verdict("Yellow yellow yes circle circle no : no") is True
+    assert written_verdict("yellow yellow : yes") is None
 
 
 class _FakeVlm:

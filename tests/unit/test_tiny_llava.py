@@ -291,10 +291,13 @@ def test_training_command_runs_a_few_steps(
     out = tmp_path / "llava"
     argv = ["--data", str(data), "--out", str(out), "--steps", "3", "--batch-size", "8"]
     argv += ["--hidden-size", "32", "--layers", "1", "--heads", "2", "--intermediate-size", "64"]
-    assert main([*argv, "--eval-every", "2", "--val-items", "4"]) == 0
+    mix = ["--verify-share", "0.5", "--verify-gate", "0.5", "--verify-reply", "pairs"]
+    assert main([*argv, *mix, "--grayscale", "0.5", "--eval-every", "2", "--val-items", "4"]) == 0
     assert '"steps": 3' in capsys.readouterr().out
     report = json.loads((out / "training.json").read_text())
     assert report["steps_done"] == 3 and set(report["metrics"]) >= {"test"}
+    assert report["config"]["verify_reply"] == "pairs" and report["config"]["grayscale"] == 0.5
+    assert report["metrics"]["test"]["n_verify"] > 0
     assert "model.safetensors" in report["files"]
     answer = LlavaAnswerer(out, device="cpu", max_new_tokens=2).answer(
         "What color is the shape?", _decision("answer", [str(corpus[0].image_path)])
