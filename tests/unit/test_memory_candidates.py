@@ -177,6 +177,28 @@ def test_staged_hot_insert_equals_an_inline_one_and_falls_back_when_the_graph_mo
     assert c.commit(c.stage(np.arange(600, 600), x[:0]), inline=False)  # nothing to insert
 
 
+def _every_list_probed(
+    x: np.ndarray, hot: int, nbits: int, depth: int, sigmas: float | None, chunk: int = 300
+) -> TieredMemory:
+    """A memory over ``x`` (hot budget ``hot``, exact hot scan) whose trained warm tier probes
+    every list and reranks ``depth`` code-ranked candidates; added in ``chunk``-sized batches."""
+    warm = WarmTierConfig(
+        min_train=256,
+        background=False,
+        nbits=nbits,
+        nprobe_fraction=1.0,
+        min_nprobe=1,
+        refine_depth=depth,
+        refine_sigmas=sigmas,
+    )
+    mem = _memory(x, hot, warm, exact_below=10_000)
+    for start in range(0, len(x), chunk):
+        keys = np.arange(start, min(start + chunk, len(x)))
+        mem.add(keys, x[keys], mem.novelty(x[keys]), float(start))
+    assert mem.warm.trained
+    return mem
+
+
 @settings(max_examples=40, deadline=None, derandomize=True, database=None)
 @given(
     seed=st.integers(0, 2**16),
@@ -251,20 +273,7 @@ def test_skipping_warm_lists_below_the_hot_floor_never_drops_a_top_k_item(
 
     n, dim = 1200, 32
     x = clustered_unit_vectors(n, dim, seed=seed, clusters=clusters)
-    warm = WarmTierConfig(
-        min_train=256,
-        background=False,
-        nbits=nbits,
-        nprobe_fraction=1.0,
-        min_nprobe=1,
-        refine_depth=n,
-        refine_sigmas=None,
-    )
-    mem = _memory(x, 300, warm, exact_below=10_000)
-    for start in range(0, n, 300):
-        keys = np.arange(start, min(start + 300, n))
-        mem.add(keys, x[keys], mem.novelty(x[keys]), float(start))
-    assert mem.warm.trained
+    mem = _every_list_probed(x, 300, nbits, n, None)
     rng = np.random.default_rng(seed)
     allowed = rng.random(n) < 0.5 if masked else None
     ok = allowed if allowed is not None else np.ones(n, bool)
@@ -311,20 +320,7 @@ def test_a_floor_raised_by_the_best_warm_list_stays_below_the_kth_exact_score(
 
     n, dim = 1500, 32
     x = clustered_unit_vectors(n, dim, seed=seed, clusters=clusters, spread=0.35)
-    warm = WarmTierConfig(
-        min_train=256,
-        background=False,
-        nbits=nbits,
-        nprobe_fraction=1.0,
-        min_nprobe=1,
-        refine_depth=depth,
-        refine_sigmas=sigmas,
-    )
-    mem = _memory(x, 30, warm, exact_below=10_000)
-    for start in range(0, n, 500):
-        keys = np.arange(start, min(start + 500, n))
-        mem.add(keys, x[keys], mem.novelty(x[keys]), float(start))
-    assert mem.warm.trained
+    mem = _every_list_probed(x, 30, nbits, depth, sigmas, chunk=500)
     rng = np.random.default_rng(seed)
     allowed = rng.random(n) < 0.5 if masked else None
     ok = allowed if allowed is not None else np.ones(n, bool)
