@@ -121,6 +121,15 @@ def file_digests(files: Iterable[Path]) -> dict[str, dict[str, Any]]:
     }
 
 
+def weights_record(path: str | Path | None, model: str) -> dict[str, Any]:
+    """What a run started from: ``{model, file, bytes, sha256}`` of the weights file ``path``
+    (None: ``{model, file: None}``, the registry's weights of ``model``)."""
+    if path is None:
+        return {"model": model, "file": None}
+    p = Path(path)
+    return {"model": model, "file": p.name} | file_digests([p])[p.name]
+
+
 def versions(*modules: str) -> dict[str, str]:
     """Python's version and each named module's ``__version__`` (those that import)."""
     out = {"python": platform.python_version()}

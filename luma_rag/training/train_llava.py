@@ -61,6 +61,7 @@ from luma_rag.training._cli import (
     file_digests,
     run_main,
     versions,
+    weights_record,
 )
 from luma_rag.training.llava_eval import cached_accuracy, evaluate_questions
 from luma_rag.training.llava_mix import REPLY_STYLES
@@ -358,6 +359,7 @@ def _save_and_report(
         "metrics": metrics,
         "history": history,
         "versions": versions("torch", "transformers", "tokenizers", "numpy"),
+        "vision_tower": weights_record(cfg.clip_weights, cfg.spec.clip_model),
     }
     (out / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report

@@ -301,6 +301,7 @@ def test_training_command_runs_a_few_steps(
     assert report["config"]["verify_reply"] == "pairs" and report["config"]["grayscale"] == 0.5
     assert report["metrics"]["test"]["n_verify"] > 0
     assert "model.safetensors" in report["files"]
+    assert report["vision_tower"] == {"model": "luma-tiny-clip", "file": None}  # the registry's
     answer = LlavaAnswerer(out, device="cpu", max_new_tokens=2).answer(
         "What color is the shape?", _decision("answer", [str(corpus[0].image_path)])
     )

@@ -114,3 +114,19 @@ def test_every_training_config_shares_the_run_checks(
             config_type(**bad)
     with pytest.raises(ConfigError, match="aux_weight must be >= 0"):
         ClapTrainConfig(aux_weight=-1.0)
+
+
+def test_weights_record_names_and_digests_the_file(tmp_path: Path) -> None:
+    import hashlib
+
+    from luma_rag.training._cli import weights_record
+
+    w = tmp_path / "tower.safetensors"
+    w.write_bytes(b"weights")
+    assert weights_record(w, "luma-tiny-clip") == {
+        "model": "luma-tiny-clip",
+        "file": "tower.safetensors",
+        "bytes": 7,
+        "sha256": hashlib.sha256(b"weights").hexdigest(),
+    }
+    assert weights_record(None, "m") == {"model": "m", "file": None}
