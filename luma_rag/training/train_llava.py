@@ -1,7 +1,6 @@
 """Train the tiny LLaVA (``luma-tiny-llava``) on LUMA-Shapes questions, on CPU, in minutes.
 
-Command line (the shipped checkpoint's recipe is in
-``luma_rag/encoders/checkpoints/luma-tiny-llava/README.md``)::
+Command line (the shipped recipe: ``luma_rag/encoders/checkpoints/luma-tiny-llava/README.md``)::
 
     python -m luma_rag.datasets.shapes --out /tmp/clip_shapes8k --n 8000 --seed 0
     python -m luma_rag.training.train_llava --data /tmp/clip_shapes8k --out OUT --seed 0
@@ -27,7 +26,7 @@ an answer counts when the greedy answer is exactly the canonical word (teacher-f
 every answer token and of the end token, which is what greedy decoding would produce).
 
 Writes ``OUT/`` (``save_pretrained`` of the model and processor, safetensors only) and
-``OUT/training.json`` (config, data sizes, seconds, sha256 of every file, metrics, versions).
+``OUT/training.json`` (config, data sizes, seconds, digests, metrics, versions, vision tower).
 """
 
 from __future__ import annotations
