@@ -144,11 +144,16 @@ def kth_floor(hot: TierHits, k: int) -> float:
     (score − slack): an item scoring below it cannot be in the top k. ``-inf`` when the tier
     returned fewer than ``k`` hits or gives no slack (then nothing is skipped).
     """
-    if hot.score_slack is None or len(hot.scores) < k or k < 1:
+    if hot.score_slack is None:
         return float("-inf")
-    s = hot.scores
-    kth = float(np.partition(s, len(s) - k)[len(s) - k])
-    return kth - float(hot.score_slack)
+    return _kth_largest(hot.scores.astype(np.float64) - hot.score_slack, k)
+
+
+def _kth_largest(values: np.ndarray, k: int) -> float:
+    """The ``k``-th largest of ``values`` (``-inf`` when there are fewer than ``k`` or k < 1)."""
+    if k < 1 or len(values) < k:
+        return float("-inf")
+    return float(np.partition(values, len(values) - k)[len(values) - k])
 
 
 def member(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -193,10 +198,7 @@ def floor_raiser(
             return float("-inf")
         exact = score(take, query)
         found.append((take, exact))
-        pool = np.concatenate([lo, exact.astype(np.float64)])
-        if len(pool) < k or k < 1:
-            return float("-inf")
-        return float(np.partition(pool, len(pool) - k)[len(pool) - k])
+        return _kth_largest(np.concatenate([lo, exact.astype(np.float64)]), k)
 
     return raise_floor
 
@@ -272,11 +274,7 @@ def merge_tiers(
         warm_keys, warm_zeta, ws = _with_pre(warm, ws, pre)
         twice = member(hot.keys, warm_keys)  # mid-move: count each key once
         pool = np.concatenate([ws.astype(np.float64), lo[~twice]])
-        cut = (
-            float(np.partition(pool, len(pool) - keep)[len(pool) - keep])
-            if len(pool) > keep
-            else -np.inf
-        )
+        cut = _kth_largest(pool, keep) if len(pool) > keep else -np.inf
         up = hot.scores.astype(np.float64) + slack
         sure = up >= cut  # the others cannot be among the best ``keep``
         pruned = float(up[~sure].max()) if not sure.all() else -np.inf
