@@ -66,6 +66,10 @@ def as_unit_matrix(x: Any, dim: int, *, name: str = "vectors") -> np.ndarray:
 
 def as_query(x: Any, dim: int) -> np.ndarray:
     """Validate one query vector; accepts (dim,) or (1, dim). Returns float32 (dim,) unit."""
+    if isinstance(x, np.ndarray) and x.shape == (dim,) and x.dtype == np.float32:
+        fast = _unit_row(x)
+        if fast is not None:
+            return fast
     arr = np.asarray(x) if not isinstance(x, (str, bytes)) else x
     if isinstance(arr, np.ndarray) and arr.ndim == 1:
         arr = arr[None, :]
@@ -74,3 +78,14 @@ def as_query(x: Any, dim: int) -> np.ndarray:
             f"search takes one query vector, got a batch of shape {arr.shape}; loop over rows"
         )
     return as_unit_matrix(arr, dim, name="query")[0]
+
+
+def _unit_row(x: np.ndarray) -> np.ndarray | None:
+    """:func:`as_unit_matrix` of one float32 (d,) row in a few array calls: the same float64
+    norm (pairwise sum of squares, then sqrt) and the same float32 division; None when the row
+    is not finite or is zero (the full path then raises its error)."""
+    x64 = x.astype(np.float64)
+    norm = float(np.sqrt(np.add.reduce(x64 * x64)))
+    if not 1e-12 <= norm <= 3.0e38:
+        return None  # NaN / inf, a zero vector, or a norm float32 cannot hold
+    return np.ascontiguousarray(x / np.float32(norm), dtype=np.float32)

@@ -273,6 +273,7 @@ def merge_tiers(
         ws, warm_bound = _rerank_prefix(query, warm, score, known, k, fetch_k, sigmas)
         warm_keys, warm_zeta, ws = _with_pre(warm, ws, pre)
         twice = member(hot.keys, warm_keys)  # mid-move: count each key once
+        in_both = bool(twice.any())
         pool = np.concatenate([ws.astype(np.float64), lo[~twice]])
         cut = _kth_largest(pool, keep) if len(pool) > keep else -np.inf
         up = hot.scores.astype(np.float64) + slack
@@ -289,8 +290,9 @@ def merge_tiers(
         ws, warm_bound = _rerank_prefix(query, warm, score, known, k, fetch_k, sigmas)
         warm_keys, warm_zeta, ws = _with_pre(warm, ws, pre)
         hot_bound = hot.outside_bound
+        in_both = True  # not looked up: check below
     n_hot = len(hs)
-    if n_hot and len(ws):  # a key in both tiers (mid-move) is one candidate: its hot entry
+    if in_both and n_hot and len(ws):  # a key in both tiers (mid-move): its hot entry only
         dup = member(warm_keys, hot_keys)
         if dup.any():
             warm_keys, warm_zeta, ws = warm_keys[~dup], warm_zeta[~dup], ws[~dup]

@@ -287,6 +287,8 @@ class HotTier:
             return empty_hits()
         if self._live <= self.config.exact_below:
             return scan_top(self._index, self._pos_keys, mask, query, k)
+        import faiss
+
         ef = max(self.config.ef_search, k)
         if allowed is None:  # no filter: the parameters (and packed live mask) are kept
             params = self._params.get(ef)
@@ -294,12 +296,16 @@ class HotTier:
                 params = self._params[ef] = self._search_params(ef, n_ok < n, None)
         else:
             params = self._search_params(ef, n_ok < n, mask)
-        scores, pos = self._index.search(query[None, :], min(k, n_ok), params=params[0])
-        ok = pos[0] >= 0
-        found = pos[0][ok]
+        kk = min(k, n_ok)
+        scores, pos = np.empty(kk, np.float32), np.empty(kk, np.int64)
+        sw = faiss.swig_ptr  # the C++ call: the Python wrapper re-checks and re-allocates
+        q = np.ascontiguousarray(query, dtype=np.float32)
+        self._index.search_c(1, sw(q), kk, sw(scores), sw(pos), params[0])
+        ok = pos >= 0
+        found = pos[ok]
         return TierHits(
             keys=self._pos_keys[found],
-            scores=scores[0][ok],
+            scores=scores[ok],
             zeta=np.zeros(len(found), dtype=np.float32),
             outside_bound=float("inf") if n_ok > len(found) else float("-inf"),
             score_slack=2.0 * fp16_slack(self.dim),  # fp16 vs raw, both products rounded
