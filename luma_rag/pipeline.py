@@ -124,7 +124,7 @@ def run_query(
         delta_k=cert.delta_k,
         epsilon=eps_q,
         epsilon_items=float(eps_items.max(initial=0.0)),
-        zeta_mean=float(zeta.mean()) if zeta.size else 0.0,
+        zeta_mean=float(zeta.sum() / zeta.size) if zeta.size else 0.0,  # = mean(), fewer calls
         zeta_max=float(zeta.max()) if zeta.size else 0.0,
         rho=rho,
         safe1=cert.safe1,

@@ -86,7 +86,7 @@ def probe(
     cq = state.centroids @ query  # (nlist,) ⟨q, c_l⟩: the probe choice and the bound
     nprobe = min(state.nprobe, len(cq))
     if nprobe < len(cq):
-        probed = np.argpartition(-cq, nprobe - 1)[:nprobe].astype(np.int64)
+        probed = np.argpartition(-cq, nprobe - 1)[:nprobe].astype(np.int64, copy=False)
     else:
         probed = np.arange(len(cq), dtype=np.int64)
     ub = cq + state.list_radius  # -inf for empty lists
@@ -164,9 +164,9 @@ def prefix_bounds(
         full: whether the search returned all it was asked for (else every allowed item of
             the probed lists was returned). zeta_max: bound on every item's ζ.
     """
-    rest = np.ones(len(ub), dtype=bool)
-    rest[probed] = False
-    unprobed = float(ub[rest].max()) if rest.any() else _NEG
+    rest = ub.copy()  # the lists not scanned keep their bound (all -inf: none is left)
+    rest[probed] = _NEG
+    unprobed = float(rest.max()) if len(rest) else _NEG
     m = len(scores)
     if nbits == 8:  # exact float ADC: true ≤ ADC_i + ζ_i ≤ ADC_c + ζ_max at or after c
         tail = scores.astype(np.float64) + zeta_max

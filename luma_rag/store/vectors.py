@@ -195,7 +195,7 @@ class VectorFile:
                 mode="r",
                 offset=_HEADER.size,
                 shape=(self._rows, self.dim),
-            )
+            ).view(np.ndarray)  # a plain view (it keeps the mapping alive): no memmap wrapping
             self._map = m
         return m
 
@@ -216,7 +216,7 @@ class VectorFile:
             return np.zeros((0, self.dim), dtype=np.float32)
         m = self._mapping_for(keys)
         # One gather straight out of the mapping (no memmap-subclass intermediate copy).
-        return np.take(m.view(np.ndarray), keys, axis=0)
+        return np.take(m, keys, axis=0)
 
     def scores(self, keys: np.ndarray, query: np.ndarray) -> np.ndarray:
         """Inner products of rows ``keys`` (m,) int64 with ``query`` (dim,) float32: (m,) float32.
@@ -236,7 +236,7 @@ class VectorFile:
         faiss.fvec_inner_products_by_idx(
             faiss.swig_ptr(out),
             faiss.swig_ptr(q),
-            faiss.swig_ptr(m.view(np.ndarray)),
+            faiss.swig_ptr(m),
             faiss.swig_ptr(keys),
             self.dim,
             1,
