@@ -111,6 +111,8 @@ def run_luma(
         return {"status": "skipped", "reason": why}, {}
     n = ds.corpus.shape[0]
     hot_budget = max(args.hot_min, int(n * args.hot_fraction))
+    if store_parent is not None:  # --store-dir need not exist yet (it used to fail here, late)
+        Path(store_parent).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="luma-bench-", dir=store_parent) as tmp:
         method = LumaMethod(Path(tmp) / "store", hot_budget, args.ingest_batch)
         results: list[Any] = []
