@@ -155,9 +155,11 @@ def plan(cfg: KitConfig, data: Path, out: Path) -> list[Task]:
         argv += [*(["--bf16"] if cfg.bf16 else []), *cfg.extra.get(name, ())]
         return Task(name, tuple(argv), (*needs(dirs), *deps), threads=True)
 
-    # Order = priority among ready tasks: the longest chain (tower -> LLaVA) first.
+    # Order = priority among ready tasks: the image corpus, the CLIPs and the LLaVA (the long
+    # chain) before the spoken corpora, which are only needed once the CLIP is done.
     clip_file = out / "luma-tiny-clip" / _CLIP_FILE
-    tasks = list(corpora)
+    first = [t for t in corpora if t.name == "corpus:clip_shapes16k"]
+    tasks = [*first]
     tower, tower_deps = Path(cfg.llava_tower), tuple[str, ...]()
     if cfg.llava_tower == "v2":
         tasks.append(trainer("clip-v2", "train_clip", images, "clip-v2", _CLIP_V2))
@@ -167,6 +169,7 @@ def plan(cfg: KitConfig, data: Path, out: Path) -> list[Task]:
     tasks.append(trainer("clip", "train_clip", images, "luma-tiny-clip", _CLIP_V3))
     llava = (*_LLAVA, "--clip-weights", str(tower))
     tasks.append(trainer("llava", "train_llava", images, "luma-tiny-llava", llava, tower_deps))
+    tasks += [t for t in corpora if t not in first]
     anchor = ("--anchor-weights", str(clip_file))
     tasks.append(
         trainer("clap", "train_clap", audio, "luma-tiny-clap", (*_CLAP, *anchor), ("clip",))
