@@ -105,7 +105,7 @@ class ClapTrainConfig:
     """
 
     seed: int = 0
-    steps: int = 5000
+    steps: int = 3500
     minutes: float | None = None
     batch_size: int = 64
     lr: float = 5e-4
