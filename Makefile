@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup test lint typecheck unit bench bench-1m demo demo-check demo-time eval eval-kit eval-trust eval-trust-ltt clean
+.PHONY: help setup test lint typecheck unit bench bench-1m demo demo-check demo-time eval eval-kit eval-trust eval-trust-ltt kit clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ eval-trust: $(STAMP) ## issue #17: the gate on three fresh held-out corpora pool
 eval-trust-ltt: $(STAMP) ## issue #17: the fresh corpus 14813 with its val-split Learn-then-Test calibrations (alpha 0.05, delta 0.1; the README block), ~40 min on a loaded 2-core machine
 	@test -f data/eval-trust14813/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-trust14813 --n 1200 --seed 14813
 	$(PY) -m luma_rag.eval.trust --data data/eval-trust14813 --questions 400 --seed 14821 --alpha 0.05 --delta 0.1 --no-legacy --out data/eval-trust14813/report-ltt.json $(EVAL_ARGS)
+
+kit: $(STAMP) ## issue #12: generate the training corpora and train the whole tiny model kit into data/kit (both cores, ~1 h; kit.json: times)
+	$(PY) -m luma_rag.training.kit --data data/kit-corpora --out data/kit $(KIT_ARGS)
 
 clean: ## remove the environment and generated files
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/results

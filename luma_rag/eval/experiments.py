@@ -205,7 +205,12 @@ def run_baseline(store_dir: PathLike, data_dir: PathLike, k: int = 10) -> dict[s
 
 
 def run_audio(
-    store_dir: PathLike, data_dir: PathLike, k: int = 10, *, fit_bridge: bool = True
+    store_dir: PathLike,
+    data_dir: PathLike,
+    k: int = 10,
+    *,
+    fit_bridge: bool = True,
+    clap_model: str | Path = "luma-tiny-clap",
 ) -> dict[str, Any]:
     """Spoken caption → image through the CLAP→CLIP bridge, on the test split.
 
@@ -221,6 +226,7 @@ def run_audio(
         fit_bridge: also feed the bridge (CLAP-audio, CLIP-text) pairs of the corpus's
             train-split items and refresh it; False leaves only the store's warm start
             from caption text pairs.
+        clap_model: The CLAP: a registry name or a checkpoint directory (a candidate).
 
     Returns:
         As :func:`run_baseline`, plus ``bridge`` (pairs added, version, ε) and
@@ -233,7 +239,7 @@ def run_audio(
     test = _test_items(data_dir, "audio")
     items = load_manifest(Path(data_dir))
     t0 = time.perf_counter()
-    clip, clap = get_encoder("luma-tiny"), ClapEncoder("luma-tiny-clap")
+    clip, clap = get_encoder("luma-tiny"), ClapEncoder(clap_model)
     with _open_fresh(store_dir, clip, clap) as luma:
         ingest_items(luma, test)
         bridge = luma.bridge

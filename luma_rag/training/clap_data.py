@@ -49,11 +49,14 @@ class ClapRun:
     anchors: dict[str, Any] = dataclasses.field(default_factory=dict)  # caption -> CLIP text
 
 
-def anchor_embeddings(captions: Sequence[str], name: str, dim: int, torch: Any) -> dict[str, Any]:
-    """Frozen CLIP text embeddings of ``captions`` (the anchor of the joint space)."""
+def anchor_embeddings(
+    captions: Sequence[str], name: str, dim: int, torch: Any, weights: str | None = None
+) -> dict[str, Any]:
+    """Frozen CLIP text embeddings of ``captions`` (the anchor of the joint space); ``weights``:
+    a weights file for ``name`` instead of the registry's."""
     from luma_rag.encoders.registry import get_encoder
 
-    encoder = get_encoder(name)
+    encoder = get_encoder(name, weights)
     if encoder.dim != dim:
         raise ConfigError(
             f"anchor {name!r} embeds in {encoder.dim} dimensions, CLAP projects to {dim}; "
@@ -65,7 +68,11 @@ def anchor_embeddings(captions: Sequence[str], name: str, dim: int, torch: Any) 
 
 
 def prepare(
-    train: list[ShapeItem], spec: TinyClapSpec, torch: Any, anchor: str | None = None
+    train: list[ShapeItem],
+    spec: TinyClapSpec,
+    torch: Any,
+    anchor: str | None = None,
+    anchor_weights: str | None = None,
 ) -> ClapRun:
     tokenizer = build_tokenizer(
         [c for it in train for c in it.captions],
@@ -92,7 +99,11 @@ def prepare(
         group=torch.tensor(group),
         anchors=(
             anchor_embeddings(
-                [c for it in train for c in it.captions], anchor, spec.projection_dim, torch
+                [c for it in train for c in it.captions],
+                anchor,
+                spec.projection_dim,
+                torch,
+                anchor_weights,
             )
             if anchor
             else {}

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from luma_rag.datasets.vocab import COLOR_RGB, COLORS
+from luma_rag.training._cli import autocast
 from luma_rag.training.clip_data import ClipBatchData, draw_texts, image_norm, shift
 from luma_rag.training.clip_losses import (
     anchor_loss,
@@ -88,8 +89,9 @@ def pretrain_heads(
         codes = train.codes[idx]
         every = torch.ones(len(idx), dtype=torch.bool)
         images = _repainted(train.pixels[idx], codes, named, cfg, gen, torch)
-        img = model.encode_image(images, normalize=True)
-        loss = attribute_loss(heads, img, codes, every, torch)
+        with autocast(cfg.bf16, torch):
+            img = model.encode_image(images, normalize=True)
+            loss = attribute_loss(heads, img, codes, every, torch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

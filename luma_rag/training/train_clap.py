@@ -46,11 +46,13 @@ from luma_rag.encoders.clap.tiny import TinyClapSpec
 from luma_rag.errors import ConfigError, LumaError, MissingDependencyError
 from luma_rag.training._cli import (
     add_config_flags,
+    autocast,
     check_run_config,
     config_kwargs,
     file_digests,
     run_main,
     versions,
+    weights_record,
 )
 from luma_rag.training.clap_data import ClapRun, load_splits, prepare
 from luma_rag.training.clap_eval import evaluate_clap
@@ -94,12 +96,16 @@ class ClapTrainConfig:
         anchor: Name of a CLIP encoder (registry) whose text embeddings anchor the joint space:
             both towers are also pulled, with group-aware InfoNCE, towards the frozen CLIP text
             embedding of their caption. ``None`` trains CLAP on its own.
+        anchor_weights: The anchor's weights file (open_clip safetensors), such as the CLIP
+            the same kit just trained; ``None``: the registry's (shipped) weights of ``anchor``.
         anchor_weight: Weight of the anchor terms.
         anchor_scale: Fixed logit scale of the anchor InfoNCE.
+        bf16: Run the towers' forward passes under CPU bfloat16 autocast
+            (:func:`~luma_rag.training._cli.autocast`); not the shipped recipe.
     """
 
     seed: int = 0
-    steps: int = 5000
+    steps: int = 3500
     minutes: float | None = None
     batch_size: int = 64
     lr: float = 5e-4
@@ -112,8 +118,10 @@ class ClapTrainConfig:
     eval_items: int = 400
     threads: int = 1
     anchor: str | None = "luma-tiny"
+    anchor_weights: str | None = None
     anchor_weight: float = 1.0
     anchor_scale: float = 20.0
+    bf16: bool = False
 
     def __post_init__(self) -> None:
         check_run_config(
@@ -209,7 +217,8 @@ def _fit(run: ClapRun, cfg: ClapTrainConfig, torch: Any) -> tuple[list[dict[str,
     while progress < 1.0:
         if cursor + cfg.batch_size > n:
             order, cursor = torch.randperm(n, generator=gen), 0
-        loss = _loss(run, order[cursor : cursor + cfg.batch_size], cfg, gen, torch)
+        with autocast(cfg.bf16, torch):
+            loss = _loss(run, order[cursor : cursor + cfg.batch_size], cfg, gen, torch)
         cursor += cfg.batch_size
         for param_group in optimizer.param_groups:
             param_group["lr"] = _lr_at(step, progress, cfg)
@@ -267,7 +276,7 @@ def train_clap(
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     splits = load_splits(dirs)
-    run = prepare(splits["train"], spec, torch, cfg.anchor)
+    run = prepare(splits["train"], spec, torch, cfg.anchor, cfg.anchor_weights)
     logger.info("prepared %d train clips in %.1f s", len(run.train), time.perf_counter() - started)
     history, steps, seconds = _fit(run, cfg, torch)
     return _save_and_report(
@@ -316,6 +325,7 @@ def _save_and_report(
         "metrics": {"test": test},
         "history": history,
         "versions": versions("torch", "transformers", "tokenizers", "numpy"),
+        "anchor": weights_record(cfg.anchor_weights, cfg.anchor) if cfg.anchor else None,
     }
     (out / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -35,25 +34,26 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 
-from luma_rag.datasets.shapes import ShapeItem, load_manifest
+from luma_rag.datasets.shapes import load_manifest
 from luma_rag.datasets.vocab import SHAPES
 from luma_rag.encoders.open_clip_backend import OpenClipEncoder, import_open_clip
 from luma_rag.encoders.registry import ensure_open_clip_configs, get_model_config
 from luma_rag.errors import ConfigError
 from luma_rag.training._cli import (
     add_config_flags,
+    autocast,
     check_run_config,
     config_kwargs,
     run_main,
-    versions,
 )
 from luma_rag.training.clip_data import ClipBatchData, load_init, prepare, teacher_embeddings
 from luma_rag.training.clip_focus import focus_weights, shape_errors
 from luma_rag.training.clip_losses import attribute_heads
+from luma_rag.training.clip_report import WEIGHTS_NAME, save_and_report
 from luma_rag.training.clip_steps import pretrain_heads, step_loss
 from luma_rag.training.compositional import evaluate_referents, linear_probe
 from luma_rag.training.evaluate import evaluate_retrieval
@@ -61,9 +61,6 @@ from luma_rag.training.evaluate import evaluate_retrieval
 __all__ = ["WEIGHTS_NAME", "ClipTrainConfig", "main", "train_clip"]
 
 logger = logging.getLogger(__name__)
-
-WEIGHTS_NAME: Final = "open_clip_model.safetensors"
-REPORT_NAME: Final = "training.json"
 
 
 @dataclass(frozen=True)
@@ -111,6 +108,8 @@ class ClipTrainConfig:
         focus: Share of each batch drawn by the shapes' train-split probe errors instead of
             their counts (:mod:`~luma_rag.training.clip_focus`), so the shapes the embedding
             confuses are each other's in-batch negatives. 0 keeps uniform batches.
+        bf16: Run forward passes under CPU bfloat16 autocast
+            (:func:`~luma_rag.training._cli.autocast`); not the shipped recipe.
     """
 
     model: str = "luma-tiny-clip"
@@ -136,6 +135,7 @@ class ClipTrainConfig:
     head_pretrain: int = 0
     achromatic_p: float = 0.0
     focus: float = 0.0
+    bf16: bool = False
 
     def __post_init__(self) -> None:
         check_run_config(
@@ -250,7 +250,7 @@ def _train(
         "train_wall": round(time.perf_counter() - started, 1),
         "train_cpu": round(time.process_time() - cpu_started, 1),
     }
-    return _save_and_report(model, cfg, out, splits, history, seconds, stopped_early)
+    return save_and_report(model, cfg, out, splits, history, seconds, stopped_early)
 
 
 def _fit(
@@ -293,7 +293,8 @@ def _fit(
                 idx = torch.multinomial(weights, cfg.batch_size, generator=gen)
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, total, cfg)
-            loss = step_loss(model, heads, train, idx, cfg, gen, torch)
+            with autocast(cfg.bf16, torch):
+                loss = step_loss(model, heads, train, idx, cfg, gen, torch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -315,55 +316,6 @@ def _fit(
         if cfg.stop_after is not None and epoch >= cfg.stop_after:
             return history, epoch < cfg.epochs
     return history, False
-
-
-def _save_and_report(
-    model: Any,
-    cfg: ClipTrainConfig,
-    out: Path,
-    splits: dict[str, list[ShapeItem]],
-    history: list[dict[str, Any]],
-    seconds: dict[str, float],
-    stopped_early: bool,
-) -> dict[str, Any]:
-    import torch
-    from safetensors.torch import save_file
-
-    out.mkdir(parents=True, exist_ok=True)
-    weights = out / WEIGHTS_NAME
-    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(weights), metadata={"format": "pt", "model": cfg.model})
-    # Evaluate the file as shipped (fp16 weights, loaded back through open_clip).
-    encoder = OpenClipEncoder(cfg.model, weights)
-    test = evaluate_retrieval(encoder, splits["test"])
-    report = {
-        "model": cfg.model,
-        "model_config": get_model_config(cfg.model),
-        "config": dataclasses.asdict(cfg),
-        "data": {name: len(part) for name, part in splits.items()},
-        "seconds": seconds,
-        "stopped_early": stopped_early,
-        "parameters": sum(int(p.numel()) for p in model.parameters()),
-        "weights": {
-            "file": WEIGHTS_NAME,
-            "bytes": weights.stat().st_size,
-            "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-        },
-        "metrics": {
-            "test": test,
-            "test_all_captions": evaluate_retrieval(encoder, splits["test"], captions="all"),
-            "test_vs_all_splits": evaluate_retrieval(
-                encoder, splits["test"], gallery=[it for part in splits.values() for it in part]
-            ),
-            "test_referents_full": evaluate_referents(encoder, splits["test"]),
-            "test_referents_random": evaluate_referents(encoder, splits["test"], referent="random"),
-            "test_probe_shape": linear_probe(encoder, splits["train"], splits["test"]),
-        },
-        "history": history,
-        "versions": versions("torch", "open_clip", "numpy"),
-    }
-    (out / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return report
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -40,7 +40,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 
@@ -52,18 +52,17 @@ from luma_rag.answer.tiny_llava import (
 )
 from luma_rag.datasets.manifest import ShapeItem
 from luma_rag.datasets.questions import question_words, verification_words
-from luma_rag.errors import ConfigError, InvalidInputError, LumaError
+from luma_rag.errors import ConfigError, InvalidInputError
 from luma_rag.training._cli import (
     add_config_flags,
+    autocast,
     check_run_config,
     config_kwargs,
-    file_digests,
     run_main,
-    versions,
-    weights_record,
 )
 from luma_rag.training.llava_eval import cached_accuracy, evaluate_questions
 from luma_rag.training.llava_mix import REPLY_STYLES
+from luma_rag.training.llava_report import REPORT_NAME, save_and_report
 from luma_rag.training.llava_run import (
     Run,
     batch,
@@ -78,8 +77,6 @@ from luma_rag.training.llava_run import (
 __all__ = ["REPORT_NAME", "LlavaTrainConfig", "evaluate_questions", "main", "train_llava"]
 
 logger = logging.getLogger(__name__)
-
-REPORT_NAME: Final = "training.json"
 
 
 @dataclass(frozen=True)
@@ -119,6 +116,8 @@ class LlavaTrainConfig:
             ``"pairs"`` (:func:`~luma_rag.training.llava_mix.verification_reply`).
         clip_weights: open_clip weights of the vision tower; None: the registry's
             (shipped) tiny CLIP.
+        bf16: Run forward passes under CPU bfloat16 autocast
+            (:func:`~luma_rag.training._cli.autocast`); not the shipped recipe.
         spec: Architecture of the trained parts.
     """
 
@@ -141,6 +140,7 @@ class LlavaTrainConfig:
     verify_gate: float = 0.0
     verify_reply: str = "claim-seen"
     clip_weights: str | None = None
+    bf16: bool = False
     spec: TinyLlavaSpec = dataclasses.field(default_factory=TinyLlavaSpec)
 
     def __post_init__(self) -> None:
@@ -224,10 +224,13 @@ def _fit(
         for group in optimizer.param_groups:
             group["lr"] = _lr_at(step, cfg) * group["lr_scale"]
         model.train()
-        embeds = embed(run, tokens["input_ids"], cached)
-        loss = model(
-            inputs_embeds=embeds, attention_mask=tokens["attention_mask"], labels=tokens["labels"]
-        ).loss
+        with autocast(cfg.bf16, torch):
+            embeds = embed(run, tokens["input_ids"], cached)
+            loss = model(
+                inputs_embeds=embeds,
+                attention_mask=tokens["attention_mask"],
+                labels=tokens["labels"],
+            ).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -313,55 +316,7 @@ def _train(data: list[Path], out: Path, cfg: LlavaTrainConfig, torch: Any) -> di
         "train_wall": round(time.perf_counter() - started, 1),
         "train_cpu": round(time.process_time() - cpu_started, 1),
     }
-    return _save_and_report(run, cfg, out, splits, history, seconds, stopped_early, steps)
-
-
-def _save_and_report(
-    run: Run,
-    cfg: LlavaTrainConfig,
-    out: Path,
-    splits: dict[str, list[ShapeItem]],
-    history: list[dict[str, Any]],
-    seconds: dict[str, float],
-    stopped_early: bool,
-    steps: int,
-) -> dict[str, Any]:
-    import torch
-
-    model = run.model.eval()
-    trained = sum(int(p.numel()) for p in model.parameters() if p.requires_grad)
-    total = sum(int(p.numel()) for p in model.parameters())
-    model.requires_grad_(True)
-    model.to(torch.float16).save_pretrained(out)  # transformers 5: safetensors only
-    model.to(torch.float32)
-    pickles = sorted(p.name for p in out.iterdir() if p.suffix in (".bin", ".pt", ".pkl"))
-    if pickles:
-        raise LumaError(f"save_pretrained wrote pickle files {pickles}; remove them")
-    eval_started = time.perf_counter()
-    metrics = {
-        name: evaluate_questions(out, splits[name], seed=cfg.seed, reply_style=cfg.verify_reply)
-        for name in ("test", "val")
-        if splits[name]
-    }
-    seconds["final_eval"] = round(time.perf_counter() - eval_started, 1)
-    files = sorted(p for p in out.iterdir() if p.is_file() and p.suffix != ".md")
-    report = {
-        "model": "luma-tiny-llava",
-        "spec": dataclasses.asdict(cfg.spec),
-        "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "spec"},
-        "data": {name: len(part) for name, part in splits.items()},
-        "steps_done": steps,
-        "seconds": seconds,
-        "stopped_early": stopped_early,
-        "parameters": {"total": total, "trained": trained, "frozen": total - trained},
-        "files": file_digests(p for p in files if p.name != REPORT_NAME),
-        "metrics": metrics,
-        "history": history,
-        "versions": versions("torch", "transformers", "tokenizers", "numpy"),
-        "vision_tower": weights_record(cfg.clip_weights, cfg.spec.clip_model),
-    }
-    (out / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return report
+    return save_and_report(run, cfg, out, splits, history, seconds, stopped_early, steps)
 
 
 def _parser() -> argparse.ArgumentParser:
