@@ -42,7 +42,9 @@ def save_and_report(
     out.mkdir(parents=True, exist_ok=True)
     weights = out / WEIGHTS_NAME
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(weights), metadata={"format": "pt", "model": cfg.model})
+    # One metadata key: safetensors writes a metadata dict in hash-map order, so with two keys
+    # identical runs wrote one of two files (two sha256). The model is named in training.json.
+    save_file(state, str(weights), metadata={"format": "pt"})
     # Evaluate the file as shipped (fp16 weights, loaded back through open_clip).
     encoder = OpenClipEncoder(cfg.model, weights)
     test = evaluate_retrieval(encoder, splits["test"])
