@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from luma_rag.errors import ConfigError, LumaError
 
@@ -72,13 +72,17 @@ _FLAG_TYPES: dict[str, Callable[[str], Any]] = {
 }
 
 
+_SENTENCE_END: Final = re.compile(r"(?<!\be\.g)(?<!\bi\.e)\.\s")
+
+
 def _attribute_help(config_type: type) -> dict[str, str]:
     """First sentence of each ``name: text`` entry of the class docstring's Attributes."""
     doc = config_type.__doc__ or ""
     out: dict[str, str] = {}
     for match in re.finditer(r"^\s{8}(\w+): (.+?)(?=\n\s{8}\w+: |\n\s*\n|\Z)", doc, re.M | re.S):
         text = " ".join(match.group(2).split())
-        out[match.group(1)] = text.split(". ")[0].rstrip(".")
+        # A sentence ends at ". ", but not after "e.g" / "i.e" (help used to stop at "e.g.").
+        out[match.group(1)] = _SENTENCE_END.split(text, maxsplit=1)[0].rstrip(".")
     return out
 
 

@@ -19,7 +19,7 @@ class _Cfg:
 
     Attributes:
         steps: Optimiser steps. More text here.
-        lr: Peak learning rate.
+        lr: Peak learning rate, e.g. 0.002, i.e. the top. Not this sentence.
         minutes: Wall-clock cap.
         anchor: Anchor model
             name, on two lines.
@@ -55,6 +55,9 @@ def test_help_comes_from_the_docstring() -> None:
     text = _parser().format_help()
     assert "Optimiser steps (default: 10)" in text
     assert "Anchor model name, on two lines" in " ".join(text.split())
+    flat = " ".join(text.split())
+    assert "Peak learning rate, e.g. 0.002, i.e. the top (default: 0.001)" in flat
+    assert "Not this sentence" not in flat
 
 
 def test_file_digests_and_versions(tmp_path: Path) -> None:
