@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from luma_rag.training._cli import autocast
+
 
 class Timers:
     """Seconds per named phase, summed over the counted steps."""
@@ -64,10 +66,6 @@ class Timers:
         setattr(module, attr, timed)
 
 
-def _autocast(torch: Any, bf16: bool) -> Any:
-    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-
-
 def _loop(
     timers: Timers,
     steps: int,
@@ -81,7 +79,7 @@ def _loop(
     for step in range(steps + skip):
         timers.counting = step >= skip
         with timers.phase("step"):
-            with timers.phase("forward+data"), _autocast(torch, bf16):
+            with timers.phase("forward+data"), autocast(bf16, torch):
                 loss = loss_fn(step)
             with timers.phase("backward"):
                 loss.backward()

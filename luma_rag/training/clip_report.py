@@ -4,7 +4,6 @@ metrics of the file as saved (loaded back through open_clip), ``training.json``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 from luma_rag.datasets.shapes import ShapeItem
 from luma_rag.encoders.open_clip_backend import OpenClipEncoder
 from luma_rag.encoders.registry import get_model_config
-from luma_rag.training._cli import versions
+from luma_rag.training._cli import file_digests, versions
 from luma_rag.training.compositional import evaluate_referents, linear_probe
 from luma_rag.training.evaluate import evaluate_retrieval
 
@@ -56,11 +55,7 @@ def save_and_report(
         "seconds": seconds,
         "stopped_early": stopped_early,
         "parameters": sum(int(p.numel()) for p in model.parameters()),
-        "weights": {
-            "file": WEIGHTS_NAME,
-            "bytes": weights.stat().st_size,
-            "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-        },
+        "weights": {"file": WEIGHTS_NAME} | file_digests([weights])[WEIGHTS_NAME],
         "metrics": {
             "test": test,
             "test_all_captions": evaluate_retrieval(encoder, splits["test"], captions="all"),
