@@ -105,21 +105,25 @@ def _report(name: str, timers: Timers, steps: int, extra: dict[str, Any]) -> dic
     return out
 
 
+def _recipe(trainer: Any, name: str, args: argparse.Namespace) -> argparse.Namespace:
+    """The trainer's flags parsed for the kit's shipped recipe ``name`` (one source of it)."""
+    from luma_rag.training.kit import RECIPES
+
+    return trainer._parser().parse_args(["--data", str(args.data), "--out", "-", *RECIPES[name]])
+
+
 def profile_clip(args: argparse.Namespace, torch: Any) -> dict[str, Any]:
     from luma_rag.datasets.shapes import load_manifest
     from luma_rag.encoders.open_clip_backend import OpenClipEncoder, import_open_clip
     from luma_rag.encoders.registry import ensure_open_clip_configs
-    from luma_rag.training import clip_data, clip_steps
+    from luma_rag.training import clip_data, clip_steps, train_clip
     from luma_rag.training.clip_losses import attribute_heads
     from luma_rag.training.compositional import evaluate_referents, linear_probe
     from luma_rag.training.evaluate import evaluate_retrieval
     from luma_rag.training.train_clip import ClipTrainConfig, _param_groups
 
     _, open_clip = import_open_clip()
-    cfg = ClipTrainConfig(
-        epochs=14, negatives=1, referents=2, referent_p=0.3, aux_weight=1.5, head_views=0.75,
-        head_pretrain=1000, eval_every=4, achromatic_p=0.25,
-    )  # fmt: skip
+    cfg = train_clip.config_from(_recipe(train_clip, "clip", args))
     torch.manual_seed(cfg.seed)
     ensure_open_clip_configs(open_clip)
     model, _, transform = open_clip.create_model_and_transforms(cfg.model)
@@ -243,12 +247,11 @@ def profile_llava(args: argparse.Namespace, torch: Any) -> dict[str, Any]:
 
     from luma_rag.answer.tiny_llava import build_model, build_processor, build_tokenizer
     from luma_rag.datasets.questions import question_words, verification_words
-    from luma_rag.training import llava_run
+    from luma_rag.training import llava_run, train_llava
     from luma_rag.training.llava_eval import cached_accuracy
-    from luma_rag.training.train_llava import LlavaTrainConfig, _optimizer
+    from luma_rag.training.train_llava import _optimizer
 
-    cfg = LlavaTrainConfig(steps=3000, eval_every=500, verify_share=0.4, verify_single=0.3,
-                           verify_gate=0.5, verify_reply="pairs")  # fmt: skip
+    cfg = train_llava.config_from(_recipe(train_llava, "llava", args))
     splits = llava_run.load_splits([Path(args.data)])
     torch.manual_seed(cfg.seed)
     tokenizer = build_tokenizer(question_words() + verification_words())

@@ -41,7 +41,7 @@ from typing import Any, Final
 
 from luma_rag.errors import ConfigError, LumaError
 
-__all__ = ["KitConfig", "Task", "main", "plan", "run_kit", "run_tasks"]
+__all__ = ["RECIPES", "KitConfig", "Task", "main", "plan", "run_kit", "run_tasks"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,14 @@ _LLAVA: Final = _flags(
     "--seed 0 --steps 3000 --verify-share 0.4 --verify-single 0.3 --verify-gate 0.5 "
     "--verify-reply pairs --eval-every 500"
 )
+#: The shipped recipes' flags per trainer, as the kit passes them (``--data``/``--out`` and the
+#: wiring flags come on top); ``scripts/profile_training.py`` profiles these same recipes.
+RECIPES: Final[dict[str, tuple[str, ...]]] = {
+    "clip-v2": _CLIP_V2,
+    "clip": _CLIP_V3,
+    "clap": _CLAP,
+    "llava": _LLAVA,
+}
 #: ``--tiny``: few steps, small batches, a small LLaVA; appended after the recipe's flags.
 _TINY: Final[dict[str, tuple[str, ...]]] = {
     "clip": ("--epochs", "1", "--stop-after", "1", "--batch-size", "16", "--head-pretrain", "2",

@@ -329,12 +329,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def config_from(args: argparse.Namespace) -> ClipTrainConfig:
+    """The config that parsed command-line flags (:func:`_parser`) ask for."""
+    return ClipTrainConfig(**config_kwargs(ClipTrainConfig, args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-
-    def config(args: argparse.Namespace) -> ClipTrainConfig:
-        return ClipTrainConfig(**config_kwargs(ClipTrainConfig, args))
-
+    config = config_from
     return run_main(
         _parser(),
         argv,

@@ -331,13 +331,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def config_from(args: argparse.Namespace) -> LlavaTrainConfig:
+    """The config (spec included) that parsed command-line flags (:func:`_parser`) ask for."""
+    spec = TinyLlavaSpec(**config_kwargs(TinyLlavaSpec, args))
+    return LlavaTrainConfig(**config_kwargs(LlavaTrainConfig, args), spec=spec)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-
-    def config(args: argparse.Namespace) -> LlavaTrainConfig:
-        spec = TinyLlavaSpec(**config_kwargs(TinyLlavaSpec, args))
-        return LlavaTrainConfig(**config_kwargs(LlavaTrainConfig, args), spec=spec)
-
+    config = config_from
     return run_main(
         _parser(),
         argv,
