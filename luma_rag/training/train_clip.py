@@ -336,15 +336,14 @@ def config_from(args: argparse.Namespace) -> ClipTrainConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    config = config_from
     return run_main(
         _parser(),
         argv,
-        train=lambda args: train_clip(args.data, args.out, config(args)),
+        train=lambda args: train_clip(args.data, args.out, config_from(args)),
         describe=lambda args: {
             "data": str(args.data),
             "out": str(args.out),
-            **dataclasses.asdict(config(args)),
+            **dataclasses.asdict(config_from(args)),
         },
     )
 
