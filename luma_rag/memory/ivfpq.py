@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from luma_rag._config import ConfigBase, check
+from luma_rag.memory.ivf_add import add_codes
 
 __all__ = [
     "PQ_MIN_TRAIN",
@@ -238,7 +239,7 @@ def trained_state(dim: int, config: WarmTierConfig, vectors: np.ndarray) -> Inde
 
 def reconstruction_error(state: IndexState, vectors: np.ndarray) -> np.ndarray:
     """ζ = ‖x − decode(encode(x))‖ per (n, d) float32 vector under a trained ``state``."""
-    return _pq_error(state, vectors, state.quantizer().assign(vectors, 1).ravel())
+    return _pq_error(state, vectors, state.quantizer().assign(vectors, 1).ravel())[0]
 
 
 def list_radii(state: IndexState, vectors: np.ndarray) -> np.ndarray:
@@ -251,16 +252,20 @@ def list_radii(state: IndexState, vectors: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pq_error(state: IndexState, vectors: np.ndarray, lists: np.ndarray) -> np.ndarray:
-    """ζ = ||x − x̂|| per row, decoding with the PQ itself (not ``sa_decode``, which crashes on
-    a deserialized fast-scan index): x̂ = c_list + PQ(x − c_list) for residual encoding."""
+def _pq_error(
+    state: IndexState, vectors: np.ndarray, lists: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ζ = ||x − x̂|| per row, the uint8 PQ codes), decoding with the PQ itself (not
+    ``sa_decode``, which crashes on a deserialized fast-scan index): x̂ = c_list + PQ(x − c_list)
+    for residual encoding. The codes are the ones ``add_with_ids`` would compute."""
     import faiss
 
     ivf = faiss.downcast_index(ivf_of(state.index))
     base = state.centroids[lists] if ivf.by_residual else np.zeros_like(vectors)
     resid = np.ascontiguousarray(vectors - base, dtype=np.float32)
-    recon = base + ivf.pq.decode(ivf.pq.compute_codes(resid))
-    return np.linalg.norm(vectors - recon, axis=1).astype(np.float32)
+    codes = ivf.pq.compute_codes(resid)
+    recon = base + ivf.pq.decode(codes)
+    return np.linalg.norm(vectors - recon, axis=1).astype(np.float32), codes
 
 
 @dataclass(frozen=True)
@@ -273,6 +278,7 @@ class Prepared:
     lists: np.ndarray  # int64 (n,) the IVF list of each vector
     zeta: np.ndarray  # float32 (n,) PQ reconstruction error
     resid: np.ndarray  # float32 (n,) residual norm to the list centroid
+    codes: np.ndarray  # uint8 (n, code_size) PQ codes, added as they are (no second encoding)
 
 
 def prepare(state: IndexState, vectors: np.ndarray) -> Prepared | None:
@@ -284,23 +290,27 @@ def prepare(state: IndexState, vectors: np.ndarray) -> Prepared | None:
     # The lists FAISS itself puts them in (same function, same batch), not a numpy argmax
     # that can break near-ties differently and leave an item outside its list's radius.
     lists = state.quantizer().assign(vectors, 1).ravel()
-    zeta = _pq_error(state, vectors, lists)
+    zeta, codes = _pq_error(state, vectors, lists)
     resid = np.linalg.norm(vectors - state.centroids[lists], axis=1).astype(np.float32)
-    return Prepared(state, vectors, lists, zeta, resid)
+    return Prepared(state, vectors, lists, zeta, resid, codes)
 
 
 def encode_into(
     state: IndexState, keys: np.ndarray, vectors: np.ndarray, ready: Prepared | None = None
 ) -> np.ndarray:
     """Add to ``state``'s index; update list radii; return ζ per vector. ``ready``: the
-    :func:`prepare` d values, used when they are for this generation and this very batch."""
-    state.index.add_with_ids(vectors, keys)
+    :func:`prepare` d values, used when they are for this generation and this very batch (else
+    computed here). A trained index gets the prepared codes themselves (:func:`add_codes`, the
+    same bytes as ``add_with_ids``), so no vector is assigned or encoded twice."""
     if not state.trained:
+        state.index.add_with_ids(vectors, keys)
         return np.zeros(len(keys), dtype=np.float32)
     if ready is None or ready.state is not state or ready.vectors is not vectors:
         ready = prepare(state, vectors)
     if ready is None:
         return np.zeros(len(keys), dtype=np.float32)
+    if not add_codes(state.index, keys, ready.lists, ready.codes):
+        state.index.add_with_ids(vectors, keys)
     np.maximum.at(state.list_radius, ready.lists, ready.resid)
     return ready.zeta
 
