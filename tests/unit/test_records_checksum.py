@@ -60,3 +60,25 @@ def test_moving_records_between_tiers_rewrites_each_checksum_as_python_computes_
         assert rs == _reference(k, i, c, tier, m, md, bv, t, src)
     assert store.details([4, 5])[4].text == texts[0]
     store.close()
+
+
+def test_the_memory_mapped_query_connection_sees_every_later_commit(tmp_path):
+    from luma_rag.store.records import NewRecord, RecordStore
+
+    store = RecordStore(tmp_path / "records.sqlite")
+    assert store._rdb.execute("PRAGMA mmap_size").fetchone()[0] > 0  # the query path maps
+
+    def rows(lo, hi):
+        meta = {"pad": "x" * 500}  # grows the file well past what was mapped at first
+        return [NewRecord(k, f"i{k}", k, 0, "text", meta, 1.0, 0, 0.5) for k in range(lo, hi)]
+
+    store.commit(rows(0, 10), [], 10)
+    assert set(store.details(list(range(10)))) == set(range(10))
+    store.commit(rows(10, 5000), [3, 4], 5000)
+    got = store.details([0, 3, 4, 4999])
+    assert set(got) == {0, 4999} and got[4999].id == "i4999"
+    store.set_tiers([0], 1)
+    store.close()
+    reader = RecordStore(tmp_path / "records.sqlite", read_only=True)
+    assert reader.details([4999])[4999].metadata == {"pad": "x" * 500}
+    reader.close()
