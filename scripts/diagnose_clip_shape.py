@@ -16,7 +16,9 @@ Run (one thread; a few minutes)::
         --weights luma_rag/encoders/checkpoints/luma-tiny-clip/open_clip_model.safetensors \\
         --out diag.json
 
-Prints a summary and writes every figure as JSON. Nothing here is imported by the library.
+``--tower luma-tiny-clip [--tower-config FILE]`` also trains that architecture's image tower
+with a linear head the same way as the CNN (``--skip-cnn`` leaves the CNN out). Logs a summary
+and writes every figure as JSON. Nothing here is imported by the library.
 """
 
 from __future__ import annotations
