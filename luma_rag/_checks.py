@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -160,10 +160,20 @@ def check_optional_strings(
     return list(values)
 
 
+def fresh_ids(n: int) -> list[str]:
+    """``n`` random version-4 UUIDs as 32 hex digits (``uuid.uuid4().hex``'s form), made in
+    one batch: one ``os.urandom`` read and one hex encoding instead of ``n`` of each."""
+    raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.tobytes().hex()
+    return [text[i : i + 32] for i in range(0, 32 * n, 32)]
+
+
 def check_ids(ids: Sequence[str] | None, n: int) -> list[str]:
     """``n`` unique non-empty UTF-8 ids; None -> fresh uuids."""
     if ids is None:
-        return [uuid.uuid4().hex for _ in range(n)]
+        return fresh_ids(n)
     if isinstance(ids, str) or not isinstance(ids, Sequence):
         raise InvalidInputError("ids must be a list of strings, one per vector")
     if len(ids) != n:

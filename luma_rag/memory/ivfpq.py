@@ -21,12 +21,14 @@ from typing import Any
 import numpy as np
 
 from luma_rag._config import ConfigBase, check
+from luma_rag.memory.ivf_add import add_codes
 
 __all__ = [
     "PQ_MIN_TRAIN",
     "IndexState",
     "Prepared",
     "WarmTierConfig",
+    "centroids_of",
     "encode_into",
     "fit_state",
     "flat_state",
@@ -229,16 +231,42 @@ def trained_state(dim: int, config: WarmTierConfig, vectors: np.ndarray) -> Inde
     if pq is not None:
         pq.cp.min_points_per_centroid = 1  # 256 codewords from >= 256 points: no warning spam
     index.train(vectors)
-    centroids = ivf.quantizer.reconstruct_n(0, nlist).astype(np.float32)
+    centroids = centroids_of(index)
     nprobe = probe_count(config, nlist)
     ivf.nprobe = nprobe
     logger.info("warm tier: trained %s on %d vectors (nprobe=%d)", spec, n, nprobe)
     return IndexState(index, True, centroids, np.full(nlist, _NEG, np.float32), n, 0.0, nprobe)
 
 
+class _Pinned:
+    """FAISS-owned memory exposed to numpy: the array's base, holding the owning index alive."""
+
+    def __init__(self, view: np.ndarray, owner: Any) -> None:
+        self.__array_interface__ = view.__array_interface__
+        self._owner = owner
+
+
+def centroids_of(index: Any) -> np.ndarray:
+    """(nlist, d) float32 read-only view of a trained index's coarse centroids, in the flat
+    quantizer's own storage (not a second copy: 4·d·nlist bytes, ~13 B/item at 300k items and
+    d = 512). The view keeps ``index`` alive; nothing adds to a trained quantizer, so its
+    storage never moves. A quantizer of another kind gives a copy."""
+    import faiss
+
+    ivf = faiss.extract_index_ivf(index)
+    quantizer = faiss.downcast_index(ivf.quantizer)
+    nlist, dim = int(ivf.nlist), int(ivf.d)
+    if not isinstance(quantizer, faiss.IndexFlat) or int(quantizer.ntotal) != nlist:
+        return np.asarray(quantizer.reconstruct_n(0, nlist), dtype=np.float32)
+    view = faiss.rev_swig_ptr(quantizer.get_xb(), nlist * dim).reshape(nlist, dim)
+    out = np.asarray(_Pinned(view, index))
+    out.flags.writeable = False
+    return out
+
+
 def reconstruction_error(state: IndexState, vectors: np.ndarray) -> np.ndarray:
     """ζ = ‖x − decode(encode(x))‖ per (n, d) float32 vector under a trained ``state``."""
-    return _pq_error(state, vectors, state.quantizer().assign(vectors, 1).ravel())
+    return _pq_error(state, vectors, state.quantizer().assign(vectors, 1).ravel())[0]
 
 
 def list_radii(state: IndexState, vectors: np.ndarray) -> np.ndarray:
@@ -251,16 +279,20 @@ def list_radii(state: IndexState, vectors: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pq_error(state: IndexState, vectors: np.ndarray, lists: np.ndarray) -> np.ndarray:
-    """ζ = ||x − x̂|| per row, decoding with the PQ itself (not ``sa_decode``, which crashes on
-    a deserialized fast-scan index): x̂ = c_list + PQ(x − c_list) for residual encoding."""
+def _pq_error(
+    state: IndexState, vectors: np.ndarray, lists: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ζ = ||x − x̂|| per row, the uint8 PQ codes), decoding with the PQ itself (not
+    ``sa_decode``, which crashes on a deserialized fast-scan index): x̂ = c_list + PQ(x − c_list)
+    for residual encoding. The codes are the ones ``add_with_ids`` would compute."""
     import faiss
 
     ivf = faiss.downcast_index(ivf_of(state.index))
     base = state.centroids[lists] if ivf.by_residual else np.zeros_like(vectors)
     resid = np.ascontiguousarray(vectors - base, dtype=np.float32)
-    recon = base + ivf.pq.decode(ivf.pq.compute_codes(resid))
-    return np.linalg.norm(vectors - recon, axis=1).astype(np.float32)
+    codes = ivf.pq.compute_codes(resid)
+    recon = base + ivf.pq.decode(codes)
+    return np.linalg.norm(vectors - recon, axis=1).astype(np.float32), codes
 
 
 @dataclass(frozen=True)
@@ -273,6 +305,7 @@ class Prepared:
     lists: np.ndarray  # int64 (n,) the IVF list of each vector
     zeta: np.ndarray  # float32 (n,) PQ reconstruction error
     resid: np.ndarray  # float32 (n,) residual norm to the list centroid
+    codes: np.ndarray  # uint8 (n, code_size) PQ codes, added as they are (no second encoding)
 
 
 def prepare(state: IndexState, vectors: np.ndarray) -> Prepared | None:
@@ -284,23 +317,27 @@ def prepare(state: IndexState, vectors: np.ndarray) -> Prepared | None:
     # The lists FAISS itself puts them in (same function, same batch), not a numpy argmax
     # that can break near-ties differently and leave an item outside its list's radius.
     lists = state.quantizer().assign(vectors, 1).ravel()
-    zeta = _pq_error(state, vectors, lists)
+    zeta, codes = _pq_error(state, vectors, lists)
     resid = np.linalg.norm(vectors - state.centroids[lists], axis=1).astype(np.float32)
-    return Prepared(state, vectors, lists, zeta, resid)
+    return Prepared(state, vectors, lists, zeta, resid, codes)
 
 
 def encode_into(
     state: IndexState, keys: np.ndarray, vectors: np.ndarray, ready: Prepared | None = None
 ) -> np.ndarray:
     """Add to ``state``'s index; update list radii; return ζ per vector. ``ready``: the
-    :func:`prepare` d values, used when they are for this generation and this very batch."""
-    state.index.add_with_ids(vectors, keys)
+    :func:`prepare` d values, used when they are for this generation and this very batch (else
+    computed here). A trained index gets the prepared codes themselves (:func:`add_codes`, the
+    same bytes as ``add_with_ids``), so no vector is assigned or encoded twice."""
     if not state.trained:
+        state.index.add_with_ids(vectors, keys)
         return np.zeros(len(keys), dtype=np.float32)
     if ready is None or ready.state is not state or ready.vectors is not vectors:
         ready = prepare(state, vectors)
     if ready is None:
         return np.zeros(len(keys), dtype=np.float32)
+    if not add_codes(state.index, keys, ready.lists, ready.codes):
+        state.index.add_with_ids(vectors, keys)
     np.maximum.at(state.list_radius, ready.lists, ready.resid)
     return ready.zeta
 

@@ -27,6 +27,7 @@ from luma_rag.memory.ivfpq import (
     IndexState,
     Prepared,
     WarmTierConfig,
+    centroids_of,
     encode_into,
     fit_state,
     flat_state,
@@ -363,6 +364,11 @@ class WarmTier:
         if index.d != self.dim or index.ntotal != len(keys):
             raise ValueError("warm snapshot does not match its key list")
         trained = header["kind"] == "ivfpq"
+        centroids = arrays["centroids"].astype(np.float32)
+        if trained:  # the index's own centroids (no second copy), which the file must match
+            centroids, stored = centroids_of(index), centroids
+            if not np.array_equal(centroids, stored):  # (shapes included)
+                raise ValueError("warm snapshot centroids do not match its index")
         nprobe = int(header["nprobe"])
         if trained:  # the probe count follows this session's config (it changes no code)
             ivf = faiss.extract_index_ivf(index)
@@ -371,7 +377,7 @@ class WarmTier:
         self._state = IndexState(
             index,
             trained,
-            arrays["centroids"].astype(np.float32),
+            centroids,
             arrays["list_radius"].astype(np.float32),
             int(header["n_trained"]),
             float(header["zeta_train_mean"]),

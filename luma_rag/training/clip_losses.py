@@ -79,7 +79,9 @@ def attribute_heads(dim: int, torch: Any) -> Any:
     )
 
 
-def attribute_loss(heads: Any, img: Any, codes: Any, gray: Any, torch: Any) -> Any:
+def attribute_loss(
+    heads: Any, img: Any, codes: Any, gray: Any, torch: Any, shape_weight: float = 1.0
+) -> Any:
     """Mean cross-entropy of the heads on unit image embeddings.
 
     Args:
@@ -90,6 +92,7 @@ def attribute_loss(heads: Any, img: Any, codes: Any, gray: Any, torch: Any) -> A
         gray: bool ``(n,)``: the image was shown recoloured (grey levels or a colour
             outside the vocabulary), so its colour head is not trained on it.
         torch: The torch module.
+        shape_weight: Factor on the shape head's term (1: every head weighs the same).
     """
     scaled = img * (img.shape[1] ** 0.5)
     terms = []
@@ -97,7 +100,8 @@ def attribute_loss(heads: Any, img: Any, codes: Any, gray: Any, torch: Any) -> A
         rows = ~gray if key == "color" else torch.ones_like(gray)
         if bool(rows.any()):
             logits = heads[key](scaled[rows])
-            terms.append(torch.nn.functional.cross_entropy(logits, codes[rows, col]))
+            term = torch.nn.functional.cross_entropy(logits, codes[rows, col])
+            terms.append(term * shape_weight if key == "shape" and shape_weight != 1 else term)
     return torch.stack(terms).mean()
 
 

@@ -66,7 +66,9 @@ def step_loss(
     main = ~gray[:n_batch]
     loss = group_clip_loss(img[:n_batch][main], txt, scale, rel[main], torch)
     if cfg.aux_weight > 0:
-        loss = loss + cfg.aux_weight * attribute_loss(heads, img, codes, gray, torch)
+        loss = loss + cfg.aux_weight * attribute_loss(
+            heads, img, codes, gray, torch, cfg.shape_weight
+        )
     if split.teacher is not None and cfg.anchor_weight > 0:
         loss = loss + cfg.anchor_weight * anchor_loss(txt[full], split.teacher[rows][full])
     return loss
@@ -91,7 +93,7 @@ def pretrain_heads(
         images = _repainted(train.pixels[idx], codes, named, cfg, gen, torch)
         with autocast(cfg.bf16, torch):
             img = model.encode_image(images, normalize=True)
-            loss = attribute_loss(heads, img, codes, every, torch)
+            loss = attribute_loss(heads, img, codes, every, torch, cfg.shape_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

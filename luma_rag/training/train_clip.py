@@ -41,7 +41,11 @@ import numpy as np
 from luma_rag.datasets.shapes import load_manifest
 from luma_rag.datasets.vocab import SHAPES
 from luma_rag.encoders.open_clip_backend import OpenClipEncoder, import_open_clip
-from luma_rag.encoders.registry import ensure_open_clip_configs, get_model_config
+from luma_rag.encoders.registry import (
+    add_model_config,
+    ensure_open_clip_configs,
+    get_model_config,
+)
 from luma_rag.errors import ConfigError
 from luma_rag.training._cli import (
     add_config_flags,
@@ -69,6 +73,9 @@ class ClipTrainConfig:
 
     Attributes:
         model: Architecture name in the encoder registry.
+        model_config: An open_clip architecture JSON to register first (its file stem must be
+            ``model``), to train another shape of tower than the shipped config, e.g. the
+            native 96 px input; ``None`` uses the registry's configs only.
         seed: Seed of initialisation, batch order, caption choice and augmentation.
         epochs: Passes over the train split; the learning-rate schedule spans them.
         minutes: Wall-clock cap; training stops early (and says so) when it is reached.
@@ -108,11 +115,14 @@ class ClipTrainConfig:
         focus: Share of each batch drawn by the shapes' train-split probe errors instead of
             their counts (:mod:`~luma_rag.training.clip_focus`), so the shapes the embedding
             confuses are each other's in-batch negatives. 0 keeps uniform batches.
+        shape_weight: Factor on the shape head's cross-entropy among the attribute heads
+            (head pretraining and contrastive epochs); 1 weighs every head the same.
         bf16: Run forward passes under CPU bfloat16 autocast
             (:func:`~luma_rag.training._cli.autocast`); not the shipped recipe.
     """
 
     model: str = "luma-tiny-clip"
+    model_config: str | None = None
     seed: int = 0
     epochs: int = 20
     minutes: float | None = None
@@ -135,6 +145,7 @@ class ClipTrainConfig:
     head_pretrain: int = 0
     achromatic_p: float = 0.0
     focus: float = 0.0
+    shape_weight: float = 1.0
     bf16: bool = False
 
     def __post_init__(self) -> None:
@@ -151,8 +162,14 @@ class ClipTrainConfig:
                 "aux_weight",
                 "anchor_weight",
                 "head_pretrain",
+                "shape_weight",
             ),
         )
+        if self.model_config is not None and Path(self.model_config).stem != self.model:
+            raise ConfigError(
+                f"model_config {self.model_config} registers the architecture "
+                f"{Path(self.model_config).stem!r}; pass --model {Path(self.model_config).stem}"
+            )
         if self.stop_after is not None and not 1 <= self.stop_after <= self.epochs:
             raise ConfigError(f"stop_after must be in [1, epochs], got {self.stop_after}")
         for name in ("head_views", "achromatic_p", "focus"):
@@ -220,6 +237,8 @@ def _train(
 ) -> dict[str, Any]:
     started, cpu_started = time.perf_counter(), time.process_time()
     torch.manual_seed(cfg.seed)
+    if cfg.model_config is not None:
+        add_model_config(cfg.model_config)
     ensure_open_clip_configs(open_clip)
     model, _, transform = open_clip.create_model_and_transforms(cfg.model)
     tokenizer = open_clip.get_tokenizer(cfg.model)
