@@ -124,10 +124,8 @@ class WarmTier:
     def _grow(self, hi: int) -> None:
         if hi > len(self._present):
             cap = max(hi, 2 * len(self._present), 1024)
-            self._present = np.concatenate(
-                [self._present, np.zeros(cap - len(self._present), bool)]
-            )
-            self._zeta = np.concatenate([self._zeta, np.zeros(cap - len(self._zeta), np.float32)])
+            self._present = np.pad(self._present, (0, cap - len(self._present)))  # False
+            self._zeta = np.pad(self._zeta, (0, cap - len(self._zeta)))  # 0.0
 
     # -- mutation --------------------------------------------------------------------------------
     def prepare(self, vectors: np.ndarray) -> Prepared | None:
@@ -356,7 +354,7 @@ class WarmTier:
         return arrays, header
 
     def restore(self, arrays: dict[str, np.ndarray], header: dict[str, Any]) -> None:
-        """Load a verified snapshot."""
+        """Load a verified snapshot (a trained index's centroids stay its own: no second copy)."""
         import faiss
 
         index = faiss.deserialize_index(arrays["index"])
@@ -364,16 +362,13 @@ class WarmTier:
         if index.d != self.dim or index.ntotal != len(keys):
             raise ValueError("warm snapshot does not match its key list")
         trained = header["kind"] == "ivfpq"
-        centroids = arrays["centroids"].astype(np.float32)
-        if trained:  # the index's own centroids (no second copy), which the file must match
-            centroids, stored = centroids_of(index), centroids
-            if not np.array_equal(centroids, stored):  # (shapes included)
-                raise ValueError("warm snapshot centroids do not match its index")
+        centroids = centroids_of(index) if trained else arrays["centroids"].astype(np.float32)
+        if not np.array_equal(centroids, arrays["centroids"]):  # shapes included
+            raise ValueError("warm snapshot centroids do not match its index")
         nprobe = int(header["nprobe"])
         if trained:  # the probe count follows this session's config (it changes no code)
             ivf = faiss.extract_index_ivf(index)
-            nprobe = probe_count(self.config, int(ivf.nlist))
-            ivf.nprobe = nprobe
+            ivf.nprobe = nprobe = probe_count(self.config, int(ivf.nlist))
         self._state = IndexState(
             index,
             trained,

@@ -188,6 +188,18 @@ class RecordStore:
                 ) from e
 
     @contextlib.contextmanager
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the writer connection: committed, or rolled back on error."""
+        with self._guard(what):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
     def consistent_read(self) -> Iterator[None]:
         """Reads inside see one committed state (a read transaction; WAL keeps writers going)."""
         with self._guard("starting a read"):
@@ -242,55 +254,40 @@ class RecordStore:
             )
         names = sorted({k for r in inserts for k in r.metadata})
         dels = [(int(k),) for k in delete_keys]
-        with self._guard("committing records"):
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                if dels:
-                    self._db.executemany("DELETE FROM items WHERE key = ?", dels)
-                self._db.executemany(
-                    "INSERT INTO items(key, id, crc, tier, modality, metadata, created, "
-                    "bridge_version, last_hit, novelty, text, source, rowsum) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    rows,
-                )
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO meta_keys(name) VALUES (?)", [(n,) for n in names]
-                )
-                row = self._db.execute("SELECT value FROM kv WHERE name = 'generation'").fetchone()
-                generation = int(_unseal("generation", str(row[0]))) + 1 if row else 1
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO kv(name, value) VALUES (?, ?)",
-                    [("next_key", _seal(str(next_key))), ("generation", _seal(str(generation)))],
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._write("committing records") as db:
+            if dels:
+                db.executemany("DELETE FROM items WHERE key = ?", dels)
+            db.executemany(
+                "INSERT INTO items(key, id, crc, tier, modality, metadata, created, "
+                "bridge_version, last_hit, novelty, text, source, rowsum) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO meta_keys(name) VALUES (?)", [(n,) for n in names]
+            )
+            row = db.execute("SELECT value FROM kv WHERE name = 'generation'").fetchone()
+            generation = int(_unseal("generation", str(row[0]))) + 1 if row else 1
+            db.executemany(
+                "INSERT OR REPLACE INTO kv(name, value) VALUES (?, ?)",
+                [("next_key", _seal(str(next_key))), ("generation", _seal(str(generation)))],
+            )
 
     def set_tiers(self, keys: np.ndarray, tier: int) -> None:
-        """Record that ``keys`` moved to ``tier`` (0 hot, 1 warm); their row checksums follow.
-
-        One UPDATE per 900 keys in one transaction: SQLite recomputes each row's checksum with
-        :func:`~luma_rag.store.rowsum.rowsum` itself (a registered function), so the rows are
-        not read into Python and looked up a second time to be written."""
+        """Record that ``keys`` moved to ``tier`` (0 hot, 1 warm), one UPDATE per 900 keys; SQLite
+        recomputes each row checksum itself (:func:`~luma_rag.store.rowsum.rowsum`, registered)."""
         keys_ = [int(k) for k in keys]
         if not keys_:
             return
-        with self._guard("moving records"):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for start in range(0, len(keys_), 900):
-                    chunk = keys_[start : start + 900]
-                    self._db.execute(
-                        "UPDATE items SET tier = ?, rowsum = luma_rowsum(key, id, crc, ?, "
-                        "modality, metadata, bridge_version, text, source) "
-                        f"WHERE key IN ({','.join('?' * len(chunk))})",
-                        [int(tier), int(tier), *chunk],
-                    )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._write("moving records") as db:
+            for start in range(0, len(keys_), 900):
+                chunk = keys_[start : start + 900]
+                db.execute(
+                    "UPDATE items SET tier = ?, rowsum = luma_rowsum(key, id, crc, ?, "
+                    "modality, metadata, bridge_version, text, source) "
+                    f"WHERE key IN ({','.join('?' * len(chunk))})",
+                    [int(tier), int(tier), *chunk],
+                )
 
     def set_usage(self, keys: np.ndarray, hits: np.ndarray, last_hit: np.ndarray) -> None:
         """Persist hit counts and last-access times (best effort, not part of durability)."""
@@ -300,14 +297,8 @@ class RecordStore:
         )
 
     def _transaction(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        with self._guard("updating records"):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(sql, rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._write("updating records") as db:
+            db.executemany(sql, rows)
 
     # -- reads -------------------------------------------------------------------------------
     def load(self) -> RecordTable:
