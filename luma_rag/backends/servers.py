@@ -75,14 +75,31 @@ class LocalServer:
             stop()
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGTERM this child when the parent dies (no orphaned servers)."""
-    import contextlib
-    import ctypes
-    import signal
+#: Run as ``python -I -S -c _LAUNCH PARENT_PID EXE ARGS...``: asks Linux to SIGTERM the process
+#: when its parent dies (PR_SET_PDEATHSIG, kept across exec), then becomes the server. A launcher
+#: and not a ``preexec_fn``: a preexec_fn makes subprocess fork() a parent that may run gRPC
+#: threads (pymilvus), whose fork handlers can abort the child before its exec (weed "exited
+#: with code -6", "epoll_wait error: Bad file descriptor"); without one it can vfork, and no fork
+#: handler runs. ``LUMA_EXEC_LD_LIBRARY_PATH`` becomes the server's ``LD_LIBRARY_PATH`` only at
+#: its exec, so the launcher's own Python never loads the server's bundled libraries.
+_LAUNCH = """\
+import ctypes, os, signal, sys
+try:
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+except (OSError, AttributeError):
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)
+libs = os.environ.pop("LUMA_EXEC_LD_LIBRARY_PATH", None)
+if libs is not None:
+    os.environ["LD_LIBRARY_PATH"] = libs
+os.execv(sys.argv[2], sys.argv[2:])
+"""
 
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+def _dying_with_parent(args: Sequence[str]) -> list[str]:
+    """``args`` (an executable's path first) run so that the server dies with this process."""
+    return [sys.executable, "-I", "-S", "-c", _LAUNCH, str(os.getpid()), *args]
 
 
 def start_milvus(data_dir: str | os.PathLike[str], timeout: float = 180.0) -> LocalServer:
@@ -129,17 +146,16 @@ def start_milvus(data_dir: str | os.PathLike[str], timeout: float = 180.0) -> Lo
         "DEPLOY_MODE": "STANDALONE",
         "METRICS_PORT": str(metrics),
         "MILVUS_RUN_DIR": str(base / "run"),
-        "LD_LIBRARY_PATH": f"{exe.parent}:{os.environ.get('LD_LIBRARY_PATH', '')}",
+        "LUMA_EXEC_LD_LIBRARY_PATH": f"{exe.parent}:{os.environ.get('LD_LIBRARY_PATH', '')}",
     }
     logs = [base / "logs" / "milvus-stdout.log", base / "logs" / "milvus-stderr.log"]
     with logs[0].open("w") as out, logs[1].open("w") as err:
         proc = subprocess.Popen(
-            [str(exe), "run", "standalone"],
+            _dying_with_parent([str(exe), "run", "standalone"]),
             cwd=base,
             env=env,
             stdout=out,
             stderr=err,
-            preexec_fn=_die_with_parent,
         )
     endpoint = f"127.0.0.1:{cfg.get('proxy_port')}"
     handle = LocalServer(
@@ -250,7 +266,7 @@ def start_seaweedfs(
     log_path = data / "weed.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, cwd=data, preexec_fn=_die_with_parent
+            _dying_with_parent(args), stdout=log, stderr=subprocess.STDOUT, cwd=data
         )
     endpoint = f"127.0.0.1:{ports['s3']}"
 
