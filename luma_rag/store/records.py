@@ -291,14 +291,9 @@ class RecordStore:
 
     def set_usage(self, keys: np.ndarray, hits: np.ndarray, last_hit: np.ndarray) -> None:
         """Persist hit counts and last-access times (best effort, not part of durability)."""
-        self._transaction(
-            "UPDATE items SET hits = ?, last_hit = ? WHERE key = ?",
-            [(int(h), float(t), int(k)) for k, h, t in zip(keys, hits, last_hit, strict=True)],
-        )
-
-    def _transaction(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        rows = [(int(h), float(t), int(k)) for k, h, t in zip(keys, hits, last_hit, strict=True)]
         with self._write("updating records") as db:
-            db.executemany(sql, rows)
+            db.executemany("UPDATE items SET hits = ?, last_hit = ? WHERE key = ?", rows)
 
     # -- reads -------------------------------------------------------------------------------
     def load(self) -> RecordTable:
