@@ -53,7 +53,13 @@ def prepare(
 ) -> ClipBatchData:
     pixels = torch.stack([transform(load_image(it.image_path)) for it in items])
     rng = np.random.default_rng([cfg.seed, 11])
-    pools = build_text_pools(items, rng, referents=cfg.referents, negatives=cfg.negatives)
+    pools = build_text_pools(
+        items,
+        rng,
+        referents=cfg.referents,
+        negatives=cfg.negatives,
+        swap_background=cfg.bind_background,
+    )
     return ClipBatchData(
         items,
         pixels,

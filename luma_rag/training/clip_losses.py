@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from luma_rag.training.clip_texts import ATTRIBUTE_VALUES
+from luma_rag.training.clip_texts import ATTRIBUTE_VALUES, REQUIREMENT_KEYS
 
 __all__ = [
     "HEAD_KEYS",
@@ -72,10 +72,12 @@ def group_clip_loss(img: Any, txt: Any, scale: Any, rel: Any, torch: Any) -> Any
     return 0.5 * (loss_i2t + loss_t2i)
 
 
-def attribute_heads(dim: int, torch: Any) -> Any:
-    """``ModuleDict`` of one ``Linear(dim, n_values)`` per :data:`HEAD_KEYS` entry."""
+def attribute_heads(dim: int, torch: Any, *, background: bool = False) -> Any:
+    """``ModuleDict`` of one ``Linear(dim, n_values)`` per :data:`HEAD_KEYS` entry, and one
+    for the background when ``background``."""
+    keys = (*HEAD_KEYS, "background") if background else HEAD_KEYS
     return torch.nn.ModuleDict(
-        {key: torch.nn.Linear(dim, len(ATTRIBUTE_VALUES[key])) for key in HEAD_KEYS}
+        {key: torch.nn.Linear(dim, len(ATTRIBUTE_VALUES[key])) for key in keys}
     )
 
 
@@ -85,9 +87,9 @@ def attribute_loss(
     """Mean cross-entropy of the heads on unit image embeddings.
 
     Args:
-        heads: From :func:`attribute_heads`.
+        heads: From :func:`attribute_heads` (one term per head it has).
         img: float ``(n, d)`` unit rows.
-        codes: int64 ``(n, >= len(HEAD_KEYS))`` attribute codes (columns in
+        codes: int64 ``(n, len(REQUIREMENT_KEYS))`` attribute codes (columns in
             :data:`~luma_rag.training.clip_texts.REQUIREMENT_KEYS` order).
         gray: bool ``(n,)``: the image was shown recoloured (grey levels or a colour
             outside the vocabulary), so its colour head is not trained on it.
@@ -96,7 +98,8 @@ def attribute_loss(
     """
     scaled = img * (img.shape[1] ** 0.5)
     terms = []
-    for col, key in enumerate(HEAD_KEYS):
+    for key in heads:
+        col = REQUIREMENT_KEYS.index(key)
         rows = ~gray if key == "color" else torch.ones_like(gray)
         if bool(rows.any()):
             logits = heads[key](scaled[rows])

@@ -91,13 +91,15 @@ def attribute_codes(items: Sequence[ShapeItem]) -> np.ndarray:
     )
 
 
-def swap_one(attrs: ShapeAttributes, rng: np.random.Generator) -> ShapeAttributes:
-    """The same attributes with one of :data:`SWAPPABLE` changed to another valid value.
+def swap_one(
+    attrs: ShapeAttributes, rng: np.random.Generator, keys: Sequence[str] = SWAPPABLE
+) -> ShapeAttributes:
+    """The same attributes with one of ``keys`` changed to another valid value.
 
     Two-shape items are always small, so swapping count to 2 also makes the size small and
     swapping the size of a pair to large is not drawn (a count swap is drawn instead).
     """
-    key = SWAPPABLE[int(rng.integers(len(SWAPPABLE)))]
+    key = keys[int(rng.integers(len(keys)))]
     if key == "size" and attrs.count == 2:
         key = "count"
     current = getattr(attrs, key)
@@ -110,7 +112,12 @@ def swap_one(attrs: ShapeAttributes, rng: np.random.Generator) -> ShapeAttribute
 
 
 def build_text_pools(
-    items: Sequence[ShapeItem], rng: np.random.Generator, *, referents: int, negatives: int
+    items: Sequence[ShapeItem],
+    rng: np.random.Generator,
+    *,
+    referents: int,
+    negatives: int,
+    swap_background: bool = False,
 ) -> TextPools:
     """Draw every item's referents and hard negatives and collect all texts with requirements.
 
@@ -119,6 +126,8 @@ def build_text_pools(
         rng: Generator of referent subsets, templates, synonyms and swaps.
         referents: Referents per item (``>= 0``).
         negatives: Hard negatives per item (``>= 0``).
+        swap_background: A negative of an item whose primary caption names the background
+            may swap the background too (one of :data:`SWAPPABLE` or the background).
 
     Returns:
         The :class:`TextPools`.
@@ -142,8 +151,9 @@ def build_text_pools(
             reqs.append(requirement(q.named))
         row_starts.append(len(texts))
         names_background = "background" in parse_query_attributes(it.caption)
+        keys = (*SWAPPABLE, "background") if swap_background and names_background else SWAPPABLE
         for _ in range(negatives):
-            swapped = swap_one(a, rng)
+            swapped = swap_one(a, rng, keys)
             caption = make_captions(swapped, rng, k=1, mention_background=names_background)[0]
             texts.append(caption)
             reqs.append(requirement(parse_query_attributes(caption)))

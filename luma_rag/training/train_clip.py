@@ -117,6 +117,11 @@ class ClipTrainConfig:
             confuses are each other's in-batch negatives. 0 keeps uniform batches.
         shape_weight: Factor on the shape head's cross-entropy among the attribute heads
             (head pretraining and contrastive epochs); 1 weighs every head the same.
+        bind_background: Also bind the background: a background head among the attribute
+            heads, and the background among the attributes a hard negative may swap (for
+            items whose captions name it). Without it nothing but the captions that happen
+            to name the background teaches it, and most text->image rank-1 misses are the
+            right item on the wrong background (f2 recipe).
         bf16: Run forward passes under CPU bfloat16 autocast
             (:func:`~luma_rag.training._cli.autocast`); not the shipped recipe.
     """
@@ -146,6 +151,7 @@ class ClipTrainConfig:
     achromatic_p: float = 0.0
     focus: float = 0.0
     shape_weight: float = 1.0
+    bind_background: bool = False
     bf16: bool = False
 
     def __post_init__(self) -> None:
@@ -282,7 +288,8 @@ def _fit(
 ) -> tuple[list[dict[str, Any]], bool]:
     """The optimisation loop; returns the per-epoch history and whether time ran out."""
     gen = torch.Generator().manual_seed(cfg.seed)
-    heads = attribute_heads(int((get_model_config(cfg.model) or {})["embed_dim"]), torch)
+    dim = int((get_model_config(cfg.model) or {})["embed_dim"])
+    heads = attribute_heads(dim, torch, background=cfg.bind_background)
     groups = _param_groups(model, cfg.weight_decay) + _param_groups(heads, cfg.weight_decay)
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
     history: list[dict[str, Any]] = []
