@@ -79,3 +79,22 @@ def test_train_clip_builds_the_tower_a_model_config_file_describes(
     enc = OpenClipEncoder("luma-test-clip-32", tmp_path / "out" / "open_clip_model.safetensors")
     assert enc.model.visual.image_size == (32, 32)
     assert enc.encode_text(["a red circle"]).shape == (1, 128)
+
+
+def test_background_head_adds_a_term_on_the_background_column() -> None:
+    torch = pytest.importorskip("torch")
+    from luma_rag.training.clip_losses import HEAD_KEYS, attribute_heads, attribute_loss
+
+    torch.manual_seed(0)
+    heads = attribute_heads(8, torch, background=True)
+    assert list(heads) == [*HEAD_KEYS, "background"]
+    assert list(attribute_heads(8, torch)) == list(HEAD_KEYS)
+    img = torch.nn.functional.normalize(torch.randn(6, 8), dim=1)
+    codes = torch.tensor([[s % 8, s % 10, s % 2, s % 5, s % 2, s % 3] for s in range(6)])
+    gray = torch.zeros(6, dtype=torch.bool)
+    scaled = img * 8**0.5
+    terms = [
+        torch.nn.functional.cross_entropy(heads[key](scaled), codes[:, col])
+        for col, key in enumerate((*HEAD_KEYS, "background"))
+    ]
+    assert torch.allclose(attribute_loss(heads, img, codes, gray, torch), torch.stack(terms).mean())

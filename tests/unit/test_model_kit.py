@@ -103,6 +103,37 @@ def test_text_pools_describe_their_item_except_the_negatives() -> None:
                 assert relevant(named, it.attributes) == matches
 
 
+def test_background_swaps_only_in_negatives_of_items_whose_caption_names_it() -> None:
+    items = _items(40, seed=5)
+    names = ["background" in parse_query_attributes(it.caption) for it in items]
+    assert any(names) and not all(names)
+
+    def swapped(swap_background: bool) -> list[set[str]]:
+        pools = build_text_pools(
+            items,
+            np.random.default_rng(6),
+            referents=0,
+            negatives=60,
+            swap_background=swap_background,
+        )
+        out = []
+        for i, it in enumerate(items):
+            start, count = pools.starts[i, 2], pools.counts[i, 2]
+            out.append(
+                {
+                    key
+                    for text in pools.texts[start : start + count]
+                    for key, value in parse_query_attributes(text).items()
+                    if str(getattr(it.attributes, key)) != str(value)
+                }
+            )
+        return out
+
+    on, off = swapped(True), swapped(False)
+    assert all(("background" in keys) == named for keys, named in zip(on, names, strict=True))
+    assert not any("background" in keys for keys in off)
+
+
 def test_requirement_codes_follow_relevance() -> None:
     items = _items(40, seed=3)
     codes = attribute_codes(items)
