@@ -6,14 +6,13 @@ Command line::
 
 What each trainer needs from which (the shipped recipes, each checkpoint's README):
 
-* ``luma-tiny-clip`` (v3): the 16 000-item corpus (seed 0); nothing else.
-* ``clip-v2``: the tiny CLIP **v2** recipe (v3 without ``--achromatic-p``) on the same corpus.
-  It is not shipped: its image tower is the tiny LLaVA's frozen vision tower (v3b keeps v2's
-  tower; a LLaVA on v3's tower was no better, its README). ``--llava-tower clip`` uses the
-  kit's v3 instead and skips this trainer; ``--llava-tower FILE`` uses given weights.
+* ``luma-tiny-clip`` (v4): the 16 000-item corpus (seed 0); nothing else.
+* ``luma-tiny-llava``: the 16 000-item corpus and, as its frozen vision tower, the image tower
+  of the CLIP this kit trained (``--llava-tower clip``, the default since v4's tower reads
+  shape). ``--llava-tower v2`` trains the tiny CLIP **v2** recipe for it first (the tower of
+  the LLaVA v3b, shipped before session 13); ``--llava-tower FILE`` uses given weights.
 * ``luma-tiny-clap``: the three spoken corpora (seeds 0, 11, 12) and, for its anchor, the
   text tower of the tiny CLIP this kit trained (``--anchor-weights``).
-* ``luma-tiny-llava``: the 16 000-item corpus and the vision tower above.
 
 Each corpus and each trainer is a task, run as its own process (``python -m ...``), up to
 ``jobs`` at once as their dependencies finish: one torch thread each while another task
@@ -47,18 +46,24 @@ logger = logging.getLogger(__name__)
 
 REPORT_NAME: Final = "kit.json"
 _CLIP_FILE: Final = "open_clip_model.safetensors"
-#: The tiny CLIP v2 recipe (``luma-tiny-clip/README.md``); v3 adds ``--achromatic-p 0.25``.
 
 
 def _flags(text: str) -> tuple[str, ...]:
     return tuple(text.split())
 
 
-_CLIP_V2: Final = _flags(
+_CLIP_BASE: Final = _flags(
     "--seed 0 --epochs 14 --stop-after 11 --negatives 1 --referents 2 --referent-p 0.3 "
-    "--aux-weight 1.5 --head-views 0.75 --head-pretrain 1000 --eval-every 4"
+    "--aux-weight 1.5 --head-views 0.75 --head-pretrain 1000"
 )
-_CLIP_V3: Final = (*_CLIP_V2, "--achromatic-p", "0.25")
+#: The tiny CLIP v2 recipe (``luma-tiny-clip/README.md``); v3 added ``--achromatic-p 0.25``.
+_CLIP_V2: Final = (*_CLIP_BASE, "--eval-every", "4")
+#: v4 (session 13): v3 (v2 + ``--achromatic-p 0.25``) with the shape head weighed 4x and the
+#: background bound (a head, and hard negatives that swap it); no periodic evaluation.
+_CLIP_V4: Final = (
+    *_CLIP_BASE,
+    *_flags("--eval-every 0 --achromatic-p 0.25 --shape-weight 4 --bind-background"),
+)
 _CLAP: Final = ("--seed", "0")
 _LLAVA: Final = _flags(
     "--seed 0 --steps 3000 --verify-share 0.4 --verify-single 0.3 --verify-gate 0.5 "
@@ -68,7 +73,7 @@ _LLAVA: Final = _flags(
 #: wiring flags come on top); ``scripts/profile_training.py`` profiles these same recipes.
 RECIPES: Final[dict[str, tuple[str, ...]]] = {
     "clip-v2": _CLIP_V2,
-    "clip": _CLIP_V3,
+    "clip": _CLIP_V4,
     "clap": _CLAP,
     "llava": _LLAVA,
 }
@@ -89,8 +94,8 @@ class KitConfig:
     Attributes:
         jobs: Tasks run at once (the machine's cores).
         lone_threads: torch threads of a task that runs alone; ``None``: ``jobs``.
-        llava_tower: ``"v2"`` (train the CLIP v2 recipe for it, as shipped), ``"clip"`` (the
-            kit's CLIP v3) or an open_clip safetensors file.
+        llava_tower: ``"clip"`` (the kit's CLIP, as shipped), ``"v2"`` (train the CLIP v2
+            recipe for it, the tower of the LLaVA v3b) or an open_clip safetensors file.
         bf16: Pass ``--bf16`` (CPU bfloat16 autocast) to every trainer; not the shipped recipe.
         tiny: Tiny corpora and a few steps per trainer (a wiring check, minutes → seconds).
         extra: Extra flags per trainer (``clip``, ``clip-v2``, ``clap``, ``llava``), appended.
@@ -98,7 +103,7 @@ class KitConfig:
 
     jobs: int = 2
     lone_threads: int | None = None
-    llava_tower: str = "v2"
+    llava_tower: str = "clip"
     bf16: bool = False
     tiny: bool = False
     extra: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
@@ -174,7 +179,7 @@ def plan(cfg: KitConfig, data: Path, out: Path) -> list[Task]:
         tower, tower_deps = out / "clip-v2" / _CLIP_FILE, ("clip-v2",)
     elif cfg.llava_tower == "clip":
         tower, tower_deps = clip_file, ("clip",)
-    tasks.append(trainer("clip", "train_clip", images, "luma-tiny-clip", _CLIP_V3))
+    tasks.append(trainer("clip", "train_clip", images, "luma-tiny-clip", _CLIP_V4))
     llava = (*_LLAVA, "--clip-weights", str(tower))
     tasks.append(trainer("llava", "train_llava", images, "luma-tiny-llava", llava, tower_deps))
     tasks += [t for t in corpora if t not in first]
@@ -299,7 +304,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--jobs", type=int, default=2, help="tasks at once (default 2)")
     p.add_argument("--lone-threads", type=int, default=None, help="threads of a lone task")
-    p.add_argument("--llava-tower", default="v2", help="v2 (default), clip, or a weights file")
+    p.add_argument("--llava-tower", default="v2", help="clip (default), v2, or a weights file")
     p.add_argument("--bf16", action="store_true", help="CPU bfloat16 autocast (not shipped)")
     p.add_argument("--tiny", action="store_true", help="tiny corpora, a few steps (wiring check)")
     return p

@@ -57,19 +57,23 @@ def test_plan_wires_each_trainer_to_what_it_needs(tmp_path: Path) -> None:
     tasks = {t.name: t for t in plan(KitConfig(), data, out)}
     corpora = {n for n in tasks if n.startswith("corpus:")}
     assert corpora == {f"corpus:{n}" for n in ("clip_shapes16k", "shapes2k", "clap_a", "clap_b")}
-    # the LLaVA's tower is the CLIP v2 recipe's image tower, the CLAP anchors to the kit's CLIP
-    assert "--achromatic-p" in tasks["clip"].argv and "--achromatic-p" not in tasks["clip-v2"].argv
-    assert set(tasks["llava"].deps) == {"clip-v2", "corpus:clip_shapes16k"}
-    assert _flag(tasks["llava"], "--clip-weights").startswith(str(out / "clip-v2"))
+    # the LLaVA's tower is the kit's CLIP (v4 recipe); the CLAP anchors to the same CLIP
+    assert "clip-v2" not in tasks
+    assert {"--bind-background", "--achromatic-p", "--shape-weight"} <= set(tasks["clip"].argv)
+    assert set(tasks["llava"].deps) == {"clip", "corpus:clip_shapes16k"}
+    assert _flag(tasks["llava"], "--clip-weights").startswith(str(out / "luma-tiny-clip"))
     assert set(tasks["clap"].deps) == {"clip", "corpus:shapes2k", "corpus:clap_a", "corpus:clap_b"}
     assert _flag(tasks["clap"], "--anchor-weights").startswith(str(out / "luma-tiny-clip"))
-    # a corpus already there is not generated again; the kit's CLIP as the tower
+    # a corpus already there is not generated again; the CLIP v2 recipe as the tower
     (data / "clap_a").mkdir(parents=True)
     (data / "clap_a" / "manifest.jsonl").write_text("")
-    tasks = {t.name: t for t in plan(KitConfig(llava_tower="clip", bf16=True), data, out)}
-    assert "corpus:clap_a" not in tasks and "clip-v2" not in tasks
-    assert set(tasks["llava"].deps) == {"clip", "corpus:clip_shapes16k"}
-    assert all("--bf16" in tasks[n].argv for n in ("clip", "clap", "llava"))
+    tasks = {t.name: t for t in plan(KitConfig(llava_tower="v2", bf16=True), data, out)}
+    assert "corpus:clap_a" not in tasks
+    assert "--achromatic-p" not in tasks["clip-v2"].argv
+    assert "--bind-background" not in tasks["clip-v2"].argv
+    assert set(tasks["llava"].deps) == {"clip-v2", "corpus:clip_shapes16k"}
+    assert _flag(tasks["llava"], "--clip-weights").startswith(str(out / "clip-v2"))
+    assert all("--bf16" in tasks[n].argv for n in ("clip", "clip-v2", "clap", "llava"))
     with pytest.raises(ConfigError):
         KitConfig(llava_tower=str(tmp_path / "missing.safetensors"))
     with pytest.raises(ConfigError):
