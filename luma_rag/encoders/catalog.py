@@ -54,7 +54,7 @@ _PRETRAINED: dict[str, dict[str, PretrainedSpec]] = {
         "luma-shapes": PretrainedSpec(
             backend="open_clip",
             path="checkpoints/luma-tiny-clip/open_clip_model.safetensors",
-            sha256="dc35a4326cca0643470d93572d06bd1e5069fded18085034ddecb2431a0300a4",
+            sha256="0ef22b1d15773756dd7e9aea2023206d9d686531bbddd770a555ff99c2d44bd7",
             description="tiny CLIP trained on LUMA-Shapes (offline default)",
         ),
     },
