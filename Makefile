@@ -55,10 +55,10 @@ eval-kit: $(STAMP) ## issue #12: the tiny models on a held-out corpus (seed 7331
 	@test -f data/eval-audio/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-audio --n 1200 --seed 17 --audio
 	$(PY) -m luma_rag.eval.model_kit --data data/eval-kit --audio-data data/eval-audio --out data/eval-kit/report.json
 
-eval-trust: $(STAMP) ## issue #17: the gate on three fresh held-out corpora pooled (31859, 33413, 36791; 1200 questions), then the three read before (12289, 12373, 14813) pooled, ~10 min
-	@for s in 31859 33413 36791 12289 12373 14813; do test -f data/eval-trust$$s/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-trust$$s --n 1200 --seed $$s; done
-	$(PY) -m luma_rag.eval.trust --data data/eval-trust31859 data/eval-trust33413 data/eval-trust36791 --questions 400 --seed 31867 --no-calibration --no-legacy --out data/eval-trust-fresh.json $(EVAL_ARGS)
-	$(PY) -m luma_rag.eval.trust --data data/eval-trust12289 data/eval-trust12373 data/eval-trust14813 --questions 400 --seed 12301 --no-calibration --no-legacy --out data/eval-trust-read.json $(EVAL_ARGS)
+eval-trust: $(STAMP) ## issue #17: the gate on three fresh held-out corpora pooled (37013, 38219, 39407; 1200 questions; session 13), then three read before (31859, 33413, 36791) pooled, ~10 min
+	@for s in 37013 38219 39407 31859 33413 36791; do test -f data/eval-trust$$s/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-trust$$s --n 1200 --seed $$s; done
+	$(PY) -m luma_rag.eval.trust --data data/eval-trust37013 data/eval-trust38219 data/eval-trust39407 --questions 400 --seed 37021 --no-calibration --no-legacy --out data/eval-trust-fresh.json $(EVAL_ARGS)
+	$(PY) -m luma_rag.eval.trust --data data/eval-trust31859 data/eval-trust33413 data/eval-trust36791 --questions 400 --seed 31867 --no-calibration --no-legacy --out data/eval-trust-read.json $(EVAL_ARGS)
 
 eval-trust-ltt: $(STAMP) ## issue #17: the fresh corpus 14813 with its val-split Learn-then-Test calibrations (alpha 0.05, delta 0.1; the README block), ~40 min on a loaded 2-core machine
 	@test -f data/eval-trust14813/manifest.jsonl || $(PY) -m luma_rag.datasets.shapes --out data/eval-trust14813 --n 1200 --seed 14813
