@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import sys
 import tempfile
 import threading
 import time
@@ -109,7 +110,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quiet-seconds", type=float, default=5.0)
     ap.add_argument("--spill-rows", type=int, default=5_000)
     ap.add_argument("--chunk", type=int, default=None, help="SpillConfig.chunk (default: its own)")
+    ap.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval in ms for this run (default: Python's own, 5 ms)",
+    )
     args = ap.parse_args(argv)
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval / 1000.0)
     vecs = tight_clusters(args.items + args.spill_rows, args.dim, seed=11, clusters=256)
     extra, vecs = vecs[args.items :], vecs[: args.items]
     queries = tight_clusters(500, args.dim, seed=12, clusters=256)
@@ -152,7 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "hot rebuild": _phase(luma, queries, args.threads, maintain("rebuild")),
             }
     quiet_p50 = float(np.percentile(phases["quiet"][0], 50))
-    print(f"\n{args.threads} query threads, {args.items} items, d={args.dim} (k=10)")
+    print(
+        f"\n{args.threads} query threads, {args.items} items, d={args.dim} (k=10), "
+        f"GIL switch interval {sys.getswitchinterval() * 1000:g} ms"
+    )
     print(
         f"{'phase':<14}{'queries':>8}{'p50 ms':>9}{'p99 ms':>9}{'longest ms':>12}"
         f"{'p99/quiet p50':>15}{'max hold ms':>13}{'max CPU ms':>12}"

@@ -104,7 +104,7 @@ class LlavaTrainConfig:
             images are cached beside the colour ones.
         verify_share: Share of questions that are yes/no verifications ("Does this image
             show a small red circle?"), half of them true; > 0 adds their words to the
-            tokenizer. 0 (the default): none; the shipped v3b uses 0.4.
+            tokenizer. 0 (the default): none; the shipped v3b and v4 use 0.4.
         verify_single: Share of those verifications that name exactly one attribute ("Is
             this red?"): a curriculum that lets the model find the match-or-not signal
             before it has to check every named attribute.
