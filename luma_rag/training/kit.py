@@ -304,7 +304,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--jobs", type=int, default=2, help="tasks at once (default 2)")
     p.add_argument("--lone-threads", type=int, default=None, help="threads of a lone task")
-    p.add_argument("--llava-tower", default="v2", help="clip (default), v2, or a weights file")
+    p.add_argument(
+        "--llava-tower",
+        default=KitConfig.llava_tower,
+        help=f"clip, v2, or a weights file (default {KitConfig.llava_tower})",
+    )
     p.add_argument("--bf16", action="store_true", help="CPU bfloat16 autocast (not shipped)")
     p.add_argument("--tiny", action="store_true", help="tiny corpora, a few steps (wiring check)")
     return p

@@ -80,6 +80,14 @@ def test_plan_wires_each_trainer_to_what_it_needs(tmp_path: Path) -> None:
         KitConfig(jobs=0)
 
 
+def test_command_line_defaults_are_the_configs() -> None:
+    from luma_rag.training.kit import _parser
+
+    args = _parser().parse_args(["--data", "d", "--out", "o"])
+    assert args.llava_tower == KitConfig().llava_tower == "clip"
+    assert args.jobs == KitConfig().jobs
+
+
 @pytest.mark.slow
 def test_tiny_kit_trains_loadable_models_and_reports_times(tmp_path: Path) -> None:
     from luma_rag.answer.llava import LlavaAnswerer
